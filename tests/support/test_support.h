@@ -1,0 +1,64 @@
+// Shared test helpers: ASSERT_OK/EXPECT_OK for Result/Status, a temporary
+// directory that cleans itself up, and a child-process runner for tests that
+// start real lanefsd binaries.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+#define ASSERT_OK(expr)                                                   \
+  do {                                                                    \
+    const auto& lanefs_t_ = (expr);                                       \
+    ASSERT_TRUE(lanefs_t_.ok()) << #expr << ": " << lanefs_t_.error().to_string(); \
+  } while (0)
+#define EXPECT_OK(expr)                                                   \
+  do {                                                                    \
+    const auto& lanefs_t_ = (expr);                                       \
+    EXPECT_TRUE(lanefs_t_.ok()) << #expr << ": " << lanefs_t_.error().to_string(); \
+  } while (0)
+
+namespace lanefs::test {
+
+// mkdtemp under $TMPDIR (or /tmp); removed recursively on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Path of a built binary (LANEFS_BUILD_DIR/userspace/...); ctest sets the env.
+std::string build_path(const std::string& rel);
+
+// A child process started with fork/exec; killed (SIGKILL) on destruction.
+class Child {
+ public:
+  Child() = default;
+  explicit Child(std::vector<std::string> argv, const std::string& log_file = {});
+  ~Child();
+  Child(Child&& o) noexcept;
+  Child& operator=(Child&& o) noexcept;
+  pid_t pid() const { return pid_; }
+  void kill_hard();              // SIGKILL + reap
+  int stop(int sig = 15);        // signal + wait, returns exit status or -signal
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Runs a command to completion; returns its exit status, output in *out.
+int run_command(const std::vector<std::string>& argv, std::string* out = nullptr);
+
+// A free UDP port on 127.0.0.1 (bound and released; racy but fine for tests).
+uint16_t free_udp_port();
+
+}  // namespace lanefs::test

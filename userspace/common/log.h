@@ -1,0 +1,20 @@
+// Logging: spdlog. init_logging() sets the default logger once per process
+// (stderr, or a file when given). Use LOG_INFO etc. (thin spdlog macros).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+namespace lanefs {
+
+// `file` empty: log to stderr. `level`: trace|debug|info|warn|error.
+void init_logging(const std::string& name, const std::string& file = {},
+                  const std::string& level = "info");
+
+}  // namespace lanefs
+
+#define LOG_DEBUG(...) SPDLOG_DEBUG(__VA_ARGS__)
+#define LOG_INFO(...) SPDLOG_INFO(__VA_ARGS__)
+#define LOG_WARN(...) SPDLOG_WARN(__VA_ARGS__)
+#define LOG_ERROR(...) SPDLOG_ERROR(__VA_ARGS__)

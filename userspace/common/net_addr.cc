@@ -1,0 +1,54 @@
+#include "common/net_addr.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <vector>
+
+namespace lanefs {
+
+std::string NetAddr::ip_string() const {
+  char buf[INET_ADDRSTRLEN] = {};
+  in_addr a{htonl(ip)};
+  inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+
+std::string NetAddr::to_string() const { return ip_string() + ":" + std::to_string(port); }
+
+Result<NetAddr> parse_net_addr(std::string_view text, uint16_t default_port) {
+  std::string_view host = text;
+  uint16_t port = default_port;
+  if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
+    host = text.substr(0, colon);
+    auto ps = text.substr(colon + 1);
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), v);
+    if (ec != std::errc() || p != ps.data() + ps.size() || v == 0 || v > 65535)
+      return make_error(Errc::kInvalid, "bad port in address '" + std::string(text) + "'");
+    port = static_cast<uint16_t>(v);
+  }
+  if (port == 0)
+    return make_error(Errc::kInvalid, "address '" + std::string(text) + "' needs a port");
+  in_addr a{};
+  std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), &a) != 1)
+    return make_error(Errc::kInvalid, "bad IPv4 address '" + std::string(text) + "'");
+  return NetAddr{ntohl(a.s_addr), port};
+}
+
+Result<std::vector<NetAddr>> parse_net_addr_list(std::string_view text, uint16_t default_port) {
+  std::vector<NetAddr> out;
+  while (!text.empty()) {
+    auto comma = text.find(',');
+    auto item = text.substr(0, comma);
+    LANEFS_ASSIGN_OR_RETURN(auto a, parse_net_addr(item, default_port));
+    out.push_back(a);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  if (out.empty()) return make_error(Errc::kInvalid, "empty address list");
+  return out;
+}
+
+}  // namespace lanefs

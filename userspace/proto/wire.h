@@ -1,0 +1,88 @@
+// Wire protocol v1: the packet header every lanefs datagram starts with.
+// Specified in docs/protocol.md; this file is its only implementation.
+//
+// Layout (little-endian, 44 bytes, then `payload_len` payload bytes):
+//   0 magic u32 'LNFS'   4 version u8   5 type u8   6 flags u16
+//   8 session_id u32     12 request_id u64
+//   20 pkt_num u16 (packet index within the message, or the index the packet
+//      answers for credit returns / requests-for-response)
+//   22 pkt_count u16 (packets in the message)   24 generation u16
+//   26 opcode u16        28 msg_len u32 (whole message length)
+//   32 frag_offset u32   36 payload_len u32   40 crc32c u32
+// The CRC covers the header (with the crc field zero) and the payload.
+//
+// decode_packet() validates everything a hostile sender controls and never
+// reads out of bounds; callers count each rejection reason.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace lanefs::proto {
+
+inline constexpr uint32_t kMagic = 0x53464e4c;  // "LNFS" in memory order
+inline constexpr uint8_t kVersion = 1;
+inline constexpr uint8_t kMinVersion = 1;
+inline constexpr uint32_t kHeaderSize = 44;
+// Largest message the protocol carries (fragmented): 16 MiB.
+inline constexpr uint32_t kMaxMessage = 16u << 20;
+inline constexpr uint32_t kMaxPackets = 65535;
+
+enum class PktType : uint8_t {
+  kConnect = 1,       // client -> server: open a session (request_id = client nonce)
+  kConnectOk = 2,     // server -> client: session_id assigned; payload = server info
+  kConnectReject = 3, // server -> client: payload i32 Errc (kVersion, kBusy)
+  kRequest = 4,       // client -> server: request fragment pkt_num of pkt_count
+  kCreditReturn = 5,  // server -> client: request packet pkt_num received
+  kRfr = 6,           // client -> server: send response packet pkt_num
+  kResponse = 7,      // server -> client: response fragment pkt_num
+  kSessionReset = 8,  // server -> client: session unknown (server restarted)
+  kDisconnect = 9,    // client -> server: session closed (no reply)
+  kPing = 10,         // either way: liveness probe, answered by kPong
+  kPong = 11,
+};
+bool pkt_type_valid(uint8_t raw) noexcept;
+
+// flags
+inline constexpr uint16_t kFlagEcn = 1u << 0;  // congestion experienced seen on this path
+
+struct PacketHeader {
+  uint32_t magic = kMagic;
+  uint8_t version = kVersion;
+  PktType type = PktType::kRequest;
+  uint16_t flags = 0;
+  uint32_t session_id = 0;
+  uint64_t request_id = 0;
+  uint16_t pkt_num = 0;
+  uint16_t pkt_count = 0;
+  uint16_t generation = 0;
+  uint16_t opcode = 0;
+  uint32_t msg_len = 0;
+  uint32_t frag_offset = 0;
+  uint32_t payload_len = 0;
+  uint32_t crc = 0;
+};
+
+enum class DecodeError : uint8_t {
+  kOk = 0,
+  kTruncated,    // shorter than a header, or than header + payload_len
+  kBadMagic,
+  kBadVersion,   // version outside [kMinVersion, kVersion]
+  kBadType,
+  kBadLength,    // payload_len/msg_len/frag_offset/pkt_num inconsistent
+  kBadCrc,
+  kCount
+};
+const char* decode_error_name(DecodeError e) noexcept;
+
+// Writes the header for `payload` into out[0..kHeaderSize), computing the CRC
+// over header and payload. h.payload_len must equal payload.size().
+void encode_header(const PacketHeader& h, std::span<const uint8_t> payload, uint8_t* out) noexcept;
+
+// Parses and validates one datagram. On kOk, *h is filled and *payload views
+// the payload inside `pkt`. Version mismatches are reported as kBadVersion
+// with h->version set so a server can answer kConnectReject.
+DecodeError decode_packet(std::span<const uint8_t> pkt, PacketHeader* h,
+                          std::span<const uint8_t>* payload) noexcept;
+
+}  // namespace lanefs::proto

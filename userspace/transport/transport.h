@@ -1,0 +1,149 @@
+// The transport seam: how protocol datagrams leave and enter this process.
+//
+// One interface for every lane (kernel UDP, in-process loopback, later DPDK
+// and RDMA). A transport moves whole datagrams (one protocol packet each, at
+// most max_datagram() bytes); it adds no reliability, ordering or framing:
+// the RPC layer (userspace/rpc) does that. Implementations are chosen at run
+// time by make_transport(); callers never downcast.
+//
+// Threading: a Transport is owned and driven by exactly one event-loop
+// thread. None of its methods are thread-safe unless stated; the loopback
+// hub (LoopbackHub) is the only shared object and is thread-safe.
+//
+// Blocking: no method blocks. Waiting happens outside, on notify_fd().
+//
+// Errors: methods return Result; a failed tx/rx burst reports a system error
+// (naming the failing call). Packets a transport cannot deliver (no route,
+// buffer full) are dropped and counted, never reported per packet: loss is
+// the RPC layer's business.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/net_addr.h"
+#include "common/result.h"
+
+namespace lanefs::transport {
+
+enum class TransportKind : uint8_t { kUdp, kLoopback, kDpdk, kRdma };
+std::string_view transport_kind_name(TransportKind kind) noexcept;  // "udp", ...
+
+// One datagram to send, as a gather of two parts (protocol header and payload)
+// so the RPC layer never copies a payload just to prepend a header. Both
+// pointers only need to stay valid for the duration of tx_burst().
+struct TxDatagram {
+  NetAddr dst;
+  const uint8_t* head = nullptr;
+  uint32_t head_len = 0;
+  const uint8_t* body = nullptr;
+  uint32_t body_len = 0;
+};
+
+// One received datagram. `data` points into the transport's own receive
+// buffers and stays valid until the next rx_burst() call on the same
+// transport (or its destruction). Copy what must outlive that.
+struct RxDatagram {
+  NetAddr src;
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+};
+
+// Opaque registered memory. For UDP and loopback it records the range only;
+// RDMA keeps its memory region and keys behind it, DPDK its external-buffer
+// registration. Callers use it as a token and never look inside.
+class MemRegion {
+ public:
+  virtual ~MemRegion() = default;
+  void* addr() const { return addr_; }
+  size_t length() const { return len_; }
+
+ protected:
+  MemRegion(void* addr, size_t len) : addr_(addr), len_(len) {}
+
+ private:
+  void* addr_;
+  size_t len_;
+};
+
+// Counters every transport keeps (monotonic; read from the owning thread).
+struct TransportStats {
+  uint64_t tx_packets = 0, tx_bytes = 0, tx_dropped = 0;
+  uint64_t rx_packets = 0, rx_bytes = 0, rx_truncated = 0;
+  // Filled by the fault-injection layer when it is on.
+  uint64_t fault_dropped = 0, fault_duplicated = 0, fault_delayed = 0;
+  uint64_t fault_reordered = 0, fault_corrupted = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual TransportKind kind() const noexcept = 0;
+  // The address peers send to (after binding: the real port if 0 was asked).
+  virtual NetAddr local_addr() const noexcept = 0;
+  // Largest datagram (header + payload) this transport carries.
+  virtual uint32_t max_datagram() const noexcept = 0;
+
+  // Sends up to pkts.size() datagrams; returns how many were taken (sent or
+  // dropped-and-counted). Fewer than asked means "ring full, try again".
+  virtual Result<size_t> tx_burst(std::span<const TxDatagram> pkts) = 0;
+  // Receives up to out.size() datagrams without blocking; 0 when none wait.
+  // Invalidates the datagrams returned by the previous call.
+  virtual Result<size_t> rx_burst(std::span<RxDatagram> out) = 0;
+
+  // A file descriptor that becomes readable (EPOLLIN) when rx_burst() may
+  // return data. Valid for the transport's lifetime; never closed by callers.
+  virtual int notify_fd() const noexcept = 0;
+  // Must be called before sleeping on notify_fd(): re-enables the wake-up
+  // (RX interrupt, CQ event). After it returns, poll rx_burst() once more
+  // before sleeping so a datagram that raced the arm is not missed.
+  virtual Status arm_notify() = 0;
+  // True when the transport holds work that needs another call soon even
+  // without a wake-up (delayed fault-injection packets): sleep briefly.
+  virtual bool has_pending() const noexcept { return false; }
+
+  // Registers memory for zero-copy use by this transport.
+  virtual Result<std::unique_ptr<MemRegion>> register_memory(void* addr, size_t len) = 0;
+
+  virtual const TransportStats& stats() const noexcept = 0;
+};
+
+class LoopbackHub;  // loopback/loopback_transport.h
+
+// Fault injection, per endpoint, applied to the datagrams it sends (and, for
+// `rx_*`, to those it receives). Percentages 0..100. Used by tests and by
+// `lanefsd --fault`. Delay holds a datagram for delay_us before it leaves.
+struct FaultConfig {
+  double drop_pct = 0, duplicate_pct = 0, reorder_pct = 0, corrupt_pct = 0, delay_pct = 0;
+  uint32_t delay_us = 1000;
+  uint64_t seed = 1;
+  bool any() const { return drop_pct > 0 || duplicate_pct > 0 || reorder_pct > 0 ||
+                            corrupt_pct > 0 || delay_pct > 0; }
+};
+// Parses "drop=10,dup=5,reorder=2,corrupt=1,delay=5,delay_us=2000,seed=7".
+Result<FaultConfig> parse_fault_config(std::string_view text);
+
+struct TransportConfig {
+  TransportKind kind = TransportKind::kUdp;
+  // Address to bind (UDP: ip and port, port 0 = any free port).
+  NetAddr bind;
+  // Datagram size limit; 0 = the transport's default (UDP: 1472, so a
+  // datagram fits a 1500-byte Ethernet MTU).
+  uint32_t mtu = 0;
+  // Loopback only: the in-process network to attach to (required).
+  std::shared_ptr<LoopbackHub> hub;
+  // Optional fault injection wrapped around the transport.
+  FaultConfig faults;
+  // Socket buffer size hint in bytes for kernel transports (0 = 8 MiB).
+  uint32_t socket_buffer = 0;
+};
+
+// Creates a transport. Lanes not built in (or not yet implemented) fail with
+// kNotSupported and a message naming the lane.
+Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config);
+
+}  // namespace lanefs::transport
