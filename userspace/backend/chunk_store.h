@@ -21,6 +21,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -45,6 +46,8 @@ class ChunkStore {
   Status punch(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
   // Removes every chunk of ino with index >= first_index held here.
   Status remove_from(uint64_t ino, uint64_t first_index);
+  // 512-byte blocks allocated on disk for chunk (ino, index); 0 if absent.
+  Result<uint64_t> chunk_blocks(uint64_t ino, uint64_t index);
   // 512-byte blocks allocated on disk for ino's chunks held here.
   Result<uint64_t> allocated_blocks(uint64_t ino);
   // Space of the filesystem holding the store (statvfs).

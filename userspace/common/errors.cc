@@ -48,18 +48,21 @@ int to_errno(Errc code) noexcept {
     case Errc::kNameTooLong: return ENAMETOOLONG;
     case Errc::kNoSpace: return ENOSPC;
     case Errc::kPermission: return EACCES;
-    case Errc::kTimeout: return ETIMEDOUT;
-    case Errc::kUnreachable: return EHOSTUNREACH;
     case Errc::kBusy: return EBUSY;
     case Errc::kNoAttr: return ENODATA;
     case Errc::kRange: return ERANGE;
     case Errc::kNotSupported: return EOPNOTSUPP;
     case Errc::kCrossDevice: return EXDEV;
     case Errc::kTooManyLinks: return EMLINK;
-    case Errc::kShutdown: return ESHUTDOWN;
     case Errc::kNoSession: return ENOTCONN;
     case Errc::kReadOnly: return EROFS;
     case Errc::kTooBig: return EFBIG;
+    case Errc::kNotPermitted: return EPERM;
+    // A backend that stopped answering is an I/O error to applications,
+    // as a failing local disk would be.
+    case Errc::kTimeout:
+    case Errc::kUnreachable:
+    case Errc::kShutdown:
     case Errc::kIo:
     case Errc::kProtocol:
     case Errc::kVersion:
@@ -83,8 +86,8 @@ Errc from_errno(int err) noexcept {
     case EINVAL: return Errc::kInvalid;
     case ENAMETOOLONG: return Errc::kNameTooLong;
     case ENOSPC: return Errc::kNoSpace;
-    case EACCES:
-    case EPERM: return Errc::kPermission;
+    case EACCES: return Errc::kPermission;
+    case EPERM: return Errc::kNotPermitted;
     case ETIMEDOUT: return Errc::kTimeout;
     case EHOSTUNREACH:
     case ENETUNREACH:
@@ -98,6 +101,8 @@ Errc from_errno(int err) noexcept {
     case EMLINK: return Errc::kTooManyLinks;
     case EROFS: return Errc::kReadOnly;
     case EFBIG: return Errc::kTooBig;
+    case ESHUTDOWN: return Errc::kShutdown;
+    case ENOTCONN: return Errc::kNoSession;
     default: return Errc::kSystem;
   }
 }

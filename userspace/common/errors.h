@@ -37,7 +37,8 @@ namespace lanefs {
   X(kNoSession, 25, "no session")                                      \
   X(kReadOnly, 26, "read-only filesystem")                             \
   X(kTooBig, 27, "file too large")                                     \
-  X(kSystem, 28, "system call failed")
+  X(kSystem, 28, "system call failed")                                \
+  X(kNotPermitted, 29, "operation not permitted")
 
 enum class Errc : int32_t {
 #define LANEFS_ERRC_ENUM(name, value, text) name = value,

@@ -9,8 +9,9 @@
 namespace lanefs {
 
 // `file` empty: log to stderr. `level`: trace|debug|info|warn|error.
+// `use_syslog`: also to syslog/journald when /dev/log exists.
 void init_logging(const std::string& name, const std::string& file = {},
-                  const std::string& level = "info");
+                  const std::string& level = "info", bool use_syslog = false);
 
 }  // namespace lanefs
 

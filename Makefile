@@ -1,0 +1,45 @@
+# lanefs front door. The build itself is CMake's; this file only sequences
+# the steps a user or CI runs. See README.md.
+BUILD ?= build
+DATA ?= $(CURDIR)/data
+LISTEN ?= 127.0.0.1:14000
+MNT ?= $(CURDIR)/mnt/default
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLANEFS_WERROR=ON
+CTEST_ARGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build run stop test bench install clean distclean
+
+all: build
+
+deps:
+	./scripts/deps.sh
+
+configure:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Single-node backend on $(LISTEN), data in $(DATA), filesystem "default"
+# mounted on $(MNT). Installs lanefs (make install) so mount -t lanefs works.
+run: deps build
+	./scripts/run.sh $(BUILD) $(DATA) $(LISTEN) $(MNT)
+
+stop:
+	./scripts/stop.sh $(DATA) $(MNT)
+
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+
+bench: deps build
+	./bench/run_rpc_bench.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	cmake --build $(BUILD) --target clean
+
+distclean:
+	rm -rf $(BUILD)

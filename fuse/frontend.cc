@@ -1,0 +1,348 @@
+#include "fuse/frontend.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/proc_info.h"
+#include "fuse/ops.h"
+
+namespace lanefs::fuse {
+
+using nlohmann::json;
+
+std::string control_socket_path(const std::string& run_dir) { return run_dir + "/frontend.sock"; }
+std::string pid_file_path(const std::string& run_dir) { return run_dir + "/frontend.pid"; }
+
+Frontend::Frontend(FrontendOptions opts) : opts_(std::move(opts)) {
+  while (uuid_ == 0) getrandom(&uuid_, sizeof uuid_, 0);
+  start_ns_ = mono_ns();
+}
+
+Frontend::~Frontend() {
+  stop_.store(true);
+  if (control_.joinable()) control_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  if (listen_fd_ >= 0) close(listen_fd_);
+}
+
+Status Frontend::start() {
+  if (mkdir(opts_.run_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return sys_error("mkdir " + opts_.run_dir, errno);
+  std::string path = control_socket_path(opts_.run_dir);
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return sys_error("socket", errno);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) return make_error(Errc::kInvalid, "run directory path too long");
+  std::strcpy(a.sun_path, path.c_str());
+  // A socket file whose owner died is stale; a live one means another frontend.
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    close(probe);
+    return make_error(Errc::kBusy, "another lanefs-frontend serves " + path);
+  }
+  close(probe);
+  unlink(path.c_str());
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return sys_error("bind " + path, errno);
+  chmod(path.c_str(), 0600);
+  if (listen(listen_fd_, 16) != 0) return sys_error("listen", errno);
+  std::ofstream(pid_file_path(opts_.run_dir), std::ios::trunc) << getpid() << "\n";
+  control_ = std::thread([this] { control_loop(); });
+  heartbeat_ = std::thread([this] { heartbeat_loop(); });
+  LOG_INFO("lanefs-frontend (pid {}) serving {}", getpid(), path);
+  return ok_status();
+}
+
+void Frontend::request_stop() { stop_.store(true); }
+
+void Frontend::control_loop() {
+  while (!stop_.load()) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    // One request line per connection, bounded in size and time.
+    timeval tv{30, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string line;
+    char buf[4096];
+    while (line.find('\n') == std::string::npos && line.size() < 65536) {
+      ssize_t n = read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      line.append(buf, static_cast<size_t>(n));
+    }
+    std::string reply = handle_line(line.substr(0, line.find('\n'))) + "\n";
+    size_t off = 0;
+    while (off < reply.size()) {
+      ssize_t n = write(c, reply.data() + off, reply.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    close(c);
+  }
+}
+
+std::string Frontend::handle_line(const std::string& line) {
+  json req = json::parse(line, nullptr, false);
+  if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string())
+    return json{{"ok", false}, {"error", "malformed control request"}}.dump();
+  std::string op = req["op"];
+  if (op == "ps") return do_ps();
+  if (op == "mount") {
+    auto r = do_mount(req.value("source", ""), req.value("target", ""), req.value("options", ""));
+    if (!r.ok()) {
+      LOG_WARN("mount {} on {} failed: {}", req.value("source", ""), req.value("target", ""), r.error().to_string());
+      return json{{"ok", false}, {"error", r.error().to_string()}, {"code", std::string(errc_name(r.code()))}}.dump();
+    }
+    return json{{"ok", true}, {"target", *r}}.dump();
+  }
+  return json{{"ok", false}, {"error", "unknown control op '" + op + "'"}}.dump();
+}
+
+Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const client::MountSource& src,
+                                                                     const client::MountOptions& o) {
+  std::string key;
+  for (const auto& b : src.backends) key += b.to_string() + ",";
+  key += "|" + std::to_string(o.response_timeout_secs);
+  {
+    std::lock_guard lk(mu_);
+    auto it = clusters_.find(key);
+    if (it != clusters_.end()) return it->second.client;
+  }
+  client::ClusterClientOptions co;
+  co.backends = src.backends;
+  co.connect_timeout_ns = uint64_t{o.connect_timeout_secs} * 1'000'000'000ull;
+  co.op_timeout_ns = uint64_t{o.response_timeout_secs} * 1'000'000'000ull;
+  co.name = "frontend:" + host_name();
+  LANEFS_ASSIGN_OR_RETURN(auto c, client::ClusterClient::connect(co));
+  std::shared_ptr<client::ClusterClient> shared = std::move(c);
+  std::lock_guard lk(mu_);
+  auto& slot = clusters_[key];
+  if (!slot.client) {
+    slot.client = shared;
+    slot.last_contact_ns = mono_ns();
+  }
+  return slot.client;
+}
+
+Result<std::string> Frontend::do_mount(const std::string& source, const std::string& target,
+                                       const std::string& options) {
+  LANEFS_ASSIGN_OR_RETURN(auto src, client::parse_mount_source(source));
+  LANEFS_ASSIGN_OR_RETURN(auto o, client::parse_mount_options(options));
+  char real[PATH_MAX];
+  if (realpath(target.c_str(), real) == nullptr) return sys_error("mount point " + target, errno);
+  struct stat st {};
+  if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+    return make_error(Errc::kNotDir, "mount point " + target + " is not a directory");
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& m : mounts_)
+      if (m->target == real && !m->finished.load())
+        return make_error(Errc::kBusy, std::string(real) + " is already a lanefs mount");
+  }
+  LANEFS_ASSIGN_OR_RETURN(auto cluster, cluster_for(src, o));
+  LANEFS_ASSIGN_OR_RETURN(auto fs, cluster->fs_get(src.fs_name));
+
+  auto m = std::make_unique<Mount>();
+  m->source = src.to_string();
+  m->target = real;
+  m->opts = o;
+  m->fs = std::make_unique<client::MountFs>(cluster, fs, o);
+  std::string fopts = "default_permissions,allow_other,fsname=" + m->source + ",subtype=lanefs";
+  if (o.read_only) fopts += ",ro";
+  std::vector<std::string> argv_s = {"lanefs-frontend", "-o", fopts};
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_lowlevel_ops ops = make_ops();
+  m->se = fuse_session_new(&args, &ops, sizeof ops, m->fs.get());
+  if (m->se == nullptr) return make_error(Errc::kSystem, "fuse_session_new failed (see the frontend log)");
+  if (fuse_session_mount(m->se, m->target.c_str()) != 0) {
+    fuse_session_destroy(m->se);
+    return make_error(Errc::kSystem, "mounting " + m->target + " failed (see the frontend log)");
+  }
+  m->mounted_ns = mono_ns();
+  Mount* raw = m.get();
+  m->loop = std::thread([raw] {
+    fuse_loop_config cfg{};
+    cfg.clone_fd = 0;
+    cfg.max_idle_threads = 16;
+    fuse_session_loop_mt(raw->se, &cfg);
+    raw->finished.store(true);
+  });
+  LOG_INFO("mounted {} on {} ({})", m->source, m->target, o.to_string());
+  std::lock_guard lk(mu_);
+  mounts_.push_back(std::move(m));
+  ever_mounted_ = true;
+  return std::string(real);
+}
+
+std::string Frontend::do_ps() {
+  json j = {{"ok", true}, {"pid", getpid()}, {"uptime_s", process_uptime_s()}, {"hostname", host_name()},
+            {"memory_bytes", process_rss_bytes()}, {"mounts", json::array()}};
+  std::lock_guard lk(mu_);
+  for (const auto& m : mounts_) {
+    if (m->finished.load()) continue;
+    const auto& io = m->fs->io_stats();
+    j["mounts"].push_back({{"source", m->source}, {"target", m->target}, {"options", m->opts.to_string()},
+                           {"mounted_s", (mono_ns() - m->mounted_ns) / 1'000'000'000ull},
+                           {"reads", io.reads.load()}, {"read_bytes", io.read_bytes.load()},
+                           {"writes", io.writes.load()}, {"write_bytes", io.write_bytes.load()},
+                           {"errors", io.errors.load()}});
+  }
+  return j.dump();
+}
+
+proto::ClientInfo Frontend::self_info(uint32_t remove_after_secs) {
+  proto::ClientInfo ci;
+  ci.uuid = uuid_;
+  ci.hostname = host_name();
+  ci.pid = static_cast<uint64_t>(getpid());
+  ci.memory_bytes = process_rss_bytes();
+  ci.uptime_s = process_uptime_s();
+  ci.remove_after_secs = remove_after_secs;
+  ci.network = "UDP";
+  return ci;
+}
+
+namespace {
+// The local address this host uses to reach `peer` (the client's IP as the
+// backends see it).
+std::string source_ip_for(NetAddr peer) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(peer.ip);
+  a.sin_port = htons(peer.port);
+  std::string ip = "0.0.0.0";
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    socklen_t len = sizeof a;
+    if (getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0) ip = NetAddr{ntohl(a.sin_addr.s_addr), 0}.ip_string();
+  }
+  close(s);
+  return ip;
+}
+}  // namespace
+
+void Frontend::heartbeat_loop() {
+  while (!stop_.load()) {
+    std::vector<std::pair<Cluster*, std::pair<uint32_t, uint32_t>>> work;  // cluster, (mounts, remove_after)
+    {
+      std::lock_guard lk(mu_);
+      for (auto& [key, c] : clusters_) {
+        uint32_t n = 0, remove_after = 3600;
+        for (const auto& m : mounts_)
+          if (!m->finished.load() && &m->fs->cluster() == c.client.get()) {
+            ++n;
+            remove_after = std::min(remove_after, m->opts.remove_after_secs);
+          }
+        if (n) work.push_back({&c, {n, remove_after}});
+      }
+    }
+    for (auto& [c, nr] : work) {
+      auto map = c->client->map();
+      const proto::Member* leader = map.member_by_shard(0);
+      if (!leader) continue;
+      proto::ClientInfo ci = self_info(nr.second);
+      ci.mounts = nr.first;
+      ci.ips = {source_ip_for(leader->addr)};
+      auto r = rpc::call_typed<rpc::Empty>(c->client->rpc(), leader->addr, proto::Op::kClientHeartbeat, ci,
+                                           2'000'000'000ull);
+      uint64_t now = mono_ns();
+      if (r.ok()) {
+        if (!c->registered) LOG_INFO("joined cluster {:016x} via {}", map.cluster_id, leader->addr.to_string());
+        c->registered = true;
+        c->last_contact_ns = now;
+      } else if (c->registered && now - c->last_contact_ns > uint64_t{nr.second} * 1'000'000'000ull) {
+        LOG_WARN("no backend reachable for {} s (remove_after_secs): left cluster {:016x}", nr.second,
+                 map.cluster_id);
+        c->registered = false;
+      }
+    }
+    for (int i = 0; i < 10 && !stop_.load(); ++i) usleep(100'000);
+  }
+}
+
+void Frontend::reap_finished() {
+  std::vector<std::unique_ptr<Mount>> done;
+  {
+    std::lock_guard lk(mu_);
+    for (auto it = mounts_.begin(); it != mounts_.end();) {
+      if ((*it)->finished.load()) {
+        done.push_back(std::move(*it));
+        it = mounts_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& m : done) {
+    m->loop.join();
+    fuse_session_unmount(m->se);
+    fuse_session_destroy(m->se);
+    LOG_INFO("unmounted {} from {}", m->source, m->target);
+  }
+}
+
+void Frontend::leave_all() {
+  std::lock_guard lk(mu_);
+  for (auto& [key, c] : clusters_) {
+    if (!c.registered) continue;
+    auto map = c.client->map();
+    if (const proto::Member* leader = map.member_by_shard(0)) {
+      auto r = rpc::call_typed<rpc::Empty>(c.client->rpc(), leader->addr, proto::Op::kClientLeave,
+                                           self_info(0), 2'000'000'000ull);
+      if (r.ok()) LOG_INFO("left cluster {:016x}", map.cluster_id);
+    }
+    c.registered = false;
+  }
+}
+
+int Frontend::run() {
+  while (!stop_.load()) {
+    usleep(100'000);
+    reap_finished();
+    std::lock_guard lk(mu_);
+    if (ever_mounted_ && mounts_.empty()) break;
+    if (!ever_mounted_ && mono_ns() - start_ns_ > opts_.idle_exit_ns) break;
+  }
+  if (stop_.load()) {
+    // Asked to stop: detach every mount (applications then see ENOTCONN
+    // once the kernel drops the connection).
+    std::vector<Mount*> live;
+    {
+      std::lock_guard lk(mu_);
+      for (auto& m : mounts_) live.push_back(m.get());
+    }
+    for (auto* m : live) {
+      fuse_session_exit(m->se);
+      fuse_session_unmount(m->se);
+    }
+    for (int i = 0; i < 50; ++i) {
+      reap_finished();
+      std::lock_guard lk(mu_);
+      if (mounts_.empty()) break;
+      usleep(100'000);
+    }
+  }
+  leave_all();
+  stop_.store(true);
+  unlink(control_socket_path(opts_.run_dir).c_str());
+  unlink(pid_file_path(opts_.run_dir).c_str());
+  LOG_INFO("lanefs-frontend exiting");
+  return 0;
+}
+
+}  // namespace lanefs::fuse

@@ -1,0 +1,91 @@
+// lanefs-frontend: the client container, one per host, serving every lanefs
+// mount there. mount.lanefs asks it (over a unix socket in the run
+// directory) to mount; it connects to the cluster, mounts through libfuse
+// and serves each mount on its own worker threads. It registers with each
+// cluster's leader (a FRONTEND process in `lanefs cluster processes`) and
+// heartbeats; when the last mount goes away it leaves and exits.
+//
+// Control protocol: one JSON object per line, one reply line per request:
+//   {"op":"mount","source":S,"target":T,"options":O} -> {"ok":true} | {"ok":false,"error":E}
+//   {"op":"ps"} -> {"ok":true,"pid":..,"uptime_s":..,"mounts":[...]}
+// Threading: the control thread, one heartbeat thread, and per mount a
+// libfuse loop thread (which starts its own workers). State is under mu_.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/cluster_client.h"
+#include "client/mount_fs.h"
+#include "client/mount_options.h"
+#include "common/result.h"
+
+struct fuse_session;
+
+namespace lanefs::fuse {
+
+struct FrontendOptions {
+  std::string run_dir = "/run/lanefs";  // control socket and pid file
+  uint64_t idle_exit_ns = 60'000'000'000ull;  // exit if no mount arrives this long after start
+};
+
+// Paths inside a run directory.
+std::string control_socket_path(const std::string& run_dir);
+std::string pid_file_path(const std::string& run_dir);
+
+class Frontend {
+ public:
+  explicit Frontend(FrontendOptions opts);
+  ~Frontend();
+  // Binds the control socket; kBusy if another frontend is serving it.
+  Status start();
+  // Serves until the last mount is gone (or none ever came). Returns the
+  // process exit status.
+  int run();
+  void request_stop();
+
+ private:
+  struct Mount {
+    std::string source, target;
+    client::MountOptions opts;
+    std::unique_ptr<client::MountFs> fs;
+    ::fuse_session* se = nullptr;
+    std::thread loop;
+    std::atomic<bool> finished{false};
+    uint64_t mounted_ns = 0;
+  };
+  struct Cluster {
+    std::shared_ptr<client::ClusterClient> client;
+    uint64_t last_contact_ns = 0;
+    bool registered = false;
+  };
+
+  std::string handle_line(const std::string& line);
+  Result<std::string> do_mount(const std::string& source, const std::string& target, const std::string& options);
+  std::string do_ps();
+  Result<std::shared_ptr<client::ClusterClient>> cluster_for(const client::MountSource& src,
+                                                             const client::MountOptions& o);
+  void control_loop();
+  void heartbeat_loop();
+  void reap_finished();
+  void leave_all();
+  proto::ClientInfo self_info(uint32_t remove_after_secs);
+
+  FrontendOptions opts_;
+  int listen_fd_ = -1;
+  uint64_t uuid_ = 0;
+  uint64_t start_ns_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread control_, heartbeat_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Mount>> mounts_;
+  std::map<std::string, Cluster> clusters_;  // by backend list
+  bool ever_mounted_ = false;
+};
+
+}  // namespace lanefs::fuse

@@ -1,0 +1,77 @@
+// lanefs-frontend: the client container (see frontend.h). Normally started
+// by mount.lanefs with --daemon; it exits after the last unmount.
+#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "common/log.h"
+#include "lanefs/config.h"
+#include "fuse/frontend.h"
+
+
+int main(int argc, char** argv) {
+  CLI::App app{"lanefs-frontend: lanefs client container"};
+  std::string run_dir = "/run/lanefs", log_file = "/var/log/lanefs/frontend.log", log_level = "info";
+  bool daemon = false;
+  double idle_exit_s = 60;
+  app.add_option("--run-dir", run_dir, "control socket and pid file directory")->capture_default_str();
+  app.add_option("--log-file", log_file, "log file")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_flag("--daemon", daemon, "detach from the terminal");
+  app.add_option("--idle-exit", idle_exit_s, "exit after this many seconds without any mount")->capture_default_str();
+  app.set_version_flag("--version", LANEFS_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  if (daemon) {
+    pid_t pid = fork();
+    if (pid < 0) {
+      std::perror("lanefs-frontend: fork");
+      return 1;
+    }
+    if (pid > 0) return 0;
+    setsid();
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    // stderr goes to the log file so libfuse's own messages are kept.
+    int logfd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    dup2(logfd >= 0 ? logfd : devnull, 2);
+    if (devnull > 2) close(devnull);
+    if (logfd > 2) close(logfd);
+  }
+  lanefs::init_logging("lanefs-frontend", log_file, log_level, true);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  lanefs::fuse::FrontendOptions o;
+  o.run_dir = run_dir;
+  o.idle_exit_ns = static_cast<uint64_t>(idle_exit_s * 1e9);
+  auto* fe = new lanefs::fuse::Frontend(o);
+  if (auto st = fe->start(); !st.ok()) {
+    LOG_ERROR("{}", st.error().to_string());
+    std::fprintf(stderr, "lanefs-frontend: %s\n", st.error().to_string().c_str());
+    return 1;
+  }
+  std::thread([fe, set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    LOG_INFO("signal {}: unmounting and leaving", sig);
+    fe->request_stop();
+  }).detach();
+  int rc = fe->run();
+  spdlog::default_logger()->flush();
+  // Mount threads still blocked in the kernel (busy lazy unmounts) must not
+  // hold the process: exit without unwinding them.
+  _exit(rc);
+}

@@ -1,0 +1,94 @@
+// File handlers: create, open, read, write, flush, release, fsync, fallocate.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "fuse/ops.h"
+
+namespace lanefs::fuse {
+namespace {
+
+// Page cache policy per mount mode: forcedirect bypasses it; readcache
+// drops it at open so a file reopened after another client's close sees
+// that client's data (close-to-open); writecache keeps it.
+void set_cache_flags(const client::MountFs& m, fuse_file_info* fi) {
+  switch (m.options().cache) {
+    case client::CacheMode::kForceDirect:
+      fi->direct_io = 1;
+      break;
+    case client::CacheMode::kReadCache:
+      fi->keep_cache = 0;
+      break;
+    case client::CacheMode::kWriteCache:
+      fi->keep_cache = 0;
+      break;
+  }
+}
+
+}  // namespace
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  auto& m = mount_of(req);
+  auto r = m.create(parent, name, S_IFREG | (mode & 07777), 0, cred_of(req), (fi->flags & O_EXCL) != 0);
+  if (!r.ok()) return reply_error(req, r.error());
+  if ((fi->flags & O_TRUNC) && r->size > 0) {
+    proto::SetAttr sa;
+    sa.mask = proto::kSetSize;
+    auto t = m.setattr(r->ino, sa);
+    if (!t.ok()) return reply_error(req, t.error());
+  }
+  set_cache_flags(m, fi);
+  fuse_entry_param e{};
+  e.ino = r->ino;
+  e.attr = to_stat(*r);
+  e.attr_timeout = attr_timeout(m);
+  e.entry_timeout = entry_timeout(m);
+  fuse_reply_create(req, &e, fi);
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto& m = mount_of(req);
+  if (m.options().read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
+    return reply_error(req, make_error(Errc::kReadOnly, "read-only mount"));
+  if (fi->flags & O_TRUNC) {
+    proto::SetAttr sa;
+    sa.mask = proto::kSetSize;
+    auto t = m.setattr(ino, sa);
+    if (!t.ok()) return reply_error(req, t.error());
+  }
+  set_cache_flags(m, fi);
+  fuse_reply_open(req, fi);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  auto r = mount_of(req).read(ino, static_cast<uint64_t>(off), static_cast<uint32_t>(size));
+  if (!r.ok()) return reply_error(req, r.error());
+  fuse_reply_buf(req, reinterpret_cast<const char*>(r->data()), r->size());
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
+  auto r = mount_of(req).write(ino, static_cast<uint64_t>(off),
+                               {reinterpret_cast<const uint8_t*>(buf), size});
+  if (!r.ok()) return reply_error(req, r.error());
+  fuse_reply_write(req, size);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  // The kernel has written back this file's dirty pages before FLUSH, and
+  // every write we acknowledged is durable: only sync_on_close adds a barrier.
+  auto& m = mount_of(req);
+  if (m.options().sync_on_close) return reply_status(req, m.fsync(ino));
+  fuse_reply_err(req, 0);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  reply_status(req, mount_of(req).fsync(ino));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  reply_status(req, mount_of(req).fallocate(ino, mode, static_cast<uint64_t>(offset),
+                                            static_cast<uint64_t>(length)));
+}
+
+}  // namespace lanefs::fuse

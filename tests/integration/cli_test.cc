@@ -1,0 +1,195 @@
+// The `lanefs` CLI binary against a real lanefsd: process listing (JSON and
+// table), filesystem commands, error lines and exit codes, address handling.
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "integration/backend_fixture.h"
+
+namespace lanefs::test {
+namespace {
+
+using nlohmann::json;
+
+uint64_t vm_rss_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "VmRSS:  123 kB"
+  return 0;
+}
+
+std::string my_hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    backend_ = std::make_unique<BackendProcess>("clib");
+    if (auto st = backend_->start(); !st.ok()) setup_error_ = st.error().to_string();
+  }
+  static void TearDownTestSuite() { backend_.reset(); }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+
+  static CliRun cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--backend", backend_->addr_string()});
+    return run_cli(args);
+  }
+
+  inline static std::unique_ptr<BackendProcess> backend_;
+  inline static std::string setup_error_;
+};
+
+TEST_F(CliTest, ProcessesJson) {
+  auto r = cli({"--json", "cluster", "processes"});
+  ASSERT_EQ(r.rc, 0) << r.out;
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_array()) << r.out;
+  ASSERT_EQ(j.size(), 3u) << r.out;
+  const std::set<std::string> keys = {"id",      "hostname", "container", "ips",          "status",
+                                      "roles",   "network",  "core",      "memory_bytes", "uptime_s"};
+  uint64_t rss = vm_rss_bytes(backend_->pid());
+  ASSERT_GT(rss, 0u);
+  std::set<std::string> roles;
+  std::set<uint64_t> ids;
+  std::map<uint64_t, uint64_t> uptime;
+  for (const auto& p : j) {
+    ASSERT_TRUE(p.is_object());
+    std::set<std::string> got;
+    for (auto it = p.begin(); it != p.end(); ++it) got.insert(it.key());
+    EXPECT_EQ(got, keys) << p.dump();
+    ASSERT_TRUE(p["id"].is_number_unsigned());
+    ids.insert(p["id"].get<uint64_t>());
+    EXPECT_EQ(p["hostname"], my_hostname());
+    EXPECT_EQ(p["container"], "clib");
+    EXPECT_EQ(p["ips"], json::array({"127.0.0.1"}));
+    EXPECT_EQ(p["status"], "UP");
+    ASSERT_TRUE(p["roles"].is_array());
+    ASSERT_EQ(p["roles"].size(), 1u);
+    roles.insert(p["roles"][0].get<std::string>());
+    EXPECT_EQ(p["network"], "UDP");
+    EXPECT_TRUE(p["core"].is_null() || p["core"].is_number_integer()) << p.dump();
+    ASSERT_TRUE(p["memory_bytes"].is_number_unsigned());
+    uint64_t mem = p["memory_bytes"].get<uint64_t>();
+    EXPECT_GT(mem, 1'000'000u);
+    EXPECT_LE(mem, rss * 2) << "VmRSS " << rss;
+    EXPECT_GE(mem * 2, rss) << "VmRSS " << rss;
+    ASSERT_TRUE(p["uptime_s"].is_number_unsigned());
+    uptime[p["id"].get<uint64_t>()] = p["uptime_s"].get<uint64_t>();
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(roles, (std::set<std::string>{"MANAGEMENT", "COMPUTE", "DRIVES"}));
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto r2 = cli({"--json", "cluster", "processes"});
+  ASSERT_EQ(r2.rc, 0) << r2.out;
+  json j2 = json::parse(r2.out, nullptr, false);
+  ASSERT_TRUE(j2.is_array() && j2.size() == 3u) << r2.out;
+  for (const auto& p : j2) {
+    uint64_t id = p["id"].get<uint64_t>();
+    ASSERT_TRUE(uptime.count(id)) << "process ids changed: " << r2.out;
+    EXPECT_GT(p["uptime_s"].get<uint64_t>(), uptime[id]) << "uptime did not grow";
+  }
+}
+
+TEST_F(CliTest, ProcessesTable) {
+  auto r = cli({"cluster", "processes"});
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  const std::vector<std::string> cols = {"PROCESS ID", "HOSTNAME", "CONTAINER", "IPS",    "STATUS",
+                                         "ROLES",      "NETWORK",  "CPU",       "MEMORY", "UPTIME"};
+  size_t at = 0;
+  for (const auto& col : cols) {
+    size_t pos = lines[0].find(col, at);
+    ASSERT_NE(pos, std::string::npos) << "column " << col << " missing or out of order: " << lines[0];
+    at = pos + col.size();
+  }
+  for (size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_NE(lines[i].find("UP"), std::string::npos) << lines[i];
+    EXPECT_NE(lines[i].find("UDP"), std::string::npos) << lines[i];
+    EXPECT_NE(lines[i].find("clib"), std::string::npos) << lines[i];
+    EXPECT_NE(lines[i].find(my_hostname()), std::string::npos) << lines[i];
+  }
+}
+
+TEST_F(CliTest, FsCreateListDelete) {
+  auto c = cli({"fs", "create", "x"});
+  ASSERT_EQ(c.rc, 0) << c.out;
+  auto l = cli({"--json", "fs", "list"});
+  ASSERT_EQ(l.rc, 0) << l.out;
+  json j = json::parse(l.out, nullptr, false);
+  ASSERT_TRUE(j.is_array()) << l.out;
+  bool found = false;
+  for (const auto& f : j) found |= f["name"] == "x";
+  EXPECT_TRUE(found) << l.out;
+  auto table = cli({"fs", "list"});
+  ASSERT_EQ(table.rc, 0) << table.out;
+  EXPECT_NE(table.out.find("x"), std::string::npos);
+
+  auto again = cli({"fs", "create", "x"});
+  EXPECT_NE(again.rc, 0) << again.out;
+  auto lines = lines_of(again.out);
+  ASSERT_EQ(lines.size(), 1u) << again.out;
+  EXPECT_NE(lines[0].find("exists"), std::string::npos) << again.out;
+
+  auto nope = cli({"fs", "delete", "nope"});
+  EXPECT_NE(nope.rc, 0) << nope.out;
+  EXPECT_EQ(lines_of(nope.out).size(), 1u) << nope.out;
+  EXPECT_NE(nope.out.find("nope"), std::string::npos) << nope.out;
+
+  auto del = cli({"fs", "delete", "x"});
+  ASSERT_EQ(del.rc, 0) << del.out;
+  l = cli({"--json", "fs", "list"});
+  ASSERT_EQ(l.rc, 0) << l.out;
+  j = json::parse(l.out, nullptr, false);
+  ASSERT_TRUE(j.is_array()) << l.out;
+  for (const auto& f : j) EXPECT_NE(f["name"], "x");
+}
+
+TEST_F(CliTest, UnreachableBackendFailsFastWithOneLine) {
+  uint16_t dead = free_udp_port();
+  std::string where = "127.0.0.1:" + std::to_string(dead);
+  auto r = run_cli({"--backend", where, "--connect-timeout", "1", "fs", "list"});
+  std::printf("unreachable backend: exit %d after %.2f s\n", r.rc, r.seconds);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_LT(r.seconds, 10.0);
+  auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  EXPECT_NE(lines[0].find(where), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, BackendFromEnvironment) {
+  auto ok = run_cli({"--json", "cluster", "processes"}, {"LANEFS_BACKEND=" + backend_->addr_string()});
+  ASSERT_EQ(ok.rc, 0) << ok.out;
+  json j = json::parse(ok.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 3u) << ok.out;
+  EXPECT_EQ(j[0]["container"], "clib");
+  // A dead address in the environment is the one the CLI reports.
+  std::string dead = "127.0.0.1:" + std::to_string(free_udp_port());
+  auto bad = run_cli({"--connect-timeout", "1", "fs", "list"}, {"LANEFS_BACKEND=" + dead});
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find(dead), std::string::npos) << bad.out;
+  // --backend wins over the environment.
+  auto both = run_cli({"--backend", backend_->addr_string(), "fs", "list"}, {"LANEFS_BACKEND=" + dead});
+  EXPECT_EQ(both.rc, 0) << both.out;
+}
+
+TEST_F(CliTest, BadAddressIsUsageError) {
+  auto r = run_cli({"--backend", "1.2.3", "fs", "list"});
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;
+  auto r2 = run_cli({"--backend", "127.0.0.1:99999", "fs", "list"});
+  EXPECT_EQ(r2.rc, 2) << r2.out;
+}
+
+}  // namespace
+}  // namespace lanefs::test

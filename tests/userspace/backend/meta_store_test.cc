@@ -1,0 +1,430 @@
+#include "backend/meta_store.h"
+
+#include <rocksdb/db.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support/test_support.h"
+
+namespace lanefs::backend {
+namespace {
+
+using proto::InodeAttr;
+
+InodeAttr sample_inode(uint64_t ino, uint32_t fs_id = 7) {
+  InodeAttr a;
+  a.ino = ino;
+  a.fs_id = fs_id;
+  a.mode = S_IFREG | 0640;
+  a.uid = 1001;
+  a.gid = 1002;
+  a.nlink = 3;
+  a.rdev = 0x0801;
+  a.size = (uint64_t{1} << 40) + 5;
+  a.blocks = 12345;
+  a.atime = {1700000000, 1};
+  a.mtime = {1700000001, 999999999};
+  a.ctime = {-5, 42};
+  a.btime = {1600000000, 500};
+  a.parent = 99;
+  a.next_cookie = 77;
+  return a;
+}
+
+std::unique_ptr<MetaStore> open_store(const std::string& path) {
+  auto s = MetaStore::open(path);
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().to_string());
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+class MetaStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = tmp_.path() + "/db";
+    store_ = open_store(path_);
+    ASSERT_NE(store_, nullptr);
+  }
+  void reopen() {
+    store_.reset();
+    store_ = open_store(path_);
+    ASSERT_NE(store_, nullptr);
+  }
+  // Adds `name` -> ino in `parent` with the given cookie.
+  void add_dirent(uint64_t parent, const std::string& name, uint64_t ino, uint64_t cookie) {
+    MetaStore::Batch b;
+    b.put_dirent(parent, name, {ino, S_IFREG, cookie});
+    ASSERT_OK(store_->commit(b));
+  }
+
+  test::TempDir tmp_;
+  std::string path_;
+  std::unique_ptr<MetaStore> store_;
+};
+
+TEST_F(MetaStoreTest, InodeRoundTripKeepsEveryField) {
+  InodeAttr a = sample_inode(0x0003000000000010ull);
+  MetaStore::Batch b;
+  b.put_inode(a);
+  ASSERT_OK(store_->commit(b));
+  auto got = store_->get_inode(a.ino);
+  ASSERT_OK(got);
+  EXPECT_EQ(*got, a);
+
+  MetaStore::Batch del;
+  del.delete_inode(a.ino);
+  ASSERT_OK(store_->commit(del));
+  EXPECT_EQ(store_->get_inode(a.ino).code(), Errc::kNotFound);
+}
+
+TEST_F(MetaStoreTest, MissingRecordsAreNotFound) {
+  EXPECT_EQ(store_->get_inode(42).code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_symlink(42).code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_dirent(1, "x").code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_xattr(1, "user.x").code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_kv("nope").code(), Errc::kNotFound);
+}
+
+TEST_F(MetaStoreTest, OpenFailureIsIoWithPath) {
+  std::string file = tmp_.path() + "/plainfile";
+  FILE* f = std::fopen(file.c_str(), "w");  // a file where a directory is needed
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  auto r = MetaStore::open(file + "/db");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), Errc::kIo);
+  EXPECT_NE(r.error().message.find(file), std::string::npos) << r.error().message;
+}
+
+TEST_F(MetaStoreTest, DirentPutGetDelete) {
+  MetaStore::Batch b;
+  b.put_dirent(5, "hello", {100, S_IFDIR, 3});
+  ASSERT_OK(store_->commit(b));
+  auto d = store_->get_dirent(5, "hello");
+  ASSERT_OK(d);
+  EXPECT_EQ(d->ino, 100u);
+  EXPECT_EQ(d->type, uint32_t{S_IFDIR});
+  EXPECT_EQ(d->cookie, 3u);
+  EXPECT_EQ(store_->get_dirent(6, "hello").code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_dirent(5, "hell").code(), Errc::kNotFound);
+
+  MetaStore::Batch del;
+  del.delete_dirent(5, "hello", 3);
+  ASSERT_OK(store_->commit(del));
+  EXPECT_EQ(store_->get_dirent(5, "hello").code(), Errc::kNotFound);
+  bool eof = false;
+  auto list = store_->list_dirents(5, 0, 10, &eof);
+  ASSERT_OK(list);
+  EXPECT_TRUE(list->empty());
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(MetaStoreTest, ListDirentsInCookieOrderNotNameOrder) {
+  // Names sort the opposite way to cookies, and cookies cross a byte
+  // boundary, so only numeric cookie order gives this sequence.
+  add_dirent(9, "z", 1000, 3);
+  add_dirent(9, "y", 1001, 255);
+  add_dirent(9, "x", 1002, 256);
+  add_dirent(9, "w", 1003, 70000);
+  add_dirent(8, "other", 2000, 4);  // neighbouring directories must not leak in
+  add_dirent(10, "other", 2001, 4);
+  bool eof = false;
+  auto list = store_->list_dirents(9, 0, 100, &eof);
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 4u);
+  EXPECT_TRUE(eof);
+  std::vector<std::string> names;
+  for (const auto& e : *list) names.push_back(e.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"z", "y", "x", "w"}));
+  EXPECT_EQ((*list)[1].ino, 1001u);
+  EXPECT_EQ((*list)[1].cookie, 255u);
+  EXPECT_EQ((*list)[1].type, uint32_t{S_IFREG});
+
+  auto tail = store_->list_dirents(9, 255, 100, &eof);
+  ASSERT_OK(tail);
+  ASSERT_EQ(tail->size(), 2u);
+  EXPECT_EQ((*tail)[0].name, "x");
+  EXPECT_TRUE(eof);
+
+  auto first = store_->list_dirents(9, 0, 1, &eof);
+  ASSERT_OK(first);
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_FALSE(eof);
+
+  auto last = store_->list_dirents(9, 256, 1, &eof);
+  ASSERT_OK(last);
+  ASSERT_EQ(last->size(), 1u);
+  EXPECT_TRUE(eof) << "no entry follows the last one";
+
+  auto none = store_->list_dirents(9, 70000, 10, &eof);
+  ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(MetaStoreTest, PagedListingReturnsEveryEntryExactlyOnce) {
+  constexpr int kEntries = 1000;
+  MetaStore::Batch b;
+  for (int i = 0; i < kEntries; ++i) {
+    b.put_dirent(77, "f" + std::to_string(i),
+                 {5000u + i, S_IFREG, 3 + static_cast<uint64_t>(i) * 7});
+  }
+  ASSERT_OK(store_->commit(b));
+
+  std::set<std::string> seen;
+  uint64_t cookie = 0;
+  bool eof = false;
+  int calls = 0;
+  uint64_t prev = 0;
+  while (!eof) {
+    ASSERT_LT(++calls, 100);
+    auto page = store_->list_dirents(77, cookie, 100, &eof);
+    ASSERT_OK(page);
+    ASSERT_LE(page->size(), 100u);
+    for (const auto& e : *page) {
+      EXPECT_GT(e.cookie, prev);
+      prev = e.cookie;
+      EXPECT_TRUE(seen.insert(e.name).second) << "listed twice: " << e.name;
+    }
+    if (!page->empty()) cookie = page->back().cookie;
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kEntries));
+  EXPECT_LE(calls, 11);
+}
+
+TEST_F(MetaStoreTest, StaleCookieIndexIsSkipped) {
+  // Overwriting a name with a new cookie without deleting the old one leaves
+  // a stale index entry; listing shows the name once, at its new cookie.
+  add_dirent(3, "a", 10, 5);
+  add_dirent(3, "a", 11, 9);
+  bool eof = false;
+  auto list = store_->list_dirents(3, 0, 10, &eof);
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].cookie, 9u);
+  EXPECT_EQ((*list)[0].ino, 11u);
+}
+
+TEST_F(MetaStoreTest, DirEmpty) {
+  EXPECT_TRUE(store_->dir_empty(50));
+  add_dirent(50, "child", 51, 3);
+  add_dirent(49, "x", 52, 3);
+  EXPECT_FALSE(store_->dir_empty(50));
+  EXPECT_TRUE(store_->dir_empty(51));
+  MetaStore::Batch b;
+  b.delete_dirent(50, "child", 3);
+  ASSERT_OK(store_->commit(b));
+  EXPECT_TRUE(store_->dir_empty(50));
+  EXPECT_FALSE(store_->dir_empty(49));
+}
+
+TEST_F(MetaStoreTest, Xattrs) {
+  MetaStore::Batch b;
+  b.put_xattr(20, "user.b", "two");
+  b.put_xattr(20, "user.a", std::string("o\0ne", 4));
+  b.put_xattr(21, "user.other", "x");
+  b.put_xattr(19, "user.other", "x");
+  ASSERT_OK(store_->commit(b));
+
+  auto a = store_->get_xattr(20, "user.a");
+  ASSERT_OK(a);
+  EXPECT_EQ(*a, std::string("o\0ne", 4));
+  auto names = store_->list_xattrs(20);
+  ASSERT_OK(names);
+  EXPECT_EQ(*names, (std::vector<std::string>{"user.a", "user.b"}));
+
+  MetaStore::Batch del;
+  del.delete_xattr(20, "user.a");
+  ASSERT_OK(store_->commit(del));
+  EXPECT_EQ(store_->get_xattr(20, "user.a").code(), Errc::kNotFound);
+  names = store_->list_xattrs(20);
+  ASSERT_OK(names);
+  EXPECT_EQ(*names, (std::vector<std::string>{"user.b"}));
+  auto empty = store_->list_xattrs(22);
+  ASSERT_OK(empty);
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST_F(MetaStoreTest, KvAndSymlink) {
+  MetaStore::Batch b;
+  b.put_kv("cluster_map", "v1");
+  b.put_symlink(33, "../some/target");
+  ASSERT_OK(store_->commit(b));
+  auto v = store_->get_kv("cluster_map");
+  ASSERT_OK(v);
+  EXPECT_EQ(*v, "v1");
+  auto t = store_->get_symlink(33);
+  ASSERT_OK(t);
+  EXPECT_EQ(*t, "../some/target");
+
+  MetaStore::Batch upd;
+  upd.put_kv("cluster_map", "v2");
+  upd.delete_symlink(33);
+  ASSERT_OK(store_->commit(upd));
+  v = store_->get_kv("cluster_map");
+  ASSERT_OK(v);
+  EXPECT_EQ(*v, "v2");
+  EXPECT_EQ(store_->get_symlink(33).code(), Errc::kNotFound);
+
+  MetaStore::Batch del;
+  del.delete_kv("cluster_map");
+  ASSERT_OK(store_->commit(del));
+  EXPECT_EQ(store_->get_kv("cluster_map").code(), Errc::kNotFound);
+}
+
+TEST_F(MetaStoreTest, BatchIsInvisibleUntilCommitThenAllVisible) {
+  MetaStore::Batch b;
+  EXPECT_TRUE(b.empty());
+  b.put_inode(sample_inode(100));
+  b.put_inode(sample_inode(101));
+  b.put_dirent(1, "f", {100, S_IFREG, 3});
+  b.put_xattr(100, "user.k", "v");
+  b.put_kv("k", "v");
+  EXPECT_FALSE(b.empty());
+
+  EXPECT_EQ(store_->get_inode(100).code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_inode(101).code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_dirent(1, "f").code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_xattr(100, "user.k").code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get_kv("k").code(), Errc::kNotFound);
+  EXPECT_TRUE(store_->dir_empty(1));
+  EXPECT_EQ(store_->inode_count(), 0u);
+
+  ASSERT_OK(store_->commit(b));
+  EXPECT_OK(store_->get_inode(100));
+  EXPECT_OK(store_->get_inode(101));
+  EXPECT_OK(store_->get_dirent(1, "f"));
+  EXPECT_OK(store_->get_xattr(100, "user.k"));
+  EXPECT_OK(store_->get_kv("k"));
+  EXPECT_FALSE(store_->dir_empty(1));
+  EXPECT_EQ(store_->inode_count(), 2u);
+
+  MetaStore::Batch empty;
+  EXPECT_OK(store_->commit(empty));
+}
+
+TEST_F(MetaStoreTest, InoSeqIsMonotonicAndNeverReusedAfterReopen) {
+  uint64_t last = 0;
+  {
+    auto lk = store_->lock();
+    MetaStore::Batch b;
+    uint64_t first = store_->next_ino_seq(b);
+    EXPECT_EQ(first, 16u);
+    last = first;
+    for (int i = 0; i < 10; ++i) {
+      uint64_t n = store_->next_ino_seq(b);
+      EXPECT_GT(n, last);
+      last = n;
+    }
+    ASSERT_OK(store_->commit(b));
+  }
+  reopen();
+  {
+    auto lk = store_->lock();
+    MetaStore::Batch b;
+    uint64_t n = store_->next_ino_seq(b);
+    EXPECT_GT(n, last);
+    last = n;
+    ASSERT_OK(store_->commit(b));
+  }
+  reopen();
+  MetaStore::Batch b;
+  EXPECT_GT(store_->next_ino_seq(b), last);
+}
+
+TEST_F(MetaStoreTest, DataSurvivesReopen) {
+  InodeAttr a = sample_inode(500);
+  MetaStore::Batch b;
+  b.put_inode(a);
+  b.put_dirent(1, "keep", {500, S_IFREG, 3});
+  b.put_xattr(500, "user.x", "y");
+  b.put_symlink(500, "t");
+  b.put_kv("k", "v");
+  ASSERT_OK(store_->commit(b));
+  reopen();
+  auto got = store_->get_inode(500);
+  ASSERT_OK(got);
+  EXPECT_EQ(*got, a);
+  auto d = store_->get_dirent(1, "keep");
+  ASSERT_OK(d);
+  EXPECT_EQ(d->ino, 500u);
+  bool eof = false;
+  auto list = store_->list_dirents(1, 0, 10, &eof);
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "keep");
+  EXPECT_OK(store_->get_xattr(500, "user.x"));
+  EXPECT_OK(store_->get_symlink(500));
+  EXPECT_OK(store_->get_kv("k"));
+  EXPECT_EQ(store_->inode_count(), 1u);
+}
+
+TEST_F(MetaStoreTest, InodesOfFsFiltersByFs) {
+  MetaStore::Batch b;
+  b.put_inode(sample_inode(1, 1));
+  b.put_inode(sample_inode(2, 2));
+  b.put_inode(sample_inode(3, 1));
+  b.put_inode(sample_inode(uint64_t{5} << 48 | 4, 1));
+  b.put_kv("not-an-inode", "x");
+  ASSERT_OK(store_->commit(b));
+  auto one = store_->inodes_of_fs(1);
+  ASSERT_OK(one);
+  std::vector<uint64_t> got = *one;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<uint64_t>{1, 3, uint64_t{5} << 48 | 4}));
+  auto two = store_->inodes_of_fs(2);
+  ASSERT_OK(two);
+  EXPECT_EQ(*two, (std::vector<uint64_t>{2}));
+  auto none = store_->inodes_of_fs(9);
+  ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(store_->inode_count(), 4u);
+}
+
+// The store's API cannot write a malformed record, so this test closes it and
+// writes garbage under an inode key ('I' + big-endian ino) with RocksDB itself.
+TEST_F(MetaStoreTest, CorruptInodeRecordIsReportedAsCorrupt) {
+  MetaStore::Batch b;
+  b.put_inode(sample_inode(7));
+  ASSERT_OK(store_->commit(b));
+  store_.reset();
+  {
+    rocksdb::Options opts;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(opts, path_, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string key("I\0\0\0\0\0\0\0\x08", 9);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, "garbage").ok());
+  }
+  store_ = open_store(path_);
+  ASSERT_NE(store_, nullptr);
+  EXPECT_OK(store_->get_inode(7));
+  EXPECT_EQ(store_->get_inode(8).code(), Errc::kCorrupt);
+  EXPECT_EQ(store_->inodes_of_fs(7).code(), Errc::kCorrupt);
+}
+
+TEST_F(MetaStoreTest, CorruptDirentValueIsReportedAsCorrupt) {
+  // A dirent value of the wrong length, written with RocksDB directly as above.
+  add_dirent(4, "ok", 40, 3);
+  store_.reset();
+  {
+    rocksdb::Options opts;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(opts, path_, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string key("D\0\0\0\0\0\0\0\x04ok", 11);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, "xyz").ok());
+  }
+  store_ = open_store(path_);
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->get_dirent(4, "ok").code(), Errc::kCorrupt);
+  bool eof = false;
+  EXPECT_EQ(store_->list_dirents(4, 0, 10, &eof).code(), Errc::kCorrupt);
+}
+
+}  // namespace
+}  // namespace lanefs::backend

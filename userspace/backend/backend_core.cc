@@ -1,0 +1,230 @@
+#include "backend/backend_core.h"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/proc_info.h"
+
+namespace lanefs::backend {
+namespace {
+
+constexpr std::string_view kUuidKey = "uuid";
+constexpr std::string_view kMapKey = "cluster_map";
+
+uint64_t random_u64() {
+  uint64_t v = 0;
+  while (v == 0)
+    if (getrandom(&v, sizeof v, 0) != sizeof v) v = mono_ns() * 0x9e3779b97f4a7c15ull;
+  return v;
+}
+
+bool is_priority_op(uint16_t raw) {
+  // Peer primitives and data ops never wait on other backends; they get
+  // their own workers so composite metadata ops can always be served.
+  return raw >= static_cast<uint16_t>(proto::Op::kWrite);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
+  if (o.data_dir.empty()) return make_error(Errc::kInvalid, "--data-dir is required");
+  if (o.chunk_size < 4096 || (o.chunk_size & (o.chunk_size - 1)) != 0 || o.chunk_size > (64u << 20))
+    return make_error(Errc::kInvalid, "chunk size must be a power of two between 4 KiB and 64 MiB");
+  if (mkdir(o.data_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return sys_error("mkdir " + o.data_dir, errno);
+  std::unique_ptr<BackendCore> b(new BackendCore(std::move(o)));
+  b->hostname_ = host_name();
+  if (b->opts_.name.empty()) b->opts_.name = b->hostname_;
+  b->start_ns_ = mono_ns();
+  LANEFS_ASSIGN_OR_RETURN(b->meta_, MetaStore::open(b->opts_.data_dir + "/meta"));
+
+  // Identity: a random uuid at first start, kept forever.
+  if (auto u = b->meta_->get_kv(kUuidKey); u.ok() && u->size() == 8) {
+    std::memcpy(&b->uuid_, u->data(), 8);
+  } else {
+    b->uuid_ = random_u64();
+    MetaStore::Batch batch;
+    batch.put_kv(kUuidKey, std::string_view(reinterpret_cast<const char*>(&b->uuid_), 8));
+    LANEFS_TRY(b->meta_->commit(batch));
+  }
+
+  // The chunk size is fixed by the cluster map once the cluster exists.
+  proto::ClusterMap m;
+  if (auto raw = b->meta_->get_kv(kMapKey); raw.ok()) {
+    auto dm = proto::decode_msg<proto::ClusterMap>(
+        std::span(reinterpret_cast<const uint8_t*>(raw->data()), raw->size()));
+    if (!dm.ok()) return make_error(Errc::kCorrupt, "stored cluster map is corrupt");
+    m = std::move(*dm);
+  } else {
+    m.cluster_id = random_u64();
+    m.epoch = 1;
+    m.chunk_size = b->opts_.chunk_size;
+    m.members.push_back({0, b->uuid_, b->opts_.name, b->hostname_, b->opts_.listen});
+  }
+  // A one-node cluster follows its backend to a new address or name.
+  if (m.members.size() == 1 && m.members[0].uuid == b->uuid_ &&
+      (m.members[0].addr != b->opts_.listen || m.members[0].name != b->opts_.name)) {
+    m.members[0].addr = b->opts_.listen;
+    m.members[0].name = b->opts_.name;
+    ++m.epoch;
+  }
+  LANEFS_TRY(b->install_map(m, true));
+  LANEFS_ASSIGN_OR_RETURN(b->chunks_, ChunkStore::open(b->opts_.data_dir, b->map_.chunk_size));
+  return b;
+}
+
+BackendCore::~BackendCore() { stop(); }
+
+Status BackendCore::start() {
+  rpc::ServerOptions so;
+  so.transport.kind = transport::TransportKind::kUdp;
+  so.transport.bind = opts_.listen;
+  so.transport.faults = opts_.faults;
+  so.name = opts_.name;
+  so.workers = opts_.workers;
+  so.is_priority = is_priority_op;
+  so.priority_workers = std::max(2u, opts_.workers / 2);
+  LANEFS_ASSIGN_OR_RETURN(
+      server_, rpc::RpcServer::create(so, [this](const rpc::RequestInfo& info,
+                                                 std::span<const uint8_t> req, rpc::Buffer* resp) {
+        *resp = handle(static_cast<proto::Op>(info.opcode), req);
+      }));
+  rpc::ClientOptions co;
+  co.transport.kind = transport::TransportKind::kUdp;
+  co.transport.bind = NetAddr{opts_.listen.ip, 0};
+  co.name = "peer:" + opts_.name;
+  co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);
+  LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
+  refresher_ = std::thread([this] { refresh_loop(); });
+  LOG_INFO("lanefsd '{}' (uuid {:016x}) serving on {}", opts_.name, uuid_,
+           server_->local_addr().to_string());
+  return ok_status();
+}
+
+void BackendCore::stop() {
+  {
+    std::lock_guard lk(stop_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+  server_.reset();
+  peers_.reset();
+}
+
+NetAddr BackendCore::listen_addr() const { return server_ ? server_->local_addr() : opts_.listen; }
+
+proto::ClusterMap BackendCore::map() const {
+  std::lock_guard lk(map_mu_);
+  return map_;
+}
+
+Result<bool> BackendCore::install_map(const proto::ClusterMap& m, bool force) {
+  std::lock_guard lk(map_mu_);
+  if (!force && (m.cluster_id != map_.cluster_id || m.epoch <= map_.epoch)) return false;
+  auto raw = proto::encode_msg(m);
+  MetaStore::Batch batch;
+  batch.put_kv(kMapKey, std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
+  LANEFS_TRY(meta_->commit(batch));
+  map_ = m;
+  return true;
+}
+
+std::optional<proto::Member> BackendCore::self_member() const {
+  std::lock_guard lk(map_mu_);
+  for (const auto& m : map_.members)
+    if (m.uuid == uuid_) return m;
+  return std::nullopt;
+}
+
+proto::BackendIdentity BackendCore::identity() const {
+  std::lock_guard lk(map_mu_);
+  proto::BackendIdentity id;
+  id.uuid = uuid_;
+  id.name = opts_.name;
+  id.hostname = hostname_;
+  id.addr = server_ ? server_->local_addr() : opts_.listen;
+  id.cluster_id = map_.cluster_id;
+  id.epoch = map_.epoch;
+  id.fs_count = static_cast<uint32_t>(map_.filesystems.size());
+  return id;
+}
+
+Result<rpc::Buffer> BackendCore::call_member_raw(const proto::Member& m, proto::Op op,
+                                                 rpc::Buffer req) {
+  if (is_self(m)) return handle(op, req);
+  if (!peers_) return make_error(Errc::kShutdown, "backend is not serving");
+  return rpc::call_raw(*peers_, m.addr, op, std::move(req), opts_.peer_timeout_ns);
+}
+
+rpc::Buffer BackendCore::handle(proto::Op op, std::span<const uint8_t> req) noexcept {
+  auto raw = static_cast<uint16_t>(op);
+  if (raw < 20) return handle_management(*this, op, req);
+  if (raw < 40 || (raw >= 60 && raw < 64)) return handle_metadata(*this, op, req);
+  return handle_data(*this, op, req);
+}
+
+void BackendCore::client_heartbeat(const proto::ClientInfo& info) {
+  std::lock_guard lk(clients_mu_);
+  auto& e = clients_[info.uuid];
+  if (e.process_id == 0) {
+    e.process_id = next_client_pid_++;
+    LOG_INFO("client {} (pid {}) joined as process {}", info.hostname, info.pid, e.process_id);
+  }
+  e.info = info;
+  e.last_seen_ns = mono_ns();
+}
+
+void BackendCore::client_leave(uint64_t uuid) {
+  std::lock_guard lk(clients_mu_);
+  auto it = clients_.find(uuid);
+  if (it == clients_.end()) return;
+  LOG_INFO("client {} (process {}) left the cluster", it->second.info.hostname, it->second.process_id);
+  clients_.erase(it);
+}
+
+std::vector<BackendCore::ClientEntry> BackendCore::live_clients() {
+  std::lock_guard lk(clients_mu_);
+  std::vector<ClientEntry> out;
+  uint64_t now = mono_ns();
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    uint64_t limit = uint64_t{it->second.info.remove_after_secs} * 1'000'000'000ull;
+    if (now - it->second.last_seen_ns > limit) {
+      LOG_INFO("client {} removed after {} s without contact", it->second.info.hostname,
+               it->second.info.remove_after_secs);
+      it = clients_.erase(it);
+      continue;
+    }
+    out.push_back(it->second);
+    ++it;
+  }
+  return out;
+}
+
+void BackendCore::refresh_loop() {
+  // Members other than the leader pull the map from the leader, so a member
+  // that missed a push (it was down) catches up.
+  for (;;) {
+    {
+      std::unique_lock lk(stop_mu_);
+      if (stop_cv_.wait_for(lk, std::chrono::nanoseconds(opts_.map_refresh_ns),
+                            [this] { return stopping_; }))
+        return;
+    }
+    auto m = map();
+    const proto::Member* leader = m.member_by_shard(0);
+    if (leader == nullptr || is_self(*leader) || m.members.size() < 2) continue;
+    auto fresh = call_addr<proto::ClusterMap>(leader->addr, proto::Op::kGetMap, rpc::Empty{});
+    if (fresh.ok()) {
+      auto r = install_map(*fresh, false);
+      if (r.ok() && *r) LOG_INFO("cluster map epoch {} from leader", fresh->epoch);
+    }
+  }
+}
+
+}  // namespace lanefs::backend

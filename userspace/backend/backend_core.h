@@ -1,0 +1,147 @@
+// BackendCore: one lanefsd container — its stores, its RPC server (clients
+// and peers call in), its peer client (it calls other backends), and the
+// cluster map. The op families live in management_ops.cc, meta_ops.cc and
+// data_ops.cc; dispatch.cc routes an opcode to its family.
+//
+// Roles (shown as processes by `lanefs cluster processes`): MANAGEMENT
+// (cluster map, membership, filesystems, sessions), COMPUTE (metadata and
+// data service), DRIVES (the chunk store). They are threads of this one OS
+// process.
+//
+// Threading: handlers run on the RPC server's worker threads concurrently.
+// The map is guarded by map_mu_; metadata read-modify-writes take the
+// MetaStore lock; management mutations serialize on mgmt_mu.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <optional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+
+#include "backend/chunk_store.h"
+#include "backend/meta_store.h"
+#include "common/net_addr.h"
+#include "proto/messages.h"
+#include "rpc/rpc.h"
+#include "rpc/typed_call.h"
+
+namespace lanefs::backend {
+
+struct BackendOptions {
+  std::string data_dir;
+  NetAddr listen;
+  std::string name;             // container name; default: host name
+  uint32_t chunk_size = 1 << 20;
+  uint32_t workers = 4;
+  transport::FaultConfig faults;
+  uint64_t peer_timeout_ns = 10'000'000'000ull;
+  uint64_t map_refresh_ns = 2'000'000'000ull;
+};
+
+class BackendCore {
+ public:
+  // Opens (or creates) the data directory: metadata DB, chunk store,
+  // identity, and the cluster map (a fresh backend is a one-node cluster).
+  static Result<std::unique_ptr<BackendCore>> open(BackendOptions options);
+  ~BackendCore();
+
+  // Starts serving; returns once the server is bound.
+  Status start();
+  void stop();
+
+  NetAddr listen_addr() const;
+  const BackendOptions& options() const { return opts_; }
+  uint64_t uuid() const { return uuid_; }
+  const std::string& hostname() const { return hostname_; }
+  uint64_t start_ns() const { return start_ns_; }
+
+  MetaStore& meta() { return *meta_; }
+  ChunkStore& chunks() { return *chunks_; }
+  rpc::RpcServer* server() { return server_.get(); }
+
+  proto::ClusterMap map() const;
+  // Persists and installs `m` when it is newer (or `force`). Returns whether
+  // it was installed.
+  Result<bool> install_map(const proto::ClusterMap& m, bool force);
+  bool is_self(const proto::Member& m) const { return m.uuid == uuid_; }
+  // This backend's member entry in the current map (nullptr if not a member).
+  std::optional<proto::Member> self_member() const;
+  proto::BackendIdentity identity() const;
+
+  // Calls `op` on member `m`: in-thread when m is this backend, otherwise
+  // over the peer RPC client.
+  Result<rpc::Buffer> call_member_raw(const proto::Member& m, proto::Op op, rpc::Buffer req);
+  template <class Resp, class Req>
+  Result<Resp> call_member(const proto::Member& m, proto::Op op, const Req& req) {
+    LANEFS_ASSIGN_OR_RETURN(rpc::Buffer raw, call_member_raw(m, op, proto::encode_msg(req)));
+    LANEFS_ASSIGN_OR_RETURN(auto body, proto::parse_response(raw));
+    return proto::decode_msg<Resp>(body);
+  }
+  // Calls an arbitrary address (cluster create: backends not yet members).
+  template <class Resp, class Req>
+  Result<Resp> call_addr(NetAddr a, proto::Op op, const Req& req) {
+    return rpc::call_typed<Resp>(*peers_, a, op, req, opts_.peer_timeout_ns);
+  }
+
+  // Runs one request (the RPC handler, also used for in-thread peer calls).
+  rpc::Buffer handle(proto::Op op, std::span<const uint8_t> req) noexcept;
+
+  std::mutex mgmt_mu;  // serializes management mutations on the leader
+
+  // Client containers registered with this backend (meaningful on the
+  // leader). Not persisted: clients are stateless and re-register.
+  struct ClientEntry {
+    proto::ClientInfo info;
+    uint64_t process_id = 0;
+    uint64_t last_seen_ns = 0;
+  };
+  void client_heartbeat(const proto::ClientInfo& info);
+  void client_leave(uint64_t uuid);
+  std::vector<ClientEntry> live_clients();
+
+ private:
+  explicit BackendCore(BackendOptions o) : opts_(std::move(o)) {}
+  void refresh_loop();
+
+  BackendOptions opts_;
+  std::unique_ptr<MetaStore> meta_;
+  std::unique_ptr<ChunkStore> chunks_;
+  std::unique_ptr<rpc::RpcServer> server_;
+  std::unique_ptr<rpc::RpcClient> peers_;
+  uint64_t uuid_ = 0;
+  std::string hostname_;
+  uint64_t start_ns_ = 0;
+  mutable std::mutex map_mu_;
+  proto::ClusterMap map_;
+  std::thread refresher_;
+  std::mutex clients_mu_;
+  std::map<uint64_t, ClientEntry> clients_;
+  uint64_t next_client_pid_ = 1000;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+};
+
+// Op families (each returns a complete response: status + body).
+rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+
+// Response helpers for the op families.
+template <class T>
+rpc::Buffer reply(const T& body) {
+  return proto::ok_response(proto::encode_msg(body));
+}
+inline rpc::Buffer reply_empty() { return proto::ok_response(); }
+inline rpc::Buffer reply_error(Error e) { return proto::error_response(e); }
+template <class T>
+rpc::Buffer reply_result(const Result<T>& r) {
+  return r.ok() ? reply(*r) : reply_error(r.error());
+}
+
+}  // namespace lanefs::backend

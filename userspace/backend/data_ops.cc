@@ -1,0 +1,113 @@
+// COMPUTE role, data: chunk reads and writes on this backend's DRIVES
+// (ChunkStore). A write is acknowledged only after it is durable. Each
+// response that changes allocation reports the change in 512-byte blocks so
+// the inode's st_blocks stays exact without scanning chunks.
+#include "backend/backend_core.h"
+
+namespace lanefs::backend {
+namespace {
+
+using proto::Op;
+
+class DataOps {
+ public:
+  explicit DataOps(BackendCore& b) : b_(b), map_(b.map()), cs_(b.chunks().chunk_size()) {}
+
+  Status require_chunk_owner(uint64_t ino, uint64_t index) const {
+    const proto::Member* m = proto::chunk_owner(map_, ino, index);
+    if (m != nullptr && b_.is_self(*m)) return ok_status();
+    return make_error(Errc::kWrongOwner, "chunk is not on this backend");
+  }
+
+  Result<proto::WriteResp> write(const proto::WriteReq& r) {
+    uint64_t index = r.offset / cs_;
+    uint32_t off = static_cast<uint32_t>(r.offset % cs_);
+    if (r.data.size() > cs_ - off) return make_error(Errc::kInvalid, "write crosses a chunk boundary");
+    if (r.offset + r.data.size() > proto::kMaxFileSize) return make_error(Errc::kTooBig, "write beyond the maximum file size");
+    LANEFS_TRY(require_chunk_owner(r.ino, index));
+    LANEFS_ASSIGN_OR_RETURN(uint64_t before, b_.chunks().chunk_blocks(r.ino, index));
+    LANEFS_TRY(b_.chunks().write(r.ino, index, off, r.data));
+    LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().chunk_blocks(r.ino, index));
+    return proto::WriteResp{int64_t(after) - int64_t(before)};
+  }
+
+  Result<rpc::Bytes> read(const proto::ReadReq& r) {
+    uint64_t index = r.offset / cs_;
+    uint32_t off = static_cast<uint32_t>(r.offset % cs_);
+    if (r.len > cs_ - off) return make_error(Errc::kInvalid, "read crosses a chunk boundary");
+    LANEFS_TRY(require_chunk_owner(r.ino, index));
+    rpc::Bytes out;
+    LANEFS_TRY(b_.chunks().read(r.ino, index, off, r.len, &out.data));
+    return out;
+  }
+
+  // Drops data at and beyond `size` in the chunks of ino held here.
+  Result<rpc::I64> truncate(const proto::ChunkTruncateReq& r) {
+    LANEFS_ASSIGN_OR_RETURN(uint64_t before, b_.chunks().allocated_blocks(r.ino));
+    uint64_t first_whole = (r.size + cs_ - 1) / cs_;
+    LANEFS_TRY(b_.chunks().remove_from(r.ino, first_whole));
+    if (r.size % cs_ != 0) {
+      uint64_t index = r.size / cs_;
+      const proto::Member* m = proto::chunk_owner(map_, r.ino, index);
+      if (m != nullptr && b_.is_self(*m))
+        LANEFS_TRY(b_.chunks().truncate(r.ino, index, static_cast<uint32_t>(r.size % cs_)));
+    }
+    LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().allocated_blocks(r.ino));
+    return rpc::I64{int64_t(after) - int64_t(before)};
+  }
+
+  Result<rpc::I64> punch(const proto::PunchReq& r) {
+    uint64_t index = r.offset / cs_;
+    uint32_t off = static_cast<uint32_t>(r.offset % cs_);
+    if (r.len > cs_ - off) return make_error(Errc::kInvalid, "punch crosses a chunk boundary");
+    LANEFS_TRY(require_chunk_owner(r.ino, index));
+    LANEFS_ASSIGN_OR_RETURN(uint64_t before, b_.chunks().chunk_blocks(r.ino, index));
+    LANEFS_TRY(b_.chunks().punch(r.ino, index, off, r.len));
+    LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().chunk_blocks(r.ino, index));
+    return rpc::I64{int64_t(after) - int64_t(before)};
+  }
+
+  Status remove_all(const proto::InoList& l) {
+    for (uint64_t ino : l.inos) LANEFS_TRY(b_.chunks().remove_from(ino, 0));
+    return ok_status();
+  }
+
+ private:
+  BackendCore& b_;
+  proto::ClusterMap map_;
+  uint32_t cs_;
+};
+
+template <class Req, class F>
+rpc::Buffer with(std::span<const uint8_t> raw, F&& f) {
+  auto req = proto::decode_msg<Req>(raw);
+  if (!req.ok()) return reply_error(req.error());
+  return f(*req);
+}
+
+}  // namespace
+
+rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> raw) {
+  DataOps d(b);
+  switch (op) {
+    case Op::kWrite:
+      return with<proto::WriteReq>(raw, [&](auto& r) { return reply_result(d.write(r)); });
+    case Op::kRead:
+      return with<proto::ReadReq>(raw, [&](auto& r) { return reply_result(d.read(r)); });
+    case Op::kFlush:
+      return reply_empty();  // every acknowledged write is already durable
+    case Op::kChunkTruncate:
+      return with<proto::ChunkTruncateReq>(raw, [&](auto& r) { return reply_result(d.truncate(r)); });
+    case Op::kPunch:
+      return with<proto::PunchReq>(raw, [&](auto& r) { return reply_result(d.punch(r)); });
+    case Op::kChunkRemoveAll:
+      return with<proto::InoList>(raw, [&](auto& r) {
+        auto st = d.remove_all(r);
+        return st.ok() ? reply_empty() : reply_error(st.error());
+      });
+    default:
+      return reply_error(make_error(Errc::kNotSupported, "unknown data opcode " + std::to_string(static_cast<int>(op))));
+  }
+}
+
+}  // namespace lanefs::backend

@@ -1,0 +1,94 @@
+// lanefsd: one backend container (MANAGEMENT, COMPUTE and DRIVES roles).
+//   lanefsd --data-dir DIR --listen IP:PORT [--name NAME]
+#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "backend/backend_core.h"
+#include "common/log.h"
+#include "lanefs/config.h"
+
+namespace {
+
+int wait_for_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace lanefs;
+  CLI::App app{"lanefsd: lanefs backend container"};
+  std::string data_dir, listen = "127.0.0.1:14000", name, fault, log_file, log_level = "info";
+  uint32_t chunk_kib = 1024, workers = 4;
+  app.add_option("--data-dir", data_dir, "data directory (metadata DB and chunks)")->required();
+  app.add_option("--listen", listen, "IP:PORT to serve on")->capture_default_str();
+  app.add_option("--name", name, "container name (default: host name)");
+  app.add_option("--chunk-kib", chunk_kib, "chunk size in KiB for a new cluster")->capture_default_str();
+  app.add_option("--workers", workers, "worker threads")->capture_default_str();
+  app.add_option("--fault", fault, "fault injection on sent datagrams, e.g. drop=10,dup=5,reorder=2,corrupt=1,delay=5");
+  app.add_option("--log-file", log_file, "log to this file instead of stderr");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.set_version_flag("--version", LANEFS_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  init_logging("lanefsd", log_file, log_level);
+  backend::BackendOptions o;
+  o.data_dir = data_dir;
+  o.name = name;
+  o.chunk_size = chunk_kib * 1024;
+  o.workers = workers;
+  auto addr = parse_net_addr(listen, 14000);
+  if (!addr.ok()) {
+    std::fprintf(stderr, "lanefsd: --listen: %s\n", addr.error().to_string().c_str());
+    return 2;
+  }
+  o.listen = *addr;
+  if (!fault.empty()) {
+    auto f = transport::parse_fault_config(fault);
+    if (!f.ok()) {
+      std::fprintf(stderr, "lanefsd: --fault: %s\n", f.error().to_string().c_str());
+      return 2;
+    }
+    o.faults = *f;
+  }
+  // Signals are taken synchronously by the main thread; block them before
+  // any thread starts so workers never receive them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto core = backend::BackendCore::open(o);
+  if (!core.ok()) {
+    std::fprintf(stderr, "lanefsd: %s\n", core.error().to_string().c_str());
+    return 1;
+  }
+  if (auto st = (*core)->start(); !st.ok()) {
+    std::fprintf(stderr, "lanefsd: %s\n", st.error().to_string().c_str());
+    return 1;
+  }
+  {
+    std::ofstream pid(data_dir + "/lanefsd.pid", std::ios::trunc);
+    pid << getpid() << "\n";
+  }
+  int sig = wait_for_signal();
+  LOG_INFO("signal {}: shutting down", sig);
+  (*core)->stop();
+  unlink((data_dir + "/lanefsd.pid").c_str());
+  return 0;
+}

@@ -1,0 +1,367 @@
+// MANAGEMENT role: identity, cluster map, cluster create, filesystems,
+// process listing, status, placement queries. Mutations run on the leader
+// (member 0); other members forward them there.
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "backend/backend_core.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/proc_info.h"
+
+namespace lanefs::backend {
+namespace {
+
+using proto::ClusterMap;
+using proto::Op;
+
+template <class T>
+Result<T> decode(std::span<const uint8_t> req) {
+  return proto::decode_msg<T>(req);
+}
+
+bool valid_fs_name(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  return std::all_of(n.begin(), n.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+  }) && n != "." && n != "..";
+}
+
+// Pushes `m` to every member; unreachable members catch up by refreshing.
+void push_map(BackendCore& b, const ClusterMap& m, bool force) {
+  proto::SetMapReq req{m, force};
+  for (const auto& mem : m.members) {
+    auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, req);
+    if (!r.ok())
+      LOG_WARN("cluster map epoch {} not pushed to {}: {}", m.epoch, mem.addr.to_string(),
+               r.error().to_string());
+  }
+}
+
+// Forwards a mutation to the leader when this backend is not it.
+std::optional<rpc::Buffer> forward_to_leader(BackendCore& b, Op op, std::span<const uint8_t> req) {
+  auto m = b.map();
+  const proto::Member* leader = m.member_by_shard(0);
+  if (leader == nullptr || b.is_self(*leader)) return std::nullopt;
+  auto r = b.call_member_raw(*leader, op, rpc::Buffer(req.begin(), req.end()));
+  if (!r.ok())
+    return reply_error(make_error(r.code(), "leader " + leader->addr.to_string() + ": " +
+                                                r.error().to_string()));
+  return std::move(*r);
+}
+
+rpc::Buffer cluster_create(BackendCore& b, const proto::ClusterCreateReq& req) {
+  if (req.addrs.empty()) return reply_error(make_error(Errc::kInvalid, "no backend addresses"));
+  std::set<NetAddr> seen;
+  std::vector<proto::BackendIdentity> ids;
+  bool self_listed = false;
+  for (const auto& a : req.addrs) {
+    if (!seen.insert(a).second)
+      return reply_error(make_error(Errc::kInvalid, "address " + a.to_string() + " listed twice"));
+    Result<proto::BackendIdentity> id = (a == b.listen_addr())
+                                            ? Result<proto::BackendIdentity>(b.identity())
+                                            : b.call_addr<proto::BackendIdentity>(a, Op::kIdentify, rpc::Empty{});
+    if (!id.ok())
+      return reply_error(make_error(id.code(), "backend " + a.to_string() + ": " + id.error().to_string()));
+    self_listed |= id->uuid == b.uuid();
+    ids.push_back(std::move(*id));
+  }
+  if (!self_listed)
+    return reply_error(make_error(Errc::kInvalid, "the backend asked (" + b.listen_addr().to_string() +
+                                                      ") must be one of the cluster's backends"));
+  auto cur = b.map();
+  // Same members in the same order: creating again is a no-op.
+  if (cur.members.size() == ids.size()) {
+    bool same = true;
+    for (size_t i = 0; i < ids.size(); ++i) same &= cur.members[i].uuid == ids[i].uuid;
+    if (same && ids.size() > 1) return reply(cur);
+  }
+  uint64_t epoch = 0;
+  for (const auto& id : ids) {
+    if (id.fs_count != 0)
+      return reply_error(make_error(Errc::kBusy, "backend " + id.addr.to_string() + " already holds " +
+                                                     std::to_string(id.fs_count) +
+                                                     " filesystem(s); only empty backends can form a cluster"));
+    epoch = std::max(epoch, id.epoch);
+  }
+  ClusterMap m;
+  uint64_t cid = 0;
+  while (cid == 0) getrandom(&cid, sizeof cid, 0);
+  m.cluster_id = cid;
+  m.epoch = epoch + 1;
+  m.chunk_size = cur.chunk_size;
+  for (size_t i = 0; i < ids.size(); ++i)
+    m.members.push_back({static_cast<uint32_t>(i), ids[i].uuid, ids[i].name, ids[i].hostname, ids[i].addr});
+  for (const auto& mem : m.members) {
+    auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, proto::SetMapReq{m, true});
+    if (!r.ok())
+      return reply_error(make_error(r.code(), "installing the map on " + mem.addr.to_string() + ": " +
+                                                  r.error().to_string()));
+  }
+  LOG_INFO("cluster {:016x} created with {} backends", m.cluster_id, m.members.size());
+  return reply(m);
+}
+
+rpc::Buffer fs_create(BackendCore& b, std::span<const uint8_t> raw) {
+  if (auto fwd = forward_to_leader(b, Op::kFsCreate, raw)) return std::move(*fwd);
+  auto req = decode<proto::FsCreateReq>(raw);
+  if (!req.ok()) return reply_error(req.error());
+  if (!valid_fs_name(req->name))
+    return reply_error(make_error(Errc::kInvalid, "filesystem name '" + req->name +
+                                                      "' must be 1-64 characters of [A-Za-z0-9._-]"));
+  std::lock_guard lk(b.mgmt_mu);
+  ClusterMap m = b.map();
+  if (m.find_fs(req->name))
+    return reply_error(make_error(Errc::kExists, "filesystem '" + req->name + "' already exists"));
+  proto::FsInfo fs;
+  fs.id = m.next_fs_id++;
+  fs.name = req->name;
+  fs.created_s = proto::now_timespec().sec;
+  fs.encrypted = req->encrypted;
+  // The root directory lives on the shard its name hashes to.
+  const proto::Member* owner = m.member_by_shard(proto::shard_for_fs_root(m, fs.name));
+  proto::InodePutReq root;
+  root.attr.fs_id = fs.id;
+  root.attr.mode = 040755;
+  root.attr.nlink = 2;
+  auto now = proto::now_timespec();
+  root.attr.atime = root.attr.mtime = root.attr.ctime = root.attr.btime = now;
+  auto made = b.call_member<proto::InodeAttr>(*owner, Op::kInodePut, root);
+  if (!made.ok()) return reply_error(made.error());
+  fs.root_ino = made->ino;
+  m.filesystems.push_back(fs);
+  ++m.epoch;
+  auto inst = b.install_map(m, true);
+  if (!inst.ok()) return reply_error(inst.error());
+  push_map(b, m, false);
+  LOG_INFO("filesystem '{}' (id {}) created, root inode {:#x}", fs.name, fs.id, fs.root_ino);
+  return reply(fs);
+}
+
+rpc::Buffer fs_delete(BackendCore& b, std::span<const uint8_t> raw) {
+  if (auto fwd = forward_to_leader(b, Op::kFsDelete, raw)) return std::move(*fwd);
+  auto req = decode<proto::NameReq>(raw);
+  if (!req.ok()) return reply_error(req.error());
+  std::lock_guard lk(b.mgmt_mu);
+  ClusterMap m = b.map();
+  const proto::FsInfo* fs = m.find_fs(req->name);
+  if (!fs) return reply_error(make_error(Errc::kNotFound, "no filesystem named '" + req->name + "'"));
+  uint32_t fs_id = fs->id;
+  m.filesystems.erase(m.filesystems.begin() + (fs - m.filesystems.data()));
+  ++m.epoch;
+  auto inst = b.install_map(m, true);
+  if (!inst.ok()) return reply_error(inst.error());
+  push_map(b, m, false);
+  // Every member drops the inode records it holds, then every member drops
+  // the chunks of those inodes it holds.
+  proto::InoList all;
+  for (const auto& mem : m.members) {
+    auto r = b.call_member<proto::InoList>(mem, Op::kFsPurge, proto::FsIdReq{fs_id});
+    if (!r.ok()) {
+      LOG_WARN("fs delete: purge on {} failed: {}", mem.addr.to_string(), r.error().to_string());
+      continue;
+    }
+    all.inos.insert(all.inos.end(), r->inos.begin(), r->inos.end());
+  }
+  for (size_t at = 0; at < all.inos.size(); at += 4096) {
+    proto::InoList part;
+    part.inos.assign(all.inos.begin() + at, all.inos.begin() + std::min(all.inos.size(), at + 4096));
+    for (const auto& mem : m.members) {
+      auto r = b.call_member<rpc::Empty>(mem, Op::kChunkRemoveAll, part);
+      if (!r.ok()) LOG_WARN("fs delete: chunk removal on {}: {}", mem.addr.to_string(), r.error().to_string());
+    }
+  }
+  LOG_INFO("filesystem '{}' deleted ({} inodes)", req->name, all.inos.size());
+  return reply_empty();
+}
+
+rpc::Buffer processes(BackendCore& b) {
+  auto self = b.self_member();
+  proto::ProcessList list;
+  uint64_t rss = process_rss_bytes();
+  uint64_t up = process_uptime_s();
+  uint32_t shard = self ? self->shard : 0;
+  const char* roles[] = {"MANAGEMENT", "COMPUTE", "DRIVES"};
+  for (uint32_t k = 0; k < 3; ++k) {
+    proto::ProcessInfo p;
+    // Process ids are unique in the cluster: shard * 10 + role index.
+    p.id = uint64_t{shard} * 10 + k;
+    p.hostname = b.hostname();
+    p.container = b.options().name;
+    p.ips = {b.listen_addr().ip_string()};
+    p.status = "UP";
+    p.roles = {roles[k]};
+    p.network = "UDP";
+    p.core = -1;
+    p.memory_bytes = rss;
+    p.uptime_s = up;
+    list.processes.push_back(std::move(p));
+  }
+  // The leader also lists the client containers registered with it.
+  for (const auto& c : b.live_clients()) {
+    proto::ProcessInfo p;
+    p.id = c.process_id;
+    p.hostname = c.info.hostname;
+    p.container = c.info.hostname;
+    p.ips = c.info.ips;
+    p.status = "UP";
+    p.roles = {"FRONTEND"};
+    p.network = c.info.network;
+    p.core = -1;
+    p.memory_bytes = c.info.memory_bytes;
+    p.uptime_s = c.info.uptime_s;
+    list.processes.push_back(std::move(p));
+  }
+  return reply(list);
+}
+
+rpc::Buffer status(BackendCore& b) {
+  proto::BackendStatus s;
+  s.identity = b.identity();
+  s.pid = static_cast<uint64_t>(getpid());
+  s.uptime_s = process_uptime_s();
+  s.memory_bytes = process_rss_bytes();
+  s.inodes = b.meta().inode_count();
+  s.chunk_bytes = b.chunks().stored_bytes();
+  uint64_t avail = 0;
+  (void)b.chunks().space(&s.disk_total, &s.disk_free, &avail);
+  if (auto* srv = b.server()) {
+    auto st = srv->stats();
+    s.sessions = st.sessions;
+    s.requests = st.requests_executed;
+    s.rx_invalid = st.rx_invalid_total;
+    s.replies_from_cache = st.replies_from_cache;
+  }
+  return reply(s);
+}
+
+rpc::Buffer local_space(BackendCore& b) {
+  proto::StatFs s;
+  if (auto st = b.chunks().space(&s.total_bytes, &s.free_bytes, &s.avail_bytes); !st.ok())
+    return reply_error(st.error());
+  s.total_inodes = uint64_t{1} << 32;
+  uint64_t used = b.meta().inode_count();
+  s.free_inodes = s.total_inodes > used ? s.total_inodes - used : 0;
+  return reply(s);
+}
+
+rpc::Buffer statfs(BackendCore& b, const proto::FsIdReq& req) {
+  auto m = b.map();
+  if (!m.find_fs(req.fs_id)) return reply_error(make_error(Errc::kNotFound, "no such filesystem"));
+  proto::StatFs sum;
+  sum.block_size = 4096;
+  for (const auto& mem : m.members) {
+    auto r = b.call_member<proto::StatFs>(mem, Op::kLocalSpace, rpc::Empty{});
+    if (!r.ok()) return reply_error(r.error());
+    sum.total_bytes += r->total_bytes;
+    sum.free_bytes += r->free_bytes;
+    sum.avail_bytes += r->avail_bytes;
+    sum.total_inodes += r->total_inodes;
+    sum.free_inodes += r->free_inodes;
+  }
+  return reply(sum);
+}
+
+rpc::Buffer fs_purge(BackendCore& b, const proto::FsIdReq& req) {
+  auto inos = b.meta().inodes_of_fs(req.fs_id);
+  if (!inos.ok()) return reply_error(inos.error());
+  auto& store = b.meta();
+  auto lk = store.lock();
+  for (uint64_t ino : *inos) {
+    MetaStore::Batch batch;
+    auto attr = store.get_inode(ino);
+    if (attr.ok() && (attr->mode & 0170000) == 040000) {
+      bool eof = false;
+      uint64_t cookie = 0;
+      while (!eof) {
+        auto ents = store.list_dirents(ino, cookie, 1024, &eof);
+        if (!ents.ok() || ents->empty()) break;
+        for (const auto& e : *ents) {
+          batch.delete_dirent(ino, e.name, e.cookie);
+          cookie = e.cookie;
+        }
+      }
+    }
+    if (auto xs = store.list_xattrs(ino); xs.ok())
+      for (const auto& x : *xs) batch.delete_xattr(ino, x);
+    batch.delete_symlink(ino);
+    batch.delete_inode(ino);
+    if (auto st = store.commit(batch); !st.ok()) return reply_error(st.error());
+  }
+  return reply(proto::InoList{*inos});
+}
+
+}  // namespace
+
+rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> raw) {
+  switch (op) {
+    case Op::kIdentify:
+      return reply(b.identity());
+    case Op::kGetMap:
+      return reply(b.map());
+    case Op::kSetMap: {
+      auto req = decode<proto::SetMapReq>(raw);
+      if (!req.ok()) return reply_error(req.error());
+      auto r = b.install_map(req->map, req->force);
+      if (!r.ok()) return reply_error(r.error());
+      return reply_empty();
+    }
+    case Op::kClusterCreate: {
+      auto req = decode<proto::ClusterCreateReq>(raw);
+      if (!req.ok()) return reply_error(req.error());
+      std::lock_guard lk(b.mgmt_mu);
+      return cluster_create(b, *req);
+    }
+    case Op::kFsCreate:
+      return fs_create(b, raw);
+    case Op::kFsList:
+      return reply(proto::FsList{b.map().filesystems});
+    case Op::kFsDelete:
+      return fs_delete(b, raw);
+    case Op::kProcesses:
+      return processes(b);
+    case Op::kStatus:
+      return status(b);
+    case Op::kLocate: {
+      auto req = decode<proto::LocateReq>(raw);
+      if (!req.ok()) return reply_error(req.error());
+      auto m = b.map();
+      const proto::Member* mo = proto::meta_owner(m, req->ino);
+      if (!mo) return reply_error(make_error(Errc::kNotFound, "inode's shard is not in the cluster map"));
+      proto::LocateResp resp;
+      resp.meta_owner = *mo;
+      resp.chunk_index = req->offset / m.chunk_size;
+      resp.chunk_owner = *proto::chunk_owner(m, req->ino, resp.chunk_index);
+      return reply(resp);
+    }
+    case Op::kFsPurge: {
+      auto req = decode<proto::FsIdReq>(raw);
+      if (!req.ok()) return reply_error(req.error());
+      return fs_purge(b, *req);
+    }
+    case Op::kStatfs: {
+      auto req = decode<proto::FsIdReq>(raw);
+      if (!req.ok()) return reply_error(req.error());
+      return statfs(b, *req);
+    }
+    case Op::kLocalSpace:
+      return local_space(b);
+    case Op::kClientHeartbeat:
+    case Op::kClientLeave: {
+      if (auto fwd = forward_to_leader(b, op, raw)) return std::move(*fwd);
+      auto req = decode<proto::ClientInfo>(raw);
+      if (!req.ok()) return reply_error(req.error());
+      if (op == Op::kClientHeartbeat) b.client_heartbeat(*req);
+      else b.client_leave(req->uuid);
+      return reply_empty();
+    }
+    default:
+      return reply_error(make_error(Errc::kNotSupported, "unknown management opcode " +
+                                                             std::to_string(static_cast<int>(op))));
+  }
+}
+
+}  // namespace lanefs::backend

@@ -1,0 +1,401 @@
+// lanefs: the administration CLI.
+//   lanefs [--backend IP:PORT[,IP:PORT...]] [--json] cluster create|status|processes
+//   lanefs fs create|list|delete|locate ...
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <dirent.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/format.h"
+#include "client/cluster_client.h"
+#include "common/log.h"
+#include "common/proc_info.h"
+#include "lanefs/config.h"
+
+namespace lanefs::cli {
+namespace {
+
+using nlohmann::json;
+
+// The CLI's one exit-code mapping.
+int exit_code(Errc c) {
+  switch (c) {
+    case Errc::kOk: return 0;
+    case Errc::kInvalid: return 2;
+    case Errc::kUnreachable:
+    case Errc::kTimeout: return 3;
+    case Errc::kNotFound: return 4;
+    case Errc::kExists: return 5;
+    case Errc::kBusy: return 6;
+    default: return 1;
+  }
+}
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "lanefs: %s\n", e.to_string().c_str());
+  return exit_code(e.code);
+}
+
+struct Globals {
+  std::string backend;
+  bool json = false;
+  double connect_timeout_s = 5;
+  double timeout_s = 30;
+};
+
+Result<std::unique_ptr<client::ClusterClient>> connect(const Globals& g) {
+  std::string spec = g.backend;
+  if (spec.empty()) {
+    const char* env = std::getenv("LANEFS_BACKEND");
+    spec = env && *env ? env : "127.0.0.1:14000";
+  }
+  LANEFS_ASSIGN_OR_RETURN(auto addrs, parse_net_addr_list(spec, 14000));
+  client::ClusterClientOptions o;
+  o.backends = addrs;
+  o.connect_timeout_ns = static_cast<uint64_t>(g.connect_timeout_s * 1e9);
+  o.op_timeout_ns = static_cast<uint64_t>(g.timeout_s * 1e9);
+  o.name = "lanefs-cli";
+  return client::ClusterClient::connect(o);
+}
+
+json fs_json(const proto::FsInfo& f) {
+  return {{"id", f.id}, {"name", f.name}, {"root_ino", f.root_ino}, {"created_s", f.created_s},
+          {"encrypted", f.encrypted}};
+}
+
+json member_json(const proto::Member& m) {
+  return {{"shard", m.shard}, {"uuid", fmt::format("{:016x}", m.uuid)}, {"name", m.name},
+          {"hostname", m.hostname}, {"addr", m.addr.to_string()}};
+}
+
+int cmd_cluster_create(const Globals& g, const std::string& list) {
+  auto addrs = parse_net_addr_list(list, 14000);
+  if (!addrs.ok()) return fail(addrs.error());
+  Globals g2 = g;
+  // Talk to the first listed backend unless --backend says otherwise.
+  if (g2.backend.empty() && !std::getenv("LANEFS_BACKEND")) g2.backend = (*addrs)[0].to_string();
+  auto c = connect(g2);
+  if (!c.ok()) return fail(c.error());
+  auto m = (*c)->cluster_create(*addrs);
+  if (!m.ok()) return fail(m.error());
+  if (g.json) {
+    json j = {{"cluster_id", fmt::format("{:016x}", m->cluster_id)}, {"epoch", m->epoch}, {"members", json::array()}};
+    for (const auto& mem : m->members) j["members"].push_back(member_json(mem));
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf("cluster %016llx created with %zu backend(s)\n", (unsigned long long)m->cluster_id, m->members.size());
+  }
+  return 0;
+}
+
+int cmd_cluster_status(const Globals& g) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  auto m = (*c)->map();
+  auto st = (*c)->status_all();
+  if (g.json) {
+    json j = {{"cluster_id", fmt::format("{:016x}", m.cluster_id)}, {"epoch", m.epoch},
+              {"chunk_size", m.chunk_size}, {"filesystems", m.filesystems.size()}, {"backends", json::array()}};
+    for (auto& [mem, s] : st) {
+      json b = member_json(mem);
+      b["status"] = s.ok() ? "UP" : "DOWN";
+      if (s.ok()) {
+        b.update({{"pid", s->pid}, {"uptime_s", s->uptime_s}, {"memory_bytes", s->memory_bytes},
+                  {"inodes", s->inodes}, {"chunk_bytes", s->chunk_bytes}, {"disk_total", s->disk_total},
+                  {"disk_free", s->disk_free}, {"sessions", s->sessions}, {"requests", s->requests},
+                  {"rx_invalid", s->rx_invalid}});
+      } else {
+        b["error"] = s.error().to_string();
+      }
+      j["backends"].push_back(b);
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("cluster %016llx, map epoch %llu, %zu backend(s), %zu filesystem(s), chunk size %u KiB\n",
+              (unsigned long long)m.cluster_id, (unsigned long long)m.epoch, m.members.size(),
+              m.filesystems.size(), m.chunk_size / 1024);
+  std::vector<std::vector<std::string>> rows;
+  for (auto& [mem, s] : st) {
+    if (s.ok())
+      rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "UP", std::to_string(s->inodes),
+                      human_bytes(s->chunk_bytes), human_bytes(s->disk_free) + " / " + human_bytes(s->disk_total),
+                      std::to_string(s->sessions), human_duration(s->uptime_s)});
+    else
+      rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "DOWN", "-", "-", "-", "-", "-"});
+  }
+  std::cout << render_table({"SHARD", "CONTAINER", "ADDRESS", "STATUS", "INODES", "DATA", "DISK FREE", "SESSIONS", "UPTIME"}, rows);
+  return 0;
+}
+
+int cmd_cluster_processes(const Globals& g) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  auto ps = (*c)->processes();
+  if (!ps.ok()) return fail(ps.error());
+  if (g.json) {
+    json j = json::array();
+    for (const auto& p : *ps)
+      j.push_back({{"id", p.id}, {"hostname", p.hostname}, {"container", p.container}, {"ips", p.ips},
+                   {"status", p.status}, {"roles", p.roles}, {"network", p.network},
+                   {"core", p.core < 0 ? json(nullptr) : json(p.core)}, {"memory_bytes", p.memory_bytes},
+                   {"uptime_s", p.uptime_s}});
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : *ps)
+    rows.push_back({std::to_string(p.id), p.hostname, p.container, join(p.ips, ","), p.status, join(p.roles, ","),
+                    p.network, p.core < 0 ? "" : std::to_string(p.core),
+                    p.status == "UP" ? human_bytes(p.memory_bytes) : "", p.status == "UP" ? human_duration(p.uptime_s) : ""});
+  std::cout << render_table({"PROCESS ID", "HOSTNAME", "CONTAINER", "IPS", "STATUS", "ROLES", "NETWORK", "CPU",
+                             "MEMORY", "UPTIME"},
+                            rows);
+  return 0;
+}
+
+int cmd_fs_create(const Globals& g, const std::string& name) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  auto f = (*c)->fs_create(name);
+  if (!f.ok()) return fail(f.error());
+  if (g.json) std::cout << fs_json(*f).dump(2) << "\n";
+  else std::printf("filesystem '%s' created (id %u)\n", f->name.c_str(), f->id);
+  return 0;
+}
+
+int cmd_fs_list(const Globals& g) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  auto l = (*c)->fs_list();
+  if (!l.ok()) return fail(l.error());
+  if (g.json) {
+    json j = json::array();
+    for (const auto& f : *l) j.push_back(fs_json(f));
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& f : *l) {
+    auto s = (*c)->statfs(f.id);
+    rows.push_back({std::to_string(f.id), f.name, f.encrypted ? "yes" : "no",
+                    s.ok() ? human_bytes(s->total_bytes - s->free_bytes) + " / " + human_bytes(s->total_bytes) : "-"});
+  }
+  std::cout << render_table({"ID", "NAME", "ENCRYPTED", "USED / CAPACITY"}, rows);
+  return 0;
+}
+
+int cmd_fs_delete(const Globals& g, const std::string& name) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  auto st = (*c)->fs_delete(name);
+  if (!st.ok()) return fail(st.error());
+  if (!g.json) std::printf("filesystem '%s' deleted\n", name.c_str());
+  else std::cout << json{{"deleted", name}}.dump() << "\n";
+  return 0;
+}
+
+int cmd_fs_locate(const Globals& g, const std::string& name, const std::string& path, uint64_t offset) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  auto fs = (*c)->fs_get(name);
+  if (!fs.ok()) return fail(fs.error());
+  auto a = (*c)->resolve(fs->root_ino, path);
+  if (!a.ok()) return fail(a.error());
+  auto loc = (*c)->locate(a->ino, offset);
+  if (!loc.ok()) return fail(loc.error());
+  if (g.json) {
+    std::cout << json{{"ino", a->ino}, {"offset", offset}, {"chunk_index", loc->chunk_index},
+                      {"metadata_owner", member_json(loc->meta_owner)}, {"chunk_owner", member_json(loc->chunk_owner)}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::printf("inode %#llx: metadata on %s (%s); chunk %llu on %s (%s)\n", (unsigned long long)a->ino,
+                loc->meta_owner.name.c_str(), loc->meta_owner.addr.to_string().c_str(),
+                (unsigned long long)loc->chunk_index, loc->chunk_owner.name.c_str(),
+                loc->chunk_owner.addr.to_string().c_str());
+  }
+  return 0;
+}
+
+// ---- lanefs local ps: this host's containers
+
+// Asks the local frontend for its state over its control socket.
+Result<json> frontend_state(const std::string& run_dir) {
+  std::string path = run_dir + "/frontend.sock";
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(s);
+    return make_error(Errc::kNotFound, "no lanefs-frontend on " + path);
+  }
+  std::string req = "{\"op\":\"ps\"}\n";
+  if (write(s, req.data(), req.size()) < 0) {
+    close(s);
+    return sys_error("write " + path, errno);
+  }
+  std::string reply;
+  char buf[4096];
+  while (reply.find('\n') == std::string::npos) {
+    pollfd p{s, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) break;
+    ssize_t n = read(s, buf, sizeof buf);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  close(s);
+  json j = json::parse(reply, nullptr, false);
+  if (j.is_discarded() || !j.value("ok", false)) return make_error(Errc::kProtocol, "bad answer from " + path);
+  return j;
+}
+
+// lanefsd processes on this host, from /proc.
+std::vector<json> local_backends() {
+  std::vector<json> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream comm("/proc/" + std::string(e->d_name) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "lanefsd") continue;
+    std::ifstream cl("/proc/" + std::string(e->d_name) + "/cmdline");
+    std::string all((std::istreambuf_iterator<char>(cl)), std::istreambuf_iterator<char>());
+    std::vector<std::string> args;
+    for (size_t at = 0; at < all.size();) {
+      size_t z = all.find('\0', at);
+      args.push_back(all.substr(at, z - at));
+      at = z == std::string::npos ? all.size() : z + 1;
+    }
+    std::string cname = host_name(), listen = "127.0.0.1:14000";
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--name") cname = args[i + 1];
+      if (args[i] == "--listen") listen = args[i + 1];
+    }
+    // Uptime from the process start time (field 22, clock ticks after boot).
+    std::ifstream st("/proc/" + std::string(e->d_name) + "/stat");
+    std::string line;
+    std::getline(st, line);
+    uint64_t up = 0;
+    if (auto rp = line.rfind(')'); rp != std::string::npos) {
+      std::istringstream rest(line.substr(rp + 2));
+      std::string f;
+      uint64_t start = 0;
+      for (int i = 3; i <= 22 && rest >> f; ++i)
+        if (i == 22) start = std::stoull(f);
+      timespec boot;
+      clock_gettime(CLOCK_BOOTTIME, &boot);
+      double since = boot.tv_sec + boot.tv_nsec / 1e9 - double(start) / double(sysconf(_SC_CLK_TCK));
+      up = since > 0 ? static_cast<uint64_t>(since) : 0;
+    }
+    out.push_back({{"container", cname}, {"type", "backend"}, {"state", "running"}, {"pid", pid},
+                   {"uptime_s", up}, {"memory_bytes", process_rss_bytes(pid)}, {"listen", listen},
+                   {"mounts", json::array()}});
+  }
+  closedir(d);
+  return out;
+}
+
+int cmd_local_ps(const Globals& g) {
+  const char* rd = std::getenv("LANEFS_RUN_DIR");
+  std::string run_dir = rd && *rd ? rd : "/run/lanefs";
+  std::vector<json> rows;
+  auto fe = frontend_state(run_dir);
+  if (fe.ok()) {
+    rows.push_back({{"container", (*fe)["hostname"]}, {"type", "client"}, {"state", "running"},
+                    {"pid", (*fe)["pid"]}, {"uptime_s", (*fe)["uptime_s"]}, {"memory_bytes", (*fe)["memory_bytes"]},
+                    {"mounts", (*fe)["mounts"]}});
+  } else {
+    rows.push_back({{"container", host_name()}, {"type", "client"}, {"state", "stopped"}, {"pid", nullptr},
+                    {"uptime_s", nullptr}, {"memory_bytes", nullptr}, {"mounts", json::array()}});
+  }
+  for (auto& b : local_backends()) rows.push_back(std::move(b));
+  if (g.json) {
+    std::cout << json(rows).dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> table;
+  for (const auto& r : rows) {
+    std::vector<std::string> mounts;
+    for (const auto& m : r["mounts"]) mounts.push_back(m.value("source", "") + " on " + m.value("target", ""));
+    bool up = r["state"] == "running";
+    table.push_back({r["container"].get<std::string>(), r["type"].get<std::string>(), r["state"].get<std::string>(),
+                     up ? std::to_string(r["pid"].get<int64_t>()) : "-",
+                     up ? human_duration(r["uptime_s"].get<uint64_t>()) : "-",
+                     r["type"] == "backend" ? r.value("listen", "") : (mounts.empty() ? "-" : join(mounts, "; "))});
+  }
+  std::cout << render_table({"CONTAINER", "TYPE", "STATE", "PID", "UPTIME", "MOUNTS / LISTEN"}, table);
+  return 0;
+}
+
+}  // namespace
+}  // namespace lanefs::cli
+
+int main(int argc, char** argv) {
+  using namespace lanefs::cli;
+  spdlog::set_level(spdlog::level::warn);
+  CLI::App app{"lanefs: manage a lanefs cluster"};
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("--backend", g.backend, "backend(s) to contact, IP[:PORT][,...] (env LANEFS_BACKEND; default 127.0.0.1:14000)");
+  app.add_flag("--json", g.json, "JSON output");
+  app.add_option("--connect-timeout", g.connect_timeout_s, "seconds to wait for a backend to answer")->capture_default_str();
+  app.add_option("--timeout", g.timeout_s, "seconds per request")->capture_default_str();
+  app.set_version_flag("--version", LANEFS_VERSION);
+
+  // Global options are accepted after the subcommand too (subcommands
+  // inherit this setting when created).
+  app.fallthrough();
+  int rc = 0;
+  auto* cluster = app.add_subcommand("cluster", "cluster membership and processes");
+  cluster->require_subcommand(1);
+  std::string create_list;
+  auto* cc = cluster->add_subcommand("create", "form a cluster from running backends");
+  cc->add_option("addresses", create_list, "ADDR[,ADDR...] of the backends")->required();
+  cc->callback([&] { rc = cmd_cluster_create(g, create_list); });
+  cluster->add_subcommand("status", "cluster map and per-backend state")->callback([&] { rc = cmd_cluster_status(g); });
+  cluster->add_subcommand("processes", "every process of the cluster (WEKA columns)")->callback([&] { rc = cmd_cluster_processes(g); });
+
+  auto* fs = app.add_subcommand("fs", "filesystems");
+  fs->require_subcommand(1);
+  std::string fs_name, fs_path = "/";
+  uint64_t fs_offset = 0;
+  auto* fc = fs->add_subcommand("create", "create a filesystem");
+  fc->add_option("name", fs_name)->required();
+  fc->callback([&] { rc = cmd_fs_create(g, fs_name); });
+  fs->add_subcommand("list", "list filesystems")->callback([&] { rc = cmd_fs_list(g); });
+  auto* fd = fs->add_subcommand("delete", "delete a filesystem and all its data");
+  fd->add_option("name", fs_name)->required();
+  fd->callback([&] { rc = cmd_fs_delete(g, fs_name); });
+  auto* fl = fs->add_subcommand("locate", "where a path's metadata and data live");
+  fl->add_option("name", fs_name)->required();
+  fl->add_option("path", fs_path)->required();
+  fl->add_option("--offset", fs_offset, "byte offset whose chunk to locate");
+  fl->callback([&] { rc = cmd_fs_locate(g, fs_name, fs_path, fs_offset); });
+
+  auto* local = app.add_subcommand("local", "this host's lanefs containers");
+  local->require_subcommand(1);
+  local->add_subcommand("ps", "client and backend containers on this host")->callback([&] { rc = cmd_local_ps(g); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return rc;
+}

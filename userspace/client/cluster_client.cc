@@ -1,0 +1,355 @@
+#include "client/cluster_client.h"
+
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "common/clock.h"
+
+namespace lanefs::client {
+
+using proto::Op;
+
+Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptions o) {
+  if (o.backends.empty()) return make_error(Errc::kInvalid, "no backend address given");
+  std::unique_ptr<ClusterClient> c(new ClusterClient(std::move(o)));
+  rpc::ClientOptions ro;
+  ro.transport.kind = transport::TransportKind::kUdp;
+  ro.transport.bind = c->opts_.bind;
+  ro.transport.faults = c->opts_.faults;
+  ro.name = c->opts_.name;
+  ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
+  LANEFS_ASSIGN_OR_RETURN(c->rpc_, rpc::RpcClient::create(ro));
+  LANEFS_TRY(c->refresh_map());
+  return c;
+}
+
+proto::ClusterMap ClusterClient::map() const {
+  std::lock_guard lk(mu_);
+  return map_;
+}
+
+NetAddr ClusterClient::mgmt_addr() const {
+  std::lock_guard lk(mu_);
+  return contact_;
+}
+
+Result<proto::ClusterMap> ClusterClient::refresh_map() {
+  // Ask every given backend and member; keep the newest epoch. Stop at the
+  // first answer unless the map is older than what we had.
+  std::vector<NetAddr> tries = opts_.backends;
+  for (const auto& m : map().members) tries.push_back(m.addr);
+  std::string errors;
+  uint64_t deadline = mono_ns() + opts_.connect_timeout_ns;
+  for (const auto& a : tries) {
+    uint64_t now = mono_ns();
+    if (now >= deadline && !errors.empty()) break;
+    auto m = rpc::call_typed<proto::ClusterMap>(*rpc_, a, Op::kGetMap, rpc::Empty{},
+                                                std::max<uint64_t>(deadline - std::min(deadline, now), 200'000'000));
+    if (!m.ok()) {
+      if (!errors.empty()) errors += "; ";
+      errors += a.to_string() + ": " + m.error().to_string();
+      continue;
+    }
+    std::lock_guard lk(mu_);
+    if (m->cluster_id != map_.cluster_id || m->epoch >= map_.epoch) map_ = *m;
+    contact_ = a;
+    return map_;
+  }
+  return make_error(Errc::kUnreachable, "no backend reachable (" + errors + ")");
+}
+
+template <class Resp, class Req>
+Result<Resp> ClusterClient::mgmt_call(Op op, const Req& req) {
+  return rpc::call_typed<Resp>(*rpc_, mgmt_addr(), op, req, opts_.op_timeout_ns);
+}
+
+template <class Resp, class Req>
+Result<Resp> ClusterClient::meta_call(uint64_t route_ino, Op op, const Req& req) {
+  for (int attempt = 0;; ++attempt) {
+    auto m = map();
+    const proto::Member* owner = proto::meta_owner(m, route_ino);
+    if (owner == nullptr) {
+      if (attempt == 0) {
+        LANEFS_TRY(refresh_map());
+        continue;
+      }
+      return make_error(Errc::kNotFound, "inode " + std::to_string(route_ino) + " belongs to no backend");
+    }
+    auto r = rpc::call_typed<Resp>(*rpc_, owner->addr, op, req, opts_.op_timeout_ns);
+    if (r.code() == Errc::kWrongOwner && attempt == 0) {
+      LANEFS_TRY(refresh_map());
+      continue;
+    }
+    return r;
+  }
+}
+
+Result<proto::ClusterMap> ClusterClient::cluster_create(const std::vector<NetAddr>& addrs) {
+  auto r = mgmt_call<proto::ClusterMap>(Op::kClusterCreate, proto::ClusterCreateReq{addrs});
+  if (r.ok()) {
+    std::lock_guard lk(mu_);
+    map_ = *r;
+  }
+  return r;
+}
+
+Result<proto::FsInfo> ClusterClient::fs_create(const std::string& name, bool encrypted) {
+  auto r = mgmt_call<proto::FsInfo>(Op::kFsCreate, proto::FsCreateReq{name, encrypted});
+  if (r.ok()) (void)refresh_map();
+  return r;
+}
+
+Result<std::vector<proto::FsInfo>> ClusterClient::fs_list() {
+  LANEFS_ASSIGN_OR_RETURN(auto l, mgmt_call<proto::FsList>(Op::kFsList, rpc::Empty{}));
+  return std::move(l.filesystems);
+}
+
+Status ClusterClient::fs_delete(const std::string& name) {
+  LANEFS_TRY(mgmt_call<rpc::Empty>(Op::kFsDelete, proto::NameReq{name}));
+  (void)refresh_map();
+  return ok_status();
+}
+
+Result<proto::FsInfo> ClusterClient::fs_get(const std::string& name) {
+  auto m = map();
+  if (const auto* f = m.find_fs(name)) return *f;
+  LANEFS_ASSIGN_OR_RETURN(auto fresh, refresh_map());
+  if (const auto* f = fresh.find_fs(name)) return *f;
+  return make_error(Errc::kNotFound, "no filesystem named '" + name + "'");
+}
+
+Result<std::vector<proto::ProcessInfo>> ClusterClient::processes() {
+  auto m = map();
+  std::vector<proto::ProcessInfo> out;
+  for (const auto& mem : m.members) {
+    auto r = rpc::call_typed<proto::ProcessList>(*rpc_, mem.addr, Op::kProcesses, rpc::Empty{},
+                                                 opts_.connect_timeout_ns);
+    if (r.ok()) {
+      for (auto& p : r->processes) out.push_back(std::move(p));
+      continue;
+    }
+    const char* roles[] = {"MANAGEMENT", "COMPUTE", "DRIVES"};
+    for (uint32_t k = 0; k < 3; ++k) {
+      proto::ProcessInfo p;
+      p.id = uint64_t{mem.shard} * 10 + k;
+      p.hostname = mem.hostname;
+      p.container = mem.name;
+      p.ips = {mem.addr.ip_string()};
+      p.status = "DOWN";
+      p.roles = {roles[k]};
+      p.network = "UDP";
+      out.push_back(std::move(p));
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<proto::Member, Result<proto::BackendStatus>>> ClusterClient::status_all() {
+  std::vector<std::pair<proto::Member, Result<proto::BackendStatus>>> out;
+  for (const auto& mem : map().members)
+    out.emplace_back(mem, rpc::call_typed<proto::BackendStatus>(*rpc_, mem.addr, Op::kStatus, rpc::Empty{},
+                                                                opts_.connect_timeout_ns));
+  return out;
+}
+
+Result<proto::LocateResp> ClusterClient::locate(uint64_t ino, uint64_t offset) {
+  return mgmt_call<proto::LocateResp>(Op::kLocate, proto::LocateReq{ino, offset});
+}
+
+Result<proto::StatFs> ClusterClient::statfs(uint32_t fs_id) {
+  return mgmt_call<proto::StatFs>(Op::kStatfs, proto::FsIdReq{fs_id});
+}
+
+Result<proto::InodeAttr> ClusterClient::lookup(uint64_t parent, const std::string& name) {
+  return meta_call<proto::InodeAttr>(parent, Op::kLookup, proto::NameAtReq{parent, name});
+}
+Result<proto::InodeAttr> ClusterClient::getattr(uint64_t ino) {
+  return meta_call<proto::InodeAttr>(ino, Op::kGetattr, proto::InoReq{ino});
+}
+Result<proto::InodeAttr> ClusterClient::setattr(uint64_t ino, const proto::SetAttr& attr) {
+  return meta_call<proto::InodeAttr>(ino, Op::kSetattr, proto::SetattrReq{ino, attr});
+}
+Result<proto::InodeAttr> ClusterClient::create(const proto::CreateReq& req) {
+  return meta_call<proto::InodeAttr>(req.parent, Op::kCreate, req);
+}
+Result<proto::InodeAttr> ClusterClient::mkdir(uint64_t parent, const std::string& name, uint32_t mode,
+                                              proto::Cred cred) {
+  proto::CreateReq r;
+  r.parent = parent;
+  r.name = name;
+  r.mode = S_IFDIR | (mode & 07777);
+  r.cred = cred;
+  return create(r);
+}
+Result<proto::InodeAttr> ClusterClient::symlink(uint64_t parent, const std::string& name,
+                                                const std::string& target, proto::Cred cred) {
+  proto::CreateReq r;
+  r.parent = parent;
+  r.name = name;
+  r.mode = S_IFLNK | 0777;
+  r.cred = cred;
+  r.symlink_target = target;
+  return create(r);
+}
+Result<proto::InodeAttr> ClusterClient::link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  return meta_call<proto::InodeAttr>(new_parent, Op::kLink, proto::LinkReq{ino, new_parent, new_name});
+}
+Status ClusterClient::unlink(uint64_t parent, const std::string& name) {
+  LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kUnlink, proto::NameAtReq{parent, name}));
+  return ok_status();
+}
+Status ClusterClient::rmdir(uint64_t parent, const std::string& name) {
+  LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kRmdir, proto::NameAtReq{parent, name}));
+  return ok_status();
+}
+Status ClusterClient::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                             const std::string& new_name, uint32_t flags) {
+  LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kRename,
+                                   proto::RenameReq{parent, name, new_parent, new_name, flags}));
+  return ok_status();
+}
+Result<std::string> ClusterClient::readlink(uint64_t ino) {
+  LANEFS_ASSIGN_OR_RETURN(auto b, meta_call<rpc::Bytes>(ino, Op::kReadlink, proto::InoReq{ino}));
+  return std::string(b.data.begin(), b.data.end());
+}
+Result<proto::ReaddirResp> ClusterClient::readdir(uint64_t ino, uint64_t cookie, uint32_t max, bool plus) {
+  return meta_call<proto::ReaddirResp>(ino, Op::kReaddir, proto::ReaddirReq{ino, cookie, max, plus});
+}
+Result<std::vector<proto::Dirent>> ClusterClient::list_dir(uint64_t ino) {
+  std::vector<proto::Dirent> all;
+  uint64_t cookie = 0;
+  for (;;) {
+    LANEFS_ASSIGN_OR_RETURN(auto page, readdir(ino, cookie, 1024, false));
+    for (auto& e : page.entries) {
+      cookie = e.cookie;
+      all.push_back(std::move(e));
+    }
+    if (page.eof || page.entries.empty()) return all;
+  }
+}
+Status ClusterClient::setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags) {
+  LANEFS_TRY(meta_call<rpc::Empty>(ino, Op::kSetxattr, proto::XattrSetReq{ino, name, value, flags}));
+  return ok_status();
+}
+Result<std::string> ClusterClient::getxattr(uint64_t ino, const std::string& name) {
+  LANEFS_ASSIGN_OR_RETURN(auto b, meta_call<rpc::Bytes>(ino, Op::kGetxattr, proto::XattrReq{ino, name}));
+  return std::string(b.data.begin(), b.data.end());
+}
+Result<std::vector<std::string>> ClusterClient::listxattr(uint64_t ino) {
+  LANEFS_ASSIGN_OR_RETURN(auto l, meta_call<proto::StringList>(ino, Op::kListxattr, proto::InoReq{ino}));
+  return std::move(l.items);
+}
+Status ClusterClient::removexattr(uint64_t ino, const std::string& name) {
+  LANEFS_TRY(meta_call<rpc::Empty>(ino, Op::kRemovexattr, proto::XattrReq{ino, name}));
+  return ok_status();
+}
+
+Result<proto::InodeAttr> ClusterClient::resolve(uint64_t root, const std::string& path) {
+  LANEFS_ASSIGN_OR_RETURN(auto cur, getattr(root));
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t next = path.find('/', pos);
+    std::string part = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+    pos = next == std::string::npos ? path.size() : next + 1;
+    if (part.empty() || part == ".") continue;
+    LANEFS_ASSIGN_OR_RETURN(cur, lookup(cur.ino, part));
+  }
+  return cur;
+}
+
+namespace {
+// Waits for a set of asynchronous chunk RPCs; keeps the first error.
+class Join {
+ public:
+  explicit Join(size_t n) : left_(n) {}
+  void done(Status s) {
+    std::lock_guard lk(mu_);
+    if (!s.ok() && first_.ok()) first_ = std::move(s);
+    if (--left_ == 0) cv_.notify_all();
+  }
+  Status wait() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return left_ == 0; });
+    return first_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t left_;
+  Status first_;
+};
+}  // namespace
+
+Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
+                                 int64_t* blocks_delta) {
+  auto m = map();
+  uint64_t cs = m.chunk_size;
+  size_t pieces = 0;
+  for (uint64_t o = offset; o < offset + data.size(); o = (o / cs + 1) * cs) ++pieces;
+  if (pieces == 0) {
+    if (blocks_delta) *blocks_delta = 0;
+    return ok_status();
+  }
+  Join join(pieces);
+  std::atomic<int64_t> delta{0};
+  for (uint64_t o = offset; o < offset + data.size();) {
+    uint64_t end = std::min<uint64_t>(offset + data.size(), (o / cs + 1) * cs);
+    const proto::Member* owner = proto::chunk_owner(m, ino, o / cs);
+    proto::WriteReq req{ino, o, data.subspan(o - offset, end - o)};
+    rpc::call_typed_async<proto::WriteResp>(*rpc_, owner->addr, Op::kWrite, req, opts_.op_timeout_ns,
+                                            [&join, &delta](Result<proto::WriteResp> r) {
+                                              if (r.ok()) delta += r->blocks_delta;
+                                              join.done(r.ok() ? ok_status() : Status(r.error()));
+                                            });
+    o = end;
+  }
+  LANEFS_TRY(join.wait());
+  if (blocks_delta) *blocks_delta = delta.load();
+  return ok_status();
+}
+
+Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data) {
+  int64_t delta = 0;
+  LANEFS_TRY(write_data(ino, offset, data, &delta));
+  proto::CommitWriteReq c{ino, offset + data.size(), delta, proto::now_timespec()};
+  return meta_call<proto::InodeAttr>(ino, Op::kCommitWrite, c);
+}
+
+Result<std::vector<uint8_t>> ClusterClient::read_data(uint64_t ino, uint64_t offset, uint32_t len) {
+  auto m = map();
+  uint64_t cs = m.chunk_size;
+  std::vector<uint8_t> out(len, 0);
+  size_t pieces = 0;
+  for (uint64_t o = offset; o < offset + len; o = (o / cs + 1) * cs) ++pieces;
+  if (pieces == 0) return out;
+  Join join(pieces);
+  for (uint64_t o = offset; o < offset + len;) {
+    uint64_t end = std::min<uint64_t>(offset + len, (o / cs + 1) * cs);
+    const proto::Member* owner = proto::chunk_owner(m, ino, o / cs);
+    proto::ReadReq req{ino, o, static_cast<uint32_t>(end - o)};
+    uint8_t* dst = out.data() + (o - offset);
+    size_t want = end - o;
+    rpc::call_typed_async<rpc::Bytes>(*rpc_, owner->addr, Op::kRead, req, opts_.op_timeout_ns,
+                                      [&join, dst, want](Result<rpc::Bytes> r) {
+                                        if (r.ok() && r->data.size() != want)
+                                          return join.done(make_error(Errc::kProtocol, "short read reply"));
+                                        if (r.ok()) std::memcpy(dst, r->data.data(), want);
+                                        join.done(r.ok() ? ok_status() : Status(r.error()));
+                                      });
+    o = end;
+  }
+  LANEFS_TRY(join.wait());
+  return out;
+}
+
+Result<std::vector<uint8_t>> ClusterClient::read(uint64_t ino, uint64_t offset, uint32_t len) {
+  LANEFS_ASSIGN_OR_RETURN(auto a, getattr(ino));
+  if (offset >= a.size) return std::vector<uint8_t>{};
+  uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, a.size - offset));
+  return read_data(ino, offset, n);
+}
+
+}  // namespace lanefs::client

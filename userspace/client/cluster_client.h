@@ -1,0 +1,113 @@
+// ClusterClient: a client's view of a lanefs cluster. It fetches the cluster
+// map from any of the given backends, then routes every operation to the
+// backend that owns it (metadata: owner of the inode or parent directory;
+// data: owner of the chunk). On kWrongOwner (the map changed) it refreshes
+// the map and retries once.
+//
+// Used by the `lanefs` CLI, by tests, and as the base of the frontend's
+// client core. Thread-safe: all methods may be called concurrently.
+// Blocking: every method blocks until its RPCs finish or time out.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/net_addr.h"
+#include "proto/messages.h"
+#include "rpc/rpc.h"
+#include "rpc/typed_call.h"
+
+namespace lanefs::client {
+
+struct ClusterClientOptions {
+  std::vector<NetAddr> backends;                  // any members; the first that answers wins
+  uint64_t connect_timeout_ns = 5'000'000'000ull;  // per backend, for the session handshake
+  uint64_t op_timeout_ns = 30'000'000'000ull;      // per RPC (retransmissions included)
+  std::string name = "lanefs";                    // shown by the backends as the client's name
+  NetAddr bind{0, 0};                             // local UDP address (0.0.0.0:0 = any)
+  transport::FaultConfig faults;                  // tests only
+};
+
+class ClusterClient {
+ public:
+  // Connects and fetches the map. kUnreachable if no backend answers within
+  // the connect timeout (one line naming the addresses tried).
+  static Result<std::unique_ptr<ClusterClient>> connect(ClusterClientOptions options);
+
+  proto::ClusterMap map() const;
+  Result<proto::ClusterMap> refresh_map();
+  rpc::RpcClient& rpc() { return *rpc_; }
+  const ClusterClientOptions& options() const { return opts_; }
+
+  // ---- management (sent to the first reachable backend; mutations are
+  // forwarded to the leader by the backend)
+  Result<proto::ClusterMap> cluster_create(const std::vector<NetAddr>& addrs);
+  Result<proto::FsInfo> fs_create(const std::string& name, bool encrypted = false);
+  Result<std::vector<proto::FsInfo>> fs_list();
+  Status fs_delete(const std::string& name);
+  Result<proto::FsInfo> fs_get(const std::string& name);
+  // Every member's processes; a member that does not answer is listed with
+  // status DOWN.
+  Result<std::vector<proto::ProcessInfo>> processes();
+  // Status of every member (unreachable ones: error per member).
+  std::vector<std::pair<proto::Member, Result<proto::BackendStatus>>> status_all();
+  Result<proto::LocateResp> locate(uint64_t ino, uint64_t offset);
+  Result<proto::StatFs> statfs(uint32_t fs_id);
+
+  // ---- metadata
+  Result<proto::InodeAttr> lookup(uint64_t parent, const std::string& name);
+  Result<proto::InodeAttr> getattr(uint64_t ino);
+  Result<proto::InodeAttr> setattr(uint64_t ino, const proto::SetAttr& attr);
+  Result<proto::InodeAttr> create(const proto::CreateReq& req);
+  Result<proto::InodeAttr> mkdir(uint64_t parent, const std::string& name, uint32_t mode,
+                                 proto::Cred cred = {});
+  Result<proto::InodeAttr> symlink(uint64_t parent, const std::string& name,
+                                   const std::string& target, proto::Cred cred = {});
+  Result<proto::InodeAttr> link(uint64_t ino, uint64_t new_parent, const std::string& new_name);
+  Status unlink(uint64_t parent, const std::string& name);
+  Status rmdir(uint64_t parent, const std::string& name);
+  Status rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name, uint32_t flags = 0);
+  Result<std::string> readlink(uint64_t ino);
+  Result<proto::ReaddirResp> readdir(uint64_t ino, uint64_t cookie, uint32_t max, bool plus);
+  // All entries of a directory (pages through readdir).
+  Result<std::vector<proto::Dirent>> list_dir(uint64_t ino);
+  Status setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags = 0);
+  Result<std::string> getxattr(uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  Status removexattr(uint64_t ino, const std::string& name);
+  // Resolves "/a/b/c" from a root inode.
+  Result<proto::InodeAttr> resolve(uint64_t root, const std::string& path);
+
+  // ---- data
+  // Writes data at offset: chunk pieces go to their owners in parallel;
+  // durable when this returns. *blocks_delta gets the allocation change.
+  Status write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
+                    int64_t* blocks_delta);
+  // write_data + commit of size/mtime/blocks on the inode's owner.
+  Result<proto::InodeAttr> write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data);
+  // Reads [offset, offset+len) (holes as zeros), chunk pieces in parallel.
+  // Does not clamp to the file size; callers do.
+  Result<std::vector<uint8_t>> read_data(uint64_t ino, uint64_t offset, uint32_t len);
+  // Reads up to len bytes, clamped to the file's size.
+  Result<std::vector<uint8_t>> read(uint64_t ino, uint64_t offset, uint32_t len);
+
+ private:
+  explicit ClusterClient(ClusterClientOptions o) : opts_(std::move(o)) {}
+  template <class Resp, class Req>
+  Result<Resp> meta_call(uint64_t route_ino, proto::Op op, const Req& req);
+  template <class Resp, class Req>
+  Result<Resp> mgmt_call(proto::Op op, const Req& req);
+  NetAddr mgmt_addr() const;
+
+  ClusterClientOptions opts_;
+  std::unique_ptr<rpc::RpcClient> rpc_;
+  mutable std::mutex mu_;
+  proto::ClusterMap map_;
+  NetAddr contact_;  // the backend that answered first
+};
+
+}  // namespace lanefs::client

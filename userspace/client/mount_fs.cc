@@ -1,0 +1,251 @@
+#include "client/mount_fs.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+
+namespace lanefs::client {
+
+MountFs::MountFs(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs, MountOptions options)
+    : cluster_(std::move(cluster)), fs_(std::move(fs)), opts_(std::move(options)) {}
+
+proto::InodeAttr MountFs::to_kernel(proto::InodeAttr a) const {
+  a.ino = to_nodeid(a.ino);
+  a.parent = a.parent ? to_nodeid(a.parent) : 0;
+  return a;
+}
+
+void MountFs::remember(const proto::InodeAttr& a, bool count_lookup) {
+  std::lock_guard lk(mu_);
+  auto& n = nodes_[a.ino];
+  n.attr = a;
+  n.attr_ns = mono_ns();
+  if (count_lookup) ++n.nlookup;
+}
+
+template <class T>
+Result<T> MountFs::counted(Result<T> r) {
+  if (!r.ok()) io_.errors.fetch_add(1, std::memory_order_relaxed);
+  return r;
+}
+
+Status MountFs::writable() const {
+  if (opts_.read_only) return make_error(Errc::kReadOnly, "mounted read-only");
+  return ok_status();
+}
+
+size_t MountFs::known_nodes() const {
+  std::lock_guard lk(mu_);
+  return nodes_.size();
+}
+
+Result<proto::InodeAttr> MountFs::lookup(uint64_t parent, const std::string& name) {
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->lookup(to_ino(parent), name));
+  remember(a, true);
+  return to_kernel(a);
+}
+
+void MountFs::forget(uint64_t nodeid, uint64_t nlookup) {
+  std::lock_guard lk(mu_);
+  auto it = nodes_.find(to_ino(nodeid));
+  if (it == nodes_.end()) return;
+  it->second.nlookup = it->second.nlookup > nlookup ? it->second.nlookup - nlookup : 0;
+  if (it->second.nlookup == 0 && nodeid != kRootNodeId) nodes_.erase(it);
+}
+
+Result<proto::InodeAttr> MountFs::getattr(uint64_t nodeid) {
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(to_ino(nodeid)));
+  remember(a, false);
+  return to_kernel(a);
+}
+
+Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr& attr) {
+  LANEFS_TRY(writable());
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->setattr(to_ino(nodeid), attr));
+  remember(a, false);
+  return to_kernel(a);
+}
+
+Result<proto::InodeAttr> MountFs::create(uint64_t parent, const std::string& name, uint32_t mode,
+                                         uint32_t rdev, proto::Cred cred, bool exclusive) {
+  LANEFS_TRY(writable());
+  proto::CreateReq r;
+  r.parent = to_ino(parent);
+  r.name = name;
+  r.mode = mode;
+  r.rdev = rdev;
+  r.cred = cred;
+  r.exclusive = exclusive;
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->create(r));
+  remember(a, true);
+  return to_kernel(a);
+}
+
+Result<proto::InodeAttr> MountFs::symlink(uint64_t parent, const std::string& name,
+                                          const std::string& target, proto::Cred cred) {
+  LANEFS_TRY(writable());
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->symlink(to_ino(parent), name, target, cred));
+  remember(a, true);
+  return to_kernel(a);
+}
+
+Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, const std::string& name) {
+  LANEFS_TRY(writable());
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->link(to_ino(nodeid), to_ino(new_parent), name));
+  remember(a, true);
+  return to_kernel(a);
+}
+
+Status MountFs::unlink(uint64_t parent, const std::string& name) {
+  LANEFS_TRY(writable());
+  return cluster_->unlink(to_ino(parent), name);
+}
+
+Status MountFs::rmdir(uint64_t parent, const std::string& name) {
+  LANEFS_TRY(writable());
+  return cluster_->rmdir(to_ino(parent), name);
+}
+
+Status MountFs::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                       const std::string& new_name, uint32_t flags) {
+  LANEFS_TRY(writable());
+  return cluster_->rename(to_ino(parent), name, to_ino(new_parent), new_name, flags);
+}
+
+Result<std::string> MountFs::readlink(uint64_t nodeid) { return cluster_->readlink(to_ino(nodeid)); }
+
+Result<proto::ReaddirResp> MountFs::readdir(uint64_t nodeid, uint64_t cookie, uint32_t max, bool plus) {
+  LANEFS_ASSIGN_OR_RETURN(auto page, cluster_->readdir(to_ino(nodeid), cookie, max, plus));
+  for (size_t i = 0; i < page.entries.size(); ++i) {
+    auto& e = page.entries[i];
+    bool dots = e.name == "." || e.name == "..";
+    if (plus) {
+      auto& a = page.attrs[i];
+      if (a.ino == 0) {
+        // Inode lives on another shard: fetch it (also for "..").
+        auto g = cluster_->getattr(e.ino);
+        if (!g.ok()) return g.error();
+        a = *g;
+      }
+      if (!dots) remember(a, true);
+      a = to_kernel(a);
+    }
+    e.ino = to_nodeid(e.ino);
+  }
+  return page;
+}
+
+Result<uint64_t> MountFs::size_for_read(uint64_t ino) {
+  uint64_t max_age_ns = uint64_t{opts_.dentry_max_age_positive_ms} * 1'000'000;
+  {
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end() && mono_ns() - it->second.attr_ns <= max_age_ns) return it->second.attr.size;
+  }
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(ino));
+  remember(a, false);
+  return a.size;
+}
+
+Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uint32_t size) {
+  uint64_t ino = to_ino(nodeid);
+  LANEFS_ASSIGN_OR_RETURN(uint64_t fsize, size_for_read(ino));
+  if (offset + size > fsize) {
+    // The cached size may be stale (another client extended the file).
+    auto a = cluster_->getattr(ino);
+    if (!a.ok()) return counted(Result<std::vector<uint8_t>>(a.error()));
+    remember(*a, false);
+    fsize = a->size;
+  }
+  if (offset >= fsize) return std::vector<uint8_t>{};
+  uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(size, fsize - offset));
+  auto r = counted(cluster_->read_data(ino, offset, n));
+  if (r.ok()) {
+    io_.reads.fetch_add(1, std::memory_order_relaxed);
+    io_.read_bytes.fetch_add(r->size(), std::memory_order_relaxed);
+  }
+  return r;
+}
+
+Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data) {
+  LANEFS_TRY(writable());
+  auto a = counted(cluster_->write(to_ino(nodeid), offset, data));
+  if (!a.ok()) return a;
+  io_.writes.fetch_add(1, std::memory_order_relaxed);
+  io_.write_bytes.fetch_add(data.size(), std::memory_order_relaxed);
+  remember(*a, false);
+  return to_kernel(*a);
+}
+
+Status MountFs::fsync(uint64_t nodeid) {
+  // Every acknowledged write is already durable on its backend and its size
+  // committed; fsync only has to reach the inode's owner (a barrier).
+  auto m = cluster_->map();
+  const proto::Member* owner = proto::meta_owner(m, to_ino(nodeid));
+  if (!owner) return make_error(Errc::kNotFound, "inode's backend is not in the map");
+  LANEFS_TRY(rpc::call_typed<rpc::Empty>(cluster_->rpc(), owner->addr, proto::Op::kFlush,
+                                         proto::InoReq{to_ino(nodeid)},
+                                         cluster_->options().op_timeout_ns));
+  return ok_status();
+}
+
+Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t length) {
+  LANEFS_TRY(writable());
+  uint64_t ino = to_ino(nodeid);
+  if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) {
+    // Space is not reserved (chunks are sparse files); only the size grows.
+    if (mode == FALLOC_FL_KEEP_SIZE) return ok_status();
+    LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(ino));
+    if (offset + length > a.size) {
+      proto::SetAttr sa;
+      sa.mask = proto::kSetSize;
+      sa.size = offset + length;
+      LANEFS_ASSIGN_OR_RETURN(auto b, cluster_->setattr(ino, sa));
+      remember(b, false);
+    }
+    return ok_status();
+  }
+  if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+    return make_error(Errc::kNotSupported, "fallocate mode not supported");
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(ino));
+  uint64_t end = std::min(a.size, offset + length);
+  auto m = cluster_->map();
+  uint64_t cs = m.chunk_size;
+  int64_t delta = 0;
+  for (uint64_t o = offset; o < end;) {
+    uint64_t stop = std::min(end, (o / cs + 1) * cs);
+    const proto::Member* owner = proto::chunk_owner(m, ino, o / cs);
+    LANEFS_ASSIGN_OR_RETURN(auto d, rpc::call_typed<rpc::I64>(cluster_->rpc(), owner->addr, proto::Op::kPunch,
+                                                             proto::PunchReq{ino, o, static_cast<uint32_t>(stop - o)},
+                                                             cluster_->options().op_timeout_ns));
+    delta += d.v;
+    o = stop;
+  }
+  auto mt = proto::now_timespec();
+  LANEFS_ASSIGN_OR_RETURN(auto b, rpc::call_typed<proto::InodeAttr>(
+                                      cluster_->rpc(), proto::meta_owner(m, ino)->addr, proto::Op::kCommitWrite,
+                                      proto::CommitWriteReq{ino, 0, delta, mt}, cluster_->options().op_timeout_ns));
+  remember(b, false);
+  return ok_status();
+}
+
+Result<proto::StatFs> MountFs::statfs() { return cluster_->statfs(fs_.id); }
+
+Status MountFs::setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags) {
+  LANEFS_TRY(writable());
+  return cluster_->setxattr(to_ino(nodeid), name, value, flags);
+}
+Result<std::string> MountFs::getxattr(uint64_t nodeid, const std::string& name) {
+  return cluster_->getxattr(to_ino(nodeid), name);
+}
+Result<std::vector<std::string>> MountFs::listxattr(uint64_t nodeid) {
+  return cluster_->listxattr(to_ino(nodeid));
+}
+Status MountFs::removexattr(uint64_t nodeid, const std::string& name) {
+  LANEFS_TRY(writable());
+  return cluster_->removexattr(to_ino(nodeid), name);
+}
+
+}  // namespace lanefs::client

@@ -1,0 +1,105 @@
+// MountFs: the client core of one mounted filesystem, independent of how
+// requests arrive (libfuse /dev/fuse today; FUSE-over-io_uring and the
+// kernel module's channel later feed the same calls).
+//
+// Node ids are the kernel's names for inodes: the filesystem root is node 1
+// (FUSE_ROOT_ID); every other node id is the cluster-wide inode number.
+// The inode table keeps, per node, the kernel's lookup count (dropped by
+// forget) and the last attributes seen, which are used to clamp reads to
+// the file size without an extra round trip.
+//
+// Threading: every method is thread-safe and blocking (it waits for its
+// RPCs); call it from channel worker threads. Errors are Results whose
+// codes map to errno in exactly one place (the channel's reply helper).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "client/cluster_client.h"
+#include "client/mount_options.h"
+#include "proto/messages.h"
+
+namespace lanefs::client {
+
+inline constexpr uint64_t kRootNodeId = 1;
+
+struct IoStats {
+  std::atomic<uint64_t> reads{0}, read_bytes{0}, writes{0}, write_bytes{0}, errors{0};
+};
+
+class MountFs {
+ public:
+  MountFs(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs, MountOptions options);
+
+  const proto::FsInfo& fs() const { return fs_; }
+  const MountOptions& options() const { return opts_; }
+  ClusterClient& cluster() { return *cluster_; }
+  const IoStats& io_stats() const { return io_; }
+
+  uint64_t to_ino(uint64_t nodeid) const { return nodeid == kRootNodeId ? fs_.root_ino : nodeid; }
+  uint64_t to_nodeid(uint64_t ino) const { return ino == fs_.root_ino ? kRootNodeId : ino; }
+
+  // Entry-returning calls count one kernel lookup of the returned node.
+  // Returned attributes carry node ids in attr.ino.
+  Result<proto::InodeAttr> lookup(uint64_t parent, const std::string& name);
+  void forget(uint64_t nodeid, uint64_t nlookup);
+  Result<proto::InodeAttr> getattr(uint64_t nodeid);
+  Result<proto::InodeAttr> setattr(uint64_t nodeid, const proto::SetAttr& attr);
+  Result<proto::InodeAttr> create(uint64_t parent, const std::string& name, uint32_t mode,
+                                  uint32_t rdev, proto::Cred cred, bool exclusive);
+  Result<proto::InodeAttr> symlink(uint64_t parent, const std::string& name,
+                                   const std::string& target, proto::Cred cred);
+  Result<proto::InodeAttr> link(uint64_t nodeid, uint64_t new_parent, const std::string& name);
+  Status unlink(uint64_t parent, const std::string& name);
+  Status rmdir(uint64_t parent, const std::string& name);
+  Status rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name, uint32_t flags);
+  Result<std::string> readlink(uint64_t nodeid);
+  // Directory page after `cookie`; with plus, attrs are complete (remote
+  // ones fetched) and every returned entry except "." and ".." counts a lookup.
+  Result<proto::ReaddirResp> readdir(uint64_t nodeid, uint64_t cookie, uint32_t max, bool plus);
+
+  Result<std::vector<uint8_t>> read(uint64_t nodeid, uint64_t offset, uint32_t size);
+  // Durable when it returns; updates size/mtime/blocks on the inode.
+  Result<proto::InodeAttr> write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data);
+  Status fsync(uint64_t nodeid);
+  // mode: 0 (allocate/extend) or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
+  Status fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t length);
+  Result<proto::StatFs> statfs();
+
+  Status setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags);
+  Result<std::string> getxattr(uint64_t nodeid, const std::string& name);
+  Result<std::vector<std::string>> listxattr(uint64_t nodeid);
+  Status removexattr(uint64_t nodeid, const std::string& name);
+
+  // Nodes the kernel currently knows (for tests and `lanefs local ps`).
+  size_t known_nodes() const;
+
+ private:
+  struct Node {
+    uint64_t nlookup = 0;
+    proto::InodeAttr attr;
+    uint64_t attr_ns = 0;  // when attr was fetched (monotonic)
+  };
+  proto::InodeAttr to_kernel(proto::InodeAttr a) const;
+  void remember(const proto::InodeAttr& a, bool count_lookup);
+  Result<uint64_t> size_for_read(uint64_t ino);
+  Status writable() const;
+  template <class T>
+  Result<T> counted(Result<T> r);
+
+  std::shared_ptr<ClusterClient> cluster_;
+  proto::FsInfo fs_;
+  MountOptions opts_;
+  IoStats io_;
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, Node> nodes_;  // by backend inode number
+};
+
+}  // namespace lanefs::client

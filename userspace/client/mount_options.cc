@@ -1,0 +1,143 @@
+#include "client/mount_options.h"
+
+#include <charconv>
+#include <set>
+
+namespace lanefs::client {
+namespace {
+
+Result<uint32_t> parse_uint(std::string_view key, std::string_view v, uint32_t min, uint32_t max) {
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size() || n < min || n > max)
+    return make_error(Errc::kInvalid, "mount option '" + std::string(key) + "': expected a number " +
+                                          std::to_string(min) + ".." + std::to_string(max) + ", got '" +
+                                          std::string(v) + "'");
+  return static_cast<uint32_t>(n);
+}
+
+// mount(8)/fstab options that are not lanefs's business.
+bool generic_option(std::string_view k) {
+  static const std::set<std::string_view> kGeneric = {
+      "defaults", "_netdev", "nofail", "auto", "noauto", "user", "users", "nouser", "owner",
+      "group", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime",
+      "relatime", "norelatime", "strictatime", "nostrictatime", "diratime", "nodiratime",
+      "async", "lazytime", "nolazytime", "silent", "loud", "nofail"};
+  return kGeneric.count(k) || k.starts_with("x-") || k.starts_with("comment=");
+}
+
+}  // namespace
+
+std::string_view cache_mode_name(CacheMode m) {
+  switch (m) {
+    case CacheMode::kWriteCache: return "writecache";
+    case CacheMode::kReadCache: return "readcache";
+    case CacheMode::kForceDirect: return "forcedirect";
+  }
+  return "?";
+}
+
+std::string MountOptions::to_string() const {
+  std::string s(cache_mode_name(cache));
+  if (sync_on_close) s += ",sync_on_close";
+  s += read_only ? ",ro" : ",rw";
+  s += ",readahead_kb=" + std::to_string(readahead_kb);
+  s += ",dentry_max_age_positive=" + std::to_string(dentry_max_age_positive_ms);
+  s += ",dentry_max_age_negative=" + std::to_string(dentry_max_age_negative_ms);
+  s += ",connect_timeout_secs=" + std::to_string(connect_timeout_secs);
+  s += ",response_timeout_secs=" + std::to_string(response_timeout_secs);
+  s += ",remove_after_secs=" + std::to_string(remove_after_secs);
+  s += ",net=" + net;
+  return s;
+}
+
+std::string MountSource::to_string() const {
+  std::string s;
+  for (size_t i = 0; i < backends.size(); ++i) s += (i ? "," : "") + backends[i].to_string();
+  return s + "/" + fs_name;
+}
+
+Result<MountSource> parse_mount_source(std::string_view text) {
+  auto slash = text.rfind('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size())
+    return make_error(Errc::kInvalid, "mount source '" + std::string(text) +
+                                          "' must look like HOST[:PORT][,HOST[:PORT]...]/FSNAME");
+  MountSource src;
+  src.fs_name = std::string(text.substr(slash + 1));
+  if (src.fs_name.find('/') != std::string::npos)
+    return make_error(Errc::kInvalid, "bad filesystem name in mount source '" + std::string(text) + "'");
+  auto addrs = parse_net_addr_list(text.substr(0, slash), kDefaultBackendPort);
+  if (!addrs.ok()) return make_error(Errc::kInvalid, "mount source: " + addrs.error().to_string());
+  src.backends = std::move(*addrs);
+  return src;
+}
+
+Result<MountOptions> parse_mount_options(std::string_view text) {
+  MountOptions o;
+  std::string_view mode_set;
+  while (!text.empty()) {
+    auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    std::string_view key = item.substr(0, eq);
+    std::string_view val = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+    bool has_val = eq != std::string_view::npos;
+    auto flag_only = [&]() -> Status {
+      if (has_val) return make_error(Errc::kInvalid, "mount option '" + std::string(key) + "' takes no value");
+      return ok_status();
+    };
+    auto need_val = [&]() -> Status {
+      if (!has_val) return make_error(Errc::kInvalid, "mount option '" + std::string(key) + "' needs a value");
+      return ok_status();
+    };
+    if (key == "writecache" || key == "readcache" || key == "forcedirect") {
+      LANEFS_TRY(flag_only());
+      if (!mode_set.empty() && mode_set != key)
+        return make_error(Errc::kInvalid, "mount options '" + std::string(mode_set) + "' and '" +
+                                              std::string(key) + "' conflict");
+      mode_set = key;
+      o.cache = key == "writecache" ? CacheMode::kWriteCache
+                : key == "readcache" ? CacheMode::kReadCache
+                                     : CacheMode::kForceDirect;
+    } else if (key == "sync_on_close") {
+      LANEFS_TRY(flag_only());
+      o.sync_on_close = true;
+    } else if (key == "ro" || key == "rw") {
+      LANEFS_TRY(flag_only());
+      o.read_only = key == "ro";
+    } else if (key == "readahead_kb") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.readahead_kb, parse_uint(key, val, 0, 1 << 20));
+    } else if (key == "dentry_max_age_positive") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.dentry_max_age_positive_ms, parse_uint(key, val, 0, 86'400'000));
+    } else if (key == "dentry_max_age_negative") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.dentry_max_age_negative_ms, parse_uint(key, val, 0, 86'400'000));
+    } else if (key == "connect_timeout_secs") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.connect_timeout_secs, parse_uint(key, val, 1, 3600));
+    } else if (key == "response_timeout_secs") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.response_timeout_secs, parse_uint(key, val, 1, 86400));
+    } else if (key == "remove_after_secs") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.remove_after_secs, parse_uint(key, val, 1, 86400 * 30));
+    } else if (key == "net") {
+      LANEFS_TRY(need_val());
+      if (val != "udp")
+        return make_error(Errc::kNotSupported, "mount option 'net=" + std::string(val) +
+                                                   "': only net=udp is available (no DPDK lane in this build)");
+      o.net = "udp";
+    } else if (generic_option(key) || generic_option(item)) {
+      continue;
+    } else {
+      return make_error(Errc::kInvalid, "unknown mount option '" + std::string(key) + "'");
+    }
+  }
+  return o;
+}
+
+}  // namespace lanefs::client

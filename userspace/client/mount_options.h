@@ -1,0 +1,55 @@
+// Mount source and -o options of `mount -t lanefs`, with WEKA's option
+// names and defaults where they exist. Parsing is strict: an unknown or
+// malformed option is an error naming it (mount.lanefs turns that into exit
+// status 32, as mount(8) expects). Plain values; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/net_addr.h"
+#include "common/result.h"
+
+namespace lanefs::client {
+
+enum class CacheMode : uint8_t {
+  kWriteCache,   // page cache, write-back (default)
+  kReadCache,    // page cache, write-through
+  kForceDirect,  // no page cache
+};
+std::string_view cache_mode_name(CacheMode m);
+
+struct MountOptions {
+  CacheMode cache = CacheMode::kWriteCache;
+  bool sync_on_close = false;           // fsync on every close
+  uint32_t readahead_kb = 32768;        // kernel readahead window
+  uint32_t dentry_max_age_positive_ms = 1000;
+  uint32_t dentry_max_age_negative_ms = 0;
+  bool read_only = false;
+  uint32_t connect_timeout_secs = 10;   // reaching a backend at mount time
+  uint32_t response_timeout_secs = 60;  // an IO retries this long, then EIO
+  uint32_t remove_after_secs = 3600;    // unreachable this long: leave the cluster
+  std::string net = "udp";              // lane: only "udp" so far
+
+  // The canonical "-o" string (every option, explicit), for logs and ps.
+  std::string to_string() const;
+};
+
+struct MountSource {
+  std::vector<NetAddr> backends;
+  std::string fs_name;
+  std::string to_string() const;  // "127.0.0.1:14000,127.0.0.2:14000/fs"
+};
+
+inline constexpr uint16_t kDefaultBackendPort = 14000;
+
+// "HOST[:PORT][,HOST[:PORT]...]/FSNAME"; hosts are IPv4 addresses.
+Result<MountSource> parse_mount_source(std::string_view text);
+// Comma-separated -o list. Generic mount(8) options that do not concern
+// lanefs (defaults, _netdev, nofail, auto, noatime, x-*, ...) are accepted
+// and ignored.
+Result<MountOptions> parse_mount_options(std::string_view text);
+
+}  // namespace lanefs::client

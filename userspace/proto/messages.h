@@ -1,0 +1,425 @@
+// RPC operations of protocol v1: the opcode list and the typed bodies of
+// management, metadata and data operations. Both sides encode and decode
+// through these structs, so client and server cannot disagree on a layout.
+//
+// Every response body starts with an i32 status (Errc). On failure a string
+// message follows; on success the op's result follows.
+//
+// Routing (who answers what) is in docs/protocol.md: management ops go to
+// any backend (mutations are forwarded to the leader, member 0); metadata
+// ops go to the owner of the inode (or of the parent directory for name
+// operations); data ops go to the chunk's owner by rendezvous hashing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/codec.h"
+#include "common/net_addr.h"
+#include "common/result.h"
+#include "proto/types.h"
+
+namespace lanefs::proto {
+
+enum class Op : uint16_t {
+  // management
+  kIdentify = 1,        // -> BackendIdentity
+  kGetMap = 2,          // -> ClusterMap
+  kSetMap = 3,          // SetMapReq -> empty (leader pushes; also cluster create)
+  kClusterCreate = 4,   // ClusterCreateReq -> ClusterMap
+  kFsCreate = 5,        // FsCreateReq -> FsInfo
+  kFsList = 6,          // empty -> FsList
+  kFsDelete = 7,        // NameReq -> empty
+  kProcesses = 8,       // empty -> ProcessList (this backend's processes)
+  kStatus = 9,          // empty -> BackendStatus
+  kLocate = 10,         // LocateReq -> LocateResp
+  kFsPurge = 11,        // FsPurgeReq -> InoList (inode records removed here)
+  kStatfs = 12,         // FsIdReq -> StatFs (whole cluster, for one filesystem)
+  kLocalSpace = 13,     // empty -> StatFs (this backend's disk and inode counts)
+  kClientHeartbeat = 14,  // ClientInfo -> empty (leader: a frontend is alive)
+  kClientLeave = 15,    // ClientInfo -> empty (leader: a frontend left)
+  // metadata (name ops: to owner(parent); inode ops: to owner(ino))
+  kLookup = 20,         // NameAtReq -> InodeAttr
+  kGetattr = 21,        // InoReq -> InodeAttr
+  kSetattr = 22,        // SetattrReq -> InodeAttr
+  kCreate = 23,         // CreateReq -> InodeAttr  (regular, fifo, socket, device; mkdir; symlink)
+  kLink = 24,           // LinkReq -> InodeAttr
+  kUnlink = 25,         // NameAtReq -> empty
+  kRmdir = 26,          // NameAtReq -> empty
+  kRename = 27,         // RenameReq -> empty
+  kReadlink = 28,       // InoReq -> string
+  kReaddir = 29,        // ReaddirReq -> ReaddirResp
+  kSetxattr = 30,       // XattrSetReq -> empty
+  kGetxattr = 31,       // XattrReq -> bytes
+  kListxattr = 32,      // InoReq -> string list
+  kRemovexattr = 33,    // XattrReq -> empty
+  kCommitWrite = 34,    // CommitWriteReq -> InodeAttr (size/mtime/blocks after data writes)
+  // data (to the chunk owner)
+  kWrite = 40,          // WriteReq -> WriteResp (durable on success)
+  kRead = 41,           // ReadReq -> bytes
+  kFlush = 42,          // InoReq -> empty (barrier; writes are already durable)
+  kChunkTruncate = 43,  // ChunkTruncateReq -> i64 blocks delta
+  kPunch = 44,          // PunchReq -> i64 blocks delta
+  // peer primitives between backends (never call further peers)
+  kInodePut = 60,       // InodeAttr (+symlink target) -> empty
+  kInodeNlink = 61,     // InodeNlinkReq -> InodeNlinkResp
+  kDirEmpty = 62,       // InoReq -> u8
+  kInodeSetParent = 63, // InodeSetParentReq -> empty
+  kChunkRemoveAll = 64, // InoList -> empty
+};
+const char* op_name(Op op) noexcept;
+
+// ------------------------------------------------------------ framing
+// Response: i32 status, then message (failure) or body (success).
+std::vector<uint8_t> ok_response(const std::vector<uint8_t>& body = {});
+std::vector<uint8_t> error_response(const Error& e);
+// Splits a response: returns the body decoder's input on success, or the
+// error carried in it (kProtocol for a malformed response).
+Result<std::span<const uint8_t>> parse_response(std::span<const uint8_t> resp);
+
+// Generic encode/decode of a struct with encode(Encoder&)/decode(Decoder&).
+template <class T>
+std::vector<uint8_t> encode_msg(const T& v) {
+  std::vector<uint8_t> out;
+  Encoder e(&out);
+  v.encode(e);
+  return out;
+}
+template <class T>
+Result<T> decode_msg(std::span<const uint8_t> in) {
+  T v;
+  Decoder d(in);
+  if (!v.decode(d) || !d.ok()) return make_error(Errc::kProtocol, "malformed message body");
+  return v;
+}
+
+// ------------------------------------------------------------ management
+struct Member {
+  uint32_t shard = 0;       // index in the map; metadata shard id
+  uint64_t uuid = 0;        // backend identity (random at first start)
+  std::string name;         // container name (--name, default hostname)
+  std::string hostname;
+  NetAddr addr;             // where it listens
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct FsInfo {
+  uint32_t id = 0;
+  std::string name;
+  uint64_t root_ino = 0;
+  int64_t created_s = 0;
+  bool encrypted = false;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ClusterMap {
+  uint64_t cluster_id = 0;
+  uint64_t epoch = 0;
+  uint32_t chunk_size = 1 << 20;
+  uint32_t next_fs_id = 1;
+  std::vector<Member> members;
+  std::vector<FsInfo> filesystems;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+  const FsInfo* find_fs(std::string_view name) const;
+  const FsInfo* find_fs(uint32_t id) const;
+  const Member* member_by_shard(uint32_t shard) const;
+};
+
+// Placement, identical on every node and client: metadata owner of an inode,
+// chunk owner by rendezvous (highest random weight) hashing, and the shard
+// that receives a new directory.
+const Member* meta_owner(const ClusterMap& map, uint64_t ino);
+const Member* chunk_owner(const ClusterMap& map, uint64_t ino, uint64_t chunk_index);
+uint32_t shard_for_new_dir(const ClusterMap& map, uint64_t parent, std::string_view name);
+uint32_t shard_for_fs_root(const ClusterMap& map, std::string_view fs_name);
+
+struct BackendIdentity {
+  uint64_t uuid = 0;
+  std::string name, hostname;
+  NetAddr addr;
+  uint64_t cluster_id = 0, epoch = 0;
+  uint32_t fs_count = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct SetMapReq {
+  ClusterMap map;
+  bool force = false;  // cluster create: replace even a newer/other cluster's map
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ClusterCreateReq {
+  std::vector<NetAddr> addrs;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct FsCreateReq {
+  std::string name;
+  bool encrypted = false;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct NameReq {
+  std::string name;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct FsList {
+  std::vector<FsInfo> filesystems;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// One row of `lanefs cluster processes` (WEKA's columns).
+struct ProcessInfo {
+  uint64_t id = 0;           // cluster-unique process id
+  std::string hostname, container;
+  std::vector<std::string> ips;
+  std::string status;        // UP, DOWN, ...
+  std::vector<std::string> roles;  // MANAGEMENT, COMPUTE, DRIVES, FRONTEND
+  std::string network;       // UDP, DPDK, UDP / RDMA, DPDK / RDMA
+  int32_t core = -1;         // dedicated core, -1 = none
+  uint64_t memory_bytes = 0; // resident memory of the OS process
+  uint64_t uptime_s = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ProcessList {
+  std::vector<ProcessInfo> processes;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// A client container (lanefs-frontend) registered with the leader. It
+// heartbeats; the leader lists it as a FRONTEND process until it leaves or
+// misses heartbeats for remove_after_secs.
+struct ClientInfo {
+  uint64_t uuid = 0;
+  std::string hostname;
+  std::vector<std::string> ips;
+  uint64_t pid = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t uptime_s = 0;
+  uint32_t mounts = 0;
+  uint32_t remove_after_secs = 3600;
+  std::string network = "UDP";
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct BackendStatus {
+  BackendIdentity identity;
+  uint64_t pid = 0, uptime_s = 0, memory_bytes = 0;
+  uint64_t inodes = 0, chunk_bytes = 0, disk_total = 0, disk_free = 0;
+  uint32_t sessions = 0;
+  uint64_t requests = 0, rx_invalid = 0, replies_from_cache = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct LocateReq {
+  uint64_t ino = 0;
+  uint64_t offset = 0;  // byte offset whose chunk to locate
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+struct LocateResp {
+  Member meta_owner;
+  Member chunk_owner;
+  uint64_t chunk_index = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct FsIdReq {
+  uint32_t fs_id = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+using FsPurgeReq = FsIdReq;
+
+struct InoList {
+  std::vector<uint64_t> inos;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// ------------------------------------------------------------ metadata
+struct Cred {
+  uint32_t uid = 0, gid = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct InoReq {
+  uint64_t ino = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct NameAtReq {
+  uint64_t parent = 0;
+  std::string name;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct SetattrReq {
+  uint64_t ino = 0;
+  SetAttr attr;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct CreateReq {
+  uint64_t parent = 0;
+  std::string name;
+  uint32_t mode = 0;      // includes S_IFMT: S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, ...
+  uint32_t rdev = 0;
+  Cred cred;
+  bool exclusive = true;  // false: an existing regular file is returned (O_CREAT without O_EXCL)
+  std::string symlink_target;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct LinkReq {
+  uint64_t ino = 0;
+  uint64_t new_parent = 0;
+  std::string new_name;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct RenameReq {
+  uint64_t parent = 0;
+  std::string name;
+  uint64_t new_parent = 0;
+  std::string new_name;
+  uint32_t flags = 0;  // kRenameNoReplace | kRenameExchange
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ReaddirReq {
+  uint64_t ino = 0;
+  uint64_t cookie = 0;  // 0 = from the start
+  uint32_t max_entries = 1024;
+  bool plus = false;    // include attributes (InodeAttr per entry, ino 0 if not local)
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+struct ReaddirResp {
+  std::vector<Dirent> entries;
+  std::vector<InodeAttr> attrs;  // parallel to entries when plus
+  bool eof = false;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct XattrReq {
+  uint64_t ino = 0;
+  std::string name;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+inline constexpr uint32_t kXattrCreate = 1, kXattrReplace = 2;
+struct XattrSetReq {
+  uint64_t ino = 0;
+  std::string name;
+  std::string value;
+  uint32_t flags = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct StringList {
+  std::vector<std::string> items;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct CommitWriteReq {
+  uint64_t ino = 0;
+  uint64_t end_offset = 0;   // size becomes max(size, end_offset)
+  int64_t blocks_delta = 0;  // allocated 512-byte blocks added by the writes
+  Timespec mtime;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// ------------------------------------------------------------ data
+struct WriteReq {
+  uint64_t ino = 0;
+  uint64_t offset = 0;  // file offset; [offset, offset+len) inside one chunk
+  std::span<const uint8_t> data;  // view into the request buffer when decoded
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+struct WriteResp {
+  int64_t blocks_delta = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ReadReq {
+  uint64_t ino = 0;
+  uint64_t offset = 0;
+  uint32_t len = 0;  // inside one chunk
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ChunkTruncateReq {
+  uint64_t ino = 0;
+  uint64_t size = 0;  // drop data at and beyond this file offset (chunks held here)
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct PunchReq {
+  uint64_t ino = 0;
+  uint64_t offset = 0;
+  uint32_t len = 0;  // inside one chunk
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// ------------------------------------------------------------ peer
+struct InodePutReq {
+  InodeAttr attr;
+  std::string symlink_target;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+struct InodeNlinkReq {
+  uint64_t ino = 0;
+  int32_t delta = 0;
+  Timespec ctime;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+struct InodeNlinkResp {
+  InodeAttr attr;
+  bool removed = false;  // nlink reached 0: inode record deleted, data must go
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+struct InodeSetParentReq {
+  uint64_t ino = 0;
+  uint64_t parent = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+}  // namespace lanefs::proto

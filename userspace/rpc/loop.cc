@@ -1,0 +1,101 @@
+#include "rpc/loop.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/log.h"
+
+namespace lanefs::rpc {
+
+uint64_t RpcCounters::rx_invalid_total() const {
+  uint64_t t = 0;
+  for (const auto& c : rx_invalid) t += c.load(std::memory_order_relaxed);
+  return t;
+}
+
+Result<std::unique_ptr<LoopCore>> LoopCore::create(const transport::TransportConfig& cfg,
+                                                   RpcCounters* counters) {
+  transport::TransportConfig inner_cfg = cfg;
+  inner_cfg.faults = {};
+  LANEFS_ASSIGN_OR_RETURN(auto inner, transport::make_transport(inner_cfg));
+  std::unique_ptr<LoopCore> core(new LoopCore());
+  // Always behind the fault layer so tests can switch faults at run time;
+  // with no faults configured it is a pass-through.
+  core->transport_ = std::make_unique<transport::FaultTransport>(std::move(inner), cfg.faults);
+  core->counters_ = counters;
+  uint32_t maxd = core->transport_->max_datagram();
+  if (maxd <= proto::kHeaderSize + 64)
+    return make_error(Errc::kInvalid, "transport datagram size too small: " + std::to_string(maxd));
+  core->payload_per_packet_ = maxd - proto::kHeaderSize;
+  core->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (core->wake_fd_ < 0) return sys_error("eventfd", errno);
+  core->tx_.reserve(kBatch);
+  core->tx_hdrs_.resize(kBatch);
+  core->rx_.resize(kBatch);
+  return core;
+}
+
+LoopCore::~LoopCore() {
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> body) {
+  if (tx_.size() == kBatch) flush();
+  auto& hb = tx_hdrs_[tx_.size()];
+  proto::PacketHeader hh = h;
+  hh.payload_len = static_cast<uint32_t>(body.size());
+  proto::encode_header(hh, body, hb.data());
+  tx_.push_back({dst, hb.data(), proto::kHeaderSize, body.data(),
+                 static_cast<uint32_t>(body.size())});
+}
+
+void LoopCore::flush() {
+  size_t off = 0;
+  int spins = 0;
+  while (off < tx_.size()) {
+    auto r = transport_->tx_burst(std::span(tx_).subspan(off));
+    if (!r.ok()) {
+      // A failing send path looks like loss to the protocol; it recovers by
+      // retransmission, so log and drop the rest of the batch.
+      LOG_WARN("tx_burst: {}", r.error().to_string());
+      break;
+    }
+    off += *r;
+    if (*r == 0 && ++spins > 1000) break;  // ring full for too long: drop, RTO resends
+  }
+  counters_->tx_packets.fetch_add(off, std::memory_order_relaxed);
+  tx_.clear();
+}
+
+size_t LoopCore::rx_raw() {
+  auto r = transport_->rx_burst(rx_);
+  if (!r.ok()) {
+    LOG_WARN("rx_burst: {}", r.error().to_string());
+    return 0;
+  }
+  return *r;
+}
+
+void LoopCore::wait(uint64_t timeout_ns) {
+  if (transport_->has_pending()) timeout_ns = std::min<uint64_t>(timeout_ns, 100'000);
+  auto st = transport_->arm_notify();
+  if (!st.ok()) LOG_WARN("arm_notify: {}", st.error().to_string());
+  pollfd fds[2] = {{transport_->notify_fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
+              static_cast<long>(timeout_ns % 1'000'000'000)};
+  int n = ppoll(fds, 2, &ts, nullptr);
+  if (n > 0 && (fds[1].revents & POLLIN)) {
+    uint64_t v;
+    [[maybe_unused]] ssize_t rr = read(wake_fd_, &v, sizeof v);
+  }
+}
+
+void LoopCore::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t rr = write(wake_fd_, &one, sizeof one);
+}
+
+}  // namespace lanefs::rpc

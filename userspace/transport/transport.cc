@@ -1,0 +1,122 @@
+#include "transport/transport.h"
+
+#include <charconv>
+#include <cmath>
+#include <string>
+
+#include "transport/fault_transport.h"
+#include "transport/loopback/loopback_transport.h"
+#include "transport/udp/udp_transport.h"
+
+namespace lanefs::transport {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+Error bad_option(std::string_view key, std::string_view expected, std::string_view value) {
+  return make_error(Errc::kInvalid, "fault option '" + std::string(key) + "': expected " +
+                                        std::string(expected) + ", got '" + std::string(value) +
+                                        "'");
+}
+
+Status parse_pct(std::string_view key, std::string_view value, double* out) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v) || v < 0 ||
+      v > 100)
+    return bad_option(key, "a percentage 0..100", value);
+  *out = v;
+  return ok_status();
+}
+
+template <class T>
+Status parse_uint(std::string_view key, std::string_view value, T* out) {
+  T v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || value.empty())
+    return bad_option(key, "an unsigned integer", value);
+  *out = v;
+  return ok_status();
+}
+
+}  // namespace
+
+std::string_view transport_kind_name(TransportKind kind) noexcept {
+  switch (kind) {
+    case TransportKind::kUdp:
+      return "udp";
+    case TransportKind::kLoopback:
+      return "loopback";
+    case TransportKind::kDpdk:
+      return "dpdk";
+    case TransportKind::kRdma:
+      return "rdma";
+  }
+  return "unknown";
+}
+
+Result<FaultConfig> parse_fault_config(std::string_view text) {
+  FaultConfig c;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    std::string_view item = trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    if (item.empty()) continue;  // tolerate "drop=1," and empty input
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos)
+      return make_error(Errc::kInvalid,
+                        "fault option '" + std::string(item) + "': expected key=value");
+    const std::string_view key = trim(item.substr(0, eq));
+    const std::string_view value = trim(item.substr(eq + 1));
+    if (key == "drop") {
+      LANEFS_TRY(parse_pct(key, value, &c.drop_pct));
+    } else if (key == "dup" || key == "duplicate") {
+      LANEFS_TRY(parse_pct(key, value, &c.duplicate_pct));
+    } else if (key == "reorder") {
+      LANEFS_TRY(parse_pct(key, value, &c.reorder_pct));
+    } else if (key == "corrupt") {
+      LANEFS_TRY(parse_pct(key, value, &c.corrupt_pct));
+    } else if (key == "delay") {
+      LANEFS_TRY(parse_pct(key, value, &c.delay_pct));
+    } else if (key == "delay_us") {
+      LANEFS_TRY(parse_uint(key, value, &c.delay_us));
+    } else if (key == "seed") {
+      LANEFS_TRY(parse_uint(key, value, &c.seed));
+    } else {
+      return make_error(Errc::kInvalid,
+                        "unknown fault option '" + std::string(key) +
+                            "' (known: drop, dup, reorder, corrupt, delay, delay_us, seed)");
+    }
+  }
+  return c;
+}
+
+Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config) {
+  std::unique_ptr<Transport> t;
+  switch (config.kind) {
+    case TransportKind::kUdp: {
+      LANEFS_ASSIGN_OR_RETURN(t, UdpTransport::create(config));
+      break;
+    }
+    case TransportKind::kLoopback: {
+      LANEFS_ASSIGN_OR_RETURN(t, LoopbackTransport::create(config));
+      break;
+    }
+    // Not built yet: callers get a clear "not supported" rather than an #ifdef.
+    case TransportKind::kDpdk:
+      return make_error(Errc::kNotSupported, "DPDK lane not built");
+    case TransportKind::kRdma:
+      return make_error(Errc::kNotSupported, "RDMA lane not built");
+    default:
+      return make_error(Errc::kInvalid,
+                        "unknown transport kind " + std::to_string(static_cast<int>(config.kind)));
+  }
+  if (config.faults.any()) t = std::make_unique<FaultTransport>(std::move(t), config.faults);
+  return t;
+}
+
+}  // namespace lanefs::transport
