@@ -217,24 +217,6 @@ proto::ClientInfo Frontend::self_info(uint32_t remove_after_secs) {
   return ci;
 }
 
-namespace {
-// The local address this host uses to reach `peer` (the client's IP as the
-// backends see it).
-std::string source_ip_for(NetAddr peer) {
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(peer.ip);
-  a.sin_port = htons(peer.port);
-  std::string ip = "0.0.0.0";
-  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    socklen_t len = sizeof a;
-    if (getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0) ip = NetAddr{ntohl(a.sin_addr.s_addr), 0}.ip_string();
-  }
-  close(s);
-  return ip;
-}
-}  // namespace
 
 void Frontend::heartbeat_loop() {
   while (!stop_.load()) {
@@ -257,7 +239,7 @@ void Frontend::heartbeat_loop() {
       if (!leader) continue;
       proto::ClientInfo ci = self_info(nr.second);
       ci.mounts = nr.first;
-      ci.ips = {source_ip_for(leader->addr)};
+      ci.ips = {NetAddr{source_ip_for(leader->addr), 0}.ip_string()};
       auto r = rpc::call_typed<rpc::Empty>(c->client->rpc(), leader->addr, proto::Op::kClientHeartbeat, ci,
                                            2'000'000'000ull);
       uint64_t now = mono_ns();

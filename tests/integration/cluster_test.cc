@@ -267,6 +267,29 @@ TEST_F(ClusterTest, MetadataOpsOnRemoteShard) {
   ASSERT_OK(c->rename(r.ino, "a", r.ino, "a2"));
   EXPECT_EQ(names(), (std::set<std::string>{".", "..", "a2", "c", "sub"}));
 
+  // A hard link from the root's shard to an inode on the remote shard; the
+  // inode and its data go when the last name goes, wherever it is.
+  auto cfile = c->lookup(r.ino, "c");
+  ASSERT_OK(cfile);
+  auto cdata = random_bytes(rng, 2 * kMiB + 3);
+  ASSERT_OK(c->write(cfile->ino, 0, cdata));
+  auto ln = c->link(cfile->ino, fs->root_ino, "c-link-" + remote[0]);
+  ASSERT_OK(ln);
+  EXPECT_EQ(ln->ino, cfile->ino);
+  EXPECT_EQ(ln->nlink, 2u);
+  EXPECT_EQ(c->lookup(fs->root_ino, "c-link-" + remote[0])->ino, cfile->ino);
+  ASSERT_OK(c->unlink(r.ino, "c"));
+  EXPECT_EQ(c->getattr(cfile->ino)->nlink, 1u);
+  auto via_link = c->read(cfile->ino, 0, static_cast<uint32_t>(cdata.size()));
+  ASSERT_OK(via_link);
+  EXPECT_TRUE(*via_link == cdata);
+  ASSERT_OK(c->unlink(fs->root_ino, "c-link-" + remote[0]));
+  EXPECT_ERRC(c->getattr(cfile->ino), Errc::kNotFound);
+  auto gone = c->read_data(cfile->ino, 0, static_cast<uint32_t>(cdata.size()));
+  ASSERT_OK(gone);
+  EXPECT_TRUE(all_zero(*gone)) << "data of a removed inode is still stored";
+  EXPECT_EQ(names(), (std::set<std::string>{".", "..", "a2", "sub"}));
+
   // rmdir of a remote empty directory; of a remote non-empty one.
   ASSERT_OK(c->rmdir(fs->root_ino, remote[1]));
   EXPECT_ERRC(c->lookup(fs->root_ino, remote[1]), Errc::kNotFound);

@@ -101,9 +101,14 @@ TEST(DurabilityTest, AcknowledgedWritesSurviveKill9) {
     ASSERT_OK(cl.write(last->ino, tail_off, tail));
     b.kill9();
     apply(&files[rd + "/f" + std::to_string(kFilesPerRound - 1)].data, tail_off, tail);
-    c->reset();
 
     ASSERT_OK(b.restart());
+    // A client that lived through the restart reconnects (session reset)
+    // and keeps working.
+    auto survived = cl.lookup(dir->ino, "f0");
+    ASSERT_OK(survived);
+    EXPECT_EQ(survived->size, files[rd + "/f0"].data.size());
+    c->reset();
     auto c2 = connect_client({b.addr()});
     ASSERT_OK(c2);
     auto& v = **c2;

@@ -359,6 +359,20 @@ TEST_F(MetadataOpsTest, ReaddirDotsFirst) {
   EXPECT_EQ(second->entries[0].name, "one");
 }
 
+TEST_F(MetadataOpsTest, ReaddirHonoursMaxEntries) {
+  for (const char* n : {"a", "b", "c"}) ASSERT_OK(mkfile(dir_, n));
+  // One entry per call, dots included: each name exactly once, in order.
+  std::vector<std::string> names;
+  int pages = 0;
+  list_pages(dir_, 0, 1, &names, &pages, nullptr, 20);
+  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "a", "b", "c"}));
+  for (uint32_t max : {1u, 2u, 3u}) {
+    auto r = c().readdir(dir_, 0, max, false);
+    ASSERT_OK(r);
+    EXPECT_EQ(r->entries.size(), max) << "max_entries " << max;
+  }
+}
+
 TEST_F(MetadataOpsTest, ReaddirPagesAndResume) {
   constexpr int kFiles = 1000;
   std::set<std::string> all;
@@ -540,6 +554,20 @@ TEST_F(MetadataOpsTest, WritesInsideAndAcrossChunks) {
   auto gap = c().read(f->ino, 13345, static_cast<uint32_t>(off - 13345));
   ASSERT_OK(gap);
   EXPECT_TRUE(all_zero(*gap));
+}
+
+TEST_F(MetadataOpsTest, EmptyWriteDoesNotExtend) {
+  auto f = mkfile(dir_, "f");
+  ASSERT_OK(f);
+  auto w = c().write(f->ino, 1000, std::span<const uint8_t>());
+  ASSERT_OK(w);
+  EXPECT_EQ(w->size, 0u);
+  EXPECT_EQ(c().getattr(f->ino)->size, 0u);
+  const std::vector<uint8_t> one = {42};
+  ASSERT_OK(c().write(f->ino, 10, one));
+  auto w2 = c().write(f->ino, 5000, std::span<const uint8_t>());
+  ASSERT_OK(w2);
+  EXPECT_EQ(w2->size, 11u);
 }
 
 TEST_F(MetadataOpsTest, SparseWriteAt5GiB) {

@@ -443,7 +443,7 @@ class MetaOps {
       if (r.plus) out.attrs.push_back(a ? *a : InodeAttr{});
     };
     if (r.cookie < 1) add({".", dir.ino, S_IFDIR, 1}, &dir);
-    if (r.cookie < 2) {
+    if (r.cookie < 2 && out.entries.size() < max) {
       uint64_t up = dir.parent == 0 ? dir.ino : dir.parent;
       std::optional<InodeAttr> pa;
       if (owns(up)) if (auto g = store_.get_inode(up); g.ok()) pa = *g;

@@ -17,6 +17,10 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   rpc::ClientOptions ro;
   ro.transport.kind = transport::TransportKind::kUdp;
   ro.transport.bind = c->opts_.bind;
+  // Bound to the address that reaches the cluster, the transport can use
+  // that interface's datagram size (much larger than 1472 on loopback or
+  // with jumbo frames).
+  if (ro.transport.bind.ip == 0) ro.transport.bind.ip = source_ip_for(c->opts_.backends.front());
   ro.transport.faults = c->opts_.faults;
   ro.name = c->opts_.name;
   ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
@@ -312,6 +316,8 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
 }
 
 Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data) {
+  // A zero-length write changes nothing (POSIX): it must not extend the file.
+  if (data.empty()) return getattr(ino);
   int64_t delta = 0;
   LANEFS_TRY(write_data(ino, offset, data, &delta));
   proto::CommitWriteReq c{ino, offset + data.size(), delta, proto::now_timespec()};

@@ -1,6 +1,9 @@
 #include "common/net_addr.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <vector>
@@ -49,6 +52,22 @@ Result<std::vector<NetAddr>> parse_net_addr_list(std::string_view text, uint16_t
   }
   if (out.empty()) return make_error(Errc::kInvalid, "empty address list");
   return out;
+}
+
+uint32_t source_ip_for(const NetAddr& peer) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(peer.ip);
+  a.sin_port = htons(peer.port ? peer.port : 9);
+  uint32_t ip = 0;
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    socklen_t len = sizeof a;
+    if (getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0) ip = ntohl(a.sin_addr.s_addr);
+  }
+  close(s);
+  return ip;
 }
 
 }  // namespace lanefs

@@ -28,6 +28,10 @@ Result<NetAddr> parse_net_addr(std::string_view text, uint16_t default_port = 0)
 // Parses a comma-separated list of addresses.
 Result<std::vector<NetAddr>> parse_net_addr_list(std::string_view text, uint16_t default_port);
 
+// The local IPv4 address this host uses to reach `peer` (routing lookup
+// through a connected UDP socket; nothing is sent). 0 when there is no route.
+uint32_t source_ip_for(const NetAddr& peer);
+
 struct NetAddrHash {
   size_t operator()(const NetAddr& a) const noexcept {
     return std::hash<uint64_t>()((uint64_t{a.ip} << 16) | a.port);

@@ -75,6 +75,7 @@ struct ClientSession {
   RttEstimator rtt;
   CongestionWindow cw;
   uint32_t inflight = 0;
+  uint32_t per_packet = 0;  // request payload bytes per packet (agreed at connect)
   // For session_info() readers on other threads.
   std::atomic<uint64_t> pub_srtt{0}, pub_rto{0};
   std::atomic<double> pub_cwnd{0};
@@ -283,6 +284,7 @@ void RpcClient::Impl::send_connect(ClientSession& s, uint64_t now) {
   Encoder e(&body);
   e.u32(opts_.slots);
   e.str(opts_.name);
+  e.u32(core_->transport().max_datagram());
   PacketHeader h;
   h.type = PktType::kConnect;
   h.request_id = s.nonce;
@@ -346,9 +348,19 @@ void RpcClient::Impl::on_packet(NetAddr src, const PacketHeader& h, std::span<co
       if (s.state != SessState::kConnecting || h.request_id != s.nonce) return;
       Decoder d(payload);
       uint32_t slots = d.u32();
-      if (!d.ok() || slots == 0) {
+      (void)d.str(256);  // server name
+      uint32_t server_max = d.remaining() >= 4 ? d.u32() : proto::kHeaderSize + 1428;
+      if (!d.ok() || slots == 0 || server_max <= proto::kHeaderSize) {
         counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
         return;
+      }
+      // Request packets must fit the server's datagrams as well as ours.
+      s.per_packet = std::min<uint32_t>(core_->payload_per_packet(), server_max - proto::kHeaderSize);
+      for (auto& r : s.slots) {
+        if (!r.active) continue;
+        r.req_pkts = static_cast<uint16_t>(packets_for(r.call.req.size(), s.per_packet));
+        r.pkts.assign(r.req_pkts, TxPkt{});
+        r.first_open = 0;
       }
       // The server may grant fewer slots; never use more than granted.
       if (slots < s.slots.size()) {
@@ -486,7 +498,7 @@ void RpcClient::Impl::start_waiting(ClientSession& s, uint64_t now) {
     s.waiting.pop_front();
     r.req_id = s.next_id[i];
     s.next_id[i] += s.slots.size();
-    r.req_pkts = static_cast<uint16_t>(packets_for(r.call.req.size(), core_->payload_per_packet()));
+    r.req_pkts = static_cast<uint16_t>(packets_for(r.call.req.size(), s.per_packet));
     r.pkts.assign(r.req_pkts, TxPkt{});
     r.last_answer_ns = now;
   }
@@ -508,7 +520,7 @@ void RpcClient::Impl::send_pkt(ClientSession& s, ActiveReq& r, size_t idx, uint6
   h.generation = p.gen;
   h.opcode = r.call.opcode;
   if (idx < r.req_pkts) {
-    uint32_t per = core_->payload_per_packet();
+    uint32_t per = s.per_packet;
     size_t off = idx * per;
     size_t len = std::min<size_t>(per, r.call.req.size() - std::min(off, r.call.req.size()));
     h.type = PktType::kRequest;
@@ -549,15 +561,21 @@ void RpcClient::Impl::timers(ClientSession& s, uint64_t now) {
     }
     if (s.state != SessState::kConnected) continue;
     uint64_t rto = s.rtt.rto_ns(r.backoff);
-    bool lost = false;
+    bool lost = false, probed = false;
     for (size_t i = r.first_open; i < r.pkts.size(); ++i) {
       TxPkt& p = r.pkts[i];
-      if (p.st == PktState::kInflight && now - p.sent_ns >= rto) {
+      if (p.st != PktState::kInflight) continue;
+      // The last request packet is answered only after the request has
+      // executed, so its silence says little about the network: give it
+      // twice the time and do not treat its expiry as congestion.
+      bool exec_wait = i + 1 == r.req_pkts && !r.got_resp0;
+      if (now - p.sent_ns >= (exec_wait ? 2 * rto : rto)) {
         p.st = PktState::kLost;
         --s.inflight;
-        lost = true;
+        (exec_wait ? probed : lost) = true;
       }
     }
+    if (probed && !lost) r.backoff = std::min(r.backoff + 1, 16u);
     // All request packets acknowledged, response not started: the request
     // is executing (or response packet 0 was lost). Poll with the last
     // request packet, which the server answers from its reply cache.

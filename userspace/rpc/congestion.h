@@ -10,7 +10,9 @@ namespace lanefs::rpc {
 
 struct RtoConfig {
   uint64_t initial_ns = 20'000'000;  // before the first sample (RFC 6298 says 1 s; LAN)
-  uint64_t min_ns = 2'000'000;
+  // Floor: scheduling delays of a few ms are normal on busy hosts and must
+  // not look like loss (eRPC uses a few ms as well).
+  uint64_t min_ns = 5'000'000;
   uint64_t max_ns = 500'000'000;
 };
 

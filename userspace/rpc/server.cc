@@ -49,6 +49,7 @@ struct Session {
   std::string name;
   std::vector<Slot> slots;
   uint64_t last_active_ns = 0;
+  uint32_t per_packet = 0;  // response payload bytes per packet (agreed at connect)
 };
 
 struct Job {
@@ -283,7 +284,9 @@ void RpcServer::Impl::on_connect(NetAddr src, const PacketHeader& h, std::span<c
   Decoder d(payload);
   uint32_t want_slots = d.u32();
   std::string name = d.str(256);
-  if (!d.ok() || want_slots == 0) {
+  // The client's datagram limit (absent: an Ethernet-sized one).
+  uint32_t client_max = d.remaining() >= 4 ? d.u32() : proto::kHeaderSize + 1428;
+  if (!d.ok() || want_slots == 0 || client_max <= proto::kHeaderSize) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -310,6 +313,7 @@ void RpcServer::Impl::on_connect(NetAddr src, const PacketHeader& h, std::span<c
     s->nonce = h.request_id;
     s->name = std::move(name);
     s->slots.resize(std::min(want_slots, opts_.max_slots));
+    s->per_packet = std::min<uint32_t>(core_->payload_per_packet(), client_max - proto::kHeaderSize);
     s->last_active_ns = mono_ns();
     std::lock_guard lk(sess_mu_);
     sessions_.emplace(sid, std::move(s));
@@ -320,6 +324,7 @@ void RpcServer::Impl::on_connect(NetAddr src, const PacketHeader& h, std::span<c
   Encoder e(&body);
   e.u32(static_cast<uint32_t>(sessions_[sid]->slots.size()));
   e.str(opts_.name);
+  e.u32(core_->transport().max_datagram());
   send_simple(src, PktType::kConnectOk, sid, h.request_id, 0, 1, h.generation, body);
   core_->flush();
 }
@@ -410,7 +415,7 @@ void RpcServer::Impl::on_rfr(Session& s, const PacketHeader& h) {
 }
 
 void RpcServer::Impl::send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16_t gen) {
-  uint32_t per = core_->payload_per_packet();
+  uint32_t per = s.per_packet;
   size_t off = size_t{j} * per;
   size_t len = std::min<size_t>(per, sl.resp.size() - std::min(off, sl.resp.size()));
   PacketHeader h;
@@ -440,7 +445,7 @@ void RpcServer::Impl::on_completion(Completion& c) {
     e.i32(static_cast<int32_t>(Errc::kInternal));
   }
   sl.resp = std::move(c.resp);
-  sl.resp_pkts = static_cast<uint16_t>(packets_for(sl.resp.size(), core_->payload_per_packet()));
+  sl.resp_pkts = static_cast<uint16_t>(packets_for(sl.resp.size(), s.per_packet));
   sl.state = SlotState::kDone;
   send_response_pkt(s, sl, 0, sl.last_gen);
 }

@@ -104,8 +104,8 @@ TEST(RttEstimator, BackoffDoublesAndCaps) {
   EXPECT_EQ(est.rto_ns(0), base);
   EXPECT_EQ(est.rto_ns(1), 2 * base);
   EXPECT_EQ(est.rto_ns(2), 4 * base);
-  EXPECT_EQ(est.rto_ns(4), 16 * base);  // 480 ms, still under the cap
-  EXPECT_EQ(est.rto_ns(5), cfg.max_ns);  // 960 ms capped
+  EXPECT_EQ(est.rto_ns(4), 16 * base);    // 480 ms, still under the cap
+  EXPECT_EQ(est.rto_ns(5), cfg.max_ns);   // 960 ms capped
   EXPECT_EQ(est.rto_ns(64), cfg.max_ns);  // no overflow for silly backoffs
   EXPECT_EQ(est.rto_ns(1000), cfg.max_ns);
   // Backoff applies to the initial timeout too.

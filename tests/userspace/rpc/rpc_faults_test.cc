@@ -32,6 +32,7 @@ constexpr uint32_t kLocalhost = 0x7f000001;
 constexpr uint64_t kSec = 1'000'000'000;
 constexpr uint16_t kOpTransform = 7;
 constexpr int kMaxOutstanding = 64;
+constexpr int kClients = 4;
 // A whole run must finish well inside the ctest timeout even on a loaded
 // machine; a hang is reported with the counters instead of a ctest kill.
 constexpr uint64_t kRunDeadline = 110 * kSec;
@@ -91,6 +92,9 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
     c.bind = NetAddr{kLocalhost, 0};
     c.hub = hub_;
     c.faults = faults;
+    // Ethernet-sized datagrams on both lanes (UDP over lo would otherwise use
+    // the interface's 64 KiB MTU), so 20..200 KB calls are 15..140 packets.
+    c.mtu = 1472;
     return c;
   }
 
@@ -126,7 +130,7 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
               bool server_faults_at_runtime) {
     executions_ = std::vector<std::atomic<uint32_t>>(calls);
     Outcome out;
-    // Declared before client and server: their destructors may still run
+    // Declared before clients and server: their destructors may still run
     // callbacks / handlers that touch it.
     std::mutex mu;
     std::condition_variable cv;
@@ -135,18 +139,25 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
     ServerOptions so;
     so.transport = tcfg(server_faults_at_runtime ? FaultConfig{} : server_faults);
     so.workers = 2;
-    auto server = RpcServer::create(std::move(so), [this](const RequestInfo&,
-                                                          std::span<const uint8_t> req,
-                                                          Buffer* resp) { handle(req, resp); });
+    auto server =
+        RpcServer::create(std::move(so), [this](const RequestInfo&, std::span<const uint8_t> req,
+                                                Buffer* resp) { handle(req, resp); });
     EXPECT_OK(server);
     if (!server.ok()) return out;
     if (server_faults_at_runtime) (*server)->set_faults(server_faults);
-    ClientOptions co;
-    co.transport = tcfg(client_faults);
-    co.name = "faults-client";
-    auto client = RpcClient::create(std::move(co));
-    EXPECT_OK(client);
-    if (!client.ok()) return out;
+    // Several clients (sessions, each with its own congestion window) share
+    // the load: under 10% loss each window spends much of its time at 1.
+    std::vector<std::unique_ptr<RpcClient>> clients;
+    for (int c = 0; c < kClients; ++c) {
+      ClientOptions co;
+      co.transport = tcfg(client_faults);
+      co.transport.faults.seed += static_cast<uint64_t>(c);
+      co.name = "faults-client-" + std::to_string(c);
+      auto client = RpcClient::create(std::move(co));
+      EXPECT_OK(client);
+      if (!client.ok()) return out;
+      clients.push_back(std::move(client).value());
+    }
     const NetAddr to = (*server)->local_addr();
 
     const uint64_t t0 = mono_ns();
@@ -162,30 +173,29 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
         ++outstanding;
       }
       const uint64_t token = static_cast<uint64_t>(i);
-      (*client)->call_async(to, kOpTransform, make_request(token), kCallTimeout,
-                            [&, token](Result<Buffer> r) {
-                              std::string err;
-                              bool good = false;
-                              if (!r.ok()) {
-                                err = "token " + std::to_string(token) + ": " +
-                                      r.error().to_string();
-                              } else if (*r != expected_response(token)) {
-                                err = "token " + std::to_string(token) + ": wrong response (" +
-                                      std::to_string(r->size()) + " bytes)";
-                              } else {
-                                good = true;
-                              }
-                              std::lock_guard lk(mu);
-                              --outstanding;
-                              ++out.completed;
-                              if (good) {
-                                ++out.ok;
-                              } else {
-                                ++(r.ok() ? out.wrong : out.failed);
-                                if (out.errors.size() < 10) out.errors.push_back(err);
-                              }
-                              cv.notify_all();
-                            });
+      clients[i % kClients]->call_async(
+          to, kOpTransform, make_request(token), kCallTimeout, [&, token](Result<Buffer> r) {
+            std::string err;
+            bool good = false;
+            if (!r.ok()) {
+              err = "token " + std::to_string(token) + ": " + r.error().to_string();
+            } else if (*r != expected_response(token)) {
+              err = "token " + std::to_string(token) + ": wrong response (" +
+                    std::to_string(r->size()) + " bytes)";
+            } else {
+              good = true;
+            }
+            std::lock_guard lk(mu);
+            --outstanding;
+            ++out.completed;
+            if (good) {
+              ++out.ok;
+            } else {
+              ++(r.ok() ? out.wrong : out.failed);
+              if (out.errors.size() < 10) out.errors.push_back(err);
+            }
+            cv.notify_all();
+          });
     }
     {
       std::unique_lock lk(mu);
@@ -195,11 +205,23 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
       }
     }
     out.seconds = static_cast<double>(mono_ns() - t0) / 1e9;
-    out.client = (*client)->stats();
+    for (auto& c : clients) add(&out.client, c->stats());
     out.server = (*server)->stats();
-    client->reset();  // fails what is left with kShutdown, then stops
+    clients.clear();  // fails what is left with kShutdown, then stops
     server->reset();
     return out;
+  }
+
+  static void add(RpcStatsSnapshot* sum, const RpcStatsSnapshot& s) {
+    sum->calls_ok += s.calls_ok;
+    sum->retransmits += s.retransmits;
+    sum->rto_events += s.rto_events;
+    sum->session_resets += s.session_resets;
+    sum->duplicate_fragments += s.duplicate_fragments;
+    sum->stale_dropped += s.stale_dropped;
+    sum->rx_invalid_total += s.rx_invalid_total;
+    for (int i = 0; i < static_cast<int>(proto::DecodeError::kCount); ++i)
+      sum->rx_invalid[i] += s.rx_invalid[i];
   }
 
   void expect_exactly_once(int calls) {
@@ -222,10 +244,9 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
     std::cout << what << ": " << o.ok << "/" << o.completed << " ok in " << o.seconds
               << " s; client retransmits=" << c.retransmits << " rto_events=" << c.rto_events
               << " dup_frags=" << c.duplicate_fragments << " stale=" << c.stale_dropped
-              << " rx_invalid=" << c.rx_invalid_total << "; server executed="
-              << s.requests_executed << " from_cache=" << s.replies_from_cache
-              << " dup_frags=" << s.duplicate_fragments << " stale=" << s.stale_dropped
-              << " rx_invalid=" << s.rx_invalid_total << std::endl;
+              << " rx_invalid=" << c.rx_invalid_total << "; server executed=" << s.requests_executed
+              << " from_cache=" << s.replies_from_cache << " dup_frags=" << s.duplicate_fragments
+              << " stale=" << s.stale_dropped << " rx_invalid=" << s.rx_invalid_total << std::endl;
   }
 
   static void expect_all_ok(const Outcome& o, int calls) {

@@ -201,10 +201,10 @@ class RpcTest : public testing::TestWithParam<TransportKind> {
     ServerOptions o;
     o.transport = tcfg(port);
     o.name = "rpc-test-server";
-    auto s = RpcServer::create(std::move(o), [this](const RequestInfo& info,
-                                                    std::span<const uint8_t> req, Buffer* resp) {
-      handle(info, req, resp);
-    });
+    auto s = RpcServer::create(
+        std::move(o), [this](const RequestInfo& info, std::span<const uint8_t> req, Buffer* resp) {
+          handle(info, req, resp);
+        });
     ASSERT_OK(s);
     server_ = std::move(s).value();
     server_addr_ = server_->local_addr();
@@ -305,8 +305,9 @@ TEST_P(RpcTest, FourMebibytesEachWayIntact) {
   auto mismatch = std::mismatch(r->begin(), r->end(), want.begin());
   EXPECT_TRUE(mismatch.first == r->end())
       << "first difference at byte " << (mismatch.first - r->begin());
-  // Sizes around the fragment boundary (1428 payload bytes per packet).
-  for (size_t n : {1427u, 1428u, 1429u, 2856u, 2857u}) {
+  // Sizes around the fragment boundaries of 1472-byte datagrams (1428
+  // payload bytes) and of 65507-byte ones (UDP over lo, 64 KiB MTU).
+  for (size_t n : {1427u, 1428u, 1429u, 2856u, 2857u, 65462u, 65463u, 65464u, 130927u}) {
     const Buffer q = pattern(n, static_cast<uint32_t>(n));
     auto e = client->call(server_addr_, kTransform, q, kCallTimeout);
     ASSERT_OK(e);
@@ -380,8 +381,8 @@ TEST_P(RpcTest, UnreachableServerFailsWithinConnectTimeout) {
   auto client = make_client(o);
   ASSERT_TRUE(client);
   // Nothing listens there: a free UDP port, or a port nobody attached on the hub.
-  const NetAddr nowhere{kLocalhost, GetParam() == TransportKind::kUdp ? test::free_udp_port()
-                                                                      : uint16_t{9}};
+  const NetAddr nowhere{kLocalhost,
+                        GetParam() == TransportKind::kUdp ? test::free_udp_port() : uint16_t{9}};
   const uint64_t t0 = mono_ns();
   auto r = client->call(nowhere, kEcho, pattern(10, 4), 60 * kSec);
   const uint64_t elapsed = mono_ns() - t0;
@@ -576,10 +577,11 @@ TEST_P(RpcTest, GarbageIsCountedAndServerKeepsAnswering) {
   }
   uint64_t total = 0;
   for (auto w : want) total += w;
-  ASSERT_TRUE(eventually(
-      [&] { return server_->stats().rx_invalid_total >= before.rx_invalid_total + total; }))
-      << "server counted " << server_->stats().rx_invalid_total - before.rx_invalid_total
-      << " of " << total << " invalid datagrams";
+  ASSERT_TRUE(eventually([&] {
+    return server_->stats().rx_invalid_total >= before.rx_invalid_total + total;
+  })) << "server counted "
+      << server_->stats().rx_invalid_total - before.rx_invalid_total << " of " << total
+      << " invalid datagrams";
   const auto after = server_->stats();
   for (int i = 1; i < static_cast<int>(DecodeError::kCount); ++i) {
     EXPECT_EQ(after.rx_invalid[i] - before.rx_invalid[i], want[i])

@@ -39,7 +39,9 @@ class TransportConformance : public testing::TestWithParam<TransportKind> {
     b_ = std::move(b).value();
   }
 
-  Result<std::unique_ptr<Transport>> make(uint32_t mtu = 0) {
+  // An explicit Ethernet-sized limit, so both lanes behave alike here (UDP's
+  // automatic limit follows the interface MTU; see UdpTransport tests).
+  Result<std::unique_ptr<Transport>> make(uint32_t mtu = 1472) {
     TransportConfig c;
     c.kind = GetParam();
     c.bind = NetAddr{kLocalhost, 0};
@@ -341,6 +343,22 @@ TEST(UdpTransport, BindingATakenPortFailsNamingBind) {
   auto b = make_transport(c);
   ASSERT_FALSE(b.ok());
   EXPECT_NE(b.error().message.find("bind"), std::string::npos) << b.error().message;
+}
+
+// mtu 0: the limit follows the MTU of the interface the socket is bound to
+// (loopback: 65536 - 28 header bytes, capped at 65507); unbound: 1472.
+TEST(UdpTransport, AutomaticLimitFollowsInterfaceMtu) {
+  TransportConfig c;
+  c.kind = TransportKind::kUdp;
+  c.bind = NetAddr{kLocalhost, 0};
+  auto lo = make_transport(c);
+  ASSERT_OK(lo);
+  EXPECT_GT((*lo)->max_datagram(), 1472u);
+  EXPECT_LE((*lo)->max_datagram(), 65507u);
+  c.bind = NetAddr{0, 0};
+  auto any = make_transport(c);
+  ASSERT_OK(any);
+  EXPECT_EQ((*any)->max_datagram(), 1472u);
 }
 
 TEST(UdpTransport, MtuIsCappedAtMaxUdpPayload) {

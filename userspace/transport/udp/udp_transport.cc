@@ -1,11 +1,16 @@
 #include "transport/udp/udp_transport.h"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace lanefs::transport {
 namespace {
@@ -59,6 +64,28 @@ Status set_buffer(int fd, int force_opt, int opt, const char* name, int bytes) {
   return sys_error(std::string("setsockopt ") + name, errno);
 }
 
+// The MTU of the interface that owns `ip` (host order), 0 when unknown
+// (for example a socket bound to 0.0.0.0).
+uint32_t interface_mtu(uint32_t ip) {
+  if (ip == 0) return 0;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return 0;
+  uint32_t mtu = 0;
+  for (ifaddrs* i = list; i != nullptr && mtu == 0; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+    if (ntohl(sin->sin_addr.s_addr) != ip) continue;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) break;
+    ifreq req{};
+    std::strncpy(req.ifr_name, i->ifa_name, IFNAMSIZ - 1);
+    if (ioctl(s, SIOCGIFMTU, &req) == 0 && req.ifr_mtu > 0) mtu = static_cast<uint32_t>(req.ifr_mtu);
+    close(s);
+  }
+  freeifaddrs(list);
+  return mtu;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<UdpTransport>> UdpTransport::create(const TransportConfig& config) {
@@ -84,6 +111,14 @@ Status UdpTransport::open(const TransportConfig& config) {
   if (getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &sl) != 0)
     return sys_error("getsockname", errno);
   local_ = from_sockaddr(sa);
+  if (config.mtu == 0) {
+    // Datagrams as large as the bound interface carries without IP
+    // fragmentation (IPv4 20 + UDP 8 bytes of headers): 1472 on Ethernet,
+    // 8972 with jumbo frames, ~64 KiB on loopback. Peers agree on the
+    // smaller of their sizes when a session opens.
+    uint32_t mtu = interface_mtu(local_.ip);
+    if (mtu > 28) max_datagram_ = std::clamp<uint32_t>(mtu - 28, kDefaultDatagram, kMaxUdpPayload);
+  }
 
   // Receive side: fixed buffers and headers wired once; rx_burst only resets
   // the fields the kernel overwrites.
