@@ -22,6 +22,7 @@ cmake --build "$build_dir" --target rpc_bench >/dev/null
 bench=$build_dir/bench/rpc_bench
 [[ -x $bench ]] || { echo "$0: $bench not built" >&2; exit 1; }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 table=$("$bench" "$@")
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
@@ -29,7 +30,8 @@ new_section=$(cat <<EOF
 $section
 
 Machine \`$(hostname)\`${cpu:+ ($cpu)}, nproc $(nproc), kernel $(uname -r);
-measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make bench\` (\`bench/run_rpc_bench.sh\`).
+measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make bench\` (\`bench/run_rpc_bench.sh\`);
+load average before the run: $load_before.
 Raw UDP: two sockets on 127.0.0.1, blocking \`sendto\`/\`recvfrom\`, an echo thread and a
 pinging thread. lanefs RPC: one \`RpcClient\` and one \`RpcServer\` (echo handler) on the UDP
 lane, 127.0.0.1, default options. Rounds alternate UDP baseline, RPC with one call

@@ -148,9 +148,12 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
     return make_error(Errc::kNotDir, "mount point " + target + " is not a directory");
   {
     std::lock_guard lk(mu_);
-    for (const auto& m : mounts_)
-      if (m->target == real && !m->finished.load())
-        return make_error(Errc::kBusy, std::string(real) + " is already a lanefs mount");
+    for (const auto& m : mounts_) {
+      if (m->target != real || m->finished.load()) continue;
+      // `mount -a` run twice asks again for what is mounted: that is fine.
+      if (m->source == src.to_string()) return std::string(real);
+      return make_error(Errc::kBusy, std::string(real) + " is already a lanefs mount of " + m->source);
+    }
   }
   LANEFS_ASSIGN_OR_RETURN(auto cluster, cluster_for(src, o));
   LANEFS_ASSIGN_OR_RETURN(auto fs, cluster->fs_get(src.fs_name));
@@ -186,6 +189,8 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   std::lock_guard lk(mu_);
   mounts_.push_back(std::move(m));
   ever_mounted_ = true;
+  hb_kick_ = true;  // register with the cluster now, not at the next beat
+  hb_cv_.notify_all();
   return std::string(real);
 }
 
@@ -253,7 +258,9 @@ void Frontend::heartbeat_loop() {
         c->registered = false;
       }
     }
-    for (int i = 0; i < 10 && !stop_.load(); ++i) usleep(100'000);
+    std::unique_lock lk(mu_);
+    hb_cv_.wait_for(lk, std::chrono::seconds(1), [this] { return hb_kick_ || stop_.load(); });
+    hb_kick_ = false;
   }
 }
 

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -86,6 +87,8 @@ class Frontend {
   std::vector<std::unique_ptr<Mount>> mounts_;
   std::map<std::string, Cluster> clusters_;  // by backend list
   bool ever_mounted_ = false;
+  std::condition_variable hb_cv_;
+  bool hb_kick_ = false;
 };
 
 }  // namespace lanefs::fuse

@@ -1,0 +1,103 @@
+#include "client/mount_options.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.h"
+
+namespace lanefs::client {
+namespace {
+
+TEST(MountSource, ParsesHostsPortsAndName) {
+  auto s = parse_mount_source("192.0.2.1,192.0.2.2:15000/fs1");
+  ASSERT_OK(s);
+  ASSERT_EQ(s->backends.size(), 2u);
+  EXPECT_EQ(s->backends[0].to_string(), "192.0.2.1:14000");
+  EXPECT_EQ(s->backends[1].to_string(), "192.0.2.2:15000");
+  EXPECT_EQ(s->fs_name, "fs1");
+  EXPECT_EQ(s->to_string(), "192.0.2.1:14000,192.0.2.2:15000/fs1");
+}
+
+TEST(MountSource, RejectsMalformedSources) {
+  for (const char* bad : {"", "fs1", "/fs1", "192.0.2.1/", "192.0.2.1:0/fs", "host.example/fs",
+                          "192.0.2.1/a/b", "192.0.2.1:99999/fs"}) {
+    auto s = parse_mount_source(bad);
+    EXPECT_FALSE(s.ok()) << bad;
+    if (!s.ok()) {
+      EXPECT_EQ(s.code(), Errc::kInvalid) << bad;
+    }
+  }
+}
+
+TEST(MountOptions, DefaultsFollowWeka) {
+  auto o = parse_mount_options("");
+  ASSERT_OK(o);
+  EXPECT_EQ(o->cache, CacheMode::kWriteCache);
+  EXPECT_FALSE(o->sync_on_close);
+  EXPECT_FALSE(o->read_only);
+  EXPECT_EQ(o->readahead_kb, 32768u);
+  EXPECT_EQ(o->dentry_max_age_positive_ms, 1000u);
+  EXPECT_EQ(o->dentry_max_age_negative_ms, 0u);
+  EXPECT_EQ(o->connect_timeout_secs, 10u);
+  EXPECT_EQ(o->response_timeout_secs, 60u);
+  EXPECT_EQ(o->remove_after_secs, 3600u);
+  EXPECT_EQ(o->net, "udp");
+}
+
+TEST(MountOptions, ParsesEveryOption) {
+  auto o = parse_mount_options(
+      "readcache,sync_on_close,ro,readahead_kb=128,dentry_max_age_positive=5,"
+      "dentry_max_age_negative=7,connect_timeout_secs=3,response_timeout_secs=4,"
+      "remove_after_secs=9,net=udp");
+  ASSERT_OK(o);
+  EXPECT_EQ(o->cache, CacheMode::kReadCache);
+  EXPECT_TRUE(o->sync_on_close);
+  EXPECT_TRUE(o->read_only);
+  EXPECT_EQ(o->readahead_kb, 128u);
+  EXPECT_EQ(o->dentry_max_age_positive_ms, 5u);
+  EXPECT_EQ(o->dentry_max_age_negative_ms, 7u);
+  EXPECT_EQ(o->connect_timeout_secs, 3u);
+  EXPECT_EQ(o->response_timeout_secs, 4u);
+  EXPECT_EQ(o->remove_after_secs, 9u);
+  auto f = parse_mount_options("forcedirect,rw");
+  ASSERT_OK(f);
+  EXPECT_EQ(f->cache, CacheMode::kForceDirect);
+  EXPECT_FALSE(f->read_only);
+  // The canonical string parses back to the same options.
+  auto again = parse_mount_options(o->to_string());
+  ASSERT_OK(again);
+  EXPECT_EQ(again->to_string(), o->to_string());
+}
+
+TEST(MountOptions, IgnoresGenericMountOptions) {
+  auto o = parse_mount_options("defaults,_netdev,nofail,noauto,noatime,x-systemd.automount,nosuid,nodev");
+  ASSERT_OK(o);
+  EXPECT_EQ(o->cache, CacheMode::kWriteCache);
+}
+
+TEST(MountOptions, ErrorsNameTheOption) {
+  struct Case {
+    const char* opts;
+    const char* must_mention;
+  } cases[] = {
+      {"bogus=1", "bogus"},
+      {"readahead_kb=abc", "readahead_kb"},
+      {"readahead_kb=", "readahead_kb"},
+      {"readahead_kb", "readahead_kb"},
+      {"connect_timeout_secs=0", "connect_timeout_secs"},
+      {"response_timeout_secs=-1", "response_timeout_secs"},
+      {"readcache,forcedirect", "forcedirect"},
+      {"writecache=1", "writecache"},
+      {"net=eth0", "net=eth0"},
+      {"dedicated_mode=full", "dedicated_mode"},
+  };
+  for (const auto& c : cases) {
+    auto o = parse_mount_options(c.opts);
+    ASSERT_FALSE(o.ok()) << c.opts;
+    EXPECT_NE(o.error().message.find(c.must_mention), std::string::npos)
+        << c.opts << " -> " << o.error().message;
+    EXPECT_EQ(o.error().message.find('\n'), std::string::npos) << "one line";
+  }
+}
+
+}  // namespace
+}  // namespace lanefs::client
