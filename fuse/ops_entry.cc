@@ -10,6 +10,12 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   conn->max_readahead = m->options().readahead_kb * 1024u;
   // Reads of one file may be in flight together (readahead + app reads).
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // O_DIRECT with io_submit/io_uring keeps many requests in flight instead
+  // of one per thread (rand read QD16).
+  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
+  // Enough background requests for readahead and async direct IO at depth.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
   // Lookups and readdirs in one directory need not serialize in the kernel.
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   // open(O_TRUNC) is handled in open(), saving a separate setattr.

@@ -87,7 +87,9 @@ Status BackendCore::start() {
   so.name = opts_.name;
   so.workers = opts_.workers;
   so.is_priority = is_priority_op;
-  so.priority_workers = std::max(2u, opts_.workers / 2);
+  // Data ops block in fdatasync; enough threads keep a queue depth of 16
+  // busy on the disk.
+  so.priority_workers = std::max(4u, opts_.workers) * 2;
   LANEFS_ASSIGN_OR_RETURN(
       server_, rpc::RpcServer::create(so, [this](const rpc::RequestInfo& info,
                                                  std::span<const uint8_t> req, rpc::Buffer* resp) {

@@ -101,7 +101,7 @@ class RpcServer::Impl {
       std::lock_guard lk(wq_mu_);
       wq_stop_ = true;
     }
-    wq_cv_.notify_all();
+    for (auto& cv : wq_cv_) cv.notify_all();
     for (auto& w : workers_) w.join();
     workers_.clear();
   }
@@ -144,7 +144,7 @@ class RpcServer::Impl {
   std::atomic<bool> stop_{false};
 
   std::mutex wq_mu_;
-  std::condition_variable wq_cv_;
+  std::condition_variable wq_cv_[2];  // one per pool: wake only the pool that has work
   std::deque<Job> jobs_[2];  // [0] ordinary, [1] priority pool
   bool wq_stop_ = false;
 
@@ -197,7 +197,7 @@ void RpcServer::Impl::worker_main(int pool) {
     Job job;
     {
       std::unique_lock lk(wq_mu_);
-      wq_cv_.wait(lk, [&] { return wq_stop_ || !q.empty(); });
+      wq_cv_[pool].wait(lk, [&] { return wq_stop_ || !q.empty(); });
       if (q.empty()) return;
       job = std::move(q.front());
       q.pop_front();
@@ -378,7 +378,7 @@ void RpcServer::Impl::on_request(Session& s, const PacketHeader& h, std::span<co
           std::lock_guard lk(wq_mu_);
           jobs_[pool].push_back(std::move(job));
         }
-        wq_cv_.notify_all();
+        wq_cv_[pool].notify_one();
         if (h.pkt_num != last) send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation);
       } else {
         send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation);

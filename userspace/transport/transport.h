@@ -114,8 +114,8 @@ class Transport {
 
 class LoopbackHub;  // loopback/loopback_transport.h
 
-// Fault injection, per endpoint, applied to the datagrams it sends (and, for
-// `rx_*`, to those it receives). Percentages 0..100. Used by tests and by
+// Fault injection, per endpoint, applied to the datagrams it sends.
+// Percentages 0..100. Used by tests and by
 // `lanefsd --fault`. Delay holds a datagram for delay_us before it leaves.
 struct FaultConfig {
   double drop_pct = 0, duplicate_pct = 0, reorder_pct = 0, corrupt_pct = 0, delay_pct = 0;
@@ -131,8 +131,9 @@ struct TransportConfig {
   TransportKind kind = TransportKind::kUdp;
   // Address to bind (UDP: ip and port, port 0 = any free port).
   NetAddr bind;
-  // Datagram size limit; 0 = the transport's default (UDP: 1472, so a
-  // datagram fits a 1500-byte Ethernet MTU).
+  // Datagram size limit; 0 = the transport's default. UDP: the MTU of the
+  // interface owning the bound address minus 28 header bytes (65507 on
+  // loopback, 8972 with jumbo frames), 1472 when bound to 0.0.0.0.
   uint32_t mtu = 0;
   // Loopback only: the in-process network to attach to (required).
   std::shared_ptr<LoopbackHub> hub;
