@@ -37,6 +37,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     if (!t.ok()) return reply_error(req, t.error());
   }
   set_cache_flags(m, fi);
+  m.opened(r->ino);
   fuse_entry_param e{};
   e.ino = r->ino;
   e.attr = to_stat(*r);
@@ -56,6 +57,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (!t.ok()) return reply_error(req, t.error());
   }
   set_cache_flags(m, fi);
+  m.opened(ino);
   fuse_reply_open(req, fi);
 }
 
@@ -80,7 +82,10 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_err(req, 0);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  // The last close of a file whose names were all removed drops it now.
+  reply_status(req, mount_of(req).released(ino));
+}
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   reply_status(req, mount_of(req).fsync(ino));

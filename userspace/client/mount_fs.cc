@@ -98,8 +98,55 @@ Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, con
   return to_kernel(a);
 }
 
+void MountFs::opened(uint64_t nodeid) {
+  std::lock_guard lk(mu_);
+  ++nodes_[to_ino(nodeid)].open_count;
+  ++open_files_;
+}
+
+Status MountFs::released(uint64_t nodeid) {
+  uint64_t parent = 0;
+  std::string silly;
+  {
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(to_ino(nodeid));
+    if (it == nodes_.end() || it->second.open_count == 0) return ok_status();
+    --it->second.open_count;
+    --open_files_;
+    if (it->second.open_count > 0 || it->second.silly_name.empty()) return ok_status();
+    parent = it->second.silly_parent;
+    silly.swap(it->second.silly_name);
+  }
+  return cluster_->unlink(parent, silly);
+}
+
+Result<bool> MountFs::hide_if_open(uint64_t parent_ino, const std::string& name) {
+  {
+    std::lock_guard lk(mu_);
+    if (open_files_ == 0) return false;  // common case: no extra round trip
+  }
+  auto a = cluster_->lookup(parent_ino, name);
+  if (!a.ok()) return a.code() == Errc::kNotFound ? Result<bool>(false) : Result<bool>(a.error());
+  if (!S_ISREG(a->mode) || a->nlink > 1) return false;  // other names keep it alive
+  std::string hidden = ".lanefs_removed_" + std::to_string(a->ino);
+  {
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(a->ino);
+    if (it == nodes_.end() || it->second.open_count == 0) return false;
+    if (!it->second.silly_name.empty()) return false;
+  }
+  LANEFS_TRY(cluster_->rename(parent_ino, name, parent_ino, hidden, 0));
+  std::lock_guard lk(mu_);
+  auto& n = nodes_[a->ino];
+  n.silly_parent = parent_ino;
+  n.silly_name = hidden;
+  return true;
+}
+
 Status MountFs::unlink(uint64_t parent, const std::string& name) {
   LANEFS_TRY(writable());
+  LANEFS_ASSIGN_OR_RETURN(bool hidden, hide_if_open(to_ino(parent), name));
+  if (hidden) return ok_status();
   return cluster_->unlink(to_ino(parent), name);
 }
 
@@ -111,6 +158,9 @@ Status MountFs::rmdir(uint64_t parent, const std::string& name) {
 Status MountFs::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
                        const std::string& new_name, uint32_t flags) {
   LANEFS_TRY(writable());
+  // A rename that replaces an open file must not take its data away.
+  if (!(flags & (proto::kRenameExchange | proto::kRenameNoReplace)))
+    LANEFS_TRY(hide_if_open(to_ino(new_parent), new_name));
   return cluster_->rename(to_ino(parent), name, to_ino(new_parent), new_name, flags);
 }
 

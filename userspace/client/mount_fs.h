@@ -78,6 +78,11 @@ class MountFs {
   Result<std::vector<std::string>> listxattr(uint64_t nodeid);
   Status removexattr(uint64_t nodeid, const std::string& name);
 
+  // Open-file tracking (open/create and release), so that removing the
+  // last name of an open file keeps its data until the last close.
+  void opened(uint64_t nodeid);
+  Status released(uint64_t nodeid);
+
   // Nodes the kernel currently knows (for tests and `lanefs local ps`).
   size_t known_nodes() const;
 
@@ -86,7 +91,15 @@ class MountFs {
     uint64_t nlookup = 0;
     proto::InodeAttr attr;
     uint64_t attr_ns = 0;  // when attr was fetched (monotonic)
+    uint32_t open_count = 0;
+    // Set when the last name of an open file was removed: the file lives
+    // on under this hidden name until its last close (NFS-style).
+    uint64_t silly_parent = 0;
+    std::string silly_name;
   };
+  // If (parent, name) names a file open on this mount, renames it to a
+  // hidden name and returns true (the caller then has nothing to remove).
+  Result<bool> hide_if_open(uint64_t parent_ino, const std::string& name);
   proto::InodeAttr to_kernel(proto::InodeAttr a) const;
   void remember(const proto::InodeAttr& a, bool count_lookup);
   Result<uint64_t> size_for_read(uint64_t ino);
@@ -100,6 +113,7 @@ class MountFs {
   IoStats io_;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Node> nodes_;  // by backend inode number
+  uint64_t open_files_ = 0;                   // sum of open_count (fast path: 0)
 };
 
 }  // namespace lanefs::client
