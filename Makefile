@@ -8,7 +8,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLANEFS_WERROR=ON
 CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run stop test bench install clean distclean
+.PHONY: all deps configure build run stop test bench bench-fio install clean distclean
 
 all: build
 
@@ -34,6 +34,11 @@ test: deps build
 
 bench: deps build
 	./bench/run_rpc_bench.sh $(BUILD)
+	./bench/fio/run_peers.sh $(BUILD)
+
+# fio against GlusterFS, sshfs, libfuse passthrough and tmpfs (bench/fio/README.md).
+bench-fio: deps build
+	./bench/fio/run_peers.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

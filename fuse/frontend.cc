@@ -101,7 +101,16 @@ std::string Frontend::handle_line(const std::string& line) {
   std::string op = req["op"];
   if (op == "ps") return do_ps();
   if (op == "mount") {
+    {
+      std::lock_guard lk(mu_);
+      if (exiting_) return json{{"ok", false}, {"error", "lanefs-frontend is exiting"}, {"retry", true}}.dump();
+      ++pending_mounts_;  // run() must not exit while this mount is being made
+    }
     auto r = do_mount(req.value("source", ""), req.value("target", ""), req.value("options", ""));
+    {
+      std::lock_guard lk(mu_);
+      --pending_mounts_;
+    }
     if (!r.ok()) {
       LOG_WARN("mount {} on {} failed: {}", req.value("source", ""), req.value("target", ""), r.error().to_string());
       return json{{"ok", false}, {"error", r.error().to_string()}, {"code", std::string(errc_name(r.code()))}}.dump();
@@ -162,7 +171,7 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   m->source = src.to_string();
   m->target = real;
   m->opts = o;
-  m->fs = std::make_unique<client::MountFs>(cluster, fs, o);
+  LANEFS_ASSIGN_OR_RETURN(m->fs, client::MountFs::open(cluster, fs, o));  // checks an encrypted fs's key
   std::string fopts = "default_permissions,allow_other,fsname=" + m->source + ",subtype=lanefs";
   if (o.read_only) fopts += ",ro";
   std::vector<std::string> argv_s = {"lanefs-frontend", "-o", fopts};
@@ -194,6 +203,22 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   return std::string(real);
 }
 
+namespace {
+// Per-lane IO counters of a mount and why its IO did not take RDMA.
+json lanes_json(const client::MountFs& fs) {
+  const auto& c = fs.lane_counters();
+  json lanes = json::object();
+  for (size_t i = 0; i < client::kLaneCount; ++i)
+    lanes[std::string(client::lane_name(static_cast<client::Lane>(i)))] = {
+        {"ios", c.lanes[i].ios.load()}, {"bytes", c.lanes[i].bytes.load()}};
+  json not_rdma = json::object();
+  for (size_t i = 1; i < client::kNotRdmaReasonCount; ++i)
+    if (uint64_t n = c.not_rdma[i].load())
+      not_rdma[std::string(client::not_rdma_reason_text(static_cast<client::NotRdmaReason>(i)))] = n;
+  return {{"encrypted", fs.fs().encrypted}, {"per_lane", lanes}, {"not_rdma", not_rdma}};
+}
+}  // namespace
+
 std::string Frontend::do_ps() {
   json j = {{"ok", true}, {"pid", getpid()}, {"uptime_s", process_uptime_s()}, {"hostname", host_name()},
             {"memory_bytes", process_rss_bytes()}, {"mounts", json::array()}};
@@ -205,7 +230,7 @@ std::string Frontend::do_ps() {
                            {"mounted_s", (mono_ns() - m->mounted_ns) / 1'000'000'000ull},
                            {"reads", io.reads.load()}, {"read_bytes", io.read_bytes.load()},
                            {"writes", io.writes.load()}, {"write_bytes", io.write_bytes.load()},
-                           {"errors", io.errors.load()}});
+                           {"errors", io.errors.load()}, {"lanes", lanes_json(*m->fs)}});
   }
   return j.dump();
 }
@@ -304,8 +329,15 @@ int Frontend::run() {
     usleep(100'000);
     reap_finished();
     std::lock_guard lk(mu_);
-    if (ever_mounted_ && mounts_.empty()) break;
-    if (!ever_mounted_ && mono_ns() - start_ns_ > opts_.idle_exit_ns) break;
+    if (pending_mounts_ > 0) continue;
+    if ((ever_mounted_ && mounts_.empty()) || (!ever_mounted_ && mono_ns() - start_ns_ > opts_.idle_exit_ns)) {
+      exiting_ = true;  // from now on mount requests are told to retry
+      break;
+    }
+  }
+  {
+    std::lock_guard lk(mu_);
+    exiting_ = true;
   }
   if (stop_.load()) {
     // Asked to stop: detach every mount (applications then see ENOTCONN
@@ -326,9 +358,17 @@ int Frontend::run() {
       usleep(100'000);
     }
   }
-  leave_all();
+  // Stop serving the control socket before leaving the cluster, so a mount
+  // started now finds no frontend (or a new one) instead of this exiting
+  // one, and no heartbeat re-registers us after the leave.
   stop_.store(true);
+  hb_cv_.notify_all();
+  if (control_.joinable()) control_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
   unlink(control_socket_path(opts_.run_dir).c_str());
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
+  leave_all();
   unlink(pid_file_path(opts_.run_dir).c_str());
   LOG_INFO("lanefs-frontend exiting");
   return 0;

@@ -87,6 +87,10 @@ class Frontend {
   std::vector<std::unique_ptr<Mount>> mounts_;
   std::map<std::string, Cluster> clusters_;  // by backend list
   bool ever_mounted_ = false;
+  // Mount requests being served, and whether run() decided to exit; a mount
+  // request arriving after that is told to retry with a new frontend.
+  int pending_mounts_ = 0;
+  bool exiting_ = false;
   std::condition_variable hb_cv_;
   bool hb_kick_ = false;
 };

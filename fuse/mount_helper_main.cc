@@ -96,44 +96,73 @@ int main(int argc, char** argv) {
   const char* rd = std::getenv("LANEFS_RUN_DIR");
   std::string run_dir = rd && *rd ? rd : "/run/lanefs";
   std::string sock = lanefs::fuse::control_socket_path(run_dir);
-  int fd = connect_control(sock);
-  if (fd < 0) {
-    // First lanefs mount on this host: start the client container.
-    std::string bin = frontend_binary();
-    std::string log_file = run_dir == "/run/lanefs" ? "/var/log/lanefs/frontend.log" : run_dir + "/frontend.log";
-    if (verbose) std::fprintf(stderr, "mount.lanefs: starting %s\n", bin.c_str());
-    pid_t pid = fork();
-    if (pid == 0) {
-      execlp(bin.c_str(), bin.c_str(), "--daemon", "--run-dir", run_dir.c_str(), "--log-file",
-             log_file.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-      return fail("could not start " + bin + " (exit " + std::to_string(WEXITSTATUS(st)) + ")");
-    uint64_t deadline = lanefs::mono_ns() + 10'000'000'000ull;
-    while ((fd = connect_control(sock)) < 0 && lanefs::mono_ns() < deadline) usleep(50'000);
-    if (fd < 0) return fail("lanefs-frontend did not come up (see " + log_file + ")");
-  }
+  std::string log_file = run_dir == "/run/lanefs" ? "/var/log/lanefs/frontend.log" : run_dir + "/frontend.log";
   std::string req = nlohmann::json{{"op", "mount"}, {"source", source}, {"target", target},
                                    {"options", options}}.dump() + "\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return fail("control socket write failed");
-  // The frontend answers within its connect timeout plus a margin.
-  int wait_ms = static_cast<int>((opts->connect_timeout_secs + 30) * 1000);
-  std::string reply;
-  char buf[4096];
-  while (reply.find('\n') == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, wait_ms) <= 0) return fail("no answer from lanefs-frontend");
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    reply.append(buf, static_cast<size_t>(n));
+  // A frontend that is exiting after its last unmount answers "retry" (or
+  // closes the connection unanswered): wait for it to go and start a new one.
+  uint64_t retry_until = lanefs::mono_ns() + 20'000'000'000ull;
+  bool retrying = false;
+  for (int attempt = 0;; ++attempt) {
+    if (retrying) {
+      if (attempt > 100 || lanefs::mono_ns() > retry_until)
+        return fail("lanefs-frontend kept exiting while asked to mount (see " + log_file + ")");
+      usleep(200'000);
+    }
+    int fd = connect_control(sock);
+    if (fd < 0) {
+      // First lanefs mount on this host: start the client container.
+      std::string bin = frontend_binary();
+      if (verbose) std::fprintf(stderr, "mount.lanefs: starting %s\n", bin.c_str());
+      pid_t pid = fork();
+      if (pid == 0) {
+        execlp(bin.c_str(), bin.c_str(), "--daemon", "--run-dir", run_dir.c_str(), "--log-file",
+               log_file.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      int st = 0;
+      waitpid(pid, &st, 0);
+      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        if (retrying) continue;  // the exiting frontend may still hold the socket
+        return fail("could not start " + bin + " (exit " + std::to_string(WEXITSTATUS(st)) + ")");
+      }
+      uint64_t deadline = lanefs::mono_ns() + 10'000'000'000ull;
+      while ((fd = connect_control(sock)) < 0 && lanefs::mono_ns() < deadline) usleep(50'000);
+      if (fd < 0) return fail("lanefs-frontend did not come up (see " + log_file + ")");
+    }
+    if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+      close(fd);
+      retrying = true;
+      continue;
+    }
+    // The frontend answers within its connect timeout plus a margin.
+    int wait_ms = static_cast<int>((opts->connect_timeout_secs + 30) * 1000);
+    std::string reply;
+    char buf[4096];
+    while (reply.find('\n') == std::string::npos) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, wait_ms) <= 0) {
+        close(fd);
+        return fail("no answer from lanefs-frontend");
+      }
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      reply.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    if (reply.empty()) {  // closed unanswered: the frontend went away
+      retrying = true;
+      continue;
+    }
+    auto j = nlohmann::json::parse(reply, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return fail("malformed answer from lanefs-frontend");
+    if (j.value("retry", false)) {
+      retrying = true;
+      continue;
+    }
+    if (!j.value("ok", false)) return fail(j.value("error", std::string("mount failed")));
+    break;
   }
-  close(fd);
-  auto j = nlohmann::json::parse(reply, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return fail("malformed answer from lanefs-frontend");
-  if (!j.value("ok", false)) return fail(j.value("error", std::string("mount failed")));
   if (verbose) std::fprintf(stderr, "mount.lanefs: %s mounted on %s\n", source.c_str(), target.c_str());
   return 0;
 }

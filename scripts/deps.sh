@@ -7,7 +7,8 @@ PKGS="build-essential g++ cmake ninja-build pkg-config git
   liburing-dev libssl-dev libfuse3-dev fuse3
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  procps iproute2 psmisc util-linux python3"
+  procps iproute2 psmisc util-linux python3
+  qemu-system-x86 busybox-static kmod rdma-core ibverbs-utils perftest rdmacm-utils"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

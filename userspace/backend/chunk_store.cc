@@ -316,4 +316,123 @@ uint64_t ChunkStore::stored_bytes() {
   return blocks * 512;
 }
 
+// ------------------------------------------------------------ sealed chunks
+namespace {
+
+Status pread_full(int fd, uint8_t* p, size_t n, off_t off, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, p + done, n - done, off + static_cast<off_t>(done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("pread " + path, errno);
+    }
+    if (r == 0) break;  // EOF: the rest stays zero
+    done += static_cast<size_t>(r);
+  }
+  return ok_status();
+}
+
+// Deallocates [off, off+len) without changing the size; where the
+// filesystem cannot punch holes, writes zeros up to EOF instead.
+Status punch_fd(int fd, uint64_t off, uint64_t len, const std::string& path) {
+  if (len == 0) return ok_status();
+  if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                  static_cast<off_t>(len)) == 0)
+    return ok_status();
+  if (errno != EOPNOTSUPP) return sys_error("fallocate " + path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return sys_error("fstat " + path, errno);
+  uint64_t end = std::min<uint64_t>(off + len, static_cast<uint64_t>(st.st_size));
+  if (end <= off) return ok_status();
+  std::vector<uint8_t> zeros(end - off, 0);
+  return pwrite_all(fd, zeros.data(), zeros.size(), static_cast<off_t>(off), path);
+}
+
+Status check_sealed(uint32_t chunk_size, uint64_t offset, uint64_t len) {
+  LANEFS_TRY(check_range(chunk_size, offset, len));
+  if (chunk_size % ChunkStore::kSealBlock != 0 || offset % ChunkStore::kSealBlock != 0 ||
+      len % ChunkStore::kSealBlock != 0)
+    return make_error(Errc::kInvalid, "sealed range " + std::to_string(offset) + "+" + std::to_string(len) +
+                                          " is not aligned to 4 KiB blocks (chunk size " +
+                                          std::to_string(chunk_size) + ")");
+  return ok_status();
+}
+
+}  // namespace
+
+Status ChunkStore::write_sealed(uint64_t ino, uint64_t index, uint32_t offset, std::span<const uint8_t> data,
+                                std::span<const uint8_t> seals) {
+  LANEFS_TRY(check_sealed(chunk_size_, offset, data.size()));
+  if (seals.size() != data.size() / kSealBlock * kSealBytes)
+    return make_error(Errc::kInvalid, "sealed write: " + std::to_string(seals.size()) + " seal bytes for " +
+                                          std::to_string(data.size()) + " data bytes");
+  std::string path = path_of(ino, index);
+  std::string idir = ino_dir(dir_, ino);
+  Fd fd;
+  bool created = false;
+  for (int attempt = 0; attempt < 3 && !fd.valid(); ++attempt) {
+    LANEFS_ASSIGN_OR_RETURN(fd, open_existing(path, O_WRONLY));
+    if (fd.valid()) break;
+    created = true;
+    LANEFS_TRY(ensure_dir(idir));
+    fd = Fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd.valid() && errno != ENOENT) return sys_error("open " + path, errno);
+  }
+  if (!fd.valid()) return sys_error("open " + path, ENOENT);
+  // Data first, then seals, then one fdatasync for both: the write is
+  // acknowledged only when ciphertext and seals are durable together.
+  LANEFS_TRY(pwrite_all(fd.get(), data.data(), data.size(), offset, path));
+  off_t seal_off = static_cast<off_t>(chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes);
+  LANEFS_TRY(pwrite_all(fd.get(), seals.data(), seals.size(), seal_off, path));
+  if (::fdatasync(fd.get()) != 0) return sys_error("fdatasync " + path, errno);
+  if (created) LANEFS_TRY(fsync_dir(idir));
+  return ok_status();
+}
+
+Status ChunkStore::read_sealed(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
+                               std::vector<uint8_t>* out) {
+  LANEFS_TRY(check_sealed(chunk_size_, offset, len));
+  size_t seal_len = size_t{len} / kSealBlock * kSealBytes;
+  out->assign(size_t{len} + seal_len, 0);
+  std::string path = path_of(ino, index);
+  LANEFS_ASSIGN_OR_RETURN(Fd fd, open_existing(path, O_RDONLY));
+  if (!fd.valid()) return ok_status();  // never written: holes, zero seals
+  LANEFS_TRY(pread_full(fd.get(), out->data(), len, offset, path));
+  off_t seal_off = static_cast<off_t>(chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes);
+  return pread_full(fd.get(), out->data() + len, seal_len, seal_off, path);
+}
+
+Status ChunkStore::punch_sealed(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len) {
+  LANEFS_TRY(check_sealed(chunk_size_, offset, len));
+  if (len == 0) return ok_status();
+  std::string path = path_of(ino, index);
+  LANEFS_ASSIGN_OR_RETURN(Fd fd, open_existing(path, O_WRONLY));
+  if (!fd.valid()) return ok_status();
+  // Seals first: once a seal is zero the block reads as a hole whatever
+  // state its data is in.
+  LANEFS_TRY(punch_fd(fd.get(), chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes,
+                      uint64_t{len} / kSealBlock * kSealBytes, path));
+  LANEFS_TRY(punch_fd(fd.get(), offset, len, path));
+  if (::fdatasync(fd.get()) != 0) return sys_error("fdatasync " + path, errno);
+  return ok_status();
+}
+
+Status ChunkStore::truncate_sealed(uint64_t ino, uint64_t index, uint32_t len) {
+  LANEFS_TRY(check_range(chunk_size_, len, 0));
+  if (len == 0) return truncate(ino, index, 0);
+  if (chunk_size_ % kSealBlock != 0) return check_sealed(chunk_size_, 0, kSealBlock - 1);
+  uint64_t keep = (uint64_t{len} + kSealBlock - 1) / kSealBlock * kSealBlock;  // whole blocks kept
+  std::string path = path_of(ino, index);
+  LANEFS_ASSIGN_OR_RETURN(Fd fd, open_existing(path, O_WRONLY));
+  if (!fd.valid()) return ok_status();
+  uint64_t seal_keep = chunk_size_ + keep / kSealBlock * kSealBytes;
+  // The seal area ends the file: cutting the file there drops the seals of
+  // the removed blocks; their data is deallocated in place.
+  if (::ftruncate(fd.get(), static_cast<off_t>(seal_keep)) != 0) return sys_error("ftruncate " + path, errno);
+  LANEFS_TRY(punch_fd(fd.get(), keep, chunk_size_ - keep, path));
+  if (::fdatasync(fd.get()) != 0) return sys_error("fdatasync " + path, errno);
+  return ok_status();
+}
+
 }  // namespace lanefs::backend

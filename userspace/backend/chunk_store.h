@@ -55,6 +55,30 @@ class ChunkStore {
   // Bytes of chunk data stored here (allocated blocks * 512), for status.
   uint64_t stored_bytes();
 
+  // ---- sealed chunks (encrypted filesystems)
+  // A sealed chunk file holds ciphertext at [0, chunk_size) and, after it,
+  // one kSealBytes seal (nonce, tag) per kSealBlock block at
+  // chunk_size + block_in_chunk * kSealBytes. The store never interprets
+  // seals; an all-zero seal is how the client recognizes a hole. Offsets and
+  // lengths are block-aligned (kInvalid otherwise, or when chunk_size is not
+  // a multiple of kSealBlock).
+  static constexpr uint32_t kSealBlock = 4096;
+  static constexpr uint32_t kSealBytes = 32;
+  // Largest byte offset a chunk file can reach: data area plus seal area.
+  uint64_t max_chunk_bytes() const { return uint64_t{chunk_size_} + uint64_t{chunk_size_} / kSealBlock * kSealBytes; }
+  // Writes data at offset and the blocks' seals (data.size()/4096*32 bytes),
+  // then one fdatasync: durable on return.
+  Status write_sealed(uint64_t ino, uint64_t index, uint32_t offset, std::span<const uint8_t> data,
+                      std::span<const uint8_t> seals);
+  // out = len bytes of data followed by len/4096*32 bytes of seals (zeros
+  // where nothing was written).
+  Status read_sealed(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len, std::vector<uint8_t>* out);
+  // Deallocates [offset, offset+len) and zeroes those blocks' seals.
+  Status punch_sealed(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len);
+  // Keeps the blocks that start before `len` (data and seals) and drops the
+  // rest of the chunk; 0 removes the chunk. Durable on return.
+  Status truncate_sealed(uint64_t ino, uint64_t index, uint32_t len);
+
  private:
   ChunkStore(std::string dir, uint32_t chunk_size);
   std::string path_of(uint64_t ino, uint64_t index) const;

@@ -26,7 +26,8 @@ class DataOps {
     if (r.offset + r.data.size() > proto::kMaxFileSize) return make_error(Errc::kTooBig, "write beyond the maximum file size");
     LANEFS_TRY(require_chunk_owner(r.ino, index));
     LANEFS_ASSIGN_OR_RETURN(uint64_t before, b_.chunks().chunk_blocks(r.ino, index));
-    LANEFS_TRY(b_.chunks().write(r.ino, index, off, r.data));
+    if (r.seals.empty()) LANEFS_TRY(b_.chunks().write(r.ino, index, off, r.data));
+    else LANEFS_TRY(b_.chunks().write_sealed(r.ino, index, off, r.data, r.seals));
     LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().chunk_blocks(r.ino, index));
     return proto::WriteResp{int64_t(after) - int64_t(before)};
   }
@@ -37,7 +38,8 @@ class DataOps {
     if (r.len > cs_ - off) return make_error(Errc::kInvalid, "read crosses a chunk boundary");
     LANEFS_TRY(require_chunk_owner(r.ino, index));
     rpc::Bytes out;
-    LANEFS_TRY(b_.chunks().read(r.ino, index, off, r.len, &out.data));
+    if (r.sealed) LANEFS_TRY(b_.chunks().read_sealed(r.ino, index, off, r.len, &out.data));
+    else LANEFS_TRY(b_.chunks().read(r.ino, index, off, r.len, &out.data));
     return out;
   }
 
@@ -49,8 +51,9 @@ class DataOps {
     if (r.size % cs_ != 0) {
       uint64_t index = r.size / cs_;
       const proto::Member* m = proto::chunk_owner(map_, r.ino, index);
+      auto len = static_cast<uint32_t>(r.size % cs_);
       if (m != nullptr && b_.is_self(*m))
-        LANEFS_TRY(b_.chunks().truncate(r.ino, index, static_cast<uint32_t>(r.size % cs_)));
+        LANEFS_TRY(r.sealed ? b_.chunks().truncate_sealed(r.ino, index, len) : b_.chunks().truncate(r.ino, index, len));
     }
     LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().allocated_blocks(r.ino));
     return rpc::I64{int64_t(after) - int64_t(before)};
@@ -62,7 +65,7 @@ class DataOps {
     if (r.len > cs_ - off) return make_error(Errc::kInvalid, "punch crosses a chunk boundary");
     LANEFS_TRY(require_chunk_owner(r.ino, index));
     LANEFS_ASSIGN_OR_RETURN(uint64_t before, b_.chunks().chunk_blocks(r.ino, index));
-    LANEFS_TRY(b_.chunks().punch(r.ino, index, off, r.len));
+    LANEFS_TRY(r.sealed ? b_.chunks().punch_sealed(r.ino, index, off, r.len) : b_.chunks().punch(r.ino, index, off, r.len));
     LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().chunk_blocks(r.ino, index));
     return rpc::I64{int64_t(after) - int64_t(before)};
   }

@@ -112,6 +112,12 @@ rpc::Buffer fs_create(BackendCore& b, std::span<const uint8_t> raw) {
   if (!valid_fs_name(req->name))
     return reply_error(make_error(Errc::kInvalid, "filesystem name '" + req->name +
                                                       "' must be 1-64 characters of [A-Za-z0-9._-]"));
+  if (req->encrypted && req->key_check.size() != 16)
+    return reply_error(make_error(Errc::kInvalid, "encrypted filesystem '" + req->name +
+                                                      "' needs a 16-byte key check value (from the client's key)"));
+  if (!req->encrypted && !req->key_check.empty())
+    return reply_error(make_error(Errc::kInvalid, "key check value given for unencrypted filesystem '" +
+                                                      req->name + "'"));
   std::lock_guard lk(b.mgmt_mu);
   ClusterMap m = b.map();
   if (m.find_fs(req->name))
@@ -121,6 +127,7 @@ rpc::Buffer fs_create(BackendCore& b, std::span<const uint8_t> raw) {
   fs.name = req->name;
   fs.created_s = proto::now_timespec().sec;
   fs.encrypted = req->encrypted;
+  fs.key_check = req->key_check;
   // The root directory lives on the shard its name hashes to.
   const proto::Member* owner = m.member_by_shard(proto::shard_for_fs_root(m, fs.name));
   proto::InodePutReq root;

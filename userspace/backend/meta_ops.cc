@@ -111,10 +111,14 @@ class MetaOps {
     }
     int64_t blocks_delta = 0;
     if (sa.mask & proto::kSetSize) {
+      // Encrypted filesystems keep per-block seals after each chunk's data.
+      bool sealed = false;
+      if (auto cur = store_.get_inode(r.ino); cur.ok())
+        if (const proto::FsInfo* fs = map_.find_fs(cur->fs_id)) sealed = fs->encrypted;
       // Cut the data first (outside the lock): every backend drops what it
       // holds beyond the new size. Growing needs no data change (holes).
       for (const auto& m : map_.members) {
-        auto d = b_.call_member<rpc::I64>(m, Op::kChunkTruncate, proto::ChunkTruncateReq{r.ino, sa.size});
+        auto d = b_.call_member<rpc::I64>(m, Op::kChunkTruncate, proto::ChunkTruncateReq{r.ino, sa.size, sealed});
         if (!d.ok()) return make_error(d.code(), "truncating data on " + m.addr.to_string() + ": " + d.error().to_string());
         blocks_delta += d->v;
       }

@@ -19,6 +19,7 @@
 
 #include "cli/format.h"
 #include "client/cluster_client.h"
+#include "client/crypto.h"
 #include "common/log.h"
 #include "common/proc_info.h"
 #include "lanefs/config.h"
@@ -165,10 +166,23 @@ int cmd_cluster_processes(const Globals& g) {
   return 0;
 }
 
-int cmd_fs_create(const Globals& g, const std::string& name) {
+int cmd_fs_create(const Globals& g, const std::string& name, bool encrypted, const std::string& key_file) {
+  proto::FsCreateReq req;
+  req.name = name;
+  if (encrypted != !key_file.empty())
+    return fail(make_error(Errc::kInvalid, "--encrypted and --key-file PATH go together"));
+  if (encrypted) {
+    // The key stays on this host: only its check value goes to the cluster.
+    auto key = client::crypto::load_key_file(key_file);
+    if (!key.ok()) return fail(key.error());
+    auto check = client::crypto::key_check(*key, name);
+    if (!check.ok()) return fail(check.error());
+    req.encrypted = true;
+    req.key_check = *check;
+  }
   auto c = connect(g);
   if (!c.ok()) return fail(c.error());
-  auto f = (*c)->fs_create(name);
+  auto f = (*c)->fs_create(req);
   if (!f.ok()) return fail(f.error());
   if (g.json) std::cout << fs_json(*f).dump(2) << "\n";
   else std::printf("filesystem '%s' created (id %u)\n", f->name.c_str(), f->id);
@@ -377,7 +391,11 @@ int main(int argc, char** argv) {
   uint64_t fs_offset = 0;
   auto* fc = fs->add_subcommand("create", "create a filesystem");
   fc->add_option("name", fs_name)->required();
-  fc->callback([&] { rc = cmd_fs_create(g, fs_name); });
+  bool fs_encrypted = false;
+  std::string fs_key_file;
+  fc->add_flag("--encrypted", fs_encrypted, "encrypt file data on the clients (needs --key-file)");
+  fc->add_option("--key-file", fs_key_file, "file with the 256-bit key: 32 raw bytes or 64 hex characters, mode 0600");
+  fc->callback([&] { rc = cmd_fs_create(g, fs_name, fs_encrypted, fs_key_file); });
   fs->add_subcommand("list", "list filesystems")->callback([&] { rc = cmd_fs_list(g); });
   auto* fd = fs->add_subcommand("delete", "delete a filesystem and all its data");
   fd->add_option("name", fs_name)->required();

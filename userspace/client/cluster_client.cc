@@ -105,6 +105,12 @@ Result<proto::FsInfo> ClusterClient::fs_create(const std::string& name, bool enc
   return r;
 }
 
+Result<proto::FsInfo> ClusterClient::fs_create(const proto::FsCreateReq& req) {
+  auto r = mgmt_call<proto::FsInfo>(Op::kFsCreate, req);
+  if (r.ok()) (void)refresh_map();
+  return r;
+}
+
 Result<std::vector<proto::FsInfo>> ClusterClient::fs_list() {
   LANEFS_ASSIGN_OR_RETURN(auto l, mgmt_call<proto::FsList>(Op::kFsList, rpc::Empty{}));
   return std::move(l.filesystems);

@@ -46,6 +46,8 @@ class ClusterClient {
   // forwarded to the leader by the backend)
   Result<proto::ClusterMap> cluster_create(const std::vector<NetAddr>& addrs);
   Result<proto::FsInfo> fs_create(const std::string& name, bool encrypted = false);
+  // Full request (an encrypted filesystem carries its key check value).
+  Result<proto::FsInfo> fs_create(const proto::FsCreateReq& req);
   Result<std::vector<proto::FsInfo>> fs_list();
   Status fs_delete(const std::string& name);
   Result<proto::FsInfo> fs_get(const std::string& name);

@@ -4,12 +4,37 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 
+#include <optional>
+
 #include "common/clock.h"
 
 namespace lanefs::client {
 
 MountFs::MountFs(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs, MountOptions options)
     : cluster_(std::move(cluster)), fs_(std::move(fs)), opts_(std::move(options)) {}
+
+Result<std::unique_ptr<MountFs>> MountFs::open(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs,
+                                               MountOptions options) {
+  std::optional<crypto::FsKey> key;
+  if (fs.encrypted) {
+    if (options.key_file.empty())
+      return make_error(Errc::kInvalid, "filesystem '" + fs.name + "' is encrypted: mount with -o key_file=PATH");
+    LANEFS_ASSIGN_OR_RETURN(key, crypto::load_key_file(options.key_file));
+    LANEFS_ASSIGN_OR_RETURN(auto check, crypto::key_check(*key, fs.name));
+    if (check != fs.key_check)
+      return make_error(Errc::kPermission, "key in " + options.key_file + " does not match filesystem '" + fs.name + "'");
+  } else if (!options.key_file.empty()) {
+    return make_error(Errc::kInvalid, "filesystem '" + fs.name + "' is not encrypted: remove key_file=" + options.key_file);
+  }
+  auto m = std::make_unique<MountFs>(std::move(cluster), std::move(fs), std::move(options));
+  if (key) m->sealed_ = std::make_unique<SealedIo>(*m->cluster_, m->fs_.id, *key);
+  return m;
+}
+
+Status MountFs::sealed_ready() const {
+  if (sealed_) return ok_status();
+  return make_error(Errc::kPermission, "filesystem '" + fs_.name + "' is encrypted: mount with -o key_file=PATH");
+}
 
 proto::InodeAttr MountFs::to_kernel(proto::InodeAttr a) const {
   a.ino = to_nodeid(a.ino);
@@ -63,6 +88,12 @@ Result<proto::InodeAttr> MountFs::getattr(uint64_t nodeid) {
 
 Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr& attr) {
   LANEFS_TRY(writable());
+  if (fs_.encrypted && (attr.mask & proto::kSetSize)) {
+    LANEFS_TRY(sealed_ready());
+    LANEFS_ASSIGN_OR_RETURN(auto a, sealed_->setattr(to_ino(nodeid), attr));
+    remember(a, false);
+    return to_kernel(a);
+  }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->setattr(to_ino(nodeid), attr));
   remember(a, false);
   return to_kernel(a);
@@ -211,8 +242,12 @@ Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uin
   }
   if (offset >= fsize) return std::vector<uint8_t>{};
   uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(size, fsize - offset));
-  auto r = counted(cluster_->read_data(ino, offset, n));
+  // The one lane decision per IO (only UDP exists; encrypted IO never RDMA).
+  LaneChoice lane = choose_lane({fs_.encrypted, IoDir::kRead, n});
+  if (fs_.encrypted && !sealed_) return counted(Result<std::vector<uint8_t>>(sealed_ready().error()));
+  auto r = counted(fs_.encrypted ? sealed_->read_data(ino, offset, n) : cluster_->read_data(ino, offset, n));
   if (r.ok()) {
+    lanes_.account(lane, r->size());
     io_.reads.fetch_add(1, std::memory_order_relaxed);
     io_.read_bytes.fetch_add(r->size(), std::memory_order_relaxed);
   }
@@ -221,8 +256,12 @@ Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uin
 
 Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data) {
   LANEFS_TRY(writable());
-  auto a = counted(cluster_->write(to_ino(nodeid), offset, data));
+  LaneChoice lane = choose_lane({fs_.encrypted, IoDir::kWrite, data.size()});
+  if (fs_.encrypted && !sealed_) return counted(Result<proto::InodeAttr>(sealed_ready().error()));
+  auto a = counted(fs_.encrypted ? sealed_->write(to_ino(nodeid), offset, data)
+                                 : cluster_->write(to_ino(nodeid), offset, data));
   if (!a.ok()) return a;
+  lanes_.account(lane, data.size());
   io_.writes.fetch_add(1, std::memory_order_relaxed);
   io_.write_bytes.fetch_add(data.size(), std::memory_order_relaxed);
   remember(*a, false);
@@ -264,7 +303,13 @@ Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t l
   auto m = cluster_->map();
   uint64_t cs = m.chunk_size;
   int64_t delta = 0;
-  for (uint64_t o = offset; o < end;) {
+  if (fs_.encrypted) {
+    LANEFS_TRY(sealed_ready());
+    if (end > offset) {
+      LANEFS_ASSIGN_OR_RETURN(delta, sealed_->punch(ino, offset, end - offset));
+    }
+  }
+  for (uint64_t o = fs_.encrypted ? end : offset; o < end;) {
     uint64_t stop = std::min(end, (o / cs + 1) * cs);
     const proto::Member* owner = proto::chunk_owner(m, ino, o / cs);
     LANEFS_ASSIGN_OR_RETURN(auto d, rpc::call_typed<rpc::I64>(cluster_->rpc(), owner->addr, proto::Op::kPunch,

@@ -22,7 +22,9 @@
 #include <vector>
 
 #include "client/cluster_client.h"
+#include "client/lane_policy.h"
 #include "client/mount_options.h"
+#include "client/sealed_io.h"
 #include "proto/messages.h"
 
 namespace lanefs::client {
@@ -36,11 +38,21 @@ struct IoStats {
 class MountFs {
  public:
   MountFs(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs, MountOptions options);
+  // The way to mount: checks the key against the filesystem. An encrypted
+  // filesystem needs options.key_file holding its key ("filesystem 'x' is
+  // encrypted: mount with -o key_file=PATH"; "key in PATH does not match
+  // filesystem 'x'"); key_file on an unencrypted filesystem is an error.
+  // (A MountFs built with the plain constructor for an encrypted filesystem
+  // fails every data operation with that first message.)
+  static Result<std::unique_ptr<MountFs>> open(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs,
+                                               MountOptions options);
 
   const proto::FsInfo& fs() const { return fs_; }
   const MountOptions& options() const { return opts_; }
   ClusterClient& cluster() { return *cluster_; }
   const IoStats& io_stats() const { return io_; }
+  // IOs and bytes per lane, and why IOs did not take RDMA (lane_policy.h).
+  const LaneCounters& lane_counters() const { return lanes_; }
 
   uint64_t to_ino(uint64_t nodeid) const { return nodeid == kRootNodeId ? fs_.root_ino : nodeid; }
   uint64_t to_nodeid(uint64_t ino) const { return ino == fs_.root_ino ? kRootNodeId : ino; }
@@ -111,6 +123,9 @@ class MountFs {
   proto::FsInfo fs_;
   MountOptions opts_;
   IoStats io_;
+  LaneCounters lanes_;
+  std::unique_ptr<SealedIo> sealed_;  // set when the filesystem is encrypted and unlocked
+  Status sealed_ready() const;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Node> nodes_;  // by backend inode number
   uint64_t open_files_ = 0;                   // sum of open_count (fast path: 0)

@@ -48,6 +48,7 @@ std::string MountOptions::to_string() const {
   s += ",response_timeout_secs=" + std::to_string(response_timeout_secs);
   s += ",remove_after_secs=" + std::to_string(remove_after_secs);
   s += ",net=" + net;
+  if (!key_file.empty()) s += ",key_file=" + key_file;
   return s;
 }
 
@@ -131,6 +132,12 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
         return make_error(Errc::kNotSupported, "mount option 'net=" + std::string(val) +
                                                    "': only net=udp is available (no DPDK lane in this build)");
       o.net = "udp";
+    } else if (key == "key_file") {
+      LANEFS_TRY(need_val());
+      // The frontend reads the file, from its own working directory.
+      if (!val.starts_with('/'))
+        return make_error(Errc::kInvalid, "mount option 'key_file=" + std::string(val) + "': needs an absolute path");
+      o.key_file = std::string(val);
     } else if (generic_option(key) || generic_option(item)) {
       continue;
     } else {

@@ -32,6 +32,7 @@ struct MountOptions {
   uint32_t response_timeout_secs = 60;  // an IO retries this long, then EIO
   uint32_t remove_after_secs = 3600;    // unreachable this long: leave the cluster
   std::string net = "udp";              // lane: only "udp" so far
+  std::string key_file;                 // encrypted filesystems: absolute path of the key file
 
   // The canonical "-o" string (every option, explicit), for logs and ps.
   std::string to_string() const;

@@ -145,8 +145,10 @@ LANEFS_MSG(Member,
   shard = d.u32(); uuid = d.u64(); name = d.str(256); hostname = d.str(256); addr = get_addr(d);)
 
 LANEFS_MSG(FsInfo,
-  e.u32(id); e.str(name); e.u64(root_ino); e.i64(created_s); e.u8(encrypted);,
-  id = d.u32(); name = d.str(256); root_ino = d.u64(); created_s = d.i64(); encrypted = d.u8() != 0;)
+  e.u32(id); e.str(name); e.u64(root_ino); e.i64(created_s); e.u8(encrypted);
+  e.str(key_check);,
+  id = d.u32(); name = d.str(256); root_ino = d.u64(); created_s = d.i64(); encrypted = d.u8() != 0;
+  key_check = d.str(64);)
 
 LANEFS_MSG(ClusterMap,
   e.u64(cluster_id); e.u64(epoch); e.u32(chunk_size); e.u32(next_fs_id);
@@ -196,7 +198,8 @@ LANEFS_MSG(ClusterCreateReq,
   uint32_t n = d.u32(); if (n > 4096) return false; addrs.resize(n);
   for (auto& a : addrs) a = get_addr(d);)
 
-LANEFS_MSG(FsCreateReq, e.str(name); e.u8(encrypted);, name = d.str(256); encrypted = d.u8() != 0;)
+LANEFS_MSG(FsCreateReq, e.str(name); e.u8(encrypted); e.str(key_check);,
+  name = d.str(256); encrypted = d.u8() != 0; key_check = d.str(64);)
 LANEFS_MSG(NameReq, e.str(name);, name = d.str(256);)
 LANEFS_MSG(FsList, put_list(e, filesystems);, if (!get_list(d, &filesystems)) return false;)
 
@@ -260,12 +263,15 @@ LANEFS_MSG(StringList, put_strs(e, items);, if (!get_strs(d, &items)) return fal
 LANEFS_MSG(CommitWriteReq, e.u64(ino); e.u64(end_offset); e.i64(blocks_delta); put_ts(e, mtime);,
   ino = d.u64(); end_offset = d.u64(); blocks_delta = d.i64(); mtime = get_ts(d);)
 
-LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(data);,
-  ino = d.u64(); offset = d.u64(); data = d.bytes();)
+LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(data); e.bytes(seals);,
+  ino = d.u64(); offset = d.u64(); data = d.bytes(); seals = d.bytes();)
 LANEFS_MSG(WriteResp, e.i64(blocks_delta);, blocks_delta = d.i64();)
-LANEFS_MSG(ReadReq, e.u64(ino); e.u64(offset); e.u32(len);, ino = d.u64(); offset = d.u64(); len = d.u32();)
-LANEFS_MSG(ChunkTruncateReq, e.u64(ino); e.u64(size);, ino = d.u64(); size = d.u64();)
-LANEFS_MSG(PunchReq, e.u64(ino); e.u64(offset); e.u32(len);, ino = d.u64(); offset = d.u64(); len = d.u32();)
+LANEFS_MSG(ReadReq, e.u64(ino); e.u64(offset); e.u32(len); e.u8(sealed);,
+  ino = d.u64(); offset = d.u64(); len = d.u32(); sealed = d.u8() != 0;)
+LANEFS_MSG(ChunkTruncateReq, e.u64(ino); e.u64(size); e.u8(sealed);,
+  ino = d.u64(); size = d.u64(); sealed = d.u8() != 0;)
+LANEFS_MSG(PunchReq, e.u64(ino); e.u64(offset); e.u32(len); e.u8(sealed);,
+  ino = d.u64(); offset = d.u64(); len = d.u32(); sealed = d.u8() != 0;)
 
 LANEFS_MSG(InodePutReq, attr.encode(e); e.str(symlink_target);,
   if (!attr.decode(d)) return false; symlink_target = d.str(4096);)

@@ -111,6 +111,9 @@ struct FsInfo {
   uint64_t root_ino = 0;
   int64_t created_s = 0;
   bool encrypted = false;
+  // Encrypted filesystems: key check value computed by the client that
+  // created it (client/crypto.h); backends never see the key itself.
+  std::string key_check = {};
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -163,6 +166,7 @@ struct ClusterCreateReq {
 struct FsCreateReq {
   std::string name;
   bool encrypted = false;
+  std::string key_check = {};  // required when encrypted (see FsInfo)
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -363,6 +367,11 @@ struct WriteReq {
   uint64_t ino = 0;
   uint64_t offset = 0;  // file offset; [offset, offset+len) inside one chunk
   std::span<const uint8_t> data;  // view into the request buffer when decoded
+  // Sealed (encrypted-filesystem) write: one 32-byte seal per 4 KiB block of
+  // data; then offset and data are block-aligned and the backend stores the
+  // seals in the chunk's seal area with the data, in one durable write.
+  // Empty for a plain write.
+  std::span<const uint8_t> seals = {};
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -376,6 +385,9 @@ struct ReadReq {
   uint64_t ino = 0;
   uint64_t offset = 0;
   uint32_t len = 0;  // inside one chunk
+  // Sealed read (block-aligned): the reply is the data followed by the
+  // blocks' 32-byte seals (len / 4096 * 32 bytes).
+  bool sealed = false;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -383,6 +395,9 @@ struct ReadReq {
 struct ChunkTruncateReq {
   uint64_t ino = 0;
   uint64_t size = 0;  // drop data at and beyond this file offset (chunks held here)
+  // Encrypted filesystem: keep the seals of the blocks before `size` (the
+  // block holding `size` was re-sealed by the client) and zero the rest.
+  bool sealed = false;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -391,6 +406,7 @@ struct PunchReq {
   uint64_t ino = 0;
   uint64_t offset = 0;
   uint32_t len = 0;  // inside one chunk
+  bool sealed = false;  // block-aligned; also zeroes the blocks' seals (holes)
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

@@ -278,5 +278,40 @@ TEST_F(ChunkStoreTest, AcknowledgedWriteSurvivesKill9) {
   EXPECT_TRUE(all_zero(read(9, 0, 0, 4096), 0, 4096));
 }
 
+TEST_F(ChunkStoreTest, SealedChunksKeepSealsAfterTheData) {
+  EXPECT_EQ(store_->max_chunk_bytes(), uint64_t{kChunk} + kChunk / 4096 * 32);
+  auto data = pattern(3 * 4096, 7);
+  std::vector<uint8_t> seals(3 * 32, 0x5a);
+  ASSERT_OK(store_->write_sealed(11, 0, 4096, data, seals));
+  std::vector<uint8_t> out;
+  ASSERT_OK(store_->read_sealed(11, 0, 0, 4 * 4096, &out));
+  ASSERT_EQ(out.size(), 4 * 4096 + 4 * 32u);
+  EXPECT_TRUE(all_zero(out, 0, 4096));
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), out.begin() + 4096));
+  EXPECT_TRUE(all_zero(out, 4 * 4096, 4 * 4096 + 32));           // block 0: hole seal
+  EXPECT_EQ(out[4 * 4096 + 32], 0x5a);                             // block 1's seal
+  struct stat st;
+  ASSERT_EQ(::stat(chunk_path(11, 0).c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kChunk + 4 * 32u);  // seal area after the data
+  // Misaligned or mismatched requests are refused.
+  EXPECT_FALSE(store_->write_sealed(11, 0, 100, data, seals).ok());
+  EXPECT_FALSE(store_->write_sealed(11, 0, 0, data, std::span<const uint8_t>(seals).first(64)).ok());
+  // Punch zeroes the seals of the punched blocks only.
+  ASSERT_OK(store_->punch_sealed(11, 0, 8192, 4096));
+  ASSERT_OK(store_->read_sealed(11, 0, 4096, 3 * 4096, &out));
+  EXPECT_EQ(out[3 * 4096], 0x5a);
+  EXPECT_TRUE(all_zero(out, 3 * 4096 + 32, 3 * 4096 + 64));
+  EXPECT_EQ(out[3 * 4096 + 64], 0x5a);
+  // Truncate keeps the block holding the cut (data and seal), drops the rest.
+  ASSERT_OK(store_->truncate_sealed(11, 0, 4096 + 10));
+  ASSERT_OK(store_->read_sealed(11, 0, 4096, 2 * 4096, &out));
+  EXPECT_TRUE(std::equal(data.begin(), data.begin() + 4096, out.begin()));
+  EXPECT_TRUE(all_zero(out, 4096, 2 * 4096));
+  EXPECT_EQ(out[2 * 4096], 0x5a);
+  EXPECT_TRUE(all_zero(out, 2 * 4096 + 32, 2 * 4096 + 64));
+  ASSERT_OK(store_->truncate_sealed(11, 0, 0));
+  EXPECT_FALSE(exists(chunk_path(11, 0)));
+}
+
 }  // namespace
 }  // namespace lanefs::backend

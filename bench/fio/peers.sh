@@ -1,0 +1,232 @@
+# shellcheck shell=bash
+# Bring-up and tear-down of the filesystems bench/fio compares. Sourced by
+# run_peers.sh, which sets:
+#   W          work root (default /var/tmp/lanefs-bench, on the root filesystem)
+#   BUILD_DIR  lanefs build directory (lanefsd, lanefs, lanefs-frontend, mount.lanefs)
+#   BIN_DIR    helpers built by setup_peers.sh (passthrough_ll, metabench)
+# Every peer NAME has:
+#   up_NAME     start it and mount it on $(mnt_of NAME); non-zero exit = unavailable
+#   down_NAME   unmount and stop only what up_NAME started (by pid); never fails
+#   pids_NAME   pids of the peer's own user-space processes (for CPU accounting)
+# Only loopback addresses are used.
+
+TMPFS_SIZE=${TMPFS_SIZE:-3g}
+LANEFS_PORT=${LANEFS_PORT:-14790}
+SSHD_PORT=${SSHD_PORT:-22790}
+GLUSTER_IP=127.0.0.2   # the gluster CLI refuses 127.0.0.1/localhost as a brick host
+GLUSTER_VOL=lanefsbench
+
+mnt_of() { echo "$W/mnt/$1"; }
+
+label_of() {
+  case $1 in
+    lanefs) echo "lanefs" ;;
+    glusterfs) echo "GlusterFS" ;;
+    sshfs) echo "sshfs" ;;
+    passthrough) echo "passthrough_ll" ;;
+    tmpfs) echo "tmpfs" ;;
+  esac
+}
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# wait_for SECONDS CMD...: retry CMD every 0.2 s until it succeeds.
+wait_for() {
+  local secs=$1
+  shift
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < end)) || return 1
+    sleep 0.2
+  done
+}
+
+is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1; }
+
+# unmount_dir DIR: umount, then lazily if busy. Never fails.
+unmount_dir() {
+  local d=$1
+  for _ in 1 2 3 4 5; do
+    is_mounted "$d" || return 0
+    umount "$d" 2>/dev/null || sleep 0.5
+  done
+  is_mounted "$d" && umount -l "$d" 2>/dev/null
+  return 0
+}
+
+# stop_pid PID [SECONDS]: SIGTERM, wait, SIGKILL. Only for pids we started.
+stop_pid() {
+  local pid=$1 secs=${2:-10} end
+  [[ -n $pid ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  end=$((SECONDS + secs))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  return 0
+}
+
+udp_port_free() { ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
+tcp_port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# ---------------------------------------------------------------- lanefs
+LANEFSD_PID=""
+up_lanefs() {
+  local d=$W/lanefs
+  mkdir -p "$d/data" "$d/run" "$(mnt_of lanefs)"
+  while ! udp_port_free "$LANEFS_PORT"; do LANEFS_PORT=$((LANEFS_PORT + 1)); done
+  "$BUILD_DIR/userspace/backend/lanefsd" --data-dir "$d/data" --listen "127.0.0.1:$LANEFS_PORT" \
+    --name bench --log-file "$d/lanefsd.log" </dev/null >/dev/null 2>>"$d/lanefsd.err" &
+  LANEFSD_PID=$!
+  local cli=("$BUILD_DIR/userspace/cli/lanefs" --backend "127.0.0.1:$LANEFS_PORT" --connect-timeout 2)
+  wait_for 30 "${cli[@]}" fs list || { log "lanefsd did not answer (see $d/lanefsd.log)"; return 1; }
+  "${cli[@]}" fs create bench || return 1
+  LANEFS_RUN_DIR=$d/run "$BUILD_DIR/fuse/mount.lanefs" "127.0.0.1:$LANEFS_PORT/bench" "$(mnt_of lanefs)" || return 1
+  is_mounted "$(mnt_of lanefs)"
+}
+lanefs_frontend_pid() { cat "$W/lanefs/run/frontend.pid" 2>/dev/null || true; }
+pids_lanefs() { echo "$LANEFSD_PID $(lanefs_frontend_pid)"; }
+down_lanefs() {
+  local fe
+  fe=$(lanefs_frontend_pid)
+  unmount_dir "$(mnt_of lanefs)"
+  # The frontend leaves by itself after its last unmount; make sure.
+  if [[ -n $fe ]]; then
+    local end=$((SECONDS + 10))
+    while kill -0 "$fe" 2>/dev/null && ((SECONDS < end)); do sleep 0.2; done
+    stop_pid "$fe" 5
+  fi
+  stop_pid "$LANEFSD_PID" 15
+  LANEFSD_PID=""
+}
+
+# ------------------------------------------------------------- GlusterFS
+GLUSTERD_PID=""
+gluster_cli() { timeout 60 gluster --mode=script "$@"; }
+up_glusterfs() {
+  local d=$W/gluster
+  if pgrep -x glusterd >/dev/null; then
+    log "a glusterd is already running on this host; not starting a second one"
+    return 1
+  fi
+  if ! tcp_port_free 24007; then
+    log "TCP port 24007 (glusterd) is taken"
+    return 1
+  fi
+  mkdir -p "$d/glusterd" "$d/brick" "$(mnt_of glusterfs)"
+  cat >"$d/glusterd.vol" <<EOF
+volume management
+    type mgmt/glusterd
+    option working-directory $d/glusterd
+    option transport-type socket
+    option transport.socket.listen-port 24007
+    option transport.socket.bind-address $GLUSTER_IP
+    option transport.socket.read-fail-log off
+    option transport.address-family inet
+    option ping-timeout 0
+    option event-threads 1
+end-volume
+EOF
+  glusterd -f "$d/glusterd.vol" -p "$d/glusterd.pid" -l "$d/glusterd.log" || return 1
+  wait_for 10 test -s "$d/glusterd.pid" || return 1
+  GLUSTERD_PID=$(cat "$d/glusterd.pid")
+  wait_for 30 gluster_cli volume list || { log "glusterd does not answer (see $d/glusterd.log)"; return 1; }
+  gluster_cli volume create "$GLUSTER_VOL" "$GLUSTER_IP:$d/brick" force || return 1
+  gluster_cli volume start "$GLUSTER_VOL" || { log "volume start failed (see $d/glusterd.log, /var/log/glusterfs/bricks/)"; return 1; }
+  mount -t glusterfs -o "log-file=$d/client.log" "$GLUSTER_IP:/$GLUSTER_VOL" "$(mnt_of glusterfs)" || return 1
+  is_mounted "$(mnt_of glusterfs)"
+}
+pids_glusterfs() {
+  # brick (glusterfsd) and FUSE client (glusterfs) of our volume; glusterd itself is idle during IO
+  pgrep -f -- "glusterfsd.*--volfile-id $GLUSTER_VOL\." 2>/dev/null | tr '\n' ' '
+  pgrep -f -- "glusterfs.*--volfile-id=/?$GLUSTER_VOL .*$(mnt_of glusterfs)" 2>/dev/null | tr '\n' ' '
+}
+down_glusterfs() {
+  local d=$W/gluster brick
+  unmount_dir "$(mnt_of glusterfs)"
+  brick=$(pgrep -f -- "glusterfsd.*--volfile-id $GLUSTER_VOL\." 2>/dev/null | tr '\n' ' ')
+  if [[ -n $GLUSTERD_PID ]] && kill -0 "$GLUSTERD_PID" 2>/dev/null; then
+    gluster_cli volume stop "$GLUSTER_VOL" force >/dev/null 2>&1 || true
+    gluster_cli volume delete "$GLUSTER_VOL" >/dev/null 2>&1 || true
+  fi
+  local p
+  for p in $brick; do stop_pid "$p" 10; done
+  if [[ -n $GLUSTERD_PID ]]; then
+    stop_pid "$GLUSTERD_PID" 10
+    rm -f /var/run/glusterd.socket  # ours: up_glusterfs refuses to run beside another glusterd
+  fi
+  GLUSTERD_PID=""
+}
+
+# ------------------------------------------------------------------ sshfs
+SSHD_PID=""
+up_sshfs() {
+  local d=$W/ssh
+  mkdir -p "$d/backing" "$(mnt_of sshfs)" /run/sshd
+  mount -t tmpfs -o "size=$TMPFS_SIZE" tmpfs "$d/backing" || return 1
+  rm -f "$d/host_key" "$d/client_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" || return 1
+  ssh-keygen -q -t ed25519 -N '' -f "$d/client_key" || return 1
+  cp "$d/client_key.pub" "$d/authorized_keys"
+  chmod 600 "$d/authorized_keys"
+  while ! tcp_port_free "$SSHD_PORT"; do SSHD_PORT=$((SSHD_PORT + 1)); done
+  cat >"$d/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $SSHD_PORT
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $d/sshd.pid
+Subsystem sftp internal-sftp
+EOF
+  /usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log" || return 1
+  wait_for 10 test -s "$d/sshd.pid" || return 1
+  SSHD_PID=$(cat "$d/sshd.pid")
+  sshfs -o "IdentityFile=$d/client_key,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,BatchMode=yes,port=$SSHD_PORT" \
+    "root@127.0.0.1:$d/backing" "$(mnt_of sshfs)" || return 1
+  is_mounted "$(mnt_of sshfs)"
+}
+pids_sshfs() {
+  # the sshfs client and the per-connection sshd processes (children of our listener)
+  pgrep -f -- "^sshfs .*$(mnt_of sshfs)" 2>/dev/null | tr '\n' ' '
+  [[ -n $SSHD_PID ]] && pgrep -P "$SSHD_PID" 2>/dev/null | tr '\n' ' '
+  local c
+  for c in $([[ -n $SSHD_PID ]] && pgrep -P "$SSHD_PID"); do pgrep -P "$c" 2>/dev/null | tr '\n' ' '; done
+}
+down_sshfs() {
+  unmount_dir "$(mnt_of sshfs)"
+  stop_pid "$SSHD_PID" 5
+  SSHD_PID=""
+  unmount_dir "$W/ssh/backing"
+}
+
+# ------------------------------------------------- passthrough over tmpfs
+PT_PID=""
+up_passthrough() {
+  local d=$W/passthrough
+  mkdir -p "$d/backing" "$(mnt_of passthrough)"
+  mount -t tmpfs -o "size=$TMPFS_SIZE" tmpfs "$d/backing" || return 1
+  # libfuse's example with its defaults (multithreaded, cache=auto, no writeback cache)
+  "$BIN_DIR/passthrough_ll" -f -o "source=$d/backing" "$(mnt_of passthrough)" </dev/null >"$d/passthrough.log" 2>&1 &
+  PT_PID=$!
+  wait_for 10 is_mounted "$(mnt_of passthrough)"
+}
+pids_passthrough() { echo "$PT_PID"; }
+down_passthrough() {
+  unmount_dir "$(mnt_of passthrough)"
+  stop_pid "$PT_PID" 5
+  PT_PID=""
+  unmount_dir "$W/passthrough/backing"
+}
+
+# ------------------------------------------------------------------ tmpfs
+up_tmpfs() {
+  mkdir -p "$(mnt_of tmpfs)"
+  mount -t tmpfs -o "size=$TMPFS_SIZE" tmpfs "$(mnt_of tmpfs)"
+}
+pids_tmpfs() { :; }
+down_tmpfs() { unmount_dir "$(mnt_of tmpfs)"; }

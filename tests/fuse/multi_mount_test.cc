@@ -1,0 +1,126 @@
+// Two mounts of one filesystem (two mount points, one frontend): what one
+// writes and closes, the other reads on its next open; names created in one
+// appear in the other once dentry_max_age_positive has passed.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+#include "fuse/mount_fixture.h"
+
+namespace lanefs::test {
+namespace {
+
+class MultiMount : public ::testing::TestWithParam<std::string> {
+ protected:
+  void TearDown() override {
+    if (!::testing::Test::IsSkipped())
+      for (const auto& d : {a_, b_})
+        if (!d.empty()) EXPECT_OK(shared_mount_env().unmount(d));
+  }
+  std::string a_, b_;
+};
+
+bool names_contain(const std::string& dir, const std::string& name) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return false;
+  bool found = false;
+  while (dirent* e = readdir(d))
+    if (name == e->d_name) found = true;
+  closedir(d);
+  return found;
+}
+
+// Polls (bounded) until pred() holds.
+template <class F>
+bool within(double seconds, F pred) {
+  uint64_t deadline = mono_ns() + static_cast<uint64_t>(seconds * 1e9);
+  for (int i = 0; i < 1000; ++i) {
+    if (pred()) return true;
+    if (mono_ns() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST_P(MultiMount, CloseToOpenAndNewNames) {
+  LANEFS_MOUNT_ENV(env);
+  // Names may be cached for 100 ms; no negative caching (the default).
+  const std::string opts = GetParam() + ",dentry_max_age_positive=100";
+  auto a = env.mount(opts, "a");
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  a_ = *a;
+  auto b = env.mount(opts, "b");
+  ASSERT_TRUE(b.ok()) << b.error().to_string();
+  b_ = *b;
+  pid_t fe = env.frontend_pid();
+  EXPECT_GT(fe, 0);
+
+  const std::string sub = "/mm-" + GetParam();
+  ASSERT_EQ(mkdir((a_ + sub).c_str(), 0755), 0) << errno_str(errno);
+  std::string fa = a_ + sub + "/file", fb = b_ + sub + "/file";
+
+  // v1 through A; B reads it.
+  auto v1 = pattern(1, 0, 300'000);
+  ASSERT_TRUE(spit(fa, v1));
+  bool ok = false;
+  ASSERT_TRUE(within(5, [&] { return slurp(fb, &ok) == v1; })) << "B never saw v1";
+
+  // v2, same size, rewritten in place through A after B cached v1: B's next
+  // open must see v2 (same size, so only dropping the cache at open helps).
+  auto v2 = pattern(2, 0, v1.size());
+  {
+    int fd = open(fa.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(write_full(fd, v2.data(), v2.size(), 0));
+    ASSERT_EQ(close(fd), 0);
+  }
+  auto got = slurp(fb, &ok);
+  ASSERT_TRUE(ok) << errno_str(errno);
+  EXPECT_TRUE(got == v2) << "B read stale data after A rewrote the file (same size)";
+
+  // v3 larger, across chunks; then v4 shorter.
+  auto v3 = pattern(3, 0, 2'500'000);
+  ASSERT_TRUE(spit(fa, v3));
+  got = slurp(fb, &ok);
+  EXPECT_TRUE(ok && got == v3) << "B read " << got.size() << " bytes, want v3 of " << v3.size();
+  auto v4 = pattern(4, 0, 1000);
+  ASSERT_TRUE(spit(fa, v4));
+  got = slurp(fb, &ok);
+  EXPECT_TRUE(ok && got == v4) << "B read " << got.size() << " bytes, want v4 of " << v4.size();
+  // And the other way round.
+  auto v5 = pattern(5, 0, 70'000);
+  ASSERT_TRUE(spit(fb, v5));
+  got = slurp(fa, &ok);
+  EXPECT_TRUE(ok && got == v5) << "A did not see B's write";
+
+  // A new name made in A: B looks it up first (miss), then sees it.
+  std::string na = a_ + sub + "/new", nb = b_ + sub + "/new";
+  struct stat st {};
+  EXPECT_EQ(stat(nb.c_str(), &st), -1);
+  EXPECT_FALSE(names_contain(b_ + sub, "new"));
+  ASSERT_TRUE(spit(na, {'h', 'i'}));
+  EXPECT_TRUE(within(5, [&] { return stat(nb.c_str(), &st) == 0; })) << "B never saw the new file";
+  EXPECT_EQ(st.st_size, 2);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_TRUE(within(5, [&] { return names_contain(b_ + sub, "new"); })) << "B's listing lacks the new file";
+  got = slurp(nb, &ok);
+  EXPECT_EQ(std::string(got.begin(), got.end()), "hi");
+  // Removed in A: gone in B.
+  ASSERT_EQ(unlink(na.c_str()), 0);
+  EXPECT_TRUE(within(5, [&] { return stat(nb.c_str(), &st) != 0 && errno == ENOENT; }))
+      << "B still sees the removed file";
+  EXPECT_TRUE(within(5, [&] { return !names_contain(b_ + sub, "new"); }));
+  EXPECT_EQ(env.frontend_pid(), fe) << "both mounts should be served by one frontend";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, MultiMount, ::testing::Values("readcache", "forcedirect"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace lanefs::test
