@@ -21,7 +21,10 @@ else
     fi
     sleep 0.5
   done
-  echo "lanefsd started (pid $(cat "$DATA/lanefsd.pid")), listening on $LISTEN, data in $DATA"
+  # The pid file is written right after the server is bound.
+  i=0
+  while [ ! -s "$DATA/lanefsd.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  echo "lanefsd started (pid $(cat "$DATA/lanefsd.pid" 2>/dev/null)), listening on $LISTEN, data in $DATA"
 fi
 if ! lanefs --backend "$LISTEN" fs list --json | grep -q '"name": "default"'; then
   lanefs --backend "$LISTEN" fs create default
