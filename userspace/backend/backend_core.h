@@ -143,5 +143,13 @@ template <class T>
 rpc::Buffer reply_result(const Result<T>& r) {
   return r.ok() ? reply(*r) : reply_error(r.error());
 }
+// Decodes the request body as Req and runs f on it (a decode failure is
+// answered with the error).
+template <class Req, class F>
+rpc::Buffer with(std::span<const uint8_t> raw, F&& f) {
+  auto req = proto::decode_msg<Req>(raw);
+  if (!req.ok()) return reply_error(req.error());
+  return f(*req);
+}
 
 }  // namespace lanefs::backend

@@ -81,12 +81,6 @@ class DataOps {
   uint32_t cs_;
 };
 
-template <class Req, class F>
-rpc::Buffer with(std::span<const uint8_t> raw, F&& f) {
-  auto req = proto::decode_msg<Req>(raw);
-  if (!req.ok()) return reply_error(req.error());
-  return f(*req);
-}
 
 }  // namespace
 

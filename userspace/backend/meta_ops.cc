@@ -583,12 +583,6 @@ class MetaOps {
 
 rpc::Buffer status_reply(const Status& s) { return s.ok() ? reply_empty() : reply_error(s.error()); }
 
-template <class Req, class F>
-rpc::Buffer with(std::span<const uint8_t> raw, F&& f) {
-  auto req = proto::decode_msg<Req>(raw);
-  if (!req.ok()) return reply_error(req.error());
-  return f(*req);
-}
 
 }  // namespace
 

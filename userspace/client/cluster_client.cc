@@ -1,4 +1,5 @@
 #include "client/cluster_client.h"
+#include "client/join.h"
 
 #include <sys/stat.h>
 
@@ -270,27 +271,6 @@ Result<proto::InodeAttr> ClusterClient::resolve(uint64_t root, const std::string
 }
 
 namespace {
-// Waits for a set of asynchronous chunk RPCs; keeps the first error.
-class Join {
- public:
-  explicit Join(size_t n) : left_(n) {}
-  void done(Status s) {
-    std::lock_guard lk(mu_);
-    if (!s.ok() && first_.ok()) first_ = std::move(s);
-    if (--left_ == 0) cv_.notify_all();
-  }
-  Status wait() {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return left_ == 0; });
-    return first_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  size_t left_;
-  Status first_;
-};
 }  // namespace
 
 Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,

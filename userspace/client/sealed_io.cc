@@ -1,4 +1,5 @@
 #include "client/sealed_io.h"
+#include "client/join.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -14,27 +15,6 @@ using crypto::kBlockBytes;
 using crypto::kSealBytes;
 using proto::Op;
 
-// Waits for a set of asynchronous chunk RPCs; keeps the first error.
-class Join {
- public:
-  explicit Join(size_t n) : left_(n) {}
-  void done(Status s) {
-    std::lock_guard lk(mu_);
-    if (!s.ok() && first_.ok()) first_ = std::move(s);
-    if (--left_ == 0) cv_.notify_all();
-  }
-  Status wait() {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return left_ == 0; });
-    return first_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  size_t left_;
-  Status first_;
-};
 
 // One piece of a block range that lies inside one chunk.
 struct Piece {
