@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/signals.h"
 #include "lanefs/config.h"
 #include "fuse/frontend.h"
 
@@ -46,13 +47,7 @@ int main(int argc, char** argv) {
   }
   lanefs::init_logging("lanefs-frontend", log_file, log_level, true);
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t set = lanefs::block_stop_signals();
 
   lanefs::fuse::FrontendOptions o;
   o.run_dir = run_dir;

@@ -106,6 +106,24 @@ Result<Fd> open_existing(const std::string& path, int flags) {
   return fd;
 }
 
+// Opens chunk file `path` for writing, creating it (and its inode directory
+// `idir`) when missing; *created tells the caller to sync the directory
+// after the data.
+Result<Fd> open_for_write(const std::string& path, const std::string& idir, bool* created) {
+  // A concurrent remove_from() may rmdir the inode directory between our
+  // mkdir and open(O_CREAT); retrying recreates it.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    LANEFS_ASSIGN_OR_RETURN(Fd fd, open_existing(path, O_WRONLY));
+    if (fd.valid()) return fd;
+    *created = true;
+    LANEFS_TRY(ensure_dir(idir));
+    fd = Fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    if (fd.valid()) return fd;
+    if (errno != ENOENT) return sys_error("open " + path, errno);
+  }
+  return sys_error("open " + path, ENOENT);
+}
+
 // Sum of st_blocks over the regular files directly inside `dir` (0 if the
 // directory does not exist).
 Result<uint64_t> sum_blocks(const std::string& dir) {
@@ -161,19 +179,8 @@ Status ChunkStore::write(uint64_t ino, uint64_t index, uint32_t offset,
   LANEFS_TRY(check_range(chunk_size_, offset, data.size()));
   std::string path = path_of(ino, index);
   std::string idir = ino_dir(dir_, ino);
-  Fd fd;
   bool created = false;
-  // A concurrent remove_from() may rmdir the ino directory between our
-  // mkdir and open(O_CREAT); retrying recreates it.
-  for (int attempt = 0; attempt < 3 && !fd.valid(); ++attempt) {
-    LANEFS_ASSIGN_OR_RETURN(fd, open_existing(path, O_WRONLY));
-    if (fd.valid()) break;
-    created = true;
-    LANEFS_TRY(ensure_dir(idir));
-    fd = Fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd.valid() && errno != ENOENT) return sys_error("open " + path, errno);
-  }
-  if (!fd.valid()) return sys_error("open " + path, ENOENT);
+  LANEFS_ASSIGN_OR_RETURN(Fd fd, open_for_write(path, idir, &created));
 
   LANEFS_TRY(pwrite_all(fd.get(), data.data(), data.size(), offset, path));
   // fdatasync covers the data and the file size; the new name needs the
@@ -369,17 +376,8 @@ Status ChunkStore::write_sealed(uint64_t ino, uint64_t index, uint32_t offset, s
                                           std::to_string(data.size()) + " data bytes");
   std::string path = path_of(ino, index);
   std::string idir = ino_dir(dir_, ino);
-  Fd fd;
   bool created = false;
-  for (int attempt = 0; attempt < 3 && !fd.valid(); ++attempt) {
-    LANEFS_ASSIGN_OR_RETURN(fd, open_existing(path, O_WRONLY));
-    if (fd.valid()) break;
-    created = true;
-    LANEFS_TRY(ensure_dir(idir));
-    fd = Fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd.valid() && errno != ENOENT) return sys_error("open " + path, errno);
-  }
-  if (!fd.valid()) return sys_error("open " + path, ENOENT);
+  LANEFS_ASSIGN_OR_RETURN(Fd fd, open_for_write(path, idir, &created));
   // Data first, then seals, then one fdatasync for both: the write is
   // acknowledged only when ciphertext and seals are durable together.
   LANEFS_TRY(pwrite_all(fd.get(), data.data(), data.size(), offset, path));

@@ -10,22 +10,9 @@
 
 #include "backend/backend_core.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "lanefs/config.h"
 
-namespace {
-
-int wait_for_signal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace lanefs;
@@ -65,13 +52,7 @@ int main(int argc, char** argv) {
   }
   // Signals are taken synchronously by the main thread; block them before
   // any thread starts so workers never receive them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t set = lanefs::block_stop_signals();
 
   auto core = backend::BackendCore::open(o);
   if (!core.ok()) {
@@ -86,7 +67,8 @@ int main(int argc, char** argv) {
     std::ofstream pid(data_dir + "/lanefsd.pid", std::ios::trunc);
     pid << getpid() << "\n";
   }
-  int sig = wait_for_signal();
+  int sig = 0;
+  sigwait(&set, &sig);
   LOG_INFO("signal {}: shutting down", sig);
   (*core)->stop();
   unlink((data_dir + "/lanefsd.pid").c_str());
