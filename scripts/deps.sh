@@ -8,7 +8,8 @@ PKGS="build-essential g++ cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   procps iproute2 psmisc util-linux python3
-  qemu-system-x86 busybox-static kmod rdma-core ibverbs-utils perftest rdmacm-utils"
+  qemu-system-x86 busybox-static kmod rdma-core ibverbs-utils perftest rdmacm-utils
+  libibverbs-dev librdmacm-dev libdpdk-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
