@@ -124,7 +124,7 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
                                                                      const client::MountOptions& o) {
   std::string key;
   for (const auto& b : src.backends) key += b.to_string() + ",";
-  key += "|" + std::to_string(o.response_timeout_secs);
+  key += "|" + std::to_string(o.response_timeout_secs) + "|" + std::to_string(o.local_ip);
   {
     std::lock_guard lk(mu_);
     auto it = clusters_.find(key);
@@ -135,6 +135,8 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   co.connect_timeout_ns = uint64_t{o.connect_timeout_secs} * 1'000'000'000ull;
   co.op_timeout_ns = uint64_t{o.response_timeout_secs} * 1'000'000'000ull;
   co.name = "frontend:" + host_name();
+  co.bind = NetAddr{o.local_ip, 0};
+  co.rdma = true;  // the lane policy decides per IO whether RDMA is used
   LANEFS_ASSIGN_OR_RETURN(auto c, client::ClusterClient::connect(co));
   std::shared_ptr<client::ClusterClient> shared = std::move(c);
   std::lock_guard lk(mu_);
@@ -205,7 +207,7 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
 
 namespace {
 // Per-lane IO counters of a mount and why its IO did not take RDMA.
-json lanes_json(const client::MountFs& fs) {
+json lanes_json(client::MountFs& fs) {
   const auto& c = fs.lane_counters();
   json lanes = json::object();
   for (size_t i = 0; i < client::kLaneCount; ++i)
@@ -214,8 +216,21 @@ json lanes_json(const client::MountFs& fs) {
   json not_rdma = json::object();
   for (size_t i = 1; i < client::kNotRdmaReasonCount; ++i)
     if (uint64_t n = c.not_rdma[i].load())
-      not_rdma[std::string(client::not_rdma_reason_text(static_cast<client::NotRdmaReason>(i)))] = n;
-  return {{"encrypted", fs.fs().encrypted}, {"per_lane", lanes}, {"not_rdma", not_rdma}};
+      not_rdma[std::string(client::not_rdma_reason_key(static_cast<client::NotRdmaReason>(i)))] = n;
+  // Whether a large IO would take RDMA right now, and if not why.
+  auto now = fs.fs().encrypted ? client::NotRdmaReason::kEncrypted
+                               : fs.cluster().rdma_availability(host_name());
+  auto* path = fs.cluster().rdma_path();
+  return {{"encrypted", fs.fs().encrypted},
+          {"per_lane", lanes},
+          {"not_rdma", not_rdma},
+          {"fallbacks", c.fallbacks.load()},
+          {"rdma_device", path ? path->describe() : "none"},
+          {"rdma_now", now == client::NotRdmaReason::kNone
+                           ? std::string("yes")
+                           : "no: " + std::string(client::not_rdma_reason_text(now))},
+          {"rdma_read_min", fs.options().rdma_read_min},
+          {"rdma_write_min", fs.options().rdma_write_min}};
 }
 }  // namespace
 
@@ -269,10 +284,18 @@ void Frontend::heartbeat_loop() {
       if (!leader) continue;
       proto::ClientInfo ci = self_info(nr.second);
       ci.mounts = nr.first;
+      // This client uses RDMA when the policy's cluster/host rules allow it
+      // (a short back-off after a failure does not change that).
+      auto avail = c->client->rdma_availability(ci.hostname);
+      if (avail == client::NotRdmaReason::kNone || avail == client::NotRdmaReason::kUnavailable)
+        ci.network = "UDP / RDMA";
       ci.ips = {NetAddr{source_ip_for(leader->addr), 0}.ip_string()};
-      auto r = rpc::call_typed<rpc::Empty>(c->client->rpc(), leader->addr, proto::Op::kClientHeartbeat, ci,
-                                           2'000'000'000ull);
+      auto r = rpc::call_typed<rpc::I64>(c->client->rpc(), leader->addr, proto::Op::kClientHeartbeat, ci,
+                                         2'000'000'000ull);
       uint64_t now = mono_ns();
+      // The leader answers with its map epoch: a newer map (filesystems,
+      // members, RDMA settings) is fetched at once.
+      if (r.ok() && r->v > static_cast<int64_t>(map.epoch)) (void)c->client->refresh_map();
       if (r.ok()) {
         if (!c->registered) LOG_INFO("joined cluster {:016x} via {}", map.cluster_id, leader->addr.to_string());
         c->registered = true;

@@ -191,5 +191,52 @@ TEST_F(CliTest, BadAddressIsUsageError) {
   EXPECT_EQ(r2.rc, 2) << r2.out;
 }
 
+TEST_F(CliTest, ClusterRdmaEnableDisable) {
+  auto status = [] {
+    auto r = cli({"--json", "cluster", "status"});
+    EXPECT_EQ(r.rc, 0) << r.out;
+    return json::parse(r.out, nullptr, false);
+  };
+  json s0 = status();
+  ASSERT_TRUE(s0.is_object());
+  EXPECT_TRUE(s0["rdma_enabled"].get<bool>());
+  uint64_t epoch0 = s0["epoch"].get<uint64_t>();
+  // This host has no RDMA device: the backend advertises none.
+  EXPECT_EQ(s0["backends"][0]["rdma"], "none");
+
+  auto r = cli({"cluster", "rdma", "disable", "--client", "gpu-7"});
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("RDMA disabled for client gpu-7"), std::string::npos) << r.out;
+  json s1 = status();
+  EXPECT_TRUE(s1["rdma_enabled"].get<bool>());
+  EXPECT_EQ(s1["rdma_disabled_clients"], json::array({"gpu-7"}));
+  EXPECT_GT(s1["epoch"].get<uint64_t>(), epoch0);
+  // Disabling twice changes nothing (same epoch).
+  ASSERT_EQ(cli({"cluster", "rdma", "disable", "--client", "gpu-7"}).rc, 0);
+  EXPECT_EQ(status()["epoch"], s1["epoch"]);
+
+  ASSERT_EQ(cli({"cluster", "rdma", "disable"}).rc, 0);
+  EXPECT_FALSE(status()["rdma_enabled"].get<bool>());
+  auto table = cli({"cluster", "status"});
+  EXPECT_NE(table.out.find("RDMA disabled, disabled for clients: gpu-7"), std::string::npos) << table.out;
+  // Processes never claim RDMA without it.
+  auto ps = json::parse(cli({"--json", "cluster", "processes"}).out, nullptr, false);
+  for (const auto& p : ps) EXPECT_EQ(p["network"], "UDP") << p.dump();
+
+  ASSERT_EQ(cli({"cluster", "rdma", "enable"}).rc, 0);
+  ASSERT_EQ(cli({"cluster", "rdma", "enable", "--client", "gpu-7"}).rc, 0);
+  json s2 = status();
+  EXPECT_TRUE(s2["rdma_enabled"].get<bool>());
+  EXPECT_TRUE(s2["rdma_disabled_clients"].empty());
+  // The setting survives a backend restart (it is in the stored map).
+  ASSERT_EQ(cli({"cluster", "rdma", "disable", "--client", "gpu-8"}).rc, 0);
+  ASSERT_OK(backend_->restart());
+  EXPECT_EQ(status()["rdma_disabled_clients"], json::array({"gpu-8"}));
+  ASSERT_EQ(cli({"cluster", "rdma", "enable", "--client", "gpu-8"}).rc, 0);
+
+  auto bad = cli({"cluster", "rdma", "maybe"});
+  EXPECT_NE(bad.rc, 0);
+}
+
 }  // namespace
 }  // namespace lanefs::test

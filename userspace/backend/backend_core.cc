@@ -101,10 +101,54 @@ Status BackendCore::start() {
   co.name = "peer:" + opts_.name;
   co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
+  LANEFS_TRY(start_rdma());
+  advertise_rdma();
   refresher_ = std::thread([this] { refresh_loop(); });
   LOG_INFO("lanefsd '{}' (uuid {:016x}) serving on {}", opts_.name, uuid_,
            server_->local_addr().to_string());
   return ok_status();
+}
+
+Status BackendCore::start_rdma() {
+  if (opts_.rdma == BackendOptions::Rdma::kOff) return ok_status();
+  transport::RdmaLaneConfig rc;
+  rc.listen = true;
+  // rdma_cm ports are a separate (TCP) space: reuse the UDP port number.
+  rc.bind = server_->local_addr();
+  auto lane = transport::make_rdma_lane(rc);
+  if (!lane.ok() && lane.code() != Errc::kNotSupported && lane.code() != Errc::kNotFound) {
+    rc.bind.port = 0;  // that port is taken on the RDMA side: any port
+    lane = transport::make_rdma_lane(rc);
+  }
+  if (!lane.ok()) {
+    if (opts_.rdma == BackendOptions::Rdma::kOn)
+      return make_error(lane.code(), "--rdma on: " + lane.error().to_string());
+    LOG_INFO("RDMA lane off: {}", lane.error().to_string());
+    return ok_status();
+  }
+  rdma_ = std::move(*lane);
+  LOG_INFO("RDMA lane on {} port {} ({}), rdma_cm listening on {}", rdma_->device().device,
+           rdma_->device().port, transport::link_layer_name(rdma_->device().link),
+           rdma_->local_addr().to_string());
+  return ok_status();
+}
+
+void BackendCore::advertise_rdma() {
+  proto::ClusterMap m = map();
+  const proto::Member* leader = m.member_by_shard(0);
+  if (leader == nullptr || !is_self(*leader)) return;  // the leader updates other members
+  auto id = identity();
+  bool changed = false;
+  for (auto& mem : m.members) {
+    if (!is_self(mem) || (mem.rdma_link == id.rdma_link && mem.rdma_port == id.rdma_port)) continue;
+    mem.rdma_link = id.rdma_link;
+    mem.rdma_port = id.rdma_port;
+    changed = true;
+  }
+  if (!changed) return;
+  ++m.epoch;
+  if (auto r = install_map(m, true); !r.ok())
+    LOG_WARN("advertising RDMA in the cluster map: {}", r.error().to_string());
 }
 
 void BackendCore::stop() {
@@ -117,6 +161,7 @@ void BackendCore::stop() {
   if (refresher_.joinable()) refresher_.join();
   server_.reset();
   peers_.reset();
+  rdma_.reset();
 }
 
 NetAddr BackendCore::listen_addr() const { return server_ ? server_->local_addr() : opts_.listen; }
@@ -154,6 +199,10 @@ proto::BackendIdentity BackendCore::identity() const {
   id.cluster_id = map_.cluster_id;
   id.epoch = map_.epoch;
   id.fs_count = static_cast<uint32_t>(map_.filesystems.size());
+  if (rdma_) {
+    id.rdma_link = static_cast<uint8_t>(rdma_->device().link);
+    id.rdma_port = rdma_->local_addr().port;
+  }
   return id;
 }
 

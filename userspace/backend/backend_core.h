@@ -29,6 +29,7 @@
 #include "proto/messages.h"
 #include "rpc/rpc.h"
 #include "rpc/typed_call.h"
+#include "transport/rdma_lane.h"
 
 namespace lanefs::backend {
 
@@ -41,6 +42,9 @@ struct BackendOptions {
   transport::FaultConfig faults;
   uint64_t peer_timeout_ns = 10'000'000'000ull;
   uint64_t map_refresh_ns = 2'000'000'000ull;
+  // RDMA lane (large-IO data movement): kAuto uses it when an RDMA device
+  // owns the listen address, kOn fails start() without one, kOff never.
+  enum class Rdma : uint8_t { kAuto, kOn, kOff } rdma = Rdma::kAuto;
 };
 
 class BackendCore {
@@ -63,6 +67,8 @@ class BackendCore {
   MetaStore& meta() { return *meta_; }
   ChunkStore& chunks() { return *chunks_; }
   rpc::RpcServer* server() { return server_.get(); }
+  // The RDMA lane, nullptr when this backend has none (see BackendOptions).
+  transport::RdmaLane* rdma() { return rdma_.get(); }
 
   proto::ClusterMap map() const;
   // Persists and installs `m` when it is newer (or `force`). Returns whether
@@ -107,12 +113,17 @@ class BackendCore {
  private:
   explicit BackendCore(BackendOptions o) : opts_(std::move(o)) {}
   void refresh_loop();
+  Status start_rdma();
+  // Puts this backend's current RDMA capability into its map entry (one-node
+  // clusters and the leader; other members are updated by the leader).
+  void advertise_rdma();
 
   BackendOptions opts_;
   std::unique_ptr<MetaStore> meta_;
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<rpc::RpcServer> server_;
   std::unique_ptr<rpc::RpcClient> peers_;
+  std::unique_ptr<transport::RdmaLane> rdma_;
   uint64_t uuid_ = 0;
   std::string hostname_;
   uint64_t start_ns_ = 0;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <cinttypes>
 #include <cstdio>
 #include <utility>
@@ -193,20 +194,27 @@ Status ChunkStore::write(uint64_t ino, uint64_t index, uint32_t offset,
 Status ChunkStore::read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
                         std::vector<uint8_t>* out) {
   LANEFS_TRY(check_range(chunk_size_, offset, len));
-  out->assign(len, 0);
+  out->resize(len);
+  return read_into(ino, index, offset, len, out->data());
+}
+
+Status ChunkStore::read_into(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len,
+                             uint8_t* dst) {
+  LANEFS_TRY(check_range(chunk_size_, offset, len));
   std::string path = path_of(ino, index);
   LANEFS_ASSIGN_OR_RETURN(Fd fd, open_existing(path, O_RDONLY));
-  if (!fd.valid()) return ok_status();  // never written: a hole
   size_t done = 0;
-  while (done < len) {
-    ssize_t r = ::pread(fd.get(), out->data() + done, len - done, offset + done);
+  while (fd.valid() && done < len) {
+    ssize_t r = ::pread(fd.get(), dst + done, len - done, offset + done);
     if (r < 0) {
       if (errno == EINTR) continue;
       return sys_error("pread " + path, errno);
     }
-    if (r == 0) break;  // EOF: the rest stays zero
+    if (r == 0) break;  // EOF
     done += static_cast<size_t>(r);
   }
+  // Never written (a hole) or beyond the chunk file's end: zeros.
+  std::memset(dst + done, 0, len - done);
   return ok_status();
 }
 

@@ -40,6 +40,8 @@ class ChunkStore {
   // Reads len bytes at offset within the chunk into out (resized to len);
   // bytes never written read as zeros. offset + len <= chunk_size.
   Status read(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len, std::vector<uint8_t>* out);
+  // Same, into caller memory of at least len bytes (an RDMA buffer).
+  Status read_into(uint64_t ino, uint64_t index, uint32_t offset, uint32_t len, uint8_t* dst);
   // Cuts chunk (ino, index) to `len` bytes (0 removes it). Durable on return.
   Status truncate(uint64_t ino, uint64_t index, uint32_t len);
   // Deallocates [offset, offset+len) inside a chunk (reads as zeros after).

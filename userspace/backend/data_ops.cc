@@ -22,11 +22,20 @@ class DataOps {
   Result<proto::WriteResp> write(const proto::WriteReq& r) {
     uint64_t index = r.offset / cs_;
     uint32_t off = static_cast<uint32_t>(r.offset % cs_);
-    if (r.data.size() > cs_ - off) return make_error(Errc::kInvalid, "write crosses a chunk boundary");
-    if (r.offset + r.data.size() > proto::kMaxFileSize) return make_error(Errc::kTooBig, "write beyond the maximum file size");
+    size_t n = r.rdma.present() ? r.rdma.len : r.data.size();
+    if (n > cs_ - off) return make_error(Errc::kInvalid, "write crosses a chunk boundary");
+    if (r.offset + n > proto::kMaxFileSize) return make_error(Errc::kTooBig, "write beyond the maximum file size");
     LANEFS_TRY(require_chunk_owner(r.ino, index));
     LANEFS_ASSIGN_OR_RETURN(uint64_t before, b_.chunks().chunk_blocks(r.ino, index));
-    if (r.seals.empty()) LANEFS_TRY(b_.chunks().write(r.ino, index, off, r.data));
+    if (r.rdma.present()) {
+      // Pull the data from the client's buffer first; nothing is written
+      // unless all of it arrived (the client redoes the IO over UDP).
+      if (!r.seals.empty() || !r.data.empty())
+        return make_error(Errc::kInvalid, "RDMA write carries inline data or seals");
+      LANEFS_ASSIGN_OR_RETURN(auto buf, lease(r.rdma.len));
+      LANEFS_TRY(rdma_status(b_.rdma()->read_remote(r.rdma.token, *buf, r.rdma.len, remote(r.rdma))));
+      LANEFS_TRY(b_.chunks().write(r.ino, index, off, std::span(buf->data(), r.rdma.len)));
+    } else if (r.seals.empty()) LANEFS_TRY(b_.chunks().write(r.ino, index, off, r.data));
     else LANEFS_TRY(b_.chunks().write_sealed(r.ino, index, off, r.data, r.seals));
     LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().chunk_blocks(r.ino, index));
     return proto::WriteResp{int64_t(after) - int64_t(before)};
@@ -38,6 +47,15 @@ class DataOps {
     if (r.len > cs_ - off) return make_error(Errc::kInvalid, "read crosses a chunk boundary");
     LANEFS_TRY(require_chunk_owner(r.ino, index));
     rpc::Bytes out;
+    if (r.rdma.present()) {
+      // The data goes straight into the client's buffer; the reply is empty.
+      if (r.sealed) return make_error(Errc::kInvalid, "sealed (encrypted) reads never use RDMA");
+      if (r.rdma.len != r.len) return make_error(Errc::kInvalid, "RDMA buffer length differs from the read length");
+      LANEFS_ASSIGN_OR_RETURN(auto buf, lease(r.len));
+      LANEFS_TRY(b_.chunks().read_into(r.ino, index, off, r.len, buf->data()));
+      LANEFS_TRY(rdma_status(b_.rdma()->write_remote(r.rdma.token, *buf, r.len, remote(r.rdma))));
+      return out;
+    }
     if (r.sealed) LANEFS_TRY(b_.chunks().read_sealed(r.ino, index, off, r.len, &out.data));
     else LANEFS_TRY(b_.chunks().read(r.ino, index, off, r.len, &out.data));
     return out;
@@ -76,6 +94,21 @@ class DataOps {
   }
 
  private:
+  static transport::RemoteBuffer remote(const proto::RdmaDesc& d) { return {d.addr, d.rkey, d.len}; }
+
+  Result<std::unique_ptr<transport::RdmaBuffer>> lease(uint32_t len) {
+    if (b_.rdma() == nullptr)
+      return make_error(Errc::kRdmaFailed, "this backend has no RDMA lane");
+    auto buf = b_.rdma()->lease(len);
+    if (!buf.ok()) return make_error(Errc::kRdmaFailed, "RDMA buffer: " + buf.error().to_string());
+    return buf;
+  }
+  // Any failure of the RDMA lane tells the client to redo the IO over UDP.
+  static Status rdma_status(Status st) {
+    if (st.ok()) return st;
+    return make_error(Errc::kRdmaFailed, st.error().to_string());
+  }
+
   BackendCore& b_;
   proto::ClusterMap map_;
   uint32_t cs_;

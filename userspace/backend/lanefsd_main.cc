@@ -1,5 +1,5 @@
 // lanefsd: one backend container (MANAGEMENT, COMPUTE and DRIVES roles).
-//   lanefsd --data-dir DIR --listen IP:PORT [--name NAME]
+//   lanefsd --data-dir DIR --listen IP:PORT [--name NAME] [--rdma auto|on|off]
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   using namespace lanefs;
   CLI::App app{"lanefsd: lanefs backend container"};
   std::string data_dir, listen = "127.0.0.1:14000", name, fault, log_file, log_level = "info";
+  std::string rdma = "auto";
   uint32_t chunk_kib = 1024, workers = 4;
   app.add_option("--data-dir", data_dir, "data directory (metadata DB and chunks)")->required();
   app.add_option("--listen", listen, "IP:PORT to serve on")->capture_default_str();
@@ -25,6 +26,11 @@ int main(int argc, char** argv) {
   app.add_option("--chunk-kib", chunk_kib, "chunk size in KiB for a new cluster")->capture_default_str();
   app.add_option("--workers", workers, "worker threads")->capture_default_str();
   app.add_option("--fault", fault, "fault injection on sent datagrams, e.g. drop=10,dup=5,reorder=2,corrupt=1,delay=5");
+  app.add_option("--rdma", rdma,
+                 "RDMA lane for large IOs: auto (when an RDMA device owns the --listen address), "
+                 "on (fail without one), off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.set_version_flag("--version", LANEFS_VERSION);
@@ -36,6 +42,9 @@ int main(int argc, char** argv) {
   o.name = name;
   o.chunk_size = chunk_kib * 1024;
   o.workers = workers;
+  o.rdma = rdma == "on"    ? backend::BackendOptions::Rdma::kOn
+           : rdma == "off" ? backend::BackendOptions::Rdma::kOff
+                           : backend::BackendOptions::Rdma::kAuto;
   auto addr = parse_net_addr(listen, 14000);
   if (!addr.ok()) {
     std::fprintf(stderr, "lanefsd: --listen: %s\n", addr.error().to_string().c_str());

@@ -94,7 +94,8 @@ rpc::Buffer cluster_create(BackendCore& b, const proto::ClusterCreateReq& req) {
   m.epoch = epoch + 1;
   m.chunk_size = cur.chunk_size;
   for (size_t i = 0; i < ids.size(); ++i)
-    m.members.push_back({static_cast<uint32_t>(i), ids[i].uuid, ids[i].name, ids[i].hostname, ids[i].addr});
+    m.members.push_back({static_cast<uint32_t>(i), ids[i].uuid, ids[i].name, ids[i].hostname,
+                         ids[i].addr, ids[i].rdma_link, ids[i].rdma_port});
   for (const auto& mem : m.members) {
     auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, proto::SetMapReq{m, true});
     if (!r.ok())
@@ -185,6 +186,33 @@ rpc::Buffer fs_delete(BackendCore& b, std::span<const uint8_t> raw) {
   return reply_empty();
 }
 
+rpc::Buffer rdma_config(BackendCore& b, std::span<const uint8_t> raw) {
+  if (auto fwd = forward_to_leader(b, Op::kRdmaConfig, raw)) return std::move(*fwd);
+  auto req = decode<proto::RdmaConfigReq>(raw);
+  if (!req.ok()) return reply_error(req.error());
+  std::lock_guard lk(b.mgmt_mu);
+  ClusterMap m = b.map();
+  auto& off = m.rdma_disabled_clients;
+  auto it = std::find(off.begin(), off.end(), req->client);
+  if (req->client.empty()) {
+    if (m.rdma_enabled == req->enable) return reply(m);
+    m.rdma_enabled = req->enable;
+  } else if (req->enable) {
+    if (it == off.end()) return reply(m);
+    off.erase(it);
+  } else {
+    if (it != off.end()) return reply(m);
+    off.push_back(req->client);
+  }
+  ++m.epoch;
+  auto inst = b.install_map(m, true);
+  if (!inst.ok()) return reply_error(inst.error());
+  push_map(b, m, false);
+  LOG_INFO("RDMA {} for {}", req->enable ? "enabled" : "disabled",
+           req->client.empty() ? std::string("the cluster") : "client " + req->client);
+  return reply(m);
+}
+
 rpc::Buffer processes(BackendCore& b) {
   auto self = b.self_member();
   proto::ProcessList list;
@@ -201,7 +229,7 @@ rpc::Buffer processes(BackendCore& b) {
     p.ips = {b.listen_addr().ip_string()};
     p.status = "UP";
     p.roles = {roles[k]};
-    p.network = "UDP";
+    p.network = b.rdma() && b.map().rdma_enabled ? "UDP / RDMA" : "UDP";
     p.core = -1;
     p.memory_bytes = rss;
     p.uptime_s = up;
@@ -330,6 +358,8 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
       return fs_delete(b, raw);
     case Op::kProcesses:
       return processes(b);
+    case Op::kRdmaConfig:
+      return rdma_config(b, raw);
     case Op::kStatus:
       return status(b);
     case Op::kLocate: {
@@ -361,9 +391,13 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
       if (auto fwd = forward_to_leader(b, op, raw)) return std::move(*fwd);
       auto req = decode<proto::ClientInfo>(raw);
       if (!req.ok()) return reply_error(req.error());
-      if (op == Op::kClientHeartbeat) b.client_heartbeat(*req);
-      else b.client_leave(req->uuid);
-      return reply_empty();
+      if (op == Op::kClientLeave) {
+        b.client_leave(req->uuid);
+        return reply_empty();
+      }
+      b.client_heartbeat(*req);
+      // The epoch lets the client notice a new map without polling it.
+      return reply(rpc::I64{static_cast<int64_t>(b.map().epoch)});
     }
     default:
       return reply_error(make_error(Errc::kNotSupported, "unknown management opcode " +

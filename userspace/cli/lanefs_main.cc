@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/proc_info.h"
 #include "lanefs/config.h"
+#include "transport/rdma_lane.h"
 
 namespace lanefs::cli {
 namespace {
@@ -77,7 +78,15 @@ json fs_json(const proto::FsInfo& f) {
 
 json member_json(const proto::Member& m) {
   return {{"shard", m.shard}, {"uuid", fmt::format("{:016x}", m.uuid)}, {"name", m.name},
-          {"hostname", m.hostname}, {"addr", m.addr.to_string()}};
+          {"hostname", m.hostname}, {"addr", m.addr.to_string()},
+          {"rdma", std::string(transport::link_layer_name(static_cast<transport::LinkLayer>(m.rdma_link)))},
+          {"rdma_port", m.rdma_port}};
+}
+
+std::string rdma_text(const proto::Member& m) {
+  if (m.rdma_link == 0) return "-";
+  return std::string(transport::link_layer_name(static_cast<transport::LinkLayer>(m.rdma_link))) + ":" +
+         std::to_string(m.rdma_port);
 }
 
 int cmd_cluster_create(const Globals& g, const std::string& list) {
@@ -107,7 +116,9 @@ int cmd_cluster_status(const Globals& g) {
   auto st = (*c)->status_all();
   if (g.json) {
     json j = {{"cluster_id", fmt::format("{:016x}", m.cluster_id)}, {"epoch", m.epoch},
-              {"chunk_size", m.chunk_size}, {"filesystems", m.filesystems.size()}, {"backends", json::array()}};
+              {"chunk_size", m.chunk_size}, {"filesystems", m.filesystems.size()},
+              {"rdma_enabled", m.rdma_enabled}, {"rdma_disabled_clients", m.rdma_disabled_clients},
+              {"backends", json::array()}};
     for (auto& [mem, s] : st) {
       json b = member_json(mem);
       b["status"] = s.ok() ? "UP" : "DOWN";
@@ -127,16 +138,23 @@ int cmd_cluster_status(const Globals& g) {
   std::printf("cluster %016llx, map epoch %llu, %zu backend(s), %zu filesystem(s), chunk size %u KiB\n",
               (unsigned long long)m.cluster_id, (unsigned long long)m.epoch, m.members.size(),
               m.filesystems.size(), m.chunk_size / 1024);
+  std::printf("RDMA %s%s%s\n", m.rdma_enabled ? "enabled" : "disabled",
+              m.rdma_disabled_clients.empty() ? "" : ", disabled for clients: ",
+              join(m.rdma_disabled_clients, ", ").c_str());
   std::vector<std::vector<std::string>> rows;
   for (auto& [mem, s] : st) {
     if (s.ok())
-      rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "UP", std::to_string(s->inodes),
-                      human_bytes(s->chunk_bytes), human_bytes(s->disk_free) + " / " + human_bytes(s->disk_total),
+      rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "UP", rdma_text(mem),
+                      std::to_string(s->inodes), human_bytes(s->chunk_bytes),
+                      human_bytes(s->disk_free) + " / " + human_bytes(s->disk_total),
                       std::to_string(s->sessions), human_duration(s->uptime_s)});
     else
-      rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "DOWN", "-", "-", "-", "-", "-"});
+      rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "DOWN", rdma_text(mem), "-", "-",
+                      "-", "-", "-"});
   }
-  std::cout << render_table({"SHARD", "CONTAINER", "ADDRESS", "STATUS", "INODES", "DATA", "DISK FREE", "SESSIONS", "UPTIME"}, rows);
+  std::cout << render_table({"SHARD", "CONTAINER", "ADDRESS", "STATUS", "RDMA", "INODES", "DATA", "DISK FREE",
+                             "SESSIONS", "UPTIME"},
+                            rows);
   return 0;
 }
 
@@ -243,6 +261,24 @@ int cmd_fs_locate(const Globals& g, const std::string& name, const std::string& 
   return 0;
 }
 
+// ---- lanefs cluster rdma enable|disable [--client NAME]
+int cmd_cluster_rdma(const Globals& g, bool enable, const std::string& client) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  auto m = (*c)->rdma_config(enable, client);
+  if (!m.ok()) return fail(m.error());
+  std::string who = client.empty() ? "the cluster" : "client " + client;
+  if (g.json)
+    std::cout << json{{"rdma_enabled", m->rdma_enabled}, {"rdma_disabled_clients", m->rdma_disabled_clients},
+                      {"epoch", m->epoch}}
+                     .dump(2)
+              << "\n";
+  else
+    std::printf("RDMA %s for %s (map epoch %llu)\n", enable ? "enabled" : "disabled", who.c_str(),
+                (unsigned long long)m->epoch);
+  return 0;
+}
+
 // ---- lanefs local ps: this host's containers
 
 // Asks the local frontend for its state over its control socket.
@@ -325,9 +361,49 @@ std::vector<json> local_backends() {
   return out;
 }
 
-int cmd_local_ps(const Globals& g) {
+std::string run_dir() {
   const char* rd = std::getenv("LANEFS_RUN_DIR");
-  std::string run_dir = rd && *rd ? rd : "/run/lanefs";
+  return rd && *rd ? rd : "/run/lanefs";
+}
+
+// ---- lanefs stats: per-mount lane counters of this host's frontend
+int cmd_stats(const Globals& g) {
+  auto fe = frontend_state(run_dir());
+  if (!fe.ok()) return fail(fe.error());
+  json out = json::array();
+  for (const auto& m : (*fe)["mounts"]) {
+    json l = m.value("lanes", json::object());
+    l["source"] = m.value("source", "");
+    l["target"] = m.value("target", "");
+    l["errors"] = m.value("errors", 0);
+    out.push_back(l);
+  }
+  if (g.json) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (out.empty()) std::printf("no lanefs mounts on this host\n");
+  for (const auto& m : out) {
+    std::printf("%s on %s%s\n", m["source"].get<std::string>().c_str(), m["target"].get<std::string>().c_str(),
+                m.value("encrypted", false) ? " (encrypted)" : "");
+    std::printf("  RDMA device: %s; large IO on RDMA now: %s (thresholds: reads >= %s, writes >= %s)\n",
+                m.value("rdma_device", "none").c_str(), m.value("rdma_now", "?").c_str(),
+                human_bytes(m.value("rdma_read_min", 0ull)).c_str(),
+                human_bytes(m.value("rdma_write_min", 0ull)).c_str());
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [lane, v] : m["per_lane"].items())
+      rows.push_back({lane, std::to_string(v.value("ios", 0ull)), human_bytes(v.value("bytes", 0ull))});
+    std::cout << render_table({"LANE", "IOS", "BYTES"}, rows);
+    std::printf("  fallbacks to UDP: %llu, IO errors: %llu\n", (unsigned long long)m.value("fallbacks", 0ull),
+                (unsigned long long)m.value("errors", 0ull));
+    for (const auto& [why, n] : m["not_rdma"].items())
+      std::printf("  not on RDMA (%s): %llu\n", why.c_str(), (unsigned long long)n.get<uint64_t>());
+  }
+  return 0;
+}
+
+int cmd_local_ps(const Globals& g) {
+  std::string run_dir = lanefs::cli::run_dir();
   std::vector<json> rows;
   auto fe = frontend_state(run_dir);
   if (fe.ok()) {
@@ -384,6 +460,15 @@ int main(int argc, char** argv) {
   cc->callback([&] { rc = cmd_cluster_create(g, create_list); });
   cluster->add_subcommand("status", "cluster map and per-backend state")->callback([&] { rc = cmd_cluster_status(g); });
   cluster->add_subcommand("processes", "every process of the cluster (WEKA columns)")->callback([&] { rc = cmd_cluster_processes(g); });
+  auto* rdma = cluster->add_subcommand("rdma", "RDMA lane for large IOs, for the cluster or one client");
+  rdma->require_subcommand(1);
+  std::string rdma_client;
+  for (bool enable : {true, false}) {
+    auto* sc = rdma->add_subcommand(enable ? "enable" : "disable",
+                                    enable ? "allow RDMA (the default)" : "never use RDMA");
+    sc->add_option("--client", rdma_client, "only for this client (its host name)");
+    sc->callback([&, enable] { rc = cmd_cluster_rdma(g, enable, rdma_client); });
+  }
 
   auto* fs = app.add_subcommand("fs", "filesystems");
   fs->require_subcommand(1);
@@ -405,6 +490,9 @@ int main(int argc, char** argv) {
   fl->add_option("path", fs_path)->required();
   fl->add_option("--offset", fs_offset, "byte offset whose chunk to locate");
   fl->callback([&] { rc = cmd_fs_locate(g, fs_name, fs_path, fs_offset); });
+
+  app.add_subcommand("stats", "IOs and bytes per lane of this host's mounts, fallbacks, and why IO did not use RDMA")
+      ->callback([&] { rc = cmd_stats(g); });
 
   auto* local = app.add_subcommand("local", "this host's lanefs containers");
   local->require_subcommand(1);

@@ -7,6 +7,8 @@
 #include <mutex>
 
 #include "common/clock.h"
+#include "lanefs/config.h"
+#include "common/log.h"
 
 namespace lanefs::client {
 
@@ -27,6 +29,12 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
   LANEFS_ASSIGN_OR_RETURN(c->rpc_, rpc::RpcClient::create(ro));
   LANEFS_TRY(c->refresh_map());
+  if (c->opts_.rdma) {
+    std::string why;
+    c->rdma_ = RdmaPath::open(ro.transport.bind.ip, &why);
+    if (c->rdma_->lane()) LOG_INFO("RDMA lane on {}", c->rdma_->describe());
+    else LOG_INFO("no RDMA lane: {}", why);
+  }
   return c;
 }
 
@@ -270,71 +278,174 @@ Result<proto::InodeAttr> ClusterClient::resolve(uint64_t root, const std::string
   return cur;
 }
 
-namespace {
-}  // namespace
+// One chunk piece of a data call.
+struct ClusterClient::RdmaPiece {
+  const proto::Member* owner = nullptr;
+  uint64_t offset = 0;  // file offset
+  uint32_t len = 0;
+  size_t pos = 0;       // offset in the caller's buffer
+  std::unique_ptr<transport::RdmaBuffer> buf;  // set: this piece goes over RDMA
+  proto::RdmaDesc desc;
+  Status status;
+  int64_t blocks_delta = 0;
+};
 
-Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
-                                 int64_t* blocks_delta) {
-  auto m = map();
+namespace {
+
+std::vector<ClusterClient::RdmaPiece> split_pieces(const proto::ClusterMap& m, uint64_t ino,
+                                                    uint64_t offset, uint64_t len) {
+  std::vector<ClusterClient::RdmaPiece> v;
   uint64_t cs = m.chunk_size;
-  size_t pieces = 0;
-  for (uint64_t o = offset; o < offset + data.size(); o = (o / cs + 1) * cs) ++pieces;
-  if (pieces == 0) {
-    if (blocks_delta) *blocks_delta = 0;
-    return ok_status();
-  }
-  Join join(pieces);
-  std::atomic<int64_t> delta{0};
-  for (uint64_t o = offset; o < offset + data.size();) {
-    uint64_t end = std::min<uint64_t>(offset + data.size(), (o / cs + 1) * cs);
-    const proto::Member* owner = proto::chunk_owner(m, ino, o / cs);
-    proto::WriteReq req{ino, o, data.subspan(o - offset, end - o)};
-    rpc::call_typed_async<proto::WriteResp>(*rpc_, owner->addr, Op::kWrite, req, opts_.op_timeout_ns,
-                                            [&join, &delta](Result<proto::WriteResp> r) {
-                                              if (r.ok()) delta += r->blocks_delta;
-                                              join.done(r.ok() ? ok_status() : Status(r.error()));
-                                            });
+  for (uint64_t o = offset; o < offset + len;) {
+    uint64_t end = std::min<uint64_t>(offset + len, (o / cs + 1) * cs);
+    ClusterClient::RdmaPiece p;
+    p.owner = proto::chunk_owner(m, ino, o / cs);
+    p.offset = o;
+    p.len = static_cast<uint32_t>(end - o);
+    p.pos = o - offset;
+    v.push_back(std::move(p));
     o = end;
   }
-  LANEFS_TRY(join.wait());
-  if (blocks_delta) *blocks_delta = delta.load();
+  return v;
+}
+
+}  // namespace
+
+// Gives the piece a registered buffer and the owner's connection token;
+// false (piece stays on UDP) when the RDMA lane cannot take it now.
+bool ClusterClient::prepare_rdma(RdmaPiece& p) {
+  if (!rdma_ || !rdma_->lane()) return false;
+  auto token = rdma_->token_for(*p.owner);
+  if (!token.ok()) return false;
+  auto buf = rdma_->lane()->lease(p.len);
+  if (!buf.ok()) {
+    rdma_->failed(*p.owner, buf.error());
+    return false;
+  }
+  auto rb = (*buf)->remote(p.len);
+  p.desc = proto::RdmaDesc{*token, rb.addr, rb.rkey, rb.len};
+  p.buf = std::move(*buf);
+  return true;
+}
+
+Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
+                                 int64_t* blocks_delta, bool use_rdma, DataIoInfo* info) {
+  auto m = map();
+  auto pieces = split_pieces(m, ino, offset, data.size());
+  if (blocks_delta) *blocks_delta = 0;
+  if (pieces.empty()) return ok_status();
+  DataIoInfo io;
+  Join join(pieces.size());
+  for (auto& p : pieces) {
+    proto::WriteReq req{ino, p.offset, data.subspan(p.pos, p.len)};
+    if (use_rdma && prepare_rdma(p)) {
+      std::memcpy(p.buf->data(), data.data() + p.pos, p.len);
+      req.data = {};
+      req.rdma = p.desc;
+    } else if (use_rdma) {
+      ++io.fallback_pieces;
+    }
+    rpc::call_typed_async<proto::WriteResp>(*rpc_, p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns,
+                                            [&join, &p](Result<proto::WriteResp> r) {
+                                              if (r.ok()) p.blocks_delta = r->blocks_delta;
+                                              else p.status = r.error();
+                                              join.done(ok_status());
+                                            });
+  }
+  (void)join.wait();
+  int64_t delta = 0;
+  for (auto& p : pieces) {
+    if (p.buf && !p.status.ok()) {
+      // The backend could not pull the data (or did not answer): drop the
+      // connection so it can no longer touch the buffer, then redo on UDP.
+      rdma_->failed(*p.owner, p.status.error());
+      ++io.fallback_pieces;
+      proto::WriteReq req{ino, p.offset, data.subspan(p.pos, p.len)};
+      auto r = rpc::call_typed<proto::WriteResp>(*rpc_, p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns);
+      if (!r.ok()) return r.error();
+      p.blocks_delta = r->blocks_delta;
+    } else if (!p.status.ok()) {
+      return p.status;
+    } else if (p.buf) {
+      ++io.rdma_pieces;
+    }
+    delta += p.blocks_delta;
+  }
+  if (blocks_delta) *blocks_delta = delta;
+  if (info) *info = io;
   return ok_status();
 }
 
-Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data) {
+Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
+                                              bool use_rdma, DataIoInfo* info) {
   // A zero-length write changes nothing (POSIX): it must not extend the file.
   if (data.empty()) return getattr(ino);
   int64_t delta = 0;
-  LANEFS_TRY(write_data(ino, offset, data, &delta));
+  LANEFS_TRY(write_data(ino, offset, data, &delta, use_rdma, info));
   proto::CommitWriteReq c{ino, offset + data.size(), delta, proto::now_timespec()};
   return meta_call<proto::InodeAttr>(ino, Op::kCommitWrite, c);
 }
 
-Result<std::vector<uint8_t>> ClusterClient::read_data(uint64_t ino, uint64_t offset, uint32_t len) {
+Result<std::vector<uint8_t>> ClusterClient::read_data(uint64_t ino, uint64_t offset, uint32_t len,
+                                                      bool use_rdma, DataIoInfo* info) {
   auto m = map();
-  uint64_t cs = m.chunk_size;
   std::vector<uint8_t> out(len, 0);
-  size_t pieces = 0;
-  for (uint64_t o = offset; o < offset + len; o = (o / cs + 1) * cs) ++pieces;
-  if (pieces == 0) return out;
-  Join join(pieces);
-  for (uint64_t o = offset; o < offset + len;) {
-    uint64_t end = std::min<uint64_t>(offset + len, (o / cs + 1) * cs);
-    const proto::Member* owner = proto::chunk_owner(m, ino, o / cs);
-    proto::ReadReq req{ino, o, static_cast<uint32_t>(end - o)};
-    uint8_t* dst = out.data() + (o - offset);
-    size_t want = end - o;
-    rpc::call_typed_async<rpc::Bytes>(*rpc_, owner->addr, Op::kRead, req, opts_.op_timeout_ns,
-                                      [&join, dst, want](Result<rpc::Bytes> r) {
-                                        if (r.ok() && r->data.size() != want)
-                                          return join.done(make_error(Errc::kProtocol, "short read reply"));
-                                        if (r.ok()) std::memcpy(dst, r->data.data(), want);
-                                        join.done(r.ok() ? ok_status() : Status(r.error()));
+  auto pieces = split_pieces(m, ino, offset, len);
+  if (pieces.empty()) return out;
+  DataIoInfo io;
+  Join join(pieces.size());
+  auto udp_read = [this, ino](RdmaPiece& p, uint8_t* dst) -> Status {
+    auto r = rpc::call_typed<rpc::Bytes>(*rpc_, p.owner->addr, Op::kRead, proto::ReadReq{ino, p.offset, p.len},
+                                         opts_.op_timeout_ns);
+    if (!r.ok()) return r.error();
+    if (r->data.size() != p.len) return make_error(Errc::kProtocol, "short read reply");
+    std::memcpy(dst, r->data.data(), p.len);
+    return ok_status();
+  };
+  for (auto& p : pieces) {
+    proto::ReadReq req{ino, p.offset, p.len};
+    if (use_rdma && prepare_rdma(p)) req.rdma = p.desc;
+    else if (use_rdma) ++io.fallback_pieces;
+    uint8_t* dst = out.data() + p.pos;
+    bool via_rdma = p.buf != nullptr;
+    rpc::call_typed_async<rpc::Bytes>(*rpc_, p.owner->addr, Op::kRead, req, opts_.op_timeout_ns,
+                                      [&join, &p, dst, via_rdma](Result<rpc::Bytes> r) {
+                                        if (!r.ok()) p.status = r.error();
+                                        else if (r->data.size() != (via_rdma ? 0 : p.len))
+                                          p.status = make_error(Errc::kProtocol, "short read reply");
+                                        else if (!via_rdma) std::memcpy(dst, r->data.data(), p.len);
+                                        join.done(ok_status());
                                       });
-    o = end;
   }
-  LANEFS_TRY(join.wait());
+  (void)join.wait();
+  for (auto& p : pieces) {
+    if (p.buf && !p.status.ok()) {
+      rdma_->failed(*p.owner, p.status.error());
+      ++io.fallback_pieces;
+      LANEFS_TRY(udp_read(p, out.data() + p.pos));
+    } else if (!p.status.ok()) {
+      return p.status.error();
+    } else if (p.buf) {
+      // The backend wrote the data into our registered buffer before it
+      // answered.
+      std::memcpy(out.data() + p.pos, p.buf->data(), p.len);
+      ++io.rdma_pieces;
+    }
+  }
+  if (info) *info = io;
   return out;
+}
+
+NotRdmaReason ClusterClient::rdma_availability(const std::string& client) const {
+  if (!rdma_) return LANEFS_HAVE_RDMA ? NotRdmaReason::kNoLocalDevice : NotRdmaReason::kNotBuilt;
+  std::lock_guard lk(mu_);
+  return rdma_->availability(map_, client);
+}
+
+Result<proto::ClusterMap> ClusterClient::rdma_config(bool enable, const std::string& client) {
+  auto r = mgmt_call<proto::ClusterMap>(Op::kRdmaConfig, proto::RdmaConfigReq{enable, client});
+  if (r.ok()) (void)refresh_map();
+  return r;
 }
 
 Result<std::vector<uint8_t>> ClusterClient::read(uint64_t ino, uint64_t offset, uint32_t len) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "client/rdma_path.h"
 #include "common/net_addr.h"
 #include "proto/messages.h"
 #include "rpc/rpc.h"
@@ -29,6 +30,15 @@ struct ClusterClientOptions {
   std::string name = "lanefs";                    // shown by the backends as the client's name
   NetAddr bind{0, 0};                             // local UDP address (0.0.0.0:0 = any)
   transport::FaultConfig faults;                  // tests only
+  // Open an RDMA lane on the device owning the bound address (frontends);
+  // data calls may then move large IOs over RDMA (see read_data/write_data).
+  bool rdma = false;
+};
+
+// How the pieces of one data call travelled (RDMA lane).
+struct DataIoInfo {
+  uint32_t rdma_pieces = 0;      // chunk pieces moved over RDMA
+  uint32_t fallback_pieces = 0;  // RDMA failed; redone over UDP
 };
 
 class ClusterClient {
@@ -87,15 +97,28 @@ class ClusterClient {
   // ---- data
   // Writes data at offset: chunk pieces go to their owners in parallel;
   // durable when this returns. *blocks_delta gets the allocation change.
+  // With use_rdma (the lane policy chose RDMA) each piece's data is pulled
+  // by its backend over RDMA; a piece whose RDMA transfer fails is redone
+  // over UDP (counted in *info), so the caller sees no error from RDMA.
   Status write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
-                    int64_t* blocks_delta);
+                    int64_t* blocks_delta, bool use_rdma = false, DataIoInfo* info = nullptr);
   // write_data + commit of size/mtime/blocks on the inode's owner.
-  Result<proto::InodeAttr> write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data);
+  Result<proto::InodeAttr> write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
+                                 bool use_rdma = false, DataIoInfo* info = nullptr);
   // Reads [offset, offset+len) (holes as zeros), chunk pieces in parallel.
-  // Does not clamp to the file size; callers do.
-  Result<std::vector<uint8_t>> read_data(uint64_t ino, uint64_t offset, uint32_t len);
+  // Does not clamp to the file size; callers do. use_rdma/info as write_data
+  // (backends RDMA-WRITE into registered buffers).
+  Result<std::vector<uint8_t>> read_data(uint64_t ino, uint64_t offset, uint32_t len,
+                                         bool use_rdma = false, DataIoInfo* info = nullptr);
   // Reads up to len bytes, clamped to the file's size.
   Result<std::vector<uint8_t>> read(uint64_t ino, uint64_t offset, uint32_t len);
+
+  // ---- RDMA lane (frontends: options.rdma)
+  // Rules (a)-(d) of the lane policy for this cluster and this client
+  // (named `client`, its host name): kNone when RDMA may be used.
+  NotRdmaReason rdma_availability(const std::string& client) const;
+  RdmaPath* rdma_path() const { return rdma_.get(); }
+  Result<proto::ClusterMap> rdma_config(bool enable, const std::string& client);
 
  private:
   explicit ClusterClient(ClusterClientOptions o) : opts_(std::move(o)) {}
@@ -104,6 +127,14 @@ class ClusterClient {
   template <class Resp, class Req>
   Result<Resp> mgmt_call(proto::Op op, const Req& req);
   NetAddr mgmt_addr() const;
+
+ public:
+  struct RdmaPiece;  // one chunk piece of a data call (cluster_client.cc)
+
+ private:
+  bool prepare_rdma(RdmaPiece& p);
+
+  std::unique_ptr<RdmaPath> rdma_;
 
   ClusterClientOptions opts_;
   std::unique_ptr<rpc::RpcClient> rpc_;

@@ -7,11 +7,13 @@
 #include <optional>
 
 #include "common/clock.h"
+#include "common/proc_info.h"
 
 namespace lanefs::client {
 
 MountFs::MountFs(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs, MountOptions options)
-    : cluster_(std::move(cluster)), fs_(std::move(fs)), opts_(std::move(options)) {}
+    : cluster_(std::move(cluster)), fs_(std::move(fs)), opts_(std::move(options)),
+      client_name_(host_name()) {}
 
 Result<std::unique_ptr<MountFs>> MountFs::open(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs,
                                                MountOptions options) {
@@ -59,6 +61,26 @@ Result<T> MountFs::counted(Result<T> r) {
 Status MountFs::writable() const {
   if (opts_.read_only) return make_error(Errc::kReadOnly, "mounted read-only");
   return ok_status();
+}
+
+LaneRequest MountFs::lane_request(IoDir dir, uint64_t bytes) const {
+  LaneRequest r;
+  r.encrypted = fs_.encrypted;
+  r.dir = dir;
+  r.bytes = bytes;
+  // Encrypted IO never looks at the RDMA lane at all.
+  r.availability = fs_.encrypted ? NotRdmaReason::kEncrypted : cluster_->rdma_availability(client_name_);
+  r.thresholds = {opts_.rdma_read_min, opts_.rdma_write_min};
+  return r;
+}
+
+// What the IO actually took: an RDMA choice whose pieces all fell back is
+// counted on UDP with reason kFallback.
+LaneChoice MountFs::settle(LaneChoice chosen, const DataIoInfo& info) {
+  if (chosen.lane != Lane::kRdma || info.fallback_pieces == 0) return chosen;
+  if (info.rdma_pieces == 0) return {Lane::kUdp, NotRdmaReason::kFallback};
+  lanes_.fallbacks.fetch_add(1, std::memory_order_relaxed);  // partly redone on UDP
+  return chosen;
 }
 
 size_t MountFs::known_nodes() const {
@@ -242,12 +264,14 @@ Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uin
   }
   if (offset >= fsize) return std::vector<uint8_t>{};
   uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(size, fsize - offset));
-  // The one lane decision per IO (only UDP exists; encrypted IO never RDMA).
-  LaneChoice lane = choose_lane({fs_.encrypted, IoDir::kRead, n});
+  // The one lane decision per IO (lane_policy.h).
+  LaneChoice lane = choose_lane(lane_request(IoDir::kRead, n));
   if (fs_.encrypted && !sealed_) return counted(Result<std::vector<uint8_t>>(sealed_ready().error()));
-  auto r = counted(fs_.encrypted ? sealed_->read_data(ino, offset, n) : cluster_->read_data(ino, offset, n));
+  DataIoInfo info;
+  auto r = counted(fs_.encrypted ? sealed_->read_data(ino, offset, n)
+                                 : cluster_->read_data(ino, offset, n, lane.lane == Lane::kRdma, &info));
   if (r.ok()) {
-    lanes_.account(lane, r->size());
+    lanes_.account(settle(lane, info), r->size());
     io_.reads.fetch_add(1, std::memory_order_relaxed);
     io_.read_bytes.fetch_add(r->size(), std::memory_order_relaxed);
   }
@@ -256,12 +280,13 @@ Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uin
 
 Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data) {
   LANEFS_TRY(writable());
-  LaneChoice lane = choose_lane({fs_.encrypted, IoDir::kWrite, data.size()});
+  LaneChoice lane = choose_lane(lane_request(IoDir::kWrite, data.size()));
   if (fs_.encrypted && !sealed_) return counted(Result<proto::InodeAttr>(sealed_ready().error()));
+  DataIoInfo info;
   auto a = counted(fs_.encrypted ? sealed_->write(to_ino(nodeid), offset, data)
-                                 : cluster_->write(to_ino(nodeid), offset, data));
+                                 : cluster_->write(to_ino(nodeid), offset, data, lane.lane == Lane::kRdma, &info));
   if (!a.ok()) return a;
-  lanes_.account(lane, data.size());
+  lanes_.account(settle(lane, info), data.size());
   io_.writes.fetch_add(1, std::memory_order_relaxed);
   io_.write_bytes.fetch_add(data.size(), std::memory_order_relaxed);
   remember(*a, false);

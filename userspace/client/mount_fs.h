@@ -118,10 +118,13 @@ class MountFs {
   Status writable() const;
   template <class T>
   Result<T> counted(Result<T> r);
+  LaneRequest lane_request(IoDir dir, uint64_t bytes) const;
+  LaneChoice settle(LaneChoice chosen, const DataIoInfo& info);
 
   std::shared_ptr<ClusterClient> cluster_;
   proto::FsInfo fs_;
   MountOptions opts_;
+  std::string client_name_;  // host name: the name `cluster rdma --client` uses
   IoStats io_;
   LaneCounters lanes_;
   std::unique_ptr<SealedIo> sealed_;  // set when the filesystem is encrypted and unlocked

@@ -49,6 +49,9 @@ std::string MountOptions::to_string() const {
   s += ",remove_after_secs=" + std::to_string(remove_after_secs);
   s += ",net=" + net;
   if (!key_file.empty()) s += ",key_file=" + key_file;
+  s += ",rdma_read_min=" + std::to_string(rdma_read_min);
+  s += ",rdma_write_min=" + std::to_string(rdma_write_min);
+  if (local_ip != 0) s += ",local_ip=" + NetAddr{local_ip, 0}.ip_string();
   return s;
 }
 
@@ -138,6 +141,16 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
       if (!val.starts_with('/'))
         return make_error(Errc::kInvalid, "mount option 'key_file=" + std::string(val) + "': needs an absolute path");
       o.key_file = std::string(val);
+    } else if (key == "rdma_read_min" || key == "rdma_write_min") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(uint32_t v, parse_uint(key, val, 0, 64u << 20));
+      (key == "rdma_read_min" ? o.rdma_read_min : o.rdma_write_min) = v;
+    } else if (key == "local_ip") {
+      LANEFS_TRY(need_val());
+      auto a = parse_net_addr(val, 0);
+      if (!a.ok() || a->port != 0 || a->ip == 0)
+        return make_error(Errc::kInvalid, "mount option 'local_ip=" + std::string(val) + "': expected an IPv4 address");
+      o.local_ip = a->ip;
     } else if (generic_option(key) || generic_option(item)) {
       continue;
     } else {

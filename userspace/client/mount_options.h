@@ -33,6 +33,12 @@ struct MountOptions {
   uint32_t remove_after_secs = 3600;    // unreachable this long: leave the cluster
   std::string net = "udp";              // lane: only "udp" so far
   std::string key_file;                 // encrypted filesystems: absolute path of the key file
+  // Smallest IO that takes the RDMA lane (lane_policy.h, docs/lanes.md).
+  uint32_t rdma_read_min = 32 * 1024;
+  uint32_t rdma_write_min = 256 * 1024;
+  // Source IPv4 address toward the backends (0: chosen by the route to the
+  // first backend). It also selects the RDMA device.
+  uint32_t local_ip = 0;
 
   // The canonical "-o" string (every option, explicit), for logs and ps.
   std::string to_string() const;

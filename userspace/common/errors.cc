@@ -70,6 +70,7 @@ int to_errno(Errc code) noexcept {
     case Errc::kInternal:
     case Errc::kWrongOwner:
     case Errc::kSystem:
+    case Errc::kRdmaFailed:
       return EIO;
   }
   return EIO;

@@ -38,7 +38,8 @@ namespace lanefs {
   X(kReadOnly, 26, "read-only filesystem")                             \
   X(kTooBig, 27, "file too large")                                     \
   X(kSystem, 28, "system call failed")                                \
-  X(kNotPermitted, 29, "operation not permitted")
+  X(kNotPermitted, 29, "operation not permitted")                    \
+  X(kRdmaFailed, 30, "RDMA transfer failed")
 
 enum class Errc : int32_t {
 #define LANEFS_ERRC_ENUM(name, value, text) name = value,

@@ -7,6 +7,12 @@ namespace {
 
 void put_addr(Encoder& e, const NetAddr& a) { e.u32(a.ip); e.u16(a.port); }
 NetAddr get_addr(Decoder& d) { NetAddr a; a.ip = d.u32(); a.port = d.u16(); return a; }
+void put_rdma(Encoder& e, const RdmaDesc& r) { e.u64(r.token); e.u64(r.addr); e.u32(r.rkey); e.u32(r.len); }
+RdmaDesc get_rdma(Decoder& d) {
+  RdmaDesc r;
+  r.token = d.u64(); r.addr = d.u64(); r.rkey = d.u32(); r.len = d.u32();
+  return r;
+}
 void put_ts(Encoder& e, const Timespec& t) { e.i64(t.sec); e.u32(t.nsec); }
 Timespec get_ts(Decoder& d) { Timespec t; t.sec = d.i64(); t.nsec = d.u32(); return t; }
 
@@ -83,6 +89,7 @@ const char* op_name(Op op) noexcept {
     case Op::kLocalSpace: return "local_space";
     case Op::kClientHeartbeat: return "client_heartbeat";
     case Op::kClientLeave: return "client_leave";
+    case Op::kRdmaConfig: return "rdma_config";
     case Op::kLookup: return "lookup";
     case Op::kGetattr: return "getattr";
     case Op::kSetattr: return "setattr";
@@ -141,8 +148,10 @@ Result<std::span<const uint8_t>> parse_response(std::span<const uint8_t> resp) {
 }
 
 LANEFS_MSG(Member,
-  e.u32(shard); e.u64(uuid); e.str(name); e.str(hostname); put_addr(e, addr);,
-  shard = d.u32(); uuid = d.u64(); name = d.str(256); hostname = d.str(256); addr = get_addr(d);)
+  e.u32(shard); e.u64(uuid); e.str(name); e.str(hostname); put_addr(e, addr); e.u8(rdma_link);
+  e.u16(rdma_port);,
+  shard = d.u32(); uuid = d.u64(); name = d.str(256); hostname = d.str(256); addr = get_addr(d);
+  rdma_link = d.u8(); rdma_port = d.u16();)
 
 LANEFS_MSG(FsInfo,
   e.u32(id); e.str(name); e.u64(root_ino); e.i64(created_s); e.u8(encrypted);
@@ -152,9 +161,16 @@ LANEFS_MSG(FsInfo,
 
 LANEFS_MSG(ClusterMap,
   e.u64(cluster_id); e.u64(epoch); e.u32(chunk_size); e.u32(next_fs_id);
-  put_list(e, members); put_list(e, filesystems);,
+  put_list(e, members); put_list(e, filesystems); e.u8(rdma_enabled); put_strs(e, rdma_disabled_clients);,
   cluster_id = d.u64(); epoch = d.u64(); chunk_size = d.u32(); next_fs_id = d.u32();
-  if (!get_list(d, &members) || !get_list(d, &filesystems)) return false;)
+  if (!get_list(d, &members) || !get_list(d, &filesystems)) return false;
+  rdma_enabled = d.u8() != 0; if (!get_strs(d, &rdma_disabled_clients)) return false;)
+
+bool ClusterMap::rdma_enabled_for(std::string_view client) const {
+  if (!rdma_enabled) return false;
+  return std::find(rdma_disabled_clients.begin(), rdma_disabled_clients.end(), client) ==
+         rdma_disabled_clients.end();
+}
 
 const FsInfo* ClusterMap::find_fs(std::string_view n) const {
   for (const auto& f : filesystems)
@@ -187,9 +203,11 @@ uint32_t shard_for_fs_root(const ClusterMap& map, std::string_view fs_name) {
 
 LANEFS_MSG(BackendIdentity,
   e.u64(uuid); e.str(name); e.str(hostname); put_addr(e, addr); e.u64(cluster_id); e.u64(epoch);
-  e.u32(fs_count);,
+  e.u32(fs_count); e.u8(rdma_link); e.u16(rdma_port);,
   uuid = d.u64(); name = d.str(256); hostname = d.str(256); addr = get_addr(d);
-  cluster_id = d.u64(); epoch = d.u64(); fs_count = d.u32();)
+  cluster_id = d.u64(); epoch = d.u64(); fs_count = d.u32(); rdma_link = d.u8(); rdma_port = d.u16();)
+
+LANEFS_MSG(RdmaConfigReq, e.u8(enable); e.str(client);, enable = d.u8() != 0; client = d.str(256);)
 
 LANEFS_MSG(SetMapReq, map.encode(e); e.u8(force);, if (!map.decode(d)) return false; force = d.u8() != 0;)
 
@@ -263,11 +281,11 @@ LANEFS_MSG(StringList, put_strs(e, items);, if (!get_strs(d, &items)) return fal
 LANEFS_MSG(CommitWriteReq, e.u64(ino); e.u64(end_offset); e.i64(blocks_delta); put_ts(e, mtime);,
   ino = d.u64(); end_offset = d.u64(); blocks_delta = d.i64(); mtime = get_ts(d);)
 
-LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(data); e.bytes(seals);,
-  ino = d.u64(); offset = d.u64(); data = d.bytes(); seals = d.bytes();)
+LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(data); e.bytes(seals); put_rdma(e, rdma);,
+  ino = d.u64(); offset = d.u64(); data = d.bytes(); seals = d.bytes(); rdma = get_rdma(d);)
 LANEFS_MSG(WriteResp, e.i64(blocks_delta);, blocks_delta = d.i64();)
-LANEFS_MSG(ReadReq, e.u64(ino); e.u64(offset); e.u32(len); e.u8(sealed);,
-  ino = d.u64(); offset = d.u64(); len = d.u32(); sealed = d.u8() != 0;)
+LANEFS_MSG(ReadReq, e.u64(ino); e.u64(offset); e.u32(len); e.u8(sealed); put_rdma(e, rdma);,
+  ino = d.u64(); offset = d.u64(); len = d.u32(); sealed = d.u8() != 0; rdma = get_rdma(d);)
 LANEFS_MSG(ChunkTruncateReq, e.u64(ino); e.u64(size); e.u8(sealed);,
   ino = d.u64(); size = d.u64(); sealed = d.u8() != 0;)
 LANEFS_MSG(PunchReq, e.u64(ino); e.u64(offset); e.u32(len); e.u8(sealed);,

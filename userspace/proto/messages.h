@@ -39,6 +39,7 @@ enum class Op : uint16_t {
   kLocalSpace = 13,     // empty -> StatFs (this backend's disk and inode counts)
   kClientHeartbeat = 14,  // ClientInfo -> empty (leader: a frontend is alive)
   kClientLeave = 15,    // ClientInfo -> empty (leader: a frontend left)
+  kRdmaConfig = 16,     // RdmaConfigReq -> ClusterMap (leader: enable/disable RDMA)
   // metadata (name ops: to owner(parent); inode ops: to owner(ino))
   kLookup = 20,         // NameAtReq -> InodeAttr
   kGetattr = 21,        // InoReq -> InodeAttr
@@ -101,6 +102,11 @@ struct Member {
   std::string name;         // container name (--name, default hostname)
   std::string hostname;
   NetAddr addr;             // where it listens
+  // RDMA lane of this backend: link layer of its device (0 none, 1
+  // InfiniBand, 2 Ethernet/RoCE; transport::LinkLayer) and the rdma_cm port
+  // it listens on (same IP as addr). rdma_link 0 = no RDMA.
+  uint8_t rdma_link = 0;
+  uint16_t rdma_port = 0;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -125,8 +131,13 @@ struct ClusterMap {
   uint32_t next_fs_id = 1;
   std::vector<Member> members;
   std::vector<FsInfo> filesystems;
+  // `lanefs cluster rdma enable|disable [--client NAME]`: RDMA for the whole
+  // cluster, and the clients (frontend host names) it is disabled for.
+  bool rdma_enabled = true;
+  std::vector<std::string> rdma_disabled_clients;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
+  bool rdma_enabled_for(std::string_view client) const;
   const FsInfo* find_fs(std::string_view name) const;
   const FsInfo* find_fs(uint32_t id) const;
   const Member* member_by_shard(uint32_t shard) const;
@@ -146,6 +157,8 @@ struct BackendIdentity {
   NetAddr addr;
   uint64_t cluster_id = 0, epoch = 0;
   uint32_t fs_count = 0;
+  uint8_t rdma_link = 0;  // as Member
+  uint16_t rdma_port = 0;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -167,6 +180,15 @@ struct FsCreateReq {
   std::string name;
   bool encrypted = false;
   std::string key_check = {};  // required when encrypted (see FsInfo)
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// kRdmaConfig: enable or disable RDMA for the cluster (client empty) or for
+// one client (its host name).
+struct RdmaConfigReq {
+  bool enable = true;
+  std::string client;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -363,6 +385,17 @@ struct CommitWriteReq {
 };
 
 // ------------------------------------------------------------ data
+// Client memory named in a large read or write on the RDMA lane (see
+// transport/rdma_lane.h): token of the client's RDMA connection to the
+// backend, then the registered buffer. token 0: no RDMA, data inline.
+struct RdmaDesc {
+  uint64_t token = 0;
+  uint64_t addr = 0;
+  uint32_t rkey = 0;
+  uint32_t len = 0;
+  bool present() const { return token != 0; }
+};
+
 struct WriteReq {
   uint64_t ino = 0;
   uint64_t offset = 0;  // file offset; [offset, offset+len) inside one chunk
@@ -372,6 +405,9 @@ struct WriteReq {
   // seals in the chunk's seal area with the data, in one durable write.
   // Empty for a plain write.
   std::span<const uint8_t> seals = {};
+  // RDMA write: data is empty; the backend RDMA-READs rdma.len bytes from
+  // the client's buffer (never with seals: encrypted data never uses RDMA).
+  RdmaDesc rdma = {};
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -388,6 +424,9 @@ struct ReadReq {
   // Sealed read (block-aligned): the reply is the data followed by the
   // blocks' 32-byte seals (len / 4096 * 32 bytes).
   bool sealed = false;
+  // RDMA read: the backend RDMA-WRITEs the len bytes into the client's
+  // buffer and replies with empty bytes (never sealed).
+  RdmaDesc rdma = {};
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

@@ -177,20 +177,5 @@ TEST(KeyFileOptionTest, MountOptionNeedsAbsolutePath) {
   EXPECT_TRUE(parse_mount_options("readcache")->key_file.empty());
 }
 
-TEST(LanePolicyTest, EncryptedNeverRdma) {
-  for (auto dir : {IoDir::kRead, IoDir::kWrite})
-    for (uint64_t bytes : {uint64_t{4096}, uint64_t{1} << 20, uint64_t{64} << 20}) {
-      auto c = choose_lane({true, dir, bytes});
-      EXPECT_EQ(c.lane, Lane::kUdp);
-      EXPECT_EQ(not_rdma_reason_text(c.not_rdma), "encrypted filesystem");
-      EXPECT_EQ(not_rdma_reason_text(choose_lane({false, dir, bytes}).not_rdma), "no RDMA lane built");
-    }
-  LaneCounters lc;
-  lc.account(choose_lane({true, IoDir::kWrite, 100}), 100);
-  EXPECT_EQ(lc.lanes[0].ios.load(), 1u);
-  EXPECT_EQ(lc.lanes[0].bytes.load(), 100u);
-  EXPECT_EQ(lc.not_rdma[static_cast<size_t>(NotRdmaReason::kEncrypted)].load(), 1u);
-}
-
 }  // namespace
 }  // namespace lanefs::client::crypto
