@@ -386,10 +386,10 @@ int cmd_stats(const Globals& g) {
   for (const auto& m : out) {
     std::printf("%s on %s%s\n", m["source"].get<std::string>().c_str(), m["target"].get<std::string>().c_str(),
                 m.value("encrypted", false) ? " (encrypted)" : "");
-    std::printf("  RDMA device: %s; large IO on RDMA now: %s (thresholds: reads >= %s, writes >= %s)\n",
+    std::printf("  RDMA device: %s; large IO on RDMA now: %s (thresholds: reads >= %llu KiB, writes >= %llu KiB)\n",
                 m.value("rdma_device", "none").c_str(), m.value("rdma_now", "?").c_str(),
-                human_bytes(m.value("rdma_read_min", 0ull)).c_str(),
-                human_bytes(m.value("rdma_write_min", 0ull)).c_str());
+                (unsigned long long)m.value("rdma_read_min", 0ull) / 1024,
+                (unsigned long long)m.value("rdma_write_min", 0ull) / 1024);
     std::vector<std::vector<std::string>> rows;
     for (const auto& [lane, v] : m["per_lane"].items())
       rows.push_back({lane, std::to_string(v.value("ios", 0ull)), human_bytes(v.value("bytes", 0ull))});

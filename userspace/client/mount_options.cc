@@ -1,5 +1,7 @@
 #include "client/mount_options.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <set>
 
@@ -147,10 +149,10 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
       (key == "rdma_read_min" ? o.rdma_read_min : o.rdma_write_min) = v;
     } else if (key == "local_ip") {
       LANEFS_TRY(need_val());
-      auto a = parse_net_addr(val, 0);
-      if (!a.ok() || a->port != 0 || a->ip == 0)
+      in_addr a{};
+      if (inet_pton(AF_INET, std::string(val).c_str(), &a) != 1 || a.s_addr == 0)
         return make_error(Errc::kInvalid, "mount option 'local_ip=" + std::string(val) + "': expected an IPv4 address");
-      o.local_ip = a->ip;
+      o.local_ip = ntohl(a.s_addr);
     } else if (generic_option(key) || generic_option(item)) {
       continue;
     } else {

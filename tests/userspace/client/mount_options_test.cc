@@ -99,5 +99,25 @@ TEST(MountOptions, ErrorsNameTheOption) {
   }
 }
 
+TEST(MountOptions, RdmaThresholdsAndLocalIp) {
+  auto d = parse_mount_options("");
+  ASSERT_OK(d);
+  EXPECT_EQ(d->rdma_read_min, 32u * 1024);
+  EXPECT_EQ(d->rdma_write_min, 256u * 1024);
+  EXPECT_EQ(d->local_ip, 0u);
+  auto o = parse_mount_options("rdma_read_min=65536,rdma_write_min=0,local_ip=192.0.2.2");
+  ASSERT_OK(o);
+  EXPECT_EQ(o->rdma_read_min, 65536u);
+  EXPECT_EQ(o->rdma_write_min, 0u);
+  EXPECT_EQ(o->local_ip, 0xc0000202u);
+  EXPECT_NE(o->to_string().find("local_ip=192.0.2.2"), std::string::npos) << o->to_string();
+  EXPECT_NE(o->to_string().find("rdma_read_min=65536"), std::string::npos) << o->to_string();
+  for (const char* bad : {"local_ip=192.0.2", "local_ip=0.0.0.0", "local_ip=", "rdma_read_min=x",
+                          "rdma_write_min=-1", "rdma_read_min=999999999999"}) {
+    auto r = parse_mount_options(bad);
+    EXPECT_EQ(r.code(), Errc::kInvalid) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace lanefs::client

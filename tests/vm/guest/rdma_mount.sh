@@ -42,10 +42,10 @@ modprobe fuse || fail "modprobe fuse"
 [ -c /dev/fuse ] || fail "/dev/fuse missing after modprobe fuse"
 
 DATA=/tmp/lanefsd
-mkdir -p "$DATA" "$LANEFS_RUN_DIR" /mnt/plain /mnt/enc
+mkdir -p "$DATA" "$LANEFS_RUN_DIR" /tmp/mnt/plain /tmp/mnt/enc
 pid=""
 cleanup() {
-  for m in /mnt/plain /mnt/enc; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  for m in /tmp/mnt/plain /tmp/mnt/enc; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   if [ -n "$pid" ]; then
     kill -TERM "$pid" 2>/dev/null || true
     i=0
@@ -77,8 +77,8 @@ chmod 600 "$KEY"
 cli fs create enc --encrypted --key-file "$KEY" || fail "fs create enc"
 
 # forcedirect: the application's IO sizes reach the client unchanged.
-"$MOUNT_HELPER" "$A:$PORT/plain" /mnt/plain -o "forcedirect,local_ip=$B" || fail "mount plain"
-"$MOUNT_HELPER" "$A:$PORT/enc" /mnt/enc -o "forcedirect,local_ip=$B,key_file=$KEY" || fail "mount enc"
+"$MOUNT_HELPER" "$A:$PORT/plain" /tmp/mnt/plain -o "forcedirect,local_ip=$B" || fail "mount plain"
+"$MOUNT_HELPER" "$A:$PORT/enc" /tmp/mnt/enc -o "forcedirect,local_ip=$B,key_file=$KEY" || fail "mount enc"
 # Frontend log for dump_logs.
 ls "$LANEFS_RUN_DIR" >/dev/null
 
@@ -114,34 +114,34 @@ for m in json.load(sys.stdin):
 # ---- 1. thresholds on the plain filesystem
 SRC=/tmp/src.bin
 head -c $((8 * 1024 * 1024)) /dev/urandom >"$SRC"
-say "RDMA now: $(field /mnt/plain rdma_now); device $(field /mnt/plain rdma_device)"
-[ "$(field /mnt/plain rdma_now)" = yes ] || fail "large IO would not take RDMA: $(field /mnt/plain rdma_now)"
-r0=$(lane_count /mnt/plain rdma ios)
-dd if="$SRC" of=/mnt/plain/big bs=1M count=8 oflag=direct status=none || fail "dd 1 MiB writes"
-r1=$(lane_count /mnt/plain rdma ios)
+say "RDMA now: $(field /tmp/mnt/plain rdma_now); device $(field /tmp/mnt/plain rdma_device)"
+[ "$(field /tmp/mnt/plain rdma_now)" = yes ] || fail "large IO would not take RDMA: $(field /tmp/mnt/plain rdma_now)"
+r0=$(lane_count /tmp/mnt/plain rdma ios)
+dd if="$SRC" of=/tmp/mnt/plain/big bs=1M count=8 oflag=direct status=none || fail "dd 1 MiB writes"
+r1=$(lane_count /tmp/mnt/plain rdma ios)
 [ $((r1 - r0)) -ge 8 ] || fail "8 writes of 1 MiB: only $((r1 - r0)) IOs on RDMA"
-u0=$(lane_count /mnt/plain udp ios)
-dd if="$SRC" of=/mnt/plain/small bs=64K count=4 oflag=direct status=none || fail "dd 64 KiB writes"
-u1=$(lane_count /mnt/plain udp ios)
-r2=$(lane_count /mnt/plain rdma ios)
+u0=$(lane_count /tmp/mnt/plain udp ios)
+dd if="$SRC" of=/tmp/mnt/plain/small bs=64K count=4 oflag=direct status=none || fail "dd 64 KiB writes"
+u1=$(lane_count /tmp/mnt/plain udp ios)
+r2=$(lane_count /tmp/mnt/plain rdma ios)
 [ "$r2" = "$r1" ] || fail "64 KiB writes (below 256 KiB) went over RDMA"
 [ $((u1 - u0)) -ge 4 ] || fail "64 KiB writes: only $((u1 - u0)) IOs on UDP"
-dd if=/mnt/plain/big of=/tmp/back.bin bs=1M iflag=direct status=none || fail "dd 1 MiB reads"
+dd if=/tmp/mnt/plain/big of=/tmp/back.bin bs=1M iflag=direct status=none || fail "dd 1 MiB reads"
 cmp "$SRC" /tmp/back.bin || fail "data read back over RDMA differs"
-r3=$(lane_count /mnt/plain rdma ios)
+r3=$(lane_count /tmp/mnt/plain rdma ios)
 [ $((r3 - r2)) -ge 8 ] || fail "8 reads of 1 MiB: only $((r3 - r2)) IOs on RDMA"
-dd if=/mnt/plain/big of=/tmp/back32.bin bs=32K count=16 iflag=direct status=none || fail "dd 32 KiB reads"
-r4=$(lane_count /mnt/plain rdma ios)
+dd if=/tmp/mnt/plain/big of=/tmp/back32.bin bs=32K count=16 iflag=direct status=none || fail "dd 32 KiB reads"
+r4=$(lane_count /tmp/mnt/plain rdma ios)
 [ $((r4 - r3)) -ge 16 ] || fail "32 KiB reads (at the threshold): only $((r4 - r3)) on RDMA"
-u2=$(lane_count /mnt/plain udp ios)
-dd if=/mnt/plain/big of=/tmp/back4.bin bs=4K count=16 iflag=direct status=none || fail "dd 4 KiB reads"
-u3=$(lane_count /mnt/plain udp ios)
-[ "$(lane_count /mnt/plain rdma ios)" = "$r4" ] || fail "4 KiB reads went over RDMA"
+u2=$(lane_count /tmp/mnt/plain udp ios)
+dd if=/tmp/mnt/plain/big of=/tmp/back4.bin bs=4K count=16 iflag=direct status=none || fail "dd 4 KiB reads"
+u3=$(lane_count /tmp/mnt/plain udp ios)
+[ "$(lane_count /tmp/mnt/plain rdma ios)" = "$r4" ] || fail "4 KiB reads went over RDMA"
 [ $((u3 - u2)) -ge 16 ] || fail "4 KiB reads: only $((u3 - u2)) on UDP"
 head -c $((512 * 1024)) "$SRC" | cmp - /tmp/back32.bin || fail "32 KiB reads: data differs"
 head -c $((64 * 1024)) "$SRC" | cmp - /tmp/back4.bin || fail "4 KiB reads: data differs"
-[ "$(reason_count /mnt/plain below_threshold)" -ge 20 ] || fail "below_threshold not counted"
-say "plain: RDMA IOs $(lane_count /mnt/plain rdma ios) ($(lane_count /mnt/plain rdma bytes) bytes), UDP IOs $(lane_count /mnt/plain udp ios)"
+[ "$(reason_count /tmp/mnt/plain below_threshold)" -ge 20 ] || fail "below_threshold not counted"
+say "plain: RDMA IOs $(lane_count /tmp/mnt/plain rdma ios) ($(lane_count /tmp/mnt/plain rdma bytes) bytes), UDP IOs $(lane_count /tmp/mnt/plain udp ios)"
 timeout 30 "$LANEFS" stats
 
 # ---- 2. processes and per-client disable
@@ -157,35 +157,35 @@ cli cluster processes
 HOST=$(hostname)
 cli cluster rdma disable --client "$HOST" || fail "cluster rdma disable --client"
 i=0
-until [ "$(field /mnt/plain rdma_now)" != yes ]; do
+until [ "$(field /tmp/mnt/plain rdma_now)" != yes ]; do
   i=$((i + 1)); [ $i -lt 20 ] || fail "the frontend did not see RDMA disabled for $HOST"; sleep 0.5
 done
-r5=$(lane_count /mnt/plain rdma ios)
-dd if=/mnt/plain/big of=/dev/null bs=1M count=2 iflag=direct status=none || fail "read with RDMA disabled"
-[ "$(lane_count /mnt/plain rdma ios)" = "$r5" ] || fail "RDMA used although disabled for this client"
-[ "$(reason_count /mnt/plain disabled_client)" -ge 2 ] || fail "disabled_client not counted"
+r5=$(lane_count /tmp/mnt/plain rdma ios)
+dd if=/tmp/mnt/plain/big of=/dev/null bs=1M count=2 iflag=direct status=none || fail "read with RDMA disabled"
+[ "$(lane_count /tmp/mnt/plain rdma ios)" = "$r5" ] || fail "RDMA used although disabled for this client"
+[ "$(reason_count /tmp/mnt/plain disabled_client)" -ge 2 ] || fail "disabled_client not counted"
 cli cluster rdma enable --client "$HOST" || fail "cluster rdma enable --client"
 i=0
-until [ "$(field /mnt/plain rdma_now)" = yes ]; do
+until [ "$(field /tmp/mnt/plain rdma_now)" = yes ]; do
   i=$((i + 1)); [ $i -lt 20 ] || fail "the frontend did not see RDMA enabled again"; sleep 0.5
 done
 
 # ---- 3. encrypted: never RDMA
-dd if="$SRC" of=/mnt/enc/big bs=1M count=4 oflag=direct status=none || fail "dd to encrypted"
-dd if=/mnt/enc/big of=/tmp/enc_back.bin bs=1M iflag=direct status=none || fail "dd from encrypted"
+dd if="$SRC" of=/tmp/mnt/enc/big bs=1M count=4 oflag=direct status=none || fail "dd to encrypted"
+dd if=/tmp/mnt/enc/big of=/tmp/enc_back.bin bs=1M iflag=direct status=none || fail "dd from encrypted"
 head -c $((4 * 1024 * 1024)) "$SRC" | cmp - /tmp/enc_back.bin || fail "encrypted data differs"
-[ "$(lane_count /mnt/enc rdma ios)" = 0 ] || fail "encrypted filesystem IO went over RDMA"
-[ "$(reason_count /mnt/enc encrypted)" -ge 8 ] || fail "encrypted reason not counted"
-say "encrypted: RDMA IOs 0, UDP IOs $(lane_count /mnt/enc udp ios)"
+[ "$(lane_count /tmp/mnt/enc rdma ios)" = 0 ] || fail "encrypted filesystem IO went over RDMA"
+[ "$(reason_count /tmp/mnt/enc encrypted)" -ge 8 ] || fail "encrypted reason not counted"
+say "encrypted: RDMA IOs 0, UDP IOs $(lane_count /tmp/mnt/enc udp ios)"
 
 # ---- 4. the client's RDMA link disappears mid-run
-errors0=$(field /mnt/plain errors)
-fb0=$(field /mnt/plain fallbacks)
+errors0=$(field /tmp/mnt/plain errors)
+fb0=$(field /tmp/mnt/plain fallbacks)
 (
   n=0
   while [ $n -lt 12 ]; do
-    dd if="$SRC" of=/mnt/plain/loop bs=1M oflag=direct status=none || exit 10
-    dd if=/mnt/plain/loop of=/tmp/loop_back.bin bs=1M iflag=direct status=none || exit 11
+    dd if="$SRC" of=/tmp/mnt/plain/loop bs=1M oflag=direct status=none || exit 10
+    dd if=/tmp/mnt/plain/loop of=/tmp/loop_back.bin bs=1M iflag=direct status=none || exit 11
     cmp -s "$SRC" /tmp/loop_back.bin || exit 12
     n=$((n + 1))
   done
@@ -195,12 +195,12 @@ sleep 3
 say "deleting rxe1 while IO runs"
 timeout 60 rdma link delete rxe1 || fail "rdma link delete rxe1 (did the client keep the device busy?)"
 wait "$io" || fail "IO failed after the RDMA link was deleted (status $?)"
-fb1=$(field /mnt/plain fallbacks)
-say "after link delete: fallbacks $fb0 -> $fb1, errors $(field /mnt/plain errors)"
-[ "$(field /mnt/plain errors)" = "$errors0" ] || fail "IO errors after the link was deleted"
-[ "$fb1" -gt "$fb0" ] || [ "$(reason_count /mnt/plain unavailable)" -gt 0 ] ||
+fb1=$(field /tmp/mnt/plain fallbacks)
+say "after link delete: fallbacks $fb0 -> $fb1, errors $(field /tmp/mnt/plain errors)"
+[ "$(field /tmp/mnt/plain errors)" = "$errors0" ] || fail "IO errors after the link was deleted"
+[ "$fb1" -gt "$fb0" ] || [ "$(reason_count /tmp/mnt/plain unavailable)" -gt 0 ] ||
   fail "no fallback counted after the link was deleted"
-dd if=/mnt/plain/big of=/tmp/back_after.bin bs=1M iflag=direct status=none || fail "read after link delete"
+dd if=/tmp/mnt/plain/big of=/tmp/back_after.bin bs=1M iflag=direct status=none || fail "read after link delete"
 cmp "$SRC" /tmp/back_after.bin || fail "data after link delete differs"
 timeout 30 "$LANEFS" stats
 say "PASS"
