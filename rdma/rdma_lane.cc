@@ -123,7 +123,7 @@ RdmaLaneImpl::~RdmaLaneImpl() {
     for (auto& c : all)
       if (c->state != ConnState::kDown) drop_locked(c, "lane destroyed");
   }
-  reap_graveyard();
+  reaper_.drain();
   if (listen_id_ != nullptr) rdma_destroy_id(listen_id_);
   mr_cache_.reset();
   pool_mr_.reset();
@@ -174,20 +174,13 @@ void RdmaLaneImpl::run() noexcept {
     }
     // A completion that raced the re-arm is picked up here at the latest.
     drain_cq();
-    reap_graveyard();
   }
 }
 
-void RdmaLaneImpl::reap_graveyard() {
-  std::vector<std::shared_ptr<Conn>> dead;
-  {
-    std::lock_guard lk(mu_);
-    dead.swap(graveyard_);
-  }
-  for (auto& c : dead) {
-    destroy_cm_id(c->id);
-    c->id = nullptr;
-  }
+void RdmaLaneImpl::bury_locked(const std::shared_ptr<Conn>& c) {
+  rdma_cm_id* id = c->id;
+  c->id = nullptr;
+  if (id != nullptr) reaper_.push([c, id] { destroy_cm_id(id); });
 }
 
 std::shared_ptr<RdmaLaneImpl::Conn> RdmaLaneImpl::find_locked(void* context) const {
@@ -225,7 +218,7 @@ void RdmaLaneImpl::drop_locked(const std::shared_ptr<Conn>& c, std::string why) 
   }
   if (c->id != nullptr) {
     rdma_disconnect(c->id);  // QP to error: outstanding WRs flush
-    graveyard_.push_back(c);
+    bury_locked(c);
   }
   conn_cv_.notify_all();
   wake();
@@ -281,7 +274,7 @@ void RdmaLaneImpl::on_connect_request(rdma_cm_event* ev) {
     auto c = std::make_shared<Conn>();
     c->id = id;
     c->state = ConnState::kDown;
-    graveyard_.push_back(c);
+    bury_locked(c);
     return;
   }
   auto c = new_conn_locked(id);
@@ -296,7 +289,7 @@ void RdmaLaneImpl::on_connect_request(rdma_cm_event* ev) {
     rdma_reject(id, nullptr, 0);
     c->state = ConnState::kDown;
     by_serial_.erase(c->serial);
-    graveyard_.push_back(c);
+    bury_locked(c);
     return;
   }
   by_token_[c->token] = c;  // kConnecting until ESTABLISHED; ops wait for it
@@ -401,7 +394,7 @@ Result<uint64_t> RdmaLaneImpl::connect(NetAddr peer) {
       Error e = call_error("rdma_resolve_addr " + peer.to_string(), errno);
       c->state = ConnState::kDown;
       by_serial_.erase(c->serial);
-      graveyard_.push_back(c);
+      bury_locked(c);
       wake();
       return e;
     }

@@ -9,8 +9,8 @@
 // Locking: mu_ guards connections, the op slots and posting to QPs (so a QP
 // is never destroyed under a poster); pool_mu_ guards the buffer free list;
 // the MR cache has its own lock. rdma_cm ids are destroyed only on the lane
-// thread after their events are acked (rdma_destroy_id waits for acks), or
-// by the destructor after the thread stopped.
+// the Reaper thread (rdma_destroy_id may block through CM timewait), once
+// the connection is kDown so nobody posts to its QP any more.
 #pragma once
 
 #include <atomic>
@@ -84,7 +84,7 @@ class RdmaLaneImpl final : public RdmaLane {
   void on_connect_request(rdma_cm_event* ev);
   Status create_qp(rdma_cm_id* id);
   rdma_conn_param conn_param(const WireHello* hello) const;
-  void reap_graveyard();
+  void bury_locked(const std::shared_ptr<Conn>& c);
   void wake() noexcept;
   void drain_cq();
 
@@ -127,7 +127,6 @@ class RdmaLaneImpl final : public RdmaLane {
   std::unordered_map<uint64_t, std::shared_ptr<Conn>> by_token_;  // both directions
   std::unordered_map<uint64_t, std::shared_ptr<Conn>> by_serial_;  // live ones
   uint64_t next_serial_ = 1;
-  std::vector<std::shared_ptr<Conn>> graveyard_;
   std::unique_ptr<Slot[]> slots_;
   uint32_t num_slots_ = 0;
   bool dead_ = false;  // device removed
@@ -136,6 +135,7 @@ class RdmaLaneImpl final : public RdmaLane {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   Counters n_;
+  Reaper reaper_;  // declared last: destroyed (drained) first
 };
 
 }  // namespace lanefs::transport::rdma

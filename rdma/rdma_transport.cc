@@ -105,7 +105,7 @@ RdmaTransport::~RdmaTransport() {
     for (auto& c : all) drop_locked(c, "transport destroyed");
     by_peer_.clear();
   }
-  reap_graveyard();
+  reaper_.drain();
   if (listen_id_ != nullptr) rdma_destroy_id(listen_id_);
   send_mr_.reset();
   std::free(send_mem_);
@@ -140,21 +140,15 @@ void RdmaTransport::run() noexcept {
       uint64_t v;
       (void)!read(wake_fd_, &v, sizeof v);
     }
-    reap_graveyard();
   }
 }
 
-void RdmaTransport::reap_graveyard() {
-  std::vector<std::shared_ptr<Conn>> dead;
-  {
-    std::lock_guard lk(mu_);
-    dead.swap(graveyard_);
-  }
-  for (auto& c : dead) {
-    std::lock_guard lk(mu_);  // the owner thread may be posting to this QP
-    destroy_cm_id(c->id);
-    c->id = nullptr;
-  }
+// Once kDown nobody posts to the QP (tx and reposts check the state under
+// mu_), so the reaper may destroy it without the lock.
+void RdmaTransport::bury_locked(const std::shared_ptr<Conn>& c) {
+  rdma_cm_id* id = c->id;
+  c->id = nullptr;
+  if (id != nullptr) reaper_.push([c, id] { destroy_cm_id(id); });
 }
 
 std::shared_ptr<RdmaTransport::Conn> RdmaTransport::find_locked(Conn* raw) const {
@@ -192,9 +186,7 @@ void RdmaTransport::drop_locked(const std::shared_ptr<Conn>& c, const char* why)
   if (c->id != nullptr) {
     if (c->id->qp != nullptr) by_qp_.erase(c->id->qp->qp_num);
     rdma_disconnect(c->id);
-    graveyard_.push_back(c);
-    const uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof one);
+    bury_locked(c);
   }
   // Stays in by_peer_ (kDown) for a second: datagrams to it are dropped and
   // counted instead of reconnecting on every send.
@@ -253,14 +245,20 @@ std::shared_ptr<RdmaTransport::Conn> RdmaTransport::start_connect_locked(NetAddr
     drop_locked(c, "rdma_create_id failed");
     return c;
   }
-  sockaddr_in src = to_sockaddr(NetAddr{local_.ip, 0});
-  sockaddr_in dst = to_sockaddr(peer);
-  if (rdma_resolve_addr(c->id, local_.ip ? reinterpret_cast<sockaddr*>(&src) : nullptr,
-                        reinterpret_cast<sockaddr*>(&dst), 5000) != 0) {
-    LOG_WARN("rdma transport: rdma_resolve_addr {}: {}", peer.to_string(), strerror(errno));
-    drop_locked(c, "rdma_resolve_addr failed");
-  }
+  if (!resolve_locked(*c)) drop_locked(c, "rdma_resolve_addr failed");
   return c;
+}
+
+bool RdmaTransport::resolve_locked(Conn& c) {
+  ++c.resolve_tries;
+  sockaddr_in src = to_sockaddr(NetAddr{local_.ip, 0});
+  sockaddr_in dst = to_sockaddr(c.peer);
+  if (rdma_resolve_addr(c.id, local_.ip ? reinterpret_cast<sockaddr*>(&src) : nullptr,
+                        reinterpret_cast<sockaddr*>(&dst), kResolveMs) != 0) {
+    LOG_WARN("rdma transport: rdma_resolve_addr {}: {}", c.peer.to_string(), strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 void RdmaTransport::on_connect_request(rdma_cm_event* ev) {
@@ -273,7 +271,7 @@ void RdmaTransport::on_connect_request(rdma_cm_event* ev) {
     rdma_reject(c->id, nullptr, 0);
     c->state = State::kDown;
     by_serial_.erase(c->serial);
-    graveyard_.push_back(c);
+    bury_locked(c);
     return;
   }
   c->peer = NetAddr{hello.listen_ip, hello.listen_port};
@@ -300,7 +298,7 @@ void RdmaTransport::on_connect_request(rdma_cm_event* ev) {
     if (fresh) by_peer_.erase(c->peer);
     c->state = State::kDown;
     by_serial_.erase(c->serial);
-    graveyard_.push_back(c);
+    bury_locked(c);
   }
 }
 
@@ -353,6 +351,10 @@ void RdmaTransport::on_cm_event(rdma_cm_event* ev) {
       drop_locked(c, "device removed");
       break;
     case RDMA_CM_EVENT_ADDR_ERROR:
+      if (c->resolve_tries < kResolveTries && resolve_locked(*c)) break;
+      LOG_WARN("rdma transport: connection to {}: address resolution failed", c->peer.to_string());
+      drop_locked(c, "RDMA_CM_EVENT_ADDR_ERROR");
+      break;
     case RDMA_CM_EVENT_ROUTE_ERROR:
     case RDMA_CM_EVENT_CONNECT_ERROR:
     case RDMA_CM_EVENT_UNREACHABLE:

@@ -58,6 +58,10 @@ class RdmaTransport final : public Transport {
   static constexpr uint32_t kSendBufs = 1024;  // registered send buffers (all peers)
   static constexpr uint32_t kMaxConns = 64;    // recv CQ sized for this many
   static constexpr size_t kMaxPending = 256;   // datagrams queued while connecting
+  // Address resolution: per attempt, and attempts (a cold soft-RoCE
+  // neighbour entry may only resolve when the first attempt times out).
+  static constexpr int kResolveMs = 2000;
+  static constexpr uint32_t kResolveTries = 3;
 
   enum class State : uint8_t { kConnecting, kUp, kDown };
   struct Conn {
@@ -69,6 +73,7 @@ class RdmaTransport final : public Transport {
     uint64_t down_ns = 0;
     uint32_t peer_max = 0;     // the peer's receive limit
     uint32_t sq_outstanding = 0;
+    uint32_t resolve_tries = 0;
     uint8_t* recv_mem = nullptr;
     ibv_mr* recv_mr = nullptr;
     std::deque<std::vector<uint8_t>> pending;
@@ -83,14 +88,15 @@ class RdmaTransport final : public Transport {
   void on_connect_request(rdma_cm_event* ev);
   Status setup_qp(const std::shared_ptr<Conn>& c);
   rdma_conn_param conn_param(const WireHello* hello) const;
-  void reap_graveyard();
 
   // Under mu_.
   std::shared_ptr<Conn> find_locked(Conn* raw) const;
   std::shared_ptr<Conn> by_context_locked(void* context) const;
   std::shared_ptr<Conn> new_conn_locked(rdma_cm_id* id);
   std::shared_ptr<Conn> start_connect_locked(NetAddr peer);
+  bool resolve_locked(Conn& c);
   void drop_locked(const std::shared_ptr<Conn>& c, const char* why);
+  void bury_locked(const std::shared_ptr<Conn>& c);
   void flush_pending_locked(Conn& c);
   bool post_send_locked(Conn& c, const uint8_t* head, uint32_t head_len, const uint8_t* body,
                         uint32_t body_len);
@@ -119,7 +125,6 @@ class RdmaTransport final : public Transport {
   std::unordered_map<uint32_t, std::shared_ptr<Conn>> by_qp_;
   std::unordered_map<uint64_t, std::shared_ptr<Conn>> by_serial_;  // not yet dropped
   uint64_t next_serial_ = 1;
-  std::vector<std::shared_ptr<Conn>> graveyard_;
   std::vector<Conn*> with_pending_;
   // Receive buffers handed out by the last rx_burst, reposted by the next.
   std::vector<std::pair<std::shared_ptr<Conn>, uint32_t>> held_;
@@ -127,6 +132,7 @@ class RdmaTransport final : public Transport {
 
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  Reaper reaper_;  // declared last: destroyed (drained) first
 };
 
 }  // namespace lanefs::transport::rdma

@@ -9,9 +9,14 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/net_addr.h"
 #include "common/result.h"
@@ -67,6 +72,50 @@ inline void destroy_cm_id(rdma_cm_id* id) noexcept {
   if (id->qp != nullptr) rdma_destroy_qp(id);
   rdma_destroy_id(id);
 }
+
+// Runs teardown work (rdma_destroy_qp/rdma_destroy_id of dropped
+// connections) on its own thread: rdma_destroy_id can block until the IB CM
+// leaves timewait (seconds), which must stall neither the thread reading
+// rdma_cm events nor a caller. drain() runs what is queued and stops.
+class Reaper {
+ public:
+  Reaper() : thread_([this] { run(); }) {}
+  ~Reaper() { drain(); }
+  void push(std::function<void()> fn) {
+    {
+      std::lock_guard lk(mu_);
+      work_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+  void drain() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return stop_ || !work_.empty(); });
+      if (work_.empty()) return;  // stop_ and nothing left
+      auto batch = std::move(work_);
+      work_.clear();
+      lk.unlock();
+      for (auto& fn : batch) fn();
+      lk.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> work_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 // Private data of a connect request (client -> server) and of the accept
 // (server -> client). 32 bytes: fits the 56 bytes rdma_cm leaves for RC.
