@@ -6,6 +6,7 @@
 
 #include "transport/fault_transport.h"
 #include "transport/loopback/loopback_transport.h"
+#include "transport/rdma_lane.h"
 #include "transport/udp/udp_transport.h"
 
 namespace lanefs::transport {
@@ -109,8 +110,11 @@ Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config)
     // Not built yet: callers get a clear "not supported" rather than an #ifdef.
     case TransportKind::kDpdk:
       return make_error(Errc::kNotSupported, "DPDK lane not built");
-    case TransportKind::kRdma:
-      return make_error(Errc::kNotSupported, "RDMA lane not built");
+    case TransportKind::kRdma: {
+      // lanefs_rdma (or its stub without rdma-core: kNotSupported).
+      LANEFS_ASSIGN_OR_RETURN(t, make_rdma_transport(config));
+      break;
+    }
     default:
       return make_error(Errc::kInvalid,
                         "unknown transport kind " + std::to_string(static_cast<int>(config.kind)));
