@@ -133,6 +133,14 @@ RdmaLaneImpl::~RdmaLaneImpl() {
   pd_.reset();
   if (wake_fd_ >= 0) close(wake_fd_);
   cm_channel_.reset();
+  if (dead_) {
+    // librdmacm keeps its own context of a device open after the last id on
+    // it is gone; a soft-RoCE (or any driver without disassociate support)
+    // device cannot finish unregistering while that file is open. Listing
+    // the devices makes librdmacm notice the removal and close it.
+    int n = 0;
+    if (ibv_context** list = rdma_get_devices(&n)) rdma_free_devices(list);
+  }
 }
 
 void RdmaLaneImpl::wake() noexcept {

@@ -44,6 +44,10 @@ class RdmaLaneImpl final : public RdmaLane {
                      const RemoteBuffer& src) override;
   Result<std::shared_ptr<MemRegion>> register_cached(void* addr, size_t len) override;
   RdmaLaneStats stats() const override;
+  bool alive() const noexcept override {
+    std::lock_guard lk(mu_);
+    return !dead_;
+  }
 
   // Returns a leased buffer to the pool (called by the buffer's destructor).
   void release_buffer(uint32_t index) noexcept;

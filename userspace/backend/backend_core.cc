@@ -80,6 +80,9 @@ Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
 BackendCore::~BackendCore() { stop(); }
 
 Status BackendCore::start() {
+  // The RDMA lane first: the map advertises it before the first request.
+  LANEFS_TRY(start_rdma());
+  advertise_rdma();
   rpc::ServerOptions so;
   so.transport.kind = transport::TransportKind::kUdp;
   so.transport.bind = opts_.listen;
@@ -101,8 +104,6 @@ Status BackendCore::start() {
   co.name = "peer:" + opts_.name;
   co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
-  LANEFS_TRY(start_rdma());
-  advertise_rdma();
   refresher_ = std::thread([this] { refresh_loop(); });
   LOG_INFO("lanefsd '{}' (uuid {:016x}) serving on {}", opts_.name, uuid_,
            server_->local_addr().to_string());
@@ -113,8 +114,9 @@ Status BackendCore::start_rdma() {
   if (opts_.rdma == BackendOptions::Rdma::kOff) return ok_status();
   transport::RdmaLaneConfig rc;
   rc.listen = true;
-  // rdma_cm ports are a separate (TCP) space: reuse the UDP port number.
-  rc.bind = server_->local_addr();
+  // rdma_cm ports are a separate (TCP) space: reuse the UDP port number
+  // (port 0: rdma_cm picks one).
+  rc.bind = opts_.listen;
   auto lane = transport::make_rdma_lane(rc);
   if (!lane.ok() && lane.code() != Errc::kNotSupported && lane.code() != Errc::kNotFound) {
     rc.bind.port = 0;  // that port is taken on the RDMA side: any port

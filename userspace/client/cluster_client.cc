@@ -32,7 +32,7 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   if (c->opts_.rdma) {
     std::string why;
     c->rdma_ = RdmaPath::open(ro.transport.bind.ip, &why);
-    if (c->rdma_->lane()) LOG_INFO("RDMA lane on {}", c->rdma_->describe());
+    if (c->rdma_->lane() != nullptr) LOG_INFO("RDMA lane on {}", c->rdma_->describe());
     else LOG_INFO("no RDMA lane: {}", why);
   }
   return c;
@@ -284,6 +284,7 @@ struct ClusterClient::RdmaPiece {
   uint64_t offset = 0;  // file offset
   uint32_t len = 0;
   size_t pos = 0;       // offset in the caller's buffer
+  std::shared_ptr<transport::RdmaLane> lane;   // keeps the lane alive while buf lives
   std::unique_ptr<transport::RdmaBuffer> buf;  // set: this piece goes over RDMA
   proto::RdmaDesc desc;
   Status status;
@@ -314,16 +315,19 @@ std::vector<ClusterClient::RdmaPiece> split_pieces(const proto::ClusterMap& m, u
 // Gives the piece a registered buffer and the owner's connection token;
 // false (piece stays on UDP) when the RDMA lane cannot take it now.
 bool ClusterClient::prepare_rdma(RdmaPiece& p) {
-  if (!rdma_ || !rdma_->lane()) return false;
+  if (!rdma_) return false;
+  auto lane = rdma_->lane();
+  if (!lane) return false;
   auto token = rdma_->token_for(*p.owner);
   if (!token.ok()) return false;
-  auto buf = rdma_->lane()->lease(p.len);
+  auto buf = lane->lease(p.len);
   if (!buf.ok()) {
     rdma_->failed(*p.owner, buf.error());
     return false;
   }
   auto rb = (*buf)->remote(p.len);
   p.desc = proto::RdmaDesc{*token, rb.addr, rb.rkey, rb.len};
+  p.lane = std::move(lane);
   p.buf = std::move(*buf);
   return true;
 }

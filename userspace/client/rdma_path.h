@@ -6,6 +6,9 @@
 // lane policy (rules (a)-(d) in lane_policy.h) for a cluster map.
 // A backend whose RDMA connection or transfer failed is not tried again for
 // a short back-off (the IOs go over UDP meanwhile, reason kUnavailable).
+// When the device itself goes away (the lane reports !alive()), the lane is
+// dropped at once, which releases the device, and re-opened on the same
+// address every back-off period until the device is back.
 //
 // Threading: thread-safe. token_for() may block up to the lane's connect
 // timeout the first time a backend is used.
@@ -29,8 +32,9 @@ class RdmaPath {
   // RDMA support or a device the path stays closed and availability() says
   // why (kNotBuilt, kNoLocalDevice). `why` gets the lane's error text then.
   static std::unique_ptr<RdmaPath> open(uint32_t local_ip, std::string* why = nullptr);
-  // A path over an existing lane (tests).
-  explicit RdmaPath(std::unique_ptr<transport::RdmaLane> lane, NotRdmaReason closed_reason);
+  // A path over an existing lane (tests; local_ip 0: never re-opened).
+  explicit RdmaPath(std::unique_ptr<transport::RdmaLane> lane, NotRdmaReason closed_reason,
+                    uint32_t local_ip = 0);
 
   // Rules (a)-(d) and the back-off: kNone when RDMA may carry IO to every
   // backend of `map` from the client named `client`.
@@ -43,7 +47,9 @@ class RdmaPath {
   // (so the backend can no longer touch our buffers) and starts a back-off.
   void failed(const proto::Member& m, const Error& e);
 
-  transport::RdmaLane* lane() const { return lane_.get(); }
+  // The current lane (nullptr while there is none). Callers keep the
+  // shared_ptr while they use the lane or a buffer leased from it.
+  std::shared_ptr<transport::RdmaLane> lane() const;
   // "rxe1/1 (ethernet)" or why there is no lane.
   std::string describe() const;
 
@@ -54,10 +60,16 @@ class RdmaPath {
     uint64_t token = 0;
     uint64_t retry_after_ns = 0;
   };
-  std::unique_ptr<transport::RdmaLane> lane_;
-  NotRdmaReason closed_reason_;
-  std::string closed_text_;
+  // Drops a dead lane and, after the back-off, tries to open a new one.
+  // Called with mu_ held.
+  void check_lane_locked() const;
+
+  uint32_t local_ip_ = 0;
   mutable std::mutex mu_;
+  mutable std::shared_ptr<transport::RdmaLane> lane_;
+  mutable NotRdmaReason closed_reason_;
+  mutable std::string closed_text_;
+  mutable uint64_t reopen_after_ns_ = 0;
   std::map<uint64_t, Peer> peers_;  // by backend uuid
 };
 

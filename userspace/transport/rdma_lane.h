@@ -147,6 +147,12 @@ class RdmaLane {
   virtual Result<std::shared_ptr<MemRegion>> register_cached(void* addr, size_t len) = 0;
 
   virtual RdmaLaneStats stats() const = 0;
+
+  // False once the lane's device was removed (RDMA_CM_EVENT_DEVICE_REMOVAL):
+  // every call then fails. Destroy the lane soon: that releases the device
+  // (a soft-RoCE or hot-unplugged device cannot finish going away while a
+  // process holds it open); make a new lane when the device is back.
+  virtual bool alive() const noexcept = 0;
 };
 
 // Creates a lane on the RDMA device that owns config.bind.ip (or the route's

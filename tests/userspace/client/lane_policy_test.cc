@@ -82,6 +82,7 @@ class DeviceOnlyLane : public transport::RdmaLane {
     return make_error(Errc::kNotSupported, "no device");
   }
   transport::RdmaLaneStats stats() const override { return {}; }
+  bool alive() const noexcept override { return true; }
 
  private:
   transport::RdmaDeviceInfo dev_;

