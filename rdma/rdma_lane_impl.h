@@ -28,6 +28,9 @@
 
 namespace lanefs::transport::rdma {
 
+// Largest RDMA READ work request (larger reads are split; see one_sided).
+inline constexpr uint32_t kMaxReadWr = 256 * 1024;
+
 class RdmaLaneImpl final : public RdmaLane {
  public:
   static Result<std::unique_ptr<RdmaLane>> create(const RdmaLaneConfig& config);

@@ -51,15 +51,16 @@ dd_mbs() {
 # perftest bandwidth in MB/s (BW average column, MB/sec with -F).
 perf_mbs() {
   tool=$1
-  timeout 60 "$tool" -d rxe0 -s 1048576 -D 4 -u 18 -x 1 -F >/tmp/perf_srv.log 2>&1 &
+  size=${2:-1048576}
+  timeout 60 "$tool" -d rxe0 -s "$size" -D 4 -u 18 -x 1 -F >/tmp/perf_srv.log 2>&1 &
   srv=$!
   sleep 1
   n=0
-  until timeout 60 "$tool" -d rxe1 -s 1048576 -D 4 -u 18 -x 1 -F "$A" >/tmp/perf_cli.log 2>&1; do
+  until timeout 60 "$tool" -d rxe1 -s "$size" -D 4 -u 18 -x 1 -F "$A" >/tmp/perf_cli.log 2>&1; do
     n=$((n + 1)); [ $n -lt 5 ] || { cat /tmp/perf_cli.log >&2; fail "$tool"; }; sleep 1
   done
   wait "$srv" || true
-  awk '$1 == 1048576 { print $4 }' /tmp/perf_cli.log | tail -1
+  awk -v s="$size" '$1 == s { print $4 }' /tmp/perf_cli.log | tail -1
 }
 lanefs_rdma_on() { cli cluster rdma "$1" >/dev/null; sleep 2; }  # the frontend sees it within ~1 s
 
@@ -71,6 +72,7 @@ while [ "$r" -le "$ROUNDS" ]; do
   echo "$r	ib_read_bw	$(perf_mbs ib_read_bw)" >>"$OUT"
   echo "$r	lanefs_read_rdma	$(dd_mbs if=$MNT/f of=/dev/null iflag=direct)" >>"$OUT"
   echo "$r	ib_write_bw	$(perf_mbs ib_write_bw)" >>"$OUT"
+  echo "$r	ib_read_bw_256k	$(perf_mbs ib_read_bw 262144)" >>"$OUT"
   lanefs_rdma_on disable
   echo "$r	lanefs_write_udp	$(dd_mbs if=/tmp/bench_src.bin of=$MNT/f oflag=direct)" >>"$OUT"
   echo "$r	lanefs_read_udp	$(dd_mbs if=$MNT/f of=/dev/null iflag=direct)" >>"$OUT"

@@ -20,12 +20,14 @@ med = {k: statistics.median(v) for k, v in rows.items() if v}
 n = max((len(v) for v in rows.values()), default=0)
 print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, qemu TCG guest (Debian 6.1 kernel, 2 vCPUs), "
       f"rxe0/rxe1 on a veth, 1 MiB IOs, {n} interleaved rounds, medians (MB/s):\n")
-print("| test | MB/s | ratio |")
+print("| test | MB/s | ratios |")
 print("|---|---|---|")
 def ratio(a, b):
     return f"{med[a] / med[b]:.2f}× {b}" if a in med and b in med and med[b] > 0 else "-"
-for k, base in [("ib_read_bw", None), ("lanefs_read_rdma", "ib_read_bw"), ("lanefs_read_udp", "lanefs_read_rdma"),
-                ("ib_write_bw", None), ("lanefs_write_rdma", "ib_write_bw"), ("lanefs_write_udp", "lanefs_write_rdma")]:
+for k, bases in [("ib_read_bw", []), ("ib_read_bw_256k", []), ("ib_write_bw", []),
+                 ("lanefs_read_rdma", ["ib_read_bw", "ib_write_bw", "lanefs_read_udp"]),
+                 ("lanefs_write_rdma", ["ib_write_bw", "ib_read_bw_256k", "lanefs_write_udp"]),
+                 ("lanefs_read_udp", []), ("lanefs_write_udp", [])]:
     if k in med:
-        print(f"| {k} | {med[k]:.1f} | {ratio(k, base) if base else 'baseline'} |")
+        print(f"| {k} | {med[k]:.1f} | {'; '.join(ratio(k, b) for b in bases) if bases else 'baseline'} |")
 PY

@@ -134,6 +134,33 @@ TEST(Faults, ProcessListingsAndLastUnmountStopsFrontend) {
   EXPECT_EQ(frontend_row.value("container", ""), host_name()) << frontend_row.dump();
   EXPECT_EQ(frontend_row.value("status", ""), "UP") << frontend_row.dump();
 
+  // `lanefs stats`: this host has no RDMA device, so a large IO goes over
+  // UDP and the counters say why.
+  {
+    std::string path = *m + "/stats_probe";
+    std::vector<char> buf(1 << 20, 'x');
+    int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, buf.data(), buf.size()), ssize_t(buf.size()));
+    ASSERT_EQ(::fsync(fd), 0);
+    ::close(fd);
+  }
+  CmdResult st = env.cli({"--json", "stats"});
+  ASSERT_EQ(st.rc, 0) << st.describe();
+  json stats = json::parse(st.out, nullptr, false);
+  ASSERT_TRUE(stats.is_array() && stats.size() == 1) << st.out;
+  const json& s0 = stats[0];
+  EXPECT_EQ(s0.value("target", ""), *m);
+  EXPECT_GE(s0["per_lane"]["udp"].value("ios", 0), 1) << s0.dump();
+  EXPECT_EQ(s0["per_lane"]["rdma"].value("ios", -1), 0) << s0.dump();
+  EXPECT_EQ(s0.value("errors", -1), 0);
+  EXPECT_TRUE(s0["not_rdma"].contains("no_local_device") || s0["not_rdma"].contains("not_built") ||
+              s0["not_rdma"].contains("backend_no_rdma"))
+      << s0.dump();
+  EXPECT_EQ(s0.value("rdma_now", "").rfind("no: ", 0), 0u) << s0.dump();
+  CmdResult st_table = env.cli({"stats"});
+  EXPECT_NE(st_table.out.find("LANE"), std::string::npos) << st_table.out;
+
   // Last unmount: the frontend goes away and `local ps` says stopped.
   ASSERT_OK(env.unmount(*m));
   EXPECT_TRUE(within(10, [&] { return !process_alive(fe); })) << "frontend " << fe << " still alive after the last unmount";

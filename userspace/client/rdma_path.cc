@@ -2,6 +2,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "lanefs/config.h"
 
 namespace lanefs::client {
 
@@ -17,9 +18,9 @@ std::unique_ptr<RdmaPath> RdmaPath::open(uint32_t local_ip, std::string* why) {
   auto lane = open_lane(local_ip);
   if (lane.ok()) return std::make_unique<RdmaPath>(std::move(*lane), NotRdmaReason::kNone, local_ip);
   if (why) *why = lane.error().to_string();
-  auto p = std::make_unique<RdmaPath>(nullptr,
-                                      lane.code() == Errc::kNotSupported ? NotRdmaReason::kNotBuilt
-                                                                         : NotRdmaReason::kNoLocalDevice,
+  // Built with rdma-core, a host without the RDMA stack (no rdma_cm
+  // device file) or without a device on this address is the same to users.
+  auto p = std::make_unique<RdmaPath>(nullptr, LANEFS_HAVE_RDMA ? NotRdmaReason::kNoLocalDevice : NotRdmaReason::kNotBuilt,
                                       local_ip);
   p->closed_text_ = lane.error().to_string();
   p->reopen_after_ns_ = mono_ns() + kBackoffNs;

@@ -53,6 +53,11 @@ for i in all default va vb; do
     fail "sysctl net.ipv4.conf.$i"
 done
 
+# rxe sends through a kernel UDP socket created with the default buffer
+# sizes; bursts of RDMA READ responses overflow them ("Failed sending
+# ACK") and each loss costs a full RC retransmission timeout.
+sysctl -q -w net.core.rmem_default=8388608 net.core.wmem_default=8388608 \
+  net.core.rmem_max=8388608 net.core.wmem_max=8388608 >/dev/null || fail "sysctl net.core buffers"
 links=$(rdma link show)
 echo "$links" | grep -q '^link rxe0/' || rdma link add rxe0 type rxe netdev va || fail "rdma link add rxe0"
 want=1
