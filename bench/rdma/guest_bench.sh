@@ -3,6 +3,7 @@
 # bandwidth of a lanefs mount whose data moves over RDMA (rxe1 -> rxe0), next
 # to perftest's ib_read_bw / ib_write_bw on the same two rxe devices and to
 # the same mount with RDMA disabled (UDP lane), in interleaved rounds.
+# lanefs side: fio, 1 MiB O_DIRECT, 8 IOs in flight (dd if fio is missing).
 # Writes $VM_OUT/rdma_bench.tsv (round, test, MB/s) and prints it.
 # Env: LANEFS_BUILD_DIR (required), BENCH_ROUNDS (3), BENCH_MB (64).
 set -eu
@@ -62,20 +63,35 @@ perf_mbs() {
   wait "$srv" || true
   awk -v s="$size" '$1 == s { print $4 }' /tmp/perf_cli.log | tail -1
 }
+# lanefs bandwidth: fio with 8 IOs in flight (perftest keeps many in flight
+# too); dd (one IO at a time) where fio is missing.
+FIO=$(command -v fio || true)
+lanefs_mbs() {
+  rw=$1
+  if [ -n "$FIO" ]; then
+    "$FIO" --name=b --filename="$MNT/f" --rw="$rw" --bs=1M --direct=1 --ioengine=libaio --iodepth=8 \
+      --size=${MB}M --output-format=json 2>/dev/null |
+      python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(round((j["read"]["bw"]+j["write"]["bw"])*1024/1e6, 1))'
+  elif [ "$rw" = write ]; then
+    dd_mbs if=/tmp/bench_src.bin of="$MNT/f" oflag=direct
+  else
+    dd_mbs if="$MNT/f" of=/dev/null iflag=direct
+  fi
+}
 lanefs_rdma_on() { cli cluster rdma "$1" >/dev/null; sleep 2; }  # the frontend sees it within ~1 s
 
 : >"$OUT"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
   lanefs_rdma_on enable
-  echo "$r	lanefs_write_rdma	$(dd_mbs if=/tmp/bench_src.bin of=$MNT/f oflag=direct)" >>"$OUT"
+  echo "$r	lanefs_write_rdma	$(lanefs_mbs write)" >>"$OUT"
   echo "$r	ib_read_bw	$(perf_mbs ib_read_bw)" >>"$OUT"
-  echo "$r	lanefs_read_rdma	$(dd_mbs if=$MNT/f of=/dev/null iflag=direct)" >>"$OUT"
+  echo "$r	lanefs_read_rdma	$(lanefs_mbs read)" >>"$OUT"
   echo "$r	ib_write_bw	$(perf_mbs ib_write_bw)" >>"$OUT"
   echo "$r	ib_read_bw_256k	$(perf_mbs ib_read_bw 262144)" >>"$OUT"
   lanefs_rdma_on disable
-  echo "$r	lanefs_write_udp	$(dd_mbs if=/tmp/bench_src.bin of=$MNT/f oflag=direct)" >>"$OUT"
-  echo "$r	lanefs_read_udp	$(dd_mbs if=$MNT/f of=/dev/null iflag=direct)" >>"$OUT"
+  echo "$r	lanefs_write_udp	$(lanefs_mbs write)" >>"$OUT"
+  echo "$r	lanefs_read_udp	$(lanefs_mbs read)" >>"$OUT"
   r=$((r + 1))
 done
 lanefs_rdma_on enable

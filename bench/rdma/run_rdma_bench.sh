@@ -19,7 +19,7 @@ for line in open(sys.argv[1]):
 med = {k: statistics.median(v) for k, v in rows.items() if v}
 n = max((len(v) for v in rows.values()), default=0)
 print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, qemu TCG guest (Debian 6.1 kernel, 2 vCPUs), "
-      f"rxe0/rxe1 on a veth, 1 MiB IOs, {n} interleaved rounds, medians (MB/s):\n")
+      f"rxe0/rxe1 on a veth, 1 MiB IOs (lanefs: fio O_DIRECT, iodepth 8, forcedirect mount), {n} interleaved rounds, medians (MB/s):\n")
 print("| test | MB/s | ratios |")
 print("|---|---|---|")
 def ratio(a, b):
