@@ -180,7 +180,11 @@ say "encrypted: RDMA IOs 0, UDP IOs $(lane_count /tmp/mnt/enc udp ios)"
 
 # ---- 4. the client's RDMA link disappears mid-run
 errors0=$(field /tmp/mnt/plain errors)
-fb0=$(field /tmp/mnt/plain fallbacks)
+off_rdma() {  # IOs kept off RDMA because of the lost device (or redone on UDP)
+  echo $(($(reason_count /tmp/mnt/plain fallback) + $(reason_count /tmp/mnt/plain unavailable) +
+          $(reason_count /tmp/mnt/plain no_local_device)))
+}
+off0=$(off_rdma)
 (
   n=0
   while [ $n -lt 12 ]; do
@@ -195,12 +199,16 @@ sleep 3
 say "deleting rxe1 while IO runs"
 timeout 60 rdma link delete rxe1 || fail "rdma link delete rxe1 (did the client keep the device busy?)"
 wait "$io" || fail "IO failed after the RDMA link was deleted (status $?)"
-fb1=$(field /tmp/mnt/plain fallbacks)
-say "after link delete: fallbacks $fb0 -> $fb1, errors $(field /tmp/mnt/plain errors)"
+say "after link delete: fallbacks $(field /tmp/mnt/plain fallbacks), IOs kept off RDMA $off0 -> $(off_rdma), errors $(field /tmp/mnt/plain errors)"
 [ "$(field /tmp/mnt/plain errors)" = "$errors0" ] || fail "IO errors after the link was deleted"
-[ "$fb1" -gt "$fb0" ] || [ "$(reason_count /tmp/mnt/plain unavailable)" -gt 0 ] ||
-  fail "no fallback counted after the link was deleted"
+[ "$(off_rdma)" -gt "$off0" ] || fail "no IO moved to UDP after the link was deleted"
+# From now on large IO takes UDP, and says why.
+r_before=$(lane_count /tmp/mnt/plain rdma ios)
+nl_before=$(reason_count /tmp/mnt/plain no_local_device)
 dd if=/tmp/mnt/plain/big of=/tmp/back_after.bin bs=1M iflag=direct status=none || fail "read after link delete"
 cmp "$SRC" /tmp/back_after.bin || fail "data after link delete differs"
+[ "$(lane_count /tmp/mnt/plain rdma ios)" = "$r_before" ] || fail "RDMA used after its device was deleted"
+[ "$(reason_count /tmp/mnt/plain no_local_device)" -ge $((nl_before + 8)) ] ||
+  fail "large reads after the link delete not counted as no_local_device"
 timeout 30 "$LANEFS" stats
 say "PASS"
