@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "transport/dpdk/dpdk_transport.h"
 #include "transport/fault_transport.h"
 #include "transport/loopback/loopback_transport.h"
 #include "transport/rdma_lane.h"
@@ -107,9 +108,11 @@ Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config)
       LANEFS_ASSIGN_OR_RETURN(t, LoopbackTransport::create(config));
       break;
     }
-    // Not built yet: callers get a clear "not supported" rather than an #ifdef.
-    case TransportKind::kDpdk:
-      return make_error(Errc::kNotSupported, "DPDK lane not built");
+    case TransportKind::kDpdk: {
+      // lanefs_dpdk (or its stub without libdpdk: kNotSupported).
+      LANEFS_ASSIGN_OR_RETURN(t, dpdk::create_dpdk_transport(config));
+      break;
+    }
     case TransportKind::kRdma: {
       // lanefs_rdma (or its stub without rdma-core: kNotSupported).
       LANEFS_ASSIGN_OR_RETURN(t, make_rdma_transport(config));

@@ -127,6 +127,23 @@ struct FaultConfig {
 // Parses "drop=10,dup=5,reorder=2,corrupt=1,delay=5,delay_us=2000,seed=7".
 Result<FaultConfig> parse_fault_config(std::string_view text);
 
+// The DPDK lane (transport/dpdk/): one port driven from user space with its
+// own Ethernet/IPv4/UDP and ARP. Address fields are host order.
+struct DpdkConfig {
+  // A DPDK device: a virtual device spec ("net_tap0,iface=dtap0",
+  // "net_memif0,role=server,socket=/run/x.sock", "net_af_packet0,iface=eth1")
+  // or a PCI address.
+  std::string port;
+  uint32_t ip = 0;           // this endpoint's address on the port
+  uint8_t prefix_bits = 24;  // its subnet
+  uint32_t gateway = 0;      // next hop for peers outside the subnet (0: none)
+  // Sleep on RX interrupts (dedicated_mode=none) instead of busy polling
+  // (dedicated_mode=full). kNotSupported when the driver has none.
+  bool interrupt_mode = false;
+  bool no_huge = true;       // EAL --no-huge (anonymous memory)
+  uint32_t memory_mb = 256;  // EAL -m
+};
+
 struct TransportConfig {
   TransportKind kind = TransportKind::kUdp;
   // Address to bind (UDP: ip and port, port 0 = any free port).
@@ -141,6 +158,8 @@ struct TransportConfig {
   FaultConfig faults;
   // Socket buffer size hint in bytes for kernel transports (0 = 8 MiB).
   uint32_t socket_buffer = 0;
+  // kDpdk only (bind.port is the UDP port; bind.ip must equal dpdk.ip or be 0).
+  DpdkConfig dpdk;
 };
 
 // Creates a transport. Lanes not built in (or not yet implemented) fail with

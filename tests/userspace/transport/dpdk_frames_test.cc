@@ -1,0 +1,89 @@
+// The DPDK lane's pure parts: ARP packets and table, IPv4/UDP framing.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "transport/dpdk/frames.h"
+
+namespace lanefs::transport::dpdk {
+namespace {
+
+constexpr Mac kA = {0x02, 0, 0, 0, 0, 0x0a}, kB = {0x02, 0, 0, 0, 0, 0x0b};
+constexpr uint32_t kIpA = 0xc0000201, kIpB = 0xc0000202;
+
+TEST(DpdkFrames, ArpRequestAndReplyRoundTrip) {
+  uint8_t f[kArpFrame];
+  build_arp(1, kBroadcastMac, kA, kIpA, Mac{}, kIpB, f);
+  // Ethernet: broadcast destination, our source, type 0x0806.
+  EXPECT_EQ(f[0], 0xff);
+  EXPECT_EQ(f[11], 0x0a);
+  EXPECT_EQ(f[12], 0x08);
+  EXPECT_EQ(f[13], 0x06);
+  auto p = parse_arp(f);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->op, 1);
+  EXPECT_EQ(p->sender_mac, kA);
+  EXPECT_EQ(p->sender_ip, kIpA);
+  EXPECT_EQ(p->target_ip, kIpB);
+  build_arp(2, kA, kB, kIpB, kA, kIpA, f);
+  p = parse_arp(f);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->op, 2);
+  EXPECT_EQ(p->sender_mac, kB);
+  EXPECT_EQ(p->target_mac, kA);
+  // Not ARP, or truncated: rejected.
+  f[13] = 0x00;
+  EXPECT_FALSE(parse_arp(f).has_value());
+  EXPECT_FALSE(parse_arp(std::span<const uint8_t>(f, 20)).has_value());
+}
+
+TEST(DpdkFrames, ArpTableLearnExpireRefreshAndChange) {
+  ArpTable t(1000, 100);  // ttl 1000 ns, retry 100 ns
+  EXPECT_FALSE(t.lookup(kIpB, 0).has_value());
+  EXPECT_TRUE(t.should_request(kIpB, 0));
+  EXPECT_FALSE(t.should_request(kIpB, 50));  // within the retry period
+  EXPECT_TRUE(t.should_request(kIpB, 150));
+  EXPECT_TRUE(t.learn(kIpB, kB, 200));
+  EXPECT_EQ(t.lookup(kIpB, 300), kB);
+  EXPECT_FALSE(t.should_request(kIpB, 300));
+  EXPECT_FALSE(t.learn(kIpB, kB, 300));  // same MAC: not a change
+  EXPECT_FALSE(t.should_refresh(kIpB, 400));
+  EXPECT_TRUE(t.should_refresh(kIpB, 800));  // past half its lifetime
+  EXPECT_FALSE(t.should_refresh(kIpB, 850));
+  EXPECT_EQ(t.lookup(kIpB, 1299), kB);
+  EXPECT_FALSE(t.lookup(kIpB, 1300).has_value());  // expired
+  EXPECT_TRUE(t.learn(kIpB, kA, 1400));            // the peer's MAC changed
+  EXPECT_EQ(t.lookup(kIpB, 1401), kA);
+}
+
+TEST(DpdkFrames, UdpHeadersAndChecksum) {
+  std::vector<uint8_t> f(kUdpFrameOverhead + 5);
+  build_udp_headers(kB, kA, kIpA, kIpB, 40000, 14000, 5, 7, f.data());
+  std::memcpy(f.data() + kUdpFrameOverhead, "hello", 5);
+  // The IPv4 header checksums to zero, total length 33, DF set.
+  EXPECT_EQ(ipv4_checksum(f.data() + kEthHeader, kIpHeader), 0);
+  EXPECT_EQ(f[kEthHeader + 2] << 8 | f[kEthHeader + 3], 33);
+  auto u = parse_udp(f);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->src_ip, kIpA);
+  EXPECT_EQ(u->dst_ip, kIpB);
+  EXPECT_EQ(u->src_port, 40000);
+  EXPECT_EQ(u->dst_port, 14000);
+  EXPECT_EQ(std::string(u->payload.begin(), u->payload.end()), "hello");
+  // A known header (RFC 1071 example style): checksum of a fixed header.
+  const uint8_t hdr[20] = {0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
+                           0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7};
+  EXPECT_EQ(ipv4_checksum(hdr, 20), 0xb861);
+  // Corrupt header or a fragment: rejected.
+  auto bad = f;
+  bad[kEthHeader + 8] ^= 1;
+  EXPECT_FALSE(parse_udp(bad).has_value());
+  bad = f;
+  bad[kEthHeader + 6] = 0x20;  // more fragments
+  EXPECT_FALSE(parse_udp(bad).has_value());
+}
+
+}  // namespace
+}  // namespace lanefs::transport::dpdk
