@@ -124,7 +124,8 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
                                                                      const client::MountOptions& o) {
   std::string key;
   for (const auto& b : src.backends) key += b.to_string() + ",";
-  key += "|" + std::to_string(o.response_timeout_secs) + "|" + std::to_string(o.local_ip);
+  key += "|" + std::to_string(o.response_timeout_secs) + "|" + std::to_string(o.local_ip) + "|" +
+         o.net.to_string() + (o.dedicated_full ? "|full" : "|none");
   {
     std::lock_guard lk(mu_);
     auto it = clusters_.find(key);
@@ -137,6 +138,15 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   co.name = "frontend:" + host_name();
   co.bind = NetAddr{o.local_ip, 0};
   co.rdma = true;  // the lane policy decides per IO whether RDMA is used
+  if (!o.net.udp) {
+    transport::DpdkConfig d;
+    d.port = o.net.dpdk_port;
+    d.ip = o.net.ip;
+    d.prefix_bits = o.net.prefix_bits;
+    d.gateway = o.net.gateway;
+    d.interrupt_mode = !o.dedicated_full;
+    co.dpdk = d;
+  }
   LANEFS_ASSIGN_OR_RETURN(auto c, client::ClusterClient::connect(co));
   std::shared_ptr<client::ClusterClient> shared = std::move(c);
   std::lock_guard lk(mu_);
@@ -284,11 +294,12 @@ void Frontend::heartbeat_loop() {
       if (!leader) continue;
       proto::ClientInfo ci = self_info(nr.second);
       ci.mounts = nr.first;
+      ci.network = c->client->lane();
       // This client uses RDMA when the policy's cluster/host rules allow it
       // (a short back-off after a failure does not change that).
       auto avail = c->client->rdma_availability(ci.hostname);
       if (avail == client::NotRdmaReason::kNone || avail == client::NotRdmaReason::kUnavailable)
-        ci.network = "UDP / RDMA";
+        ci.network += " / RDMA";
       ci.ips = {NetAddr{source_ip_for(leader->addr), 0}.ip_string()};
       auto r = rpc::call_typed<rpc::I64>(c->client->rpc(), leader->addr, proto::Op::kClientHeartbeat, ci,
                                          2'000'000'000ull);

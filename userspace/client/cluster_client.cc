@@ -27,7 +27,28 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   ro.transport.faults = c->opts_.faults;
   ro.name = c->opts_.name;
   ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
-  LANEFS_ASSIGN_OR_RETURN(c->rpc_, rpc::RpcClient::create(ro));
+  if (c->opts_.dpdk) {
+    rpc::ClientOptions dro = ro;
+    dro.transport.kind = transport::TransportKind::kDpdk;
+    dro.transport.dpdk = *c->opts_.dpdk;
+    dro.transport.bind = NetAddr{c->opts_.dpdk->ip, 0};
+    auto r = rpc::RpcClient::create(dro);
+    if (r.ok()) {
+      c->rpc_ = std::move(*r);
+      c->lane_ = "DPDK";
+      ro.transport.bind.ip = c->opts_.dpdk->ip;  // the RDMA device follows the data address
+    } else if (r.code() == Errc::kNotSupported && c->opts_.dpdk->interrupt_mode) {
+      // dedicated_mode=none on a driver without RX interrupts (AWS ENA):
+      // the kernel UDP lane, as WEKA does.
+      c->dpdk_fallback_ = r.error().message;
+      LOG_WARN("DPDK lane not used, kernel UDP instead: {}", c->dpdk_fallback_);
+    } else {
+      return r.error();
+    }
+  }
+  if (!c->rpc_) {
+    LANEFS_ASSIGN_OR_RETURN(c->rpc_, rpc::RpcClient::create(ro));
+  }
   LANEFS_TRY(c->refresh_map());
   if (c->opts_.rdma) {
     std::string why;

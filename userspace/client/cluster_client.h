@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ struct ClusterClientOptions {
   // Open an RDMA lane on the device owning the bound address (frontends);
   // data calls may then move large IOs over RDMA (see read_data/write_data).
   bool rdma = false;
+  // The DPDK lane (mount option net=<dev>/...): datagrams leave through this
+  // DPDK port instead of a kernel UDP socket. In interrupt mode a driver
+  // without RX interrupts falls back to kernel UDP (logged; see lane()).
+  std::optional<transport::DpdkConfig> dpdk;
 };
 
 // How the pieces of one data call travelled (RDMA lane).
@@ -118,6 +123,10 @@ class ClusterClient {
   // (named `client`, its host name): kNone when RDMA may be used.
   NotRdmaReason rdma_availability(const std::string& client) const;
   RdmaPath* rdma_path() const { return rdma_.get(); }
+  // The datagram lane in use: "UDP" or "DPDK" (and why DPDK was not used
+  // when it was asked for: dpdk_fallback_reason()).
+  const std::string& lane() const { return lane_; }
+  const std::string& dpdk_fallback_reason() const { return dpdk_fallback_; }
   Result<proto::ClusterMap> rdma_config(bool enable, const std::string& client);
 
  private:
@@ -135,6 +144,7 @@ class ClusterClient {
   bool prepare_rdma(RdmaPiece& p);
 
   std::unique_ptr<RdmaPath> rdma_;
+  std::string lane_ = "UDP", dpdk_fallback_;
 
   ClusterClientOptions opts_;
   std::unique_ptr<rpc::RpcClient> rpc_;

@@ -6,6 +6,7 @@ std::string_view lane_name(Lane lane) {
   switch (lane) {
     case Lane::kUdp: return "udp";
     case Lane::kRdma: return "rdma";
+    case Lane::kDpdk: return "dpdk";
   }
   return "?";
 }

@@ -25,9 +25,11 @@
 
 namespace lanefs::client {
 
-enum class Lane : uint8_t { kUdp = 0, kRdma = 1 };  // later: kDpdk
-inline constexpr size_t kLaneCount = 2;
-std::string_view lane_name(Lane lane);  // "udp", "rdma"
+// kUdp and kDpdk are the datagram lanes (whichever the mount uses carries
+// every IO that does not take RDMA); kRdma moves large IO data.
+enum class Lane : uint8_t { kUdp = 0, kRdma = 1, kDpdk = 2 };
+inline constexpr size_t kLaneCount = 3;
+std::string_view lane_name(Lane lane);  // "udp", "rdma", "dpdk"
 
 // Why an IO did not take the RDMA lane (kNone: it did). Order is the order
 // the rules are checked in; the first that applies is reported.

@@ -77,8 +77,11 @@ LaneRequest MountFs::lane_request(IoDir dir, uint64_t bytes) const {
 // What the IO actually took: an RDMA choice whose pieces all fell back is
 // counted on UDP with reason kFallback.
 LaneChoice MountFs::settle(LaneChoice chosen, const DataIoInfo& info) {
+  // The datagram lane is whatever this mount's cluster connection uses.
+  Lane datagram = cluster_->lane() == "DPDK" ? Lane::kDpdk : Lane::kUdp;
+  if (chosen.lane == Lane::kUdp) chosen.lane = datagram;
   if (chosen.lane != Lane::kRdma || info.fallback_pieces == 0) return chosen;
-  if (info.rdma_pieces == 0) return {Lane::kUdp, NotRdmaReason::kFallback};
+  if (info.rdma_pieces == 0) return {datagram, NotRdmaReason::kFallback};
   lanes_.fallbacks.fetch_add(1, std::memory_order_relaxed);  // partly redone on UDP
   return chosen;
 }

@@ -21,6 +21,23 @@ enum class CacheMode : uint8_t {
 };
 std::string_view cache_mode_name(CacheMode m);
 
+// `net=`: the datagram lane. "udp" (kernel UDP, the default) or a DPDK
+// device with its address: `<dev>/<ip>/<bits>[/<gw>]` where <dev> is a PCI
+// address (0000:03:00.0), a netdev name or MAC backed by a PCI device, or a
+// DPDK virtual device for tests and containers: `tap:<iface>`,
+// `afpacket:<iface>`, `memif:<socket>[:server]`.
+struct NetSpec {
+  bool udp = true;
+  std::string device;     // as given
+  std::string dpdk_port;  // the DPDK device spec it becomes
+  uint32_t ip = 0;
+  uint8_t prefix_bits = 24;
+  uint32_t gateway = 0;
+  std::string to_string() const;  // "udp" or the canonical form
+};
+// sysfs_root: where /sys is (tests use fixture trees).
+Result<NetSpec> parse_net_spec(std::string_view text, const std::string& sysfs_root = "/sys");
+
 struct MountOptions {
   CacheMode cache = CacheMode::kWriteCache;
   bool sync_on_close = false;           // fsync on every close
@@ -31,7 +48,11 @@ struct MountOptions {
   uint32_t connect_timeout_secs = 10;   // reaching a backend at mount time
   uint32_t response_timeout_secs = 60;  // an IO retries this long, then EIO
   uint32_t remove_after_secs = 3600;    // unreachable this long: leave the cluster
-  std::string net = "udp";              // lane: only "udp" so far
+  NetSpec net;                          // lane (see NetSpec)
+  // DPDK lane: "full" polls on a dedicated core, "none" sleeps on RX
+  // interrupts (falls back to UDP, with the reason in the log, when the
+  // driver has none).
+  bool dedicated_full = true;
   std::string key_file;                 // encrypted filesystems: absolute path of the key file
   // Smallest IO that takes the RDMA lane (lane_policy.h, docs/lanes.md).
   uint32_t rdma_read_min = 32 * 1024;

@@ -40,7 +40,8 @@ TEST(MountOptions, DefaultsFollowWeka) {
   EXPECT_EQ(o->connect_timeout_secs, 10u);
   EXPECT_EQ(o->response_timeout_secs, 60u);
   EXPECT_EQ(o->remove_after_secs, 3600u);
-  EXPECT_EQ(o->net, "udp");
+  EXPECT_TRUE(o->net.udp);
+  EXPECT_EQ(o->net.to_string(), "udp");
 }
 
 TEST(MountOptions, ParsesEveryOption) {
@@ -88,7 +89,7 @@ TEST(MountOptions, ErrorsNameTheOption) {
       {"readcache,forcedirect", "forcedirect"},
       {"writecache=1", "writecache"},
       {"net=eth0", "net=eth0"},
-      {"dedicated_mode=full", "dedicated_mode"},
+      {"dedicated_mode=sometimes", "dedicated_mode"},
   };
   for (const auto& c : cases) {
     auto o = parse_mount_options(c.opts);
@@ -117,6 +118,37 @@ TEST(MountOptions, RdmaThresholdsAndLocalIp) {
     auto r = parse_mount_options(bad);
     EXPECT_EQ(r.code(), Errc::kInvalid) << bad;
   }
+}
+
+TEST(MountOptions, NetSpecDpdkDevices) {
+  auto tap = parse_mount_options("net=tap:dtap0/192.0.2.2/28,dedicated_mode=none");
+  ASSERT_OK(tap);
+  EXPECT_FALSE(tap->net.udp);
+  EXPECT_EQ(tap->net.dpdk_port, "net_tap_dtap0,iface=dtap0");
+  EXPECT_EQ(tap->net.ip, 0xc0000202u);
+  EXPECT_EQ(tap->net.prefix_bits, 28);
+  EXPECT_EQ(tap->net.gateway, 0u);
+  EXPECT_FALSE(tap->dedicated_full);
+  EXPECT_NE(tap->to_string().find("net=tap:dtap0/192.0.2.2/28,dedicated_mode=none"), std::string::npos)
+      << tap->to_string();
+  auto gw = parse_net_spec("afpacket:veth1/198.51.100.7/24/198.51.100.1");
+  ASSERT_OK(gw);
+  EXPECT_EQ(gw->dpdk_port, "net_af_packet_veth1,iface=veth1");
+  EXPECT_EQ(gw->gateway, 0xc6336401u);
+  auto memif = parse_net_spec("memif:/run/lanefs/m.sock:server/192.0.2.9/24");
+  ASSERT_OK(memif);
+  EXPECT_EQ(memif->dpdk_port, "net_memif__run_lanefs_m_sock,role=server,socket=/run/lanefs/m.sock");
+  auto pci = parse_net_spec("0000:03:00.1/203.0.113.5/24");
+  ASSERT_OK(pci);
+  EXPECT_EQ(pci->dpdk_port, "0000:03:00.1");
+  EXPECT_TRUE(parse_mount_options("dedicated_mode=full")->dedicated_full);
+  // A netdev that is not a PCI device (here: lo) cannot be driven by DPDK.
+  auto lo = parse_net_spec("lo/192.0.2.2/24");
+  EXPECT_EQ(lo.code(), Errc::kInvalid);
+  EXPECT_NE(lo.error().message.find("not a PCI network device"), std::string::npos) << lo.error().to_string();
+  for (const char* bad : {"net=tap:x/192.0.2.2", "net=tap:x/192.0.2.2/33", "net=tap:x/192.0.2.2/24/nope",
+                          "net=/192.0.2.2/24", "net=memif:rel.sock/192.0.2.2/24", "dedicated_mode=half"})
+    EXPECT_EQ(parse_mount_options(bad).code(), Errc::kInvalid) << bad;
 }
 
 }  // namespace
