@@ -7,19 +7,6 @@
 #include "rdma/rdma_util.h"
 
 namespace lanefs::transport {
-
-std::string_view link_layer_name(LinkLayer l) noexcept {
-  switch (l) {
-    case LinkLayer::kInfiniBand:
-      return "infiniband";
-    case LinkLayer::kEthernet:
-      return "ethernet";
-    case LinkLayer::kNone:
-      break;
-  }
-  return "none";
-}
-
 namespace rdma {
 
 namespace {

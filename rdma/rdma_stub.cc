@@ -4,18 +4,6 @@
 
 namespace lanefs::transport {
 
-std::string_view link_layer_name(LinkLayer l) noexcept {
-  switch (l) {
-    case LinkLayer::kInfiniBand:
-      return "infiniband";
-    case LinkLayer::kEthernet:
-      return "ethernet";
-    case LinkLayer::kNone:
-      break;
-  }
-  return "none";
-}
-
 std::vector<RdmaDeviceInfo> list_rdma_devices() { return {}; }
 
 Result<RdmaDeviceInfo> rdma_device_for_ip(uint32_t) {

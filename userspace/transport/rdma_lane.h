@@ -31,6 +31,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/net_addr.h"
@@ -41,7 +42,15 @@ namespace lanefs::transport {
 
 // Link layer of an RDMA port; the lane policy refuses mixed fabrics.
 enum class LinkLayer : uint8_t { kNone = 0, kInfiniBand = 1, kEthernet = 2 };
-std::string_view link_layer_name(LinkLayer l) noexcept;  // "none", "infiniband", "ethernet"
+// "none", "infiniband", "ethernet"
+inline std::string_view link_layer_name(LinkLayer l) noexcept {
+  switch (l) {
+    case LinkLayer::kInfiniBand: return "infiniband";
+    case LinkLayer::kEthernet: return "ethernet";
+    case LinkLayer::kNone: break;
+  }
+  return "none";
+}
 
 // One RDMA device port as seen by this host.
 struct RdmaDeviceInfo {
