@@ -1,62 +1,30 @@
+// Data path of a DPDK endpoint: one (IP, UDP port) on a shared DpdkPort
+// (dpdk_port.h), driven by its owning loop thread.
 #include "transport/dpdk/dpdk_transport.h"
 
-#include <rte_bus_vdev.h>
-#include <rte_dev.h>
-#include <rte_eal.h>
-#include <rte_errno.h>
 #include <rte_ethdev.h>
-#include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <deque>
 #include <map>
-#include <mutex>
-#include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "transport/dpdk/frames.h"
+#include "transport/dpdk/dpdk_port.h"
 
 namespace lanefs::transport::dpdk {
 namespace {
 
-constexpr uint16_t kRing = 512;
 constexpr uint32_t kBurst = 32;
 constexpr size_t kPendingPerPeer = 64;
-
-Error dpdk_error(const std::string& call, int err) {
-  if (err < 0) err = -err;
-  return make_error(Errc::kSystem, "dpdk: " + call + ": " + rte_strerror(err));
-}
-
-// EAL once per process; the first config decides its memory options.
-Status ensure_eal(const DpdkConfig& c) {
-  static std::mutex mu;
-  static bool done = false;
-  static Status result;
-  std::lock_guard lk(mu);
-  if (done) return result;
-  done = true;
-  // One lcore (the loop thread drives the port; EAL starts no workers), no
-  // runtime files shared with other DPDK processes.
-  std::vector<std::string> args = {"lanefs", "-l", "0", "--no-pci", "--no-telemetry",
-                                   "--log-level=lib.*:error", "-m", std::to_string(c.memory_mb)};
-  if (c.no_huge) {
-    args.push_back("--no-huge");
-    args.push_back("--no-shconf");
-  } else {
-    args.push_back("--in-memory");
-  }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
-    result = dpdk_error("rte_eal_init", rte_errno);
-  return result;
-}
+// Datagrams held for a peer that does not answer ARP are dropped after
+// this (the RPC layer resends; has_pending() must go false for a dead peer).
+constexpr uint64_t kPendingMaxNs = 3'000'000'000ull;
 
 class Region final : public MemRegion {
  public:
@@ -66,94 +34,85 @@ class Region final : public MemRegion {
 class DpdkTransport final : public Transport {
  public:
   ~DpdkTransport() override {
+    if (attached_) port_->detach(&inbox_);
     free_held();
-    if (started_) {
-      rte_eth_dev_stop(port_);
-      rte_eth_dev_close(port_);
-    }
-    if (pool_) rte_mempool_free(pool_);
-    if (poll_fd_ >= 0) close(poll_fd_);
+    for (rte_mbuf* m : inbox_.mbufs) rte_pktmbuf_free(m);
+    inbox_.mbufs.clear();
+    if (epoll_fd_ >= 0) close(epoll_fd_);
+    if (inbox_.event_fd >= 0) close(inbox_.event_fd);
+    port_.reset();  // the last endpoint closes the port
   }
 
   Status init(const TransportConfig& config) {
     cfg_ = config.dpdk;
-    if (cfg_.port.empty()) return make_error(Errc::kInvalid, "dpdk: no port given");
     if (cfg_.ip == 0) return make_error(Errc::kInvalid, "dpdk: no IP address for port " + cfg_.port);
     if (config.bind.ip != 0 && config.bind.ip != cfg_.ip)
       return make_error(Errc::kInvalid, "dpdk: bind address differs from the port's address");
-    local_ = NetAddr{cfg_.ip, config.bind.port != 0 ? config.bind.port : uint16_t(40000 + (getpid() % 20000))};
-    LANEFS_TRY(ensure_eal(cfg_));
-    std::string name = cfg_.port.substr(0, cfg_.port.find(','));
-    if (rte_eth_dev_get_port_by_name(name.c_str(), &port_) != 0) {
-      if (int rc = rte_dev_probe(cfg_.port.c_str()); rc < 0) return dpdk_error("rte_dev_probe " + cfg_.port, rc);
-      if (rte_eth_dev_get_port_by_name(name.c_str(), &port_) != 0)
-        return make_error(Errc::kNotFound, "dpdk: no ethdev named " + name + " after probing " + cfg_.port);
-    }
-    rte_eth_dev_info info;
-    if (int rc = rte_eth_dev_info_get(port_, &info); rc != 0) return dpdk_error("rte_eth_dev_info_get", rc);
-    driver_ = info.driver_name ? info.driver_name : "?";
-    rte_eth_conf conf{};
-    conf.intr_conf.rxq = cfg_.interrupt_mode ? 1 : 0;
-    if (int rc = rte_eth_dev_configure(port_, 1, 1, &conf); rc != 0) {
-      if (cfg_.interrupt_mode)
-        return make_error(Errc::kNotSupported, "dpdk: driver " + driver_ + " of " + name +
-                                                   " has no RX interrupts (" + rte_strerror(-rc) + ")");
-      return dpdk_error("rte_eth_dev_configure", rc);
-    }
-    std::string pool_name = "lanefs_" + std::to_string(port_);
-    pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), 4095, 128, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                    static_cast<int>(rte_socket_id()));
-    if (!pool_) return dpdk_error("rte_pktmbuf_pool_create", rte_errno);
-    int socket = rte_eth_dev_socket_id(port_);
-    if (int rc = rte_eth_rx_queue_setup(port_, 0, kRing, socket < 0 ? 0 : socket, nullptr, pool_); rc != 0)
-      return dpdk_error("rte_eth_rx_queue_setup", rc);
-    if (int rc = rte_eth_tx_queue_setup(port_, 0, kRing, socket < 0 ? 0 : socket, nullptr); rc != 0)
-      return dpdk_error("rte_eth_tx_queue_setup", rc);
-    if (int rc = rte_eth_dev_start(port_); rc != 0) return dpdk_error("rte_eth_dev_start", rc);
-    started_ = true;
-    rte_ether_addr mac;
-    if (int rc = rte_eth_macaddr_get(port_, &mac); rc != 0) return dpdk_error("rte_eth_macaddr_get", rc);
-    std::memcpy(mac_.data(), mac.addr_bytes, 6);
-    uint16_t mtu = 1500;
-    rte_eth_dev_get_mtu(port_, &mtu);
-    max_dgram_ = config.mtu ? std::min<uint32_t>(config.mtu, mtu - 28u) : mtu - 28u;
-    if (cfg_.interrupt_mode) {
-      intr_fd_ = rte_eth_dev_rx_intr_ctl_q_get_fd(port_, 0);
-      if (intr_fd_ < 0)
-        return make_error(Errc::kNotSupported, "dpdk: driver " + driver_ + " of " + name +
-                                                   " has no RX interrupts (no interrupt fd for queue 0)");
-      // Some drivers (net_tap: the fd is the tap device itself) signal
-      // through the fd alone and have no enable/disable: -ENOTSUP there.
-      int rc = rte_eth_dev_rx_intr_enable(port_, 0);
-      if (rc != 0 && rc != -ENOTSUP)
-        return make_error(Errc::kNotSupported, "dpdk: driver " + driver_ + " of " + name +
-                                                   " has no RX interrupts (rte_eth_dev_rx_intr_enable: " +
-                                                   rte_strerror(-rc) + ")");
-      intr_toggle_ = rc == 0;
-      if (intr_toggle_) rte_eth_dev_rx_intr_disable(port_, 0);
+    LANEFS_ASSIGN_OR_RETURN(port_, DpdkPort::acquire(cfg_));
+    inbox_.ip = cfg_.ip;
+    inbox_.prefix_bits = cfg_.prefix_bits;
+    inbox_.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (inbox_.event_fd < 0) return sys_error("eventfd", errno);
+    if (port_->interrupt_mode()) {
+      // Sleep on the queue's interrupt and on our inbox (another endpoint
+      // may receive our datagrams); an epoll fd is itself pollable.
+      epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+      if (epoll_fd_ < 0) return sys_error("epoll_create1", errno);
+      for (int fd : {port_->interrupt_fd(), inbox_.event_fd}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) return sys_error("epoll_ctl", errno);
+      }
     } else {
-      poll_fd_ = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);  // always readable: the owner polls
-      if (poll_fd_ < 0) return sys_error("eventfd", errno);
+      // Polling: always readable, the owner keeps calling rx_burst.
+      uint64_t one = 1;
+      if (write(inbox_.event_fd, &one, sizeof one) != sizeof one) return sys_error("eventfd write", errno);
     }
-    // Announce ourselves (gratuitous ARP): neighbours update their tables.
-    send_arp(1, kBroadcastMac, mac_, cfg_.ip);
-    LOG_INFO("dpdk lane: port {} ({}, driver {}) mac {} ip {}/{} {} mode, max datagram {}", port_, name,
-             driver_, mac_string(mac_), NetAddr{cfg_.ip, 0}.ip_string(), cfg_.prefix_bits,
-             cfg_.interrupt_mode ? "rx-interrupt" : "polling", max_dgram_);
+    // A fixed port if asked; else the first free one from a per-process
+    // start (several endpoints of one process share the address).
+    uint16_t want = config.bind.port;
+    Status st = make_error(Errc::kExists, "no free UDP port");
+    for (uint32_t i = 0; i < (want ? 1u : 2000u); ++i) {
+      inbox_.udp_port = want ? want : uint16_t(40000 + (getpid() * 7 + i) % 20000);
+      st = port_->attach(&inbox_);
+      if (st.ok() || want) break;
+    }
+    if (!st.ok()) {
+      port_.reset();
+      return st;
+    }
+    attached_ = true;
+    local_ = NetAddr{cfg_.ip, inbox_.udp_port};
+    uint32_t mtu = port_->mtu();
+    max_dgram_ = config.mtu ? std::min<uint32_t>(config.mtu, mtu - 28u) : mtu - 28u;
+    LOG_INFO("dpdk lane: {} on {} ({}), {} mode, max datagram {}", local_.to_string(), port_->name(),
+             port_->driver(), port_->interrupt_mode() ? "rx-interrupt" : "polling", max_dgram_);
     return ok_status();
   }
 
   TransportKind kind() const noexcept override { return TransportKind::kDpdk; }
   NetAddr local_addr() const noexcept override { return local_; }
   uint32_t max_datagram() const noexcept override { return max_dgram_; }
-  int notify_fd() const noexcept override { return cfg_.interrupt_mode ? intr_fd_ : poll_fd_; }
+  int notify_fd() const noexcept override { return epoll_fd_ >= 0 ? epoll_fd_ : inbox_.event_fd; }
   bool has_pending() const noexcept override { return pending_count_ > 0; }
   const TransportStats& stats() const noexcept override { return stats_; }
 
   Status arm_notify() override {
-    if (!cfg_.interrupt_mode || !intr_toggle_ || armed_) return ok_status();
-    if (int rc = rte_eth_dev_rx_intr_enable(port_, 0); rc != 0) return dpdk_error("rte_eth_dev_rx_intr_enable", rc);
-    armed_ = true;
+    if (!port_->interrupt_mode()) return ok_status();
+    LANEFS_TRY(port_->arm());
+    // A datagram that arrived before the interrupt was enabled raised none:
+    // poll once more; if anything is ours, make our fd readable at once.
+    port_->poll(mono_ns());
+    bool waiting;
+    {
+      std::lock_guard lk(inbox_.mu);
+      waiting = !inbox_.mbufs.empty();
+    }
+    if (waiting) {
+      uint64_t one = 1;
+      [[maybe_unused]] ssize_t w = write(inbox_.event_fd, &one, sizeof one);
+    }
     return ok_status();
   }
 
@@ -176,9 +135,9 @@ class DpdkTransport final : public Transport {
           ++stats_.tx_dropped;
           continue;
         }
-        auto mac = next_hop_mac(d.dst.ip, now);
+        auto mac = port_->next_hop_mac(cfg_.ip, d.dst.ip, cfg_.prefix_bits, cfg_.gateway, now);
         if (!mac) {
-          queue_pending(d);
+          queue_pending(d, now);
           continue;
         }
         rte_mbuf* m = frame(*mac, d.dst, d.head, d.head_len, d.body, d.body_len);
@@ -197,118 +156,90 @@ class DpdkTransport final : public Transport {
 
   Result<size_t> rx_burst(std::span<RxDatagram> out) override {
     free_held();
-    if (armed_) {
-      rte_eth_dev_rx_intr_disable(port_, 0);
-      armed_ = false;
-    }
     uint64_t now = mono_ns();
+    if (epoll_fd_ >= 0) {
+      uint64_t v;
+      [[maybe_unused]] ssize_t r = read(inbox_.event_fd, &v, sizeof v);  // clear our wake-up
+    }
+    port_->poll(now);
     flush_pending(now);
-    size_t got = 0;
-    rte_mbuf* in[kBurst];
-    uint16_t want = static_cast<uint16_t>(std::min<size_t>(kBurst, out.size()));
-    uint16_t n = want ? rte_eth_rx_burst(port_, 0, in, want) : 0;
-    for (uint16_t i = 0; i < n; ++i) {
-      rte_mbuf* m = in[i];
+    size_t want = std::min<size_t>(kBurst, out.size());
+    if (want == 0) return size_t{0};
+    rte_mbuf* mine[kBurst];
+    size_t n = 0;
+    bool more;
+    {
+      std::lock_guard lk(inbox_.mu);
+      n = std::min(want, inbox_.mbufs.size());
+      std::copy_n(inbox_.mbufs.begin(), n, mine);
+      inbox_.mbufs.erase(inbox_.mbufs.begin(), inbox_.mbufs.begin() + long(n));
+      more = !inbox_.mbufs.empty();
+    }
+    if (more && epoll_fd_ >= 0) {
+      uint64_t one = 1;  // still datagrams for us: stay readable
+      [[maybe_unused]] ssize_t w = write(inbox_.event_fd, &one, sizeof one);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      rte_mbuf* m = mine[i];
       std::span<const uint8_t> f(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
-      if (auto arp = parse_arp(f)) {
-        on_arp(*arp, now);
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      auto u = parse_udp(f);
-      if (!u || u->dst_ip != cfg_.ip || u->dst_port != local_.port || m->nb_segs != 1) {
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      // A neighbour whose MAC changed is followed from its own traffic at
-      // once (no need to wait for the entry to expire).
-      if (on_subnet(u->src_ip)) {
-        Mac src;
-        std::memcpy(src.data(), f.data() + 6, 6);
-        auto known = arp_.lookup(u->src_ip, now);
-        if (known && *known != src) {
-          arp_.learn(u->src_ip, src, now);
-          LOG_INFO("dpdk lane: {} moved to {}", NetAddr{u->src_ip, 0}.ip_string(), mac_string(src));
-        }
-      }
+      auto u = parse_udp(f);  // validated by the port; views into the mbuf
       // Zero copy: the datagram stays in its mbuf until the next rx_burst.
       held_.push_back(m);
-      out[got++] = RxDatagram{NetAddr{u->src_ip, u->src_port}, u->payload.data(),
-                              static_cast<uint32_t>(u->payload.size())};
+      out[i] = RxDatagram{NetAddr{u->src_ip, u->src_port}, u->payload.data(),
+                          static_cast<uint32_t>(u->payload.size())};
       stats_.rx_packets++;
       stats_.rx_bytes += u->payload.size();
     }
-    flush_pending(now);
-    return got;
+    return n;
   }
 
  private:
-  bool on_subnet(uint32_t ip) const {
-    uint32_t mask = cfg_.prefix_bits == 0 ? 0 : ~uint32_t{0} << (32 - cfg_.prefix_bits);
-    return (ip & mask) == (cfg_.ip & mask);
-  }
-
-  std::optional<Mac> next_hop_mac(uint32_t ip, uint64_t now) {
-    uint32_t hop = on_subnet(ip) || cfg_.gateway == 0 ? ip : cfg_.gateway;
-    auto mac = arp_.lookup(hop, now);
-    if (mac && arp_.should_refresh(hop, now)) send_arp(1, *mac, {}, hop);  // unicast refresh
-    if (!mac && arp_.should_request(hop, now)) send_arp(1, kBroadcastMac, {}, hop);
-    return mac;
-  }
-
-  void on_arp(const ArpPacket& a, uint64_t now) {
-    // Learn from any ARP that names a neighbour (requests too): a peer
-    // whose MAC changed is followed at once.
-    if (a.sender_ip != 0 && a.sender_ip != cfg_.ip && on_subnet(a.sender_ip)) {
-      if (arp_.learn(a.sender_ip, a.sender_mac, now))
-        LOG_INFO("dpdk lane: {} is at {}", NetAddr{a.sender_ip, 0}.ip_string(), mac_string(a.sender_mac));
-    }
-    if (a.op == 1 && a.target_ip == cfg_.ip && a.sender_ip != cfg_.ip)
-      send_arp(2, a.sender_mac, a.sender_mac, a.sender_ip);
-  }
-
-  // op 1: request for target_ip (eth to `eth_dst`); op 2: reply to target.
-  void send_arp(uint16_t op, const Mac& eth_dst, const Mac& target_mac, uint32_t target_ip) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-    if (!m) return;
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60));  // minimum frame
-    std::memset(p, 0, 60);
-    build_arp(op, eth_dst, mac_, cfg_.ip, target_mac, target_ip, p);
-    send(&m, 1);
-  }
-
   rte_mbuf* frame(const Mac& dst_mac, NetAddr dst, const uint8_t* head, uint32_t hl, const uint8_t* body,
                   uint32_t bl) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    rte_mbuf* m = port_->alloc();
     if (!m) return nullptr;
     auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(kUdpFrameOverhead + hl + bl)));
     if (!p) {
       rte_pktmbuf_free(m);
       return nullptr;
     }
-    build_udp_headers(dst_mac, mac_, cfg_.ip, dst.ip, local_.port, dst.port, hl + bl, ip_id_++, p);
+    bool ip_off = port_->tx_ipv4_cksum_offload(), udp_off = port_->tx_udp_cksum_offload();
+    build_udp_headers(dst_mac, port_->mac(), cfg_.ip, dst.ip, local_.port, dst.port, hl + bl, ip_id_++, p,
+                      ip_off);
     if (hl) std::memcpy(p + kUdpFrameOverhead, head, hl);
     if (bl) std::memcpy(p + kUdpFrameOverhead + hl, body, bl);
+    uint8_t* csum = p + kEthHeader + kIpHeader + 6;
+    if (ip_off) {
+      m->l2_len = kEthHeader;
+      m->l3_len = kIpHeader;
+      m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+    }
+    if (udp_off) {
+      m->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+      uint16_t ph = udp_pseudo_header_sum(cfg_.ip, dst.ip, kUdpHeader + hl + bl);
+      csum[0] = uint8_t(ph >> 8);
+      csum[1] = uint8_t(ph);
+    } else {
+      uint16_t c = udp_checksum(p, hl + bl);
+      csum[0] = uint8_t(c >> 8);
+      csum[1] = uint8_t(c);
+    }
     return m;
   }
 
   void send(rte_mbuf** m, uint16_t n) {
-    uint16_t sent = 0;
-    for (int tries = 0; sent < n && tries < 100; ++tries) sent += rte_eth_tx_burst(port_, 0, m + sent, n - sent);
-    for (uint16_t i = sent; i < n; ++i) {
-      rte_pktmbuf_free(m[i]);
-      ++stats_.tx_dropped;
-    }
+    if (n == 0) return;
+    stats_.tx_dropped += n - port_->send(m, n);
   }
 
-  void queue_pending(const TxDatagram& d) {
-    uint32_t hop = on_subnet(d.dst.ip) || cfg_.gateway == 0 ? d.dst.ip : cfg_.gateway;
+  void queue_pending(const TxDatagram& d, uint64_t now) {
+    uint32_t hop = port_->next_hop(cfg_.ip, d.dst.ip, cfg_.prefix_bits, cfg_.gateway);
     auto& q = pending_[hop];
     if (q.size() >= kPendingPerPeer) {
       ++stats_.tx_dropped;
       return;
     }
-    Pending p{d.dst, {}};
+    Pending p{d.dst, {}, now};
     p.bytes.assign(d.head, d.head + d.head_len);
     if (d.body_len) p.bytes.insert(p.bytes.end(), d.body, d.body + d.body_len);
     q.push_back(std::move(p));
@@ -320,18 +251,28 @@ class DpdkTransport final : public Transport {
   void flush_pending(uint64_t now) {
     if (pending_count_ == 0) return;
     for (auto it = pending_.begin(); it != pending_.end();) {
-      auto mac = arp_.lookup(it->first, now);
+      auto& q = it->second;
+      auto mac = port_->lookup(it->first, now);
       if (!mac) {
-        if (arp_.should_request(it->first, now)) send_arp(1, kBroadcastMac, {}, it->first);
+        while (!q.empty() && now - q.front().queued_ns > kPendingMaxNs) {
+          q.pop_front();
+          --pending_count_;
+          ++stats_.tx_dropped;
+        }
+        if (q.empty()) {
+          it = pending_.erase(it);
+          continue;
+        }
+        port_->request_if_due(cfg_.ip, it->first, now);
         ++it;
         continue;
       }
-      for (auto& p : it->second) {
+      for (auto& p : q) {
         rte_mbuf* m = frame(*mac, p.dst, p.bytes.data(), uint32_t(p.bytes.size()), nullptr, 0);
         if (m) send(&m, 1);
         else ++stats_.tx_dropped;
       }
-      pending_count_ -= it->second.size();
+      pending_count_ -= q.size();
       it = pending_.erase(it);
     }
   }
@@ -344,20 +285,16 @@ class DpdkTransport final : public Transport {
   struct Pending {
     NetAddr dst;
     std::vector<uint8_t> bytes;
+    uint64_t queued_ns = 0;
   };
   DpdkConfig cfg_;
+  std::shared_ptr<DpdkPort> port_;
+  Inbox inbox_;
+  bool attached_ = false;
   NetAddr local_;
-  uint16_t port_ = 0;
-  std::string driver_;
-  rte_mempool* pool_ = nullptr;
-  bool started_ = false;
-  Mac mac_{};
   uint32_t max_dgram_ = 1472;
-  int intr_fd_ = -1, poll_fd_ = -1;
-  bool armed_ = false;
-  bool intr_toggle_ = false;  // the driver has rx_intr_enable/disable
+  int epoll_fd_ = -1;
   uint16_t ip_id_ = 1;
-  ArpTable arp_;
   std::map<uint32_t, std::deque<Pending>> pending_;
   size_t pending_count_ = 0;
   std::vector<rte_mbuf*> held_;

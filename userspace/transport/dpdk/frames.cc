@@ -68,6 +68,7 @@ bool ArpTable::learn(uint32_t ip, const Mac& mac, uint64_t now) {
   e.mac = mac;
   e.valid = true;
   e.learned_ns = now;
+  e.heard_ns = now;
   e.requested = false;
   return changed;
 }
@@ -92,6 +93,20 @@ bool ArpTable::should_refresh(uint32_t ip, uint64_t now) {
   return true;
 }
 
+void ArpTable::heard(uint32_t ip, uint64_t now) {
+  auto it = entries_.find(ip);
+  if (it != entries_.end()) it->second.heard_ns = now;
+}
+
+bool ArpTable::should_probe_silent(uint32_t ip, uint64_t now) {
+  auto it = entries_.find(ip);
+  if (it == entries_.end() || !it->second.valid) return false;
+  auto& e = it->second;
+  if (now - e.heard_ns < silent_ || now - e.probed_ns < silent_) return false;
+  e.probed_ns = now;
+  return true;
+}
+
 uint16_t ipv4_checksum(const uint8_t* h, uint32_t len) {
   uint32_t sum = 0;
   for (uint32_t i = 0; i + 1 < len; i += 2) sum += get16(h + i);
@@ -101,7 +116,7 @@ uint16_t ipv4_checksum(const uint8_t* h, uint32_t len) {
 
 void build_udp_headers(const Mac& dst, const Mac& src, uint32_t src_ip, uint32_t dst_ip,
                        uint16_t src_port, uint16_t dst_port, uint32_t payload_len, uint16_t ip_id,
-                       uint8_t out[kUdpFrameOverhead]) {
+                       uint8_t out[kUdpFrameOverhead], bool ip_cksum_offload) {
   put_eth(out, dst, src, kEtherIpv4);
   uint8_t* ip = out + kEthHeader;
   ip[0] = 0x45;  // IPv4, 20-byte header
@@ -114,12 +129,41 @@ void build_udp_headers(const Mac& dst, const Mac& src, uint32_t src_ip, uint32_t
   put16(ip + 10, 0);
   put32(ip + 12, src_ip);
   put32(ip + 16, dst_ip);
-  put16(ip + 10, ipv4_checksum(ip, kIpHeader));
+  if (!ip_cksum_offload) put16(ip + 10, ipv4_checksum(ip, kIpHeader));
   uint8_t* u = ip + kIpHeader;
   put16(u, src_port);
   put16(u + 2, dst_port);
   put16(u + 4, uint16_t(kUdpHeader + payload_len));
   put16(u + 6, 0);
+}
+
+namespace {
+uint32_t sum16(const uint8_t* p, uint32_t len, uint32_t sum) {
+  uint32_t i = 0;
+  for (; i + 1 < len; i += 2) sum += get16(p + i);
+  if (i < len) sum += uint32_t(p[i]) << 8;  // odd length: pad with zero
+  return sum;
+}
+uint16_t fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return uint16_t(sum);
+}
+}  // namespace
+
+uint16_t udp_pseudo_header_sum(uint32_t src_ip, uint32_t dst_ip, uint32_t udp_len) {
+  uint32_t sum = (src_ip >> 16) + (src_ip & 0xffff) + (dst_ip >> 16) + (dst_ip & 0xffff);
+  return fold(sum + 17 + udp_len);
+}
+
+uint16_t udp_checksum(const uint8_t* frame, uint32_t payload_len) {
+  const uint8_t* ip = frame + kEthHeader;
+  const uint8_t* u = ip + kIpHeader;
+  uint32_t ulen = kUdpHeader + payload_len;
+  uint32_t sum = udp_pseudo_header_sum(get32(ip + 12), get32(ip + 16), ulen);
+  sum = sum16(u, 6, sum);  // the header without its checksum field
+  sum = sum16(u + kUdpHeader, payload_len, sum);
+  uint16_t c = uint16_t(~fold(sum));
+  return c == 0 ? 0xffff : c;
 }
 
 std::optional<UdpView> parse_udp(std::span<const uint8_t> f) {

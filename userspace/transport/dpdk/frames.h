@@ -6,7 +6,7 @@
 // again (at most every `retry`) for peers it needs, and notices a peer whose
 // MAC changed (the entry is simply replaced and reported).
 //
-// Threading: plain values; an ArpTable belongs to one transport (one thread).
+// Threading: plain values; an ArpTable is guarded by its owner (the port).
 #pragma once
 
 #include <array>
@@ -43,8 +43,9 @@ std::optional<ArpPacket> parse_arp(std::span<const uint8_t> frame);
 
 class ArpTable {
  public:
-  ArpTable(uint64_t ttl_ns = 60'000'000'000ull, uint64_t retry_ns = 100'000'000ull)
-      : ttl_(ttl_ns), retry_(retry_ns) {}
+  ArpTable(uint64_t ttl_ns = 60'000'000'000ull, uint64_t retry_ns = 100'000'000ull,
+           uint64_t silent_ns = 2'000'000'000ull)
+      : ttl_(ttl_ns), retry_(retry_ns), silent_(silent_ns) {}
   // The MAC of ip if known and not expired.
   std::optional<Mac> lookup(uint32_t ip, uint64_t now_ns) const;
   // Records ip -> mac; returns true when it is new or the MAC changed.
@@ -55,25 +56,42 @@ class ArpTable {
   // True when a known entry is past half its lifetime: refresh it (without
   // dropping traffic meanwhile) — at most once per retry period.
   bool should_refresh(uint32_t ip, uint64_t now_ns);
+  // Records that ip sent us something (any frame): it is alive at its MAC.
+  void heard(uint32_t ip, uint64_t now_ns);
+  // True when we keep sending to a known ip that has sent nothing for
+  // `silent` (its MAC may have changed without an ARP, e.g. a replaced
+  // NIC): ask again by broadcast, at most once per `silent`, while still
+  // using the old MAC.
+  bool should_probe_silent(uint32_t ip, uint64_t now_ns);
   size_t size() const { return entries_.size(); }
 
  private:
   struct Entry {
     Mac mac{};
     bool valid = false, requested = false;
-    uint64_t learned_ns = 0, requested_ns = 0;
+    uint64_t learned_ns = 0, requested_ns = 0, heard_ns = 0, probed_ns = 0;
   };
-  uint64_t ttl_, retry_;
+  uint64_t ttl_, retry_, silent_;
   std::unordered_map<uint32_t, Entry> entries_;
 };
 
 // ---- IPv4 / UDP
 uint16_t ipv4_checksum(const uint8_t* header, uint32_t len);
 // Writes Ethernet + IPv4 + UDP headers (42 bytes) for a payload of
-// payload_len bytes; UDP checksum 0 (none; allowed for IPv4).
+// payload_len bytes. The IPv4 header checksum is computed unless
+// `ip_cksum_offload` (the NIC fills it; the field is left 0). The UDP
+// checksum field is left 0: fill it with udp_checksum() once the payload is
+// in place, or leave it to the NIC's offload (which needs the pseudo-header
+// sum: udp_pseudo_header_sum()).
 void build_udp_headers(const Mac& dst, const Mac& src, uint32_t src_ip, uint32_t dst_ip,
                        uint16_t src_port, uint16_t dst_port, uint32_t payload_len, uint16_t ip_id,
-                       uint8_t out[kUdpFrameOverhead]);
+                       uint8_t out[kUdpFrameOverhead], bool ip_cksum_offload = false);
+// The UDP checksum (RFC 768, with the IPv4 pseudo-header) of a frame built
+// by build_udp_headers whose payload follows the headers; never 0 (0xffff
+// stands for a computed 0, as the RFC asks).
+uint16_t udp_checksum(const uint8_t* frame, uint32_t payload_len);
+// The folded, not inverted, pseudo-header sum an offloading NIC starts from.
+uint16_t udp_pseudo_header_sum(uint32_t src_ip, uint32_t dst_ip, uint32_t udp_len);
 struct UdpView {
   uint32_t src_ip = 0, dst_ip = 0;
   uint16_t src_port = 0, dst_port = 0;
