@@ -1,6 +1,7 @@
 // lanefs: the administration CLI.
 //   lanefs [--backend IP:PORT[,IP:PORT...]] [--json] cluster create|status|processes
 //   lanefs fs create|list|delete|locate ...
+//   lanefs net check [--json] [--sysfs-root DIR]   (no backend needed)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,7 @@
 #include <sstream>
 
 #include "cli/format.h"
+#include "cli/net_check.h"
 #include "client/cluster_client.h"
 #include "client/crypto.h"
 #include "common/log.h"
@@ -497,6 +499,22 @@ int main(int argc, char** argv) {
   auto* local = app.add_subcommand("local", "this host's lanefs containers");
   local->require_subcommand(1);
   local->add_subcommand("ps", "client and backend containers on this host")->callback([&] { rc = cmd_local_ps(g); });
+
+  auto* net = app.add_subcommand("net", "this host's network devices");
+  net->require_subcommand(1);
+  NetCheckOptions nc;
+  std::string sysfs_root = "/sys", nc_mode = "full";
+  auto* ncheck = net->add_subcommand("check", "per NIC: the lane (DPDK polling, DPDK rx-interrupt, UDP), RDMA, and why");
+  ncheck->add_option("--sysfs-root", sysfs_root, "sysfs tree to inspect")->capture_default_str();
+  ncheck->add_option("--cores", nc.cores, "dedicated frontend cores (num_cores)")->check(CLI::Range(1u, 1024u))->capture_default_str();
+  ncheck->add_option("--dedicated-mode", nc_mode, "full (polling) or none (RX interrupts)")->check(CLI::IsMember({"full", "none"}))->capture_default_str();
+  ncheck->add_option("--memory-mb", nc.dpdk_memory_mb, "DPDK memory that must come from hugepages")->capture_default_str();
+  ncheck->callback([&] {
+    nc.dedicated_full = nc_mode == "full";
+    auto r = inspect_host(sysfs_root, nc);
+    if (!r.ok()) rc = fail(r.error());
+    else std::cout << (g.json ? to_json(*r).dump(2) + "\n" : format_text(*r));
+  });
 
   try {
     app.parse(argc, argv);
