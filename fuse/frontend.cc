@@ -125,7 +125,8 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   std::string key;
   for (const auto& b : src.backends) key += b.to_string() + ",";
   key += "|" + std::to_string(o.response_timeout_secs) + "|" + std::to_string(o.local_ip) + "|" +
-         o.net.to_string() + (o.dedicated_full ? "|full" : "|none");
+         o.net.to_string() + (o.dedicated_full ? "|full" : "|none") + "|" + std::to_string(o.num_cores);
+  for (int c : o.cores) key += "," + std::to_string(c);
   {
     std::lock_guard lk(mu_);
     auto it = clusters_.find(key);
@@ -139,13 +140,15 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   co.bind = NetAddr{o.local_ip, 0};
   co.rdma = true;  // the lane policy decides per IO whether RDMA is used
   if (!o.net.udp) {
-    transport::DpdkConfig d;
-    d.port = o.net.dpdk_port;
-    d.ip = o.net.ip;
-    d.prefix_bits = o.net.prefix_bits;
-    d.gateway = o.net.gateway;
-    d.interrupt_mode = !o.dedicated_full;
-    co.dpdk = d;
+    // One endpoint per frontend core: its own IP (non-shared) or the one
+    // shared IP (each core its own UDP port).
+    for (uint32_t i = 0; i < o.num_cores; ++i) {
+      transport::DpdkConfig d = o.net.dpdk_config(o.net.ips[o.net.ips.size() > 1 ? i : 0], !o.dedicated_full);
+      d.memory_mb = o.memory_mb + o.dpdk_base_memory_mb;
+      d.no_huge = !transport::hugepages_cover(d.memory_mb);
+      co.dpdk.push_back(d);
+    }
+    co.cpus = o.cores;
   }
   LANEFS_ASSIGN_OR_RETURN(auto c, client::ClusterClient::connect(co));
   std::shared_ptr<client::ClusterClient> shared = std::move(c);
@@ -301,6 +304,13 @@ void Frontend::heartbeat_loop() {
       if (avail == client::NotRdmaReason::kNone || avail == client::NotRdmaReason::kUnavailable)
         ci.network += " / RDMA";
       ci.ips = {NetAddr{source_ip_for(leader->addr), 0}.ip_string()};
+      if (c->client->datagram_lane() == client::Lane::kDpdk) {
+        for (const auto& core : c->client->cores()) {
+          ci.cores.push_back(core.cpu);
+          ci.core_ips.push_back(core.addr.ip_string());
+        }
+        ci.ips = ci.core_ips;
+      }
       auto r = rpc::call_typed<rpc::I64>(c->client->rpc(), leader->addr, proto::Op::kClientHeartbeat, ci,
                                          2'000'000'000ull);
       uint64_t now = mono_ns();

@@ -87,26 +87,46 @@ Status BackendCore::start() {
   so.transport.kind = transport::TransportKind::kUdp;
   so.transport.bind = opts_.listen;
   so.transport.faults = opts_.faults;
+  so.cpu = opts_.cpu;
+  if (opts_.dpdk) {
+    if (opts_.dpdk->ip != opts_.listen.ip)
+      return make_error(Errc::kInvalid, "--listen " + opts_.listen.to_string() + " is not the --net address " +
+                                            NetAddr{opts_.dpdk->ip, 0}.ip_string());
+    so.transport.kind = transport::TransportKind::kDpdk;
+    so.transport.dpdk = *opts_.dpdk;
+    network_ = "DPDK";
+  }
   so.name = opts_.name;
   so.workers = opts_.workers;
   so.is_priority = is_priority_op;
   // Data ops block in fdatasync; enough threads keep a queue depth of 16
   // busy on the disk.
   so.priority_workers = std::max(4u, opts_.workers) * 2;
-  LANEFS_ASSIGN_OR_RETURN(
-      server_, rpc::RpcServer::create(so, [this](const rpc::RequestInfo& info,
-                                                 std::span<const uint8_t> req, rpc::Buffer* resp) {
-        *resp = handle(static_cast<proto::Op>(info.opcode), req);
-      }));
+  auto handler = [this](const rpc::RequestInfo& info, std::span<const uint8_t> req, rpc::Buffer* resp) {
+    *resp = handle(static_cast<proto::Op>(info.opcode), req);
+  };
+  auto server = rpc::RpcServer::create(so, handler);
+  if (!server.ok() && opts_.dpdk && opts_.dpdk->interrupt_mode && server.code() == Errc::kNotSupported) {
+    // --dedicated-mode none on a driver without RX interrupts: kernel UDP.
+    LOG_WARN("DPDK lane not used, kernel UDP instead: {}", server.error().to_string());
+    so.transport.kind = transport::TransportKind::kUdp;
+    network_ = "UDP";
+    server = rpc::RpcServer::create(so, handler);
+  }
+  if (!server.ok()) return server.error();
+  server_ = std::move(*server);
+  // Peers are called through the same lane (on DPDK: another endpoint of
+  // the same port).
   rpc::ClientOptions co;
-  co.transport.kind = transport::TransportKind::kUdp;
+  co.transport.kind = so.transport.kind;
+  co.transport.dpdk = so.transport.dpdk;
   co.transport.bind = NetAddr{opts_.listen.ip, 0};
   co.name = "peer:" + opts_.name;
   co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
   refresher_ = std::thread([this] { refresh_loop(); });
-  LOG_INFO("lanefsd '{}' (uuid {:016x}) serving on {}", opts_.name, uuid_,
-           server_->local_addr().to_string());
+  LOG_INFO("lanefsd '{}' (uuid {:016x}) serving on {} ({})", opts_.name, uuid_,
+           server_->local_addr().to_string(), network_);
   return ok_status();
 }
 
@@ -226,7 +246,9 @@ void BackendCore::client_heartbeat(const proto::ClientInfo& info) {
   std::lock_guard lk(clients_mu_);
   auto& e = clients_[info.uuid];
   if (e.process_id == 0) {
-    e.process_id = next_client_pid_++;
+    // A block of ids per client container: one per frontend core.
+    e.process_id = next_client_pid_;
+    next_client_pid_ += kMaxFrontendCores;
     LOG_INFO("client {} (pid {}) joined as process {}", info.hostname, info.pid, e.process_id);
   }
   e.info = info;

@@ -45,6 +45,12 @@ struct BackendOptions {
   // RDMA lane (large-IO data movement): kAuto uses it when an RDMA device
   // owns the listen address, kOn fails start() without one, kOff never.
   enum class Rdma : uint8_t { kAuto, kOn, kOff } rdma = Rdma::kAuto;
+  // The DPDK lane (`lanefsd --net`): clients and peers are served through
+  // this DPDK port at dpdk->ip (listen.ip must be that address). In
+  // interrupt mode a driver without RX interrupts falls back to kernel UDP
+  // on the same address (logged; network() says which).
+  std::optional<transport::DpdkConfig> dpdk;
+  int cpu = -1;  // pin the datagram loop thread (`--core`); -1: not pinned
 };
 
 class BackendCore {
@@ -59,6 +65,9 @@ class BackendCore {
   void stop();
 
   NetAddr listen_addr() const;
+  // The datagram lane in use: "UDP" or "DPDK"; and the pinned core (-1).
+  const std::string& network() const { return network_; }
+  int core() const { return network_ == "DPDK" ? opts_.cpu : -1; }
   const BackendOptions& options() const { return opts_; }
   uint64_t uuid() const { return uuid_; }
   const std::string& hostname() const { return hostname_; }
@@ -125,6 +134,7 @@ class BackendCore {
   std::unique_ptr<rpc::RpcClient> peers_;
   std::unique_ptr<transport::RdmaLane> rdma_;
   uint64_t uuid_ = 0;
+  std::string network_ = "UDP";
   std::string hostname_;
   uint64_t start_ns_ = 0;
   mutable std::mutex map_mu_;
@@ -132,6 +142,7 @@ class BackendCore {
   std::thread refresher_;
   std::mutex clients_mu_;
   std::map<uint64_t, ClientEntry> clients_;
+  static constexpr uint64_t kMaxFrontendCores = 16;  // mount option num_cores at most
   uint64_t next_client_pid_ = 1000;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

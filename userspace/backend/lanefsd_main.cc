@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "lanefs/config.h"
+#include "transport/net_spec.h"
 
 
 int main(int argc, char** argv) {
@@ -31,6 +32,18 @@ int main(int argc, char** argv) {
                  "on (fail without one), off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
+  std::string net, dedicated_mode = "full";
+  int core_cpu = -1;
+  app.add_option("--net", net,
+                 "data lane: udp (kernel UDP, default) or a DPDK device <dev>/<ip>/<bits>[/<gw>] "
+                 "(dev: PCI address, netdev, MAC, tap:IFACE, afpacket:IFACE, memif:SOCKET[:server]); "
+                 "--listen defaults to <ip>:14000");
+  app.add_option("--dedicated-mode", dedicated_mode,
+                 "DPDK lane: full (poll on a dedicated core) or none (sleep on RX interrupts; kernel UDP "
+                 "when the driver has none)")
+      ->check(CLI::IsMember({"full", "none"}))
+      ->capture_default_str();
+  app.add_option("--core", core_cpu, "pin the datagram loop to this CPU (shown in cluster processes)");
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.set_version_flag("--version", LANEFS_VERSION);
@@ -51,6 +64,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.listen = *addr;
+  o.cpu = core_cpu;
+  if (!net.empty() && net != "udp") {
+    auto spec = transport::parse_net_spec(net, "/sys", "--net ");
+    if (!spec.ok()) {
+      std::fprintf(stderr, "lanefsd: %s\n", spec.error().to_string().c_str());
+      return 2;
+    }
+    if (spec->ips.size() != 1) {
+      std::fprintf(stderr, "lanefsd: --net %s: a backend takes one address\n", net.c_str());
+      return 2;
+    }
+    auto d = spec->dpdk_config(spec->ip(), dedicated_mode == "none");
+    d.no_huge = !transport::hugepages_cover(d.memory_mb);
+    o.dpdk = d;
+    if (app.count("--listen") == 0) o.listen = NetAddr{spec->ip(), 14000};
+  }
   if (!fault.empty()) {
     auto f = transport::parse_fault_config(fault);
     if (!f.ok()) {

@@ -229,26 +229,31 @@ rpc::Buffer processes(BackendCore& b) {
     p.ips = {b.listen_addr().ip_string()};
     p.status = "UP";
     p.roles = {roles[k]};
-    p.network = b.rdma() && b.map().rdma_enabled ? "UDP / RDMA" : "UDP";
-    p.core = -1;
+    p.network = b.network() + (b.rdma() && b.map().rdma_enabled ? " / RDMA" : "");
+    p.core = b.core();
     p.memory_bytes = rss;
     p.uptime_s = up;
     list.processes.push_back(std::move(p));
   }
   // The leader also lists the client containers registered with it.
+  // A DPDK-lane client has one FRONTEND process per core (its own id,
+  // data address and CPU), as WEKA lists them.
   for (const auto& c : b.live_clients()) {
-    proto::ProcessInfo p;
-    p.id = c.process_id;
-    p.hostname = c.info.hostname;
-    p.container = c.info.hostname;
-    p.ips = c.info.ips;
-    p.status = "UP";
-    p.roles = {"FRONTEND"};
-    p.network = c.info.network;
-    p.core = -1;
-    p.memory_bytes = c.info.memory_bytes;
-    p.uptime_s = c.info.uptime_s;
-    list.processes.push_back(std::move(p));
+    size_t rows = std::max<size_t>(1, c.info.cores.size());
+    for (size_t i = 0; i < rows; ++i) {
+      proto::ProcessInfo p;
+      p.id = c.process_id + i;
+      p.hostname = c.info.hostname;
+      p.container = c.info.hostname;
+      p.ips = c.info.cores.empty() ? c.info.ips : std::vector<std::string>{c.info.core_ips[i]};
+      p.status = "UP";
+      p.roles = {"FRONTEND"};
+      p.network = c.info.network;
+      p.core = c.info.cores.empty() ? -1 : c.info.cores[i];
+      p.memory_bytes = c.info.memory_bytes;
+      p.uptime_s = c.info.uptime_s;
+      list.processes.push_back(std::move(p));
+    }
   }
   return reply(list);
 }

@@ -27,27 +27,36 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   ro.transport.faults = c->opts_.faults;
   ro.name = c->opts_.name;
   ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
-  if (c->opts_.dpdk) {
-    rpc::ClientOptions dro = ro;
-    dro.transport.kind = transport::TransportKind::kDpdk;
-    dro.transport.dpdk = *c->opts_.dpdk;
-    dro.transport.bind = NetAddr{c->opts_.dpdk->ip, 0};
-    auto r = rpc::RpcClient::create(dro);
-    if (r.ok()) {
-      c->rpc_ = std::move(*r);
-      c->lane_ = "DPDK";
-      ro.transport.bind.ip = c->opts_.dpdk->ip;  // the RDMA device follows the data address
-    } else if (r.code() == Errc::kNotSupported && c->opts_.dpdk->interrupt_mode) {
-      // dedicated_mode=none on a driver without RX interrupts (AWS ENA):
-      // the kernel UDP lane, as WEKA does.
-      c->dpdk_fallback_ = r.error().message;
-      LOG_WARN("DPDK lane not used, kernel UDP instead: {}", c->dpdk_fallback_);
-    } else {
+  if (!c->opts_.dpdk.empty()) {
+    for (size_t i = 0; i < c->opts_.dpdk.size(); ++i) {
+      rpc::ClientOptions dro = ro;
+      dro.transport.kind = transport::TransportKind::kDpdk;
+      dro.transport.dpdk = c->opts_.dpdk[i];
+      dro.transport.bind = NetAddr{c->opts_.dpdk[i].ip, 0};
+      dro.cpu = i < c->opts_.cpus.size() ? c->opts_.cpus[i] : -1;
+      auto r = rpc::RpcClient::create(dro);
+      if (r.ok()) {
+        c->rpcs_.push_back(std::move(*r));
+        continue;
+      }
+      if (i == 0 && r.code() == Errc::kNotSupported && c->opts_.dpdk[0].interrupt_mode) {
+        // dedicated_mode=none on a driver without RX interrupts (AWS ENA):
+        // the kernel UDP lane, as WEKA does.
+        c->dpdk_fallback_ = r.error().message;
+        LOG_WARN("DPDK lane not used, kernel UDP instead: {}", c->dpdk_fallback_);
+        break;
+      }
       return r.error();
     }
+    if (!c->rpcs_.empty()) {
+      c->lane_ = "DPDK";
+      c->datagram_lane_ = Lane::kDpdk;
+      ro.transport.bind.ip = c->opts_.dpdk[0].ip;  // the RDMA device follows the data address
+    }
   }
-  if (!c->rpc_) {
-    LANEFS_ASSIGN_OR_RETURN(c->rpc_, rpc::RpcClient::create(ro));
+  if (c->rpcs_.empty()) {
+    LANEFS_ASSIGN_OR_RETURN(auto r, rpc::RpcClient::create(ro));
+    c->rpcs_.push_back(std::move(r));
   }
   LANEFS_TRY(c->refresh_map());
   if (c->opts_.rdma) {
@@ -57,6 +66,13 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
     else LOG_INFO("no RDMA lane: {}", why);
   }
   return c;
+}
+
+std::vector<ClusterClient::CoreInfo> ClusterClient::cores() const {
+  std::vector<CoreInfo> out;
+  for (size_t i = 0; i < rpcs_.size(); ++i)
+    out.push_back({rpcs_[i]->local_addr(), datagram_lane_ == Lane::kDpdk && i < opts_.cpus.size() ? opts_.cpus[i] : -1});
+  return out;
 }
 
 proto::ClusterMap ClusterClient::map() const {
@@ -79,7 +95,7 @@ Result<proto::ClusterMap> ClusterClient::refresh_map() {
   for (const auto& a : tries) {
     uint64_t now = mono_ns();
     if (now >= deadline && !errors.empty()) break;
-    auto m = rpc::call_typed<proto::ClusterMap>(*rpc_, a, Op::kGetMap, rpc::Empty{},
+    auto m = rpc::call_typed<proto::ClusterMap>(rpc(), a, Op::kGetMap, rpc::Empty{},
                                                 std::max<uint64_t>(deadline - std::min(deadline, now), 200'000'000));
     if (!m.ok()) {
       if (!errors.empty()) errors += "; ";
@@ -96,7 +112,7 @@ Result<proto::ClusterMap> ClusterClient::refresh_map() {
 
 template <class Resp, class Req>
 Result<Resp> ClusterClient::mgmt_call(Op op, const Req& req) {
-  return rpc::call_typed<Resp>(*rpc_, mgmt_addr(), op, req, opts_.op_timeout_ns);
+  return rpc::call_typed<Resp>(rpc(), mgmt_addr(), op, req, opts_.op_timeout_ns);
 }
 
 template <class Resp, class Req>
@@ -111,7 +127,7 @@ Result<Resp> ClusterClient::meta_call(uint64_t route_ino, Op op, const Req& req)
       }
       return make_error(Errc::kNotFound, "inode " + std::to_string(route_ino) + " belongs to no backend");
     }
-    auto r = rpc::call_typed<Resp>(*rpc_, owner->addr, op, req, opts_.op_timeout_ns);
+    auto r = rpc::call_typed<Resp>(rpc(), owner->addr, op, req, opts_.op_timeout_ns);
     if (r.code() == Errc::kWrongOwner && attempt == 0) {
       LANEFS_TRY(refresh_map());
       continue;
@@ -164,7 +180,7 @@ Result<std::vector<proto::ProcessInfo>> ClusterClient::processes() {
   auto m = map();
   std::vector<proto::ProcessInfo> out;
   for (const auto& mem : m.members) {
-    auto r = rpc::call_typed<proto::ProcessList>(*rpc_, mem.addr, Op::kProcesses, rpc::Empty{},
+    auto r = rpc::call_typed<proto::ProcessList>(rpc(), mem.addr, Op::kProcesses, rpc::Empty{},
                                                  opts_.connect_timeout_ns);
     if (r.ok()) {
       for (auto& p : r->processes) out.push_back(std::move(p));
@@ -189,7 +205,7 @@ Result<std::vector<proto::ProcessInfo>> ClusterClient::processes() {
 std::vector<std::pair<proto::Member, Result<proto::BackendStatus>>> ClusterClient::status_all() {
   std::vector<std::pair<proto::Member, Result<proto::BackendStatus>>> out;
   for (const auto& mem : map().members)
-    out.emplace_back(mem, rpc::call_typed<proto::BackendStatus>(*rpc_, mem.addr, Op::kStatus, rpc::Empty{},
+    out.emplace_back(mem, rpc::call_typed<proto::BackendStatus>(rpc(), mem.addr, Op::kStatus, rpc::Empty{},
                                                                 opts_.connect_timeout_ns));
   return out;
 }
@@ -370,7 +386,7 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
     } else if (use_rdma) {
       ++io.fallback_pieces;
     }
-    rpc::call_typed_async<proto::WriteResp>(*rpc_, p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns,
+    rpc::call_typed_async<proto::WriteResp>(rpc(), p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns,
                                             [&join, &p](Result<proto::WriteResp> r) {
                                               if (r.ok()) p.blocks_delta = r->blocks_delta;
                                               else p.status = r.error();
@@ -386,7 +402,7 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
       rdma_->failed(*p.owner, p.status.error());
       ++io.fallback_pieces;
       proto::WriteReq req{ino, p.offset, data.subspan(p.pos, p.len)};
-      auto r = rpc::call_typed<proto::WriteResp>(*rpc_, p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns);
+      auto r = rpc::call_typed<proto::WriteResp>(rpc(), p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns);
       if (!r.ok()) return r.error();
       p.blocks_delta = r->blocks_delta;
     } else if (!p.status.ok()) {
@@ -420,7 +436,7 @@ Result<std::vector<uint8_t>> ClusterClient::read_data(uint64_t ino, uint64_t off
   DataIoInfo io;
   Join join(pieces.size());
   auto udp_read = [this, ino](RdmaPiece& p, uint8_t* dst) -> Status {
-    auto r = rpc::call_typed<rpc::Bytes>(*rpc_, p.owner->addr, Op::kRead, proto::ReadReq{ino, p.offset, p.len},
+    auto r = rpc::call_typed<rpc::Bytes>(rpc(), p.owner->addr, Op::kRead, proto::ReadReq{ino, p.offset, p.len},
                                          opts_.op_timeout_ns);
     if (!r.ok()) return r.error();
     if (r->data.size() != p.len) return make_error(Errc::kProtocol, "short read reply");
@@ -433,7 +449,7 @@ Result<std::vector<uint8_t>> ClusterClient::read_data(uint64_t ino, uint64_t off
     else if (use_rdma) ++io.fallback_pieces;
     uint8_t* dst = out.data() + p.pos;
     bool via_rdma = p.buf != nullptr;
-    rpc::call_typed_async<rpc::Bytes>(*rpc_, p.owner->addr, Op::kRead, req, opts_.op_timeout_ns,
+    rpc::call_typed_async<rpc::Bytes>(rpc(), p.owner->addr, Op::kRead, req, opts_.op_timeout_ns,
                                       [&join, &p, dst, via_rdma](Result<rpc::Bytes> r) {
                                         if (!r.ok()) p.status = r.error();
                                         else if (r->data.size() != (via_rdma ? 0 : p.len))

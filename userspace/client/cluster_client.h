@@ -9,6 +9,7 @@
 // Blocking: every method blocks until its RPCs finish or time out.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "client/lane_policy.h"
 #include "client/rdma_path.h"
 #include "common/net_addr.h"
 #include "proto/messages.h"
@@ -34,10 +36,14 @@ struct ClusterClientOptions {
   // Open an RDMA lane on the device owning the bound address (frontends);
   // data calls may then move large IOs over RDMA (see read_data/write_data).
   bool rdma = false;
-  // The DPDK lane (mount option net=<dev>/...): datagrams leave through this
-  // DPDK port instead of a kernel UDP socket. In interrupt mode a driver
-  // without RX interrupts falls back to kernel UDP (logged; see lane()).
-  std::optional<transport::DpdkConfig> dpdk;
+  // The DPDK lane (mount option net=<dev>/...): datagrams leave through a
+  // DPDK port instead of a kernel UDP socket, one endpoint and loop thread
+  // per frontend core (one config each; they may share the IP). In
+  // interrupt mode a driver without RX interrupts falls back to kernel UDP
+  // (logged; see lane()).
+  std::vector<transport::DpdkConfig> dpdk;
+  // CPU for each core's loop thread (core=; -1 or absent: not pinned).
+  std::vector<int> cpus;
 };
 
 // How the pieces of one data call travelled (RDMA lane).
@@ -54,7 +60,17 @@ class ClusterClient {
 
   proto::ClusterMap map() const;
   Result<proto::ClusterMap> refresh_map();
-  rpc::RpcClient& rpc() { return *rpc_; }
+  // The RPC client of one frontend core; calls are spread over the cores
+  // round-robin (one core: always the same).
+  rpc::RpcClient& rpc() {
+    return *rpcs_[rpcs_.size() == 1 ? 0 : next_rpc_.fetch_add(1, std::memory_order_relaxed) % rpcs_.size()];
+  }
+  // Frontend cores of the datagram lane: their addresses and pinned CPUs.
+  struct CoreInfo {
+    NetAddr addr;
+    int cpu = -1;
+  };
+  std::vector<CoreInfo> cores() const;
   const ClusterClientOptions& options() const { return opts_; }
 
   // ---- management (sent to the first reachable backend; mutations are
@@ -126,6 +142,7 @@ class ClusterClient {
   // The datagram lane in use: "UDP" or "DPDK" (and why DPDK was not used
   // when it was asked for: dpdk_fallback_reason()).
   const std::string& lane() const { return lane_; }
+  Lane datagram_lane() const { return datagram_lane_; }
   const std::string& dpdk_fallback_reason() const { return dpdk_fallback_; }
   Result<proto::ClusterMap> rdma_config(bool enable, const std::string& client);
 
@@ -145,9 +162,11 @@ class ClusterClient {
 
   std::unique_ptr<RdmaPath> rdma_;
   std::string lane_ = "UDP", dpdk_fallback_;
+  Lane datagram_lane_ = Lane::kUdp;
 
   ClusterClientOptions opts_;
-  std::unique_ptr<rpc::RpcClient> rpc_;
+  std::vector<std::unique_ptr<rpc::RpcClient>> rpcs_;  // one per frontend core; never empty once connected
+  std::atomic<uint64_t> next_rpc_{0};
   mutable std::mutex mu_;
   proto::ClusterMap map_;
   NetAddr contact_;  // the backend that answered first

@@ -78,7 +78,7 @@ LaneRequest MountFs::lane_request(IoDir dir, uint64_t bytes) const {
 // counted on UDP with reason kFallback.
 LaneChoice MountFs::settle(LaneChoice chosen, const DataIoInfo& info) {
   // The datagram lane is whatever this mount's cluster connection uses.
-  Lane datagram = cluster_->lane() == "DPDK" ? Lane::kDpdk : Lane::kUdp;
+  Lane datagram = cluster_->datagram_lane();
   if (chosen.lane == Lane::kUdp) chosen.lane = datagram;
   if (chosen.lane != Lane::kRdma || info.fallback_pieces == 0) return chosen;
   if (info.rdma_pieces == 0) return {datagram, NotRdmaReason::kFallback};

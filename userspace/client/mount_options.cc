@@ -57,129 +57,18 @@ std::string MountOptions::to_string() const {
   s += ",response_timeout_secs=" + std::to_string(response_timeout_secs);
   s += ",remove_after_secs=" + std::to_string(remove_after_secs);
   s += ",net=" + net.to_string();
-  if (!net.udp) s += dedicated_full ? ",dedicated_mode=full" : ",dedicated_mode=none";
+  if (!net.udp) {
+    s += dedicated_full ? ",dedicated_mode=full" : ",dedicated_mode=none";
+    s += ",num_cores=" + std::to_string(num_cores);
+    for (int c : cores) s += ",core=" + std::to_string(c);
+    s += ",memory_mb=" + std::to_string(memory_mb);
+    s += ",dpdk_base_memory_mb=" + std::to_string(dpdk_base_memory_mb);
+  }
   if (!key_file.empty()) s += ",key_file=" + key_file;
   s += ",rdma_read_min=" + std::to_string(rdma_read_min);
   s += ",rdma_write_min=" + std::to_string(rdma_write_min);
   if (local_ip != 0) s += ",local_ip=" + NetAddr{local_ip, 0}.ip_string();
   return s;
-}
-
-namespace {
-
-bool is_pci_address(std::string_view d) {
-  // 0000:03:00.0
-  if (d.size() != 12 || d[4] != ':' || d[7] != ':' || d[10] != '.') return false;
-  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11})
-    if (!std::isxdigit(static_cast<unsigned char>(d[i]))) return false;
-  return true;
-}
-
-std::string read_link_base(const std::string& path) {
-  char buf[512];
-  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return "";
-  std::string s(buf, static_cast<size_t>(n));
-  return s.substr(s.rfind('/') + 1);
-}
-
-Result<std::string> netdev_pci(const std::string& sysfs, const std::string& dev, std::string_view given) {
-  std::string pci = read_link_base(sysfs + "/class/net/" + dev + "/device");
-  if (pci.empty() || !is_pci_address(pci))
-    return make_error(Errc::kInvalid, "net=" + std::string(given) + ": " + dev +
-                                          " is not a PCI network device (for virtual devices use "
-                                          "tap:<iface>, afpacket:<iface> or memif:<socket>)");
-  return pci;
-}
-
-Result<std::string> mac_netdev(const std::string& sysfs, const std::string& mac) {
-  DIR* d = opendir((sysfs + "/class/net").c_str());
-  if (!d) return make_error(Errc::kNotFound, "cannot list " + sysfs + "/class/net");
-  std::string found;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(sysfs + "/class/net/" + e->d_name + "/address");
-    std::string a;
-    std::getline(in, a);
-    if (strcasecmp(a.c_str(), mac.c_str()) == 0) found = e->d_name;
-  }
-  closedir(d);
-  if (found.empty()) return make_error(Errc::kNotFound, "no network device has MAC " + mac);
-  return found;
-}
-
-// DPDK device names must be unique and start with the driver's name.
-std::string vdev_suffix(std::string_view s) {
-  std::string out;
-  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return out;
-}
-
-}  // namespace
-
-std::string NetSpec::to_string() const {
-  if (udp) return "udp";
-  std::string s = device + "/" + NetAddr{ip, 0}.ip_string() + "/" + std::to_string(prefix_bits);
-  if (gateway) s += "/" + NetAddr{gateway, 0}.ip_string();
-  return s;
-}
-
-Result<NetSpec> parse_net_spec(std::string_view text, const std::string& sysfs) {
-  NetSpec n;
-  if (text == "udp") return n;
-  auto bad = [&](const std::string& why) {
-    return make_error(Errc::kInvalid, "mount option 'net=" + std::string(text) + "': " + why);
-  };
-  std::vector<std::string> parts;
-  for (size_t at = 0;;) {
-    size_t slash = text.find('/', at);
-    // memif sockets are paths: the device part may contain '/'; it ends
-    // where an IPv4 address starts.
-    parts.emplace_back(text.substr(at, slash == std::string_view::npos ? std::string_view::npos : slash - at));
-    if (slash == std::string_view::npos) break;
-    at = slash + 1;
-  }
-  // Re-join leading parts until the next part parses as an IPv4 address.
-  in_addr a{};
-  size_t ip_at = 1;
-  while (ip_at < parts.size() && inet_pton(AF_INET, parts[ip_at].c_str(), &a) != 1) ++ip_at;
-  if (ip_at >= parts.size()) return bad("expected <device>/<ip>/<bits>[/<gw>] or udp");
-  std::string dev = parts[0];
-  for (size_t i = 1; i < ip_at; ++i) dev += "/" + parts[i];
-  if (dev.empty()) return bad("no device");
-  n.udp = false;
-  n.device = dev;
-  n.ip = ntohl(a.s_addr);
-  if (ip_at + 1 >= parts.size()) return bad("missing /<bits> after the address");
-  auto bits = parse_uint("net", parts[ip_at + 1], 1, 32);
-  if (!bits.ok()) return bad("bad prefix length '" + parts[ip_at + 1] + "'");
-  n.prefix_bits = static_cast<uint8_t>(*bits);
-  if (ip_at + 2 < parts.size()) {
-    if (inet_pton(AF_INET, parts[ip_at + 2].c_str(), &a) != 1) return bad("bad gateway '" + parts[ip_at + 2] + "'");
-    n.gateway = ntohl(a.s_addr);
-  }
-  if (ip_at + 3 < parts.size()) return bad("too many parts");
-  if (dev.rfind("tap:", 0) == 0) {
-    n.dpdk_port = "net_tap_" + vdev_suffix(dev.substr(4)) + ",iface=" + dev.substr(4);
-  } else if (dev.rfind("afpacket:", 0) == 0) {
-    n.dpdk_port = "net_af_packet_" + vdev_suffix(dev.substr(9)) + ",iface=" + dev.substr(9);
-  } else if (dev.rfind("memif:", 0) == 0) {
-    std::string sock = dev.substr(6), role = "client";
-    if (sock.size() > 7 && sock.ends_with(":server")) {
-      sock.resize(sock.size() - 7);
-      role = "server";
-    }
-    if (sock.empty() || sock[0] != '/') return bad("memif needs an absolute socket path");
-    n.dpdk_port = "net_memif_" + vdev_suffix(sock) + ",role=" + role + ",socket=" + sock;
-  } else if (is_pci_address(dev)) {
-    n.dpdk_port = dev;
-  } else if (std::count(dev.begin(), dev.end(), ':') == 5) {
-    LANEFS_ASSIGN_OR_RETURN(std::string nd, mac_netdev(sysfs, dev));
-    LANEFS_ASSIGN_OR_RETURN(n.dpdk_port, netdev_pci(sysfs, nd, text));
-  } else {
-    LANEFS_ASSIGN_OR_RETURN(n.dpdk_port, netdev_pci(sysfs, dev, text));
-  }
-  return n;
 }
 
 std::string MountSource::to_string() const {
@@ -206,6 +95,7 @@ Result<MountSource> parse_mount_source(std::string_view text) {
 Result<MountOptions> parse_mount_options(std::string_view text) {
   MountOptions o;
   std::string_view mode_set;
+  bool num_cores_set = false;
   while (!text.empty()) {
     auto comma = text.find(',');
     std::string_view item = text.substr(0, comma);
@@ -264,6 +154,20 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
       if (val != "full" && val != "none")
         return make_error(Errc::kInvalid, "mount option 'dedicated_mode=" + std::string(val) + "': expected full or none");
       o.dedicated_full = val == "full";
+    } else if (key == "num_cores") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.num_cores, parse_uint(key, val, 1, 16));
+      num_cores_set = true;
+    } else if (key == "core") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(uint32_t c, parse_uint(key, val, 0, 4095));
+      if (std::find(o.cores.begin(), o.cores.end(), int(c)) != o.cores.end())
+        return make_error(Errc::kInvalid, "mount option 'core=" + std::string(val) + "' given twice");
+      o.cores.push_back(int(c));
+    } else if (key == "memory_mb" || key == "dpdk_base_memory_mb") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(uint32_t v, parse_uint(key, val, key == "memory_mb" ? 16 : 0, 1 << 20));
+      (key == "memory_mb" ? o.memory_mb : o.dpdk_base_memory_mb) = v;
     } else if (key == "key_file") {
       LANEFS_TRY(need_val());
       // The frontend reads the file, from its own working directory.
@@ -286,6 +190,19 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
       return make_error(Errc::kInvalid, "unknown mount option '" + std::string(key) + "'");
     }
   }
+  // core= pins the cores: their count is the core count unless num_cores
+  // says otherwise (then they must agree).
+  if (!o.cores.empty()) {
+    if (num_cores_set && o.num_cores != o.cores.size())
+      return make_error(Errc::kInvalid, "mount options 'num_cores=" + std::to_string(o.num_cores) + "' and " +
+                                            std::to_string(o.cores.size()) + " 'core=' disagree");
+    o.num_cores = static_cast<uint32_t>(o.cores.size());
+  }
+  if (!o.net.udp && o.net.ips.size() > 1 && o.net.ips.size() != o.num_cores)
+    return make_error(Errc::kInvalid, "mount option 'net=" + o.net.to_string() + "': " +
+                                          std::to_string(o.net.ips.size()) + " addresses for " +
+                                          std::to_string(o.num_cores) +
+                                          " cores (give one shared address or one per core)");
   return o;
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/net_addr.h"
 #include "common/result.h"
+#include "transport/net_spec.h"
 
 namespace lanefs::client {
 
@@ -21,22 +22,9 @@ enum class CacheMode : uint8_t {
 };
 std::string_view cache_mode_name(CacheMode m);
 
-// `net=`: the datagram lane. "udp" (kernel UDP, the default) or a DPDK
-// device with its address: `<dev>/<ip>/<bits>[/<gw>]` where <dev> is a PCI
-// address (0000:03:00.0), a netdev name or MAC backed by a PCI device, or a
-// DPDK virtual device for tests and containers: `tap:<iface>`,
-// `afpacket:<iface>`, `memif:<socket>[:server]`.
-struct NetSpec {
-  bool udp = true;
-  std::string device;     // as given
-  std::string dpdk_port;  // the DPDK device spec it becomes
-  uint32_t ip = 0;
-  uint8_t prefix_bits = 24;
-  uint32_t gateway = 0;
-  std::string to_string() const;  // "udp" or the canonical form
-};
-// sysfs_root: where /sys is (tests use fixture trees).
-Result<NetSpec> parse_net_spec(std::string_view text, const std::string& sysfs_root = "/sys");
+// `net=`: the datagram lane (transport/net_spec.h).
+using transport::NetSpec;
+using transport::parse_net_spec;
 
 struct MountOptions {
   CacheMode cache = CacheMode::kWriteCache;
@@ -53,6 +41,15 @@ struct MountOptions {
   // interrupts (falls back to UDP, with the reason in the log, when the
   // driver has none).
   bool dedicated_full = true;
+  // DPDK lane: frontend cores (one endpoint and loop thread each), and the
+  // CPUs they are pinned to (core=ID, repeatable; empty = not pinned). With
+  // several IPs in net= there is one per core (non-shared IP).
+  uint32_t num_cores = 1;
+  std::vector<int> cores;
+  // DPDK lane memory (EAL -m = memory_mb + dpdk_base_memory_mb): hugepages
+  // when the host has free ones, anonymous memory (--no-huge) otherwise.
+  uint32_t memory_mb = 256;
+  uint32_t dpdk_base_memory_mb = 0;
   std::string key_file;                 // encrypted filesystems: absolute path of the key file
   // Smallest IO that takes the RDMA lane (lane_policy.h, docs/lanes.md).
   uint32_t rdma_read_min = 32 * 1024;

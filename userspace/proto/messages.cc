@@ -233,10 +233,14 @@ LANEFS_MSG(ProcessList, put_list(e, processes);, if (!get_list(d, &processes)) r
 
 LANEFS_MSG(ClientInfo,
   e.u64(uuid); e.str(hostname); put_strs(e, ips); e.u64(pid); e.u64(memory_bytes); e.u64(uptime_s);
-  e.u32(mounts); e.u32(remove_after_secs); e.str(network);,
+  e.u32(mounts); e.u32(remove_after_secs); e.str(network);
+  e.u32(static_cast<uint32_t>(cores.size())); for (int32_t c : cores) e.i32(c); put_strs(e, core_ips);,
   uuid = d.u64(); hostname = d.str(256); if (!get_strs(d, &ips)) return false;
   pid = d.u64(); memory_bytes = d.u64(); uptime_s = d.u64(); mounts = d.u32();
-  remove_after_secs = d.u32(); network = d.str(64);)
+  remove_after_secs = d.u32(); network = d.str(64);
+  uint32_t ncores = d.u32(); if (ncores > 64) return false;
+  cores.clear(); for (uint32_t i = 0; i < ncores && d.ok(); ++i) cores.push_back(d.i32());
+  if (!get_strs(d, &core_ips) || core_ips.size() != cores.size()) return false;)
 
 LANEFS_MSG(BackendStatus,
   identity.encode(e); e.u64(pid); e.u64(uptime_s); e.u64(memory_bytes); e.u64(inodes);

@@ -239,6 +239,10 @@ struct ClientInfo {
   uint32_t mounts = 0;
   uint32_t remove_after_secs = 3600;
   std::string network = "UDP";
+  // Frontend cores of the DPDK lane, one entry each: the CPU it is pinned
+  // to (-1: not pinned) and its data address. Empty in UDP mode.
+  std::vector<int32_t> cores;
+  std::vector<std::string> core_ips;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

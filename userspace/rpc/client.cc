@@ -110,6 +110,7 @@ class RpcClient::Impl {
   Status start() {
     LANEFS_ASSIGN_OR_RETURN(core_, LoopCore::create(opts_.transport, &counters_));
     loop_ = std::thread([this] { loop_main(); });
+    LANEFS_TRY(pin_thread(loop_, opts_.cpu));
     return ok_status();
   }
 
@@ -619,7 +620,10 @@ void RpcClient::Impl::complete(ClientSession& s, ActiveReq& r, Result<Buffer> re
 
 Result<std::unique_ptr<RpcClient>> RpcClient::create(ClientOptions options) {
   auto impl = std::make_unique<Impl>(std::move(options));
-  LANEFS_TRY(impl->start());
+  if (auto st = impl->start(); !st.ok()) {
+    impl->stop();  // a loop thread may already run (pinning failed)
+    return st.error();
+  }
   return std::unique_ptr<RpcClient>(new RpcClient(std::move(impl)));
 }
 

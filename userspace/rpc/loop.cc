@@ -4,7 +4,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <cerrno>
+#include <cstring>
+#include <string>
 
 #include "common/log.h"
 
@@ -91,6 +96,24 @@ void LoopCore::wait(uint64_t timeout_ns) {
     uint64_t v;
     [[maybe_unused]] ssize_t rr = read(wake_fd_, &v, sizeof v);
   }
+}
+
+Status pin_thread(std::thread& t, int cpu) {
+  if (cpu < 0) return ok_status();
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  sched_getaffinity(0, sizeof allowed, &allowed);
+  std::string have;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &allowed)) have += (have.empty() ? "" : ",") + std::to_string(c);
+  if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed))
+    return make_error(Errc::kInvalid, "core " + std::to_string(cpu) + " is not available (usable CPUs: " + have + ")");
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  if (int rc = pthread_setaffinity_np(t.native_handle(), sizeof one, &one); rc != 0)
+    return make_error(Errc::kInvalid, "core " + std::to_string(cpu) + ": pthread_setaffinity_np: " + std::strerror(rc));
+  return ok_status();
 }
 
 void LoopCore::wake() {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "proto/wire.h"
@@ -76,6 +77,10 @@ size_t LoopCore::receive(F&& on_packet) {
 }
 
 RpcStatsSnapshot snapshot_counters(const RpcCounters& c);
+
+// Pins thread t to `cpu` (no-op for -1); kInvalid naming the CPU and the
+// CPUs this process may use when that fails.
+Status pin_thread(std::thread& t, int cpu);
 
 // Number of packets a message of `len` bytes needs (at least one).
 inline uint32_t packets_for(size_t len, uint32_t per_packet) {

@@ -58,6 +58,9 @@ struct ClientOptions {
   RtoConfig rto;
   WindowConfig window;                   // window.max is clamped to credits
   uint64_t connect_timeout_ns = 5'000'000'000;
+  // Pin the loop thread to this CPU (a dedicated core, `core=`); -1 = not
+  // pinned. create() fails with kInvalid naming the CPU when it cannot be.
+  int cpu = -1;
 };
 
 using Callback = std::function<void(Result<Buffer>)>;
@@ -120,6 +123,8 @@ struct ServerOptions {
   // primitives they wait for (no distributed deadlock).
   std::function<bool(uint16_t opcode)> is_priority;
   uint32_t priority_workers = 2;
+  // Pin the loop thread to this CPU (-1 = not pinned), as ClientOptions::cpu.
+  int cpu = -1;
 };
 
 class RpcServer {

@@ -90,6 +90,7 @@ class RpcServer::Impl {
       for (uint32_t i = 0; i < std::max(1u, opts_.priority_workers); ++i)
         workers_.emplace_back([this] { worker_main(1); });
     loop_ = std::thread([this] { loop_main(); });
+    LANEFS_TRY(pin_thread(loop_, opts_.cpu));
     return ok_status();
   }
 
@@ -497,7 +498,10 @@ RpcStatsSnapshot RpcServer::Impl::stats() const {
 
 Result<std::unique_ptr<RpcServer>> RpcServer::create(ServerOptions options, Handler handler) {
   auto impl = std::make_unique<Impl>(std::move(options), std::move(handler));
-  LANEFS_TRY(impl->start());
+  if (auto st = impl->start(); !st.ok()) {
+    impl->stop();  // a loop thread may already run (pinning failed)
+    return st.error();
+  }
   return std::unique_ptr<RpcServer>(new RpcServer(std::move(impl)));
 }
 

@@ -125,7 +125,8 @@ TEST(MountOptions, NetSpecDpdkDevices) {
   ASSERT_OK(tap);
   EXPECT_FALSE(tap->net.udp);
   EXPECT_EQ(tap->net.dpdk_port, "net_tap_dtap0,iface=dtap0");
-  EXPECT_EQ(tap->net.ip, 0xc0000202u);
+  EXPECT_EQ(tap->net.ip(), 0xc0000202u);
+  EXPECT_EQ(tap->net.ips.size(), 1u);
   EXPECT_EQ(tap->net.prefix_bits, 28);
   EXPECT_EQ(tap->net.gateway, 0u);
   EXPECT_FALSE(tap->dedicated_full);
@@ -149,6 +150,44 @@ TEST(MountOptions, NetSpecDpdkDevices) {
   for (const char* bad : {"net=tap:x/192.0.2.2", "net=tap:x/192.0.2.2/33", "net=tap:x/192.0.2.2/24/nope",
                           "net=/192.0.2.2/24", "net=memif:rel.sock/192.0.2.2/24", "dedicated_mode=half"})
     EXPECT_EQ(parse_mount_options(bad).code(), Errc::kInvalid) << bad;
+}
+
+TEST(MountOptions, CoresAndPerCoreAddresses) {
+  // One shared IP for two pinned cores.
+  auto shared = parse_mount_options("net=tap:t0/192.0.2.2/24,core=1,core=0");
+  ASSERT_OK(shared);
+  EXPECT_EQ(shared->num_cores, 2u);
+  EXPECT_EQ(shared->cores, (std::vector<int>{1, 0}));
+  EXPECT_NE(shared->to_string().find("num_cores=2,core=1,core=0"), std::string::npos) << shared->to_string();
+  // One IP per core (non-shared IP).
+  auto own = parse_mount_options("net=memif:/run/m.sock/192.0.2.2+192.0.2.3/24,num_cores=2");
+  ASSERT_OK(own);
+  EXPECT_EQ(own->net.ips, (std::vector<uint32_t>{0xc0000202u, 0xc0000203u}));
+  EXPECT_TRUE(own->cores.empty());
+  EXPECT_NE(own->to_string().find("net=memif:/run/m.sock/192.0.2.2+192.0.2.3/24"), std::string::npos)
+      << own->to_string();
+  auto mem = parse_mount_options("net=tap:t0/192.0.2.2/24,memory_mb=512,dpdk_base_memory_mb=64");
+  ASSERT_OK(mem);
+  EXPECT_EQ(mem->memory_mb, 512u);
+  EXPECT_EQ(mem->dpdk_base_memory_mb, 64u);
+  struct Bad {
+    const char* opts;
+    const char* says;
+  };
+  for (const Bad& b : {Bad{"num_cores=0", "expected a number"}, Bad{"num_cores=17", "expected a number"},
+                       Bad{"core=1,core=1", "given twice"}, Bad{"num_cores=3,core=0", "disagree"},
+                       Bad{"net=tap:t0/192.0.2.2+192.0.2.3/24", "2 addresses for 1 cores"},
+                       Bad{"net=tap:t0/192.0.2.2+192.0.2.2/24,num_cores=2", "given twice"},
+                       Bad{"net=tap:t0/192.0.2.2+x/24,num_cores=2", "bad address"},
+                       Bad{"memory_mb=8", "expected a number"}}) {
+    auto r = parse_mount_options(b.opts);
+    ASSERT_EQ(r.code(), Errc::kInvalid) << b.opts;
+    EXPECT_NE(r.error().message.find(b.says), std::string::npos) << b.opts << ": " << r.error().to_string();
+  }
+  // lanefsd's --net names its option in errors.
+  auto be = parse_net_spec("tap:x/192.0.2.2", "/sys", "--net ");
+  ASSERT_FALSE(be.ok());
+  EXPECT_EQ(be.error().message.rfind("--net tap:x/192.0.2.2: ", 0), 0u) << be.error().message;
 }
 
 }  // namespace
