@@ -3,7 +3,9 @@
 # (net_tap) against a kernel-UDP backend, in a private network namespace
 # (ctest runs it under `unshare -n`; addresses 192.0.2.0/24; everything
 # goes when the namespace does). Checks:
-#   1. dedicated_mode=full (polling): mount, write, read back, verify;
+#   1. dedicated_mode=full (polling): mount, write, read back, verify; the
+#      kernel side changes its MAC mid-run and flushes its neighbours: IO
+#      goes on (the client re-resolves; it answers the kernel's ARP);
 #      `cluster processes` shows the FRONTEND on DPDK; `lanefs stats` counts
 #      the IO on the dpdk lane; the frontend's CPU over 10 s idle is busy;
 #   2. dedicated_mode=none (RX interrupts, net_tap has them): same IO, and
@@ -80,6 +82,34 @@ wait_gone() {
 "$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=tap:dtap0/192.0.2.2/24,dedicated_mode=full,forcedirect ||
   fail "mount with net=tap:dtap0 (polling)"
 io_check polling
+# ARP mid-run: while IO runs, the kernel side takes a new MAC (no gratuitous
+# ARP) and forgets the client's. The client re-resolves with its own ARP
+# table, the kernel asks for the client's address and gets an answer, and
+# the IO goes on with verified data: writes continue for 3 s after the
+# change (bounded: 20 s, 20000 writes).
+(
+  end=$(($(date +%s) + 20)); n=0; after=0
+  while [ "$(date +%s)" -lt "$end" ] && [ $n -lt 20000 ]; do
+    dd if="$W/src" of="$MNT/arp" bs=256k count=2 status=none || exit 1
+    cmp -n 524288 "$W/src" "$MNT/arp" || exit 2
+    n=$((n + 1))
+    if [ -f "$W/changed" ]; then
+      after=$((after + 1))
+      [ "$(date +%s)" -lt $(($(cat "$W/changed") + 3)) ] || break
+    fi
+  done
+  echo "dpdk_mount: $n verified writes, $after after the MAC change"
+  [ "$after" -gt 0 ] || exit 3
+) &
+iop=$!
+sleep 1
+ip link set dev dtap0 address 02:00:5e:00:53:77
+ip neigh flush dev dtap0
+date +%s >"$W/changed"
+wait $iop || fail "IO failed across the kernel side's MAC change"
+grep -q "192.0.2.1 \(moved to\|is at\) 02:00:5e:00:53:77" "$RUN/frontend.log" ||
+  fail "the DPDK client never learned the kernel side's new MAC"
+ip neigh show 192.0.2.2 dev dtap0 | grep -q lladdr || fail "the kernel's ARP request for the client was not answered"
 sleep 2
 [ "$(network_of_frontend)" = DPDK ] || fail "cluster processes: frontend on $(network_of_frontend), not DPDK"
 timeout 10 "$B/userspace/cli/lanefs" --json stats | python3 -c '

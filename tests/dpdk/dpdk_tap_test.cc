@@ -8,6 +8,9 @@
 //     epoll when a datagram arrives;
 //   - net_af_packet (no RX interrupts, like AWS ENA) in interrupt mode:
 //     kNotSupported with the reason.
+//   - endpoints sharing one port (several IPs, several UDP ports on one IP),
+//     datagrams handed between them, the port's mode fixed by its first
+//     user, the device closed and opened again in the same process.
 // Needs root (unshare, tap devices); skipped with the reason otherwise.
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -157,6 +160,57 @@ TEST_F(DpdkTap, AfPacketHasNoRxInterrupts) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.code(), Errc::kNotSupported);
   EXPECT_NE(t.error().message.find("no RX interrupts"), std::string::npos) << t.error().to_string();
+}
+
+TEST_F(DpdkTap, EndpointsShareAPortAndItCanBeReopened) {
+  constexpr uint32_t kIp1 = 0xc0000232, kIp2 = 0xc0000233, kKernelIp = 0xc0000231;  // .50 .51 / .49
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    // Two endpoints on one port, one per IP (non-shared IP per core), and a
+    // third sharing the first IP on another UDP port; interrupt mode, so
+    // datagrams one endpoint receives for another must wake that one.
+    auto a = make_dpdk("net_tap2,iface=dtap2", kIp1, true);
+    ASSERT_OK(a);
+    auto b = make_dpdk("net_tap2,iface=dtap2", kIp2, true);
+    ASSERT_OK(b);
+    auto c = make_dpdk("net_tap2,iface=dtap2", kIp1, true);
+    ASSERT_OK(c);
+    EXPECT_EQ((*c)->local_addr().ip, kIp1);
+    EXPECT_NE((*c)->local_addr().port, (*a)->local_addr().port);
+    // The port's mode is fixed by its first user.
+    auto polling = make_dpdk("net_tap2,iface=dtap2", kIp2, false);
+    ASSERT_FALSE(polling.ok());
+    EXPECT_NE(polling.error().message.find("already open in rx-interrupt mode"), std::string::npos)
+        << polling.error().to_string();
+    // The PMD made dtap2 (and removed it with the port in round 0).
+    ASSERT_EQ(sh({"ip", "addr", "add", "192.0.2.49/28", "dev", "dtap2"}), 0);
+    ASSERT_EQ(sh({"ip", "link", "set", "dtap2", "up"}), 0);
+    auto k = make_kernel(kKernelIp);
+    ASSERT_OK(k);
+    for (Transport* t : {a->get(), b->get(), c->get()}) {
+      expect_delivery(**k, *t, 20 + round);
+      expect_delivery(*t, **k, 30 + round);
+    }
+    // b receives while a polls: a's poll hands b's datagram over and b's
+    // notify fd becomes readable.
+    RxDatagram rx[4];
+    ASSERT_OK((*b)->arm_notify());
+    while (*(*b)->rx_burst(rx) > 0) {
+    }
+    auto bytes = pattern(300, 40 + round);
+    TxDatagram d = dgram((*b)->local_addr(), bytes);
+    ASSERT_OK((*k)->tx_burst({&d, 1}));
+    bool handed = false;
+    for (int i = 0; i < 200 && !handed; ++i) {
+      (void)(*a)->rx_burst(rx);
+      handed = test::readable((*b)->notify_fd(), 10);
+    }
+    EXPECT_TRUE(handed) << "b's notify fd did not wake for a datagram received by a";
+    auto got = receive(**b, 1, 2000);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].data, bytes);
+    // All endpoints closed: the port and its device go; round 1 opens them again.
+  }
 }
 
 }  // namespace

@@ -85,5 +85,61 @@ TEST(DpdkFrames, UdpHeadersAndChecksum) {
   EXPECT_FALSE(parse_udp(bad).has_value());
 }
 
+TEST(DpdkFrames, ArpTableProbesSilentPeers) {
+  constexpr uint64_t kMs = 1'000'000;
+  ArpTable t(60'000 * kMs, 100 * kMs, 500 * kMs);
+  EXPECT_FALSE(t.should_probe_silent(kIpB, 0));  // unknown: a request, not a probe
+  t.learn(kIpB, kB, 1000 * kMs);
+  EXPECT_FALSE(t.should_probe_silent(kIpB, 1400 * kMs));  // heard 400 ms ago
+  t.heard(kIpB, 1400 * kMs);
+  EXPECT_FALSE(t.should_probe_silent(kIpB, 1800 * kMs));
+  EXPECT_TRUE(t.should_probe_silent(kIpB, 1950 * kMs));   // silent for 550 ms
+  EXPECT_FALSE(t.should_probe_silent(kIpB, 2000 * kMs));  // at most once per 500 ms
+  EXPECT_TRUE(t.should_probe_silent(kIpB, 2500 * kMs));
+  // The old MAC stays in use while probing.
+  EXPECT_EQ(t.lookup(kIpB, 2500 * kMs), kB);
+  t.heard(kIpB, 2600 * kMs);
+  EXPECT_FALSE(t.should_probe_silent(kIpB, 3000 * kMs));
+}
+
+// The one's-complement sum over pseudo-header, UDP header (with the
+// checksum) and payload of a correct datagram is 0xffff (RFC 768/1071).
+uint16_t verify_sum(const uint8_t* f, uint32_t payload_len) {
+  auto g16 = [](const uint8_t* p) { return uint32_t(p[0] << 8 | p[1]); };
+  const uint8_t* ip = f + kEthHeader;
+  uint32_t ulen = kUdpHeader + payload_len;
+  uint32_t sum = g16(ip + 12) + g16(ip + 14) + g16(ip + 16) + g16(ip + 18) + 17 + ulen;
+  const uint8_t* u = ip + kIpHeader;
+  for (uint32_t i = 0; i + 1 < ulen; i += 2) sum += g16(u + i);
+  if (ulen % 2) sum += uint32_t(u[ulen - 1]) << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return uint16_t(sum);
+}
+
+TEST(DpdkFrames, UdpChecksumVerifiesForOddAndEvenPayloads) {
+  for (uint32_t len : {0u, 1u, 7u, 64u, 1431u, 1472u}) {
+    std::vector<uint8_t> f(kUdpFrameOverhead + len);
+    build_udp_headers(kB, kA, kIpA, kIpB, 40000, 14000, len, 9, f.data());
+    for (uint32_t i = 0; i < len; ++i) f[kUdpFrameOverhead + i] = uint8_t(i * 37 + 11);
+    uint16_t c = udp_checksum(f.data(), len);
+    EXPECT_NE(c, 0) << len;  // 0 means "no checksum" on IPv4
+    f[kEthHeader + kIpHeader + 6] = uint8_t(c >> 8);
+    f[kEthHeader + kIpHeader + 7] = uint8_t(c);
+    EXPECT_EQ(verify_sum(f.data(), len), 0xffff) << "payload " << len;
+    if (len > 0) {
+      f[kUdpFrameOverhead + len / 2] ^= 1;  // one flipped bit is caught
+      EXPECT_NE(verify_sum(f.data(), len), 0xffff) << "payload " << len;
+    }
+  }
+  // With IP checksum offload the header checksum field is left for the NIC.
+  uint8_t h[kUdpFrameOverhead];
+  build_udp_headers(kB, kA, kIpA, kIpB, 1, 2, 10, 3, h, true);
+  EXPECT_EQ(h[kEthHeader + 10], 0);
+  EXPECT_EQ(h[kEthHeader + 11], 0);
+  // The pseudo-header sum for offload: src, dst, protocol, length.
+  EXPECT_EQ(udp_pseudo_header_sum(0xc0000201, 0xc0000202, 18),
+            uint16_t((0xc000 + 0x0201 + 0xc000 + 0x0202 + 17 + 18) % 0xffff));
+}
+
 }  // namespace
 }  // namespace lanefs::transport::dpdk

@@ -4,6 +4,8 @@
 #include "transport/dpdk/dpdk_port.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -50,8 +52,15 @@ Status ensure_eal(const DpdkConfig& c) {
   }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
+  // rte_eal_init pins the calling thread to lcore 0, and every thread
+  // created afterwards would inherit that: FUSE workers, loop threads and
+  // backend workers all on one CPU. Give the thread its CPUs back; dedicated
+  // cores are pinned explicitly (core=, --core).
+  cpu_set_t before;
+  bool saved = pthread_getaffinity_np(pthread_self(), sizeof before, &before) == 0;
   if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
     result = dpdk_error("rte_eal_init", rte_errno);
+  if (saved) pthread_setaffinity_np(pthread_self(), sizeof before, &before);
   return result;
 }
 

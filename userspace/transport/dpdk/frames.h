@@ -44,7 +44,7 @@ std::optional<ArpPacket> parse_arp(std::span<const uint8_t> frame);
 class ArpTable {
  public:
   ArpTable(uint64_t ttl_ns = 60'000'000'000ull, uint64_t retry_ns = 100'000'000ull,
-           uint64_t silent_ns = 2'000'000'000ull)
+           uint64_t silent_ns = 500'000'000ull)
       : ttl_(ttl_ns), retry_(retry_ns), silent_(silent_ns) {}
   // The MAC of ip if known and not expired.
   std::optional<Mac> lookup(uint32_t ip, uint64_t now_ns) const;
