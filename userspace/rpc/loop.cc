@@ -85,6 +85,12 @@ size_t LoopCore::rx_raw() {
 }
 
 void LoopCore::wait(uint64_t timeout_ns) {
+  if (transport_->busy_polls()) {
+    // A dedicated core polls: no sleep and no system call beyond a yield,
+    // so FUSE and worker threads on the same CPU still get their turn.
+    sched_yield();
+    return;
+  }
   if (transport_->has_pending()) timeout_ns = std::min<uint64_t>(timeout_ns, 100'000);
   auto st = transport_->arm_notify();
   if (!st.ok()) LOG_WARN("arm_notify: {}", st.error().to_string());

@@ -23,6 +23,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/net_addr.h"
 #include "common/result.h"
@@ -41,6 +42,9 @@ struct TxDatagram {
   uint32_t head_len = 0;
   const uint8_t* body = nullptr;
   uint32_t body_len = 0;
+  // The local address to send from (a multi-homed transport's leg); 0: the
+  // transport's primary address (local_addr()).
+  NetAddr src{};
 };
 
 // One received datagram. `data` points into the transport's own receive
@@ -50,6 +54,9 @@ struct RxDatagram {
   NetAddr src;
   const uint8_t* data = nullptr;
   uint32_t len = 0;
+  // The local address it arrived on (a multi-homed transport's leg); 0
+  // from transports with one address.
+  NetAddr dst{};
 };
 
 // Opaque registered memory. For UDP and loopback it records the range only;
@@ -85,6 +92,9 @@ class Transport {
   virtual TransportKind kind() const noexcept = 0;
   // The address peers send to (after binding: the real port if 0 was asked).
   virtual NetAddr local_addr() const noexcept = 0;
+  // Every local address (legs of a multi-homed transport; the first is
+  // local_addr()).
+  virtual std::vector<NetAddr> local_addrs() const { return {local_addr()}; }
   // Largest datagram (header + payload) this transport carries.
   virtual uint32_t max_datagram() const noexcept = 0;
 
@@ -105,6 +115,10 @@ class Transport {
   // True when the transport holds work that needs another call soon even
   // without a wake-up (delayed fault-injection packets): sleep briefly.
   virtual bool has_pending() const noexcept { return false; }
+  // True for a lane driven by busy polling (DPDK, dedicated_mode=full): the
+  // owner never sleeps on notify_fd(); an idle turn of its loop only yields
+  // the CPU to the other threads sharing it.
+  virtual bool busy_polls() const noexcept { return false; }
 
   // Registers memory for zero-copy use by this transport.
   virtual Result<std::unique_ptr<MemRegion>> register_memory(void* addr, size_t len) = 0;
@@ -148,6 +162,10 @@ struct TransportConfig {
   TransportKind kind = TransportKind::kUdp;
   // Address to bind (UDP: ip and port, port 0 = any free port).
   NetAddr bind;
+  // More local addresses, one leg each (HA: one per NIC; UDP only): the
+  // transport receives on all of them and sends from the one a datagram's
+  // `src` names. A leg's port 0 takes bind's (real) port when free.
+  std::vector<NetAddr> extra_binds;
   // Datagram size limit; 0 = the transport's default. UDP: the MTU of the
   // interface owning the bound address minus 28 header bytes (65507 on
   // loopback, 8972 with jumbo frames), 1472 when bound to 0.0.0.0.

@@ -45,6 +45,8 @@ Status ensure_eal(const DpdkConfig& c) {
   std::vector<std::string> args = {"lanefs", "-l", "0", "--no-pci", "--no-telemetry",
                                    "--log-level=lib.*:error", "-m", std::to_string(c.memory_mb)};
   if (c.no_huge) {
+    LOG_WARN("dpdk: no free hugepages for {} MiB: DPDK memory is anonymous (--no-huge), slower than "
+             "hugepages; reserve them for production (lanefs net check)", c.memory_mb);
     args.push_back("--no-huge");
     args.push_back("--no-shconf");
   } else {
@@ -233,13 +235,20 @@ uint32_t DpdkPort::poll(uint64_t now) {
   uint32_t nwoken = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = in[i];
+    // A driver may chain a frame over several buffers; the lane reads
+    // datagrams from one contiguous buffer.
+    if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+      unclaimed_.fetch_add(1, std::memory_order_relaxed);
+      rte_pktmbuf_free(m);
+      continue;
+    }
     std::span<const uint8_t> f(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
     if (auto arp = parse_arp(f)) {
       on_arp(*arp, now);
       rte_pktmbuf_free(m);
       continue;
     }
-    auto u = m->nb_segs == 1 ? parse_udp(f) : std::nullopt;
+    auto u = parse_udp(f);
     Inbox* box = u ? find_locked(u->dst_ip, u->dst_port) : nullptr;
     if (!box) {
       unclaimed_.fetch_add(1, std::memory_order_relaxed);

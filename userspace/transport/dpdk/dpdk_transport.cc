@@ -96,6 +96,7 @@ class DpdkTransport final : public Transport {
   uint32_t max_datagram() const noexcept override { return max_dgram_; }
   int notify_fd() const noexcept override { return epoll_fd_ >= 0 ? epoll_fd_ : inbox_.event_fd; }
   bool has_pending() const noexcept override { return pending_count_ > 0; }
+  bool busy_polls() const noexcept override { return !port_->interrupt_mode(); }
   const TransportStats& stats() const noexcept override { return stats_; }
 
   Status arm_notify() override {
