@@ -127,6 +127,7 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   key += "|" + std::to_string(o.response_timeout_secs) + "|" + std::to_string(o.local_ip) + "|" +
          o.net.to_string() + (o.dedicated_full ? "|full" : "|none") + "|" + std::to_string(o.num_cores);
   for (int c : o.cores) key += "," + std::to_string(c);
+  for (const auto& d : o.ha_devs) key += "|ha=" + d;
   {
     std::lock_guard lk(mu_);
     auto it = clusters_.find(key);
@@ -139,6 +140,14 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   co.name = "frontend:" + host_name();
   co.bind = NetAddr{o.local_ip, 0};
   co.rdma = true;  // the lane policy decides per IO whether RDMA is used
+  if (!o.ha_devs.empty()) {
+    LANEFS_ASSIGN_OR_RETURN(auto labels, client::load_net_resources(client::resources_path()));
+    for (const auto& dev : o.ha_devs) {
+      auto a = interface_ipv4(dev);
+      if (!a.ok()) return make_error(Errc::kInvalid, "mount option 'net:ha=" + dev + "': " + a.error().message);
+      co.ha_legs.push_back({dev, a->ip, a->prefix_bits, client::label_of(labels, dev)});
+    }
+  }
   if (!o.net.udp) {
     // One endpoint per frontend core: its own IP (non-shared) or the one
     // shared IP (each core its own UDP port).
@@ -219,6 +228,31 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
 }
 
 namespace {
+// HA: the mount's paths (one row per core's session path), summed over cores.
+json paths_json(client::ClusterClient& c) {
+  std::map<std::string, json> rows;
+  for (const auto& r : c.path_stats()) {
+    const auto& p = r.path;
+    std::string local = p.spec.local.ip ? p.spec.local.ip_string() : "primary";
+    std::string key = r.server.to_string() + "|" + local + "|" + p.spec.remote.to_string();
+    auto& j = rows[key];
+    if (j.is_null()) {
+      j = {{"backend", r.server.to_string()}, {"local", local}, {"remote", p.spec.remote.to_string()},
+           {"label", p.spec.label}, {"preferred", p.spec.preferred}, {"health", p.health},
+           {"state", p.healthy ? "up" : "down"}, {"tx_packets", 0}, {"tx_bytes", 0}, {"rx_packets", 0},
+           {"timeouts", 0}, {"failovers", 0}, {"failbacks", 0}};
+    }
+    j["health"] = std::min<uint32_t>(j["health"].get<uint32_t>(), p.health);
+    if (!p.healthy) j["state"] = "down";
+    for (auto [k, v] : {std::pair{"tx_packets", p.tx_packets}, {"tx_bytes", p.tx_bytes}, {"rx_packets", p.rx_packets},
+                        {"timeouts", p.timeouts}, {"failovers", p.failovers}, {"failbacks", p.failbacks}})
+      j[k] = j[k].get<uint64_t>() + v;
+  }
+  json out = json::array();
+  for (auto& [k, v] : rows) out.push_back(std::move(v));
+  return out;
+}
+
 // Per-lane IO counters of a mount and why its IO did not take RDMA.
 json lanes_json(client::MountFs& fs) {
   const auto& c = fs.lane_counters();
@@ -243,7 +277,8 @@ json lanes_json(client::MountFs& fs) {
                            ? std::string("yes")
                            : "no: " + std::string(client::not_rdma_reason_text(now))},
           {"rdma_read_min", fs.options().rdma_read_min},
-          {"rdma_write_min", fs.options().rdma_write_min}};
+          {"rdma_write_min", fs.options().rdma_write_min},
+          {"paths", paths_json(fs.cluster())}};
 }
 }  // namespace
 

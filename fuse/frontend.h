@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "client/cluster_client.h"
+#include "client/local_resources.h"
 #include "client/mount_fs.h"
 #include "client/mount_options.h"
 #include "common/result.h"

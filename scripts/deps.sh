@@ -9,7 +9,7 @@ PKGS="build-essential g++ cmake ninja-build pkg-config git
   clang libclang-rt-14-dev
   procps iproute2 psmisc util-linux python3
   qemu-system-x86 busybox-static kmod rdma-core ibverbs-utils perftest rdmacm-utils
-  libibverbs-dev librdmacm-dev libdpdk-dev"
+  libibverbs-dev librdmacm-dev libdpdk-dev nftables fio"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

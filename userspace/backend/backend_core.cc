@@ -63,7 +63,7 @@ Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
     m.cluster_id = random_u64();
     m.epoch = 1;
     m.chunk_size = b->opts_.chunk_size;
-    m.members.push_back({0, b->uuid_, b->opts_.name, b->hostname_, b->opts_.listen});
+    m.members.push_back({0, b->uuid_, b->opts_.name, b->hostname_, b->opts_.listen, 0, 0, {}});
   }
   // A one-node cluster follows its backend to a new address or name.
   if (m.members.size() == 1 && m.members[0].uuid == b->uuid_ &&
@@ -82,12 +82,13 @@ BackendCore::~BackendCore() { stop(); }
 Status BackendCore::start() {
   // The RDMA lane first: the map advertises it before the first request.
   LANEFS_TRY(start_rdma());
-  advertise_rdma();
+  advertise_identity();
   rpc::ServerOptions so;
   so.transport.kind = transport::TransportKind::kUdp;
   so.transport.bind = opts_.listen;
   so.transport.faults = opts_.faults;
   so.cpu = opts_.cpu;
+  for (const auto& leg : opts_.extra_legs) so.transport.extra_binds.push_back(leg.addr);
   if (opts_.dpdk) {
     if (opts_.dpdk->ip != opts_.listen.ip)
       return make_error(Errc::kInvalid, "--listen " + opts_.listen.to_string() + " is not the --net address " +
@@ -124,6 +125,8 @@ Status BackendCore::start() {
   co.name = "peer:" + opts_.name;
   co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
+  // Again now that the server is bound: the legs' real ports.
+  if (!opts_.extra_legs.empty() || !opts_.label.empty()) advertise_identity();
   refresher_ = std::thread([this] { refresh_loop(); });
   LOG_INFO("lanefsd '{}' (uuid {:016x}) serving on {} ({})", opts_.name, uuid_,
            server_->local_addr().to_string(), network_);
@@ -155,16 +158,18 @@ Status BackendCore::start_rdma() {
   return ok_status();
 }
 
-void BackendCore::advertise_rdma() {
+void BackendCore::advertise_identity() {
   proto::ClusterMap m = map();
   const proto::Member* leader = m.member_by_shard(0);
   if (leader == nullptr || !is_self(*leader)) return;  // the leader updates other members
   auto id = identity();
   bool changed = false;
   for (auto& mem : m.members) {
-    if (!is_self(mem) || (mem.rdma_link == id.rdma_link && mem.rdma_port == id.rdma_port)) continue;
+    if (!is_self(mem) || (mem.rdma_link == id.rdma_link && mem.rdma_port == id.rdma_port && mem.legs == id.legs))
+      continue;
     mem.rdma_link = id.rdma_link;
     mem.rdma_port = id.rdma_port;
+    mem.legs = id.legs;
     changed = true;
   }
   if (!changed) return;
@@ -224,6 +229,12 @@ proto::BackendIdentity BackendCore::identity() const {
   if (rdma_) {
     id.rdma_link = static_cast<uint8_t>(rdma_->device().link);
     id.rdma_port = rdma_->local_addr().port;
+  }
+  if (!opts_.label.empty() || !opts_.extra_legs.empty()) {
+    std::vector<NetAddr> addrs = server_ ? server_->local_addrs() : std::vector<NetAddr>{opts_.listen};
+    id.legs.push_back({addrs[0], opts_.label});
+    for (size_t i = 0; i < opts_.extra_legs.size(); ++i)
+      id.legs.push_back({i + 1 < addrs.size() ? addrs[i + 1] : opts_.extra_legs[i].addr, opts_.extra_legs[i].label});
   }
   return id;
 }

@@ -51,6 +51,12 @@ struct BackendOptions {
   // on the same address (logged; network() says which).
   std::optional<transport::DpdkConfig> dpdk;
   int cpu = -1;  // pin the datagram loop thread (`--core`); -1: not pinned
+  // HA: the label of the listen address's NIC (its switch) and more data
+  // addresses, one per NIC, each with its label (`--data-addr IP[/LABEL]`).
+  // All are advertised in the cluster map; clients spread load over them
+  // and fail over between them (UDP lane).
+  std::string label;
+  std::vector<proto::NetLeg> extra_legs;
 };
 
 class BackendCore {
@@ -123,9 +129,10 @@ class BackendCore {
   explicit BackendCore(BackendOptions o) : opts_(std::move(o)) {}
   void refresh_loop();
   Status start_rdma();
-  // Puts this backend's current RDMA capability into its map entry (one-node
-  // clusters and the leader; other members are updated by the leader).
-  void advertise_rdma();
+  // Puts this backend's current RDMA capability and data addresses (HA legs)
+  // into its map entry (one-node clusters and the leader; other members are
+  // updated by the leader from their identity).
+  void advertise_identity();
 
   BackendOptions opts_;
   std::unique_ptr<MetaStore> meta_;

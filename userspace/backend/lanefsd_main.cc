@@ -43,6 +43,12 @@ int main(int argc, char** argv) {
                  "when the driver has none)")
       ->check(CLI::IsMember({"full", "none"}))
       ->capture_default_str();
+  std::vector<std::string> data_addrs;
+  std::string label;
+  app.add_option("--data-addr", data_addrs,
+                 "HA: another data address IP[:PORT][/LABEL] on another NIC (repeatable); clients spread load "
+                 "over all and fail over between them. Port: --listen's");
+  app.add_option("--label", label, "HA: the switch label of the --listen address's NIC");
   app.add_option("--core", core_cpu, "pin the datagram loop to this CPU (shown in cluster processes)");
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
@@ -65,6 +71,20 @@ int main(int argc, char** argv) {
   }
   o.listen = *addr;
   o.cpu = core_cpu;
+  o.label = label;
+  for (const auto& d : data_addrs) {
+    auto slash = d.find('/');
+    auto a = parse_net_addr(d.substr(0, slash), o.listen.port);
+    if (!a.ok() || a->ip == 0) {
+      std::fprintf(stderr, "lanefsd: --data-addr %s: expected IP[:PORT][/LABEL]\n", d.c_str());
+      return 2;
+    }
+    o.extra_legs.push_back({*a, slash == std::string::npos ? "" : d.substr(slash + 1)});
+  }
+  if (!o.extra_legs.empty() && !net.empty() && net != "udp") {
+    std::fprintf(stderr, "lanefsd: --data-addr with --net: HA legs on the DPDK lane are not built\n");
+    return 2;
+  }
   if (!net.empty() && net != "udp") {
     auto spec = transport::parse_net_spec(net, "/sys", "--net ");
     if (!spec.ok()) {

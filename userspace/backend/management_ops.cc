@@ -95,7 +95,7 @@ rpc::Buffer cluster_create(BackendCore& b, const proto::ClusterCreateReq& req) {
   m.chunk_size = cur.chunk_size;
   for (size_t i = 0; i < ids.size(); ++i)
     m.members.push_back({static_cast<uint32_t>(i), ids[i].uuid, ids[i].name, ids[i].hostname,
-                         ids[i].addr, ids[i].rdma_link, ids[i].rdma_port});
+                         ids[i].addr, ids[i].rdma_link, ids[i].rdma_port, ids[i].legs});
   for (const auto& mem : m.members) {
     auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, proto::SetMapReq{m, true});
     if (!r.ok())

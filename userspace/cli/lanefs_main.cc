@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include "cli/net_check.h"
 #include "client/cluster_client.h"
 #include "client/crypto.h"
+#include "client/local_resources.h"
 #include "common/log.h"
 #include "common/proc_info.h"
 #include "lanefs/config.h"
@@ -369,7 +371,7 @@ std::string run_dir() {
 }
 
 // ---- lanefs stats: per-mount lane counters of this host's frontend
-int cmd_stats(const Globals& g) {
+int cmd_stats(const Globals& g, bool paths) {
   auto fe = frontend_state(run_dir());
   if (!fe.ok()) return fail(fe.error());
   json out = json::array();
@@ -378,6 +380,7 @@ int cmd_stats(const Globals& g) {
     l["source"] = m.value("source", "");
     l["target"] = m.value("target", "");
     l["errors"] = m.value("errors", 0);
+    if (!paths) l.erase("paths");
     out.push_back(l);
   }
   if (g.json) {
@@ -385,6 +388,24 @@ int cmd_stats(const Globals& g) {
     return 0;
   }
   if (out.empty()) std::printf("no lanefs mounts on this host\n");
+  if (paths) {
+    // HA: one row per path (local leg -> backend address).
+    for (const auto& m : out) {
+      std::printf("%s on %s\n", m["source"].get<std::string>().c_str(), m["target"].get<std::string>().c_str());
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& p : m.value("paths", json::array()))
+        rows.push_back({p.value("backend", ""), p.value("local", ""), p.value("remote", ""),
+                        p.value("label", "").empty() ? "-" : p.value("label", ""),
+                        p.value("preferred", true) ? "yes" : "no", p.value("state", ""),
+                        std::to_string(p.value("health", 0)), human_bytes(p.value("tx_bytes", 0ull)),
+                        std::to_string(p.value("timeouts", 0ull)), std::to_string(p.value("failovers", 0ull)),
+                        std::to_string(p.value("failbacks", 0ull))});
+      std::cout << render_table({"BACKEND", "LOCAL", "REMOTE", "LABEL", "PREFERRED", "STATE", "HEALTH", "SENT",
+                                 "TIMEOUTS", "FAILOVERS", "FAILBACKS"},
+                                rows);
+    }
+    return 0;
+  }
   for (const auto& m : out) {
     std::printf("%s on %s%s\n", m["source"].get<std::string>().c_str(), m["target"].get<std::string>().c_str(),
                 m.value("encrypted", false) ? " (encrypted)" : "");
@@ -401,6 +422,36 @@ int cmd_stats(const Globals& g) {
     for (const auto& [why, n] : m["not_rdma"].items())
       std::printf("  not on RDMA (%s): %llu\n", why.c_str(), (unsigned long long)n.get<uint64_t>());
   }
+  return 0;
+}
+
+int cmd_resources_net(const Globals& g, const std::string& what, const std::string& dev, const std::string& label) {
+  std::string path = client::resources_path();
+  auto nics = client::load_net_resources(path);
+  if (!nics.ok()) return fail(nics.error());
+  if (what == "add" || what == "remove") {
+    if (dev.empty() || dev.size() > 15 || dev.find_first_of("/ ,=") != std::string::npos)
+      return fail(make_error(Errc::kInvalid, "'" + dev + "' is not a network interface name"));
+    auto it = std::find_if(nics->begin(), nics->end(), [&](const auto& n) { return n.dev == dev; });
+    if (what == "remove") {
+      if (it == nics->end()) return fail(make_error(Errc::kNotFound, dev + " is not in " + path));
+      nics->erase(it);
+    } else if (it != nics->end()) {
+      it->label = label;
+    } else {
+      nics->push_back({dev, label});
+    }
+    if (auto st = client::save_net_resources(path, *nics); !st.ok()) return fail(st.error());
+  }
+  if (g.json) {
+    json out = json::array();
+    for (const auto& n : *nics) out.push_back({{"dev", n.dev}, {"label", n.label}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& n : *nics) rows.push_back({n.dev, n.label.empty() ? "-" : n.label});
+  std::cout << render_table({"DEV", "LABEL"}, rows);
   return 0;
 }
 
@@ -493,12 +544,27 @@ int main(int argc, char** argv) {
   fl->add_option("--offset", fs_offset, "byte offset whose chunk to locate");
   fl->callback([&] { rc = cmd_fs_locate(g, fs_name, fs_path, fs_offset); });
 
-  app.add_subcommand("stats", "IOs and bytes per lane of this host's mounts, fallbacks, and why IO did not use RDMA")
-      ->callback([&] { rc = cmd_stats(g); });
+  bool stats_paths = false;
+  auto* st = app.add_subcommand("stats", "IOs and bytes per lane of this host's mounts, fallbacks, and why IO did not use RDMA");
+  st->add_flag("--paths", stats_paths, "per network path (HA legs): state, health, label, bytes, failovers");
+  st->callback([&] { rc = cmd_stats(g, stats_paths); });
 
   auto* local = app.add_subcommand("local", "this host's lanefs containers");
   local->require_subcommand(1);
   local->add_subcommand("ps", "client and backend containers on this host")->callback([&] { rc = cmd_local_ps(g); });
+  auto* res = local->add_subcommand("resources", "this host's lanefs resources (LANEFS_RESOURCES or /etc/lanefs/resources.json)");
+  res->require_subcommand(1);
+  auto* rnet = res->add_subcommand("net", "data NICs and their switch labels (used by mounts with net:ha=)");
+  rnet->require_subcommand(1);
+  std::string res_dev, res_label;
+  auto* radd = rnet->add_subcommand("add", "add a NIC (or change its label)");
+  radd->add_option("dev", res_dev, "network interface")->required();
+  radd->add_option("--label", res_label, "the switch it is on (same-label paths are preferred)");
+  radd->callback([&] { rc = cmd_resources_net(g, "add", res_dev, res_label); });
+  auto* rrm = rnet->add_subcommand("remove", "remove a NIC");
+  rrm->add_option("dev", res_dev, "network interface")->required();
+  rrm->callback([&] { rc = cmd_resources_net(g, "remove", res_dev, ""); });
+  rnet->add_subcommand("list", "list the NICs")->callback([&] { rc = cmd_resources_net(g, "list", "", ""); });
 
   auto* net = app.add_subcommand("net", "this host's network devices");
   net->require_subcommand(1);

@@ -25,6 +25,14 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   // with jumbo frames).
   if (ro.transport.bind.ip == 0) ro.transport.bind.ip = source_ip_for(c->opts_.backends.front());
   ro.transport.faults = c->opts_.faults;
+  if (!c->opts_.ha_legs.empty()) {
+    if (!c->opts_.dpdk.empty())
+      return make_error(Errc::kNotSupported, "net:ha= with a DPDK net=: HA legs on the DPDK lane are not built "
+                                             "(the UDP lane has them)");
+    ro.transport.bind.ip = c->opts_.ha_legs[0].ip;
+    for (size_t i = 1; i < c->opts_.ha_legs.size(); ++i)
+      ro.transport.extra_binds.push_back(NetAddr{c->opts_.ha_legs[i].ip, 0});
+  }
   ro.name = c->opts_.name;
   ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
   if (!c->opts_.dpdk.empty()) {
@@ -75,6 +83,38 @@ std::vector<ClusterClient::CoreInfo> ClusterClient::cores() const {
   return out;
 }
 
+void ClusterClient::update_paths(const proto::ClusterMap& m) {
+  auto on_subnet = [](const HaLeg& l, uint32_t ip) {
+    uint32_t mask = l.prefix_bits == 0 ? 0 : ~uint32_t{0} << (32 - l.prefix_bits);
+    return (ip & mask) == (l.ip & mask);
+  };
+  for (const auto& mem : m.members) {
+    std::vector<proto::NetLeg> legs = mem.legs;
+    if (legs.empty()) legs.push_back({mem.addr, ""});
+    bool shared = false;
+    for (const auto& l : opts_.ha_legs)
+      for (const auto& r : legs) shared |= on_subnet(l, r.addr.ip);
+    std::vector<rpc::PathSpec> specs;
+    for (const auto& l : opts_.ha_legs) {
+      for (const auto& r : legs) {
+        if (shared && !on_subnet(l, r.addr.ip)) continue;  // no route between those subnets
+        bool same = l.label == r.label || l.label.empty() || r.label.empty();
+        std::string label = l.label == r.label ? l.label : l.label + "/" + r.label;
+        specs.push_back({NetAddr{l.ip, 0}, r.addr, same, label});
+      }
+    }
+    for (auto& rpc : rpcs_) rpc->set_paths(mem.addr, specs);
+  }
+}
+
+std::vector<PathRow> ClusterClient::path_stats() const {
+  std::vector<PathRow> out;
+  for (const auto& rpc : rpcs_)
+    for (auto& [server, paths] : rpc->path_stats())
+      for (auto& p : paths) out.push_back({server, p});
+  return out;
+}
+
 proto::ClusterMap ClusterClient::map() const {
   std::lock_guard lk(mu_);
   return map_;
@@ -102,10 +142,15 @@ Result<proto::ClusterMap> ClusterClient::refresh_map() {
       errors += a.to_string() + ": " + m.error().to_string();
       continue;
     }
-    std::lock_guard lk(mu_);
-    if (m->cluster_id != map_.cluster_id || m->epoch >= map_.epoch) map_ = *m;
-    contact_ = a;
-    return map_;
+    proto::ClusterMap current;
+    {
+      std::lock_guard lk(mu_);
+      if (m->cluster_id != map_.cluster_id || m->epoch >= map_.epoch) map_ = *m;
+      contact_ = a;
+      current = map_;
+    }
+    if (!opts_.ha_legs.empty()) update_paths(current);
+    return current;
   }
   return make_error(Errc::kUnreachable, "no backend reachable (" + errors + ")");
 }

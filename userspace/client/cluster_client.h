@@ -26,6 +26,21 @@
 
 namespace lanefs::client {
 
+// HA: one local data NIC (mount option net:ha=<dev>) with its address and
+// the label naming its switch ("" = unlabeled).
+struct HaLeg {
+  std::string dev;
+  uint32_t ip = 0;  // host order
+  uint8_t prefix_bits = 32;
+  std::string label;
+};
+
+// One row of path_stats(): a path from a local leg to a backend's address.
+struct PathRow {
+  NetAddr server;  // the backend (its map address)
+  rpc::PathStats path;
+};
+
 struct ClusterClientOptions {
   std::vector<NetAddr> backends;                  // any members; the first that answers wins
   uint64_t connect_timeout_ns = 5'000'000'000ull;  // per backend, for the session handshake
@@ -44,6 +59,11 @@ struct ClusterClientOptions {
   std::vector<transport::DpdkConfig> dpdk;
   // CPU for each core's loop thread (core=; -1 or absent: not pinned).
   std::vector<int> cpus;
+  // HA (UDP lane): the local legs, the first the primary. With legs, every
+  // (local leg, backend leg) pair on a shared subnet is a path (all pairs
+  // when no subnet is shared: a routed network); same-label pairs are
+  // preferred. Backends advertise their legs in the cluster map.
+  std::vector<HaLeg> ha_legs;
 };
 
 // How the pieces of one data call travelled (RDMA lane).
@@ -71,6 +91,8 @@ class ClusterClient {
     int cpu = -1;
   };
   std::vector<CoreInfo> cores() const;
+  // HA: every path of every core's sessions (health, label, traffic).
+  std::vector<PathRow> path_stats() const;
   const ClusterClientOptions& options() const { return opts_; }
 
   // ---- management (sent to the first reachable backend; mutations are
@@ -159,6 +181,8 @@ class ClusterClient {
 
  private:
   bool prepare_rdma(RdmaPiece& p);
+  // HA: gives every RPC client the paths to every member of map_.
+  void update_paths(const proto::ClusterMap& m);
 
   std::unique_ptr<RdmaPath> rdma_;
   std::string lane_ = "UDP", dpdk_fallback_;

@@ -57,6 +57,7 @@ std::string MountOptions::to_string() const {
   s += ",response_timeout_secs=" + std::to_string(response_timeout_secs);
   s += ",remove_after_secs=" + std::to_string(remove_after_secs);
   s += ",net=" + net.to_string();
+  for (const auto& d : ha_devs) s += ",net:ha=" + d;
   if (!net.udp) {
     s += dedicated_full ? ",dedicated_mode=full" : ",dedicated_mode=none";
     s += ",num_cores=" + std::to_string(num_cores);
@@ -168,6 +169,14 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
       LANEFS_TRY(need_val());
       LANEFS_ASSIGN_OR_RETURN(uint32_t v, parse_uint(key, val, key == "memory_mb" ? 16 : 0, 1 << 20));
       (key == "memory_mb" ? o.memory_mb : o.dpdk_base_memory_mb) = v;
+    } else if (key == "net:ha") {
+      LANEFS_TRY(need_val());
+      std::string dev(val);
+      if (dev.size() > 15 || dev.find_first_of("/ ,=") != std::string::npos)
+        return make_error(Errc::kInvalid, "mount option 'net:ha=" + dev + "': expected a network interface name");
+      if (std::find(o.ha_devs.begin(), o.ha_devs.end(), dev) != o.ha_devs.end())
+        return make_error(Errc::kInvalid, "mount option 'net:ha=" + dev + "' given twice");
+      o.ha_devs.push_back(dev);
     } else if (key == "key_file") {
       LANEFS_TRY(need_val());
       // The frontend reads the file, from its own working directory.
@@ -198,6 +207,10 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
                                             std::to_string(o.cores.size()) + " 'core=' disagree");
     o.num_cores = static_cast<uint32_t>(o.cores.size());
   }
+  if (!o.net.udp && !o.ha_devs.empty())
+    return make_error(Errc::kInvalid, "mount options 'net=" + o.net.to_string() +
+                                          "' and 'net:ha=': HA legs on the DPDK lane are not built (the UDP "
+                                          "lane has them: drop net=)");
   if (!o.net.udp && o.net.ips.size() > 1 && o.net.ips.size() != o.num_cores)
     return make_error(Errc::kInvalid, "mount option 'net=" + o.net.to_string() + "': " +
                                           std::to_string(o.net.ips.size()) + " addresses for " +

@@ -50,6 +50,10 @@ struct MountOptions {
   // when the host has free ones, anonymous memory (--no-huge) otherwise.
   uint32_t memory_mb = 256;
   uint32_t dpdk_base_memory_mb = 0;
+  // HA (UDP lane): `net:ha=<dev>`, repeatable: the data NICs this host's
+  // frontend uses, the first the primary; labels come from
+  // `lanefs local resources net add DEV --label L`.
+  std::vector<std::string> ha_devs;
   std::string key_file;                 // encrypted filesystems: absolute path of the key file
   // Smallest IO that takes the RDMA lane (lane_policy.h, docs/lanes.md).
   uint32_t rdma_read_min = 32 * 1024;

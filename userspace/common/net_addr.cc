@@ -1,5 +1,10 @@
 #include "common/net_addr.h"
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <optional>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -68,6 +73,28 @@ uint32_t source_ip_for(const NetAddr& peer) {
   }
   close(s);
   return ip;
+}
+
+Result<IfaceAddr> interface_ipv4(const std::string& dev) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return sys_error("getifaddrs", errno);
+  std::optional<IfaceAddr> found;
+  bool exists = false;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_name == nullptr || dev != a->ifa_name) continue;
+    exists = true;
+    if (found || a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    IfaceAddr r;
+    r.ip = ntohl(reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr);
+    uint32_t mask = a->ifa_netmask ? ntohl(reinterpret_cast<const sockaddr_in*>(a->ifa_netmask)->sin_addr.s_addr) : ~0u;
+    r.prefix_bits = static_cast<uint8_t>(__builtin_popcount(mask));
+    found = r;
+  }
+  freeifaddrs(list);
+  if (!found)
+    return make_error(Errc::kNotFound, exists ? "network interface " + dev + " has no IPv4 address"
+                                              : "no network interface named " + dev);
+  return *found;
 }
 
 }  // namespace lanefs

@@ -32,6 +32,14 @@ Result<std::vector<NetAddr>> parse_net_addr_list(std::string_view text, uint16_t
 // through a connected UDP socket; nothing is sent). 0 when there is no route.
 uint32_t source_ip_for(const NetAddr& peer);
 
+// The first IPv4 address of network interface `dev` and its prefix length
+// (getifaddrs). kNotFound naming the interface when it has none.
+struct IfaceAddr {
+  uint32_t ip = 0;  // host order
+  uint8_t prefix_bits = 32;
+};
+Result<IfaceAddr> interface_ipv4(const std::string& dev);
+
 struct NetAddrHash {
   size_t operator()(const NetAddr& a) const noexcept {
     return std::hash<uint64_t>()((uint64_t{a.ip} << 16) | a.port);

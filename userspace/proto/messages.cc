@@ -147,11 +147,13 @@ Result<std::span<const uint8_t>> parse_response(std::span<const uint8_t> resp) {
   return make_error(code, msg.empty() ? std::string(errc_text(code)) : msg);
 }
 
+LANEFS_MSG(NetLeg, put_addr(e, addr); e.str(label);, addr = get_addr(d); label = d.str(64);)
+
 LANEFS_MSG(Member,
   e.u32(shard); e.u64(uuid); e.str(name); e.str(hostname); put_addr(e, addr); e.u8(rdma_link);
-  e.u16(rdma_port);,
+  e.u16(rdma_port); put_list(e, legs);,
   shard = d.u32(); uuid = d.u64(); name = d.str(256); hostname = d.str(256); addr = get_addr(d);
-  rdma_link = d.u8(); rdma_port = d.u16();)
+  rdma_link = d.u8(); rdma_port = d.u16(); if (!get_list(d, &legs)) return false;)
 
 LANEFS_MSG(FsInfo,
   e.u32(id); e.str(name); e.u64(root_ino); e.i64(created_s); e.u8(encrypted);
@@ -203,9 +205,10 @@ uint32_t shard_for_fs_root(const ClusterMap& map, std::string_view fs_name) {
 
 LANEFS_MSG(BackendIdentity,
   e.u64(uuid); e.str(name); e.str(hostname); put_addr(e, addr); e.u64(cluster_id); e.u64(epoch);
-  e.u32(fs_count); e.u8(rdma_link); e.u16(rdma_port);,
+  e.u32(fs_count); e.u8(rdma_link); e.u16(rdma_port); put_list(e, legs);,
   uuid = d.u64(); name = d.str(256); hostname = d.str(256); addr = get_addr(d);
-  cluster_id = d.u64(); epoch = d.u64(); fs_count = d.u32(); rdma_link = d.u8(); rdma_port = d.u16();)
+  cluster_id = d.u64(); epoch = d.u64(); fs_count = d.u32(); rdma_link = d.u8(); rdma_port = d.u16();
+  if (!get_list(d, &legs)) return false;)
 
 LANEFS_MSG(RdmaConfigReq, e.u8(enable); e.str(client);, enable = d.u8() != 0; client = d.str(256);)
 

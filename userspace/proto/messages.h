@@ -96,6 +96,16 @@ Result<T> decode_msg(std::span<const uint8_t> in) {
 }
 
 // ------------------------------------------------------------ management
+// One data address of a backend (HA: one per NIC) and the label naming the
+// switch its NIC is on ("" = unlabeled).
+struct NetLeg {
+  NetAddr addr;
+  std::string label;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+  bool operator==(const NetLeg&) const = default;
+};
+
 struct Member {
   uint32_t shard = 0;       // index in the map; metadata shard id
   uint64_t uuid = 0;        // backend identity (random at first start)
@@ -107,6 +117,9 @@ struct Member {
   // it listens on (same IP as addr). rdma_link 0 = no RDMA.
   uint8_t rdma_link = 0;
   uint16_t rdma_port = 0;
+  // Every data address (HA legs) with its label; the first is addr. Empty
+  // in maps from before HA: then addr, unlabeled.
+  std::vector<NetLeg> legs;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -159,6 +172,7 @@ struct BackendIdentity {
   uint32_t fs_count = 0;
   uint8_t rdma_link = 0;  // as Member
   uint16_t rdma_port = 0;
+  std::vector<NetLeg> legs;  // as Member
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

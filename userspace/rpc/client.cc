@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <future>
 #include <map>
@@ -31,6 +32,7 @@ enum class PktState : uint8_t { kUnsent, kInflight, kLost, kAnswered };
 struct TxPkt {
   PktState st = PktState::kUnsent;
   uint16_t gen = 0;
+  uint8_t path = 0;  // index in the session's paths of its last transmission
   bool retransmitted = false;
   uint64_t sent_ns = 0;
 };
@@ -61,6 +63,29 @@ struct ActiveReq {
 
 enum class SessState : uint8_t { kConnecting, kConnected };
 
+// Path health (HA): a timeout costs 25, an answered packet gives 10, an
+// answered probe 35. A path stops carrying traffic at 50 or less and gets it
+// back at 85 or more (hysteresis: a lossy path does not flap).
+constexpr double kHealthMax = 100, kHealthy = 50, kRecovered = 85, kTimeoutCost = 25, kAnswerGain = 10,
+                 kProbeGain = 35;
+constexpr uint64_t kProbeUnhealthyNs = 100'000'000;  // probe a failed path every 100 ms
+constexpr uint64_t kProbeIdleNs = 1'000'000'000;     // and an idle one every second
+constexpr uint64_t kPublishNs = 100'000'000;
+constexpr size_t kMaxPaths = 64;
+
+struct PathState {
+  PathSpec spec;
+  double health = kHealthMax;
+  bool healthy = true;
+  uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, timeouts = 0, failovers = 0, failbacks = 0;
+  uint64_t last_tx_ns = 0, last_rx_ns = 0, last_probe_ns = 0;
+  uint32_t probe_seq = 0;
+  // Damping: a path that fails again soon after a failback waits longer
+  // (doubling, up to 5 s) before it may carry traffic again.
+  uint64_t failed_ns = 0, up_ns = 0, hold_ns = 0;
+};
+constexpr uint64_t kHoldMinNs = 200'000'000, kHoldMaxNs = 5'000'000'000, kStableNs = 10'000'000'000;
+
 struct ClientSession {
   NetAddr server;
   SessState state = SessState::kConnecting;
@@ -80,6 +105,9 @@ struct ClientSession {
   std::atomic<uint64_t> pub_srtt{0}, pub_rto{0};
   std::atomic<double> pub_cwnd{0};
   std::atomic<bool> pub_connected{false};
+  // HA paths (never empty: by default the primary leg to `server`).
+  std::vector<PathState> paths;
+  uint64_t rr = 0;  // round-robin position over candidate paths
   ClientSession(RtoConfig r, WindowConfig w) : rtt(r), cw(w) {}
 };
 
@@ -141,6 +169,19 @@ class RpcClient::Impl {
   }
 
   NetAddr local_addr() const { return core_->transport().local_addr(); }
+  std::vector<NetAddr> local_addrs() const { return core_->transport().local_addrs(); }
+  void set_paths(NetAddr server, std::vector<PathSpec> paths) {
+    if (paths.size() > kMaxPaths) paths.resize(kMaxPaths);
+    {
+      std::lock_guard lk(submit_mu_);
+      path_updates_[server] = std::move(paths);
+    }
+    core_->wake();
+  }
+  std::vector<std::pair<NetAddr, std::vector<PathStats>>> path_stats() const {
+    std::lock_guard lk(map_mu_);
+    return pub_paths_;
+  }
   RpcStatsSnapshot stats() const {
     RpcStatsSnapshot s = snapshot_counters(counters_);
     std::lock_guard lk(map_mu_);
@@ -175,6 +216,13 @@ class RpcClient::Impl {
   void send_pkt(ClientSession& s, ActiveReq& r, size_t idx, uint64_t now);
   void timers(ClientSession& s, uint64_t now);
   void complete(ClientSession& s, ActiveReq& r, Result<Buffer> result);
+  // HA paths.
+  void apply_paths(ClientSession& s, std::vector<PathSpec> specs);
+  size_t pick_path(ClientSession& s, int avoid);
+  void send_on(ClientSession& s, size_t path, const PacketHeader& h, std::span<const uint8_t> body, uint64_t now);
+  void path_event(ClientSession& s, size_t path, double delta, uint64_t now);
+  void probe_paths(ClientSession& s, uint64_t now);
+  void publish_paths();
   void publish(ClientSession& s) {
     s.pub_srtt.store(s.rtt.srtt_ns(), std::memory_order_relaxed);
     s.pub_rto.store(s.rtt.rto_ns(), std::memory_order_relaxed);
@@ -191,6 +239,13 @@ class RpcClient::Impl {
   std::deque<Call> submitted_;
   mutable std::mutex map_mu_;  // guards sessions_ structure for other threads
   std::map<NetAddr, std::unique_ptr<ClientSession>> sessions_;
+  // Loop thread: every remote address of a session's paths -> the session.
+  std::map<NetAddr, ClientSession*> by_remote_;
+  std::map<NetAddr, std::vector<PathSpec>> path_updates_;  // guarded by submit_mu_
+  std::map<NetAddr, std::vector<PathSpec>> paths_wanted_;  // loop thread: for sessions made later
+  std::vector<std::pair<NetAddr, std::vector<PathStats>>> pub_paths_;  // guarded by map_mu_
+  uint64_t last_publish_ns_ = 0;
+  NetAddr rx_local_;  // loop thread: the local leg of the packet being handled
   // Callbacks run after the loop step that completed them, so a callback
   // that submits a new call never re-enters session bookkeeping.
   std::vector<std::pair<Callback, Result<Buffer>>> finished_;
@@ -212,9 +267,129 @@ ClientSession& RpcClient::Impl::session_for(NetAddr server) {
   s->connect_start_ns = mono_ns();
   s->next_connect_ns = 0;
   auto& ref = *s;
-  std::lock_guard lk(map_mu_);
-  sessions_.emplace(server, std::move(s));
+  {
+    std::lock_guard lk(map_mu_);
+    sessions_.emplace(server, std::move(s));
+  }
+  auto want = paths_wanted_.find(server);
+  apply_paths(ref, want != paths_wanted_.end() ? want->second : std::vector<PathSpec>{});
   return ref;
+}
+
+void RpcClient::Impl::apply_paths(ClientSession& s, std::vector<PathSpec> specs) {
+  if (specs.empty()) specs.push_back(PathSpec{NetAddr{0, 0}, s.server, true, ""});
+  std::vector<PathState> next;
+  for (auto& spec : specs) {
+    PathState p;
+    for (const auto& old : s.paths)
+      if (old.spec.local == spec.local && old.spec.remote == spec.remote) p = old;  // keep its counters
+    p.spec = std::move(spec);
+    next.push_back(std::move(p));
+  }
+  for (const auto& old : s.paths) by_remote_.erase(old.spec.remote);
+  s.paths = std::move(next);
+  by_remote_[s.server] = &s;
+  for (const auto& p : s.paths) by_remote_[p.spec.remote] = &s;
+}
+
+size_t RpcClient::Impl::pick_path(ClientSession& s, int avoid) {
+  size_t n = s.paths.size();
+  if (n == 1) return 0;
+  // Healthy preferred paths, else any healthy path, round-robin; a resend
+  // avoids the path that just failed it when another will do.
+  for (int pass = 0; pass < 2; ++pass) {
+    size_t count = 0;
+    for (const auto& p : s.paths) count += p.healthy && (pass == 1 || p.spec.preferred);
+    if (count == 0) continue;
+    size_t k = s.rr++ % count;
+    size_t chosen = n, first = n;
+    for (size_t i = 0, seen = 0; i < n; ++i) {
+      const auto& p = s.paths[i];
+      if (!p.healthy || (pass == 0 && !p.spec.preferred)) continue;
+      if (first == n) first = i;
+      if (seen++ == k) chosen = i;
+    }
+    if (int(chosen) == avoid && count > 1) {
+      for (size_t step = 1; step < n; ++step) {
+        size_t i = (chosen + step) % n;
+        const auto& p = s.paths[i];
+        if (p.healthy && (pass == 1 || p.spec.preferred)) return i;
+      }
+    }
+    return chosen < n ? chosen : first;
+  }
+  // Nothing healthy: the least bad path (not the one that just failed).
+  size_t best = 0;
+  for (size_t i = 1; i < n; ++i) {
+    bool better = s.paths[i].health > s.paths[best].health;
+    if (int(best) == avoid && s.paths[i].health == s.paths[best].health) better = true;
+    if (better && int(i) != avoid) best = i;
+  }
+  return best;
+}
+
+void RpcClient::Impl::send_on(ClientSession& s, size_t path, const PacketHeader& h,
+                              std::span<const uint8_t> body, uint64_t now) {
+  PathState& p = s.paths[path];
+  ++p.tx_packets;
+  p.tx_bytes += proto::kHeaderSize + body.size();
+  p.last_tx_ns = now;
+  core_->send(p.spec.remote, h, body, p.spec.local);
+}
+
+void RpcClient::Impl::path_event(ClientSession& s, size_t path, double delta, uint64_t now) {
+  if (path >= s.paths.size() || s.paths.size() == 1) return;  // one path: nothing to move to
+  PathState& p = s.paths[path];
+  if (delta < 0) ++p.timeouts;
+  p.health = std::clamp(p.health + delta, 0.0, kHealthMax);
+  bool healthy = p.healthy ? p.health > kHealthy : p.health >= kRecovered && now - p.failed_ns >= p.hold_ns;
+  if (healthy == p.healthy) return;
+  p.healthy = healthy;
+  if (!healthy) {
+    p.hold_ns = p.up_ns != 0 && now - p.up_ns < kStableNs ? std::min(kHoldMaxNs, std::max(kHoldMinNs, 2 * p.hold_ns))
+                                                          : kHoldMinNs;
+    p.failed_ns = now;
+    ++p.failovers;
+    LOG_WARN("path {} -> {}{} to {} failed (health {:.0f}): its traffic moves to other paths",
+             p.spec.local.ip ? p.spec.local.ip_string() : "primary", p.spec.remote.to_string(),
+             p.spec.label.empty() ? "" : " [" + p.spec.label + "]", s.server.to_string(), p.health);
+  } else {
+    p.up_ns = now;
+    ++p.failbacks;
+    LOG_INFO("path {} -> {}{} to {} recovered (health {:.0f}): traffic returns (failback)",
+             p.spec.local.ip ? p.spec.local.ip_string() : "primary", p.spec.remote.to_string(),
+             p.spec.label.empty() ? "" : " [" + p.spec.label + "]", s.server.to_string(), p.health);
+  }
+}
+
+void RpcClient::Impl::probe_paths(ClientSession& s, uint64_t now) {
+  if (s.paths.size() == 1) return;
+  for (size_t i = 0; i < s.paths.size(); ++i) {
+    PathState& p = s.paths[i];
+    uint64_t every = p.healthy ? kProbeIdleNs : kProbeUnhealthyNs;
+    bool idle = now - std::max(p.last_rx_ns, p.last_tx_ns) >= kProbeIdleNs;
+    if ((p.healthy && !idle) || now - p.last_probe_ns < every) continue;
+    p.last_probe_ns = now;
+    PacketHeader h;
+    h.type = PktType::kPing;
+    h.session_id = s.sid;
+    // The path and a sequence number ride in the request id; the pong echoes it.
+    h.request_id = (uint64_t{++p.probe_seq} << 8) | i;
+    send_on(s, i, h, {}, now);
+  }
+}
+
+void RpcClient::Impl::publish_paths() {
+  std::vector<std::pair<NetAddr, std::vector<PathStats>>> out;
+  for (auto& [addr, sp] : sessions_) {
+    std::vector<PathStats> ps;
+    for (const auto& p : sp->paths)
+      ps.push_back(PathStats{p.spec, uint32_t(p.health + 0.5), p.healthy, p.tx_packets, p.tx_bytes, p.rx_packets,
+                             p.timeouts, p.failovers, p.failbacks});
+    out.emplace_back(addr, std::move(ps));
+  }
+  std::lock_guard lk(map_mu_);
+  pub_paths_ = std::move(out);
 }
 
 void RpcClient::Impl::loop_main() {
@@ -228,16 +403,24 @@ void RpcClient::Impl::loop_main() {
         faults_changed_ = false;
       }
     }
+    std::map<NetAddr, std::vector<PathSpec>> updates;
     {
       std::lock_guard lk(submit_mu_);
       incoming.swap(submitted_);
+      updates.swap(path_updates_);
+    }
+    for (auto& [server, specs] : updates) {
+      paths_wanted_[server] = specs;
+      auto it = sessions_.find(server);
+      if (it != sessions_.end()) apply_paths(*it->second, std::move(specs));
     }
     bool busy = !incoming.empty();
     for (auto& c : incoming) session_for(c.server).waiting.push_back(std::move(c));
     incoming.clear();
 
-    size_t n = core_->receive([this](NetAddr src, const PacketHeader& h,
+    size_t n = core_->receive([this](NetAddr src, NetAddr dst, const PacketHeader& h,
                                      std::span<const uint8_t> p, bool bad_version) {
+      rx_local_ = dst;
       on_packet(src, h, p, bad_version);
     });
     busy |= n > 0;
@@ -247,7 +430,10 @@ void RpcClient::Impl::loop_main() {
     bool any_active = false;
     for (auto& [addr, sp] : sessions_) {
       ClientSession& s = *sp;
-      if (tick) timers(s, now);
+      if (tick) {
+        timers(s, now);
+        if (s.state == SessState::kConnected) probe_paths(s, now);
+      }
       if (s.state == SessState::kConnected) {
         start_waiting(s, now);
         transmit(s, now);
@@ -260,6 +446,10 @@ void RpcClient::Impl::loop_main() {
       publish(s);
     }
     core_->flush();
+    if (now - last_publish_ns_ >= kPublishNs) {
+      last_publish_ns_ = now;
+      publish_paths();
+    }
     if (!finished_.empty()) {
       auto done = std::move(finished_);
       finished_.clear();
@@ -291,7 +481,7 @@ void RpcClient::Impl::send_connect(ClientSession& s, uint64_t now) {
   h.request_id = s.nonce;
   h.generation = static_cast<uint16_t>(s.connect_tries);
   h.msg_len = static_cast<uint32_t>(body.size());
-  core_->send(s.server, h, body);
+  send_on(s, pick_path(s, -1), h, body, now);
   core_->flush();
   ++s.connect_tries;
   // Connect retries back off from 10 ms to 200 ms.
@@ -337,14 +527,25 @@ void RpcClient::Impl::reset_requests(ClientSession& s) {
 void RpcClient::Impl::on_packet(NetAddr src, const PacketHeader& h, std::span<const uint8_t> payload,
                                 bool bad_version) {
   if (bad_version) return;  // counted by LoopCore
-  auto it = sessions_.find(src);
-  if (it == sessions_.end()) {
+  auto it = by_remote_.find(src);
+  if (it == by_remote_.end()) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   ClientSession& s = *it->second;
   uint64_t now = mono_ns();
+  for (auto& p : s.paths) {
+    if (p.spec.remote != src || (rx_local_.ip != 0 && p.spec.local.ip != 0 && p.spec.local.ip != rx_local_.ip)) continue;
+    ++p.rx_packets;
+    p.last_rx_ns = now;
+    break;
+  }
   switch (h.type) {
+    case PktType::kPong: {
+      size_t i = h.request_id & 0xff;
+      if (i < s.paths.size() && (h.request_id >> 8) == s.paths[i].probe_seq) path_event(s, i, kProbeGain, now);
+      return;
+    }
     case PktType::kConnectOk: {
       if (s.state != SessState::kConnecting || h.request_id != s.nonce) return;
       Decoder d(payload);
@@ -450,6 +651,7 @@ void RpcClient::Impl::on_answer(ClientSession& s, ActiveReq& r, size_t idx, uint
     s.rtt.sample(rtt);
   }
   p.st = PktState::kAnswered;
+  if (s.paths[std::min<size_t>(p.path, s.paths.size() - 1)].health < kHealthMax) path_event(s, p.path, kAnswerGain, now);
   s.cw.on_ack(now, delay_sample ? rtt : 0, s.rtt.min_rtt_ns(), s.rtt.srtt_ns());
   r.backoff = 0;
   r.last_answer_ns = now;
@@ -507,11 +709,14 @@ void RpcClient::Impl::start_waiting(ClientSession& s, uint64_t now) {
 
 void RpcClient::Impl::send_pkt(ClientSession& s, ActiveReq& r, size_t idx, uint64_t now) {
   TxPkt& p = r.pkts[idx];
+  int avoid = -1;
   if (p.st == PktState::kLost) {
     ++p.gen;
     p.retransmitted = true;
+    avoid = p.path;
     counters_.retransmits.fetch_add(1, std::memory_order_relaxed);
   }
+  p.path = static_cast<uint8_t>(pick_path(s, avoid));
   p.st = PktState::kInflight;
   p.sent_ns = now;
   ++s.inflight;
@@ -529,13 +734,12 @@ void RpcClient::Impl::send_pkt(ClientSession& s, ActiveReq& r, size_t idx, uint6
     h.pkt_count = r.req_pkts;
     h.msg_len = static_cast<uint32_t>(r.call.req.size());
     h.frag_offset = static_cast<uint32_t>(off);
-    core_->send(s.server, h,
-                std::span<const uint8_t>(r.call.req).subspan(std::min(off, r.call.req.size()), len));
+    send_on(s, p.path, h, std::span<const uint8_t>(r.call.req).subspan(std::min(off, r.call.req.size()), len), now);
   } else {
     h.type = PktType::kRfr;
     h.pkt_num = static_cast<uint16_t>(idx - r.req_pkts + 1);
     h.pkt_count = r.resp_pkts;
-    core_->send(s.server, h);
+    send_on(s, p.path, h, {}, now);
   }
 }
 
@@ -574,6 +778,8 @@ void RpcClient::Impl::timers(ClientSession& s, uint64_t now) {
         p.st = PktState::kLost;
         --s.inflight;
         (exec_wait ? probed : lost) = true;
+        // A request that is executing says nothing about its path.
+        if (!exec_wait) path_event(s, p.path, -kTimeoutCost, now);
       }
     }
     if (probed && !lost) r.backoff = std::min(r.backoff + 1, 16u);
@@ -649,6 +855,9 @@ Result<Buffer> RpcClient::call(NetAddr server, uint16_t opcode, Buffer request, 
 }
 
 NetAddr RpcClient::local_addr() const { return impl_->local_addr(); }
+std::vector<NetAddr> RpcClient::local_addrs() const { return impl_->local_addrs(); }
+void RpcClient::set_paths(NetAddr server, std::vector<PathSpec> paths) { impl_->set_paths(server, std::move(paths)); }
+std::vector<std::pair<NetAddr, std::vector<PathStats>>> RpcClient::path_stats() const { return impl_->path_stats(); }
 RpcStatsSnapshot RpcClient::stats() const { return impl_->stats(); }
 RpcClient::SessionInfo RpcClient::session_info(NetAddr server) const { return impl_->session_info(server); }
 void RpcClient::set_faults(const transport::FaultConfig& f) { impl_->set_faults(f); }

@@ -47,14 +47,13 @@ LoopCore::~LoopCore() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> body) {
+void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> body, NetAddr src) {
   if (tx_.size() == kBatch) flush();
   auto& hb = tx_hdrs_[tx_.size()];
   proto::PacketHeader hh = h;
   hh.payload_len = static_cast<uint32_t>(body.size());
   proto::encode_header(hh, body, hb.data());
-  tx_.push_back({dst, hb.data(), proto::kHeaderSize, body.data(),
-                 static_cast<uint32_t>(body.size())});
+  tx_.push_back({dst, hb.data(), proto::kHeaderSize, body.data(), static_cast<uint32_t>(body.size()), src});
 }
 
 void LoopCore::flush() {

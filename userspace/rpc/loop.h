@@ -29,12 +29,15 @@ class LoopCore {
   uint32_t payload_per_packet() const { return payload_per_packet_; }
 
   // Queues one packet; `body` must stay valid until flush(). Flushes when the
-  // batch is full.
-  void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> body = {});
+  // batch is full. `src`: the local address (leg) to send from; 0 = primary.
+  void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> body = {},
+            NetAddr src = {});
   void flush();
 
-  // Receives a burst and calls on_packet(src, header, payload) for each valid
-  // packet; invalid ones are counted and dropped. Returns packets seen.
+  // Receives a burst and calls on_packet(src, dst, header, payload,
+  // bad_version) for each valid packet (dst: the local address it arrived
+  // on, 0 on single-address transports); invalid ones are counted and
+  // dropped. Returns packets seen.
   template <class F>
   size_t receive(F&& on_packet);
 
@@ -67,11 +70,11 @@ size_t LoopCore::receive(F&& on_packet) {
     auto err = proto::decode_packet({d.data, d.len}, &h, &payload);
     if (err != proto::DecodeError::kOk) {
       counters_->rx_invalid[static_cast<int>(err)].fetch_add(1, std::memory_order_relaxed);
-      if (err == proto::DecodeError::kBadVersion) on_packet(d.src, h, std::span<const uint8_t>{}, true);
+      if (err == proto::DecodeError::kBadVersion) on_packet(d.src, d.dst, h, std::span<const uint8_t>{}, true);
       continue;
     }
     counters_->rx_packets.fetch_add(1, std::memory_order_relaxed);
-    on_packet(d.src, h, payload, false);
+    on_packet(d.src, d.dst, h, payload, false);
   }
   return n;
 }

@@ -65,6 +65,31 @@ struct ClientOptions {
 
 using Callback = std::function<void(Result<Buffer>)>;
 
+// ------------------------------------------------------------ paths (HA)
+// One network path to a server: one of this client's local legs and one of
+// the server's addresses. A session uses every path it is given: packets
+// are spread over the healthy preferred ones; a path whose packets time out
+// loses health and, below the threshold, carries no traffic but probes
+// (failover); answered probes restore it (failback). The session (its id,
+// reply cache, requests in flight) is the same on every path, so a request
+// resent on another path still runs exactly once.
+struct PathSpec {
+  NetAddr local;          // a local leg (ip; port 0 = that leg's port); 0.0.0.0 = primary
+  NetAddr remote;         // one of the server's addresses
+  bool preferred = true;  // same switch label, or unlabeled: used while healthy;
+                          // others only when no preferred path is healthy
+  std::string label;      // for display: "A", "A/B" (cross-label), ""
+};
+
+struct PathStats {
+  PathSpec spec;
+  uint32_t health = 100;  // 0..100
+  bool healthy = true;    // carries traffic: down at health <= 50, up again at >= 85
+  uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, timeouts = 0;
+  uint64_t failovers = 0;  // times it turned unhealthy (traffic moved off it)
+  uint64_t failbacks = 0;  // times it turned healthy again
+};
+
 // Thread-safe: call()/call_async() may be used from any thread. Callbacks of
 // call_async() run on the client's loop thread and must not block.
 class RpcClient {
@@ -82,7 +107,14 @@ class RpcClient {
   Result<Buffer> call(NetAddr server, uint16_t opcode, Buffer request, uint64_t timeout_ns);
 
   NetAddr local_addr() const;
+  std::vector<NetAddr> local_addrs() const;  // every local leg (HA)
   RpcStatsSnapshot stats() const;
+  // HA: the paths to `server` (the address calls name). Empty: the single
+  // default path (primary leg to `server`). Thread-safe; applied on the
+  // loop thread, keeping the counters of paths that stay.
+  void set_paths(NetAddr server, std::vector<PathSpec> paths);
+  // Per server with a session: its paths, as of at most ~100 ms ago.
+  std::vector<std::pair<NetAddr, std::vector<PathStats>>> path_stats() const;
   // Smoothed RTT / RTO / window of the session to `server` (0s if none).
   struct SessionInfo { uint64_t srtt_ns = 0, rto_ns = 0; double cwnd = 0; bool connected = false; };
   SessionInfo session_info(NetAddr server) const;
@@ -133,6 +165,8 @@ class RpcServer {
   ~RpcServer();  // stops the loop and the workers (in-flight handlers finish)
 
   NetAddr local_addr() const;
+  // Every address it serves on (HA legs; the first is local_addr()).
+  std::vector<NetAddr> local_addrs() const;
   RpcStatsSnapshot stats() const;
   void set_faults(const transport::FaultConfig& faults);
   // Peers with an open session: (client name, address).

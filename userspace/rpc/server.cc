@@ -44,7 +44,8 @@ struct Slot {
 
 struct Session {
   uint32_t id = 0;
-  NetAddr peer;
+  NetAddr peer;   // where the client's latest packet came from (HA: its path)
+  NetAddr local;  // which of our addresses it went to (replies leave from there)
   uint64_t nonce = 0;
   std::string name;
   std::vector<Slot> slots;
@@ -108,6 +109,7 @@ class RpcServer::Impl {
   }
 
   NetAddr local_addr() const { return core_->transport().local_addr(); }
+  std::vector<NetAddr> local_addrs() const { return core_->transport().local_addrs(); }
 
   RpcStatsSnapshot stats() const;
   void set_faults(const transport::FaultConfig& f) {
@@ -140,6 +142,7 @@ class RpcServer::Impl {
   Handler handler_;
   RpcCounters counters_;
   std::unique_ptr<LoopCore> core_;
+  NetAddr reply_from_;  // the local address of the packet being handled (loop thread)
   std::thread loop_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stop_{false};
@@ -173,8 +176,9 @@ void RpcServer::Impl::loop_main() {
         faults_changed_ = false;
       }
     }
-    size_t n = core_->receive([this](NetAddr src, const PacketHeader& h,
+    size_t n = core_->receive([this](NetAddr src, NetAddr dst, const PacketHeader& h,
                                      std::span<const uint8_t> p, bool bad_version) {
+      reply_from_ = dst;
       on_packet(src, h, p, bad_version);
     });
     {
@@ -226,7 +230,7 @@ void RpcServer::Impl::send_simple(NetAddr dst, PktType type, uint32_t sid, uint6
   h.pkt_count = pkt_count;
   h.generation = gen;
   h.msg_len = static_cast<uint32_t>(body.size());
-  core_->send(dst, h, body);
+  core_->send(dst, h, body, reply_from_);  // every simple packet answers the one just received
 }
 
 void RpcServer::Impl::on_packet(NetAddr src, const PacketHeader& h, std::span<const uint8_t> payload,
@@ -261,7 +265,14 @@ void RpcServer::Impl::on_packet(NetAddr src, const PacketHeader& h, std::span<co
       return;
   }
   auto it = sessions_.find(h.session_id);
-  if (it == sessions_.end() || it->second->peer != src) {
+  if (it != sessions_.end() && (it->second->peer != src || it->second->local != reply_from_)) {
+    // The client moved the session to another path (HA failover, load
+    // balancing): answer on the path its packets now take. The session id
+    // is random and the request ids must match, so strays cannot hijack it.
+    it->second->peer = src;
+    it->second->local = reply_from_;
+  }
+  if (it == sessions_.end()) {
     counters_.unknown_session.fetch_add(1, std::memory_order_relaxed);
     if (h.type != PktType::kDisconnect)
       send_simple(src, PktType::kSessionReset, h.session_id, h.request_id, 0, 1, h.generation);
@@ -311,6 +322,7 @@ void RpcServer::Impl::on_connect(NetAddr src, const PacketHeader& h, std::span<c
     auto s = std::make_unique<Session>();
     s->id = sid;
     s->peer = src;
+    s->local = reply_from_;
     s->nonce = h.request_id;
     s->name = std::move(name);
     s->slots.resize(std::min(want_slots, opts_.max_slots));
@@ -429,7 +441,7 @@ void RpcServer::Impl::send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16
   h.opcode = sl.opcode;
   h.msg_len = static_cast<uint32_t>(sl.resp.size());
   h.frag_offset = static_cast<uint32_t>(off);
-  core_->send(s.peer, h, std::span<const uint8_t>(sl.resp).subspan(std::min(off, sl.resp.size()), len));
+  core_->send(s.peer, h, std::span<const uint8_t>(sl.resp).subspan(std::min(off, sl.resp.size()), len), s.local);
 }
 
 void RpcServer::Impl::on_completion(Completion& c) {
@@ -508,6 +520,7 @@ Result<std::unique_ptr<RpcServer>> RpcServer::create(ServerOptions options, Hand
 RpcServer::RpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RpcServer::~RpcServer() { impl_->stop(); }
 NetAddr RpcServer::local_addr() const { return impl_->local_addr(); }
+std::vector<NetAddr> RpcServer::local_addrs() const { return impl_->local_addrs(); }
 RpcStatsSnapshot RpcServer::stats() const { return impl_->stats(); }
 void RpcServer::set_faults(const transport::FaultConfig& f) { impl_->set_faults(f); }
 std::vector<std::pair<std::string, NetAddr>> RpcServer::sessions() const { return impl_->sessions(); }

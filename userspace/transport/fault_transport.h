@@ -46,6 +46,7 @@ class FaultTransport final : public Transport {
 
   TransportKind kind() const noexcept override { return inner_->kind(); }
   NetAddr local_addr() const noexcept override { return inner_->local_addr(); }
+  std::vector<NetAddr> local_addrs() const override { return inner_->local_addrs(); }
   uint32_t max_datagram() const noexcept override { return inner_->max_datagram(); }
   Result<size_t> tx_burst(std::span<const TxDatagram> pkts) override;
   // Releases due held datagrams, then receives from the inner transport.

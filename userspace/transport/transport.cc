@@ -7,6 +7,7 @@
 #include "transport/dpdk/dpdk_transport.h"
 #include "transport/fault_transport.h"
 #include "transport/loopback/loopback_transport.h"
+#include "transport/multi_transport.h"
 #include "transport/rdma_lane.h"
 #include "transport/udp/udp_transport.h"
 
@@ -97,7 +98,50 @@ Result<FaultConfig> parse_fault_config(std::string_view text) {
   return c;
 }
 
+namespace {
+Result<std::unique_ptr<Transport>> make_one(const TransportConfig& config);
+}  // namespace
+
 Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config) {
+  if (config.extra_binds.empty()) {
+    LANEFS_ASSIGN_OR_RETURN(auto t, make_one(config));
+    if (config.faults.any()) t = std::make_unique<FaultTransport>(std::move(t), config.faults);
+    return t;
+  }
+  if (config.kind != TransportKind::kUdp)
+    return make_error(Errc::kNotSupported, std::string("several local addresses (HA legs) on the ") +
+                                               std::string(transport_kind_name(config.kind)) +
+                                               " lane are not built; the UDP lane has them");
+  std::vector<std::unique_ptr<Transport>> legs;
+  TransportConfig one = config;
+  one.extra_binds.clear();
+  LANEFS_ASSIGN_OR_RETURN(auto first, make_one(one));
+  uint16_t port = first->local_addr().port;
+  legs.push_back(std::move(first));
+  for (NetAddr b : config.extra_binds) {
+    one.bind = b;
+    if (b.port == 0) {
+      // The same port on every leg when it is free (peers see one port).
+      one.bind.port = port;
+      auto leg = make_one(one);
+      if (!leg.ok()) {  // taken on this address: any port
+        one.bind.port = 0;
+        leg = make_one(one);
+      }
+      if (!leg.ok()) return leg.error();
+      legs.push_back(std::move(*leg));
+    } else {
+      LANEFS_ASSIGN_OR_RETURN(auto leg, make_one(one));
+      legs.push_back(std::move(leg));
+    }
+  }
+  LANEFS_ASSIGN_OR_RETURN(auto t, MultiHomedTransport::create(std::move(legs)));
+  if (config.faults.any()) t = std::make_unique<FaultTransport>(std::move(t), config.faults);
+  return t;
+}
+
+namespace {
+Result<std::unique_ptr<Transport>> make_one(const TransportConfig& config) {
   std::unique_ptr<Transport> t;
   switch (config.kind) {
     case TransportKind::kUdp: {
@@ -122,8 +166,8 @@ Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config)
       return make_error(Errc::kInvalid,
                         "unknown transport kind " + std::to_string(static_cast<int>(config.kind)));
   }
-  if (config.faults.any()) t = std::make_unique<FaultTransport>(std::move(t), config.faults);
   return t;
 }
+}  // namespace
 
 }  // namespace lanefs::transport

@@ -90,8 +90,8 @@ class DeviceOnlyLane : public transport::RdmaLane {
 
 proto::ClusterMap two_backends(uint8_t link_a, uint8_t link_b) {
   proto::ClusterMap m;
-  m.members.push_back({0, 11, "a", "ha", NetAddr{0xc0000201, 14000}, link_a, 14000});
-  m.members.push_back({1, 12, "b", "hb", NetAddr{0xc0000202, 14000}, link_b, 14000});
+  m.members.push_back({0, 11, "a", "ha", NetAddr{0xc0000201, 14000}, link_a, 14000, {}});
+  m.members.push_back({1, 12, "b", "hb", NetAddr{0xc0000202, 14000}, link_b, 14000, {}});
   return m;
 }
 
