@@ -1,0 +1,154 @@
+#!/bin/sh
+# ha_mount.sh BUILD_DIR: a FUSE mount with two legs (net:ha=ca,net:ha=cb) to
+# a backend with two legs (lanefsd --label A --data-addr .../B), each leg a
+# veth pair between this network namespace (ctest runs the script under
+# `unshare -n`) and the backend's namespace (made here, deleted on exit);
+# leg A on 192.0.2.0/24, leg B on 198.51.100.0/24. While IO with data
+# verification runs:
+#   1. both legs carry load (lanefs stats --paths);
+#   2. leg A goes down: IO goes on with zero errors, the path is reported
+#      down (a failover) and leg B carries the traffic;
+#   3. leg A comes back: the path is up again (a failback) and carries load;
+#   4. 30% loss on leg B (nftables): its health drops and most traffic moves
+#      to leg A.
+# Prints how long detection took (not asserted: benchmarks measure).
+# Exit 77 (skipped) without root, /dev/fuse or nft.
+set -eu
+B=${1:?usage: ha_mount.sh BUILD_DIR}
+skip() { echo "ha_mount: SKIPPED: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "needs root"
+[ -c /dev/fuse ] || skip "no /dev/fuse"
+command -v nft >/dev/null || skip "no nft (package nftables)"
+W=$(mktemp -d /tmp/lanefs-ha.XXXXXX)
+NS=lanefs-ha-$$
+RUN=$W/run
+export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/fuse/lanefs-frontend LANEFS_RESOURCES=$W/resources.json
+MNT=$W/mnt
+mkdir -p "$RUN" "$MNT"
+bp="" iop=""
+fail() {
+  echo "ha_mount: FAILED: $*" >&2
+  tail -20 "$RUN/frontend.log" >&2 2>/dev/null || true
+  tail -10 "$W/lanefsd.log" >&2 2>/dev/null || true
+  exit 1
+}
+cleanup() {
+  [ -z "$iop" ] || kill "$iop" 2>/dev/null || true
+  umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+  [ -z "$bp" ] || kill "$bp" 2>/dev/null || true
+  sleep 0.5
+  ip netns del "$NS" 2>/dev/null || true
+  [ -n "${KEEP:-}" ] || rm -rf "$W"
+}
+trap cleanup EXIT
+nsx() { ip netns exec "$NS" "$@"; }
+cli() { timeout 30 "$B/userspace/cli/lanefs" --backend 192.0.2.2:14123 "$@"; }
+# One path's field from `lanefs stats --paths --json`: path LEG FIELD
+path() {
+  timeout 10 "$B/userspace/cli/lanefs" --json stats --paths | python3 -c '
+import json, sys
+leg, field = sys.argv[1], sys.argv[2]
+rows = [p for m in json.load(sys.stdin) for p in m.get("paths", []) if p["local"] == leg]
+print(rows[0][field] if rows else "none")' "$1" "$2"
+}
+now_ms() { date +%s%3N; }
+wait_for() {  # description, max tenths of a second, command...
+  what=$1 max=$2; shift 2
+  i=0
+  until "$@"; do i=$((i + 1)); [ $i -lt "$max" ] || fail "$what"; sleep 0.1; done
+}
+path_is() { [ "$(path "$1" state)" = "$2" ]; }
+
+ip link set lo up
+ip netns add "$NS"
+nsx ip link set lo up
+ip link add ca type veth peer name sa
+ip link add cb type veth peer name sb
+ip link set sa netns "$NS"
+ip link set sb netns "$NS"
+ip addr add 192.0.2.1/24 dev ca
+ip addr add 198.51.100.1/24 dev cb
+ip link set ca up
+ip link set cb up
+nsx ip addr add 192.0.2.2/24 dev sa
+nsx ip addr add 198.51.100.2/24 dev sb
+nsx ip link set sa up
+nsx ip link set sb up
+
+nsx "$B/userspace/backend/lanefsd" --data-dir "$W/data" --listen 192.0.2.2:14123 --label A \
+  --data-addr 198.51.100.2/B --rdma off --log-file "$W/lanefsd.log" </dev/null >/dev/null 2>&1 &
+bp=$!
+wait_for "lanefsd did not answer" 300 cli --connect-timeout 1 fs list >/dev/null 2>&1
+cli fs create f >/dev/null
+"$B/userspace/cli/lanefs" local resources net add ca --label A >/dev/null
+"$B/userspace/cli/lanefs" local resources net add cb --label B >/dev/null
+"$B/fuse/mount.lanefs" 192.0.2.2:14123/f "$MNT" -o net:ha=ca,net:ha=cb,forcedirect || fail "mount with net:ha"
+head -c 1048576 /dev/urandom >"$W/src"
+
+# IO with verification until told to stop (bounded: 120 s, 100000 rounds).
+(
+  end=$(($(date +%s) + 120)); n=0
+  while [ ! -f "$W/stop" ] && [ "$(date +%s)" -lt "$end" ] && [ $n -lt 100000 ]; do
+    dd if="$W/src" of="$MNT/io" bs=256k status=none || { echo "write failed at round $n"; exit 1; }
+    cmp "$W/src" "$MNT/io" || { echo "data differs at round $n"; exit 2; }
+    n=$((n + 1))
+  done
+  echo "ha_mount: $n verified 1 MiB write+read rounds"
+) >"$W/io.out" 2>&1 &
+iop=$!
+sleep 2
+
+# ---- 1. both legs carry load
+a0=$(path 192.0.2.1 tx_bytes); b0=$(path 198.51.100.1 tx_bytes)
+[ "$a0" != none ] && [ "$b0" != none ] || fail "lanefs stats --paths lists no paths for the legs"
+[ "$a0" -gt 1000000 ] && [ "$b0" -gt 1000000 ] || fail "both legs should carry load: A $a0 B $b0 bytes"
+[ "$(path 192.0.2.1 label)" = A ] && [ "$(path 198.51.100.1 label)" = B ] || fail "path labels are not A and B"
+
+# ---- 2. leg A down: failover
+t0=$(now_ms)
+ip link set ca down
+wait_for "path A was not reported down within 10 s" 100 path_is 192.0.2.1 down
+t1=$(now_ms)
+b1=$(path 198.51.100.1 tx_bytes)
+sleep 2
+b2=$(path 198.51.100.1 tx_bytes)
+[ "$b2" -gt $((b1 + 1000000)) ] || fail "leg B did not carry the traffic while A was down ($b1 -> $b2)"
+kill -0 "$iop" 2>/dev/null || fail "IO stopped while leg A was down: $(cat "$W/io.out")"
+[ "$(path 192.0.2.1 failovers)" -ge 1 ] || fail "no failover counted on path A"
+echo "ha_mount: leg A down: path reported down after $((t1 - t0)) ms"
+
+# ---- 3. leg A back: failback
+t2=$(now_ms)
+ip link set ca up
+wait_for "path A did not come back within 15 s" 150 path_is 192.0.2.1 up
+t3=$(now_ms)
+a1=$(path 192.0.2.1 tx_bytes)
+sleep 2
+a2=$(path 192.0.2.1 tx_bytes)
+[ "$a2" -gt $((a1 + 1000000)) ] || fail "leg A did not get traffic back after failback ($a1 -> $a2)"
+[ "$(path 192.0.2.1 failbacks)" -ge 1 ] || fail "no failback counted on path A"
+echo "ha_mount: leg A up: path back after $((t3 - t2)) ms"
+
+# ---- 4. 30% loss on leg B
+nft add table inet lfha
+nft add chain inet lfha out '{ type filter hook output priority 0; }'
+nft add rule inet lfha out ip saddr 198.51.100.1 numgen random mod 100 '<' 30 drop
+a3=$(path 192.0.2.1 tx_bytes); b3=$(path 198.51.100.1 tx_bytes)
+sleep 4
+a4=$(path 192.0.2.1 tx_bytes); b4=$(path 198.51.100.1 tx_bytes)
+da=$((a4 - a3)); db=$((b4 - b3))
+echo "ha_mount: 30% loss on leg B: A carried $da bytes, B $db bytes in 4 s; B health $(path 198.51.100.1 health)"
+[ $((db * 10)) -lt $(((da + db) * 3)) ] || fail "most traffic should move off the lossy leg (A $da, B $db)"
+[ "$(path 198.51.100.1 timeouts)" -gt 0 ] || fail "no timeouts counted on the lossy leg"
+nft delete table inet lfha
+
+touch "$W/stop"
+wait "$iop" || fail "IO failed: $(cat "$W/io.out")"
+iop=""
+cat "$W/io.out"
+errs=$(timeout 10 "$B/userspace/cli/lanefs" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["errors"])')
+[ "$errs" = 0 ] || fail "the mount counted $errs IO errors"
+grep -q "failed (health" "$RUN/frontend.log" || fail "no failover line in the frontend log"
+grep -q "recovered (health .*failback" "$RUN/frontend.log" || fail "no failback line in the frontend log"
+umount "$MNT"
+echo "ha_mount: PASS"
