@@ -190,5 +190,55 @@ TEST(MountOptions, CoresAndPerCoreAddresses) {
   EXPECT_EQ(be.error().message.rfind("--net tap:x/192.0.2.2: ", 0), 0u) << be.error().message;
 }
 
+
+TEST(MountOptions, HaDevicesRepeatableInOrder) {
+  auto none = parse_mount_options("");
+  ASSERT_OK(none);
+  EXPECT_TRUE(none->ha_devs.empty());
+  EXPECT_EQ(none->to_string().find("net:ha"), std::string::npos) << none->to_string();
+
+  auto o = parse_mount_options("net:ha=cb,readcache,net:ha=ca,net:ha=eth0.100");
+  ASSERT_OK(o);
+  EXPECT_EQ(o->ha_devs, (std::vector<std::string>{"cb", "ca", "eth0.100"}));
+  EXPECT_TRUE(o->net.udp);
+  EXPECT_NE(o->to_string().find(",net=udp,net:ha=cb,net:ha=ca,net:ha=eth0.100,"), std::string::npos)
+      << o->to_string();
+  auto again = parse_mount_options(o->to_string());
+  ASSERT_OK(again);
+  EXPECT_EQ(again->ha_devs, o->ha_devs);
+  EXPECT_EQ(again->to_string(), o->to_string());
+  // With the UDP lane named explicitly, and at the longest interface name (15).
+  auto udp = parse_mount_options("net=udp,net:ha=abcdefghijklmno");
+  ASSERT_OK(udp);
+  EXPECT_EQ(udp->ha_devs, (std::vector<std::string>{"abcdefghijklmno"}));
+
+  struct Bad {
+    const char* opts;
+    const char* says;
+  };
+  for (const Bad& b : {Bad{"net:ha=ca,net:ha=ca", "'net:ha=ca' given twice"},
+                       Bad{"net:ha=ca,net:ha=cb,net:ha=ca", "given twice"},
+                       Bad{"net:ha=a/b", "expected a network interface name"},
+                       Bad{"net:ha=a=b", "expected a network interface name"},
+                       Bad{"net:ha=a b", "expected a network interface name"},
+                       Bad{"net:ha=abcdefghijklmnop", "expected a network interface name"},
+                       // A comma ends the option: "b" is an unknown option of its own.
+                       Bad{"net:ha=a,b", "'b'"},
+                       Bad{"net:ha", "needs a value"}}) {
+    auto r = parse_mount_options(b.opts);
+    ASSERT_EQ(r.code(), Errc::kInvalid) << b.opts;
+    EXPECT_NE(r.error().message.find(b.says), std::string::npos) << b.opts << ": " << r.error().to_string();
+  }
+
+  // HA legs on the DPDK lane are not built, whichever option comes first.
+  for (const char* dpdk : {"net=tap:t0/192.0.2.2/24,net:ha=ca", "net:ha=ca,net=tap:t0/192.0.2.2/24,num_cores=1"}) {
+    auto r = parse_mount_options(dpdk);
+    ASSERT_EQ(r.code(), Errc::kInvalid) << dpdk;
+    EXPECT_NE(r.error().message.find("HA legs on the DPDK lane are not built"), std::string::npos)
+        << dpdk << ": " << r.error().to_string();
+    EXPECT_NE(r.error().message.find("net=tap:t0/192.0.2.2/24"), std::string::npos) << r.error().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace lanefs::client
