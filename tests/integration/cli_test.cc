@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -236,6 +237,71 @@ TEST_F(CliTest, ClusterRdmaEnableDisable) {
 
   auto bad = cli({"cluster", "rdma", "maybe"});
   EXPECT_NE(bad.rc, 0);
+}
+
+
+// `lanefs local resources net add|remove|list`: host configuration only, no
+// backend needed. LANEFS_RESOURCES points into a temporary directory.
+TEST(CliResources, NetAddListRemove) {
+  TempDir dir;
+  const std::string file = dir.path() + "/etc/resources.json";
+  const std::vector<std::string> env = {"LANEFS_RESOURCES=" + file};
+  auto net = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"local", "resources", "net"});
+    return run_cli(args, env);
+  };
+  auto listed = [&] {
+    auto r = net({"list", "--json"});
+    EXPECT_EQ(r.rc, 0) << r.out;
+    return json::parse(r.out, nullptr, false);
+  };
+  EXPECT_EQ(listed(), json::array()) << "no file yet: an empty list";
+
+  auto add = net({"add", "eth9", "--label", "A"});
+  ASSERT_EQ(add.rc, 0) << add.out;
+  EXPECT_TRUE(std::filesystem::exists(file)) << "the file (and its directory) was not written";
+  auto lines = lines_of(add.out);  // the table after the change
+  ASSERT_EQ(lines.size(), 2u) << add.out;
+  EXPECT_NE(lines[0].find("DEV"), std::string::npos) << add.out;
+  EXPECT_NE(lines[0].find("LABEL"), std::string::npos) << add.out;
+  EXPECT_EQ(lines[1].rfind("eth9", 0), 0u) << add.out;
+  EXPECT_NE(lines[1].find('A'), std::string::npos) << add.out;
+  EXPECT_EQ(listed(), json::parse(R"([{"dev": "eth9", "label": "A"}])"));
+
+  // Adding a listed NIC again changes its label; an unlabeled one shows "-".
+  ASSERT_EQ(net({"add", "eth9", "--label", "B"}).rc, 0);
+  ASSERT_EQ(net({"add", "eth8"}).rc, 0);
+  EXPECT_EQ(listed(), json::parse(R"([{"dev": "eth9", "label": "B"}, {"dev": "eth8", "label": ""}])"));
+  auto table = net({"list"});
+  ASSERT_EQ(table.rc, 0) << table.out;
+  auto rows = lines_of(table.out);
+  ASSERT_EQ(rows.size(), 3u) << table.out;
+  EXPECT_NE(rows[2].find("-"), std::string::npos) << table.out;
+
+  auto rm = net({"remove", "eth9"});
+  ASSERT_EQ(rm.rc, 0) << rm.out;
+  EXPECT_EQ(listed(), json::parse(R"([{"dev": "eth8", "label": ""}])"));
+  auto again = net({"remove", "eth9"});
+  EXPECT_EQ(again.rc, 4) << again.out;  // not found
+  ASSERT_EQ(lines_of(again.out).size(), 1u) << again.out;
+  EXPECT_NE(again.out.find("eth9 is not in " + file), std::string::npos) << again.out;
+
+  // Names that cannot be interfaces are usage errors and change nothing.
+  for (const char* bad : {"a/b", "a=b", "abcdefghijklmnop"}) {
+    auto r = net({"add", bad, "--label", "A"});
+    EXPECT_EQ(r.rc, 2) << bad << ": " << r.out;
+    EXPECT_NE(r.out.find("is not a network interface name"), std::string::npos) << r.out;
+  }
+  EXPECT_EQ(listed(), json::parse(R"([{"dev": "eth8", "label": ""}])"));
+
+  // A damaged file is reported (exit 2, naming it), not overwritten.
+  { std::ofstream(file, std::ios::trunc) << "{oops"; }
+  auto broken = net({"add", "eth7"});
+  EXPECT_EQ(broken.rc, 2) << broken.out;
+  EXPECT_NE(broken.out.find(file), std::string::npos) << broken.out;
+  std::ifstream in(file);
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "{oops");
 }
 
 }  // namespace
