@@ -24,6 +24,9 @@ Result<std::vector<NetResource>> load_net_resources(const std::string& path) {
   for (const auto& n : j.value("net", nlohmann::json::array())) {
     if (!n.is_object() || !n.contains("dev") || !n["dev"].is_string())
       return make_error(Errc::kInvalid, path + ": a net entry without \"dev\"");
+    // Checked, not value(): a non-string label would throw out of the CLI and the frontend.
+    if (n.contains("label") && !n["label"].is_string())
+      return make_error(Errc::kInvalid, path + ": the label of " + n["dev"].get<std::string>() + " is not a string");
     out.push_back({n["dev"].get<std::string>(), n.value("label", "")});
   }
   return out;

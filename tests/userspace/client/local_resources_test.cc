@@ -104,7 +104,9 @@ TEST(LocalResources, MalformedFileIsInvalidAndNamed) {
                         Case{R"({"net": 5})", "not a lanefs resources file"},
                         Case{R"({"net": [{"label": "A"}]})", "without \"dev\""},
                         Case{R"({"net": [{"dev": 7}]})", "without \"dev\""},
-                        Case{R"({"net": ["ca"]})", "without \"dev\""}}) {
+                        Case{R"({"net": ["ca"]})", "without \"dev\""},
+                        Case{R"({"net": [{"dev": "ca", "label": 5}]})", "the label of ca is not a string"},
+                        Case{R"({"net": [{"dev": "ca", "label": null}]})", "the label of ca is not a string"}}) {
     write_file(path, c.text);
     auto r = load_net_resources(path);
     ASSERT_FALSE(r.ok()) << c.text;
