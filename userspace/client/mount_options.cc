@@ -172,7 +172,7 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
     } else if (key == "net:ha") {
       LANEFS_TRY(need_val());
       std::string dev(val);
-      if (dev.size() > 15 || dev.find_first_of("/ ,=") != std::string::npos)
+      if (dev.empty() || dev.size() > 15 || dev.find_first_of("/ ,=") != std::string::npos)
         return make_error(Errc::kInvalid, "mount option 'net:ha=" + dev + "': expected a network interface name");
       if (std::find(o.ha_devs.begin(), o.ha_devs.end(), dev) != o.ha_devs.end())
         return make_error(Errc::kInvalid, "mount option 'net:ha=" + dev + "' given twice");

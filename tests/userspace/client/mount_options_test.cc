@@ -218,6 +218,7 @@ TEST(MountOptions, HaDevicesRepeatableInOrder) {
   };
   for (const Bad& b : {Bad{"net:ha=ca,net:ha=ca", "'net:ha=ca' given twice"},
                        Bad{"net:ha=ca,net:ha=cb,net:ha=ca", "given twice"},
+                       Bad{"net:ha=", "expected a network interface name"},
                        Bad{"net:ha=a/b", "expected a network interface name"},
                        Bad{"net:ha=a=b", "expected a network interface name"},
                        Bad{"net:ha=a b", "expected a network interface name"},
