@@ -62,7 +62,7 @@ void FaultTransport::release_held(uint64_t now_ns, bool after_next) {
     if (h.due_ns <= now_ns || (after_next && h.after_next)) {
       // Moving the vector keeps its heap buffer, so the pointer stays valid.
       out_.push_back(
-          TxDatagram{h.dst, h.data.data(), static_cast<uint32_t>(h.data.size()), nullptr, 0});
+          TxDatagram{h.dst, h.data.data(), static_cast<uint32_t>(h.data.size()), nullptr, 0, h.src});
       in_flight_.push_back(std::move(h.data));
       continue;
     }
@@ -109,7 +109,7 @@ Result<size_t> FaultTransport::tx_burst(std::span<const TxDatagram> pkts) {
     if (len > 0 && roll(faults_.corrupt_pct)) {
       std::vector<uint8_t> b = copy_of(p);
       b[next_random() % len] ^= static_cast<uint8_t>(1 + next_random() % 255);
-      d = TxDatagram{p.dst, b.data(), len, nullptr, 0};
+      d = TxDatagram{p.dst, b.data(), len, nullptr, 0, p.src};
       in_flight_.push_back(std::move(b));
       ++faults_stats_.fault_corrupted;
     }
@@ -120,7 +120,7 @@ Result<size_t> FaultTransport::tx_burst(std::span<const TxDatagram> pkts) {
     }
     if (roll(faults_.delay_pct)) {
       for (int c = 0; c < copies; ++c)
-        held_.push_back(Held{d.dst, now + delay_ns, false, copy_of(d)});
+        held_.push_back(Held{d.dst, now + delay_ns, false, copy_of(d), d.src});
       ++faults_stats_.fault_delayed;
       continue;
     }
@@ -128,7 +128,7 @@ Result<size_t> FaultTransport::tx_burst(std::span<const TxDatagram> pkts) {
         std::any_of(held_.begin(), held_.end(), [](const Held& h) { return h.after_next; });
     if (!holding && roll(faults_.reorder_pct)) {
       for (int c = 0; c < copies; ++c)
-        held_.push_back(Held{d.dst, now + delay_ns, true, copy_of(d)});
+        held_.push_back(Held{d.dst, now + delay_ns, true, copy_of(d), d.src});
       ++faults_stats_.fault_reordered;
       continue;
     }

@@ -67,6 +67,7 @@ class FaultTransport final : public Transport {
     uint64_t due_ns = 0;
     bool after_next = false;  // reorder: goes out after the next sent datagram
     std::vector<uint8_t> data;
+    NetAddr src;  // the leg to send from (multi-homed transports), as given
   };
 
   uint64_t next_random();

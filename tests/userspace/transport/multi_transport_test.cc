@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <map>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,11 @@
 #include "transport/fault_transport.h"
 #include "transport/loopback/loopback_transport.h"
 #include "userspace/transport/transport_test_util.h"
+
+namespace lanefs {
+// Readable failures: "127.0.0.2:40000" instead of the object's bytes.
+inline void PrintTo(const NetAddr& a, std::ostream* os) { *os << a.to_string(); }
+}  // namespace lanefs
 
 namespace lanefs::transport {
 namespace {
@@ -37,11 +43,15 @@ struct Got {
 };
 
 // Receives until `want` datagrams arrived or the timeout passed, keeping dst.
-std::vector<Got> receive_with_dst(Transport& rx, size_t want, int timeout_ms = kTimeoutMs) {
+// `pump` (a fault-injecting sender) gets rx_burst() calls so it releases
+// the datagrams it holds.
+std::vector<Got> receive_with_dst(Transport& rx, size_t want, int timeout_ms = kTimeoutMs,
+                                  Transport* pump = nullptr) {
   std::vector<Got> got;
   std::vector<RxDatagram> buf(64);
   const uint64_t deadline = mono_ns() + uint64_t(timeout_ms) * 1'000'000;
   while (got.size() < want) {
+    if (pump) (void)pump->rx_burst({});
     auto r = rx.rx_burst(buf);
     if (!r.ok()) {
       ADD_FAILURE() << r.error().to_string();
@@ -53,7 +63,7 @@ std::vector<Got> receive_with_dst(Transport& rx, size_t want, int timeout_ms = k
     const uint64_t now = mono_ns();
     if (now >= deadline) break;
     EXPECT_OK(rx.arm_notify());
-    readable(rx.notify_fd(), static_cast<int>((deadline - now) / 1'000'000) + 1);
+    readable(rx.notify_fd(), pump ? 1 : static_cast<int>((deadline - now) / 1'000'000) + 1);
   }
   return got;
 }
@@ -280,6 +290,36 @@ TEST(MultiTransport, FaultLayerKeepsEveryLeg) {
   auto got = receive_with_dst(**p, 2);
   ASSERT_EQ(got.size(), 2u);
   for (const auto& g : got) EXPECT_EQ(g.src, addrs[1]) << "a duplicate left from another leg";
+}
+
+
+// Datagrams the fault layer copies (corrupt) or holds (delay, reorder) still
+// leave from the leg their src named.
+TEST(MultiTransport, FaultLayerKeepsTheSourceLeg) {
+  for (const char* spec : {"corrupt=100", "delay=100,delay_us=500", "reorder=100,delay_us=500"}) {
+    SCOPED_TRACE(spec);
+    auto faults = parse_fault_config(spec);
+    ASSERT_OK(faults);
+    TransportConfig c;
+    c.kind = TransportKind::kUdp;
+    c.bind = NetAddr{kIp1, 0};
+    c.extra_binds = {NetAddr{kIp2, 0}};
+    c.faults = *faults;
+    auto m = make_transport(c);
+    ASSERT_OK(m);
+    const NetAddr leg2 = (*m)->local_addrs().at(1);
+    auto p = udp(NetAddr{kIp3, 0});
+    ASSERT_OK(p);
+    auto a = tagged(1), b = tagged(2);
+    std::vector<TxDatagram> pkts = {dgram((*p)->local_addr(), a), dgram((*p)->local_addr(), b)};
+    for (auto& d : pkts) d.src = NetAddr{kIp2, 0};
+    ASSERT_TRUE(send_all(**m, pkts));
+    auto got = receive_with_dst(**p, 2, kTimeoutMs, m->get());
+    ASSERT_EQ(got.size(), 2u);
+    for (const auto& g : got) EXPECT_EQ(g.src, leg2);
+    const auto& st = (*m)->stats();
+    EXPECT_EQ(st.fault_corrupted + st.fault_delayed + st.fault_reordered, spec[0] == 'r' ? 1u : 2u);
+  }
 }
 
 }  // namespace
