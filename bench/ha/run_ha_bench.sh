@@ -26,8 +26,12 @@ mkdir -p "$W/run" "$MNT"
 bp=""
 cleanup() {
   umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+  # `ip netns exec` runs lanefsd as its child: stop lanefsd itself.
+  p=$(cat "$W/data/lanefsd.pid" 2>/dev/null || true)
+  [ -z "$p" ] || kill "$p" 2>/dev/null || true
   [ -z "$bp" ] || kill "$bp" 2>/dev/null || true
-  sleep 0.5
+  sleep 1
+  [ -z "$p" ] || kill -9 "$p" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$W"
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # ha_mount.sh BUILD_DIR: a FUSE mount with two legs (net:ha=ca,net:ha=cb) to
-# a backend with two legs (lanefsd --label A --data-addr .../B), each leg a
+# a backend with two legs (lanefsd --label A, and `lanefs cluster container
+# net add be0 sb --ips ... --label B` applied by a restart), each leg a
 # veth pair between this network namespace (ctest runs the script under
 # `unshare -n`) and the backend's namespace (made here, deleted on exit);
 # leg A on 192.0.2.0/24, leg B on 198.51.100.0/24. While IO with data
@@ -32,11 +33,21 @@ fail() {
   tail -10 "$W/lanefsd.log" >&2 2>/dev/null || true
   exit 1
 }
+# `ip netns exec` runs lanefsd as its child: stop lanefsd itself (its pid
+# file), and wait until it is gone (bounded).
+stop_backend() {
+  p=$(cat "$W/data/lanefsd.pid" 2>/dev/null || true)
+  [ -z "$p" ] || kill "$p" 2>/dev/null || true
+  i=0
+  while [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -z "$p" ] || kill -9 "$p" 2>/dev/null || true
+  [ -z "$bp" ] || wait "$bp" 2>/dev/null || true
+  bp=""
+}
 cleanup() {
   [ -z "$iop" ] || kill "$iop" 2>/dev/null || true
   umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
-  [ -z "$bp" ] || kill "$bp" 2>/dev/null || true
-  sleep 0.5
+  stop_backend
   ip netns del "$NS" 2>/dev/null || true
   [ -n "${KEEP:-}" ] || rm -rf "$W"
 }
@@ -75,11 +86,34 @@ nsx ip addr add 198.51.100.2/24 dev sb
 nsx ip link set sa up
 nsx ip link set sb up
 
-nsx "$B/userspace/backend/lanefsd" --data-dir "$W/data" --listen 192.0.2.2:14123 --label A \
-  --data-addr 198.51.100.2/B --rdma off --log-file "$W/lanefsd.log" </dev/null >/dev/null 2>&1 &
-bp=$!
-wait_for "lanefsd did not answer" 300 cli --connect-timeout 1 fs list >/dev/null 2>&1
+start_backend() {
+  nsx "$B/userspace/backend/lanefsd" --data-dir "$W/data" --listen 192.0.2.2:14123 --name be0 --label A \
+    --rdma off --log-file "$W/lanefsd.log" </dev/null >/dev/null 2>&1 &
+  bp=$!
+  wait_for "lanefsd did not answer" 300 cli --connect-timeout 1 fs list >/dev/null 2>&1
+}
+start_backend
 cli fs create f >/dev/null
+# The backend's second leg is staged with the CLI and applied at restart.
+cli cluster container net add be0 sb --ips 198.51.100.2 --netmask 24 --label B >/dev/null ||
+  fail "cluster container net add"
+set +e
+cli cluster container net add nosuch sb >/dev/null 2>&1; [ $? = 4 ] || fail "net add to an unknown container is not exit 4"
+cli cluster container net add be0 sb --ips 198.51.100.300 >/dev/null 2>&1; [ $? = 2 ] || fail "a bad IP is not exit 2"
+set -e
+cli --json cluster container net list be0 | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert [n["dev"] for n in j["staged"]] == ["sb"] and j["staged"][0]["label"] == "B", j
+assert len(j["active"]) == 1, j' || fail "container net list before the restart"
+stop_backend
+start_backend
+cli --json cluster container net list be0 | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert sorted((a["addr"], a["label"]) for a in j["active"]) == [("192.0.2.2:14123", "A"), ("198.51.100.2:14123", "B")], j' ||
+  fail "the staged leg is not active after the restart"
+cli --json cluster status | grep -q "198.51.100.2" || fail "the cluster map does not advertise the second leg"
 "$B/userspace/cli/lanefs" local resources net add ca --label A >/dev/null
 "$B/userspace/cli/lanefs" local resources net add cb --label B >/dev/null
 "$B/fuse/mount.lanefs" 192.0.2.2:14123/f "$MNT" -o net:ha=ca,net:ha=cb,forcedirect || fail "mount with net:ha"

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "backend/backend_core.h"
+#include "backend/container_net.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "lanefs/config.h"
@@ -80,6 +81,22 @@ int main(int argc, char** argv) {
       return 2;
     }
     o.extra_legs.push_back({*a, slash == std::string::npos ? "" : d.substr(slash + 1)});
+  }
+  // NICs staged with `lanefs cluster container net add` take effect now.
+  auto staged = backend::load_container_nics(data_dir);
+  if (!staged.ok()) {
+    std::fprintf(stderr, "lanefsd: %s\n", staged.error().to_string().c_str());
+    return 1;
+  }
+  auto legs = backend::staged_legs(*staged, o.listen.port);
+  if (!legs.ok()) {
+    std::fprintf(stderr, "lanefsd: %s\n", legs.error().to_string().c_str());
+    return 1;
+  }
+  for (const auto& l : *legs) {
+    bool dup = l.addr.ip == o.listen.ip;
+    for (const auto& e : o.extra_legs) dup |= e.addr.ip == l.addr.ip;
+    if (!dup) o.extra_legs.push_back(l);
   }
   if (!o.extra_legs.empty() && !net.empty() && net != "udp") {
     std::fprintf(stderr, "lanefsd: --data-addr with --net: HA legs on the DPDK lane are not built\n");

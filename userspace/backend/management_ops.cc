@@ -8,6 +8,7 @@
 #include <set>
 
 #include "backend/backend_core.h"
+#include "backend/container_net.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/proc_info.h"
@@ -184,6 +185,37 @@ rpc::Buffer fs_delete(BackendCore& b, std::span<const uint8_t> raw) {
   }
   LOG_INFO("filesystem '{}' deleted ({} inodes)", req->name, all.inos.size());
   return reply_empty();
+}
+
+// This container's staged data NICs (not forwarded: each backend keeps its own).
+rpc::Buffer container_net(BackendCore& b, std::span<const uint8_t> raw) {
+  auto req = decode<proto::ContainerNetReq>(raw);
+  if (!req.ok()) return reply_error(req.error());
+  std::lock_guard lk(b.mgmt_mu);
+  auto nics = load_container_nics(b.options().data_dir);
+  if (!nics.ok()) return reply_error(nics.error());
+  auto it = std::find_if(nics->begin(), nics->end(), [&](const auto& n) { return n.dev == req->nic.dev; });
+  if (req->action == proto::ContainerNetReq::kAdd) {
+    if (auto st = check_container_nic(req->nic); !st.ok()) return reply_error(st.error());
+    if (it != nics->end()) *it = req->nic;
+    else nics->push_back(req->nic);
+  } else if (req->action == proto::ContainerNetReq::kRemove) {
+    if (it == nics->end())
+      return reply_error(make_error(Errc::kNotFound, "no staged NIC " + req->nic.dev + " on " + b.options().name));
+    nics->erase(it);
+  } else if (req->action != proto::ContainerNetReq::kList) {
+    return reply_error(make_error(Errc::kInvalid, "unknown container net action"));
+  }
+  if (req->action != proto::ContainerNetReq::kList) {
+    if (auto st = save_container_nics(b.options().data_dir, *nics); !st.ok()) return reply_error(st.error());
+    LOG_INFO("container net {} {}: applied when lanefsd restarts", req->action == 1 ? "add" : "remove",
+             req->nic.dev);
+  }
+  proto::ContainerNetResp resp;
+  resp.staged = *nics;
+  resp.active = b.identity().legs;
+  if (resp.active.empty()) resp.active.push_back({b.listen_addr(), b.options().label});
+  return reply(resp);
 }
 
 rpc::Buffer rdma_config(BackendCore& b, std::span<const uint8_t> raw) {
@@ -365,6 +397,8 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
       return processes(b);
     case Op::kRdmaConfig:
       return rdma_config(b, raw);
+    case Op::kContainerNet:
+      return container_net(b, raw);
     case Op::kStatus:
       return status(b);
     case Op::kLocate: {

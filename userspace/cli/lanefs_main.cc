@@ -81,10 +81,15 @@ json fs_json(const proto::FsInfo& f) {
 }
 
 json member_json(const proto::Member& m) {
+  // Every data address (HA legs) with its switch label; one unlabeled leg
+  // for a backend without HA.
+  json legs = json::array();
+  for (const auto& l : m.legs) legs.push_back({{"addr", l.addr.to_string()}, {"label", l.label}});
+  if (m.legs.empty()) legs.push_back({{"addr", m.addr.to_string()}, {"label", ""}});
   return {{"shard", m.shard}, {"uuid", fmt::format("{:016x}", m.uuid)}, {"name", m.name},
           {"hostname", m.hostname}, {"addr", m.addr.to_string()},
           {"rdma", std::string(transport::link_layer_name(static_cast<transport::LinkLayer>(m.rdma_link)))},
-          {"rdma_port", m.rdma_port}};
+          {"rdma_port", m.rdma_port}, {"legs", legs}};
 }
 
 std::string rdma_text(const proto::Member& m) {
@@ -280,6 +285,42 @@ int cmd_cluster_rdma(const Globals& g, bool enable, const std::string& client) {
   else
     std::printf("RDMA %s for %s (map epoch %llu)\n", enable ? "enabled" : "disabled", who.c_str(),
                 (unsigned long long)m->epoch);
+  return 0;
+}
+
+int cmd_container_net(const Globals& g, uint8_t action, const std::string& container, const proto::ContainerNic& nic) {
+  auto c = connect(g);
+  if (!c.ok()) return fail(c.error());
+  proto::ContainerNetReq req;
+  req.action = action;
+  req.nic = nic;
+  auto r = (*c)->container_net(container, req);
+  if (!r.ok()) return fail(r.error());
+  if (g.json) {
+    json staged = json::array(), active = json::array();
+    for (const auto& n : r->staged)
+      staged.push_back({{"dev", n.dev}, {"ips", n.ips}, {"netmask_bits", n.netmask_bits}, {"gateway", n.gateway},
+                        {"label", n.label}});
+    for (const auto& l : r->active) active.push_back({{"addr", l.addr.to_string()}, {"label", l.label}});
+    std::cout << json{{"container", container}, {"staged", staged}, {"active", active}}.dump(2) << "\n";
+    return 0;
+  }
+  if (action != proto::ContainerNetReq::kList)
+    std::printf("%s: %s %s (applied when its lanefsd restarts)\n", container.c_str(),
+                action == proto::ContainerNetReq::kAdd ? "staged" : "unstaged", nic.dev.c_str());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& n : r->staged) {
+    std::string ips;
+    for (const auto& ip : n.ips) ips += (ips.empty() ? "" : ",") + ip;
+    rows.push_back({n.dev, ips.empty() ? "(its address)" : ips, n.netmask_bits ? std::to_string(n.netmask_bits) : "-",
+                    n.gateway.empty() ? "-" : n.gateway, n.label.empty() ? "-" : n.label});
+  }
+  std::printf("staged:\n");
+  std::cout << render_table({"DEV", "IPS", "NETMASK", "GATEWAY", "LABEL"}, rows);
+  rows.clear();
+  for (const auto& l : r->active) rows.push_back({l.addr.to_string(), l.label.empty() ? "-" : l.label});
+  std::printf("active:\n");
+  std::cout << render_table({"ADDRESS", "LABEL"}, rows);
   return 0;
 }
 
@@ -522,6 +563,36 @@ int main(int argc, char** argv) {
     sc->add_option("--client", rdma_client, "only for this client (its host name)");
     sc->callback([&, enable] { rc = cmd_cluster_rdma(g, enable, rdma_client); });
   }
+
+  auto* ctr = cluster->add_subcommand("container", "backend containers");
+  ctr->require_subcommand(1);
+  auto* cnet = ctr->add_subcommand("net", "a container's data NICs (HA legs), applied when its lanefsd restarts");
+  cnet->require_subcommand(1);
+  std::string cn_container, cn_ips, cn_gateway;
+  lanefs::proto::ContainerNic cn;
+  auto* cadd = cnet->add_subcommand("add", "stage a data NIC on a container");
+  cadd->add_option("container", cn_container, "container name (--name of its lanefsd)")->required();
+  cadd->add_option("dev", cn.dev, "network interface on the container's host")->required();
+  cadd->add_option("--ips", cn_ips, "its data IPs, comma-separated (default: the interface's address)");
+  cadd->add_option("--netmask", cn.netmask_bits, "prefix length of the IPs")->check(CLI::Range(0u, 32u));
+  cadd->add_option("--gateway", cn.gateway, "gateway for peers outside the subnet");
+  cadd->add_option("--label", cn.label, "the switch the NIC is on (same-label paths are preferred)");
+  cadd->callback([&] {
+    for (size_t at = 0; !cn_ips.empty() && at <= cn_ips.size();) {
+      size_t comma = cn_ips.find(',', at);
+      cn.ips.push_back(cn_ips.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+    rc = cmd_container_net(g, lanefs::proto::ContainerNetReq::kAdd, cn_container, cn);
+  });
+  auto* crm = cnet->add_subcommand("remove", "unstage a data NIC");
+  crm->add_option("container", cn_container, "container name")->required();
+  crm->add_option("dev", cn.dev, "network interface")->required();
+  crm->callback([&] { rc = cmd_container_net(g, lanefs::proto::ContainerNetReq::kRemove, cn_container, cn); });
+  auto* cls = cnet->add_subcommand("list", "staged and active data NICs of a container");
+  cls->add_option("container", cn_container, "container name")->required();
+  cls->callback([&] { rc = cmd_container_net(g, lanefs::proto::ContainerNetReq::kList, cn_container, cn); });
 
   auto* fs = app.add_subcommand("fs", "filesystems");
   fs->require_subcommand(1);

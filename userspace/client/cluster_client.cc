@@ -541,4 +541,15 @@ Result<std::vector<uint8_t>> ClusterClient::read(uint64_t ino, uint64_t offset, 
   return read_data(ino, offset, n);
 }
 
+Result<proto::ContainerNetResp> ClusterClient::container_net(const std::string& container,
+                                                            const proto::ContainerNetReq& req) {
+  auto m = map();
+  for (const auto& mem : m.members)
+    if (mem.name == container)
+      return rpc::call_typed<proto::ContainerNetResp>(rpc(), mem.addr, Op::kContainerNet, req, opts_.op_timeout_ns);
+  std::string names;
+  for (const auto& mem : m.members) names += (names.empty() ? "" : ", ") + mem.name;
+  return make_error(Errc::kNotFound, "no backend container named '" + container + "' (containers: " + names + ")");
+}
+
 }  // namespace lanefs::client

@@ -167,6 +167,9 @@ class ClusterClient {
   Lane datagram_lane() const { return datagram_lane_; }
   const std::string& dpdk_fallback_reason() const { return dpdk_fallback_; }
   Result<proto::ClusterMap> rdma_config(bool enable, const std::string& client);
+  // A backend container's staged data NICs (sent to the member named
+  // `container`; kNotFound when the map has none by that name).
+  Result<proto::ContainerNetResp> container_net(const std::string& container, const proto::ContainerNetReq& req);
 
  private:
   explicit ClusterClient(ClusterClientOptions o) : opts_(std::move(o)) {}

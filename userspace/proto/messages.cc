@@ -90,6 +90,7 @@ const char* op_name(Op op) noexcept {
     case Op::kClientHeartbeat: return "client_heartbeat";
     case Op::kClientLeave: return "client_leave";
     case Op::kRdmaConfig: return "rdma_config";
+    case Op::kContainerNet: return "container_net";
     case Op::kLookup: return "lookup";
     case Op::kGetattr: return "getattr";
     case Op::kSetattr: return "setattr";
@@ -209,6 +210,14 @@ LANEFS_MSG(BackendIdentity,
   uuid = d.u64(); name = d.str(256); hostname = d.str(256); addr = get_addr(d);
   cluster_id = d.u64(); epoch = d.u64(); fs_count = d.u32(); rdma_link = d.u8(); rdma_port = d.u16();
   if (!get_list(d, &legs)) return false;)
+
+LANEFS_MSG(ContainerNic,
+  e.str(dev); put_strs(e, ips); e.u32(netmask_bits); e.str(gateway); e.str(label);,
+  dev = d.str(64); if (!get_strs(d, &ips)) return false; netmask_bits = d.u32(); gateway = d.str(64);
+  label = d.str(64);)
+LANEFS_MSG(ContainerNetReq, e.u8(action); nic.encode(e);, action = d.u8(); if (!nic.decode(d)) return false;)
+LANEFS_MSG(ContainerNetResp, put_list(e, staged); put_list(e, active);,
+  if (!get_list(d, &staged) || !get_list(d, &active)) return false;)
 
 LANEFS_MSG(RdmaConfigReq, e.u8(enable); e.str(client);, enable = d.u8() != 0; client = d.str(256);)
 

@@ -40,6 +40,7 @@ enum class Op : uint16_t {
   kClientHeartbeat = 14,  // ClientInfo -> empty (leader: a frontend is alive)
   kClientLeave = 15,    // ClientInfo -> empty (leader: a frontend left)
   kRdmaConfig = 16,     // RdmaConfigReq -> ClusterMap (leader: enable/disable RDMA)
+  kContainerNet = 17,   // ContainerNetReq -> ContainerNetResp (this backend's staged data NICs)
   // metadata (name ops: to owner(parent); inode ops: to owner(ino))
   kLookup = 20,         // NameAtReq -> InodeAttr
   kGetattr = 21,        // InoReq -> InodeAttr
@@ -203,6 +204,34 @@ struct FsCreateReq {
 struct RdmaConfigReq {
   bool enable = true;
   std::string client;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// A data NIC staged on a backend container (`lanefs cluster container net
+// add`): applied when its lanefsd next starts, each IP one HA leg (no IP:
+// the NIC's own IPv4 address then). netmask/gateway are recorded for the
+// operator; the UDP lane routes with the kernel's tables.
+struct ContainerNic {
+  std::string dev;
+  std::vector<std::string> ips;
+  uint32_t netmask_bits = 0;  // 0 = not given
+  std::string gateway, label;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ContainerNetReq {
+  enum Action : uint8_t { kList = 0, kAdd = 1, kRemove = 2 };
+  uint8_t action = kList;
+  ContainerNic nic;  // add: the NIC; remove: nic.dev
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct ContainerNetResp {
+  std::vector<ContainerNic> staged;  // what the next start applies
+  std::vector<NetLeg> active;        // the legs it serves on now
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

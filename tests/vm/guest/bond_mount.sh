@@ -61,8 +61,12 @@ pid=""
 cleanup() {
   touch /tmp/stop-io
   umount /tmp/mnt/b 2>/dev/null || umount -l /tmp/mnt/b 2>/dev/null || true
+  # `ip netns exec` runs lanefsd as its child: stop lanefsd itself.
+  p=$(cat /tmp/lanefsd/lanefsd.pid 2>/dev/null || true)
+  [ -z "$p" ] || kill "$p" 2>/dev/null || true
   [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
-  sleep 0.5
+  sleep 1
+  [ -z "$p" ] || kill -9 "$p" 2>/dev/null || true
   ip netns del srv 2>/dev/null || true
 }
 trap cleanup EXIT
