@@ -1,6 +1,8 @@
 #include "fuse/frontend.h"
 
 #include <arpa/inet.h>
+
+#include <cstring>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/random.h>
@@ -128,6 +130,7 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
          o.net.to_string() + (o.dedicated_full ? "|full" : "|none") + "|" + std::to_string(o.num_cores);
   for (int c : o.cores) key += "," + std::to_string(c);
   for (const auto& d : o.ha_devs) key += "|ha=" + d;
+  for (const auto& n : o.extra_nets) key += "|net=" + n.to_string();
   {
     std::lock_guard lk(mu_);
     auto it = clusters_.find(key);
@@ -158,6 +161,24 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
       co.dpdk.push_back(d);
     }
     co.cpus = o.cores;
+    if (!o.extra_nets.empty()) {
+      // HA on the DPDK lane: every core has an endpoint on every port.
+      LANEFS_ASSIGN_OR_RETURN(auto labels, client::load_net_resources(client::resources_path()));
+      // Labels are kept per interface name: tap:IF and afpacket:IF use IF's.
+      auto label = [&](const std::string& dev) {
+        for (const char* pre : {"tap:", "afpacket:"})
+          if (dev.rfind(pre, 0) == 0) return client::label_of(labels, dev.substr(std::strlen(pre)));
+        return client::label_of(labels, dev);
+      };
+      co.ha_legs.push_back({o.net.device, o.net.ip(), o.net.prefix_bits, label(o.net.device)});
+      for (const auto& n : o.extra_nets) {
+        transport::DpdkConfig d = n.dpdk_config(n.ip(), !o.dedicated_full);
+        d.memory_mb = co.dpdk[0].memory_mb;
+        d.no_huge = co.dpdk[0].no_huge;
+        co.dpdk_extra.push_back(d);
+        co.ha_legs.push_back({n.device, n.ip(), n.prefix_bits, label(n.device)});
+      }
+    }
   }
   LANEFS_ASSIGN_OR_RETURN(auto c, client::ClusterClient::connect(co));
   std::shared_ptr<client::ClusterClient> shared = std::move(c);

@@ -11,7 +11,9 @@
 #      down (a failover) and leg B carries the traffic;
 #   3. leg A comes back: the path is up again (a failback) and carries load;
 #   4. 30% loss on leg B (nftables): its health drops and most traffic moves
-#      to leg A.
+#      to leg A;
+#   5. steps 1-3 again on the DPDK lane: a mount with one net_af_packet port
+#      per leg (net=afpacket:ca/...,net=afpacket:cb/...).
 # Prints how long detection took (not asserted: benchmarks measure).
 # Exit 77 (skipped) without root, /dev/fuse or nft.
 set -eu
@@ -120,48 +122,62 @@ cli --json cluster status | grep -q "198.51.100.2" || fail "the cluster map does
 head -c 1048576 /dev/urandom >"$W/src"
 
 # IO with verification until told to stop (bounded: 120 s, 100000 rounds).
-(
-  end=$(($(date +%s) + 120)); n=0
-  while [ ! -f "$W/stop" ] && [ "$(date +%s)" -lt "$end" ] && [ $n -lt 100000 ]; do
-    dd if="$W/src" of="$MNT/io" bs=256k status=none || { echo "write failed at round $n"; exit 1; }
-    cmp "$W/src" "$MNT/io" || { echo "data differs at round $n"; exit 2; }
-    n=$((n + 1))
-  done
-  echo "ha_mount: $n verified 1 MiB write+read rounds"
-) >"$W/io.out" 2>&1 &
-iop=$!
-sleep 2
+start_io() {
+  rm -f "$W/stop"
+  (
+    end=$(($(date +%s) + 120)); n=0
+    while [ ! -f "$W/stop" ] && [ "$(date +%s)" -lt "$end" ] && [ $n -lt 100000 ]; do
+      dd if="$W/src" of="$MNT/io" bs=256k status=none || { echo "write failed at round $n"; exit 1; }
+      cmp "$W/src" "$MNT/io" || { echo "data differs at round $n"; exit 2; }
+      n=$((n + 1))
+    done
+    echo "ha_mount: $n verified 1 MiB write+read rounds"
+  ) >"$W/io.out" 2>&1 &
+  iop=$!
+}
+stop_io() {
+  touch "$W/stop"
+  wait "$iop" || fail "IO failed: $(cat "$W/io.out")"
+  iop=""
+  cat "$W/io.out"
+}
 
-# ---- 1. both legs carry load
-a0=$(path 192.0.2.1 tx_bytes); b0=$(path 198.51.100.1 tx_bytes)
-[ "$a0" != none ] && [ "$b0" != none ] || fail "lanefs stats --paths lists no paths for the legs"
-[ "$a0" -gt 1000000 ] && [ "$b0" -gt 1000000 ] || fail "both legs should carry load: A $a0 B $b0 bytes"
-[ "$(path 192.0.2.1 label)" = A ] && [ "$(path 198.51.100.1 label)" = B ] || fail "path labels are not A and B"
+# Steps 1-3 on the legs whose local addresses are $1 (label A) and $2 (B).
+failover_failback() {
+  LA=$1 LB=$2
+  sleep 2
+  # ---- 1. both legs carry load
+  a0=$(path "$LA" tx_bytes); b0=$(path "$LB" tx_bytes)
+  [ "$a0" != none ] && [ "$b0" != none ] || fail "lanefs stats --paths lists no paths for $LA and $LB"
+  [ "$a0" -gt 1000000 ] && [ "$b0" -gt 1000000 ] || fail "both legs should carry load: A $a0 B $b0 bytes"
+  [ "$(path "$LA" label)" = A ] && [ "$(path "$LB" label)" = B ] || fail "path labels are not A and B"
+  # ---- 2. leg A down: failover
+  t0=$(now_ms)
+  ip link set ca down
+  wait_for "path A was not reported down within 10 s" 100 path_is "$LA" down
+  t1=$(now_ms)
+  b1=$(path "$LB" tx_bytes)
+  sleep 2
+  b2=$(path "$LB" tx_bytes)
+  [ "$b2" -gt $((b1 + 1000000)) ] || fail "leg B did not carry the traffic while A was down ($b1 -> $b2)"
+  kill -0 "$iop" 2>/dev/null || fail "IO stopped while leg A was down: $(cat "$W/io.out")"
+  [ "$(path "$LA" failovers)" -ge 1 ] || fail "no failover counted on path A"
+  echo "ha_mount: $3: leg A down: path reported down after $((t1 - t0)) ms"
+  # ---- 3. leg A back: failback
+  t2=$(now_ms)
+  ip link set ca up
+  wait_for "path A did not come back within 15 s" 150 path_is "$LA" up
+  t3=$(now_ms)
+  a1=$(path "$LA" tx_bytes)
+  sleep 2
+  a2=$(path "$LA" tx_bytes)
+  [ "$a2" -gt $((a1 + 1000000)) ] || fail "leg A did not get traffic back after failback ($a1 -> $a2)"
+  [ "$(path "$LA" failbacks)" -ge 1 ] || fail "no failback counted on path A"
+  echo "ha_mount: $3: leg A up: path back after $((t3 - t2)) ms"
+}
 
-# ---- 2. leg A down: failover
-t0=$(now_ms)
-ip link set ca down
-wait_for "path A was not reported down within 10 s" 100 path_is 192.0.2.1 down
-t1=$(now_ms)
-b1=$(path 198.51.100.1 tx_bytes)
-sleep 2
-b2=$(path 198.51.100.1 tx_bytes)
-[ "$b2" -gt $((b1 + 1000000)) ] || fail "leg B did not carry the traffic while A was down ($b1 -> $b2)"
-kill -0 "$iop" 2>/dev/null || fail "IO stopped while leg A was down: $(cat "$W/io.out")"
-[ "$(path 192.0.2.1 failovers)" -ge 1 ] || fail "no failover counted on path A"
-echo "ha_mount: leg A down: path reported down after $((t1 - t0)) ms"
-
-# ---- 3. leg A back: failback
-t2=$(now_ms)
-ip link set ca up
-wait_for "path A did not come back within 15 s" 150 path_is 192.0.2.1 up
-t3=$(now_ms)
-a1=$(path 192.0.2.1 tx_bytes)
-sleep 2
-a2=$(path 192.0.2.1 tx_bytes)
-[ "$a2" -gt $((a1 + 1000000)) ] || fail "leg A did not get traffic back after failback ($a1 -> $a2)"
-[ "$(path 192.0.2.1 failbacks)" -ge 1 ] || fail "no failback counted on path A"
-echo "ha_mount: leg A up: path back after $((t3 - t2)) ms"
+start_io
+failover_failback 192.0.2.1 198.51.100.1 udp
 
 # ---- 4. 30% loss on leg B
 nft add table inet lfha
@@ -175,14 +191,25 @@ echo "ha_mount: 30% loss on leg B: A carried $da bytes, B $db bytes in 4 s; B he
 [ $((db * 10)) -lt $(((da + db) * 3)) ] || fail "most traffic should move off the lossy leg (A $da, B $db)"
 [ "$(path 198.51.100.1 timeouts)" -gt 0 ] || fail "no timeouts counted on the lossy leg"
 nft delete table inet lfha
-
-touch "$W/stop"
-wait "$iop" || fail "IO failed: $(cat "$W/io.out")"
-iop=""
-cat "$W/io.out"
+stop_io
 errs=$(timeout 10 "$B/userspace/cli/lanefs" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["errors"])')
 [ "$errs" = 0 ] || fail "the mount counted $errs IO errors"
 grep -q "failed (health" "$RUN/frontend.log" || fail "no failover line in the frontend log"
 grep -q "recovered (health .*failback" "$RUN/frontend.log" || fail "no failback line in the frontend log"
+umount "$MNT"
+i=0
+while [ -f "$RUN/frontend.pid" ] && kill -0 "$(cat "$RUN/frontend.pid")" 2>/dev/null && [ $i -lt 40 ]; do
+  sleep 0.25; i=$((i + 1))
+done
+
+# ---- 5. the same on the DPDK lane: one net_af_packet port per leg (own
+# addresses .11, the kernel keeps .1), polling.
+"$B/fuse/mount.lanefs" 192.0.2.2:14123/f "$MNT" \
+  -o net=afpacket:ca/192.0.2.11/24,net=afpacket:cb/198.51.100.11/24,forcedirect || fail "mount with two DPDK legs"
+start_io
+failover_failback 192.0.2.11 198.51.100.11 dpdk
+stop_io
+errs=$(timeout 10 "$B/userspace/cli/lanefs" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["errors"])')
+[ "$errs" = 0 ] || fail "the DPDK mount counted $errs IO errors"
 umount "$MNT"
 echo "ha_mount: PASS"

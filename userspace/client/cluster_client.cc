@@ -25,10 +25,7 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   // with jumbo frames).
   if (ro.transport.bind.ip == 0) ro.transport.bind.ip = source_ip_for(c->opts_.backends.front());
   ro.transport.faults = c->opts_.faults;
-  if (!c->opts_.ha_legs.empty()) {
-    if (!c->opts_.dpdk.empty())
-      return make_error(Errc::kNotSupported, "net:ha= with a DPDK net=: HA legs on the DPDK lane are not built "
-                                             "(the UDP lane has them)");
+  if (!c->opts_.ha_legs.empty() && c->opts_.dpdk.empty()) {
     ro.transport.bind.ip = c->opts_.ha_legs[0].ip;
     for (size_t i = 1; i < c->opts_.ha_legs.size(); ++i)
       ro.transport.extra_binds.push_back(NetAddr{c->opts_.ha_legs[i].ip, 0});
@@ -41,6 +38,7 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
       dro.transport.kind = transport::TransportKind::kDpdk;
       dro.transport.dpdk = c->opts_.dpdk[i];
       dro.transport.bind = NetAddr{c->opts_.dpdk[i].ip, 0};
+      dro.transport.extra_dpdk = c->opts_.dpdk_extra;
       dro.cpu = i < c->opts_.cpus.size() ? c->opts_.cpus[i] : -1;
       auto r = rpc::RpcClient::create(dro);
       if (r.ok()) {

@@ -57,9 +57,13 @@ struct ClusterClientOptions {
   // interrupt mode a driver without RX interrupts falls back to kernel UDP
   // (logged; see lane()).
   std::vector<transport::DpdkConfig> dpdk;
+  // More DPDK ports (HA legs, one shared IP each), used by every core; with
+  // them ha_legs lists every port's address (primary first) for the paths.
+  std::vector<transport::DpdkConfig> dpdk_extra;
   // CPU for each core's loop thread (core=; -1 or absent: not pinned).
   std::vector<int> cpus;
-  // HA (UDP lane): the local legs, the first the primary. With legs, every
+  // HA: the local legs, the first the primary (UDP: the sockets' addresses;
+  // DPDK: the ports' addresses). With legs, every
   // (local leg, backend leg) pair on a shared subnet is a path (all pairs
   // when no subnet is shared: a routed network); same-label pairs are
   // preferred. Backends advertise their legs in the cluster map.

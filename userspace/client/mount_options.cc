@@ -57,6 +57,7 @@ std::string MountOptions::to_string() const {
   s += ",response_timeout_secs=" + std::to_string(response_timeout_secs);
   s += ",remove_after_secs=" + std::to_string(remove_after_secs);
   s += ",net=" + net.to_string();
+  for (const auto& n : extra_nets) s += ",net=" + n.to_string();
   for (const auto& d : ha_devs) s += ",net:ha=" + d;
   if (!net.udp) {
     s += dedicated_full ? ",dedicated_mode=full" : ",dedicated_mode=none";
@@ -97,6 +98,7 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
   MountOptions o;
   std::string_view mode_set;
   bool num_cores_set = false;
+  bool net_set = false;
   while (!text.empty()) {
     auto comma = text.find(',');
     std::string_view item = text.substr(0, comma);
@@ -149,7 +151,20 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
       LANEFS_ASSIGN_OR_RETURN(o.remove_after_secs, parse_uint(key, val, 1, 86400 * 30));
     } else if (key == "net") {
       LANEFS_TRY(need_val());
-      LANEFS_ASSIGN_OR_RETURN(o.net, parse_net_spec(val));
+      LANEFS_ASSIGN_OR_RETURN(auto n, parse_net_spec(val));
+      if (!net_set) {
+        o.net = n;
+        net_set = true;
+      } else if (o.net.udp || n.udp) {
+        return make_error(Errc::kInvalid, "mount option 'net=" + std::string(val) +
+                                              "': net=udp cannot be combined with other net= options");
+      } else {
+        for (const auto& have : o.extra_nets)
+          if (have.dpdk_port == n.dpdk_port) return make_error(Errc::kInvalid, "mount option 'net=" + std::string(val) + "' given twice");
+        if (n.dpdk_port == o.net.dpdk_port)
+          return make_error(Errc::kInvalid, "mount option 'net=" + std::string(val) + "' given twice");
+        o.extra_nets.push_back(n);
+      }
     } else if (key == "dedicated_mode") {
       LANEFS_TRY(need_val());
       if (val != "full" && val != "none")
@@ -209,8 +224,18 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
   }
   if (!o.net.udp && !o.ha_devs.empty())
     return make_error(Errc::kInvalid, "mount options 'net=" + o.net.to_string() +
-                                          "' and 'net:ha=': HA legs on the DPDK lane are not built (the UDP "
-                                          "lane has them: drop net=)");
+                                          "' and 'net:ha=': net:ha= names kernel interfaces for the UDP lane; "
+                                          "on the DPDK lane give each NIC its own net=");
+  if (!o.extra_nets.empty()) {
+    // HA on the DPDK lane: every port has one address, shared by the cores.
+    if (o.net.ips.size() > 1)
+      return make_error(Errc::kInvalid, "mount option 'net=" + o.net.to_string() +
+                                            "': with several net= (HA legs) each port takes one shared address");
+    for (const auto& n : o.extra_nets)
+      if (n.ips.size() > 1)
+        return make_error(Errc::kInvalid, "mount option 'net=" + n.to_string() +
+                                              "': with several net= (HA legs) each port takes one shared address");
+  }
   if (!o.net.udp && o.net.ips.size() > 1 && o.net.ips.size() != o.num_cores)
     return make_error(Errc::kInvalid, "mount option 'net=" + o.net.to_string() + "': " +
                                           std::to_string(o.net.ips.size()) + " addresses for " +

@@ -37,6 +37,9 @@ struct MountOptions {
   uint32_t response_timeout_secs = 60;  // an IO retries this long, then EIO
   uint32_t remove_after_secs = 3600;    // unreachable this long: leave the cluster
   NetSpec net;                          // lane (see NetSpec)
+  // More DPDK NICs (net= repeated): HA legs on the DPDK lane, one port
+  // each, one shared IP per port; labels from `lanefs local resources`.
+  std::vector<NetSpec> extra_nets;
   // DPDK lane: "full" polls on a dedicated core, "none" sleeps on RX
   // interrupts (falls back to UDP, with the reason in the log, when the
   // driver has none).

@@ -103,6 +103,24 @@ Result<std::unique_ptr<Transport>> make_one(const TransportConfig& config);
 }  // namespace
 
 Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config) {
+  if (config.kind == TransportKind::kDpdk && !config.extra_dpdk.empty()) {
+    // One endpoint per DPDK port (HA legs), the primary first.
+    std::vector<std::unique_ptr<Transport>> legs;
+    TransportConfig one = config;
+    one.extra_dpdk.clear();
+    one.faults = FaultConfig{};
+    LANEFS_ASSIGN_OR_RETURN(auto first, make_one(one));
+    legs.push_back(std::move(first));
+    for (const DpdkConfig& d : config.extra_dpdk) {
+      one.dpdk = d;
+      one.bind = NetAddr{d.ip, config.bind.port};
+      LANEFS_ASSIGN_OR_RETURN(auto leg, make_one(one));
+      legs.push_back(std::move(leg));
+    }
+    LANEFS_ASSIGN_OR_RETURN(auto t, MultiHomedTransport::create(std::move(legs)));
+    if (config.faults.any()) t = std::make_unique<FaultTransport>(std::move(t), config.faults);
+    return t;
+  }
   if (config.extra_binds.empty()) {
     LANEFS_ASSIGN_OR_RETURN(auto t, make_one(config));
     if (config.faults.any()) t = std::make_unique<FaultTransport>(std::move(t), config.faults);

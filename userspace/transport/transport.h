@@ -162,7 +162,7 @@ struct TransportConfig {
   TransportKind kind = TransportKind::kUdp;
   // Address to bind (UDP: ip and port, port 0 = any free port).
   NetAddr bind;
-  // More local addresses, one leg each (HA: one per NIC; UDP only): the
+  // More local addresses, one leg each (HA: one per NIC; UDP): the
   // transport receives on all of them and sends from the one a datagram's
   // `src` names. A leg's port 0 takes bind's (real) port when free.
   std::vector<NetAddr> extra_binds;
@@ -178,6 +178,9 @@ struct TransportConfig {
   uint32_t socket_buffer = 0;
   // kDpdk only (bind.port is the UDP port; bind.ip must equal dpdk.ip or be 0).
   DpdkConfig dpdk;
+  // kDpdk: more ports, one HA leg each (an endpoint at that port's ip), as
+  // extra_binds is for UDP.
+  std::vector<DpdkConfig> extra_dpdk;
 };
 
 // Creates a transport. Lanes not built in (or not yet implemented) fail with

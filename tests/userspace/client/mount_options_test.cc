@@ -231,13 +231,37 @@ TEST(MountOptions, HaDevicesRepeatableInOrder) {
     EXPECT_NE(r.error().message.find(b.says), std::string::npos) << b.opts << ": " << r.error().to_string();
   }
 
-  // HA legs on the DPDK lane are not built, whichever option comes first.
+  // net:ha= names kernel interfaces (UDP lane); DPDK legs are repeated net=.
   for (const char* dpdk : {"net=tap:t0/192.0.2.2/24,net:ha=ca", "net:ha=ca,net=tap:t0/192.0.2.2/24,num_cores=1"}) {
     auto r = parse_mount_options(dpdk);
     ASSERT_EQ(r.code(), Errc::kInvalid) << dpdk;
-    EXPECT_NE(r.error().message.find("HA legs on the DPDK lane are not built"), std::string::npos)
+    EXPECT_NE(r.error().message.find("on the DPDK lane give each NIC its own net="), std::string::npos)
         << dpdk << ": " << r.error().to_string();
     EXPECT_NE(r.error().message.find("net=tap:t0/192.0.2.2/24"), std::string::npos) << r.error().to_string();
+  }
+}
+
+TEST(MountOptions, RepeatedNetIsDpdkHaLegs) {
+  auto o = parse_mount_options("net=afpacket:ca/192.0.2.11/24,net=afpacket:cb/198.51.100.11/24,num_cores=2");
+  ASSERT_OK(o);
+  EXPECT_EQ(o->net.dpdk_port, "net_af_packet_ca,iface=ca");
+  ASSERT_EQ(o->extra_nets.size(), 1u);
+  EXPECT_EQ(o->extra_nets[0].dpdk_port, "net_af_packet_cb,iface=cb");
+  EXPECT_EQ(o->extra_nets[0].ip(), 0xc633640bu);
+  EXPECT_NE(o->to_string().find("net=afpacket:ca/192.0.2.11/24,net=afpacket:cb/198.51.100.11/24"), std::string::npos)
+      << o->to_string();
+  struct Bad {
+    const char* opts;
+    const char* says;
+  };
+  for (const Bad& b : {Bad{"net=udp,net=afpacket:cb/198.51.100.11/24", "cannot be combined"},
+                       Bad{"net=afpacket:ca/192.0.2.11/24,net=udp", "cannot be combined"},
+                       Bad{"net=afpacket:ca/192.0.2.11/24,net=afpacket:ca/192.0.2.12/24", "given twice"},
+                       Bad{"net=afpacket:ca/192.0.2.11+192.0.2.12/24,net=afpacket:cb/198.51.100.11/24,num_cores=2",
+                           "one shared address"}}) {
+    auto r = parse_mount_options(b.opts);
+    ASSERT_EQ(r.code(), Errc::kInvalid) << b.opts;
+    EXPECT_NE(r.error().message.find(b.says), std::string::npos) << b.opts << ": " << r.error().to_string();
   }
 }
 
