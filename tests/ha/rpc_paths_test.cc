@@ -6,6 +6,7 @@
 //     paths carry it and every call still succeeds;
 //   - 30% loss on one of two paths: its health drops and most traffic
 //     moves to the other;
+//   - one-packet requests leave a dead path too (found by a probe);
 //   - a path that dies mid-run: every call succeeds and each request runs
 //     exactly once (the session, and its reply cache, is the same on every
 //     path); the path recovers and gets traffic again (failback).
@@ -225,6 +226,39 @@ TEST_F(RpcPaths, PathDiesMidRunExactlyOnce) {
   std::lock_guard lk(srv.mu);
   EXPECT_EQ(srv.runs.size(), 600u);
   for (const auto& [body, n] : srv.runs) EXPECT_EQ(n, 1) << body.substr(0, 12) << " ran " << n << " times";
+}
+
+// One-packet requests (most metadata operations) wait on execution, not on
+// credit returns: a dead path must still be found (by a probe) and left.
+TEST_F(RpcPaths, SmallRequestsLeaveADeadPath) {
+  Server srv;
+  ASSERT_TRUE(srv.rpc);
+  auto addrs = srv.rpc->local_addrs();
+  NetAddr a = addrs[0], b = addrs[1];
+  auto c = client();
+  ASSERT_TRUE(c);
+  c->set_paths(a, {path(1, a, true, ""), path(3, b, true, "")});
+  auto small = [&](int n, const std::string& tag) {
+    int failed = 0;
+    for (int i = 0; i < n; ++i) {
+      std::string body = tag + std::to_string(i);
+      auto r = c->call(a, 7, Buffer(body.begin(), body.end()), 10'000'000'000ull);
+      if (!r.ok() || std::string(r->begin(), r->end()) != body) ++failed;
+    }
+    return failed;
+  };
+  EXPECT_EQ(small(50, "warm"), 0);
+  drop(1, 2, 100);
+  drop(2, 1, 100);
+  auto s0 = stats_of(*c);
+  EXPECT_EQ(small(300, "small"), 0);
+  auto s1 = stats_of(*c);
+  EXPECT_FALSE(s1["1->2"].healthy) << "the dead path was never marked down";
+  EXPECT_GE(s1["1->2"].failovers, 1u);
+  uint64_t on_dead = s1["1->2"].tx_packets - s0["1->2"].tx_packets;
+  uint64_t on_live = s1["3->4"].tx_packets - s0["3->4"].tx_packets;
+  EXPECT_GE(on_live, 300u);  // every request (at least) went the live way
+  EXPECT_LT(on_dead, 30u) << "requests kept going to the dead path (" << on_dead << " packets)";
 }
 
 }  // namespace

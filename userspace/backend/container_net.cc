@@ -26,15 +26,19 @@ Result<std::vector<proto::ContainerNic>> load_container_nics(const std::string& 
   if (j.is_discarded() || !j.is_object() || !j.value("nics", nlohmann::json::array()).is_array())
     return make_error(Errc::kInvalid, path + ": not a lanefs container net file");
   std::vector<proto::ContainerNic> out;
-  for (const auto& n : j.value("nics", nlohmann::json::array())) {
-    proto::ContainerNic c;
-    c.dev = n.value("dev", "");
-    c.ips = n.value("ips", std::vector<std::string>{});
-    c.netmask_bits = n.value("netmask_bits", 0u);
-    c.gateway = n.value("gateway", "");
-    c.label = n.value("label", "");
-    if (auto st = check_container_nic(c); !st.ok()) return make_error(Errc::kInvalid, path + ": " + st.error().message);
-    out.push_back(std::move(c));
+  try {  // json value() throws on a wrong type: a damaged file is an error, not an abort
+    for (const auto& n : j.value("nics", nlohmann::json::array())) {
+      proto::ContainerNic c;
+      c.dev = n.value("dev", "");
+      c.ips = n.value("ips", std::vector<std::string>{});
+      c.netmask_bits = n.value("netmask_bits", 0u);
+      c.gateway = n.value("gateway", "");
+      c.label = n.value("label", "");
+      if (auto st = check_container_nic(c); !st.ok()) return make_error(Errc::kInvalid, path + ": " + st.error().message);
+      out.push_back(std::move(c));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(Errc::kInvalid, path + ": " + e.what());
   }
   return out;
 }

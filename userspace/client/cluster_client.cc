@@ -61,6 +61,8 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
     }
   }
   if (c->rpcs_.empty()) {
+    // DPDK legs are no use to the one kernel socket of a UDP fallback.
+    if (!c->opts_.dpdk.empty()) c->opts_.ha_legs.clear();
     LANEFS_ASSIGN_OR_RETURN(auto r, rpc::RpcClient::create(ro));
     c->rpcs_.push_back(std::move(r));
   }

@@ -69,7 +69,8 @@ enum class SessState : uint8_t { kConnecting, kConnected };
 constexpr double kHealthMax = 100, kHealthy = 50, kRecovered = 85, kTimeoutCost = 25, kAnswerGain = 10,
                  kProbeGain = 35;
 constexpr uint64_t kProbeUnhealthyNs = 100'000'000;  // probe a failed path every 100 ms
-constexpr uint64_t kProbeIdleNs = 1'000'000'000;     // and an idle one every second
+constexpr uint64_t kProbeIdleNs = 1'000'000'000;     // an idle one every second, and the path of
+                                                     // a request whose execution wait timed out
 constexpr uint64_t kPublishNs = 100'000'000;
 constexpr size_t kMaxPaths = 64;
 
@@ -80,6 +81,8 @@ struct PathState {
   uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, timeouts = 0, failovers = 0, failbacks = 0;
   uint64_t last_tx_ns = 0, last_rx_ns = 0, last_probe_ns = 0;
   uint32_t probe_seq = 0;
+  bool probe_outstanding = false;  // a probe is out and not answered yet
+  bool probe_due = false;          // probe at the next tick (an executing request's path went quiet)
   // Damping: a path that fails again soon after a failback waits longer
   // (doubling, up to 5 s) before it may carry traffic again.
   uint64_t failed_ns = 0, up_ns = 0, hold_ns = 0;
@@ -364,11 +367,21 @@ void RpcClient::Impl::path_event(ClientSession& s, size_t path, double delta, ui
 
 void RpcClient::Impl::probe_paths(ClientSession& s, uint64_t now) {
   if (s.paths.size() == 1) return;
+  // A probe unanswered after a few RTTs (at least 20 ms) costs as a timeout.
+  uint64_t probe_timeout = std::max<uint64_t>(4 * s.rtt.srtt_ns(), 20'000'000);
   for (size_t i = 0; i < s.paths.size(); ++i) {
     PathState& p = s.paths[i];
+    if (p.probe_outstanding) {
+      if (now - p.last_probe_ns < probe_timeout) continue;
+      p.probe_outstanding = false;
+      path_event(s, i, -kTimeoutCost, now);
+    }
     uint64_t every = p.healthy ? kProbeIdleNs : kProbeUnhealthyNs;
     bool idle = now - std::max(p.last_rx_ns, p.last_tx_ns) >= kProbeIdleNs;
-    if ((p.healthy && !idle) || now - p.last_probe_ns < every) continue;
+    bool due = p.probe_due || ((!p.healthy || idle) && now - p.last_probe_ns >= every);
+    if (!due) continue;
+    p.probe_due = false;
+    p.probe_outstanding = true;
     p.last_probe_ns = now;
     PacketHeader h;
     h.type = PktType::kPing;
@@ -543,7 +556,10 @@ void RpcClient::Impl::on_packet(NetAddr src, const PacketHeader& h, std::span<co
   switch (h.type) {
     case PktType::kPong: {
       size_t i = h.request_id & 0xff;
-      if (i < s.paths.size() && (h.request_id >> 8) == s.paths[i].probe_seq) path_event(s, i, kProbeGain, now);
+      if (i < s.paths.size() && (h.request_id >> 8) == s.paths[i].probe_seq) {
+        s.paths[i].probe_outstanding = false;
+        path_event(s, i, kProbeGain, now);
+      }
       return;
     }
     case PktType::kConnectOk: {
@@ -778,8 +794,11 @@ void RpcClient::Impl::timers(ClientSession& s, uint64_t now) {
         p.st = PktState::kLost;
         --s.inflight;
         (exec_wait ? probed : lost) = true;
-        // A request that is executing says nothing about its path.
+        // A request that is executing says nothing about its path; a probe
+        // does (a one-packet request on a dead path: the common metadata
+        // case). A live path answers it at once, executing or not.
         if (!exec_wait) path_event(s, p.path, -kTimeoutCost, now);
+        else if (p.path < s.paths.size()) s.paths[p.path].probe_due = true;
       }
     }
     if (probed && !lost) r.backoff = std::min(r.backoff + 1, 16u);

@@ -46,6 +46,7 @@ struct Session {
   uint32_t id = 0;
   NetAddr peer;   // where the client's latest packet came from (HA: its path)
   NetAddr local;  // which of our addresses it went to (replies leave from there)
+  NetAddr connect_from;  // the address its connect came from (its by_nonce_ key)
   uint64_t nonce = 0;
   std::string name;
   std::vector<Slot> slots;
@@ -287,7 +288,7 @@ void RpcServer::Impl::on_packet(NetAddr src, const PacketHeader& h, std::span<co
   } else {
     core_->flush();
     std::lock_guard lk(sess_mu_);
-    by_nonce_.erase({s.peer, s.nonce});
+    by_nonce_.erase({s.connect_from, s.nonce});
     sessions_.erase(it);
   }
 }
@@ -304,6 +305,10 @@ void RpcServer::Impl::on_connect(NetAddr src, const PacketHeader& h, std::span<c
   }
   uint32_t sid;
   auto known = by_nonce_.find({src, h.request_id});
+  if (known != by_nonce_.end() && !sessions_.count(known->second)) {
+    by_nonce_.erase(known);  // its session is gone: a late duplicate starts a new one
+    known = by_nonce_.end();
+  }
   if (known != by_nonce_.end()) {
     sid = known->second;  // a retransmitted connect: same answer
   } else {
@@ -323,6 +328,7 @@ void RpcServer::Impl::on_connect(NetAddr src, const PacketHeader& h, std::span<c
     s->id = sid;
     s->peer = src;
     s->local = reply_from_;
+    s->connect_from = src;
     s->nonce = h.request_id;
     s->name = std::move(name);
     s->slots.resize(std::min(want_slots, opts_.max_slots));
@@ -469,7 +475,7 @@ void RpcServer::Impl::gc_sessions(uint64_t now) {
     if (now - it->second->last_active_ns > opts_.session_idle_ns) {
       core_->flush();
       std::lock_guard lk(sess_mu_);
-      by_nonce_.erase({it->second->peer, it->second->nonce});
+      by_nonce_.erase({it->second->connect_from, it->second->nonce});
       it = sessions_.erase(it);
     } else {
       ++it;
