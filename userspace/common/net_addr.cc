@@ -97,4 +97,16 @@ Result<IfaceAddr> interface_ipv4(const std::string& dev) {
   return *found;
 }
 
+std::string interface_with(uint32_t ip) {
+  ifaddrs* list = nullptr;
+  if (ip == 0 || getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* a = list; a != nullptr && found.empty(); a = a->ifa_next) {
+    if (a->ifa_name == nullptr || a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if (ntohl(reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr) == ip) found = a->ifa_name;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
 }  // namespace lanefs

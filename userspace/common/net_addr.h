@@ -39,6 +39,8 @@ struct IfaceAddr {
   uint8_t prefix_bits = 32;
 };
 Result<IfaceAddr> interface_ipv4(const std::string& dev);
+// The interface holding IPv4 address ip ("" when none does).
+std::string interface_with(uint32_t ip);
 
 struct NetAddrHash {
   size_t operator()(const NetAddr& a) const noexcept {

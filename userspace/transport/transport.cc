@@ -133,11 +133,16 @@ Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config)
   std::vector<std::unique_ptr<Transport>> legs;
   TransportConfig one = config;
   one.extra_binds.clear();
+  one.faults = FaultConfig{};
+  // Each leg's socket is bound to its NIC: its datagrams leave by that
+  // NIC even when another one has a route to the peer too.
+  one.bind_device = interface_with(config.bind.ip);
   LANEFS_ASSIGN_OR_RETURN(auto first, make_one(one));
   uint16_t port = first->local_addr().port;
   legs.push_back(std::move(first));
   for (NetAddr b : config.extra_binds) {
     one.bind = b;
+    one.bind_device = interface_with(b.ip);
     if (b.port == 0) {
       // The same port on every leg when it is free (peers see one port).
       one.bind.port = port;

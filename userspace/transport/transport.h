@@ -166,6 +166,10 @@ struct TransportConfig {
   // transport receives on all of them and sends from the one a datagram's
   // `src` names. A leg's port 0 takes bind's (real) port when free.
   std::vector<NetAddr> extra_binds;
+  // UDP: the interface to bind the socket to (SO_BINDTODEVICE), so its
+  // datagrams leave by that NIC whatever the routes say; "" = routing
+  // decides. make_transport sets it for every leg of a multi-homed one.
+  std::string bind_device;
   // Datagram size limit; 0 = the transport's default. UDP: the MTU of the
   // interface owning the bound address minus 28 header bytes (65507 on
   // loopback, 8972 with jumbo frames), 1472 when bound to 0.0.0.0.

@@ -104,6 +104,10 @@ Status UdpTransport::open(const TransportConfig& config) {
   LANEFS_TRY(set_buffer(fd_, SO_RCVBUFFORCE, SO_RCVBUF, "SO_RCVBUF", bytes));
   LANEFS_TRY(set_buffer(fd_, SO_SNDBUFFORCE, SO_SNDBUF, "SO_SNDBUF", bytes));
 
+  if (!config.bind_device.empty() &&
+      setsockopt(fd_, SOL_SOCKET, SO_BINDTODEVICE, config.bind_device.c_str(),
+                 static_cast<socklen_t>(config.bind_device.size())) != 0)
+    return sys_error("setsockopt SO_BINDTODEVICE " + config.bind_device, errno);
   sockaddr_in sa = to_sockaddr(config.bind);
   if (bind(fd_, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
     return sys_error("bind " + config.bind.to_string(), errno);
