@@ -13,7 +13,9 @@
 #   4. 30% loss on leg B (nftables): its health drops and most traffic moves
 #      to leg A;
 #   5. steps 1-3 again on the DPDK lane: a mount with one net_af_packet port
-#      per leg (net=afpacket:ca/...,net=afpacket:cb/...).
+#      per leg (net=afpacket:ca/...,net=afpacket:cb/...);
+#   6. steps 1-3 against a backend on the DPDK lane with one net_af_packet
+#      port per leg (lanefsd --net ... --net ...).
 # Prints how long detection took (not asserted: benchmarks measure).
 # Exit 77 (skipped) without root, /dev/fuse or nft.
 set -eu
@@ -211,5 +213,31 @@ failover_failback 192.0.2.11 198.51.100.11 dpdk
 stop_io
 errs=$(timeout 10 "$B/userspace/cli/lanefs" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["errors"])')
 [ "$errs" = 0 ] || fail "the DPDK mount counted $errs IO errors"
+umount "$MNT"
+i=0
+while [ -f "$RUN/frontend.pid" ] && kill -0 "$(cat "$RUN/frontend.pid")" 2>/dev/null && [ $i -lt 40 ]; do
+  sleep 0.25; i=$((i + 1))
+done
+
+# ---- 6. a backend on the DPDK lane with two legs: one net_af_packet port
+# per NIC (own addresses .12; the staged UDP leg goes first), a UDP client.
+cli cluster container net remove be0 sb >/dev/null || fail "cluster container net remove"
+stop_backend
+nsx "$B/userspace/backend/lanefsd" --data-dir "$W/data" --name be0 --listen 192.0.2.12:14123 \
+  --net afpacket:sa/192.0.2.12/24 --net afpacket:sb/198.51.100.12/24 --label A --label B \
+  --rdma off --log-file "$W/lanefsd.log" </dev/null >/dev/null 2>&1 &
+bp=$!
+wait_for "the DPDK backend did not answer" 300 timeout 30 "$B/userspace/cli/lanefs" --backend 192.0.2.12:14123 \
+  --connect-timeout 1 fs list >/dev/null 2>&1
+timeout 30 "$B/userspace/cli/lanefs" --backend 192.0.2.12:14123 --json cluster status | python3 -c '
+import json, sys
+legs = json.load(sys.stdin)["backends"][0]["legs"]
+assert sorted((l["addr"], l["label"]) for l in legs) == [("192.0.2.12:14123", "A"), ("198.51.100.12:14123", "B")], legs' ||
+  fail "the DPDK backend does not advertise its two legs"
+"$B/fuse/mount.lanefs" 192.0.2.12:14123/f "$MNT" -o net:ha=ca,net:ha=cb,forcedirect || fail "mount against the DPDK backend"
+cmp "$W/src" "$MNT/io" || fail "data written earlier reads back different from the DPDK backend"
+start_io
+failover_failback 192.0.2.1 198.51.100.1 dpdk-backend
+stop_io
 umount "$MNT"
 echo "ha_mount: PASS"

@@ -88,13 +88,15 @@ Status BackendCore::start() {
   so.transport.bind = opts_.listen;
   so.transport.faults = opts_.faults;
   so.cpu = opts_.cpu;
-  for (const auto& leg : opts_.extra_legs) so.transport.extra_binds.push_back(leg.addr);
+  if (!opts_.dpdk)
+    for (const auto& leg : opts_.extra_legs) so.transport.extra_binds.push_back(leg.addr);
   if (opts_.dpdk) {
     if (opts_.dpdk->ip != opts_.listen.ip)
       return make_error(Errc::kInvalid, "--listen " + opts_.listen.to_string() + " is not the --net address " +
                                             NetAddr{opts_.dpdk->ip, 0}.ip_string());
     so.transport.kind = transport::TransportKind::kDpdk;
     so.transport.dpdk = *opts_.dpdk;
+    so.transport.extra_dpdk = opts_.dpdk_extra;
     network_ = "DPDK";
   }
   so.name = opts_.name;
@@ -111,6 +113,7 @@ Status BackendCore::start() {
     // --dedicated-mode none on a driver without RX interrupts: kernel UDP.
     LOG_WARN("DPDK lane not used, kernel UDP instead: {}", server.error().to_string());
     so.transport.kind = transport::TransportKind::kUdp;
+    for (const auto& leg : opts_.extra_legs) so.transport.extra_binds.push_back(leg.addr);
     network_ = "UDP";
     server = rpc::RpcServer::create(so, handler);
   }
@@ -121,6 +124,8 @@ Status BackendCore::start() {
   rpc::ClientOptions co;
   co.transport.kind = so.transport.kind;
   co.transport.dpdk = so.transport.dpdk;
+  co.transport.extra_dpdk = so.transport.kind == transport::TransportKind::kDpdk ? opts_.dpdk_extra
+                                                                                  : std::vector<transport::DpdkConfig>{};
   co.transport.bind = NetAddr{opts_.listen.ip, 0};
   co.name = "peer:" + opts_.name;
   co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);

@@ -50,6 +50,9 @@ struct BackendOptions {
   // interrupt mode a driver without RX interrupts falls back to kernel UDP
   // on the same address (logged; network() says which).
   std::optional<transport::DpdkConfig> dpdk;
+  // More DPDK ports (HA legs, `--net` repeated); extra_legs holds their
+  // addresses and labels, in the same order.
+  std::vector<transport::DpdkConfig> dpdk_extra;
   int cpu = -1;  // pin the datagram loop thread (`--core`); -1: not pinned
   // HA: the label of the listen address's NIC (its switch) and more data
   // addresses, one per NIC, each with its label (`--data-addr IP[/LABEL]`).

@@ -33,23 +33,25 @@ int main(int argc, char** argv) {
                  "on (fail without one), off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
-  std::string net, dedicated_mode = "full";
+  std::vector<std::string> nets;
+  std::string dedicated_mode = "full";
   int core_cpu = -1;
-  app.add_option("--net", net,
+  app.add_option("--net", nets,
                  "data lane: udp (kernel UDP, default) or a DPDK device <dev>/<ip>/<bits>[/<gw>] "
                  "(dev: PCI address, netdev, MAC, tap:IFACE, afpacket:IFACE, memif:SOCKET[:server]); "
-                 "--listen defaults to <ip>:14000");
+                 "--listen defaults to the first one's <ip>:14000. Repeated: one DPDK port per NIC (HA legs)");
   app.add_option("--dedicated-mode", dedicated_mode,
                  "DPDK lane: full (poll on a dedicated core) or none (sleep on RX interrupts; kernel UDP "
                  "when the driver has none)")
       ->check(CLI::IsMember({"full", "none"}))
       ->capture_default_str();
-  std::vector<std::string> data_addrs;
-  std::string label;
+  std::vector<std::string> data_addrs, labels;
   app.add_option("--data-addr", data_addrs,
                  "HA: another data address IP[:PORT][/LABEL] on another NIC (repeatable); clients spread load "
                  "over all and fail over between them. Port: --listen's");
-  app.add_option("--label", label, "HA: the switch label of the --listen address's NIC");
+  app.add_option("--label", labels,
+                 "HA: the switch label of the --listen address's NIC; repeated, the labels of the further "
+                 "--net NICs in order");
   app.add_option("--core", core_cpu, "pin the datagram loop to this CPU (shown in cluster processes)");
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
@@ -72,7 +74,12 @@ int main(int argc, char** argv) {
   }
   o.listen = *addr;
   o.cpu = core_cpu;
-  o.label = label;
+  o.label = labels.empty() ? "" : labels[0];
+  std::string net = nets.empty() ? "" : nets[0];
+  if (labels.size() > std::max<size_t>(1, nets.size())) {
+    std::fprintf(stderr, "lanefsd: more --label than NICs (--label labels --listen's NIC and each further --net)\n");
+    return 2;
+  }
   for (const auto& d : data_addrs) {
     auto slash = d.find('/');
     auto a = parse_net_addr(d.substr(0, slash), o.listen.port);
@@ -99,23 +106,34 @@ int main(int argc, char** argv) {
     if (!dup) o.extra_legs.push_back(l);
   }
   if (!o.extra_legs.empty() && !net.empty() && net != "udp") {
-    std::fprintf(stderr, "lanefsd: --data-addr with --net: HA legs on the DPDK lane are not built\n");
+    std::fprintf(stderr, "lanefsd: --data-addr or staged NICs with --net: on the DPDK lane give each NIC its own "
+                         "--net\n");
     return 2;
   }
-  if (!net.empty() && net != "udp") {
-    auto spec = transport::parse_net_spec(net, "/sys", "--net ");
+  for (size_t i = 0; i < nets.size() && !net.empty() && net != "udp"; ++i) {
+    auto spec = transport::parse_net_spec(nets[i], "/sys", "--net ");
     if (!spec.ok()) {
       std::fprintf(stderr, "lanefsd: %s\n", spec.error().to_string().c_str());
       return 2;
     }
     if (spec->ips.size() != 1) {
-      std::fprintf(stderr, "lanefsd: --net %s: a backend takes one address\n", net.c_str());
+      std::fprintf(stderr, "lanefsd: --net %s: a backend takes one address per NIC\n", nets[i].c_str());
       return 2;
     }
     auto d = spec->dpdk_config(spec->ip(), dedicated_mode == "none");
     d.no_huge = !transport::hugepages_cover(d.memory_mb);
-    o.dpdk = d;
-    if (app.count("--listen") == 0) o.listen = NetAddr{spec->ip(), 14000};
+    if (i == 0) {
+      o.dpdk = d;
+      if (app.count("--listen") == 0) o.listen = NetAddr{spec->ip(), 14000};
+    } else {
+      // A further NIC: an HA leg on its own DPDK port, same UDP port.
+      o.dpdk_extra.push_back(d);
+      o.extra_legs.push_back({NetAddr{spec->ip(), o.listen.port}, i < labels.size() ? labels[i] : ""});
+    }
+  }
+  if (nets.size() > 1 && (net.empty() || net == "udp")) {
+    std::fprintf(stderr, "lanefsd: --net udp cannot be combined with other --net\n");
+    return 2;
   }
   if (!fault.empty()) {
     auto f = transport::parse_fault_config(fault);
