@@ -73,6 +73,14 @@ wait_for() {  # description, max tenths of a second, command...
   until "$@"; do i=$((i + 1)); [ $i -lt "$max" ] || fail "$what"; sleep 0.1; done
 }
 path_is() { [ "$(path "$1" state)" = "$2" ]; }
+has_path() { [ "$(path "$1" state)" != none ]; }
+# After an unmount the frontend exits (it was the last mount): wait for it.
+frontend_gone() {
+  i=0
+  while [ -f "$RUN/frontend.pid" ] && kill -0 "$(cat "$RUN/frontend.pid")" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 80 ] || fail "the frontend did not exit within 20 s of the last unmount"; sleep 0.25
+  done
+}
 
 ip link set lo up
 ip netns add "$NS"
@@ -147,6 +155,7 @@ stop_io() {
 # Steps 1-3 on the legs whose local addresses are $1 (label A) and $2 (B).
 failover_failback() {
   LA=$1 LB=$2
+  wait_for "lanefs stats --paths lists no path from $LA" 100 has_path "$LA"
   sleep 2
   # ---- 1. both legs carry load
   a0=$(path "$LA" tx_bytes); b0=$(path "$LB" tx_bytes)
@@ -199,10 +208,7 @@ errs=$(timeout 10 "$B/userspace/cli/lanefs" --json stats | python3 -c 'import js
 grep -q "failed (health" "$RUN/frontend.log" || fail "no failover line in the frontend log"
 grep -q "recovered (health .*failback" "$RUN/frontend.log" || fail "no failback line in the frontend log"
 umount "$MNT"
-i=0
-while [ -f "$RUN/frontend.pid" ] && kill -0 "$(cat "$RUN/frontend.pid")" 2>/dev/null && [ $i -lt 40 ]; do
-  sleep 0.25; i=$((i + 1))
-done
+frontend_gone
 
 # ---- 5. the same on the DPDK lane: one net_af_packet port per leg (own
 # addresses .11, the kernel keeps .1), polling.
@@ -214,10 +220,7 @@ stop_io
 errs=$(timeout 10 "$B/userspace/cli/lanefs" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["errors"])')
 [ "$errs" = 0 ] || fail "the DPDK mount counted $errs IO errors"
 umount "$MNT"
-i=0
-while [ -f "$RUN/frontend.pid" ] && kill -0 "$(cat "$RUN/frontend.pid")" 2>/dev/null && [ $i -lt 40 ]; do
-  sleep 0.25; i=$((i + 1))
-done
+frontend_gone
 
 # ---- 6. a backend on the DPDK lane with two legs: one net_af_packet port
 # per NIC (own addresses .12; the staged UDP leg goes first), a UDP client.
