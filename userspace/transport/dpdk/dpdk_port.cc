@@ -271,7 +271,8 @@ uint32_t DpdkPort::poll(uint64_t now) {
     }
     {
       std::lock_guard bl(box->mu);
-      box->mbufs.push_back(m);
+      box->mbufs.push_back({m, NetAddr{u->src_ip, u->src_port}, u->payload.data(),
+                            static_cast<uint32_t>(u->payload.size())});
     }
     bool seen = false;
     for (uint32_t k = 0; k < nwoken; ++k) seen |= woken[k] == box;

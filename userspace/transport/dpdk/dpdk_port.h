@@ -38,6 +38,15 @@
 
 namespace lanefs::transport::dpdk {
 
+// One datagram handed to an endpoint: its mbuf (owned until freed by the
+// endpoint) and what the port's parse found, so it is parsed once.
+struct Delivered {
+  rte_mbuf* mbuf = nullptr;
+  NetAddr src;
+  const uint8_t* payload = nullptr;  // into mbuf
+  uint32_t len = 0;
+};
+
 // Where the port delivers one endpoint's datagrams. Owned by the endpoint;
 // registered with the port for the endpoint's lifetime.
 struct Inbox {
@@ -46,7 +55,7 @@ struct Inbox {
   uint8_t prefix_bits = 24;
   int event_fd = -1;      // written when mbufs are added (interrupt mode)
   std::mutex mu;
-  std::vector<rte_mbuf*> mbufs;  // guarded by mu; validated UDP frames for (ip, udp_port)
+  std::vector<Delivered> mbufs;  // guarded by mu; validated UDP datagrams for (ip, udp_port)
 };
 
 class DpdkPort {
