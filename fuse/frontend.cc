@@ -158,6 +158,7 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
       transport::DpdkConfig d = o.net.dpdk_config(o.net.ips[o.net.ips.size() > 1 ? i : 0], !o.dedicated_full);
       d.memory_mb = o.memory_mb + o.dpdk_base_memory_mb;
       d.no_huge = !transport::hugepages_cover(d.memory_mb);
+      d.queues = static_cast<uint16_t>(o.num_cores);  // one RX/TX queue pair per core
       co.dpdk.push_back(d);
     }
     co.cpus = o.cores;
@@ -175,6 +176,7 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
         transport::DpdkConfig d = n.dpdk_config(n.ip(), !o.dedicated_full);
         d.memory_mb = co.dpdk[0].memory_mb;
         d.no_huge = co.dpdk[0].no_huge;
+        d.queues = co.dpdk[0].queues;
         co.dpdk_extra.push_back(d);
         co.ha_legs.push_back({n.device, n.ip(), n.prefix_bits, label(n.device)});
       }

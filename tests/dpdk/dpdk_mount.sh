@@ -8,8 +8,10 @@
 #      goes on (the client re-resolves; it answers the kernel's ARP);
 #      `cluster processes` shows the FRONTEND on DPDK; `lanefs stats` counts
 #      the IO on the dpdk lane; the frontend's CPU over 10 s idle is busy;
-#   2. dedicated_mode=none (RX interrupts, net_tap has them): same IO, and
-#      the frontend's CPU over 10 s idle is small (a sleeping core);
+#   2. dedicated_mode=none (RX interrupts, net_tap has them) with two cores,
+#      one IP each: each core has its own queue pair of the (multi-queue)
+#      tap; same IO, and the frontend's CPU over 10 s idle is small (two
+#      sleeping cores);
 #   3. dedicated_mode=none on net_af_packet (no RX interrupts, like AWS
 #      ENA): the mount works on kernel UDP, `cluster processes` says UDP and
 #      the log has the one-line reason.
@@ -122,11 +124,15 @@ echo "dpdk_mount: polling mode: frontend used ${busy}/100 CPU seconds in 10 s id
 umount "$MNT"
 wait_gone
 
-# ---- 2. RX interrupts
-"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=tap:dtap0/192.0.2.2/24,dedicated_mode=none,forcedirect ||
-  fail "mount with net=tap:dtap0 (interrupts)"
+# ---- 2. RX interrupts, two cores
+"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" \
+  -o net=tap:dtap0/192.0.2.2+192.0.2.3/24,num_cores=2,dedicated_mode=none,forcedirect ||
+  fail "mount with net=tap:dtap0 (interrupts, two cores)"
 io_check rx-interrupts
 grep -q "rx-interrupt mode" "$RUN/frontend.log" || fail "frontend log does not say rx-interrupt mode"
+grep -q "dpdk lane: 192.0.2.2:[0-9]* on .* queue 0 of 2," "$RUN/frontend.log" &&
+  grep -q "dpdk lane: 192.0.2.3:[0-9]* on .* queue 1 of 2," "$RUN/frontend.log" ||
+  fail "the two cores do not have a queue pair each (frontend log)"
 quiet=$(idle_cpu)
 echo "dpdk_mount: interrupt mode: frontend used ${quiet}/100 CPU seconds in 10 s idle"
 # A polling core spins (most of 10 s); a sleeping one stays near zero.

@@ -47,13 +47,15 @@ const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new NetnsEnv);
 
 int sh(const std::vector<std::string>& argv, std::string* out = nullptr) { return lanefs::test::run_command(argv, out); }
 
-Result<std::unique_ptr<Transport>> make_dpdk(const std::string& port, uint32_t ip, bool interrupts) {
+Result<std::unique_ptr<Transport>> make_dpdk(const std::string& port, uint32_t ip, bool interrupts,
+                                             uint16_t queues = 1) {
   TransportConfig c;
   c.kind = TransportKind::kDpdk;
   c.dpdk.port = port;
   c.dpdk.ip = ip;
   c.dpdk.prefix_bits = 28;
   c.dpdk.interrupt_mode = interrupts;
+  c.dpdk.queues = queues;
   c.bind = NetAddr{ip, 0};
   return make_transport(c);
 }
@@ -212,6 +214,78 @@ TEST_F(DpdkTap, EndpointsShareAPortAndItCanBeReopened) {
     // All endpoints closed: the port and its device go; round 1 opens them again.
   }
 }
+
+// One queue pair per core: two endpoints on a two-queue port each get their
+// own pair, and once an endpoint has sent on its queue the kernel's replies
+// to that flow come back on it (net_tap: tun steers a flow to the queue it
+// was sent from), so each endpoint receives alone, without hand-over. A
+// third endpoint shares a pair. Polling and interrupt mode (each endpoint
+// sleeps on its own queue's fd).
+class DpdkQueues : public DpdkTap, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(DpdkQueues, OneQueuePairPerCoreAndRepliesComeBackOnIt) {
+  const bool intr = GetParam();
+  const std::string dev = intr ? "dtap5" : "dtap4", spec = "net_tap" + std::string(intr ? "5" : "4") + ",iface=" + dev;
+  const uint32_t base = intr ? 0xc0000250 : 0xc0000240;  // 192.0.2.80/28 or 192.0.2.64/28
+  auto a = make_dpdk(spec, base + 2, intr, 2);
+  ASSERT_OK(a);
+  auto b = make_dpdk(spec, base + 3, intr, 2);
+  ASSERT_OK(b);
+  auto c = make_dpdk(spec, base + 2, intr, 2);  // a third core: shares a pair
+  ASSERT_OK(c);
+  EXPECT_EQ((*a)->stats().queues, 2u);
+  EXPECT_NE((*a)->stats().queue, (*b)->stats().queue);
+  EXPECT_EQ((*c)->stats().queue, (*a)->stats().queue);
+  ASSERT_EQ(sh({"ip", "addr", "add", NetAddr{base + 1, 0}.ip_string() + "/28", "dev", dev}), 0);
+  ASSERT_EQ(sh({"ip", "link", "set", dev, "up"}), 0);
+  auto k = make_kernel(base + 1);
+  ASSERT_OK(k);
+  Transport* ends[] = {a->get(), b->get(), c->get()};
+  // Warm-up: ARP both ways; an ARP frame can land on any queue, so every
+  // endpoint polls meanwhile (bounded: 3 s per direction).
+  auto until = [&](Transport& rx, uint64_t ms) {
+    std::vector<test::Received> got;
+    for (uint64_t end = mono_ns() + ms * 1'000'000; got.empty() && mono_ns() < end;) {
+      for (Transport* t : ends) (void)t->rx_burst({});
+      got = receive(rx, 1, 1);
+    }
+    return got;
+  };
+  for (Transport* t : ends) {
+    auto bytes = pattern(200, 50);
+    TxDatagram d = dgram((*k)->local_addr(), bytes);
+    ASSERT_OK(t->tx_burst({&d, 1}));
+    ASSERT_EQ(until(**k, 3000).size(), 1u) << "warm-up from " << t->local_addr().to_string();
+    TxDatagram back = dgram(t->local_addr(), bytes);
+    ASSERT_OK((*k)->tx_burst({&back, 1}));
+    ASSERT_EQ(until(*t, 3000).size(), 1u) << "warm-up reply to " << t->local_addr().to_string();
+  }
+  // Steady state: request and reply, each endpoint polling only itself.
+  uint64_t off_before[3];
+  for (int e = 0; e < 3; ++e) off_before[e] = ends[e]->stats().rx_off_queue;
+  for (int round = 0; round < 30; ++round) {
+    for (int e = 0; e < 3; ++e) {
+      Transport* t = ends[e];
+      auto bytes = pattern(600, uint32_t(round * 3 + e));
+      TxDatagram d = dgram((*k)->local_addr(), bytes);
+      ASSERT_OK(t->tx_burst({&d, 1}));
+      auto req = receive(**k, 1, 2000);
+      ASSERT_EQ(req.size(), 1u) << "round " << round << " from " << t->local_addr().to_string();
+      TxDatagram back = dgram(t->local_addr(), bytes);
+      ASSERT_OK((*k)->tx_burst({&back, 1}));
+      // c shares a's pair: either of them may take the frame off it.
+      auto got = receive(*t, 1, 2000, e == 0 ? ends[2] : e == 2 ? ends[0] : nullptr);
+      ASSERT_EQ(got.size(), 1u) << "round " << round << ": the reply to " << t->local_addr().to_string()
+                                << " did not come back on its own queue";
+      EXPECT_EQ(got[0].data, bytes);
+    }
+  }
+  for (int e = 0; e < 3; ++e)
+    EXPECT_EQ(ends[e]->stats().rx_off_queue, off_before[e]) << ends[e]->local_addr().to_string();
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DpdkQueues, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? std::string("RxInterrupt") : std::string("Polling"); });
 
 }  // namespace
 }  // namespace lanefs::transport

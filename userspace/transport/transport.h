@@ -80,6 +80,12 @@ class MemRegion {
 struct TransportStats {
   uint64_t tx_packets = 0, tx_bytes = 0, tx_dropped = 0;
   uint64_t rx_packets = 0, rx_bytes = 0, rx_truncated = 0;
+  // DPDK: datagrams that arrived on a queue other than the endpoint's own
+  // (handed over in software by whoever polled it).
+  uint64_t rx_off_queue = 0;
+  // DPDK (not counters): the endpoint's home RX/TX queue pair and how many
+  // pairs its port has.
+  uint32_t queue = 0, queues = 1;
   // Filled by the fault-injection layer when it is on.
   uint64_t fault_dropped = 0, fault_duplicated = 0, fault_delayed = 0;
   uint64_t fault_reordered = 0, fault_corrupted = 0;
@@ -156,6 +162,10 @@ struct DpdkConfig {
   bool interrupt_mode = false;
   bool no_huge = true;       // EAL --no-huge (anonymous memory)
   uint32_t memory_mb = 256;  // EAL -m
+  // RX/TX queue pairs to open the port with (a frontend: one per core);
+  // the port's first endpoint decides, the driver's maximum caps it, and
+  // net_memif always has one (its ring count is a contract with the peer).
+  uint16_t queues = 1;
 };
 
 struct TransportConfig {

@@ -4,6 +4,7 @@
 #include "transport/dpdk/dpdk_port.h"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <rte_bus_vdev.h>
@@ -11,9 +12,11 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_flow.h>
 #include <rte_lcore.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -114,14 +117,31 @@ Status DpdkPort::open(const DpdkConfig& cfg) {
   rte_eth_dev_info info;
   if (int rc = rte_eth_dev_info_get(port_, &info); rc != 0) return dpdk_error("rte_eth_dev_info_get", rc);
   driver_ = info.driver_name ? info.driver_name : "?";
+  // One queue pair per frontend core, as many as the driver has. memif's
+  // ring count is agreed with the peer (a server queue without a peer ring
+  // aliases ring 0 in DPDK 22.11): one pair there.
+  bool memif = driver_.find("memif") != std::string::npos;
+  nq_ = std::max<uint16_t>(1, std::min({cfg.queues, info.max_rx_queues, info.max_tx_queues}));
+  if (memif) nq_ = 1;
+  if (nq_ < cfg.queues)
+    LOG_INFO("dpdk: {} ({}) opens {} queue pair(s) for {} cores: datagrams of the others are handed over in "
+             "software", name_, driver_, nq_, cfg.queues);
+  q_ = std::make_unique<Queue[]>(nq_);
   rte_eth_conf conf{};
   conf.intr_conf.rxq = interrupt_mode_ ? 1 : 0;
+  // Several queues on a NIC that hashes: spread by IP and UDP ports until a
+  // flow rule steers an endpoint's datagrams (net_tap steers by itself).
+  uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
+  if (nq_ > 1 && rss != 0 && driver_.find("tap") == std::string::npos) {
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_hf = rss;
+  }
   // Checksum offload where the port has it; software otherwise.
   tx_ip_cksum_ = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) != 0;
   tx_udp_cksum_ = tx_ip_cksum_ && (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM) != 0;
   if (tx_ip_cksum_) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
   if (tx_udp_cksum_) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
-  if (int rc = rte_eth_dev_configure(port_, 1, 1, &conf); rc != 0) {
+  if (int rc = rte_eth_dev_configure(port_, nq_, nq_, &conf); rc != 0) {
     if (interrupt_mode_)
       return make_error(Errc::kNotSupported, "dpdk: driver " + driver_ + " of " + name_ +
                                                  " has no RX interrupts (" + rte_strerror(-rc) + ")");
@@ -129,51 +149,58 @@ Status DpdkPort::open(const DpdkConfig& cfg) {
   }
   static std::atomic<unsigned> serial{0};
   std::string pool_name = "lanefs_" + std::to_string(port_) + "_" + std::to_string(serial++);
-  pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), kPoolSize, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+  // Every queue's RX ring full, plus what endpoints hold and send.
+  unsigned pool_size = std::max(kPoolSize, unsigned{kRing} * 2u * nq_ + 4095u);
+  pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), pool_size, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                   static_cast<int>(rte_socket_id()));
   if (!pool_) return dpdk_error("rte_pktmbuf_pool_create", rte_errno);
   int socket = rte_eth_dev_socket_id(port_);
   if (socket < 0) socket = 0;
-  if (int rc = rte_eth_rx_queue_setup(port_, 0, kRing, socket, nullptr, pool_); rc != 0)
-    return dpdk_error("rte_eth_rx_queue_setup", rc);
   rte_eth_txconf txc = info.default_txconf;
   txc.offloads = conf.txmode.offloads;
-  if (int rc = rte_eth_tx_queue_setup(port_, 0, kRing, socket, &txc); rc != 0)
-    return dpdk_error("rte_eth_tx_queue_setup", rc);
+  for (uint16_t q = 0; q < nq_; ++q) {
+    if (int rc = rte_eth_rx_queue_setup(port_, q, kRing, socket, nullptr, pool_); rc != 0)
+      return dpdk_error("rte_eth_rx_queue_setup " + std::to_string(q), rc);
+    if (int rc = rte_eth_tx_queue_setup(port_, q, kRing, socket, &txc); rc != 0)
+      return dpdk_error("rte_eth_tx_queue_setup " + std::to_string(q), rc);
+  }
   if (int rc = rte_eth_dev_start(port_); rc != 0) return dpdk_error("rte_eth_dev_start", rc);
   started_ = true;
   rte_ether_addr mac;
   if (int rc = rte_eth_macaddr_get(port_, &mac); rc != 0) return dpdk_error("rte_eth_macaddr_get", rc);
   std::memcpy(mac_.data(), mac.addr_bytes, 6);
   rte_eth_dev_get_mtu(port_, &mtu_);
-  if (interrupt_mode_) {
-    intr_fd_ = rte_eth_dev_rx_intr_ctl_q_get_fd(port_, 0);
-    if (intr_fd_ < 0)
+  for (uint16_t q = 0; interrupt_mode_ && q < nq_; ++q) {
+    int fd = rte_eth_dev_rx_intr_ctl_q_get_fd(port_, q);
+    if (fd < 0)
       return make_error(Errc::kNotSupported, "dpdk: driver " + driver_ + " of " + name_ +
-                                                 " has no RX interrupts (no interrupt fd for queue 0)");
-    // Some drivers (net_tap: the fd is the tap device itself) signal through
+                                                 " has no RX interrupts (no interrupt fd for queue " +
+                                                 std::to_string(q) + ")");
+    q_[q].intr_fd = fd;
+    // Some drivers (net_tap: the fd is the tap queue itself) signal through
     // the fd alone and have no enable/disable: -ENOTSUP there.
-    int rc = rte_eth_dev_rx_intr_enable(port_, 0);
+    int rc = rte_eth_dev_rx_intr_enable(port_, q);
     if (rc != 0 && rc != -ENOTSUP)
       return make_error(Errc::kNotSupported, "dpdk: driver " + driver_ + " of " + name_ +
                                                  " has no RX interrupts (rte_eth_dev_rx_intr_enable: " +
                                                  rte_strerror(-rc) + ")");
     intr_toggle_ = rc == 0;
-    intr_enabled_ = intr_toggle_;
+    q_[q].intr_enabled = intr_toggle_;
     // A toggling driver's fd is an event counter: it must be read to be
     // cleared, without blocking the loop.
     if (intr_toggle_) {
-      int fl = fcntl(intr_fd_, F_GETFL);
-      if (fl >= 0) fcntl(intr_fd_, F_SETFL, fl | O_NONBLOCK);
+      int fl = fcntl(fd, F_GETFL);
+      if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     }
   }
-  LOG_INFO("dpdk port {} ({}, driver {}) mac {} mtu {} {} mode, tx checksum {}", port_, name_, driver_,
-           mac_string(mac_), mtu_, interrupt_mode_ ? "rx-interrupt" : "polling",
+  LOG_INFO("dpdk port {} ({}, driver {}) mac {} mtu {} {} queue pair(s) {} mode, tx checksum {}", port_, name_,
+           driver_, mac_string(mac_), mtu_, nq_, interrupt_mode_ ? "rx-interrupt" : "polling",
            tx_udp_cksum_ ? "offloaded" : tx_ip_cksum_ ? "ip offloaded, udp software" : "software");
   return ok_status();
 }
 
 DpdkPort::~DpdkPort() {
+  if (started_) rte_flow_flush(port_, nullptr);
   if (started_) rte_eth_dev_stop(port_);
   if (started_ || probed_) rte_eth_dev_close(port_);
   // A virtual device is removed too, so it can be created again by name.
@@ -184,21 +211,115 @@ DpdkPort::~DpdkPort() {
 Status DpdkPort::attach(Inbox* in) {
   bool new_ip;
   {
-    std::lock_guard lk(rx_mu_);
+    std::unique_lock lk(list_mu_);
     if (find_locked(in->ip, in->udp_port))
       return make_error(Errc::kExists, "dpdk: " + NetAddr{in->ip, in->udp_port}.to_string() +
                                            " is already open on port " + name_);
+    if (interrupt_mode_ && in->epoll_fd < 0)
+      return make_error(Errc::kInvalid, "dpdk: an endpoint in rx-interrupt mode needs an epoll fd");
     new_ip = !owns_ip_locked(in->ip);
+    uint16_t home = 0;
+    for (uint16_t q = 1; q < nq_; ++q)
+      if (q_[q].homes < q_[home].homes) home = q;
+    in->home_queue = home;
+    ++q_[home].homes;
+    in->off_queue.store(0, std::memory_order_relaxed);
     inboxes_.push_back(in);
+    spread_queues_locked();
+    steer_locked(in);
   }
   // Announce the address (gratuitous ARP): neighbours update their tables.
-  if (new_ip) send_arp(1, kBroadcastMac, in->ip, {}, in->ip);
+  if (new_ip) send_arp(in->home_queue, 1, kBroadcastMac, in->ip, {}, in->ip);
   return ok_status();
 }
 
 void DpdkPort::detach(Inbox* in) {
-  std::lock_guard lk(rx_mu_);
+  std::unique_lock lk(list_mu_);
+  if (std::find(inboxes_.begin(), inboxes_.end(), in) == inboxes_.end()) return;
   std::erase(inboxes_, in);
+  --q_[in->home_queue].homes;
+  if (in->flow) {
+    rte_flow_error err;
+    rte_flow_destroy(port_, static_cast<rte_flow*>(in->flow), &err);
+    in->flow = nullptr;
+  }
+  if (interrupt_mode_)
+    for (uint16_t q : in->serves) epoll_ctl(in->epoll_fd, EPOLL_CTL_DEL, q_[q].intr_fd, nullptr);
+  in->serves.clear();
+  spread_queues_locked();
+}
+
+// Every endpoint serves its home queue; a queue that is nobody's home goes
+// to the endpoint serving fewest, so no queue is left unpolled. Interrupt
+// mode: each endpoint's epoll set follows what it serves.
+void DpdkPort::spread_queues_locked() {
+  std::vector<std::vector<uint16_t>> want(inboxes_.size());
+  for (size_t i = 0; i < inboxes_.size(); ++i) want[i].push_back(inboxes_[i]->home_queue);
+  for (uint16_t q = 0; q < nq_ && !inboxes_.empty(); ++q) {
+    if (q_[q].homes > 0) continue;
+    size_t least = 0;
+    for (size_t i = 1; i < want.size(); ++i)
+      if (want[i].size() < want[least].size()) least = i;
+    want[least].push_back(q);
+  }
+  for (size_t i = 0; i < inboxes_.size(); ++i) {
+    Inbox* in = inboxes_[i];
+    if (interrupt_mode_) {
+      auto has = [](const std::vector<uint16_t>& v, uint16_t q) { return std::find(v.begin(), v.end(), q) != v.end(); };
+      for (uint16_t q : in->serves)
+        if (!has(want[i], q)) epoll_ctl(in->epoll_fd, EPOLL_CTL_DEL, q_[q].intr_fd, nullptr);
+      for (uint16_t q : want[i]) {
+        if (has(in->serves, q)) continue;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = q;
+        if (epoll_ctl(in->epoll_fd, EPOLL_CTL_ADD, q_[q].intr_fd, &ev) != 0 && errno != EEXIST)
+          LOG_WARN("dpdk: {}: epoll_ctl add queue {}: {}", name_, q, std::strerror(errno));
+      }
+    }
+    in->serves = std::move(want[i]);
+  }
+}
+
+// A flow rule sending the endpoint's datagrams (its IP and UDP port) to its
+// home queue, where the driver has rte_flow; without it they still arrive
+// (RSS or the device's own steering) and are handed over when off-queue.
+void DpdkPort::steer_locked(Inbox* in) {
+  if (nq_ < 2 || (steer_tried_ && !steer_.load(std::memory_order_relaxed))) return;
+  if (driver_.find("tap") != std::string::npos) {
+    // tun steers a flow to the queue it was last sent from; its TC-based
+    // rte_flow needs kernel classifiers a host may lack.
+    if (!steer_tried_) LOG_INFO("dpdk: {}: the kernel steers each flow to the queue it was sent from", name_);
+    steer_tried_ = true;
+    return;
+  }
+  rte_flow_attr attr{};
+  attr.ingress = 1;
+  rte_flow_item_ipv4 ip{}, ip_mask{};
+  ip.hdr.dst_addr = rte_cpu_to_be_32(in->ip);
+  ip_mask.hdr.dst_addr = UINT32_MAX;
+  rte_flow_item_udp udp{}, udp_mask{};
+  udp.hdr.dst_port = rte_cpu_to_be_16(in->udp_port);
+  udp_mask.hdr.dst_port = UINT16_MAX;
+  rte_flow_item pattern[] = {
+      {RTE_FLOW_ITEM_TYPE_ETH, nullptr, nullptr, nullptr},
+      {RTE_FLOW_ITEM_TYPE_IPV4, &ip, nullptr, &ip_mask},
+      {RTE_FLOW_ITEM_TYPE_UDP, &udp, nullptr, &udp_mask},
+      {RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr},
+  };
+  rte_flow_action_queue to{in->home_queue};
+  rte_flow_action actions[] = {{RTE_FLOW_ACTION_TYPE_QUEUE, &to}, {RTE_FLOW_ACTION_TYPE_END, nullptr}};
+  rte_flow_error err{};
+  rte_flow* f = rte_flow_create(port_, &attr, pattern, actions, &err);
+  if (!steer_tried_) {
+    steer_tried_ = true;
+    if (f) LOG_INFO("dpdk: {}: flow rules steer each endpoint to its queue", name_);
+    else
+      LOG_INFO("dpdk: {} ({}): no flow rules ({}); off-queue datagrams are handed over in software", name_,
+               driver_, err.message ? err.message : "rte_flow_create failed");
+  }
+  steer_.store(f != nullptr, std::memory_order_relaxed);
+  in->flow = f;
 }
 
 Inbox* DpdkPort::find_locked(uint32_t ip, uint16_t udp_port) const {
@@ -213,22 +334,31 @@ bool DpdkPort::owns_ip_locked(uint32_t ip) const {
   return false;
 }
 
-uint32_t DpdkPort::poll(uint64_t now) {
-  std::unique_lock lk(rx_mu_, std::try_to_lock);
+uint32_t DpdkPort::poll(Inbox* self, uint64_t now) {
+  std::shared_lock lk(list_mu_);
+  uint32_t n = 0;
+  for (uint16_t q : self->serves) n += poll_queue(q, now);
+  return n;
+}
+
+// With list_mu_ held shared.
+uint32_t DpdkPort::poll_queue(uint16_t q, uint64_t now) {
+  Queue& qu = q_[q];
+  std::unique_lock lk(qu.rx_mu, std::try_to_lock);
   if (!lk.owns_lock()) return 0;  // another endpoint is receiving for us
   if (intr_toggle_) {
     uint64_t v;
-    [[maybe_unused]] ssize_t r = read(intr_fd_, &v, sizeof v);  // clear the event counter
+    [[maybe_unused]] ssize_t r = read(qu.intr_fd, &v, sizeof v);  // clear the event counter
   }
   rte_mbuf* in[kRxBurst];
-  uint16_t n = rte_eth_rx_burst(port_, 0, in, kRxBurst);
+  uint16_t n = rte_eth_rx_burst(port_, q, in, kRxBurst);
   if (n > 0 && intr_toggle_) {
     // Busy: no interrupts while we poll (l3fwd-power); re-armed before any
     // endpoint sleeps.
-    std::lock_guard il(intr_mu_);
-    if (intr_enabled_) {
-      rte_eth_dev_rx_intr_disable(port_, 0);
-      intr_enabled_ = false;
+    std::lock_guard il(qu.intr_mu);
+    if (qu.intr_enabled) {
+      rte_eth_dev_rx_intr_disable(port_, q);
+      qu.intr_enabled = false;
     }
   }
   Inbox* woken[kRxBurst];
@@ -244,7 +374,7 @@ uint32_t DpdkPort::poll(uint64_t now) {
     }
     std::span<const uint8_t> f(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
     if (auto arp = parse_arp(f)) {
-      on_arp(*arp, now);
+      on_arp(q, *arp, now);
       rte_pktmbuf_free(m);
       continue;
     }
@@ -255,6 +385,7 @@ uint32_t DpdkPort::poll(uint64_t now) {
       rte_pktmbuf_free(m);
       continue;
     }
+    if (box->home_queue != q) box->off_queue.fetch_add(1, std::memory_order_relaxed);
     if (on_subnet_of_any(u->src_ip)) {
       // A neighbour whose MAC changed is followed from its own traffic at
       // once; any traffic shows the entry is alive.
@@ -285,22 +416,31 @@ uint32_t DpdkPort::poll(uint64_t now) {
   return n;
 }
 
-uint16_t DpdkPort::send(rte_mbuf** m, uint16_t n) {
+uint16_t DpdkPort::send(const Inbox* self, rte_mbuf** m, uint16_t n) {
+  // home_queue is fixed from attach to detach, which the owner alone calls.
+  return send_on(self->home_queue, m, n);
+}
+
+uint16_t DpdkPort::send_on(uint16_t q, rte_mbuf** m, uint16_t n) {
   uint16_t sent = 0;
   {
-    std::lock_guard lk(tx_mu_);
-    for (int tries = 0; sent < n && tries < 100; ++tries) sent += rte_eth_tx_burst(port_, 0, m + sent, n - sent);
+    std::lock_guard lk(q_[q].tx_mu);
+    for (int tries = 0; sent < n && tries < 100; ++tries) sent += rte_eth_tx_burst(port_, q, m + sent, n - sent);
   }
   for (uint16_t i = sent; i < n; ++i) rte_pktmbuf_free(m[i]);
   return sent;
 }
 
-Status DpdkPort::arm() {
+Status DpdkPort::arm(Inbox* self) {
   if (!intr_toggle_) return ok_status();
-  std::lock_guard il(intr_mu_);
-  if (intr_enabled_) return ok_status();
-  if (int rc = rte_eth_dev_rx_intr_enable(port_, 0); rc != 0) return dpdk_error("rte_eth_dev_rx_intr_enable", rc);
-  intr_enabled_ = true;
+  std::shared_lock lk(list_mu_);
+  for (uint16_t q : self->serves) {
+    std::lock_guard il(q_[q].intr_mu);
+    if (q_[q].intr_enabled) continue;
+    if (int rc = rte_eth_dev_rx_intr_enable(port_, q); rc != 0)
+      return dpdk_error("rte_eth_dev_rx_intr_enable " + std::to_string(q), rc);
+    q_[q].intr_enabled = true;
+  }
   return ok_status();
 }
 
@@ -322,7 +462,7 @@ std::optional<Mac> DpdkPort::lookup(uint32_t ip, uint64_t now) {
   return arp_.lookup(ip, now);
 }
 
-std::optional<Mac> DpdkPort::next_hop_mac(uint32_t src_ip, uint32_t dst_ip, uint8_t bits, uint32_t gw,
+std::optional<Mac> DpdkPort::next_hop_mac(const Inbox* self, uint32_t src_ip, uint32_t dst_ip, uint8_t bits, uint32_t gw,
                                           uint64_t now) {
   uint32_t hop = next_hop(src_ip, dst_ip, bits, gw);
   std::optional<Mac> mac;
@@ -337,22 +477,22 @@ std::optional<Mac> DpdkPort::next_hop_mac(uint32_t src_ip, uint32_t dst_ip, uint
       ask = arp_.should_request(hop, now);
     }
   }
-  if (refresh) send_arp(1, *mac, src_ip, {}, hop);  // unicast refresh
-  if (ask || probe) send_arp(1, kBroadcastMac, src_ip, {}, hop);
+  if (refresh) send_arp(self->home_queue, 1, *mac, src_ip, {}, hop);  // unicast refresh
+  if (ask || probe) send_arp(self->home_queue, 1, kBroadcastMac, src_ip, {}, hop);
   return mac;
 }
 
-void DpdkPort::request_if_due(uint32_t src_ip, uint32_t ip, uint64_t now) {
+void DpdkPort::request_if_due(const Inbox* self, uint32_t src_ip, uint32_t ip, uint64_t now) {
   bool ask;
   {
     std::lock_guard al(arp_mu_);
     ask = arp_.should_request(ip, now);
   }
-  if (ask) send_arp(1, kBroadcastMac, src_ip, {}, ip);
+  if (ask) send_arp(self->home_queue, 1, kBroadcastMac, src_ip, {}, ip);
 }
 
-void DpdkPort::on_arp(const ArpPacket& a, uint64_t now) {
-  // Called with rx_mu_ held (the endpoint list is stable).
+void DpdkPort::on_arp(uint16_t q, const ArpPacket& a, uint64_t now) {
+  // Called with list_mu_ held (the endpoint list is stable).
   bool ours_sender = owns_ip_locked(a.sender_ip);
   // Learn from any ARP that names a neighbour (requests too): a peer whose
   // MAC changed is followed at once.
@@ -366,18 +506,18 @@ void DpdkPort::on_arp(const ArpPacket& a, uint64_t now) {
       LOG_INFO("dpdk lane: {} is at {}", NetAddr{a.sender_ip, 0}.ip_string(), mac_string(a.sender_mac));
   }
   if (a.op == 1 && owns_ip_locked(a.target_ip) && !ours_sender)
-    send_arp(2, a.sender_mac, a.target_ip, a.sender_mac, a.sender_ip);
+    send_arp(q, 2, a.sender_mac, a.target_ip, a.sender_mac, a.sender_ip);
 }
 
 // op 1: request for target_ip (eth to `eth_dst`); op 2: reply to target.
-void DpdkPort::send_arp(uint16_t op, const Mac& eth_dst, uint32_t src_ip, const Mac& target_mac,
+void DpdkPort::send_arp(uint16_t q, uint16_t op, const Mac& eth_dst, uint32_t src_ip, const Mac& target_mac,
                         uint32_t target_ip) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool_);
   if (!m) return;
   auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60));  // minimum frame
   std::memset(p, 0, 60);
   build_arp(op, eth_dst, mac_, src_ip, target_mac, target_ip, p);
-  send(&m, 1);
+  send_on(q, &m, 1);
 }
 
 }  // namespace lanefs::transport::dpdk

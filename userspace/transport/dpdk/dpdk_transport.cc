@@ -54,16 +54,16 @@ class DpdkTransport final : public Transport {
     inbox_.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (inbox_.event_fd < 0) return sys_error("eventfd", errno);
     if (port_->interrupt_mode()) {
-      // Sleep on the queue's interrupt and on our inbox (another endpoint
-      // may receive our datagrams); an epoll fd is itself pollable.
+      // Sleep on the interrupts of the queues we serve (the port keeps
+      // them in this set) and on our inbox (another endpoint may receive
+      // our datagrams); an epoll fd is itself pollable.
       epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
       if (epoll_fd_ < 0) return sys_error("epoll_create1", errno);
-      for (int fd : {port_->interrupt_fd(), inbox_.event_fd}) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
-        if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) return sys_error("epoll_ctl", errno);
-      }
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = UINT32_MAX;
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inbox_.event_fd, &ev) != 0) return sys_error("epoll_ctl", errno);
+      inbox_.epoll_fd = epoll_fd_;
     } else {
       // Polling: always readable, the owner keeps calling rx_burst.
       uint64_t one = 1;
@@ -86,8 +86,9 @@ class DpdkTransport final : public Transport {
     local_ = NetAddr{cfg_.ip, inbox_.udp_port};
     uint32_t mtu = port_->mtu();
     max_dgram_ = config.mtu ? std::min<uint32_t>(config.mtu, mtu - 28u) : mtu - 28u;
-    LOG_INFO("dpdk lane: {} on {} ({}), {} mode, max datagram {}", local_.to_string(), port_->name(),
-             port_->driver(), port_->interrupt_mode() ? "rx-interrupt" : "polling", max_dgram_);
+    LOG_INFO("dpdk lane: {} on {} ({}) queue {} of {}, {} mode, max datagram {}", local_.to_string(),
+             port_->name(), port_->driver(), inbox_.home_queue, port_->queues(),
+             port_->interrupt_mode() ? "rx-interrupt" : "polling", max_dgram_);
     return ok_status();
   }
 
@@ -97,14 +98,19 @@ class DpdkTransport final : public Transport {
   int notify_fd() const noexcept override { return epoll_fd_ >= 0 ? epoll_fd_ : inbox_.event_fd; }
   bool has_pending() const noexcept override { return pending_count_ > 0; }
   bool busy_polls() const noexcept override { return !port_->interrupt_mode(); }
-  const TransportStats& stats() const noexcept override { return stats_; }
+  const TransportStats& stats() const noexcept override {
+    stats_.rx_off_queue = inbox_.off_queue.load(std::memory_order_relaxed);
+    stats_.queue = inbox_.home_queue;
+    stats_.queues = port_->queues();
+    return stats_;
+  }
 
   Status arm_notify() override {
     if (!port_->interrupt_mode()) return ok_status();
-    LANEFS_TRY(port_->arm());
+    LANEFS_TRY(port_->arm(&inbox_));
     // A datagram that arrived before the interrupt was enabled raised none:
     // poll once more; if anything is ours, make our fd readable at once.
-    port_->poll(mono_ns());
+    port_->poll(&inbox_, mono_ns());
     bool waiting;
     {
       std::lock_guard lk(inbox_.mu);
@@ -136,7 +142,7 @@ class DpdkTransport final : public Transport {
           ++stats_.tx_dropped;
           continue;
         }
-        auto mac = port_->next_hop_mac(cfg_.ip, d.dst.ip, cfg_.prefix_bits, cfg_.gateway, now);
+        auto mac = port_->next_hop_mac(&inbox_, cfg_.ip, d.dst.ip, cfg_.prefix_bits, cfg_.gateway, now);
         if (!mac) {
           queue_pending(d, now);
           continue;
@@ -162,7 +168,7 @@ class DpdkTransport final : public Transport {
       uint64_t v;
       [[maybe_unused]] ssize_t r = read(inbox_.event_fd, &v, sizeof v);  // clear our wake-up
     }
-    port_->poll(now);
+    port_->poll(&inbox_, now);
     flush_pending(now);
     size_t want = std::min<size_t>(kBurst, out.size());
     if (want == 0) return size_t{0};
@@ -226,7 +232,7 @@ class DpdkTransport final : public Transport {
 
   void send(rte_mbuf** m, uint16_t n) {
     if (n == 0) return;
-    stats_.tx_dropped += n - port_->send(m, n);
+    stats_.tx_dropped += n - port_->send(&inbox_, m, n);
   }
 
   void queue_pending(const TxDatagram& d, uint64_t now) {
@@ -260,7 +266,7 @@ class DpdkTransport final : public Transport {
           it = pending_.erase(it);
           continue;
         }
-        port_->request_if_due(cfg_.ip, it->first, now);
+        port_->request_if_due(&inbox_, cfg_.ip, it->first, now);
         ++it;
         continue;
       }
@@ -295,7 +301,7 @@ class DpdkTransport final : public Transport {
   std::map<uint32_t, std::deque<Pending>> pending_;
   size_t pending_count_ = 0;
   std::vector<rte_mbuf*> held_;
-  TransportStats stats_;
+  mutable TransportStats stats_;
 };
 
 }  // namespace
