@@ -226,6 +226,12 @@ Status DpdkPort::attach(Inbox* in) {
     in->off_queue.store(0, std::memory_order_relaxed);
     inboxes_.push_back(in);
     spread_queues_locked();
+    if (in->serves.empty() || in->serves[0] != home) {
+      lk.unlock();
+      detach(in);
+      return make_error(Errc::kSystem, "dpdk: " + name_ + ": cannot wait on the interrupt of queue " +
+                                           std::to_string(home) + " (epoll_ctl)");
+    }
     steer_locked(in);
   }
   // Announce the address (gratuitous ARP): neighbours update their tables.
@@ -268,13 +274,28 @@ void DpdkPort::spread_queues_locked() {
       auto has = [](const std::vector<uint16_t>& v, uint16_t q) { return std::find(v.begin(), v.end(), q) != v.end(); };
       for (uint16_t q : in->serves)
         if (!has(want[i], q)) epoll_ctl(in->epoll_fd, EPOLL_CTL_DEL, q_[q].intr_fd, nullptr);
+      bool grew = false;
+      std::vector<uint16_t> got;
       for (uint16_t q : want[i]) {
-        if (has(in->serves, q)) continue;
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.u32 = q;
-        if (epoll_ctl(in->epoll_fd, EPOLL_CTL_ADD, q_[q].intr_fd, &ev) != 0 && errno != EEXIST)
-          LOG_WARN("dpdk: {}: epoll_ctl add queue {}: {}", name_, q, std::strerror(errno));
+        if (!has(in->serves, q)) {
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u32 = q;
+          if (epoll_ctl(in->epoll_fd, EPOLL_CTL_ADD, q_[q].intr_fd, &ev) != 0) {
+            // Not served by this endpoint then (attach fails if it is its home).
+            LOG_WARN("dpdk: {}: epoll_ctl add queue {}: {}", name_, q, std::strerror(errno));
+            continue;
+          }
+          grew = true;
+        }
+        got.push_back(q);
+      }
+      want[i] = std::move(got);
+      if (grew) {
+        // A queue taken over may hold frames with its interrupt disabled by
+        // its last poller: wake the endpoint so it polls and re-arms it.
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t w = write(in->event_fd, &one, sizeof one);
       }
     }
     in->serves = std::move(want[i]);
@@ -311,14 +332,19 @@ void DpdkPort::steer_locked(Inbox* in) {
   rte_flow_action actions[] = {{RTE_FLOW_ACTION_TYPE_QUEUE, &to}, {RTE_FLOW_ACTION_TYPE_END, nullptr}};
   rte_flow_error err{};
   rte_flow* f = rte_flow_create(port_, &attr, pattern, actions, &err);
+  const char* why = err.message ? err.message : "rte_flow_create failed";
   if (!steer_tried_) {
+    // The first rule tells whether the driver takes them at all.
     steer_tried_ = true;
+    steer_.store(f != nullptr, std::memory_order_relaxed);
     if (f) LOG_INFO("dpdk: {}: flow rules steer each endpoint to its queue", name_);
     else
       LOG_INFO("dpdk: {} ({}): no flow rules ({}); off-queue datagrams are handed over in software", name_,
-               driver_, err.message ? err.message : "rte_flow_create failed");
+               driver_, why);
+  } else if (!f) {
+    LOG_WARN("dpdk: {}: no flow rule for {} ({}); its off-queue datagrams are handed over in software", name_,
+             NetAddr{in->ip, in->udp_port}.to_string(), why);
   }
-  steer_.store(f != nullptr, std::memory_order_relaxed);
   in->flow = f;
 }
 

@@ -110,11 +110,12 @@ class DpdkTransport final : public Transport {
     LANEFS_TRY(port_->arm(&inbox_));
     // A datagram that arrived before the interrupt was enabled raised none:
     // poll once more; if anything is ours, make our fd readable at once.
-    port_->poll(&inbox_, mono_ns());
-    bool waiting;
+    // Frames taken here (ARP, another endpoint's) disabled the interrupt
+    // again: go round once more, so it is re-armed before we sleep.
+    bool waiting = port_->poll(&inbox_, mono_ns()) > 0;
     {
       std::lock_guard lk(inbox_.mu);
-      waiting = !inbox_.mbufs.empty();
+      waiting |= !inbox_.mbufs.empty();
     }
     if (waiting) {
       uint64_t one = 1;
