@@ -6,7 +6,8 @@
 #          (dedicated_mode=full / --dedicated-mode full), no kernel on the path;
 #   tap    DPDK client on net_tap (polling) -> kernel UDP backend.
 # fio: 1 MiB sequential write and read (iodepth 8), 4 KiB random reads
-# (iodepth 1, p50 latency); plus the frontend's idle CPU in polling and
+# (iodepth 1, p50 latency), each 4 s after 1 s of ramp-up (time based, a
+# 256 MiB file); plus the frontend's idle CPU in polling and
 # RX-interrupt mode. Only one backend polls at a time (the memif backend
 # runs during its own measurements only). Prints the markdown section
 # "DPDK lane" of docs/benchmarks.md. Root.
@@ -63,7 +64,7 @@ start_memif() {
 }
 fio_run() {  # name rw bs iodepth -> "MB/s p50_us"
   fio --name="$1" --filename="$MNT/bench" --rw="$2" --bs="$3" --iodepth="$4" --direct=1 --ioengine=libaio \
-    --size=64M --runtime=5 --time_based=0 --output-format=json 2>/dev/null | python3 -c '
+    --size=256M --ramp_time=1 --runtime=4 --time_based=1 --output-format=json 2>/dev/null | python3 -c '
 import json, sys
 j = json.load(sys.stdin)["jobs"][0]
 d = j["read"] if j["read"]["io_bytes"] else j["write"]
@@ -106,7 +107,7 @@ for line in open(sys.argv[1]):
     v[(lane, k)].append(float(x))
 med = {k: statistics.median(x) for k, x in v.items()}
 print(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, nproc {os.cpu_count()}, kernel {os.uname().release}; "
-      f"{sys.argv[2]} interleaved rounds, medians; fio --direct=1 on a forcedirect mount. "
+      f"{sys.argv[2]} interleaved rounds, medians; fio --direct=1 on a forcedirect mount, 4 s after 1 s ramp-up. "
       "UDP: kernel UDP client and backend; memif: DPDK client and DPDK backend over net_memif, both polling; "
       "tap: DPDK client on net_tap (polling), kernel-UDP backend.\n")
 print("| measure | UDP lane | DPDK memif | memif / UDP | DPDK tap | tap / UDP |\n|---|---:|---:|---:|---:|---:|")
@@ -114,6 +115,12 @@ for k, name in [("seq_write_MBps", "1 MiB write, iodepth 8 (MB/s)"), ("seq_read_
                 ("randread4k_p50_us", "4 KiB random read, iodepth 1, p50 latency (µs)")]:
     u, m, t = med.get(("udp", k)), med.get(("memif", k)), med.get(("tap", k))
     print(f"| {name} | {u} | {m} | {m / u:.2f}× | {t} | {t / u:.2f}× |")
+# Per round, memif against the UDP lane of the same round: the spread.
+spread = []
+for k, name in [("seq_write_MBps", "write"), ("seq_read_MBps", "read")]:
+    rs = sorted(m / u for m, u in zip(v[("memif", k)], v[("udp", k)]))
+    spread.append(f"{name} {rs[0]:.2f}–{rs[-1]:.2f}× ({sum(r >= 1 for r in rs)} of {len(rs)} rounds ≥ 1)")
+print("\nmemif / UDP per round: " + ", ".join(spread) + ".")
 print(f"\nFrontend CPU while idle (5 s, net_tap): polling (`dedicated_mode=full`) "
       f"{med[('tap', 'idle_cpu_pct_polling')]:.0f}% of a core, RX interrupts (`dedicated_mode=none`) "
       f"{med[('tap', 'idle_cpu_pct_interrupts')]:.0f}% of a core.")
