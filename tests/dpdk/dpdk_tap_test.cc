@@ -13,7 +13,10 @@
 //     user, the device closed and opened again in the same process.
 // Needs root (unshare, tap devices); skipped with the reason otherwise.
 #include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -22,6 +25,7 @@
 
 #include "lanefs/config.h"
 #include "support/test_support.h"
+#include "transport/dpdk/frames.h"
 #include "transport/transport.h"
 #include "userspace/transport/transport_test_util.h"
 
@@ -114,6 +118,46 @@ TEST_F(DpdkTap, PollingTalksToKernelUdpArpAndMacChange) {
   expect_delivery(**t, **k, 4);
   EXPECT_GE((*t)->stats().rx_packets, 2u);
   EXPECT_GE((*t)->stats().tx_packets, 2u);
+}
+
+// A frame damaged on the wire (its UDP checksum no longer matches) is
+// dropped by the lane; the same datagram intact is delivered. The kernel
+// side of the tap sends raw frames (AF_PACKET) to the DPDK client.
+TEST_F(DpdkTap, DamagedDatagramsAreDropped) {
+  constexpr uint32_t kDpdkIp = 0xc0000262, kKernelIp = 0xc0000261;  // 192.0.2.98 / .97
+  auto t = make_dpdk("net_tap6,iface=dtap6", kDpdkIp, false);
+  ASSERT_OK(t);
+  ASSERT_EQ(sh({"ip", "addr", "add", "192.0.2.97/28", "dev", "dtap6"}), 0);
+  ASSERT_EQ(sh({"ip", "link", "set", "dtap6", "up"}), 0);
+  int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  ASSERT_GE(s, 0) << strerror(errno);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = static_cast<int>(if_nametoindex("dtap6"));
+  to.sll_halen = 6;
+  ASSERT_GT(to.sll_ifindex, 0);
+  auto send_frame = [&](uint32_t seed, bool damage) {
+    auto payload = pattern(900, seed);
+    std::vector<uint8_t> f(transport::dpdk::kUdpFrameOverhead + payload.size());
+    transport::dpdk::Mac any{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, src{0x02, 0, 0x5e, 0, 0x53, 0x61};
+    transport::dpdk::build_udp_headers(any, src, kKernelIp, kDpdkIp, 5000, (*t)->local_addr().port,
+                                       uint32_t(payload.size()), 1, f.data());
+    std::memcpy(f.data() + transport::dpdk::kUdpFrameOverhead, payload.data(), payload.size());
+    uint16_t c = transport::dpdk::udp_checksum(f.data(), uint32_t(payload.size()));
+    f[transport::dpdk::kEthHeader + transport::dpdk::kIpHeader + 6] = uint8_t(c >> 8);
+    f[transport::dpdk::kEthHeader + transport::dpdk::kIpHeader + 7] = uint8_t(c);
+    if (damage) f[f.size() - 100] ^= 0x10;  // one bit, after the checksum was computed
+    EXPECT_EQ(sendto(s, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to), ssize_t(f.size()))
+        << strerror(errno);
+    return payload;
+  };
+  send_frame(71, true);
+  auto good = send_frame(72, false);
+  auto got = receive(**t, 2, 1500);
+  ASSERT_EQ(got.size(), 1u) << "expected only the intact datagram";
+  EXPECT_EQ(got[0].data, good);
+  EXPECT_EQ(got[0].src, (NetAddr{kKernelIp, 5000}));
+  close(s);
 }
 
 TEST_F(DpdkTap, RxInterruptModeSleepsAndWakes) {

@@ -131,6 +131,21 @@ TEST(DpdkFrames, UdpChecksumVerifiesForOddAndEvenPayloads) {
       EXPECT_NE(verify_sum(f.data(), len), 0xffff) << "payload " << len;
     }
   }
+  // On receive: a valid UDP checksum passes, none (0) passes, a damaged
+  // datagram is refused unless the NIC has already checked it.
+  for (uint32_t len : {1u, 64u, 1472u}) {
+    std::vector<uint8_t> f(kUdpFrameOverhead + len);
+    build_udp_headers(kB, kA, kIpA, kIpB, 40000, 14000, len, 9, f.data());
+    for (uint32_t i = 0; i < len; ++i) f[kUdpFrameOverhead + i] = uint8_t(i * 13 + 5);
+    EXPECT_TRUE(parse_udp(f).has_value()) << "no checksum, payload " << len;
+    uint16_t c = udp_checksum(f.data(), len);
+    f[kEthHeader + kIpHeader + 6] = uint8_t(c >> 8);
+    f[kEthHeader + kIpHeader + 7] = uint8_t(c);
+    EXPECT_TRUE(parse_udp(f).has_value()) << "valid checksum, payload " << len;
+    f[kUdpFrameOverhead + len - 1] ^= 0x40;
+    EXPECT_FALSE(parse_udp(f).has_value()) << "damaged payload " << len;
+    EXPECT_TRUE(parse_udp(f, false).has_value()) << "checked by the NIC, payload " << len;
+  }
   // With IP checksum offload the header checksum field is left for the NIC.
   uint8_t h[kUdpFrameOverhead];
   build_udp_headers(kB, kA, kIpA, kIpB, 1, 2, 10, 3, h, true);

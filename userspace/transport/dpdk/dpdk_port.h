@@ -134,7 +134,8 @@ class DpdkPort {
   // TX checksum offload the port does (IPv4 header, UDP): else software.
   bool tx_ipv4_cksum_offload() const { return tx_ip_cksum_; }
   bool tx_udp_cksum_offload() const { return tx_udp_cksum_; }
-  // Frames received for no registered endpoint (dropped).
+  // Frames dropped on receive: damaged (IPv4 or UDP checksum, lengths) or
+  // for no registered endpoint.
   uint64_t unclaimed() const { return unclaimed_.load(std::memory_order_relaxed); }
 
  private:

@@ -1,5 +1,6 @@
 #include "transport/dpdk/frames.h"
 
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -138,15 +139,37 @@ void build_udp_headers(const Mac& dst, const Mac& src, uint32_t src_ip, uint32_t
 }
 
 namespace {
-uint32_t sum16(const uint8_t* p, uint32_t len, uint32_t sum) {
-  uint32_t i = 0;
-  for (; i + 1 < len; i += 2) sum += get16(p + i);
-  if (i < len) sum += uint32_t(p[i]) << 8;  // odd length: pad with zero
-  return sum;
-}
-uint16_t fold(uint32_t sum) {
+uint16_t fold(uint64_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return uint16_t(sum);
+}
+// RFC 1071 sum of p[0..len) as big-endian 16-bit words, added to `sum`.
+// The one's-complement sum does not care about byte order until the end
+// (RFC 1071 §2(B)): add native 32-bit words into 64 bits, fold, then swap
+// on a little-endian host. Every datagram is summed once on send.
+uint32_t sum16(const uint8_t* p, uint32_t len, uint32_t sum) {
+  uint64_t acc = 0;
+  uint32_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    acc += w;
+  }
+  if (i + 2 <= len) {
+    uint16_t w;
+    std::memcpy(&w, p + i, 2);
+    acc += w;
+    i += 2;
+  }
+  if (i < len) {  // odd length: the last byte is the high byte of a zero-padded word
+    uint8_t last[2] = {p[i], 0};
+    uint16_t w;
+    std::memcpy(&w, last, 2);
+    acc += w;
+  }
+  uint16_t folded = fold(acc);
+  if constexpr (std::endian::native == std::endian::little) folded = uint16_t(folded << 8 | folded >> 8);
+  return sum + folded;
 }
 }  // namespace
 
@@ -166,7 +189,7 @@ uint16_t udp_checksum(const uint8_t* frame, uint32_t payload_len) {
   return c == 0 ? 0xffff : c;
 }
 
-std::optional<UdpView> parse_udp(std::span<const uint8_t> f) {
+std::optional<UdpView> parse_udp(std::span<const uint8_t> f, bool verify_checksum) {
   if (f.size() < kUdpFrameOverhead || get16(f.data() + 12) != kEtherIpv4) return std::nullopt;
   const uint8_t* ip = f.data() + kEthHeader;
   uint32_t ihl = uint32_t(ip[0] & 0x0f) * 4;
@@ -178,6 +201,11 @@ std::optional<UdpView> parse_udp(std::span<const uint8_t> f) {
   const uint8_t* u = ip + ihl;
   uint32_t ulen = get16(u + 4);
   if (ulen < kUdpHeader || ulen > total - ihl) return std::nullopt;
+  // Checksum 0: the sender computed none (allowed on IPv4).
+  if (verify_checksum && get16(u + 6) != 0) {
+    uint32_t sum = udp_pseudo_header_sum(get32(ip + 12), get32(ip + 16), ulen);
+    if (fold(sum16(u, ulen, sum)) != 0xffff) return std::nullopt;
+  }
   UdpView v;
   v.src_ip = get32(ip + 12);
   v.dst_ip = get32(ip + 16);

@@ -97,8 +97,9 @@ struct UdpView {
   uint16_t src_port = 0, dst_port = 0;
   std::span<const uint8_t> payload;
 };
-// An unfragmented IPv4/UDP datagram with a valid IP header checksum and
-// consistent lengths; nullopt for anything else.
-std::optional<UdpView> parse_udp(std::span<const uint8_t> frame);
+// An unfragmented IPv4/UDP datagram with a valid IP header checksum,
+// consistent lengths and, when `verify_checksum` (false: the NIC checked
+// it), a valid UDP checksum or none (0); nullopt for anything else.
+std::optional<UdpView> parse_udp(std::span<const uint8_t> frame, bool verify_checksum = true);
 
 }  // namespace lanefs::transport::dpdk
