@@ -145,6 +145,10 @@ Status DpdkPort::open(const DpdkConfig& cfg) {
   constexpr uint64_t kRxCksum = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
   bool rx_cksum = (info.rx_offload_capa & kRxCksum) == kRxCksum;
   if (rx_cksum) conf.rxmode.offloads |= kRxCksum;
+  // net_af_packet hands over frames of the host's own stack with a partial
+  // UDP checksum (TP_STATUS_CSUMNOTREADY, which the PMD does not report):
+  // no software check there (the RPC layer's CRC32C still covers the data).
+  sw_rx_verify_ = driver_.find("af_packet") == std::string::npos;
   if (int rc = rte_eth_dev_configure(port_, nq_, nq_, &conf); rc != 0) {
     if (interrupt_mode_)
       return make_error(Errc::kNotSupported, "dpdk: driver " + driver_ + " of " + name_ +
@@ -200,7 +204,7 @@ Status DpdkPort::open(const DpdkConfig& cfg) {
   LOG_INFO("dpdk port {} ({}, driver {}) mac {} mtu {} {} queue pair(s) {} mode, tx checksum {}, rx checksum {}",
            port_, name_, driver_, mac_string(mac_), mtu_, nq_, interrupt_mode_ ? "rx-interrupt" : "polling",
            tx_udp_cksum_ ? "offloaded" : tx_ip_cksum_ ? "ip offloaded, udp software" : "software",
-           rx_cksum ? "offloaded" : "software");
+           rx_cksum ? "offloaded" : sw_rx_verify_ ? "software" : "not checked (af_packet)");
   return ok_status();
 }
 
@@ -409,8 +413,9 @@ uint32_t DpdkPort::poll_queue(uint16_t q, uint64_t now) {
       rte_pktmbuf_free(m);
       continue;
     }
-    // A frame the port found damaged is dropped; one it vouches for is not
-    // summed again; the rest are checked in software (parse_udp).
+    // A frame the port found damaged is dropped; one it vouches for (or
+    // marks as not yet summed, from a local sender) is not summed again;
+    // the rest are checked in software (parse_udp), except on af_packet.
     uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
     if (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
         (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
@@ -418,7 +423,7 @@ uint32_t DpdkPort::poll_queue(uint16_t q, uint64_t now) {
       rte_pktmbuf_free(m);
       continue;
     }
-    auto u = parse_udp(f, l4 != RTE_MBUF_F_RX_L4_CKSUM_GOOD);
+    auto u = parse_udp(f, sw_rx_verify_ && l4 == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN);
     Inbox* box = u ? find_locked(u->dst_ip, u->dst_port) : nullptr;
     if (!box) {
       unclaimed_.fetch_add(1, std::memory_order_relaxed);

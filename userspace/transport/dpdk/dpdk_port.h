@@ -169,6 +169,7 @@ class DpdkPort {
   bool interrupt_mode_ = false;
   bool intr_toggle_ = false;  // the driver has rx_intr_enable/disable
   bool tx_ip_cksum_ = false, tx_udp_cksum_ = false;
+  bool sw_rx_verify_ = true;  // UDP checksums the port did not check are checked in software
   uint16_t nq_ = 1;
   std::unique_ptr<Queue[]> q_;
   std::atomic<bool> steer_{false};
