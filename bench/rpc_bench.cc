@@ -40,6 +40,8 @@ struct Options {
   uint32_t payload = 64;
   int outstanding = 32;
   uint32_t workers = rpc::ServerOptions{}.workers;
+  uint32_t loops = 0;               // server loops (0: one per CPU)
+  std::string handler = "inline";   // inline | worker
   std::string format = "md";
 };
 
@@ -152,10 +154,18 @@ bool make_pair(const Options& o, RpcPair* p) {
   so.transport.bind = NetAddr{kLocalhost, 0};
   so.name = "rpc-bench-server";
   so.workers = o.workers;
-  auto s = rpc::RpcServer::create(
-      std::move(so), [](const rpc::RequestInfo&, std::span<const uint8_t> req, rpc::Buffer* resp) {
-        resp->assign(req.begin(), req.end());
-      });
+  so.loops = o.loops;
+  // The echo runs inline on the loop that received the request (as a
+  // backend answers a read), or on a worker (as a metadata change).
+  auto s = o.handler == "worker"
+               ? rpc::RpcServer::create(std::move(so),
+                                        [](const rpc::RequestInfo&, std::span<const uint8_t> req, rpc::Buffer* resp) {
+                                          resp->assign(req.begin(), req.end());
+                                        })
+               : rpc::RpcServer::create(std::move(so), [](rpc::ServerCall& c) {
+                   c.response().assign(c.request());
+                   c.finish();
+                 });
   if (!s.ok()) {
     fmt::print(stderr, "server: {}\n", s.error().to_string());
     return false;
@@ -199,9 +209,6 @@ Latency rpc_latency(const Options& o, RpcPair& p) {
 // Keeps `outstanding` calls in flight for the phase; returns completed calls/s
 // (and the latency of those calls, which includes queueing).
 Latency rpc_rate(const Options& o, RpcPair& p) {
-  std::mutex mu;
-  std::condition_variable cv;
-  int inflight = 0;
   uint64_t failed = 0;
   std::vector<uint64_t> samples;
   samples.reserve(1 << 20);
@@ -209,32 +216,29 @@ Latency rpc_rate(const Options& o, RpcPair& p) {
   const uint64_t t0 = mono_ns();
   const uint64_t end = t0 + static_cast<uint64_t>(o.seconds * 1e9);
   uint64_t issued = 0;
-  while (issued < o.max_iters && mono_ns() < end) {
-    {
-      std::unique_lock lk(mu);
-      cv.wait_for(lk, std::chrono::milliseconds(10), [&] { return inflight < o.outstanding; });
-      if (inflight >= o.outstanding) continue;
-      ++inflight;
-    }
-    ++issued;
-    const uint64_t s = mono_ns();
-    p.client->call_async(p.to, kOpEcho, req, kCallTimeout, [&, s](Result<rpc::Buffer> r) {
-      const uint64_t d = mono_ns() - s;
-      std::lock_guard lk(mu);
-      --inflight;
-      if (r.ok()) {
-        if (mono_ns() <= end) samples.push_back(d);
-      } else {
-        ++failed;
+  {
+    // One thread keeps `outstanding` calls in flight on its endpoint: it
+    // sends them, reaps the replies and issues new ones itself.
+    rpc::RpcClient::Batch batch(*p.client);
+    while (issued < o.max_iters && mono_ns() < end) {
+      while (batch.outstanding() < static_cast<size_t>(o.outstanding) && issued < o.max_iters) {
+        ++issued;
+        const uint64_t s = mono_ns();
+        rpc::CallArgs a;
+        a.server = p.to;
+        a.opcode = kOpEcho;
+        a.req = req;
+        a.timeout_ns = kCallTimeout;
+        batch.start(a, [&samples, &failed, s, end](Result<rpc::Response> r) {
+          const uint64_t now = mono_ns();
+          if (!r.ok()) ++failed;
+          else if (now <= end) samples.push_back(now - s);
+        });
       }
-      cv.notify_all();
-    });
-  }
+      batch.wait_any();
+    }
+  }  // drains: every call ends by its 5 s deadline
   const double elapsed = static_cast<double>(mono_ns() - t0) / 1e9;
-  std::unique_lock lk(mu);
-  // Drain before the next phase; every call ends by its 5 s deadline, so
-  // this wait (and the callbacks touching these locals) ends first.
-  cv.wait_for(lk, std::chrono::seconds(15), [&] { return inflight == 0; });
   Latency l = summarize(samples, elapsed);
   l.lost = failed;
   return l;
@@ -255,7 +259,10 @@ int main(int argc, char** argv) {
   app.add_option("--payload", o.payload, "request/response bytes")->check(CLI::Range(1, 1400));
   app.add_option("--outstanding", o.outstanding, "calls in flight for the rate phase")
       ->check(CLI::Range(1, 1024));
-  app.add_option("--workers", o.workers, "server handler threads")->check(CLI::Range(1, 64));
+  app.add_option("--workers", o.workers, "server worker threads (--handler worker)")->check(CLI::Range(1, 64));
+  app.add_option("--loops", o.loops, "server loop threads (0: one per CPU)")->check(CLI::Range(0, 64));
+  app.add_option("--handler", o.handler, "echo on the receiving loop (inline) or on a worker")
+      ->check(CLI::IsMember({"inline", "worker"}));
   app.add_option("--format", o.format, "md or kv")->check(CLI::IsMember({"md", "kv"}));
   CLI11_PARSE(app, argc, argv);
 
@@ -309,9 +316,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   fmt::print(
-      "{} rounds, {:.1f} s per phase, {} B request and response, {} server workers, medians "
+      "{} rounds, {:.1f} s per phase, {} B request and response, echo {} ({} server loops), medians "
       "over rounds.\n\n",
-      o.rounds, o.seconds, o.payload, o.workers);
+      o.rounds, o.seconds, o.payload, o.handler == "worker" ? "on a worker" : "inline on the loop",
+      o.loops ? std::to_string(o.loops) : std::string("one per CPU"));
   fmt::print("| measure | raw UDP ping-pong | lanefs RPC | RPC / UDP |\n");
   fmt::print("|---|---:|---:|---:|\n");
   fmt::print("| latency p50, 1 outstanding (µs) | {:.1f} | {:.1f} | {:.2f}x |\n", up50, rp50,

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "common/msg_buffer.h"
 #include "fuse/ops.h"
 
 namespace lanefs::fuse {
@@ -62,9 +63,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  auto r = mount_of(req).read(ino, static_cast<uint64_t>(off), static_cast<uint32_t>(size));
+  // The data lands in this thread's buffer straight from the packets and
+  // goes to the kernel from there (the one user-space copy of a read); the
+  // buffer is reused by the thread's next read: no allocation, no zero-fill.
+  thread_local MsgBuffer buf;
+  buf.resize_uninit(size);
+  auto r = mount_of(req).read_into(ino, static_cast<uint64_t>(off), buf.span());
   if (!r.ok()) return reply_error(req, r.error());
-  fuse_reply_buf(req, reinterpret_cast<const char*>(r->data()), r->size());
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *r);
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {

@@ -22,13 +22,9 @@ uint64_t random_u64() {
   return v;
 }
 
-bool is_priority_op(uint16_t raw) {
-  // Peer primitives and data ops never wait on other backends; they get
-  // their own workers so composite metadata ops can always be served.
-  return raw >= static_cast<uint16_t>(proto::Op::kWrite);
-}
-
 }  // namespace
+
+bool is_priority_op(uint16_t raw) { return raw >= static_cast<uint16_t>(proto::Op::kWrite); }
 
 Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
   if (o.data_dir.empty()) return make_error(Errc::kInvalid, "--data-dir is required");
@@ -73,7 +69,7 @@ Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
     ++m.epoch;
   }
   LANEFS_TRY(b->install_map(m, true));
-  LANEFS_ASSIGN_OR_RETURN(b->chunks_, ChunkStore::open(b->opts_.data_dir, b->map_.chunk_size));
+  LANEFS_ASSIGN_OR_RETURN(b->chunks_, ChunkStore::open(b->opts_.data_dir, b->map_->chunk_size));
   return b;
 }
 
@@ -105,9 +101,7 @@ Status BackendCore::start() {
   // Data ops block in fdatasync; enough threads keep a queue depth of 16
   // busy on the disk.
   so.priority_workers = std::max(4u, opts_.workers) * 2;
-  auto handler = [this](const rpc::RequestInfo& info, std::span<const uint8_t> req, rpc::Buffer* resp) {
-    *resp = handle(static_cast<proto::Op>(info.opcode), req);
-  };
+  rpc::CallHandler handler = [this](rpc::ServerCall& c) { serve(c); };
   auto server = rpc::RpcServer::create(so, handler);
   if (!server.ok() && opts_.dpdk && opts_.dpdk->interrupt_mode && server.code() == Errc::kNotSupported) {
     // --dedicated-mode none on a driver without RX interrupts: kernel UDP.
@@ -200,23 +194,28 @@ NetAddr BackendCore::listen_addr() const { return server_ ? server_->local_addr(
 
 proto::ClusterMap BackendCore::map() const {
   std::lock_guard lk(map_mu_);
+  return *map_;
+}
+
+std::shared_ptr<const proto::ClusterMap> BackendCore::map_ptr() const {
+  std::lock_guard lk(map_mu_);
   return map_;
 }
 
 Result<bool> BackendCore::install_map(const proto::ClusterMap& m, bool force) {
   std::lock_guard lk(map_mu_);
-  if (!force && (m.cluster_id != map_.cluster_id || m.epoch <= map_.epoch)) return false;
+  if (!force && (m.cluster_id != map_->cluster_id || m.epoch <= map_->epoch)) return false;
   auto raw = proto::encode_msg(m);
   MetaStore::Batch batch;
   batch.put_kv(kMapKey, std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
   LANEFS_TRY(meta_->commit(batch));
-  map_ = m;
+  map_ = std::make_shared<const proto::ClusterMap>(m);
   return true;
 }
 
 std::optional<proto::Member> BackendCore::self_member() const {
   std::lock_guard lk(map_mu_);
-  for (const auto& m : map_.members)
+  for (const auto& m : map_->members)
     if (m.uuid == uuid_) return m;
   return std::nullopt;
 }
@@ -228,9 +227,9 @@ proto::BackendIdentity BackendCore::identity() const {
   id.name = opts_.name;
   id.hostname = hostname_;
   id.addr = server_ ? server_->local_addr() : opts_.listen;
-  id.cluster_id = map_.cluster_id;
-  id.epoch = map_.epoch;
-  id.fs_count = static_cast<uint32_t>(map_.filesystems.size());
+  id.cluster_id = map_->cluster_id;
+  id.epoch = map_->epoch;
+  id.fs_count = static_cast<uint32_t>(map_->filesystems.size());
   if (rdma_) {
     id.rdma_link = static_cast<uint8_t>(rdma_->device().link);
     id.rdma_port = rdma_->local_addr().port;

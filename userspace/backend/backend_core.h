@@ -89,6 +89,9 @@ class BackendCore {
   transport::RdmaLane* rdma() { return rdma_.get(); }
 
   proto::ClusterMap map() const;
+  // The current map, shared and immutable (a new epoch is a new map): what
+  // every request routes with, never copied per request.
+  std::shared_ptr<const proto::ClusterMap> map_ptr() const;
   // Persists and installs `m` when it is newer (or `force`). Returns whether
   // it was installed.
   Result<bool> install_map(const proto::ClusterMap& m, bool force);
@@ -112,8 +115,12 @@ class BackendCore {
     return rpc::call_typed<Resp>(*peers_, a, op, req, opts_.peer_timeout_ns);
   }
 
-  // Runs one request (the RPC handler, also used for in-thread peer calls).
+  // Runs one request, blocking (worker threads, and in-thread peer calls).
   rpc::Buffer handle(proto::Op op, std::span<const uint8_t> req) noexcept;
+  // The RPC server's handler, on the loop that received the request: reads,
+  // getattr and local lookups are answered there (fast_path.cc); the rest
+  // is deferred to the workers (handle()).
+  void serve(rpc::ServerCall& call) noexcept;
 
   std::mutex mgmt_mu;  // serializes management mutations on the leader
 
@@ -130,6 +137,10 @@ class BackendCore {
 
  private:
   explicit BackendCore(BackendOptions o) : opts_(std::move(o)) {}
+  // Inline answers (fast_path.cc); false: defer the call to a worker.
+  bool serve_read(rpc::ServerCall& c);
+  bool serve_getattr(rpc::ServerCall& c);
+  bool serve_lookup(rpc::ServerCall& c);
   void refresh_loop();
   Status start_rdma();
   // Puts this backend's current RDMA capability and data addresses (HA legs)
@@ -148,7 +159,7 @@ class BackendCore {
   std::string hostname_;
   uint64_t start_ns_ = 0;
   mutable std::mutex map_mu_;
-  proto::ClusterMap map_;
+  std::shared_ptr<const proto::ClusterMap> map_ = std::make_shared<const proto::ClusterMap>();
   std::thread refresher_;
   std::mutex clients_mu_;
   std::map<uint64_t, ClientEntry> clients_;
@@ -158,6 +169,11 @@ class BackendCore {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
 };
+
+// Ops whose deferred work runs on the priority pool: peer primitives and
+// data ops never wait on other backends, so composite metadata ops waiting
+// on peers can never starve them.
+bool is_priority_op(uint16_t opcode);
 
 // Op families (each returns a complete response: status + body).
 rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> req);

@@ -11,7 +11,7 @@ using proto::Op;
 
 class DataOps {
  public:
-  explicit DataOps(BackendCore& b) : b_(b), map_(b.map()), cs_(b.chunks().chunk_size()) {}
+  explicit DataOps(BackendCore& b) : b_(b), map_ptr_(b.map_ptr()), map_(*map_ptr_), cs_(b.chunks().chunk_size()) {}
 
   Status require_chunk_owner(uint64_t ino, uint64_t index) const {
     const proto::Member* m = proto::chunk_owner(map_, ino, index);
@@ -110,7 +110,8 @@ class DataOps {
   }
 
   BackendCore& b_;
-  proto::ClusterMap map_;
+  std::shared_ptr<const proto::ClusterMap> map_ptr_;  // keeps map_ alive
+  const proto::ClusterMap& map_;
   uint32_t cs_;
 };
 

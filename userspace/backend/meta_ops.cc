@@ -30,7 +30,7 @@ Status check_name(const std::string& name) {
 
 class MetaOps {
  public:
-  explicit MetaOps(BackendCore& b) : b_(b), store_(b.meta()), map_(b.map()) {}
+  explicit MetaOps(BackendCore& b) : b_(b), store_(b.meta()), map_ptr_(b.map_ptr()), map_(*map_ptr_) {}
 
   bool owns(uint64_t ino) const {
     const proto::Member* m = proto::meta_owner(map_, ino);
@@ -578,7 +578,8 @@ class MetaOps {
  private:
   BackendCore& b_;
   MetaStore& store_;
-  proto::ClusterMap map_;
+  std::shared_ptr<const proto::ClusterMap> map_ptr_;  // keeps map_ alive
+  const proto::ClusterMap& map_;
 };
 
 rpc::Buffer status_reply(const Status& s) { return s.ok() ? reply_empty() : reply_error(s.error()); }

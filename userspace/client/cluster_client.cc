@@ -1,5 +1,4 @@
 #include "client/cluster_client.h"
-#include "client/join.h"
 
 #include <sys/stat.h>
 
@@ -33,38 +32,39 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   ro.name = c->opts_.name;
   ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
   if (!c->opts_.dpdk.empty()) {
+    // One endpoint per frontend core at least (its own IP or UDP port);
+    // more open on the same ports as more threads call at once.
+    rpc::ClientOptions dro = ro;
     for (size_t i = 0; i < c->opts_.dpdk.size(); ++i) {
-      rpc::ClientOptions dro = ro;
-      dro.transport.kind = transport::TransportKind::kDpdk;
-      dro.transport.dpdk = c->opts_.dpdk[i];
-      dro.transport.bind = NetAddr{c->opts_.dpdk[i].ip, 0};
-      dro.transport.extra_dpdk = c->opts_.dpdk_extra;
-      dro.cpu = i < c->opts_.cpus.size() ? c->opts_.cpus[i] : -1;
-      auto r = rpc::RpcClient::create(dro);
-      if (r.ok()) {
-        c->rpcs_.push_back(std::move(*r));
-        continue;
-      }
-      if (i == 0 && r.code() == Errc::kNotSupported && c->opts_.dpdk[0].interrupt_mode) {
-        // dedicated_mode=none on a driver without RX interrupts (AWS ENA):
-        // the kernel UDP lane, as WEKA does.
-        c->dpdk_fallback_ = r.error().message;
-        LOG_WARN("DPDK lane not used, kernel UDP instead: {}", c->dpdk_fallback_);
-        break;
-      }
-      return r.error();
+      transport::TransportConfig t = ro.transport;
+      t.kind = transport::TransportKind::kDpdk;
+      t.dpdk = c->opts_.dpdk[i];
+      t.bind = NetAddr{c->opts_.dpdk[i].ip, 0};
+      t.extra_dpdk = c->opts_.dpdk_extra;
+      if (i == 0) dro.transport = t;
+      else dro.more_transports.push_back(t);
     }
-    if (!c->rpcs_.empty()) {
+    for (int cpu : c->opts_.cpus) LANEFS_TRY(rpc::cpu_usable(cpu));
+    dro.cpu = c->opts_.cpus.empty() ? -1 : c->opts_.cpus[0];
+    auto r = rpc::RpcClient::create(dro);
+    if (r.ok()) {
+      c->rpc_ = std::move(*r);
       c->lane_ = "DPDK";
       c->datagram_lane_ = Lane::kDpdk;
       ro.transport.bind.ip = c->opts_.dpdk[0].ip;  // the RDMA device follows the data address
+    } else if (r.code() == Errc::kNotSupported && c->opts_.dpdk[0].interrupt_mode) {
+      // dedicated_mode=none on a driver without RX interrupts (AWS ENA):
+      // the kernel UDP lane, as WEKA does.
+      c->dpdk_fallback_ = r.error().message;
+      LOG_WARN("DPDK lane not used, kernel UDP instead: {}", c->dpdk_fallback_);
+    } else {
+      return r.error();
     }
   }
-  if (c->rpcs_.empty()) {
-    // DPDK legs are no use to the one kernel socket of a UDP fallback.
+  if (!c->rpc_) {
+    // DPDK legs are no use to the kernel sockets of a UDP fallback.
     if (!c->opts_.dpdk.empty()) c->opts_.ha_legs.clear();
-    LANEFS_ASSIGN_OR_RETURN(auto r, rpc::RpcClient::create(ro));
-    c->rpcs_.push_back(std::move(r));
+    LANEFS_ASSIGN_OR_RETURN(c->rpc_, rpc::RpcClient::create(ro));
   }
   LANEFS_TRY(c->refresh_map());
   if (c->opts_.rdma) {
@@ -78,8 +78,9 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
 
 std::vector<ClusterClient::CoreInfo> ClusterClient::cores() const {
   std::vector<CoreInfo> out;
-  for (size_t i = 0; i < rpcs_.size(); ++i)
-    out.push_back({rpcs_[i]->local_addr(), datagram_lane_ == Lane::kDpdk && i < opts_.cpus.size() ? opts_.cpus[i] : -1});
+  auto addrs = rpc_->core_addrs();
+  for (size_t i = 0; i < addrs.size(); ++i)
+    out.push_back({addrs[i], datagram_lane_ == Lane::kDpdk && i < opts_.cpus.size() ? opts_.cpus[i] : -1});
   return out;
 }
 
@@ -103,19 +104,23 @@ void ClusterClient::update_paths(const proto::ClusterMap& m) {
         specs.push_back({NetAddr{l.ip, 0}, r.addr, same, label});
       }
     }
-    for (auto& rpc : rpcs_) rpc->set_paths(mem.addr, specs);
+    rpc_->set_paths(mem.addr, specs);
   }
 }
 
 std::vector<PathRow> ClusterClient::path_stats() const {
   std::vector<PathRow> out;
-  for (const auto& rpc : rpcs_)
-    for (auto& [server, paths] : rpc->path_stats())
-      for (auto& p : paths) out.push_back({server, p});
+  for (auto& [server, paths] : rpc_->path_stats())
+    for (auto& p : paths) out.push_back({server, p});
   return out;
 }
 
 proto::ClusterMap ClusterClient::map() const {
+  std::lock_guard lk(mu_);
+  return *map_;
+}
+
+std::shared_ptr<const proto::ClusterMap> ClusterClient::map_ptr() const {
   std::lock_guard lk(mu_);
   return map_;
 }
@@ -129,7 +134,7 @@ Result<proto::ClusterMap> ClusterClient::refresh_map() {
   // Ask every given backend and member; keep the newest epoch. Stop at the
   // first answer unless the map is older than what we had.
   std::vector<NetAddr> tries = opts_.backends;
-  for (const auto& m : map().members) tries.push_back(m.addr);
+  for (const auto& m : map_ptr()->members) tries.push_back(m.addr);
   std::string errors;
   uint64_t deadline = mono_ns() + opts_.connect_timeout_ns;
   for (const auto& a : tries) {
@@ -142,15 +147,17 @@ Result<proto::ClusterMap> ClusterClient::refresh_map() {
       errors += a.to_string() + ": " + m.error().to_string();
       continue;
     }
-    proto::ClusterMap current;
+    std::shared_ptr<const proto::ClusterMap> current;
     {
       std::lock_guard lk(mu_);
-      if (m->cluster_id != map_.cluster_id || m->epoch >= map_.epoch) map_ = *m;
+      // A new epoch is a new immutable map; calls in flight keep the old one.
+      if (m->cluster_id != map_->cluster_id || m->epoch >= map_->epoch)
+        map_ = std::make_shared<const proto::ClusterMap>(std::move(*m));
       contact_ = a;
       current = map_;
     }
-    if (!opts_.ha_legs.empty()) update_paths(current);
-    return current;
+    if (!opts_.ha_legs.empty()) update_paths(*current);
+    return *current;
   }
   return make_error(Errc::kUnreachable, "no backend reachable (" + errors + ")");
 }
@@ -163,8 +170,8 @@ Result<Resp> ClusterClient::mgmt_call(Op op, const Req& req) {
 template <class Resp, class Req>
 Result<Resp> ClusterClient::meta_call(uint64_t route_ino, Op op, const Req& req) {
   for (int attempt = 0;; ++attempt) {
-    auto m = map();
-    const proto::Member* owner = proto::meta_owner(m, route_ino);
+    auto m = map_ptr();
+    const proto::Member* owner = proto::meta_owner(*m, route_ino);
     if (owner == nullptr) {
       if (attempt == 0) {
         LANEFS_TRY(refresh_map());
@@ -185,7 +192,7 @@ Result<proto::ClusterMap> ClusterClient::cluster_create(const std::vector<NetAdd
   auto r = mgmt_call<proto::ClusterMap>(Op::kClusterCreate, proto::ClusterCreateReq{addrs});
   if (r.ok()) {
     std::lock_guard lk(mu_);
-    map_ = *r;
+    map_ = std::make_shared<const proto::ClusterMap>(*r);
   }
   return r;
 }
@@ -360,108 +367,6 @@ Result<proto::InodeAttr> ClusterClient::resolve(uint64_t root, const std::string
   return cur;
 }
 
-// One chunk piece of a data call.
-struct ClusterClient::RdmaPiece {
-  const proto::Member* owner = nullptr;
-  uint64_t offset = 0;  // file offset
-  uint32_t len = 0;
-  size_t pos = 0;       // offset in the caller's buffer
-  std::shared_ptr<transport::RdmaLane> lane;   // keeps the lane alive while buf lives
-  std::unique_ptr<transport::RdmaBuffer> buf;  // set: this piece goes over RDMA
-  proto::RdmaDesc desc;
-  Status status;
-  int64_t blocks_delta = 0;
-};
-
-namespace {
-
-std::vector<ClusterClient::RdmaPiece> split_pieces(const proto::ClusterMap& m, uint64_t ino,
-                                                    uint64_t offset, uint64_t len) {
-  std::vector<ClusterClient::RdmaPiece> v;
-  uint64_t cs = m.chunk_size;
-  for (uint64_t o = offset; o < offset + len;) {
-    uint64_t end = std::min<uint64_t>(offset + len, (o / cs + 1) * cs);
-    ClusterClient::RdmaPiece p;
-    p.owner = proto::chunk_owner(m, ino, o / cs);
-    p.offset = o;
-    p.len = static_cast<uint32_t>(end - o);
-    p.pos = o - offset;
-    v.push_back(std::move(p));
-    o = end;
-  }
-  return v;
-}
-
-}  // namespace
-
-// Gives the piece a registered buffer and the owner's connection token;
-// false (piece stays on UDP) when the RDMA lane cannot take it now.
-bool ClusterClient::prepare_rdma(RdmaPiece& p) {
-  if (!rdma_) return false;
-  auto lane = rdma_->lane();
-  if (!lane) return false;
-  auto token = rdma_->token_for(*p.owner);
-  if (!token.ok()) return false;
-  auto buf = lane->lease(p.len);
-  if (!buf.ok()) {
-    rdma_->failed(*p.owner, buf.error());
-    return false;
-  }
-  auto rb = (*buf)->remote(p.len);
-  p.desc = proto::RdmaDesc{*token, rb.addr, rb.rkey, rb.len};
-  p.lane = std::move(lane);
-  p.buf = std::move(*buf);
-  return true;
-}
-
-Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
-                                 int64_t* blocks_delta, bool use_rdma, DataIoInfo* info) {
-  auto m = map();
-  auto pieces = split_pieces(m, ino, offset, data.size());
-  if (blocks_delta) *blocks_delta = 0;
-  if (pieces.empty()) return ok_status();
-  DataIoInfo io;
-  Join join(pieces.size());
-  for (auto& p : pieces) {
-    proto::WriteReq req{ino, p.offset, data.subspan(p.pos, p.len)};
-    if (use_rdma && prepare_rdma(p)) {
-      std::memcpy(p.buf->data(), data.data() + p.pos, p.len);
-      req.data = {};
-      req.rdma = p.desc;
-    } else if (use_rdma) {
-      ++io.fallback_pieces;
-    }
-    rpc::call_typed_async<proto::WriteResp>(rpc(), p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns,
-                                            [&join, &p](Result<proto::WriteResp> r) {
-                                              if (r.ok()) p.blocks_delta = r->blocks_delta;
-                                              else p.status = r.error();
-                                              join.done(ok_status());
-                                            });
-  }
-  (void)join.wait();
-  int64_t delta = 0;
-  for (auto& p : pieces) {
-    if (p.buf && !p.status.ok()) {
-      // The backend could not pull the data (or did not answer): drop the
-      // connection so it can no longer touch the buffer, then redo on UDP.
-      rdma_->failed(*p.owner, p.status.error());
-      ++io.fallback_pieces;
-      proto::WriteReq req{ino, p.offset, data.subspan(p.pos, p.len)};
-      auto r = rpc::call_typed<proto::WriteResp>(rpc(), p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns);
-      if (!r.ok()) return r.error();
-      p.blocks_delta = r->blocks_delta;
-    } else if (!p.status.ok()) {
-      return p.status;
-    } else if (p.buf) {
-      ++io.rdma_pieces;
-    }
-    delta += p.blocks_delta;
-  }
-  if (blocks_delta) *blocks_delta = delta;
-  if (info) *info = io;
-  return ok_status();
-}
-
 Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
                                               bool use_rdma, DataIoInfo* info) {
   // A zero-length write changes nothing (POSIX): it must not extend the file.
@@ -472,73 +377,16 @@ Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std
   return meta_call<proto::InodeAttr>(ino, Op::kCommitWrite, c);
 }
 
-Result<std::vector<uint8_t>> ClusterClient::read_data(uint64_t ino, uint64_t offset, uint32_t len,
-                                                      bool use_rdma, DataIoInfo* info) {
-  auto m = map();
-  std::vector<uint8_t> out(len, 0);
-  auto pieces = split_pieces(m, ino, offset, len);
-  if (pieces.empty()) return out;
-  DataIoInfo io;
-  Join join(pieces.size());
-  auto udp_read = [this, ino](RdmaPiece& p, uint8_t* dst) -> Status {
-    auto r = rpc::call_typed<rpc::Bytes>(rpc(), p.owner->addr, Op::kRead, proto::ReadReq{ino, p.offset, p.len},
-                                         opts_.op_timeout_ns);
-    if (!r.ok()) return r.error();
-    if (r->data.size() != p.len) return make_error(Errc::kProtocol, "short read reply");
-    std::memcpy(dst, r->data.data(), p.len);
-    return ok_status();
-  };
-  for (auto& p : pieces) {
-    proto::ReadReq req{ino, p.offset, p.len};
-    if (use_rdma && prepare_rdma(p)) req.rdma = p.desc;
-    else if (use_rdma) ++io.fallback_pieces;
-    uint8_t* dst = out.data() + p.pos;
-    bool via_rdma = p.buf != nullptr;
-    rpc::call_typed_async<rpc::Bytes>(rpc(), p.owner->addr, Op::kRead, req, opts_.op_timeout_ns,
-                                      [&join, &p, dst, via_rdma](Result<rpc::Bytes> r) {
-                                        if (!r.ok()) p.status = r.error();
-                                        else if (r->data.size() != (via_rdma ? 0 : p.len))
-                                          p.status = make_error(Errc::kProtocol, "short read reply");
-                                        else if (!via_rdma) std::memcpy(dst, r->data.data(), p.len);
-                                        join.done(ok_status());
-                                      });
-  }
-  (void)join.wait();
-  for (auto& p : pieces) {
-    if (p.buf && !p.status.ok()) {
-      rdma_->failed(*p.owner, p.status.error());
-      ++io.fallback_pieces;
-      LANEFS_TRY(udp_read(p, out.data() + p.pos));
-    } else if (!p.status.ok()) {
-      return p.status.error();
-    } else if (p.buf) {
-      // The backend wrote the data into our registered buffer before it
-      // answered.
-      std::memcpy(out.data() + p.pos, p.buf->data(), p.len);
-      ++io.rdma_pieces;
-    }
-  }
-  if (info) *info = io;
-  return out;
-}
-
 NotRdmaReason ClusterClient::rdma_availability(const std::string& client) const {
   if (!rdma_) return LANEFS_HAVE_RDMA ? NotRdmaReason::kNoLocalDevice : NotRdmaReason::kNotBuilt;
   std::lock_guard lk(mu_);
-  return rdma_->availability(map_, client);
+  return rdma_->availability(*map_, client);
 }
 
 Result<proto::ClusterMap> ClusterClient::rdma_config(bool enable, const std::string& client) {
   auto r = mgmt_call<proto::ClusterMap>(Op::kRdmaConfig, proto::RdmaConfigReq{enable, client});
   if (r.ok()) (void)refresh_map();
   return r;
-}
-
-Result<std::vector<uint8_t>> ClusterClient::read(uint64_t ino, uint64_t offset, uint32_t len) {
-  LANEFS_ASSIGN_OR_RETURN(auto a, getattr(ino));
-  if (offset >= a.size) return std::vector<uint8_t>{};
-  uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, a.size - offset));
-  return read_data(ino, offset, n);
 }
 
 Result<proto::ContainerNetResp> ClusterClient::container_net(const std::string& container,

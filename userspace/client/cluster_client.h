@@ -83,12 +83,14 @@ class ClusterClient {
   static Result<std::unique_ptr<ClusterClient>> connect(ClusterClientOptions options);
 
   proto::ClusterMap map() const;
+  // The current map, shared and immutable (a new epoch is a new map): what
+  // every call routes with, never copied per call.
+  std::shared_ptr<const proto::ClusterMap> map_ptr() const;
   Result<proto::ClusterMap> refresh_map();
-  // The RPC client of one frontend core; calls are spread over the cores
-  // round-robin (one core: always the same).
-  rpc::RpcClient& rpc() {
-    return *rpcs_[rpcs_.size() == 1 ? 0 : next_rpc_.fetch_add(1, std::memory_order_relaxed) % rpcs_.size()];
-  }
+  // The RPC client: a pool of endpoints, one per calling thread (on the
+  // DPDK lane spread over the frontend cores' ports); calls run on the
+  // calling thread.
+  rpc::RpcClient& rpc() { return *rpc_; }
   // Frontend cores of the datagram lane: their addresses and pinned CPUs.
   struct CoreInfo {
     NetAddr addr;
@@ -152,9 +154,14 @@ class ClusterClient {
   // write_data + commit of size/mtime/blocks on the inode's owner.
   Result<proto::InodeAttr> write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
                                  bool use_rdma = false, DataIoInfo* info = nullptr);
-  // Reads [offset, offset+len) (holes as zeros), chunk pieces in parallel.
-  // Does not clamp to the file size; callers do. use_rdma/info as write_data
-  // (backends RDMA-WRITE into registered buffers).
+  // Reads [offset, offset+out.size()) into `out` (holes as zeros): chunk
+  // pieces in parallel, each reply reassembled straight into its part of
+  // `out` (one copy, from the packets). Does not clamp to the file size;
+  // callers do. use_rdma/info as write_data (backends RDMA-WRITE into
+  // registered buffers).
+  Status read_into(uint64_t ino, uint64_t offset, std::span<uint8_t> out, bool use_rdma = false,
+                   DataIoInfo* info = nullptr);
+  // The same into a new vector (tools and tests).
   Result<std::vector<uint8_t>> read_data(uint64_t ino, uint64_t offset, uint32_t len,
                                          bool use_rdma = false, DataIoInfo* info = nullptr);
   // Reads up to len bytes, clamped to the file's size.
@@ -184,7 +191,7 @@ class ClusterClient {
   NetAddr mgmt_addr() const;
 
  public:
-  struct RdmaPiece;  // one chunk piece of a data call (cluster_client.cc)
+  struct RdmaPiece;  // one chunk piece of a data call (cluster_io.cc)
 
  private:
   bool prepare_rdma(RdmaPiece& p);
@@ -196,10 +203,9 @@ class ClusterClient {
   Lane datagram_lane_ = Lane::kUdp;
 
   ClusterClientOptions opts_;
-  std::vector<std::unique_ptr<rpc::RpcClient>> rpcs_;  // one per frontend core; never empty once connected
-  std::atomic<uint64_t> next_rpc_{0};
+  std::unique_ptr<rpc::RpcClient> rpc_;  // set once connected
   mutable std::mutex mu_;
-  proto::ClusterMap map_;
+  std::shared_ptr<const proto::ClusterMap> map_ = std::make_shared<const proto::ClusterMap>();
   NetAddr contact_;  // the backend that answered first
 };
 

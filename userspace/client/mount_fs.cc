@@ -4,6 +4,7 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <optional>
 
 #include "common/clock.h"
@@ -255,30 +256,43 @@ Result<uint64_t> MountFs::size_for_read(uint64_t ino) {
   return a.size;
 }
 
-Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uint32_t size) {
+Result<size_t> MountFs::read_into(uint64_t nodeid, uint64_t offset, std::span<uint8_t> out) {
   uint64_t ino = to_ino(nodeid);
   LANEFS_ASSIGN_OR_RETURN(uint64_t fsize, size_for_read(ino));
-  if (offset + size > fsize) {
+  if (offset + out.size() > fsize) {
     // The cached size may be stale (another client extended the file).
     auto a = cluster_->getattr(ino);
-    if (!a.ok()) return counted(Result<std::vector<uint8_t>>(a.error()));
+    if (!a.ok()) return counted(Result<size_t>(a.error()));
     remember(*a, false);
     fsize = a->size;
   }
-  if (offset >= fsize) return std::vector<uint8_t>{};
-  uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(size, fsize - offset));
+  if (offset >= fsize) return size_t{0};
+  uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(out.size(), fsize - offset));
   // The one lane decision per IO (lane_policy.h).
   LaneChoice lane = choose_lane(lane_request(IoDir::kRead, n));
-  if (fs_.encrypted && !sealed_) return counted(Result<std::vector<uint8_t>>(sealed_ready().error()));
+  if (fs_.encrypted && !sealed_) return counted(Result<size_t>(sealed_ready().error()));
   DataIoInfo info;
-  auto r = counted(fs_.encrypted ? sealed_->read_data(ino, offset, n)
-                                 : cluster_->read_data(ino, offset, n, lane.lane == Lane::kRdma, &info));
-  if (r.ok()) {
-    lanes_.account(settle(lane, info), r->size());
-    io_.reads.fetch_add(1, std::memory_order_relaxed);
-    io_.read_bytes.fetch_add(r->size(), std::memory_order_relaxed);
+  if (fs_.encrypted) {
+    // Decryption produces the plaintext in a buffer of its own.
+    auto r = counted(sealed_->read_data(ino, offset, n));
+    if (!r.ok()) return r.error();
+    n = static_cast<uint32_t>(std::min<size_t>(n, r->size()));
+    std::memcpy(out.data(), r->data(), n);
+  } else {
+    if (Status s = cluster_->read_into(ino, offset, out.first(n), lane.lane == Lane::kRdma, &info); !s.ok())
+      return counted(Result<size_t>(s.error()));
   }
-  return r;
+  lanes_.account(settle(lane, info), n);
+  io_.reads.fetch_add(1, std::memory_order_relaxed);
+  io_.read_bytes.fetch_add(n, std::memory_order_relaxed);
+  return size_t{n};
+}
+
+Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uint32_t size) {
+  std::vector<uint8_t> out(size);
+  LANEFS_ASSIGN_OR_RETURN(size_t n, read_into(nodeid, offset, out));
+  out.resize(n);
+  return out;
 }
 
 Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data) {
@@ -299,8 +313,8 @@ Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::s
 Status MountFs::fsync(uint64_t nodeid) {
   // Every acknowledged write is already durable on its backend and its size
   // committed; fsync only has to reach the inode's owner (a barrier).
-  auto m = cluster_->map();
-  const proto::Member* owner = proto::meta_owner(m, to_ino(nodeid));
+  auto m = cluster_->map_ptr();
+  const proto::Member* owner = proto::meta_owner(*m, to_ino(nodeid));
   if (!owner) return make_error(Errc::kNotFound, "inode's backend is not in the map");
   LANEFS_TRY(rpc::call_typed<rpc::Empty>(cluster_->rpc(), owner->addr, proto::Op::kFlush,
                                          proto::InoReq{to_ino(nodeid)},

@@ -77,6 +77,11 @@ class MountFs {
   // ones fetched) and every returned entry except "." and ".." counts a lookup.
   Result<proto::ReaddirResp> readdir(uint64_t nodeid, uint64_t cookie, uint32_t max, bool plus);
 
+  // Reads up to out.size() bytes at `offset` into `out` (clamped to the
+  // file's size); returns the bytes read. The data lands in `out` straight
+  // from the packets (one copy).
+  Result<size_t> read_into(uint64_t nodeid, uint64_t offset, std::span<uint8_t> out);
+  // The same into a new vector (tools and tests).
   Result<std::vector<uint8_t>> read(uint64_t nodeid, uint64_t offset, uint32_t size);
   // Durable when it returns; updates size/mtime/blocks on the inode.
   Result<proto::InodeAttr> write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data);

@@ -1,5 +1,4 @@
 #include "client/sealed_io.h"
-#include "client/join.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -48,26 +47,35 @@ Result<std::vector<uint8_t>> SealedIo::read_blocks(uint64_t ino, uint64_t first,
   auto pieces = split_by_chunk(first * kBlockBytes, count * kBlockBytes, m.chunk_size);
   std::vector<rpc::Buffer> raw(pieces.size());
   if (!pieces.empty()) {
-    Join join(pieces.size());
-    for (size_t i = 0; i < pieces.size(); ++i) {
-      const proto::Member* owner = proto::chunk_owner(m, ino, pieces[i].offset / m.chunk_size);
-      if (owner == nullptr) {
-        join.done(make_error(Errc::kNotFound, "chunk's backend is not in the map"));
-        continue;
+    std::vector<rpc::Buffer> reqs(pieces.size());
+    Status first_error;
+    {
+      rpc::RpcClient::Batch batch(cluster_.rpc());
+      for (size_t i = 0; i < pieces.size(); ++i) {
+        const proto::Member* owner = proto::chunk_owner(m, ino, pieces[i].offset / m.chunk_size);
+        if (owner == nullptr) {
+          if (first_error.ok()) first_error = make_error(Errc::kNotFound, "chunk's backend is not in the map");
+          continue;
+        }
+        reqs[i] = proto::encode_msg(proto::ReadReq{ino, pieces[i].offset, static_cast<uint32_t>(pieces[i].len), true});
+        size_t want = pieces[i].len + pieces[i].len / kBlockBytes * kSealBytes;
+        rpc::CallArgs a;
+        a.server = owner->addr;
+        a.opcode = static_cast<uint16_t>(Op::kRead);
+        a.req = reqs[i];
+        a.timeout_ns = cluster_.options().op_timeout_ns;
+        rpc::Buffer* dst = &raw[i];
+        batch.start(a, [dst, want, &first_error](Result<rpc::Response> r) {
+          auto b = rpc::decode_response<rpc::Bytes>(r);
+          Status st = !b.ok() ? Status(b.error())
+                              : b->data.size() != want ? Status(make_error(Errc::kProtocol, "short sealed read reply"))
+                                                       : ok_status();
+          if (st.ok()) *dst = std::move(b->data);
+          else if (first_error.ok()) first_error = st;
+        });
       }
-      proto::ReadReq req{ino, pieces[i].offset, static_cast<uint32_t>(pieces[i].len), true};
-      size_t want = pieces[i].len + pieces[i].len / kBlockBytes * kSealBytes;
-      rpc::Buffer* dst = &raw[i];
-      rpc::call_typed_async<rpc::Bytes>(cluster_.rpc(), owner->addr, Op::kRead, req,
-                                        cluster_.options().op_timeout_ns,
-                                        [&join, dst, want](Result<rpc::Bytes> r) {
-                                          if (r.ok() && r->data.size() != want)
-                                            return join.done(make_error(Errc::kProtocol, "short sealed read reply"));
-                                          if (r.ok()) *dst = std::move(r->data);
-                                          join.done(r.ok() ? ok_status() : Status(r.error()));
-                                        });
     }
-    LANEFS_TRY(join.wait());
+    LANEFS_TRY(first_error);
   }
   std::vector<uint8_t> plain(count * kBlockBytes);
   for (size_t i = 0; i < pieces.size(); ++i) {
@@ -99,29 +107,39 @@ Status SealedIo::write_blocks(uint64_t ino, uint64_t first, std::span<const uint
                                   std::span<uint8_t>(cipher.data() + b * kBlockBytes, kBlockBytes),
                                   std::span<uint8_t>(seals.data() + b * kSealBytes, kSealBytes)));
   auto pieces = split_by_chunk(first * kBlockBytes, plain.size(), m.chunk_size);
-  std::atomic<int64_t> delta{0};
+  int64_t delta = 0;
   if (!pieces.empty()) {
-    Join join(pieces.size());
-    for (const auto& p : pieces) {
-      const proto::Member* owner = proto::chunk_owner(m, ino, p.offset / m.chunk_size);
-      if (owner == nullptr) {
-        join.done(make_error(Errc::kNotFound, "chunk's backend is not in the map"));
-        continue;
+    std::vector<rpc::Buffer> reqs(pieces.size());
+    Status first_error;
+    {
+      rpc::RpcClient::Batch batch(cluster_.rpc());
+      for (size_t i = 0; i < pieces.size(); ++i) {
+        const auto& p = pieces[i];
+        const proto::Member* owner = proto::chunk_owner(m, ino, p.offset / m.chunk_size);
+        if (owner == nullptr) {
+          if (first_error.ok()) first_error = make_error(Errc::kNotFound, "chunk's backend is not in the map");
+          continue;
+        }
+        uint64_t at = p.offset - first * kBlockBytes;
+        proto::WriteReq req{ino, p.offset, std::span<const uint8_t>(cipher.data() + at, p.len),
+                            std::span<const uint8_t>(seals.data() + at / kBlockBytes * kSealBytes,
+                                                     p.len / kBlockBytes * kSealBytes)};
+        reqs[i] = proto::encode_msg(req);
+        rpc::CallArgs a;
+        a.server = owner->addr;
+        a.opcode = static_cast<uint16_t>(Op::kWrite);
+        a.req = reqs[i];
+        a.timeout_ns = cluster_.options().op_timeout_ns;
+        batch.start(a, [&delta, &first_error](Result<rpc::Response> r) {
+          auto w = rpc::decode_response<proto::WriteResp>(r);
+          if (w.ok()) delta += w->blocks_delta;
+          else if (first_error.ok()) first_error = w.error();
+        });
       }
-      uint64_t at = p.offset - first * kBlockBytes;
-      proto::WriteReq req{ino, p.offset, std::span<const uint8_t>(cipher.data() + at, p.len),
-                          std::span<const uint8_t>(seals.data() + at / kBlockBytes * kSealBytes,
-                                                   p.len / kBlockBytes * kSealBytes)};
-      rpc::call_typed_async<proto::WriteResp>(cluster_.rpc(), owner->addr, Op::kWrite, req,
-                                              cluster_.options().op_timeout_ns,
-                                              [&join, &delta](Result<proto::WriteResp> r) {
-                                                if (r.ok()) delta += r->blocks_delta;
-                                                join.done(r.ok() ? ok_status() : Status(r.error()));
-                                              });
     }
-    LANEFS_TRY(join.wait());
+    LANEFS_TRY(first_error);
   }
-  if (blocks_delta) *blocks_delta = delta.load();
+  if (blocks_delta) *blocks_delta = delta;
   return ok_status();
 }
 

@@ -13,10 +13,14 @@
 
 namespace lanefs {
 
+// Appends to a std::vector, or writes into a fixed span (no allocation: a
+// data-path request's fixed fields); writing past a span's end sets !ok()
+// and writes nothing more.
 class Encoder {
  public:
   explicit Encoder(std::vector<uint8_t>* out) : out_(out) {}
-  void u8(uint8_t v) { out_->push_back(v); }
+  explicit Encoder(std::span<uint8_t> fixed) : fixed_(fixed) {}
+  void u8(uint8_t v) { put(&v, 1); }
   void u16(uint16_t v) { put(&v, 2); }
   void u32(uint32_t v) { put(&v, 4); }
   void u64(uint64_t v) { put(&v, 8); }
@@ -29,14 +33,29 @@ class Encoder {
   }
   void str(std::string_view s) { bytes({reinterpret_cast<const uint8_t*>(s.data()), s.size()}); }
   void raw(const void* p, size_t n) { put(p, n); }
+  // Bytes written so far (fixed mode), and whether everything fit.
+  size_t size() const { return out_ ? out_->size() : used_; }
+  bool ok() const { return ok_; }
 
  private:
   void put(const void* p, size_t n) {
-    size_t at = out_->size();
-    out_->resize(at + n);
-    if (n) std::memcpy(out_->data() + at, p, n);
+    if (out_) {
+      size_t at = out_->size();
+      out_->resize(at + n);
+      if (n) std::memcpy(out_->data() + at, p, n);
+      return;
+    }
+    if (!ok_ || fixed_.size() - used_ < n) {
+      ok_ = false;
+      return;
+    }
+    if (n) std::memcpy(fixed_.data() + used_, p, n);
+    used_ += n;
   }
-  std::vector<uint8_t>* out_;
+  std::vector<uint8_t>* out_ = nullptr;
+  std::span<uint8_t> fixed_;
+  size_t used_ = 0;
+  bool ok_ = true;
 };
 
 class Decoder {

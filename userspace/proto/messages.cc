@@ -1,5 +1,7 @@
 #include "proto/messages.h"
 
+#include <cstring>
+
 #include <algorithm>
 
 namespace lanefs::proto {
@@ -135,6 +137,18 @@ std::vector<uint8_t> error_response(const Error& err) {
   e.i32(static_cast<int32_t>(err.code == Errc::kOk ? Errc::kInternal : err.code));
   e.str(err.message);
   return out;
+}
+
+size_t encode_write_head(const WriteReq& r, std::span<uint8_t> out) {
+  WriteReq head = r;
+  head.data = {};
+  Encoder e(out);
+  head.encode(e);
+  if (!e.ok() || e.size() < 4) return 0;
+  // The last field is data's u32 length, written as 0 above.
+  uint32_t n = static_cast<uint32_t>(r.data.size());
+  std::memcpy(out.data() + e.size() - 4, &n, 4);
+  return e.size();
 }
 
 Result<std::span<const uint8_t>> parse_response(std::span<const uint8_t> resp) {
@@ -297,8 +311,10 @@ LANEFS_MSG(StringList, put_strs(e, items);, if (!get_strs(d, &items)) return fal
 LANEFS_MSG(CommitWriteReq, e.u64(ino); e.u64(end_offset); e.i64(blocks_delta); put_ts(e, mtime);,
   ino = d.u64(); end_offset = d.u64(); blocks_delta = d.i64(); mtime = get_ts(d);)
 
-LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(data); e.bytes(seals); put_rdma(e, rdma);,
-  ino = d.u64(); offset = d.u64(); data = d.bytes(); seals = d.bytes(); rdma = get_rdma(d);)
+// The data comes last, so a plain write's fields can be sent ahead of the
+// caller's data without copying it (encode_write_head).
+LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(seals); put_rdma(e, rdma); e.bytes(data);,
+  ino = d.u64(); offset = d.u64(); seals = d.bytes(); rdma = get_rdma(d); data = d.bytes();)
 LANEFS_MSG(WriteResp, e.i64(blocks_delta);, blocks_delta = d.i64();)
 LANEFS_MSG(ReadReq, e.u64(ino); e.u64(offset); e.u32(len); e.u8(sealed); put_rdma(e, rdma);,
   ino = d.u64(); offset = d.u64(); len = d.u32(); sealed = d.u8() != 0; rdma = get_rdma(d);)

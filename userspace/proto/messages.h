@@ -458,6 +458,10 @@ struct WriteReq {
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
+// Encodes every field of `r` but its data's bytes into `out` (which must
+// hold them: the message is then the result ++ r.data); 0 when it does not fit.
+size_t encode_write_head(const WriteReq& r, std::span<uint8_t> out);
+
 struct WriteResp {
   int64_t blocks_delta = 0;
   void encode(Encoder& e) const;

@@ -54,6 +54,15 @@ void encode_header(const PacketHeader& h, std::span<const uint8_t> payload, uint
   put(out, 40, crc);
 }
 
+void encode_header(const PacketHeader& h, std::span<const uint8_t> p1, std::span<const uint8_t> p2,
+                   uint8_t* out) noexcept {
+  write_fields(h, out, 0);
+  uint32_t crc = crc32c_extend(0, out, kHeaderSize);
+  crc = crc32c_extend(crc, p1.data(), p1.size());
+  crc = crc32c_extend(crc, p2.data(), p2.size());
+  put(out, 40, crc);
+}
+
 DecodeError decode_packet(std::span<const uint8_t> pkt, PacketHeader* h,
                           std::span<const uint8_t>* payload) noexcept {
   if (pkt.size() < kHeaderSize) return DecodeError::kTruncated;

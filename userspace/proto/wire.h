@@ -78,6 +78,10 @@ const char* decode_error_name(DecodeError e) noexcept;
 // Writes the header for `payload` into out[0..kHeaderSize), computing the CRC
 // over header and payload. h.payload_len must equal payload.size().
 void encode_header(const PacketHeader& h, std::span<const uint8_t> payload, uint8_t* out) noexcept;
+// Same for a payload sent in two parts (p1 then p2; h.payload_len must be
+// their total): the CRC covers both without joining them.
+void encode_header(const PacketHeader& h, std::span<const uint8_t> p1, std::span<const uint8_t> p2,
+                   uint8_t* out) noexcept;
 
 // Parses and validates one datagram. On kOk, *h is filled and *payload views
 // the payload inside `pkt`. Version mismatches are reported as kBadVersion

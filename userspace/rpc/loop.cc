@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -47,13 +48,22 @@ LoopCore::~LoopCore() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> body, NetAddr src) {
+void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a,
+                    std::span<const uint8_t> b, NetAddr src) {
   if (tx_.size() == kBatch) flush();
   auto& hb = tx_hdrs_[tx_.size()];
   proto::PacketHeader hh = h;
-  hh.payload_len = static_cast<uint32_t>(body.size());
-  proto::encode_header(hh, body, hb.data());
-  tx_.push_back({dst, hb.data(), proto::kHeaderSize, body.data(), static_cast<uint32_t>(body.size()), src});
+  hh.payload_len = static_cast<uint32_t>(a.size() + b.size());
+  proto::encode_header(hh, a, b, hb.data());
+  uint32_t head_len = proto::kHeaderSize;
+  std::span<const uint8_t> body = b.empty() ? a : b;
+  if (!a.empty() && !b.empty()) {
+    // An op's fixed fields ahead of data sent in place: copy the few bytes
+    // of fields next to the header, never the data.
+    std::memcpy(hb.data() + head_len, a.data(), a.size());
+    head_len += static_cast<uint32_t>(a.size());
+  }
+  tx_.push_back({dst, hb.data(), head_len, body.data(), static_cast<uint32_t>(body.size()), src});
 }
 
 void LoopCore::flush() {
@@ -83,7 +93,7 @@ size_t LoopCore::rx_raw() {
   return *r;
 }
 
-void LoopCore::wait(uint64_t timeout_ns) {
+void LoopCore::wait(uint64_t timeout_ns, int extra_fd) {
   if (transport_->busy_polls()) {
     // A dedicated core polls: no sleep and no system call beyond a yield,
     // so FUSE and worker threads on the same CPU still get their turn.
@@ -93,17 +103,17 @@ void LoopCore::wait(uint64_t timeout_ns) {
   if (transport_->has_pending()) timeout_ns = std::min<uint64_t>(timeout_ns, 100'000);
   auto st = transport_->arm_notify();
   if (!st.ok()) LOG_WARN("arm_notify: {}", st.error().to_string());
-  pollfd fds[2] = {{transport_->notify_fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  pollfd fds[3] = {{transport_->notify_fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}, {extra_fd, POLLIN, 0}};
   timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
               static_cast<long>(timeout_ns % 1'000'000'000)};
-  int n = ppoll(fds, 2, &ts, nullptr);
+  int n = ppoll(fds, extra_fd >= 0 ? 3 : 2, &ts, nullptr);
   if (n > 0 && (fds[1].revents & POLLIN)) {
     uint64_t v;
     [[maybe_unused]] ssize_t rr = read(wake_fd_, &v, sizeof v);
   }
 }
 
-Status pin_thread(std::thread& t, int cpu) {
+Status cpu_usable(int cpu) {
   if (cpu < 0) return ok_status();
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
@@ -113,6 +123,12 @@ Status pin_thread(std::thread& t, int cpu) {
     if (CPU_ISSET(c, &allowed)) have += (have.empty() ? "" : ",") + std::to_string(c);
   if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed))
     return make_error(Errc::kInvalid, "core " + std::to_string(cpu) + " is not available (usable CPUs: " + have + ")");
+  return ok_status();
+}
+
+Status pin_thread(std::thread& t, int cpu) {
+  if (cpu < 0) return ok_status();
+  LANEFS_TRY(cpu_usable(cpu));
   cpu_set_t one;
   CPU_ZERO(&one);
   CPU_SET(cpu, &one);
@@ -121,9 +137,95 @@ Status pin_thread(std::thread& t, int cpu) {
   return ok_status();
 }
 
+uint32_t usable_cpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
+  return static_cast<uint32_t>(std::max(1, CPU_COUNT(&allowed)));
+}
+
 void LoopCore::wake() {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t rr = write(wake_fd_, &one, sizeof one);
+}
+
+}  // namespace lanefs::rpc
+
+namespace lanefs::rpc {
+
+RpcStatsSnapshot snapshot_counters(const RpcCounters& c) {
+  RpcStatsSnapshot s{};
+  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  s.calls_ok = ld(c.calls_ok);
+  s.calls_failed = ld(c.calls_failed);
+  s.calls_timed_out = ld(c.calls_timed_out);
+  s.retransmits = ld(c.retransmits);
+  s.rto_events = ld(c.rto_events);
+  s.session_resets = ld(c.session_resets);
+  s.requests_executed = ld(c.requests_executed);
+  s.replies_from_cache = ld(c.replies_from_cache);
+  s.stale_dropped = ld(c.stale_dropped);
+  s.duplicate_fragments = ld(c.duplicate_fragments);
+  s.unknown_session = ld(c.unknown_session);
+  s.connects = ld(c.connects);
+  s.version_rejects = ld(c.version_rejects);
+  s.unexpected_packets = ld(c.unexpected_packets);
+  s.tx_packets = ld(c.tx_packets);
+  s.rx_packets = ld(c.rx_packets);
+  s.inline_requests = ld(c.inline_requests);
+  s.deferred_requests = ld(c.deferred_requests);
+  s.pushed_packets = ld(c.pushed_packets);
+  s.rx_invalid_total = c.rx_invalid_total();
+  for (int i = 0; i < static_cast<int>(proto::DecodeError::kCount); ++i) s.rx_invalid[i] = ld(c.rx_invalid[i]);
+  return s;
+}
+
+void RpcStatsSnapshot::add(const RpcStatsSnapshot& o) {
+  calls_ok += o.calls_ok;
+  calls_failed += o.calls_failed;
+  calls_timed_out += o.calls_timed_out;
+  retransmits += o.retransmits;
+  rto_events += o.rto_events;
+  session_resets += o.session_resets;
+  requests_executed += o.requests_executed;
+  replies_from_cache += o.replies_from_cache;
+  stale_dropped += o.stale_dropped;
+  duplicate_fragments += o.duplicate_fragments;
+  unknown_session += o.unknown_session;
+  connects += o.connects;
+  version_rejects += o.version_rejects;
+  unexpected_packets += o.unexpected_packets;
+  tx_packets += o.tx_packets;
+  rx_packets += o.rx_packets;
+  rx_invalid_total += o.rx_invalid_total;
+  inline_requests += o.inline_requests;
+  deferred_requests += o.deferred_requests;
+  pushed_packets += o.pushed_packets;
+  for (int i = 0; i < static_cast<int>(proto::DecodeError::kCount); ++i) rx_invalid[i] += o.rx_invalid[i];
+  sessions += o.sessions;
+  endpoints += o.endpoints;
+}
+
+Buffer Response::to_buffer() const {
+  Buffer out;
+  out.reserve(size());
+  out.insert(out.end(), head.begin(), head.end());
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+bool Response::read_at(size_t off, void* dst, size_t n) const {
+  if (off + n > size()) return false;
+  auto* d = static_cast<uint8_t*>(dst);
+  if (off < head.size()) {
+    size_t k = std::min(n, head.size() - off);
+    std::memcpy(d, head.data() + off, k);
+    d += k;
+    n -= k;
+    off = head.size();
+  }
+  if (n > 0) std::memcpy(d, body.data() + (off - head.size()), n);
+  return true;
 }
 
 }  // namespace lanefs::rpc

@@ -1,7 +1,9 @@
-// Internal to rpc/: the event-loop plumbing shared by RpcClient and RpcServer
-// — transport ownership, cross-thread wake-up (eventfd), batched transmit of
-// protocol packets, receive with header validation and drop counters.
-// Everything here runs on the owning loop thread except wake().
+// Internal to rpc/: the plumbing shared by client endpoints and server
+// loops — transport ownership, batched transmit of protocol packets,
+// receive with header validation and drop counters, sleeping on the
+// transport (and optionally one more fd) with a cross-thread wake-up.
+// Everything here runs on the thread that currently owns the LoopCore
+// except wake().
 #pragma once
 
 #include <array>
@@ -28,23 +30,29 @@ class LoopCore {
   // Payload bytes per packet: max_datagram - header.
   uint32_t payload_per_packet() const { return payload_per_packet_; }
 
-  // Queues one packet; `body` must stay valid until flush(). Flushes when the
-  // batch is full. `src`: the local address (leg) to send from; 0 = primary.
-  void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> body = {},
-            NetAddr src = {});
+  // Queues one packet whose payload is a ++ b. Both must stay valid until
+  // flush(). With b empty, a is sent in place; otherwise a (at most
+  // kMaxReqPrefix bytes: an op's fixed fields) is copied next to the
+  // header and b is sent in place. Flushes when the batch is full.
+  // `src`: the local address (leg) to send from; 0 = primary.
+  void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a = {},
+            std::span<const uint8_t> b = {}, NetAddr src = {});
   void flush();
+  bool pending_tx() const { return !tx_.empty(); }
 
   // Receives a burst and calls on_packet(src, dst, header, payload,
   // bad_version) for each valid packet (dst: the local address it arrived
   // on, 0 on single-address transports); invalid ones are counted and
-  // dropped. Returns packets seen.
+  // dropped. Payloads stay valid until the next receive(). Returns packets seen.
   template <class F>
   size_t receive(F&& on_packet);
 
-  // Sleeps until the transport or wake() signals, or timeout_ns passes.
-  void wait(uint64_t timeout_ns);
+  // Sleeps until the transport, `extra_fd` (>= 0) or wake() signals, or
+  // timeout_ns passes. On a busy-polling transport it only yields the CPU.
+  void wait(uint64_t timeout_ns, int extra_fd = -1);
   // Thread-safe: interrupts wait().
   void wake();
+  bool busy_polls() const { return transport_->busy_polls(); }
 
  private:
   LoopCore() = default;
@@ -54,10 +62,10 @@ class LoopCore {
   uint32_t payload_per_packet_ = 0;
   int wake_fd_ = -1;
   static constexpr size_t kBatch = 64;
+  static constexpr size_t kHeadRoom = proto::kHeaderSize + kMaxReqPrefix;
   std::vector<transport::TxDatagram> tx_;
-  std::vector<std::array<uint8_t, proto::kHeaderSize>> tx_hdrs_;
+  std::vector<std::array<uint8_t, kHeadRoom>> tx_hdrs_;
   std::vector<transport::RxDatagram> rx_;
-  size_t rx_count_ = 0;
 };
 
 template <class F>
@@ -84,10 +92,29 @@ RpcStatsSnapshot snapshot_counters(const RpcCounters& c);
 // Pins thread t to `cpu` (no-op for -1); kInvalid naming the CPU and the
 // CPUs this process may use when that fails.
 Status pin_thread(std::thread& t, int cpu);
+// CPUs this process may run on.
+uint32_t usable_cpus();
 
 // Number of packets a message of `len` bytes needs (at least one).
 inline uint32_t packets_for(size_t len, uint32_t per_packet) {
   return len == 0 ? 1 : static_cast<uint32_t>((len + per_packet - 1) / per_packet);
+}
+
+// The bytes [off, off+n) of the message a ++ b, as at most two spans (the
+// part in a, the part in b).
+struct MsgSlice {
+  std::span<const uint8_t> a, b;
+};
+inline MsgSlice slice_of(std::span<const uint8_t> a, std::span<const uint8_t> b, size_t off, size_t n) {
+  MsgSlice s;
+  if (off < a.size()) {
+    size_t k = std::min(n, a.size() - off);
+    s.a = a.subspan(off, k);
+    n -= k;
+    off = a.size();
+  }
+  if (n > 0) s.b = b.subspan(off - a.size(), std::min(n, b.size() - std::min(b.size(), off - a.size())));
+  return s;
 }
 
 }  // namespace lanefs::rpc

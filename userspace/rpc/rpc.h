@@ -2,9 +2,21 @@
 // docs/protocol.md): sessions, fragmentation, credits, retransmission, a
 // congestion window and a server-side reply cache for exactly-once execution.
 //
-// RpcClient and RpcServer each own one Transport and one event-loop thread.
-// A process that both serves and calls (a backend talking to its peers) has
-// one of each.
+// Run to completion, no thread hand-off on the request path:
+// - RpcClient is a pool of endpoints (one transport each: a UDP socket, a
+//   DPDK endpoint). The thread that makes a call leases an endpoint, sends
+//   the request itself, and polls its own endpoint for the reply (a brief
+//   busy poll, then it sleeps on the endpoint's notify fd). Threads keep
+//   "their" endpoint across calls, so steady state is one endpoint per
+//   calling thread, like eRPC's one Rpc per thread. A housekeeping thread
+//   only looks after idle endpoints (HA path probes, statistics); it never
+//   carries a call.
+// - RpcServer runs one loop per core (UDP: SO_REUSEPORT sockets steered by
+//   session id; other lanes one loop). The loop that receives a request
+//   runs its handler inline; a handler that must wait (disk sync, a RocksDB
+//   commit, a peer call) either completes later from the same loop (an
+//   io_uring completion) or defers blocking work to a worker pool, whose
+//   result the loop sends.
 #pragma once
 
 #include <atomic>
@@ -15,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "common/inline_fn.h"
+#include "common/msg_buffer.h"
 #include "common/net_addr.h"
 #include "common/result.h"
 #include "proto/wire.h"
@@ -26,7 +40,9 @@ namespace lanefs::rpc {
 using Buffer = std::vector<uint8_t>;
 
 // ---------------------------------------------------------------- counters
-// Readable from any thread (relaxed atomics); monotonic.
+// One set per endpoint / server loop, so hot counters never share a cache
+// line between threads; snapshots sum them. Readable from any thread
+// (relaxed atomics); monotonic.
 struct RpcCounters {
   std::atomic<uint64_t> calls_ok{0}, calls_failed{0}, calls_timed_out{0};
   std::atomic<uint64_t> retransmits{0}, rto_events{0}, session_resets{0};
@@ -34,6 +50,11 @@ struct RpcCounters {
   std::atomic<uint64_t> duplicate_fragments{0}, unknown_session{0}, connects{0};
   std::atomic<uint64_t> version_rejects{0}, unexpected_packets{0};
   std::atomic<uint64_t> tx_packets{0}, rx_packets{0};
+  // Server: requests answered by the loop that received them (inline) and
+  // requests whose work ran on a worker thread (deferred).
+  std::atomic<uint64_t> inline_requests{0}, deferred_requests{0};
+  // Client: response packets the server pushed without a request-for-response.
+  std::atomic<uint64_t> pushed_packets{0};
   // One counter per proto::DecodeError reason (index 0 unused).
   std::atomic<uint64_t> rx_invalid[static_cast<int>(proto::DecodeError::kCount)]{};
   uint64_t rx_invalid_total() const;
@@ -41,29 +62,91 @@ struct RpcCounters {
 
 // Plain copy of the counters plus transport stats, for reporting.
 struct RpcStatsSnapshot {
-  uint64_t calls_ok, calls_failed, calls_timed_out, retransmits, rto_events, session_resets;
-  uint64_t requests_executed, replies_from_cache, stale_dropped, duplicate_fragments;
-  uint64_t unknown_session, connects, version_rejects, unexpected_packets;
-  uint64_t tx_packets, rx_packets, rx_invalid_total;
-  uint64_t rx_invalid[static_cast<int>(proto::DecodeError::kCount)];
+  uint64_t calls_ok = 0, calls_failed = 0, calls_timed_out = 0, retransmits = 0, rto_events = 0;
+  uint64_t session_resets = 0, requests_executed = 0, replies_from_cache = 0, stale_dropped = 0;
+  uint64_t duplicate_fragments = 0, unknown_session = 0, connects = 0, version_rejects = 0;
+  uint64_t unexpected_packets = 0, tx_packets = 0, rx_packets = 0, rx_invalid_total = 0;
+  uint64_t inline_requests = 0, deferred_requests = 0, pushed_packets = 0;
+  uint64_t rx_invalid[static_cast<int>(proto::DecodeError::kCount)] = {};
   uint32_t sessions = 0;
+  uint32_t endpoints = 0;  // client: endpoints in the pool; server: loops
+  void add(const RpcStatsSnapshot& o);
 };
+
+// kOk when this process may run on `cpu` (-1: always), else kInvalid
+// naming the CPU and the CPUs it may use.
+Status cpu_usable(int cpu);
 
 // ------------------------------------------------------------------ client
 struct ClientOptions {
-  transport::TransportConfig transport;  // bind address usually 0.0.0.0:0 / 127.0.0.1:0
+  // The transport every endpoint opens (bind port 0: each endpoint its own
+  // port). `more_transports` (DPDK: one config per frontend core) spreads
+  // endpoints round-robin over [transport, more_transports...].
+  transport::TransportConfig transport;
+  std::vector<transport::TransportConfig> more_transports;
   std::string name = "client";           // sent at connect, shown by the server
   uint32_t slots = 32;                   // concurrent requests per session
   uint32_t credits = 32;                 // packets in flight per session
   RtoConfig rto;
   WindowConfig window;                   // window.max is clamped to credits
   uint64_t connect_timeout_ns = 5'000'000'000;
-  // Pin the loop thread to this CPU (a dedicated core, `core=`); -1 = not
+  // Endpoints the pool may open (one per concurrently calling thread); a
+  // thread that finds none free waits for one.
+  uint32_t max_endpoints = 64;
+  // A caller polls its endpoint this long for a reply before it sleeps on
+  // the endpoint's notify fd (0: sleep at once). Busy-polling transports
+  // (DPDK, dedicated_mode=full) never sleep while a call is outstanding.
+  uint64_t busy_poll_ns = 50'000;
+  // Pin the housekeeping thread to this CPU (`core=`; on the DPDK lane in
+  // dedicated_mode=full it polls the port while no call does); -1 = not
   // pinned. create() fails with kInvalid naming the CPU when it cannot be.
   int cpu = -1;
 };
 
-using Callback = std::function<void(Result<Buffer>)>;
+// Where a call's response message lands: its first head.size() bytes in
+// `head`, the rest in `body` (a read's data goes straight into the buffer
+// the kernel will get). A response longer than both together goes to an
+// internal buffer instead. Both must stay valid until the call completes.
+struct RespSink {
+  std::span<uint8_t> head;
+  std::span<uint8_t> body;
+};
+
+// One call. The request message is `req` followed by `req_data`, sent as
+// they are (gathered into packets, never copied into a message buffer):
+// both must stay valid until the call completes. When req_data is not
+// empty, req must be at most kMaxReqPrefix bytes (an op's fixed fields).
+struct CallArgs {
+  NetAddr server;
+  uint16_t opcode = 0;
+  std::span<const uint8_t> req;
+  std::span<const uint8_t> req_data;
+  uint64_t timeout_ns = 30'000'000'000ull;
+  RespSink sink;
+};
+inline constexpr uint32_t kMaxReqPrefix = 256;
+
+// A completed call's response message, valid only during the completion
+// callback. In the sink: `head` and `body` are the filled parts of the
+// sink's spans (head full before body starts). Otherwise `head` is the
+// whole message (an internal buffer) and `body` is empty.
+struct Response {
+  std::span<const uint8_t> head;
+  std::span<const uint8_t> body;
+  bool in_sink = false;
+  size_t size() const { return head.size() + body.size(); }
+  // Copies the whole message out (the slow path: metadata replies).
+  Buffer to_buffer() const;
+  // Copies n bytes at message offset `off` into dst (across head/body);
+  // false when the message is shorter.
+  bool read_at(size_t off, void* dst, size_t n) const;
+};
+
+// Completion of a call: the response, or kTimeout after the call's timeout,
+// kUnreachable when no session could be opened within the connect timeout,
+// kVersion when the server rejects the protocol version, kBusy when it has
+// no room for a session, kShutdown when the client is destroyed.
+using Done = InlineFn<void(Result<Response>), 64>;
 
 // ------------------------------------------------------------ paths (HA)
 // One network path to a server: one of this client's local legs and one of
@@ -90,42 +173,66 @@ struct PathStats {
   uint64_t failbacks = 0;  // times it turned healthy again
 };
 
-// Thread-safe: call()/call_async() may be used from any thread. Callbacks of
-// call_async() run on the client's loop thread and must not block.
+class ClientEndpoint;  // client_endpoint.h (internal)
+
+// Thread-safe: every method may be called from any thread. A call runs on
+// the calling thread (see the file comment); callbacks run on that thread.
 class RpcClient {
  public:
   static Result<std::unique_ptr<RpcClient>> create(ClientOptions options);
-  ~RpcClient();  // stops the loop; pending calls fail with kShutdown
+  ~RpcClient();  // waits for leased endpoints to be returned; stops housekeeping
 
-  // Sends `request` to `server` with `opcode`; the callback gets the response
-  // body, or kTimeout after timeout_ns, kUnreachable when no session could be
-  // opened within the connect timeout, kVersion when the server rejects the
-  // protocol version, kShutdown when the client is destroyed.
-  void call_async(NetAddr server, uint16_t opcode, Buffer request, uint64_t timeout_ns,
-                  Callback done);
-  // Blocking form; must not be called from the loop thread (a callback).
-  Result<Buffer> call(NetAddr server, uint16_t opcode, Buffer request, uint64_t timeout_ns);
+  // Several calls issued together and driven to completion by the calling
+  // thread (the chunk pieces of one IO; a benchmark keeping N in flight).
+  // A Batch leases one endpoint for its lifetime; use it from one thread.
+  class Batch {
+   public:
+    explicit Batch(RpcClient& client);
+    ~Batch();  // waits for every started call (each ends by its deadline), then returns the endpoint
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    // Starts a call; `done` runs on this thread inside wait()/wait_any().
+    // It may start further calls on this Batch.
+    void start(const CallArgs& args, Done done);
+    void wait();       // until no call is outstanding
+    void wait_any();   // until at least one call completed (returns at once if none is outstanding)
+    size_t outstanding() const;
 
-  NetAddr local_addr() const;
-  std::vector<NetAddr> local_addrs() const;  // every local leg (HA)
+   private:
+    RpcClient& client_;
+    ClientEndpoint* ep_;
+  };
+
+  // One blocking call, run on the calling thread; the response is copied out.
+  Result<Buffer> call(NetAddr server, uint16_t opcode, std::span<const uint8_t> request,
+                      uint64_t timeout_ns);
+
+  NetAddr local_addr() const;                // the first endpoint's address
+  std::vector<NetAddr> local_addrs() const;  // every local leg (HA) of the first endpoint
+  // The address of each transport config (frontend cores): the first
+  // endpoint opened on it.
+  std::vector<NetAddr> core_addrs() const;
   RpcStatsSnapshot stats() const;
   // HA: the paths to `server` (the address calls name). Empty: the single
-  // default path (primary leg to `server`). Thread-safe; applied on the
-  // loop thread, keeping the counters of paths that stay.
+  // default path (primary leg to `server`). Applied by every endpoint when
+  // it is next used or looked after, keeping the counters of paths that stay.
   void set_paths(NetAddr server, std::vector<PathSpec> paths);
-  // Per server with a session: its paths, as of at most ~100 ms ago.
+  // Per server: its paths, counters summed over endpoints; a path is
+  // reported unhealthy when any endpoint's session sees it down. As of at
+  // most ~100 ms ago.
   std::vector<std::pair<NetAddr, std::vector<PathStats>>> path_stats() const;
-  // Smoothed RTT / RTO / window of the session to `server` (0s if none).
+  // Smoothed RTT / RTO / window of a session to `server` (0s if none).
   struct SessionInfo { uint64_t srtt_ns = 0, rto_ns = 0; double cwnd = 0; bool connected = false; };
   SessionInfo session_info(NetAddr server) const;
-  // Runtime fault switch for tests (applies to datagrams this client sends).
+  // Runtime fault switch for tests (applies to datagrams every endpoint sends).
   void set_faults(const transport::FaultConfig& faults);
 
-  class Impl;
+  class Pool;  // client.cc
 
  private:
-  explicit RpcClient(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  friend class Batch;
+  explicit RpcClient(std::unique_ptr<Pool> pool);
+  std::unique_ptr<Pool> pool_;
 };
 
 // ------------------------------------------------------------------ server
@@ -134,39 +241,102 @@ struct RequestInfo {
   uint32_t session_id = 0;
   uint64_t request_id = 0;
   uint16_t opcode = 0;
-  const std::string* client_name = nullptr;  // valid during the handler call
+  const std::string* client_name = nullptr;  // valid until the call finishes
 };
 
-// Runs on a worker thread; fills *response. Never throws (noexcept contract:
-// exceptions escaping a handler terminate the process).
+class ServerLoop;  // server_loop.h (internal)
+
+// One request being executed. It exists from the moment the whole request
+// arrived until finish(); the server owns it (a freelist per loop, so its
+// buffers keep their capacity across requests).
+class ServerCall {
+ public:
+  const RequestInfo& info() const { return info_; }
+  std::span<const uint8_t> request() const { return req_.span(); }
+  // The response message, built in place (grow it with resize_uninit and
+  // write into it: nothing is zero-filled or copied again before it leaves).
+  MsgBuffer& response() { return resp_; }
+  uint32_t loop_index() const { return loop_index_; }
+  // Loop thread only: sends the response; the call must not be touched
+  // afterwards. A response larger than the protocol's limit is replaced by
+  // kInternal (logged).
+  void finish();
+  // Runs `work` on a worker thread (the priority pool if `priority`): for
+  // blocking work. When it returns, the response it left in response() is
+  // sent by the loop (finish is implied; `work` must not call it).
+  using Work = InlineFn<void(ServerCall&), 48>;
+  void defer(bool priority, Work work);
+
+ private:
+  friend class ServerLoop;
+  ServerLoop* loop_ = nullptr;
+  uint32_t loop_index_ = 0;
+  uint32_t slot_ = 0;
+  RequestInfo info_;
+  std::string name_;
+  MsgBuffer req_, resp_;
+  Work work_;
+  bool priority_ = false;
+};
+
+// Runs on the loop thread that received the request; must not block. It
+// must eventually call finish() (now, or from a completion on the same
+// loop) or defer(). Never throws (noexcept contract).
+using CallHandler = std::function<void(ServerCall& call)>;
+
+// Blocking form (tests, simple servers): runs on a worker thread and fills
+// *response. Never throws.
 using Handler = std::function<void(const RequestInfo& info, std::span<const uint8_t> request,
                                    Buffer* response)>;
+
+// Something else a server loop waits on and polls (the backend's disk
+// ring): created once per loop on that loop's thread, used only there.
+class LoopAttachment {
+ public:
+  virtual ~LoopAttachment() = default;
+  virtual int notify_fd() const noexcept = 0;  // readable when poll() has work
+  virtual size_t poll() = 0;                   // runs ready completions; returns how many
+  virtual size_t inflight() const noexcept = 0;  // work submitted and not completed
+};
 
 struct ServerOptions {
   transport::TransportConfig transport;
   std::string name = "server";
-  uint32_t workers = 4;
+  // Loop threads. UDP: one SO_REUSEPORT socket each, datagrams steered by
+  // session id (a session always reaches the same loop, whichever path it
+  // takes); 0 = one per usable CPU, at most 8. Other lanes: one loop.
+  uint32_t loops = 0;
+  uint32_t workers = 4;                            // blocking handlers (deferred work)
   uint32_t max_sessions = 4096;
   uint32_t max_slots = 64;                         // per session
   uint64_t session_idle_ns = 600'000'000'000ull;   // idle sessions are dropped
-  // Requests for which this returns true run on a separate pool of
+  // Deferred work for which this returns true runs on a separate pool of
   // `priority_workers` threads. Backends put peer primitives and data ops
   // there, so composite metadata ops waiting on peers can never starve the
   // primitives they wait for (no distributed deadlock).
   std::function<bool(uint16_t opcode)> is_priority;
   uint32_t priority_workers = 2;
-  // Pin the loop thread to this CPU (-1 = not pinned), as ClientOptions::cpu.
+  // Response packets pushed at completion without a request-for-response,
+  // at most (the client asks for its own number at connect; 0: never push).
+  uint32_t max_push = 1024;
+  // A loop polls this long for more datagrams before it sleeps (0: sleep).
+  uint64_t busy_poll_ns = 50'000;
+  // Made once per loop, on its thread (nullptr: none).
+  std::function<std::unique_ptr<LoopAttachment>(uint32_t loop)> attach;
+  // Pin loop 0 to this CPU (-1 = not pinned), as ClientOptions::cpu.
   int cpu = -1;
 };
 
 class RpcServer {
  public:
+  static Result<std::unique_ptr<RpcServer>> create(ServerOptions options, CallHandler handler);
   static Result<std::unique_ptr<RpcServer>> create(ServerOptions options, Handler handler);
-  ~RpcServer();  // stops the loop and the workers (in-flight handlers finish)
+  ~RpcServer();  // stops the loops and the workers (in-flight handlers finish)
 
   NetAddr local_addr() const;
   // Every address it serves on (HA legs; the first is local_addr()).
   std::vector<NetAddr> local_addrs() const;
+  uint32_t loops() const;
   RpcStatsSnapshot stats() const;
   void set_faults(const transport::FaultConfig& faults);
   // Peers with an open session: (client name, address).

@@ -36,9 +36,9 @@ struct I64 {
   bool decode(Decoder& d) { v = d.i64(); return d.ok(); }
 };
 
-inline Result<Buffer> call_raw(RpcClient& client, NetAddr to, proto::Op op, Buffer request,
+inline Result<Buffer> call_raw(RpcClient& client, NetAddr to, proto::Op op, std::span<const uint8_t> request,
                                uint64_t timeout_ns) {
-  return client.call(to, static_cast<uint16_t>(op), std::move(request), timeout_ns);
+  return client.call(to, static_cast<uint16_t>(op), request, timeout_ns);
 }
 
 template <class Resp, class Req>
@@ -49,17 +49,17 @@ Result<Resp> call_typed(RpcClient& client, NetAddr to, proto::Op op, const Req& 
   return proto::decode_msg<Resp>(body);
 }
 
-// Asynchronous form: `done` runs on the client's loop thread.
-template <class Resp, class Req, class F>
-void call_typed_async(RpcClient& client, NetAddr to, proto::Op op, const Req& req,
-                      uint64_t timeout_ns, F&& done) {
-  client.call_async(to, static_cast<uint16_t>(op), proto::encode_msg(req), timeout_ns,
-                    [done = std::forward<F>(done)](Result<Buffer> r) mutable {
-                      if (!r.ok()) return done(Result<Resp>(std::move(r).error()));
-                      auto body = proto::parse_response(*r);
-                      if (!body.ok()) return done(Result<Resp>(std::move(body).error()));
-                      done(proto::decode_msg<Resp>(*body));
-                    });
+// Decodes a completed call's response message as status + Resp.
+template <class Resp>
+Result<Resp> decode_response(const Result<Response>& r) {
+  if (!r.ok()) return r.error();
+  if (!r->in_sink || r->body.empty()) {
+    LANEFS_ASSIGN_OR_RETURN(auto body, proto::parse_response(r->head));
+    return proto::decode_msg<Resp>(body);
+  }
+  Buffer whole = r->to_buffer();
+  LANEFS_ASSIGN_OR_RETURN(auto body, proto::parse_response(whole));
+  return proto::decode_msg<Resp>(body);
 }
 
 }  // namespace lanefs::rpc

@@ -186,6 +186,13 @@ struct TransportConfig {
   uint32_t mtu = 0;
   // Loopback only: the in-process network to attach to (required).
   std::shared_ptr<LoopbackHub> hub;
+  // UDP: member `reuseport_index` of a group of `reuseport_group` sockets
+  // bound to the same address with SO_REUSEPORT (0 or 1: no group). Index 0
+  // binds first (port 0 picks a port) and steers each datagram to socket
+  // reuseport_steer(session id, group); the others bind index 0's port.
+  // Other lanes refuse a group (kNotSupported).
+  uint32_t reuseport_group = 0;
+  uint32_t reuseport_index = 0;
   // Optional fault injection wrapped around the transport.
   FaultConfig faults;
   // Socket buffer size hint in bytes for kernel transports (0 = 8 MiB).
@@ -196,6 +203,13 @@ struct TransportConfig {
   // extra_binds is for UDP.
   std::vector<DpdkConfig> extra_dpdk;
 };
+
+// The socket of a reuseport group that datagrams of session `session_id`
+// reach: the low byte of the (little-endian) session id modulo the group
+// size, so a session always lands on the same socket whatever path it takes.
+inline uint32_t reuseport_steer(uint32_t session_id, uint32_t group) {
+  return group <= 1 ? 0 : (session_id & 0xffu) % group;
+}
 
 // Creates a transport. Lanes not built in (or not yet implemented) fail with
 // kNotSupported and a message naming the lane.

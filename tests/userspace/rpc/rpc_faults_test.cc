@@ -10,9 +10,11 @@
 #include <condition_variable>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -133,8 +135,6 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
     // Declared before clients and server: their destructors may still run
     // callbacks / handlers that touch it.
     std::mutex mu;
-    std::condition_variable cv;
-    int outstanding = 0;
 
     ServerOptions so;
     so.transport = tcfg(server_faults_at_runtime ? FaultConfig{} : server_faults);
@@ -162,31 +162,41 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
 
     const uint64_t t0 = mono_ns();
     const uint64_t deadline = t0 + kRunDeadline;
-    for (int i = 0; i < calls && !out.timed_out; ++i) {
-      {
-        std::unique_lock lk(mu);
-        while (outstanding >= kMaxOutstanding && !out.timed_out) {
-          cv.wait_for(lk, std::chrono::milliseconds(100));
-          out.timed_out = mono_ns() > deadline;
+    // One thread per client drives its own calls (run to completion), up to
+    // its share of kMaxOutstanding in flight.
+    std::atomic<int> next{0};
+    auto drive = [&](int ci) {
+      std::map<uint64_t, Buffer> reqs;  // each request lives until its call completes (outlives the batch)
+      RpcClient::Batch batch(*clients[ci]);
+      const size_t share = kMaxOutstanding / kClients + 1;
+      for (;;) {
+        if (mono_ns() > deadline) {
+          std::lock_guard lk(mu);
+          out.timed_out = true;
+          break;
         }
-        if (out.timed_out) break;
-        ++outstanding;
-      }
-      const uint64_t token = static_cast<uint64_t>(i);
-      clients[i % kClients]->call_async(
-          to, kOpTransform, make_request(token), kCallTimeout, [&, token](Result<Buffer> r) {
+        while (batch.outstanding() < share) {
+          int i = next.fetch_add(1);
+          if (i >= calls) break;
+          const uint64_t token = static_cast<uint64_t>(i);
+          Buffer& rq = reqs[token] = make_request(token);
+          CallArgs a;
+          a.server = to;
+          a.opcode = kOpTransform;
+          a.req = rq;
+          a.timeout_ns = kCallTimeout;
+          batch.start(a, [&, token](Result<Response> r) {
             std::string err;
             bool good = false;
             if (!r.ok()) {
               err = "token " + std::to_string(token) + ": " + r.error().to_string();
-            } else if (*r != expected_response(token)) {
-              err = "token " + std::to_string(token) + ": wrong response (" +
-                    std::to_string(r->size()) + " bytes)";
+            } else if (r->to_buffer() != expected_response(token)) {
+              err = "token " + std::to_string(token) + ": wrong response (" + std::to_string(r->size()) + " bytes)";
             } else {
               good = true;
             }
+            reqs.erase(token);
             std::lock_guard lk(mu);
-            --outstanding;
             ++out.completed;
             if (good) {
               ++out.ok;
@@ -194,16 +204,15 @@ class RpcFaults : public testing::TestWithParam<TransportKind> {
               ++(r.ok() ? out.wrong : out.failed);
               if (out.errors.size() < 10) out.errors.push_back(err);
             }
-            cv.notify_all();
           });
-    }
-    {
-      std::unique_lock lk(mu);
-      while (outstanding > 0 && !out.timed_out) {
-        cv.wait_for(lk, std::chrono::milliseconds(100));
-        out.timed_out = mono_ns() > deadline;
+        }
+        if (batch.outstanding() == 0) break;
+        batch.wait_any();
       }
-    }
+    };
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kClients; ++c) threads.emplace_back(drive, c);
+    for (auto& t : threads) t.join();
     out.seconds = static_cast<double>(mono_ns() - t0) / 1e9;
     for (auto& c : clients) add(&out.client, c->stats());
     out.server = (*server)->stats();

@@ -1,0 +1,126 @@
+// The requests a backend answers on the loop that received them, without a
+// worker hand-off: plain data reads, getattr, and lookups whose inode lives
+// here. Everything else — and anything here that turns out to need a peer
+// or a sync — is deferred to the worker pools (BackendCore::handle).
+//
+// Responses are built in place in the call's response buffer: a read's
+// data is read from the chunk file straight after the 4-byte status (the
+// one copy, from the page cache), nothing is zero-filled, nothing copied
+// after.
+#include <sys/stat.h>
+
+#include <array>
+
+#include "backend/backend_core.h"
+
+namespace lanefs::backend {
+namespace {
+
+using proto::Op;
+
+// Encodes status 0 + body into the call's response without allocating.
+template <class T>
+bool respond(rpc::ServerCall& c, const T& body) {
+  std::array<uint8_t, 1024> tmp;
+  Encoder e{std::span<uint8_t>(tmp)};
+  e.i32(0);
+  body.encode(e);
+  if (!e.ok()) return false;
+  c.response().assign(std::span<const uint8_t>(tmp.data(), e.size()));
+  c.finish();
+  return true;
+}
+
+void respond_error(rpc::ServerCall& c, const Error& err) {
+  c.response().assign(proto::error_response(err));
+  c.finish();
+}
+
+bool owns(BackendCore& b, const proto::Member* m) { return m != nullptr && b.is_self(*m); }
+
+}  // namespace
+
+bool BackendCore::serve_read(rpc::ServerCall& c) {
+  auto req = proto::decode_msg<proto::ReadReq>(c.request());
+  if (!req.ok() || req->sealed || req->rdma.present()) return false;  // the workers answer those
+  auto m = map_ptr();
+  const uint32_t cs = chunks_->chunk_size();
+  const uint64_t index = req->offset / cs;
+  const uint32_t off = static_cast<uint32_t>(req->offset % cs);
+  if (req->len > cs - off) {
+    respond_error(c, make_error(Errc::kInvalid, "read crosses a chunk boundary"));
+    return true;
+  }
+  if (!owns(*this, proto::chunk_owner(*m, req->ino, index))) {
+    respond_error(c, make_error(Errc::kWrongOwner, "chunk is not on this backend"));
+    return true;
+  }
+  MsgBuffer& out = c.response();
+  out.resize_uninit(4 + size_t{req->len});
+  const int32_t ok = 0;
+  std::memcpy(out.data(), &ok, 4);
+  Status st = chunks_->read_into(req->ino, index, off, req->len, out.data() + 4);
+  if (!st.ok()) {
+    respond_error(c, st.error());
+    return true;
+  }
+  c.finish();
+  return true;
+}
+
+bool BackendCore::serve_getattr(rpc::ServerCall& c) {
+  auto req = proto::decode_msg<proto::InoReq>(c.request());
+  if (!req.ok()) return false;
+  auto m = map_ptr();
+  if (!owns(*this, proto::meta_owner(*m, req->ino))) return false;  // the workers say kWrongOwner
+  auto a = meta_->get_inode(req->ino);
+  if (!a.ok()) {
+    respond_error(c, a.error());
+    return true;
+  }
+  return respond(c, *a);
+}
+
+bool BackendCore::serve_lookup(rpc::ServerCall& c) {
+  auto req = proto::decode_msg<proto::NameAtReq>(c.request());
+  if (!req.ok() || req->name == "." || req->name == "..") return false;
+  auto m = map_ptr();
+  if (!owns(*this, proto::meta_owner(*m, req->parent))) return false;
+  auto d = meta_->get_dirent(req->parent, req->name);
+  if (!d.ok()) {
+    respond_error(c, d.error());
+    return true;
+  }
+  // An inode on another shard needs a peer call: that waits, so not here.
+  if (!owns(*this, proto::meta_owner(*m, d->ino))) return false;
+  auto a = meta_->get_inode(d->ino);
+  if (!a.ok()) {
+    respond_error(c, a.error());
+    return true;
+  }
+  return respond(c, *a);
+}
+
+void BackendCore::serve(rpc::ServerCall& c) noexcept {
+  const auto op = static_cast<Op>(c.info().opcode);
+  switch (op) {
+    case Op::kRead:
+      if (serve_read(c)) return;
+      break;
+    case Op::kGetattr:
+      if (serve_getattr(c)) return;
+      break;
+    case Op::kLookup:
+      if (serve_lookup(c)) return;
+      break;
+    default:
+      break;
+  }
+  // Blocking work (syncs, RocksDB commits, peer calls, RDMA) runs on the
+  // workers: peer primitives and data ops on their own pool.
+  c.defer(is_priority_op(static_cast<uint16_t>(op)), [this, op](rpc::ServerCall& call) {
+    call.response().assign(handle(op, call.request()));
+  });
+}
+
+}  // namespace lanefs::backend

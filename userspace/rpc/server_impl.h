@@ -1,0 +1,72 @@
+// Internal to rpc/: RpcServer's shared state — its loops, the worker pools
+// for deferred (blocking) work, and the session id space all loops share.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "rpc/server_loop.h"
+
+namespace lanefs::rpc {
+
+class RpcServer::Impl {
+ public:
+  Impl(ServerOptions opts, CallHandler handler) : opts_(std::move(opts)), handler_(std::move(handler)) {}
+  Status start();
+  void stop();
+
+  const ServerOptions& opts() const { return opts_; }
+  CallHandler& handler() { return handler_; }
+  uint32_t nloops() const { return static_cast<uint32_t>(loops_.size()); }
+  ServerLoop& loop(uint32_t i) { return *loops_[i]; }
+
+  // A fresh session id that the reuseport group steers to `target` (random
+  // high bits: a stray or hostile packet cannot guess a live session).
+  uint32_t new_session_id(uint32_t target);
+  bool session_live(uint32_t sid);
+  void session_gone(uint32_t sid);
+  uint32_t total_sessions() const { return total_sessions_.load(std::memory_order_relaxed); }
+
+  // Deferred work (ServerCall::defer): runs on a worker, then goes back to
+  // the call's loop.
+  void enqueue(ServerCall* c);
+
+  // Connect bookkeeping, loop 0's thread only: a resent kConnect (same
+  // client address and nonce) gets the same session.
+  struct Known {
+    uint32_t sid = 0;
+    uint32_t slots = 0;
+    uint64_t at_ns = 0;
+  };
+  std::map<std::pair<NetAddr, uint64_t>, Known> by_nonce;
+  uint32_t next_loop = 0;  // round-robin for new sessions (loop 0's thread)
+
+  NetAddr local_addr() const { return loops_[0]->local_addr(); }
+  std::vector<NetAddr> local_addrs() const { return loops_[0]->local_addrs(); }
+  RpcStatsSnapshot stats() const;
+  void set_faults(const transport::FaultConfig& f);
+  std::vector<std::pair<std::string, NetAddr>> sessions() const;
+
+ private:
+  void worker_main(int pool);
+  Status open_loops();
+
+  ServerOptions opts_;
+  CallHandler handler_;
+  std::vector<std::unique_ptr<ServerLoop>> loops_;
+  std::vector<std::thread> workers_;
+  std::mutex wq_mu_;
+  std::condition_variable wq_cv_[2];  // one per pool: wake only the pool that has work
+  std::deque<ServerCall*> jobs_[2];    // [0] ordinary, [1] priority pool
+  bool wq_stop_ = false;
+  std::mutex ids_mu_;
+  std::unordered_set<uint32_t> live_ids_;
+  std::atomic<uint32_t> total_sessions_{0};
+};
+
+}  // namespace lanefs::rpc
