@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,9 +34,17 @@ namespace lanefs::transport {
 enum class TransportKind : uint8_t { kUdp, kLoopback, kDpdk, kRdma };
 std::string_view transport_kind_name(TransportKind kind) noexcept;  // "udp", ...
 
-// One datagram to send, as a gather of two parts (protocol header and payload)
-// so the RPC layer never copies a payload just to prepend a header. Both
-// pointers only need to stay valid for the duration of tx_burst().
+// One datagram to send, as a gather of up to three parts sent back to back:
+// head, then body, then body2 (for example the protocol header, an encoded
+// op header, and the caller's data), so the RPC layer never copies a payload
+// just to prepend headers. Any part may be empty (its pointer may then be
+// null); the datagram is head_len + body_len + body2_len bytes, and that sum
+// is what max_datagram() limits. Every transport sends exactly these bytes
+// in this order (the kernel lane gathers them with iovecs, the others copy
+// them into one buffer). The pointers only need to stay valid for the
+// duration of tx_burst(); a transport that keeps a datagram longer (fault
+// delay, DPDK waiting for ARP, RDMA waiting for its connection) keeps its
+// own copy of every part.
 struct TxDatagram {
   NetAddr dst;
   const uint8_t* head = nullptr;
@@ -45,7 +54,26 @@ struct TxDatagram {
   // The local address to send from (a multi-homed transport's leg); 0: the
   // transport's primary address (local_addr()).
   NetAddr src{};
+  // The third part, sent after body (last in the struct so that the
+  // positional initialisers of two-part datagrams stay valid).
+  const uint8_t* body2 = nullptr;
+  uint32_t body2_len = 0;
+
+  // head_len + body_len + body2_len, without overflow.
+  uint64_t size() const { return uint64_t{head_len} + body_len + body2_len; }
 };
+
+// Copies the datagram's parts back to back into `out` (at least d.size()
+// bytes); returns the number of bytes written.
+inline size_t copy_datagram(const TxDatagram& d, uint8_t* out) {
+  size_t off = 0;
+  if (d.head_len) std::memcpy(out, d.head, d.head_len);
+  off += d.head_len;
+  if (d.body_len) std::memcpy(out + off, d.body, d.body_len);
+  off += d.body_len;
+  if (d.body2_len) std::memcpy(out + off, d.body2, d.body2_len);
+  return off + d.body2_len;
+}
 
 // One received datagram. `data` points into the transport's own receive
 // buffers and stays valid until the next rx_burst() call on the same

@@ -136,7 +136,7 @@ Status UdpTransport::open(const TransportConfig& config) {
     h.msg_iovlen = 1;
     tx_msgs_[i].msg_hdr.msg_name = &tx_addr_[i];
     tx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-    tx_msgs_[i].msg_hdr.msg_iov = &tx_iov_[2 * i];
+    tx_msgs_[i].msg_hdr.msg_iov = &tx_iov_[3 * i];
   }
   return ok_status();
 }
@@ -152,15 +152,16 @@ Result<size_t> UdpTransport::tx_burst(std::span<const TxDatagram> pkts) {
     size_t n = 0, scanned = 0;
     for (; done + scanned < pkts.size() && n < kBatch; ++scanned) {
       const TxDatagram& p = pkts[done + scanned];
-      if (uint64_t{p.head_len} + p.body_len > max_datagram_) {
+      if (p.size() > max_datagram_) {
         if (n > 0) break;  // keep input order: send what precedes it first
         ++stats_.tx_dropped;
         continue;
       }
       tx_addr_[n] = to_sockaddr(p.dst);
-      tx_iov_[2 * n] = {const_cast<uint8_t*>(p.head), p.head_len};
-      tx_iov_[2 * n + 1] = {const_cast<uint8_t*>(p.body), p.body_len};
-      tx_msgs_[n].msg_hdr.msg_iovlen = 2;
+      tx_iov_[3 * n] = {const_cast<uint8_t*>(p.head), p.head_len};
+      tx_iov_[3 * n + 1] = {const_cast<uint8_t*>(p.body), p.body_len};
+      tx_iov_[3 * n + 2] = {const_cast<uint8_t*>(p.body2), p.body2_len};
+      tx_msgs_[n].msg_hdr.msg_iovlen = 3;
       ++n;
     }
     // Oversized datagrams are only dropped while nothing is queued (a later
@@ -172,7 +173,8 @@ Result<size_t> UdpTransport::tx_burst(std::span<const TxDatagram> pkts) {
       if (r > 0) {
         for (int i = 0; i < r; ++i) {
           ++stats_.tx_packets;
-          stats_.tx_bytes += tx_iov_[2 * (sent + i)].iov_len + tx_iov_[2 * (sent + i) + 1].iov_len;
+          const iovec* v = &tx_iov_[3 * (sent + i)];
+          stats_.tx_bytes += v[0].iov_len + v[1].iov_len + v[2].iov_len;
         }
         sent += static_cast<size_t>(r);
         continue;

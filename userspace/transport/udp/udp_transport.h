@@ -60,7 +60,7 @@ class UdpTransport final : public Transport {
 
   // Preallocated per-batch message headers so the data path never allocates.
   std::array<mmsghdr, kBatch> tx_msgs_{};
-  std::array<iovec, 2 * kBatch> tx_iov_{};
+  std::array<iovec, 3 * kBatch> tx_iov_{};
   std::array<sockaddr_in, kBatch> tx_addr_{};
   std::array<mmsghdr, kBatch> rx_msgs_{};
   std::array<iovec, kBatch> rx_iov_{};
