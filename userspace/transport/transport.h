@@ -117,6 +117,22 @@ struct TransportStats {
   // Filled by the fault-injection layer when it is on.
   uint64_t fault_dropped = 0, fault_duplicated = 0, fault_delayed = 0;
   uint64_t fault_reordered = 0, fault_corrupted = 0;
+  // Kernel UDP lane batching (TransportConfig::gso / gro):
+  //   tx_gso_sends     sendmsgs that carried more than one datagram as UDP
+  //                    GSO segments (one skb the kernel or NIC cuts up);
+  //   tx_gso_segments  the datagrams those carried;
+  //   rx_gro_messages  received messages holding more than one datagram
+  //                    coalesced by the kernel (UDP_GRO), split again here;
+  //   rx_gro_segments  the datagrams those held;
+  //   gso_fallbacks    times the kernel refused GSO or GRO and the socket
+  //                    turned it off for good (each is logged once).
+  // tx_packets / rx_packets count datagrams whichever way they went.
+  uint64_t tx_gso_sends = 0, tx_gso_segments = 0;
+  uint64_t rx_gro_messages = 0, rx_gro_segments = 0;
+  uint64_t gso_fallbacks = 0;
+  // Not counters: whether the socket sends with GSO / receives with GRO
+  // now (multi-homed: on every leg).
+  bool gso_active = false, gro_active = false;
 };
 
 class Transport {
@@ -196,6 +212,11 @@ struct DpdkConfig {
   uint16_t queues = 1;
 };
 
+// UDP lane offloads: kAuto uses one when the kernel has it (probed when the
+// socket is created; a later refusal turns it off for that socket, see
+// TransportStats::gso_fallbacks); kOff never uses it.
+enum class UdpOffload : uint8_t { kAuto, kOff };
+
 struct TransportConfig {
   TransportKind kind = TransportKind::kUdp;
   // Address to bind (UDP: ip and port, port 0 = any free port).
@@ -223,7 +244,32 @@ struct TransportConfig {
   // kDpdk: more ports, one HA leg each (an endpoint at that port's ip), as
   // extra_binds is for UDP.
   std::vector<DpdkConfig> extra_dpdk;
+
+  // UDP: segmentation offload on send (UDP_SEGMENT). Within one tx_burst(),
+  // a run of consecutive datagrams with the same dst, the same src, the same
+  // session field (bytes kSteerOffset..+4, the lanefs session id: a receiver
+  // may steer by it, and the kernel steers a GSO packet as a whole) and
+  // equal sizes (the last may be smaller) leaves as one sendmsg of up to 64
+  // segments and 65507 bytes; the receiver sees the same datagrams either
+  // way. Put a destination's datagrams next to each other to benefit.
+  UdpOffload gso = UdpOffload::kAuto;
+  // UDP: receive offload (UDP_GRO): the kernel may hand over several
+  // datagrams of one sender as one message; rx_burst() splits it again, so
+  // callers see the same datagrams either way.
+  UdpOffload gro = UdpOffload::kAuto;
+  // UDP: messages one receive call takes (recvmmsg slots); 0 = 64. Memory:
+  // each slot holds a whole message, max_datagram() + 1 bytes, or 64 KiB
+  // when GRO is on, so a socket reserves rx_batch x 64 KiB at most (4 MiB
+  // at the default). A server loop wants the default; a socket per calling
+  // thread that expects a handful of replies wants 4..16 (fewer datagrams
+  // per system call, far less memory). The memory is reserved, not touched:
+  // pages are used as messages fill them.
+  uint32_t rx_batch = 0;
 };
+
+// Where the lanefs session id sits in a datagram: UDP payload offset 8, the
+// packet header's little-endian session_id (proto/wire.h).
+inline constexpr uint32_t kSteerOffset = 8;
 
 // Creates a transport. Lanes not built in (or not yet implemented) fail with
 // kNotSupported and a message naming the lane.
