@@ -247,15 +247,17 @@ struct TransportConfig {
 
   // UDP: segmentation offload on send (UDP_SEGMENT). Within one tx_burst(),
   // a run of consecutive datagrams with the same dst, the same src, the same
-  // session field (bytes kSteerOffset..+4, the lanefs session id: a receiver
-  // may steer by it, and the kernel steers a GSO packet as a whole) and
-  // equal sizes (the last may be smaller) leaves as one sendmsg of up to 64
-  // segments and 65507 bytes; the receiver sees the same datagrams either
-  // way. Put a destination's datagrams next to each other to benefit.
+  // session field (bytes 8..11, see reuseport_steer: the kernel steers a GSO
+  // packet as a whole, by its first datagram) and equal sizes (the last may
+  // be smaller) leaves as one sendmsg of up to 64 segments and 65507 bytes;
+  // the receiver sees the same datagrams either way. Put a destination's
+  // datagrams next to each other to benefit.
   UdpOffload gso = UdpOffload::kAuto;
   // UDP: receive offload (UDP_GRO): the kernel may hand over several
   // datagrams of one sender as one message; rx_burst() splits it again, so
-  // callers see the same datagrams either way.
+  // callers see the same datagrams either way. kAuto is off in a reuseport
+  // group (reuseport_group > 1): a coalesced message is steered by its first
+  // datagram, which would mix sessions of one client flow across sockets.
   UdpOffload gro = UdpOffload::kAuto;
   // UDP: messages one receive call takes (recvmmsg slots); 0 = 64. Memory:
   // each slot holds a whole message, max_datagram() + 1 bytes, or 64 KiB
@@ -265,11 +267,39 @@ struct TransportConfig {
   // per system call, far less memory). The memory is reserved, not touched:
   // pages are used as messages fill them.
   uint32_t rx_batch = 0;
+  // UDP: several sockets on one address, one per server loop (SO_REUSEPORT),
+  // with each datagram steered by its session id: socket
+  // reuseport_steer(session_id, reuseport_group) gets it, whatever the
+  // sender's address (HA paths change it). 0 or 1: no group. Other lanes
+  // refuse a group > 1 with kNotSupported.
+  // Order: member 0 is created first (bind.port 0 picks a port) and attaches
+  // the steering program; members 1..group-1 are created after it, bound to
+  // its real addresses (reuseport_member_config() builds their configs).
+  // Until every member exists, datagrams for a missing one go to any member
+  // (the kernel's hash). Closing a member renumbers the group (the kernel
+  // moves its last socket into the hole): close and rebuild the whole group.
+  // With extra_binds, every leg is a group of its own, with the same index
+  // on every leg. Creating member 0 fails with kNotSupported, naming the
+  // call, if the kernel refuses the steering program.
+  uint32_t reuseport_group = 0;
+  uint32_t reuseport_index = 0;
 };
 
-// Where the lanefs session id sits in a datagram: UDP payload offset 8, the
-// packet header's little-endian session_id (proto/wire.h).
+// The byte of a datagram that reuseport steering reads: UDP payload offset
+// 8, the low byte of the lanefs packet header's little-endian session_id
+// (proto/wire.h). Datagrams shorter than 9 bytes go to member 0.
 inline constexpr uint32_t kSteerOffset = 8;
+// The group member a datagram of `session_id` reaches: (session_id & 0xff)
+// % group (0 for group 0 or 1). Session id 0 (connect requests) lands on
+// member 0. A server picks session ids for a loop with it.
+constexpr uint32_t reuseport_steer(uint32_t session_id, uint32_t group) noexcept {
+  return group <= 1 ? 0 : (session_id & 0xffu) % group;
+}
+// The config of group member `index` (1..reuseport_group-1): `first` (member
+// 0's config) bound to the real addresses of `member0`, the transport made
+// from it, on every leg.
+TransportConfig reuseport_member_config(const TransportConfig& first, const Transport& member0,
+                                        uint32_t index);
 
 // Creates a transport. Lanes not built in (or not yet implemented) fail with
 // kNotSupported and a message naming the lane.

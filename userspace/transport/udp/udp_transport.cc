@@ -1,8 +1,9 @@
-// UdpTransport control path: socket setup, offload probes.
+// UdpTransport control path: socket setup, offload probes, reuseport groups.
 // The data path (tx_burst, rx_burst) is in udp_transport_datapath.cc.
 #include "transport/udp/udp_transport.h"
 
 #include <ifaddrs.h>
+#include <linux/filter.h>
 #include <net/if.h>
 #include <netinet/udp.h>
 #include <sys/ioctl.h>
@@ -84,6 +85,12 @@ Status UdpTransport::open(const TransportConfig& config) {
       setsockopt(fd_, SOL_SOCKET, SO_BINDTODEVICE, config.bind_device.c_str(),
                  static_cast<socklen_t>(config.bind_device.size())) != 0)
     return sys_error("setsockopt SO_BINDTODEVICE " + config.bind_device, errno);
+  const bool group = config.reuseport_group > 1;
+  if (group) {
+    int one = 1;
+    if (setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      return sys_error("setsockopt SO_REUSEPORT", errno);
+  }
   sockaddr_in sa = to_sockaddr(config.bind);
   if (bind(fd_, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
     return sys_error("bind " + config.bind.to_string(), errno);
@@ -100,9 +107,37 @@ Status UdpTransport::open(const TransportConfig& config) {
   if (config.mtu == 0 && mtu > 28)
     max_datagram_ = std::clamp<uint32_t>(mtu - 28, kDefaultDatagram, kMaxUdpPayload);
   gso_max_seg_ = mtu > 28 ? std::min(mtu - 28, kMaxUdpPayload) : kDefaultDatagram;
+  if (group && config.reuseport_index == 0) LANEFS_TRY(attach_steering(config.reuseport_group));
 
   setup_offloads(config);
   setup_rx(config.rx_batch);
+  return ok_status();
+}
+
+// The steering program, classic BPF:  A = payload[kSteerOffset]; A %= group;
+// return A. The offset is into the UDP payload because the kernel moves the
+// packet's data pointer past the UDP header before running it: UDP's lookup
+// calls reuseport_select_sock(sk, hash, skb, sizeof(struct udphdr))
+// (net/ipv4/udp.c, lookup_reuseport), and run_bpf_filter() in
+// net/core/sock_reuseport.c does pskb_pull(skb, hdr_len) ("temporarily
+// advance data past protocol header") before bpf_prog_run_save_cb() and
+// pushes it back after. A returned index >= the number of sockets in the
+// group makes the kernel fall back to its hash; a load past the end of a
+// short datagram ends the program with 0 (member 0).
+Status UdpTransport::attach_steering(uint32_t group) {
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, kSteerOffset),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, group),
+      BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
+    const int err = errno;
+    return make_error(Errc::kNotSupported,
+                      "setsockopt SO_ATTACH_REUSEPORT_CBPF (session steering for a reuseport "
+                      "group of " + std::to_string(group) + " on " + local_.to_string() +
+                          "): " + std::strerror(err));
+  }
   return ok_status();
 }
 
@@ -123,7 +158,9 @@ void UdpTransport::setup_offloads(const TransportConfig& config) {
                  std::strerror(err));
     }
   }
-  if (config.gro == UdpOffload::kAuto) {
+  // A reuseport group steers each message by its first datagram, and GRO
+  // coalesces one sender's datagrams whatever their session: off in a group.
+  if (config.gro == UdpOffload::kAuto && config.reuseport_group <= 1) {
     int one = 1;
     if (setsockopt(fd_, SOL_UDP, UDP_GRO, &one, sizeof one) == 0) {
       gro_ = true;

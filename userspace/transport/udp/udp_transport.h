@@ -25,7 +25,11 @@
 // socket need not be readable then). Every datagram returned stays valid
 // until the next rx_burst(), as the seam requires: buffers are only reused
 // by a later recvmmsg, which happens only once everything was handed out.
-
+//
+// Reuseport groups (TransportConfig::reuseport_group): SO_REUSEPORT before
+// bind; member 0 attaches a classic BPF program that returns
+// (payload byte kSteerOffset) % group, so the kernel picks the socket by
+// session id (udp_transport.cc says why the offset is the UDP payload's).
 #pragma once
 
 #include <netinet/in.h>
@@ -57,7 +61,7 @@ class UdpTransport final : public Transport {
   static constexpr uint32_t kGroSlot = 64 * 1024;
 
   // Opens and binds the socket per config.bind / mtu / socket_buffer / gso /
-  // gro / rx_batch. Errors name the failing call
+  // gro / rx_batch / reuseport_*. Errors name the failing call
   // ("bind 127.0.0.1:14000: Address in use").
   static Result<std::unique_ptr<UdpTransport>> create(const TransportConfig& config);
   ~UdpTransport() override;
@@ -93,6 +97,7 @@ class UdpTransport final : public Transport {
 
   UdpTransport() = default;
   Status open(const TransportConfig& config);
+  Status attach_steering(uint32_t group);
   void setup_offloads(const TransportConfig& config);
   void setup_rx(uint32_t rx_batch);
 
