@@ -53,8 +53,9 @@ class UdpTransport final : public Transport {
   static constexpr uint32_t kMaxUdpPayload = 65507;
   // Default datagram size: fits a 1500-byte Ethernet MTU.
   static constexpr uint32_t kDefaultDatagram = 1472;
-  // Segments one GSO send may carry (the kernel's UDP_MAX_SEGMENTS; 6.10
-  // raised it to 128, older kernels refuse more than 64).
+  // Segments one GSO send may carry: the kernel's UDP_MAX_SEGMENTS, 64
+  // until "net: change maximum number of UDP segments to 128" (6.9, April
+  // 2024, also in stable kernels); 64 works on every kernel.
   static constexpr uint32_t kMaxGsoSegments = 64;
   // A receive slot when GRO is on: the largest message the kernel can
   // coalesce (one IPv4 packet, 65507 payload bytes) plus one spare byte.

@@ -6,7 +6,7 @@
 //   - hlen (IP + UDP header) + min(payload, gso_size) must fit the route's
 //     MTU (cork->fragsize), else EMSGSIZE: a segment is one datagram that
 //     must not need IP fragmentation, so gso_size <= MTU - 28 (gso_max_seg_);
-//   - payload <= gso_size * UDP_MAX_SEGMENTS (64 before 6.10, 128 since),
+//   - payload <= gso_size * UDP_MAX_SEGMENTS (64; 128 since 6.9),
 //     else EINVAL: at most kMaxGsoSegments segments;
 //   - the whole payload is one IPv4 packet before segmentation: at most
 //     65507 bytes (ip_append_data says EMSGSIZE past IP_MAX_MTU);
