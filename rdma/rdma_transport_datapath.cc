@@ -25,19 +25,15 @@ void RdmaTransport::repost_recv_locked(Conn& c, uint32_t index) {
     LOG_WARN("rdma transport: ibv_post_recv: {}", strerror(rc));
 }
 
-bool RdmaTransport::post_send_locked(Conn& c, const uint8_t* head, uint32_t head_len,
-                                     const uint8_t* body, uint32_t body_len) {
+bool RdmaTransport::post_send_locked(Conn& c, const TxDatagram& d) {
   if (send_free_.empty() || c.sq_outstanding >= kSendDepth) return false;
-  const uint32_t len = head_len + body_len;
+  const auto len = static_cast<uint32_t>(d.size());  // the caller checked max_dgram_
   const uint32_t buf = send_free_.back();
   uint8_t* p = send_mem_ + size_t(buf) * max_dgram_;
   // Above the receiver's limit: an empty SEND whose immediate says the real
   // length, counted as rx_truncated there (a long SEND would fail its QP).
   const uint32_t wire_len = len <= c.peer_max ? len : 0;
-  if (wire_len > 0) {
-    if (head_len) std::memcpy(p, head, head_len);
-    if (body_len) std::memcpy(p + head_len, body, body_len);
-  }
+  if (wire_len > 0) copy_datagram(d, p);
   ibv_sge sge{};
   sge.addr = reinterpret_cast<uint64_t>(p);
   sge.length = wire_len;
@@ -62,7 +58,8 @@ bool RdmaTransport::post_send_locked(Conn& c, const uint8_t* head, uint32_t head
 void RdmaTransport::flush_pending_locked(Conn& c) {
   while (!c.pending.empty() && c.state == State::kUp) {
     const auto& d = c.pending.front();
-    if (!post_send_locked(c, nullptr, 0, d.data(), static_cast<uint32_t>(d.size()))) break;
+    const TxDatagram one{c.peer, d.data(), static_cast<uint32_t>(d.size())};
+    if (!post_send_locked(c, one)) break;
     c.pending.pop_front();
   }
   if (!c.pending.empty() && c.state == State::kUp) with_pending_.push_back(&c);
@@ -101,7 +98,7 @@ Result<size_t> RdmaTransport::tx_burst(std::span<const TxDatagram> pkts) {
   }
   size_t taken = 0;
   for (const TxDatagram& d : pkts) {
-    const uint32_t len = d.head_len + d.body_len;
+    const uint64_t len = d.size();
     if (len > max_dgram_) {
       ++stats_.tx_dropped;
       ++taken;
@@ -118,13 +115,12 @@ Result<size_t> RdmaTransport::tx_burst(std::span<const TxDatagram> pkts) {
         ++stats_.tx_dropped;
       } else {
         std::vector<uint8_t> copy(len);
-        if (d.head_len) std::memcpy(copy.data(), d.head, d.head_len);
-        if (d.body_len) std::memcpy(copy.data() + d.head_len, d.body, d.body_len);
+        copy_datagram(d, copy.data());
         c->pending.push_back(std::move(copy));
         ++stats_.tx_packets;
         stats_.tx_bytes += len;
       }
-    } else if (!post_send_locked(*c, d.head, d.head_len, d.body, d.body_len)) {
+    } else if (!post_send_locked(*c, d)) {
       break;  // send ring full: the caller retries the rest
     } else {
       ++stats_.tx_packets;

@@ -98,8 +98,8 @@ class RdmaTransport final : public Transport {
   void drop_locked(const std::shared_ptr<Conn>& c, const char* why);
   void bury_locked(const std::shared_ptr<Conn>& c);
   void flush_pending_locked(Conn& c);
-  bool post_send_locked(Conn& c, const uint8_t* head, uint32_t head_len, const uint8_t* body,
-                        uint32_t body_len);
+  // Copies every part of `d` into a send buffer and posts it (false: ring full).
+  bool post_send_locked(Conn& c, const TxDatagram& d);
   void reap_sends_locked();
   void repost_recv_locked(Conn& c, uint32_t index);
 

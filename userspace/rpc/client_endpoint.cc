@@ -50,7 +50,11 @@ ClientEndpoint::ClientEndpoint(const ClientOptions& o) : opts_(o) {
 Result<std::unique_ptr<ClientEndpoint>> ClientEndpoint::create(const ClientOptions& opts,
                                                                const transport::TransportConfig& tc) {
   std::unique_ptr<ClientEndpoint> ep(new ClientEndpoint(opts));
-  LANEFS_ASSIGN_OR_RETURN(ep->core_, LoopCore::create(tc, &ep->counters_));
+  // A calling thread expects a handful of replies at a time: a small
+  // receive batch keeps a socket per thread cheap in memory.
+  transport::TransportConfig t = tc;
+  if (t.rx_batch == 0) t.rx_batch = 16;
+  LANEFS_ASSIGN_OR_RETURN(ep->core_, LoopCore::create(t, &ep->counters_));
   ep->local_ = ep->core_->transport().local_addr();
   ep->locals_ = ep->core_->transport().local_addrs();
   // Credits and the window count packets. With MTU-sized datagrams (the
@@ -121,9 +125,6 @@ void ClientEndpoint::start(const CallArgs& args, Done done) {
   if (len > proto::kMaxMessage)
     return finish_waiting(std::move(done), make_error(Errc::kTooBig, "request of " + std::to_string(len) +
                                                                          " bytes exceeds the protocol limit"));
-  if (!args.req_data.empty() && args.req.size() > kMaxReqPrefix)
-    return finish_waiting(std::move(done), make_error(Errc::kInvalid, "request fields ahead of data exceed " +
-                                                                          std::to_string(kMaxReqPrefix) + " bytes"));
   ClientSession& s = session_for(args.server);
   uint64_t now = mono_ns();
   s.waiting.push_back(Call{args, now + args.timeout_ns, std::move(done)});

@@ -55,15 +55,10 @@ void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const u
   proto::PacketHeader hh = h;
   hh.payload_len = static_cast<uint32_t>(a.size() + b.size());
   proto::encode_header(hh, a, b, hb.data());
-  uint32_t head_len = proto::kHeaderSize;
-  std::span<const uint8_t> body = b.empty() ? a : b;
-  if (!a.empty() && !b.empty()) {
-    // An op's fixed fields ahead of data sent in place: copy the few bytes
-    // of fields next to the header, never the data.
-    std::memcpy(hb.data() + head_len, a.data(), a.size());
-    head_len += static_cast<uint32_t>(a.size());
-  }
-  tx_.push_back({dst, hb.data(), head_len, body.data(), static_cast<uint32_t>(body.size()), src});
+  transport::TxDatagram d{dst, hb.data(), proto::kHeaderSize, a.data(), static_cast<uint32_t>(a.size()), src};
+  d.body2 = b.data();
+  d.body2_len = static_cast<uint32_t>(b.size());
+  tx_.push_back(d);
 }
 
 void LoopCore::flush() {

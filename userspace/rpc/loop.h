@@ -30,10 +30,9 @@ class LoopCore {
   // Payload bytes per packet: max_datagram - header.
   uint32_t payload_per_packet() const { return payload_per_packet_; }
 
-  // Queues one packet whose payload is a ++ b. Both must stay valid until
-  // flush(). With b empty, a is sent in place; otherwise a (at most
-  // kMaxReqPrefix bytes: an op's fixed fields) is copied next to the
-  // header and b is sent in place. Flushes when the batch is full.
+  // Queues one packet whose payload is a ++ b, both sent in place (the
+  // transport gathers header, a and b). Both must stay valid until flush().
+  // Flushes when the batch is full.
   // `src`: the local address (leg) to send from; 0 = primary.
   void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a = {},
             std::span<const uint8_t> b = {}, NetAddr src = {});
@@ -62,9 +61,8 @@ class LoopCore {
   uint32_t payload_per_packet_ = 0;
   int wake_fd_ = -1;
   static constexpr size_t kBatch = 64;
-  static constexpr size_t kHeadRoom = proto::kHeaderSize + kMaxReqPrefix;
   std::vector<transport::TxDatagram> tx_;
-  std::vector<std::array<uint8_t, kHeadRoom>> tx_hdrs_;
+  std::vector<std::array<uint8_t, proto::kHeaderSize>> tx_hdrs_;
   std::vector<transport::RxDatagram> rx_;
 };
 

@@ -114,8 +114,7 @@ struct RespSink {
 
 // One call. The request message is `req` followed by `req_data`, sent as
 // they are (gathered into packets, never copied into a message buffer):
-// both must stay valid until the call completes. When req_data is not
-// empty, req must be at most kMaxReqPrefix bytes (an op's fixed fields).
+// both must stay valid until the call completes.
 struct CallArgs {
   NetAddr server;
   uint16_t opcode = 0;
@@ -124,7 +123,6 @@ struct CallArgs {
   uint64_t timeout_ns = 30'000'000'000ull;
   RespSink sink;
 };
-inline constexpr uint32_t kMaxReqPrefix = 256;
 
 // A completed call's response message, valid only during the completion
 // callback. In the sink: `head` and `body` are the filled parts of the

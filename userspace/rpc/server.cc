@@ -33,8 +33,7 @@ Status RpcServer::Impl::open_loops() {
   std::vector<NetAddr> addrs = first->local_addrs();
   loops_.push_back(std::move(first));
   for (uint32_t i = 1; i < want; ++i) {
-    transport::TransportConfig ti = base;
-    ti.reuseport_group = want;
+    transport::TransportConfig ti = tc;
     ti.reuseport_index = i;
     ti.bind = addrs[0];
     for (size_t k = 0; k < ti.extra_binds.size() && k + 1 < addrs.size(); ++k) ti.extra_binds[k] = addrs[k + 1];

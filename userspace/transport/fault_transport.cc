@@ -49,9 +49,8 @@ std::vector<uint8_t> FaultTransport::take_buffer() {
 
 std::vector<uint8_t> FaultTransport::copy_of(const TxDatagram& d) {
   std::vector<uint8_t> b = take_buffer();
-  b.resize(size_t{d.head_len} + d.body_len);
-  if (d.head_len) std::memcpy(b.data(), d.head, d.head_len);
-  if (d.body_len) std::memcpy(b.data() + d.head_len, d.body, d.body_len);
+  b.resize(d.size());
+  copy_datagram(d, b.data());
   return b;
 }
 
@@ -105,11 +104,11 @@ Result<size_t> FaultTransport::tx_burst(std::span<const TxDatagram> pkts) {
       continue;
     }
     TxDatagram d = p;
-    const uint32_t len = p.head_len + p.body_len;
+    const uint64_t len = p.size();
     if (len > 0 && roll(faults_.corrupt_pct)) {
       std::vector<uint8_t> b = copy_of(p);
       b[next_random() % len] ^= static_cast<uint8_t>(1 + next_random() % 255);
-      d = TxDatagram{p.dst, b.data(), len, nullptr, 0, p.src};
+      d = TxDatagram{p.dst, b.data(), static_cast<uint32_t>(b.size()), nullptr, 0, p.src};
       in_flight_.push_back(std::move(b));
       ++faults_stats_.fault_corrupted;
     }

@@ -7,7 +7,8 @@
 // FaultConfig::seed, so a run is reproducible):
 //   drop       discarded; fault_dropped.
 //   corrupt    a copy with one byte changed is sent instead (same length);
-//              empty datagrams are left alone. fault_corrupted.
+//              the byte may lie in any part (head, body, body2); empty
+//              datagrams are left alone. fault_corrupted.
 //   duplicate  sent twice back to back. fault_duplicated.
 //   delay      held for delay_us, then sent by the first tx_burst() or
 //              rx_burst() after that time. fault_delayed.
@@ -15,6 +16,8 @@
 //              after it; at most one datagram is held this way at a time, and
 //              it is sent after delay_us even if no other datagram follows,
 //              so nothing stays stuck. fault_reordered.
+// A held datagram is the layer's own copy of every part (head, body, body2),
+// so callers may reuse their buffers once tx_burst() returns.
 // has_pending() is true while anything is held: the owner must keep calling
 // rx_burst() (or tx_burst()) to let held datagrams out.
 //

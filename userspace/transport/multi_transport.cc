@@ -85,6 +85,7 @@ bool MultiHomedTransport::has_pending() const noexcept {
 
 const TransportStats& MultiHomedTransport::stats() const noexcept {
   sum_ = TransportStats{};
+  sum_.gso_active = sum_.gro_active = true;
   for (const auto& leg : legs_) {
     const auto& s = leg->stats();
     sum_.tx_packets += s.tx_packets;
@@ -93,6 +94,13 @@ const TransportStats& MultiHomedTransport::stats() const noexcept {
     sum_.rx_packets += s.rx_packets;
     sum_.rx_bytes += s.rx_bytes;
     sum_.rx_truncated += s.rx_truncated;
+    sum_.tx_gso_sends += s.tx_gso_sends;
+    sum_.tx_gso_segments += s.tx_gso_segments;
+    sum_.rx_gro_messages += s.rx_gro_messages;
+    sum_.rx_gro_segments += s.rx_gro_segments;
+    sum_.gso_fallbacks += s.gso_fallbacks;
+    sum_.gso_active = sum_.gso_active && s.gso_active;
+    sum_.gro_active = sum_.gro_active && s.gro_active;
   }
   return sum_;
 }

@@ -5,7 +5,8 @@
 // names (the primary, legs[0], when src is 0 or unknown); rx_burst() takes
 // from every leg in turn and fills each datagram's `dst` with the leg it
 // arrived on. notify_fd() is an epoll set of the legs' fds; arm_notify()
-// arms every leg. Stats are the legs' sums.
+// arms every leg. Stats are the legs' sums (gso_active / gro_active: on
+// every leg).
 //
 // Ownership: owns its legs. Threading: one owning thread, as every
 // Transport. Blocking: never.

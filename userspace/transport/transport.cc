@@ -102,7 +102,27 @@ namespace {
 Result<std::unique_ptr<Transport>> make_one(const TransportConfig& config);
 }  // namespace
 
+TransportConfig reuseport_member_config(const TransportConfig& first, const Transport& member0,
+                                        uint32_t index) {
+  TransportConfig c = first;
+  c.reuseport_index = index;
+  const std::vector<NetAddr> addrs = member0.local_addrs();
+  c.bind = addrs[0];
+  c.extra_binds.assign(addrs.begin() + 1, addrs.end());
+  return c;
+}
+
 Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config) {
+  if (config.reuseport_group > 1) {
+    if (config.kind != TransportKind::kUdp)
+      return make_error(Errc::kNotSupported, "reuseport groups on the " +
+                                                 std::string(transport_kind_name(config.kind)) +
+                                                 " lane are not built; the UDP lane has them");
+    if (config.reuseport_index >= config.reuseport_group)
+      return make_error(Errc::kInvalid, "reuseport_index " + std::to_string(config.reuseport_index) +
+                                            " is outside a group of " +
+                                            std::to_string(config.reuseport_group));
+  }
   if (config.kind == TransportKind::kDpdk && !config.extra_dpdk.empty()) {
     // One endpoint per DPDK port (HA legs), the primary first.
     std::vector<std::unique_ptr<Transport>> legs;

@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,9 +34,17 @@ namespace lanefs::transport {
 enum class TransportKind : uint8_t { kUdp, kLoopback, kDpdk, kRdma };
 std::string_view transport_kind_name(TransportKind kind) noexcept;  // "udp", ...
 
-// One datagram to send, as a gather of two parts (protocol header and payload)
-// so the RPC layer never copies a payload just to prepend a header. Both
-// pointers only need to stay valid for the duration of tx_burst().
+// One datagram to send, as a gather of up to three parts sent back to back:
+// head, then body, then body2 (for example the protocol header, an encoded
+// op header, and the caller's data), so the RPC layer never copies a payload
+// just to prepend headers. Any part may be empty (its pointer may then be
+// null); the datagram is head_len + body_len + body2_len bytes, and that sum
+// is what max_datagram() limits. Every transport sends exactly these bytes
+// in this order (the kernel lane gathers them with iovecs, the others copy
+// them into one buffer). The pointers only need to stay valid for the
+// duration of tx_burst(); a transport that keeps a datagram longer (fault
+// delay, DPDK waiting for ARP, RDMA waiting for its connection) keeps its
+// own copy of every part.
 struct TxDatagram {
   NetAddr dst;
   const uint8_t* head = nullptr;
@@ -45,7 +54,26 @@ struct TxDatagram {
   // The local address to send from (a multi-homed transport's leg); 0: the
   // transport's primary address (local_addr()).
   NetAddr src{};
+  // The third part, sent after body (last in the struct so that the
+  // positional initialisers of two-part datagrams stay valid).
+  const uint8_t* body2 = nullptr;
+  uint32_t body2_len = 0;
+
+  // head_len + body_len + body2_len, without overflow.
+  uint64_t size() const { return uint64_t{head_len} + body_len + body2_len; }
 };
+
+// Copies the datagram's parts back to back into `out` (at least d.size()
+// bytes); returns the number of bytes written.
+inline size_t copy_datagram(const TxDatagram& d, uint8_t* out) {
+  size_t off = 0;
+  if (d.head_len) std::memcpy(out, d.head, d.head_len);
+  off += d.head_len;
+  if (d.body_len) std::memcpy(out + off, d.body, d.body_len);
+  off += d.body_len;
+  if (d.body2_len) std::memcpy(out + off, d.body2, d.body2_len);
+  return off + d.body2_len;
+}
 
 // One received datagram. `data` points into the transport's own receive
 // buffers and stays valid until the next rx_burst() call on the same
@@ -89,6 +117,22 @@ struct TransportStats {
   // Filled by the fault-injection layer when it is on.
   uint64_t fault_dropped = 0, fault_duplicated = 0, fault_delayed = 0;
   uint64_t fault_reordered = 0, fault_corrupted = 0;
+  // Kernel UDP lane batching (TransportConfig::gso / gro):
+  //   tx_gso_sends     sendmsgs that carried more than one datagram as UDP
+  //                    GSO segments (one skb the kernel or NIC cuts up);
+  //   tx_gso_segments  the datagrams those carried;
+  //   rx_gro_messages  received messages holding more than one datagram
+  //                    coalesced by the kernel (UDP_GRO), split again here;
+  //   rx_gro_segments  the datagrams those held;
+  //   gso_fallbacks    times the kernel refused GSO or GRO and the socket
+  //                    turned it off for good (each is logged once).
+  // tx_packets / rx_packets count datagrams whichever way they went.
+  uint64_t tx_gso_sends = 0, tx_gso_segments = 0;
+  uint64_t rx_gro_messages = 0, rx_gro_segments = 0;
+  uint64_t gso_fallbacks = 0;
+  // Not counters: whether the socket sends with GSO / receives with GRO
+  // now (multi-homed: on every leg).
+  bool gso_active = false, gro_active = false;
 };
 
 class Transport {
@@ -168,6 +212,11 @@ struct DpdkConfig {
   uint16_t queues = 1;
 };
 
+// UDP lane offloads: kAuto uses one when the kernel has it (probed when the
+// socket is created; a later refusal turns it off for that socket, see
+// TransportStats::gso_fallbacks); kOff never uses it.
+enum class UdpOffload : uint8_t { kAuto, kOff };
+
 struct TransportConfig {
   TransportKind kind = TransportKind::kUdp;
   // Address to bind (UDP: ip and port, port 0 = any free port).
@@ -186,13 +235,6 @@ struct TransportConfig {
   uint32_t mtu = 0;
   // Loopback only: the in-process network to attach to (required).
   std::shared_ptr<LoopbackHub> hub;
-  // UDP: member `reuseport_index` of a group of `reuseport_group` sockets
-  // bound to the same address with SO_REUSEPORT (0 or 1: no group). Index 0
-  // binds first (port 0 picks a port) and steers each datagram to socket
-  // reuseport_steer(session id, group); the others bind index 0's port.
-  // Other lanes refuse a group (kNotSupported).
-  uint32_t reuseport_group = 0;
-  uint32_t reuseport_index = 0;
   // Optional fault injection wrapped around the transport.
   FaultConfig faults;
   // Socket buffer size hint in bytes for kernel transports (0 = 8 MiB).
@@ -202,14 +244,62 @@ struct TransportConfig {
   // kDpdk: more ports, one HA leg each (an endpoint at that port's ip), as
   // extra_binds is for UDP.
   std::vector<DpdkConfig> extra_dpdk;
+
+  // UDP: segmentation offload on send (UDP_SEGMENT). Within one tx_burst(),
+  // a run of consecutive datagrams with the same dst, the same src, the same
+  // session field (bytes 8..11, see reuseport_steer: the kernel steers a GSO
+  // packet as a whole, by its first datagram) and equal sizes (the last may
+  // be smaller) leaves as one sendmsg of up to 64 segments and 65507 bytes;
+  // the receiver sees the same datagrams either way. Put a destination's
+  // datagrams next to each other to benefit.
+  UdpOffload gso = UdpOffload::kAuto;
+  // UDP: receive offload (UDP_GRO): the kernel may hand over several
+  // datagrams of one sender as one message; rx_burst() splits it again, so
+  // callers see the same datagrams either way. kAuto is off in a reuseport
+  // group (reuseport_group > 1): a coalesced message is steered by its first
+  // datagram, which would mix sessions of one client flow across sockets.
+  UdpOffload gro = UdpOffload::kAuto;
+  // UDP: messages one receive call takes (recvmmsg slots); 0 = 64. Memory:
+  // each slot holds a whole message, max_datagram() + 1 bytes, or 64 KiB
+  // when GRO is on, so a socket reserves rx_batch x 64 KiB at most (4 MiB
+  // at the default). A server loop wants the default; a socket per calling
+  // thread that expects a handful of replies wants 4..16 (fewer datagrams
+  // per system call, far less memory). The memory is reserved, not touched:
+  // pages are used as messages fill them.
+  uint32_t rx_batch = 0;
+  // UDP: several sockets on one address, one per server loop (SO_REUSEPORT),
+  // with each datagram steered by its session id: socket
+  // reuseport_steer(session_id, reuseport_group) gets it, whatever the
+  // sender's address (HA paths change it). 0 or 1: no group. Other lanes
+  // refuse a group > 1 with kNotSupported.
+  // Order: member 0 is created first (bind.port 0 picks a port) and attaches
+  // the steering program; members 1..group-1 are created after it, bound to
+  // its real addresses (reuseport_member_config() builds their configs).
+  // Until every member exists, datagrams for a missing one go to any member
+  // (the kernel's hash). Closing a member renumbers the group (the kernel
+  // moves its last socket into the hole): close and rebuild the whole group.
+  // With extra_binds, every leg is a group of its own, with the same index
+  // on every leg. Creating member 0 fails with kNotSupported, naming the
+  // call, if the kernel refuses the steering program.
+  uint32_t reuseport_group = 0;
+  uint32_t reuseport_index = 0;
 };
 
-// The socket of a reuseport group that datagrams of session `session_id`
-// reach: the low byte of the (little-endian) session id modulo the group
-// size, so a session always lands on the same socket whatever path it takes.
-inline uint32_t reuseport_steer(uint32_t session_id, uint32_t group) {
+// The byte of a datagram that reuseport steering reads: UDP payload offset
+// 8, the low byte of the lanefs packet header's little-endian session_id
+// (proto/wire.h). Datagrams shorter than 9 bytes go to member 0.
+inline constexpr uint32_t kSteerOffset = 8;
+// The group member a datagram of `session_id` reaches: (session_id & 0xff)
+// % group (0 for group 0 or 1). Session id 0 (connect requests) lands on
+// member 0. A server picks session ids for a loop with it.
+constexpr uint32_t reuseport_steer(uint32_t session_id, uint32_t group) noexcept {
   return group <= 1 ? 0 : (session_id & 0xffu) % group;
 }
+// The config of group member `index` (1..reuseport_group-1): `first` (member
+// 0's config) bound to the real addresses of `member0`, the transport made
+// from it, on every leg.
+TransportConfig reuseport_member_config(const TransportConfig& first, const Transport& member0,
+                                        uint32_t index);
 
 // Creates a transport. Lanes not built in (or not yet implemented) fail with
 // kNotSupported and a message naming the lane.

@@ -174,6 +174,78 @@ TEST_F(FaultTransportTest, CorruptChangesOneByteKeepsLength) {
   EXPECT_EQ(tx_->stats().fault_corrupted, 100u);
 }
 
+// Three-part datagrams: the byte corrupt flips can lie in any part (here
+// mostly in body2, which holds most of the bytes), and the length stays.
+TEST_F(FaultTransportTest, CorruptReachesEveryPartOfAThreePartDatagram) {
+  tx_->set_faults({.corrupt_pct = 100, .seed = 5});
+  constexpr uint32_t kN = 300;
+  auto head = pattern(4, 30), body = pattern(4, 31), body2 = pattern(56, 32);
+  std::vector<TxDatagram> pkts;
+  for (uint32_t i = 0; i < kN; ++i) {
+    TxDatagram d{rx_->local_addr(), head.data(), 4, body.data(), 4};
+    d.body2 = body2.data();
+    d.body2_len = 56;
+    pkts.push_back(d);
+  }
+  ASSERT_TRUE(send_all(*tx_, pkts));
+  std::vector<uint8_t> whole = head;
+  whole.insert(whole.end(), body.begin(), body.end());
+  whole.insert(whole.end(), body2.begin(), body2.end());
+  auto got = drain();
+  ASSERT_EQ(got.size(), kN);
+  size_t in_part[3] = {0, 0, 0};
+  for (const auto& g : got) {
+    ASSERT_EQ(g.data.size(), whole.size());
+    size_t diffs = 0;
+    for (size_t j = 0; j < whole.size(); ++j) {
+      if (g.data[j] == whole[j]) continue;
+      ++diffs;
+      ++in_part[j < 4 ? 0 : j < 8 ? 1 : 2];
+    }
+    EXPECT_EQ(diffs, 1u);
+  }
+  EXPECT_GT(in_part[0], 0u);
+  EXPECT_GT(in_part[1], 0u);
+  EXPECT_GT(in_part[2], 0u);
+}
+
+// A held datagram (delay, reorder) is the fault layer's own copy of all
+// three parts: the caller may reuse its buffers once tx_burst() returns.
+TEST_F(FaultTransportTest, HeldThreePartDatagramsAreCopies) {
+  tx_->set_faults({.reorder_pct = 50, .delay_pct = 50, .delay_us = 1000, .seed = 9});
+  constexpr uint32_t kN = 40;
+  std::vector<std::vector<uint8_t>> want;
+  for (uint32_t i = 0; i < kN; ++i) {
+    std::vector<uint8_t> head = pattern(10, 40 + i), body = pattern(20, 90 + i),
+                         body2 = pattern(30, 140 + i);
+    std::memcpy(head.data(), &i, sizeof i);
+    TxDatagram d{rx_->local_addr(), head.data(), 10, body.data(), 20};
+    d.body2 = body2.data();
+    d.body2_len = 30;
+    ASSERT_TRUE(send_all(*tx_, {&d, 1}));
+    std::vector<uint8_t> w = head;
+    w.insert(w.end(), body.begin(), body.end());
+    w.insert(w.end(), body2.begin(), body2.end());
+    want.push_back(std::move(w));
+    // Scribble over the caller's buffers before they go out of scope.
+    std::fill(head.begin(), head.end(), 0xee);
+    std::fill(body.begin(), body.end(), 0xee);
+    std::fill(body2.begin(), body2.end(), 0xee);
+  }
+  EXPECT_GT(tx_->stats().fault_delayed + tx_->stats().fault_reordered, 0u);
+  auto got = receive(*rx_, kN, kTimeoutMs, tx_.get());
+  ASSERT_EQ(got.size(), kN);
+  std::set<uint32_t> seen;
+  for (const auto& g : got) {
+    ASSERT_EQ(g.data.size(), 60u);
+    const uint32_t i = seq_of(g);
+    ASSERT_LT(i, kN);
+    EXPECT_EQ(g.data, want[i]) << "datagram " << i;
+    seen.insert(i);
+  }
+  EXPECT_EQ(seen.size(), kN);
+}
+
 TEST_F(FaultTransportTest, DelayHoldsUntilDue) {
   constexpr uint32_t kDelayUs = 200'000;
   tx_->set_faults({.delay_pct = 100, .delay_us = kDelayUs});

@@ -138,7 +138,7 @@ class DpdkTransport final : public Transport {
       uint16_t n = 0;
       for (; taken < pkts.size() && n < kBurst; ++taken) {
         const TxDatagram& d = pkts[taken];
-        uint32_t len = d.head_len + d.body_len;
+        const uint64_t len = d.size();
         if (len > max_dgram_) {
           ++stats_.tx_dropped;
           continue;
@@ -148,7 +148,7 @@ class DpdkTransport final : public Transport {
           queue_pending(d, now);
           continue;
         }
-        rte_mbuf* m = frame(*mac, d.dst, d.head, d.head_len, d.body, d.body_len);
+        rte_mbuf* m = frame(*mac, d);
         if (!m) {
           ++stats_.tx_dropped;
           continue;
@@ -198,20 +198,22 @@ class DpdkTransport final : public Transport {
   }
 
  private:
-  rte_mbuf* frame(const Mac& dst_mac, NetAddr dst, const uint8_t* head, uint32_t hl, const uint8_t* body,
-                  uint32_t bl) {
+  // One linear mbuf: headers, then every part of the datagram (the caller
+  // checked it is at most max_dgram_, which fits an mbuf).
+  rte_mbuf* frame(const Mac& dst_mac, const TxDatagram& d) {
+    const NetAddr dst = d.dst;
+    const auto len = static_cast<uint32_t>(d.size());
     rte_mbuf* m = port_->alloc();
     if (!m) return nullptr;
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(kUdpFrameOverhead + hl + bl)));
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(kUdpFrameOverhead + len)));
     if (!p) {
       rte_pktmbuf_free(m);
       return nullptr;
     }
     bool ip_off = port_->tx_ipv4_cksum_offload(), udp_off = port_->tx_udp_cksum_offload();
-    build_udp_headers(dst_mac, port_->mac(), cfg_.ip, dst.ip, local_.port, dst.port, hl + bl, ip_id_++, p,
+    build_udp_headers(dst_mac, port_->mac(), cfg_.ip, dst.ip, local_.port, dst.port, len, ip_id_++, p,
                       ip_off);
-    if (hl) std::memcpy(p + kUdpFrameOverhead, head, hl);
-    if (bl) std::memcpy(p + kUdpFrameOverhead + hl, body, bl);
+    copy_datagram(d, p + kUdpFrameOverhead);
     uint8_t* csum = p + kEthHeader + kIpHeader + 6;
     if (ip_off) {
       m->l2_len = kEthHeader;
@@ -220,11 +222,11 @@ class DpdkTransport final : public Transport {
     }
     if (udp_off) {
       m->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
-      uint16_t ph = udp_pseudo_header_sum(cfg_.ip, dst.ip, kUdpHeader + hl + bl);
+      uint16_t ph = udp_pseudo_header_sum(cfg_.ip, dst.ip, kUdpHeader + len);
       csum[0] = uint8_t(ph >> 8);
       csum[1] = uint8_t(ph);
     } else {
-      uint16_t c = udp_checksum(p, hl + bl);
+      uint16_t c = udp_checksum(p, len);
       csum[0] = uint8_t(c >> 8);
       csum[1] = uint8_t(c);
     }
@@ -243,13 +245,12 @@ class DpdkTransport final : public Transport {
       ++stats_.tx_dropped;
       return;
     }
-    Pending p{d.dst, {}, now};
-    p.bytes.assign(d.head, d.head + d.head_len);
-    if (d.body_len) p.bytes.insert(p.bytes.end(), d.body, d.body + d.body_len);
+    Pending p{d.dst, std::vector<uint8_t>(d.size()), now};
+    copy_datagram(d, p.bytes.data());
+    stats_.tx_packets++;
+    stats_.tx_bytes += p.bytes.size();
     q.push_back(std::move(p));
     ++pending_count_;
-    stats_.tx_packets++;
-    stats_.tx_bytes += d.head_len + d.body_len;
   }
 
   void flush_pending(uint64_t now) {
@@ -272,7 +273,8 @@ class DpdkTransport final : public Transport {
         continue;
       }
       for (auto& p : q) {
-        rte_mbuf* m = frame(*mac, p.dst, p.bytes.data(), uint32_t(p.bytes.size()), nullptr, 0);
+        TxDatagram d{p.dst, p.bytes.data(), uint32_t(p.bytes.size())};
+        rte_mbuf* m = frame(*mac, d);
         if (m) send(&m, 1);
         else ++stats_.tx_dropped;
       }

@@ -46,10 +46,9 @@ class LoopbackPort {
     if (queued >= limit_) return false;
     if (in_n_ == in_.size()) in_.emplace_back();
     Slot& s = in_[in_n_++];
-    const uint32_t len = d.head_len + d.body_len;
+    const auto len = static_cast<uint32_t>(d.size());  // the sender checked the limit
     if (s.buf.size() < len) s.buf.resize(len);
-    if (d.head_len) std::memcpy(s.buf.data(), d.head, d.head_len);
-    if (d.body_len) std::memcpy(s.buf.data() + d.head_len, d.body, d.body_len);
+    copy_datagram(d, s.buf.data());
     s.src = src;
     s.len = len;
     // The eventfd counter is non-zero exactly while the queue is non-empty:
@@ -162,7 +161,7 @@ Result<size_t> LoopbackTransport::tx_burst(std::span<const TxDatagram> pkts) {
   // One hub lock per burst, not per datagram.
   std::lock_guard lock(hub_->mu_);
   for (const TxDatagram& p : pkts) {
-    const uint64_t len = uint64_t{p.head_len} + p.body_len;
+    const uint64_t len = p.size();
     auto it = len <= max_datagram_ ? hub_->ports_.find(p.dst) : hub_->ports_.end();
     if (it == hub_->ports_.end() || !it->second->push(local_, p)) {
       ++stats_.tx_dropped;

@@ -1,60 +1,33 @@
+// UdpTransport control path: socket setup, offload probes, reuseport groups.
+// The data path (tx_burst, rx_burst) is in udp_transport_datapath.cc.
 #include "transport/udp/udp_transport.h"
 
 #include <ifaddrs.h>
+#include <linux/filter.h>
 #include <net/if.h>
+#include <netinet/udp.h>
 #include <sys/ioctl.h>
-
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+
+#include "common/log.h"
+#include "transport/udp/udp_addr.h"
 
 namespace lanefs::transport {
 namespace {
 
 constexpr uint32_t kDefaultSocketBuffer = 8u << 20;
+// recvmmsg takes at most UIO_MAXIOV messages per call.
+constexpr uint32_t kMaxRxBatch = 1024;
 
 class PlainRegion final : public MemRegion {
  public:
   PlainRegion(void* addr, size_t len) : MemRegion(addr, len) {}
 };
-
-sockaddr_in to_sockaddr(NetAddr a) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(a.ip);
-  sa.sin_port = htons(a.port);
-  return sa;
-}
-
-NetAddr from_sockaddr(const sockaddr_in& sa) {
-  return NetAddr{ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port)};
-}
-
-// Errors that concern one destination or a momentarily full device queue:
-// the datagram is lost, which the RPC layer recovers from, so count it and
-// carry on with the rest of the burst. EINVAL is what Linux says for port 0.
-bool per_datagram_send_error(int err) {
-  switch (err) {
-    case ENOBUFS:
-    case ECONNREFUSED:
-    case EHOSTUNREACH:
-    case ENETUNREACH:
-    case EHOSTDOWN:
-    case ENETDOWN:
-    case EPERM:
-    case EACCES:
-    case EMSGSIZE:
-    case EADDRNOTAVAIL:
-    case EINVAL:
-      return true;
-    default:
-      return false;
-  }
-}
 
 // Sets a socket buffer size: the *FORCE variant ignores rmem_max/wmem_max but
 // needs CAP_NET_ADMIN; without it the plain option is capped by the kernel.
@@ -86,6 +59,10 @@ uint32_t interface_mtu(uint32_t ip) {
   return mtu;
 }
 
+// A kernel without an offload refuses it on every socket: say so once per
+// process, not once per socket.
+std::atomic<bool> g_gso_probe_logged{false}, g_gro_probe_logged{false};
+
 }  // namespace
 
 Result<std::unique_ptr<UdpTransport>> UdpTransport::create(const TransportConfig& config) {
@@ -108,6 +85,12 @@ Status UdpTransport::open(const TransportConfig& config) {
       setsockopt(fd_, SOL_SOCKET, SO_BINDTODEVICE, config.bind_device.c_str(),
                  static_cast<socklen_t>(config.bind_device.size())) != 0)
     return sys_error("setsockopt SO_BINDTODEVICE " + config.bind_device, errno);
+  const bool group = config.reuseport_group > 1;
+  if (group) {
+    int one = 1;
+    if (setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      return sys_error("setsockopt SO_REUSEPORT", errno);
+  }
   sockaddr_in sa = to_sockaddr(config.bind);
   if (bind(fd_, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
     return sys_error("bind " + config.bind.to_string(), errno);
@@ -115,114 +98,111 @@ Status UdpTransport::open(const TransportConfig& config) {
   if (getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &sl) != 0)
     return sys_error("getsockname", errno);
   local_ = from_sockaddr(sa);
-  if (config.mtu == 0) {
-    // Datagrams as large as the bound interface carries without IP
-    // fragmentation (IPv4 20 + UDP 8 bytes of headers): 1472 on Ethernet,
-    // 8972 with jumbo frames, ~64 KiB on loopback. Peers agree on the
-    // smaller of their sizes when a session opens.
-    uint32_t mtu = interface_mtu(local_.ip);
-    if (mtu > 28) max_datagram_ = std::clamp<uint32_t>(mtu - 28, kDefaultDatagram, kMaxUdpPayload);
-  }
+  // Datagrams as large as the bound interface carries without IP
+  // fragmentation (IPv4 20 + UDP 8 bytes of headers): 1472 on Ethernet,
+  // 8972 with jumbo frames, ~64 KiB on loopback. Peers agree on the
+  // smaller of their sizes when a session opens. GSO segments follow the
+  // same rule whatever mtu says: a segment must fit the route's MTU.
+  const uint32_t mtu = interface_mtu(local_.ip);
+  if (config.mtu == 0 && mtu > 28)
+    max_datagram_ = std::clamp<uint32_t>(mtu - 28, kDefaultDatagram, kMaxUdpPayload);
+  gso_max_seg_ = mtu > 28 ? std::min(mtu - 28, kMaxUdpPayload) : kDefaultDatagram;
+  if (group && config.reuseport_index == 0) LANEFS_TRY(attach_steering(config.reuseport_group));
 
-  // Receive side: fixed buffers and headers wired once; rx_burst only resets
-  // the fields the kernel overwrites.
-  const size_t slot = size_t{max_datagram_} + 1;
-  rx_buf_.resize(slot * kBatch);
-  for (size_t i = 0; i < kBatch; ++i) {
-    rx_iov_[i] = {rx_buf_.data() + i * slot, slot};
-    msghdr& h = rx_msgs_[i].msg_hdr;
-    h.msg_name = &rx_addr_[i];
-    h.msg_iov = &rx_iov_[i];
-    h.msg_iovlen = 1;
-    tx_msgs_[i].msg_hdr.msg_name = &tx_addr_[i];
-    tx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-    tx_msgs_[i].msg_hdr.msg_iov = &tx_iov_[2 * i];
+  setup_offloads(config);
+  setup_rx(config.rx_batch);
+  return ok_status();
+}
+
+// The steering program, classic BPF:  A = payload[kSteerOffset]; A %= group;
+// return A. The offset is into the UDP payload because the kernel moves the
+// packet's data pointer past the UDP header before running it: UDP's lookup
+// calls reuseport_select_sock(sk, hash, skb, sizeof(struct udphdr))
+// (net/ipv4/udp.c, lookup_reuseport), and run_bpf_filter() in
+// net/core/sock_reuseport.c does pskb_pull(skb, hdr_len) ("temporarily
+// advance data past protocol header") before bpf_prog_run_save_cb() and
+// pushes it back after. A returned index >= the number of sockets in the
+// group makes the kernel fall back to its hash; a load past the end of a
+// short datagram ends the program with 0 (member 0).
+Status UdpTransport::attach_steering(uint32_t group) {
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, kSteerOffset),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, group),
+      BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
+    const int err = errno;
+    return make_error(Errc::kNotSupported,
+                      "setsockopt SO_ATTACH_REUSEPORT_CBPF (session steering for a reuseport "
+                      "group of " + std::to_string(group) + " on " + local_.to_string() +
+                          "): " + std::strerror(err));
   }
   return ok_status();
 }
 
+// Probes the kernel's UDP offloads on this socket. UDP_SEGMENT is set per
+// message (a control message in sendmmsg), so the probe sets the socket-wide
+// size to 0 (off): a kernel without GSO says ENOPROTOOPT here, whereas it
+// would silently ignore the control message and send one huge datagram.
+void UdpTransport::setup_offloads(const TransportConfig& config) {
+  if (config.gso == UdpOffload::kAuto) {
+    int zero = 0;
+    if (setsockopt(fd_, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0) {
+      gso_ = true;
+    } else {
+      const int err = errno;
+      ++stats_.gso_fallbacks;
+      if (!g_gso_probe_logged.exchange(true))
+        LOG_WARN("udp transport: setsockopt UDP_SEGMENT: {}; sending without GSO",
+                 std::strerror(err));
+    }
+  }
+  // A reuseport group steers each message by its first datagram, and GRO
+  // coalesces one sender's datagrams whatever their session: off in a group.
+  if (config.gro == UdpOffload::kAuto && config.reuseport_group <= 1) {
+    int one = 1;
+    if (setsockopt(fd_, SOL_UDP, UDP_GRO, &one, sizeof one) == 0) {
+      gro_ = true;
+    } else {
+      const int err = errno;
+      ++stats_.gso_fallbacks;
+      if (!g_gro_probe_logged.exchange(true))
+        LOG_WARN("udp transport: setsockopt UDP_GRO: {}; receiving without GRO",
+                 std::strerror(err));
+    }
+  }
+  stats_.gso_active = gso_;
+  stats_.gro_active = gro_;
+}
+
+// Receive side: fixed buffers and headers wired once; rx_burst only resets
+// the fields the kernel overwrites.
+void UdpTransport::setup_rx(uint32_t rx_batch) {
+  rx_batch_ = std::min(rx_batch == 0 ? uint32_t{kBatch} : rx_batch, kMaxRxBatch);
+  rx_slot_ = gro_ ? kGroSlot : size_t{max_datagram_} + 1;
+  rx_buf_.reset(new uint8_t[rx_batch_ * rx_slot_]);
+  rx_msgs_.assign(rx_batch_, mmsghdr{});
+  rx_iov_.resize(rx_batch_);
+  rx_addr_.resize(rx_batch_);
+  rx_ctrl_.resize(gro_ ? rx_batch_ : 0);
+  rx_seg_.assign(rx_batch_, 0);
+  for (size_t i = 0; i < rx_batch_; ++i) {
+    rx_iov_[i] = {rx_buf_.get() + i * rx_slot_, rx_slot_};
+    msghdr& h = rx_msgs_[i].msg_hdr;
+    h.msg_name = &rx_addr_[i];
+    h.msg_iov = &rx_iov_[i];
+    h.msg_iovlen = 1;
+    if (gro_) h.msg_control = &rx_ctrl_[i];
+  }
+  for (size_t i = 0; i < kBatch; ++i) {
+    tx_msgs_[i].msg_hdr.msg_name = &tx_addr_[i];
+    tx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+  }
+}
+
 UdpTransport::~UdpTransport() {
   if (fd_ >= 0) close(fd_);
-}
-
-Result<size_t> UdpTransport::tx_burst(std::span<const TxDatagram> pkts) {
-  size_t done = 0;
-  while (done < pkts.size()) {
-    // Fill one batch; oversized datagrams never reach the kernel.
-    size_t n = 0, scanned = 0;
-    for (; done + scanned < pkts.size() && n < kBatch; ++scanned) {
-      const TxDatagram& p = pkts[done + scanned];
-      if (uint64_t{p.head_len} + p.body_len > max_datagram_) {
-        if (n > 0) break;  // keep input order: send what precedes it first
-        ++stats_.tx_dropped;
-        continue;
-      }
-      tx_addr_[n] = to_sockaddr(p.dst);
-      tx_iov_[2 * n] = {const_cast<uint8_t*>(p.head), p.head_len};
-      tx_iov_[2 * n + 1] = {const_cast<uint8_t*>(p.body), p.body_len};
-      tx_msgs_[n].msg_hdr.msg_iovlen = 2;
-      ++n;
-    }
-    // Oversized datagrams are only dropped while nothing is queued (a later
-    // one ends the batch), so the batch is pkts[done + skipped, done + scanned).
-    const size_t skipped = scanned - n;
-    size_t sent = 0;
-    while (sent < n) {
-      int r = sendmmsg(fd_, tx_msgs_.data() + sent, static_cast<unsigned>(n - sent), MSG_DONTWAIT);
-      if (r > 0) {
-        for (int i = 0; i < r; ++i) {
-          ++stats_.tx_packets;
-          stats_.tx_bytes += tx_iov_[2 * (sent + i)].iov_len + tx_iov_[2 * (sent + i) + 1].iov_len;
-        }
-        sent += static_cast<size_t>(r);
-        continue;
-      }
-      int err = errno;
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) return done + skipped + sent;  // buffer full
-      if (!per_datagram_send_error(err)) return sys_error("sendmmsg", err);
-      // sendmmsg reports an error for the first unsent datagram only.
-      ++stats_.tx_dropped;
-      ++sent;
-    }
-    done += scanned;
-  }
-  return done;
-}
-
-Result<size_t> UdpTransport::rx_burst(std::span<RxDatagram> out) {
-  const size_t want = std::min(out.size(), kBatch);
-  size_t k = 0;
-  // Loop only while a whole batch was discarded as oversized, so "0" keeps
-  // meaning "nothing waits".
-  while (k == 0 && want > 0) {
-    for (size_t i = 0; i < want; ++i) {
-      rx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-      rx_msgs_[i].msg_hdr.msg_flags = 0;
-    }
-    int r = recvmmsg(fd_, rx_msgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
-    if (r < 0) {
-      int err = errno;
-      if (err == EINTR) continue;
-      // ECONNREFUSED: a queued ICMP error from an earlier send; loss only.
-      if (err == EAGAIN || err == EWOULDBLOCK || err == ECONNREFUSED) return size_t{0};
-      return sys_error("recvmmsg", err);
-    }
-    if (r == 0) break;
-    for (int i = 0; i < r; ++i) {
-      const mmsghdr& m = rx_msgs_[i];
-      if ((m.msg_hdr.msg_flags & MSG_TRUNC) || m.msg_len > max_datagram_) {
-        ++stats_.rx_truncated;
-        continue;
-      }
-      out[k++] = RxDatagram{from_sockaddr(rx_addr_[i]),
-                            static_cast<const uint8_t*>(rx_iov_[i].iov_base), m.msg_len};
-      ++stats_.rx_packets;
-      stats_.rx_bytes += m.msg_len;
-    }
-    if (static_cast<size_t>(r) < want) break;  // queue drained
-  }
-  return k;
 }
 
 Result<std::unique_ptr<MemRegion>> UdpTransport::register_memory(void* addr, size_t len) {
