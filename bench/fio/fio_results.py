@@ -198,6 +198,29 @@ def bytes_check(base):
     return ("PASS" if ok else "FAIL"), "; ".join(parts) or "no data moved"
 
 
+BLOCK = {"seq_write": MiB, "seq_read": MiB, "seq_read_direct": MiB, "rand_read": 4096, "rand_write": 4096}
+
+
+def requests_per_op(base, job):
+    """lanefs backend requests executed per fio IO (of the job's block size,
+    counted from the bytes the backends moved, so ramp IOs count on both
+    sides) or per metadata operation (create, stat and unlink together);
+    None when not recorded."""
+    kv = read_kv(base + ".bytes")
+    try:
+        q = int(kv["requests_after"]) - int(kv["requests_before"])
+        if job == "meta":
+            d = load_json(base + ".json")
+            ops = sum(d[ph]["ops"] for ph in ("create", "stat", "unlink"))
+        else:
+            moved = (int(kv["read_after"]) - int(kv["read_before"]) +
+                     int(kv["written_after"]) - int(kv["written_before"]))
+            ops = moved / BLOCK[job]
+        return q / ops if ops > 0 else None
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
 class Run:
     """One backing store's results."""
 
@@ -218,6 +241,7 @@ class Run:
         self.cpu = {j: {p: [] for p in self.peers} for j in CPU_JOBS}   # cores busy
         self.cpu_us = {j: {p: [] for p in self.peers} for j in ("rand_read", "rand_write")}
         self.bytes = {j: [] for j in FIO_JOBS}   # [(round, status, text)]
+        self.rpcs = {j: [] for j in CPU_JOBS}    # lanefs backend requests per IO / op
         for r in range(1, rounds + 1):
             for job in CPU_JOBS:
                 for p in self.peers:
@@ -270,6 +294,10 @@ class Run:
         if p == "lanefs" and job in self.bytes:
             st, text = bytes_check(base)
             self.bytes[job].append((r, st, text))
+        if p == "lanefs" and run.get("rc", "0") == "0":
+            q = requests_per_op(base, job)
+            if q is not None:
+                self.rpcs[job].append(q)
 
 
 def median(xs):

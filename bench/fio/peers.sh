@@ -82,17 +82,21 @@ stop_pid() {
 
 # reap_leftovers: a bench killed before its teardown (kill -9) leaves its
 # mounts and daemons behind. Unmounts everything under $W and stops, by pid,
-# every process whose command line names $W (lanefsd --data-dir, the
-# frontend's --run-dir, glusterd -f, the brick, the FUSE clients); nothing else.
+# the bench's own kinds of process whose command line names $W (lanefsd
+# --data-dir, the frontend's --run-dir, glusterd -f, the brick, the FUSE
+# clients, passthrough_ll, sshd/sshfs, fio); nothing else.
 reap_leftovers() {
-  local m p
+  local m p comm
   for m in $(findmnt -rn -o TARGET | grep "^$W/" | sort -r); do
     log "unmounting leftover $m"
     unmount_dir "$m"
   done
   for p in $(pgrep -f -- "$W/"); do
     [[ $p != "$$" && $p != "$PPID" ]] || continue
-    log "stopping leftover $(ps -o comm= -p "$p") (pid $p)"
+    comm=$(ps -o comm= -p "$p" 2>/dev/null) || continue
+    [[ " lanefsd lanefs-frontend glusterd glusterfsd glusterfs passthrough_ll sshd sshfs fio metabench " = \
+      *" $comm "* ]] || continue
+    log "stopping leftover $comm (pid $p)"
     stop_pid "$p" 10
   done
   rm -rf "/var/run/gluster/vols/$GLUSTER_VOL"
@@ -133,13 +137,15 @@ up_lanefs() {
   is_mounted "$(mnt_of lanefs)"
 }
 lanefs_cli() { timeout 30 "$BUILD_DIR/userspace/cli/lanefs" --backend "127.0.0.1:$LANEFS_PORT" --connect-timeout 2 "$@"; }
-# counters_lanefs: "READ WRITTEN", the data byte counters summed over every
-# backend (`lanefs --json cluster status`); "- -" when lanefs has none.
+# counters_lanefs: "READ WRITTEN REQUESTS", the data byte counters and the
+# requests executed, summed over every backend (`lanefs --json cluster
+# status`); "-" for a counter lanefs does not report.
 counters_lanefs() {
   { lanefs_cli --json cluster status 2>/dev/null || true; } | awk '
     /"data_read_bytes":/ { gsub(/[^0-9]/, "", $2); r += $2; n++ }
     /"data_written_bytes":/ { gsub(/[^0-9]/, "", $2); w += $2 }
-    END { if (n) printf "%.0f %.0f\n", r, w; else print "- -" }'
+    /"requests":/ { gsub(/[^0-9]/, "", $2); q += $2; m++ }
+    END { printf "%s %s %s\n", n ? sprintf("%.0f", r) : "-", n ? sprintf("%.0f", w) : "-", m ? sprintf("%.0f", q) : "-" }'
 }
 lanefs_frontend_pid() { cat "$W/lanefs/run/frontend.pid" 2>/dev/null || true; }
 pids_lanefs() { echo "$LANEFSD_PID $(lanefs_frontend_pid)"; }

@@ -182,7 +182,7 @@ def cpu_tables(w, run, nproc, first=True):
 
 
 def bytes_table(w, run, first=True):
-    if not any(run.bytes[j] for j in FIO_JOBS):
+    if not any(run.bytes[j] for j in FIO_JOBS) and not any(run.rpcs[j] for j in CPU_JOBS):
         return
     if first:
         w("lanefs backends' data byte counters (`data_read_bytes` / `data_written_bytes` summed over "
@@ -191,18 +191,27 @@ def bytes_table(w, run, first=True):
           "so they must grow by at least fio's bytes). O_DIRECT must reach the backends every time: "
           "the frontend caches no file data.")
         w("")
+        w("The last column is the backends' `requests` counter's growth per fio IO (per 1 MiB for "
+          "the sequential jobs, per 4 KiB for the random ones, counted from the bytes the backends "
+          "moved) or per metadata operation (create, stat and unlink together): RPCs per IO, median.")
+        w("")
     rows = []
-    for j in FIO_JOBS:
-        checks = run.bytes[j]
+    for j in CPU_JOBS:
+        checks = run.bytes.get(j, [])
+        q = median(run.rpcs[j])
+        qs = "—" if q is None else f"{q:.2f}"
         if not checks:
+            if q is not None:
+                rows.append([CPU_JOB_LABEL[j], "—", "—", "—", qs])
             continue
         fails = [c for c in checks if c[1] == "FAIL"]
         na = [c for c in checks if c[1] == "NA"]
         res = "**FAIL**" if fails else ("not measured" if na else "PASS")
         last = (fails or checks)[-1]
         rows.append([CPU_JOB_LABEL[j], f"{len(checks) - len(fails) - len(na)}/{len(checks)}",
-                     f"round {last[0]}: {last[2]}", res])
-    md_table(w, ["job", "runs passing", "example (a failing run if any)", "result"], rows, align="lrll")
+                     f"round {last[0]}: {last[2]}", res, qs])
+    md_table(w, ["job", "runs passing", "example (a failing run if any)", "result", "backend requests per IO"],
+             rows, align="lrllr")
 
 
 def perf_block(w, run):
@@ -348,7 +357,7 @@ def section(args, heading=HEADING, sub="###", markers=True, label=None):
 
     w(f"{sub} Where the CPU goes (perf, lanefs)")
     w("")
-    w("`perf record -a -e cpu-clock -F 499` during extra lanefs runs after the rounds (not counted in "
+    w("`perf record -a -e cpu-clock -F 499` during extra lanefs runs after the rounds (`PROFILE_JOBS`; not counted in "
       "the tables): share of all samples by thread name (whole machine, including other users' "
       "processes), then where the samples of `lanefsd` + `lanefs-frontend` fall by binary (`[kernel."
       "kallsyms]` = kernel) and their hottest symbols (share of their own samples; `[k]` kernel, "
@@ -365,7 +374,7 @@ def section(args, heading=HEADING, sub="###", markers=True, label=None):
     analysis = ""
     if args.analysis and os.path.exists(args.analysis):
         analysis = re.sub(r"<!--.*?-->", "", open(args.analysis).read(), flags=re.S).strip()
-    w(f"{sub} Analysis (hand-written, `bench/fio/analysis.md`)")
+    w(f"{sub} Analysis (hand-written" + (")" if label else ", `bench/fio/analysis.md`)"))
     w("")
     if analysis:
         for line in analysis.splitlines():

@@ -11,6 +11,7 @@
 #   ROUNDS=3 SEQ_SIZE=512M SEQ_RUNTIME=60 RUNTIME=8 RAMP=2 META_FILES=2000
 #   PEERS="lanefs glusterfs passthrough tmpfs" (sshfs available)
 #   TMPFS_SIZE=4g LANEFS_MOUNT_OPTS= PERF=1 WRITE_DOCS=1
+#   PROFILE_JOBS="seq_read_direct rand_read rand_write" (extra lanefs runs under perf)
 #   BENCH_WORK=/var/tmp/lanefs-bench  BENCH_RESULTS=/var/tmp/lanefs-bench-results/<stamp>
 set -euo pipefail
 
@@ -43,11 +44,14 @@ W=${BENCH_WORK:-/var/tmp/lanefs-bench}
 RES_ROOT=${BENCH_RESULTS:-/var/tmp/lanefs-bench-results/$(date -u +%Y%m%d-%H%M%S)}
 BIN_DIR=$W/bin
 JOBS="seq_write seq_read seq_read_direct rand_read rand_write meta"
-PROFILE_JOBS="seq_read_direct rand_read"
+PROFILE_JOBS=${PROFILE_JOBS:-seq_read_direct rand_read rand_write}
 JOB_TIMEOUT=600   # seconds; no single fio/metabench run may take longer
 
 for b in $BACKING; do
   [[ $b = tmpfs || $b = ext4 ]] || { echo "$0: BACKING: '$b' is neither tmpfs nor ext4" >&2; exit 2; }
+done
+for j in $PROFILE_JOBS; do
+  [[ " $JOBS " = *" $j "* ]] || { echo "$0: PROFILE_JOBS: '$j' is not one of: $JOBS" >&2; exit 2; }
 done
 ((ROUNDS >= 1 && ROUNDS <= 20)) || { echo "$0: ROUNDS must be 1..20" >&2; exit 2; }
 [[ $W = /* && $W != / ]] || { echo "$0: BENCH_WORK must be an absolute path" >&2; exit 2; }
@@ -180,15 +184,15 @@ perf_stop() {  # perf_stop OUTFILE PIDS...: summaries next to the data
 
 # run_one OUTDIR JOB PEER [profile]: one fio (or metabench) run of JOB on PEER.
 # Writes OUTDIR/PEER.{json,err,run,cpu} and, for lanefs, PEER.bytes (the
-# backends' data byte counters before and after).
+# backends' data byte and request counters before and after).
 run_one() {
-  local out=$1 job=$2 p=$3 profile=${4:-} dir pids t0 t1 rc=0 c0 c1 bytes0="" bytes1="" r0 w0 r1 w1
+  local out=$1 job=$2 p=$3 profile=${4:-} dir pids t0 t1 rc=0 c0 c1 bytes0="" bytes1="" r0 w0 q0 r1 w1 q1
   dir=$(mnt_of "$p")
   mkdir -p "$out"
   if [[ $job = seq_write ]]; then rm -f "$dir/fio-seq.dat"; fi
   drop_caches
   pids=$("pids_$p" 2>/dev/null | xargs || true)
-  [[ $p != lanefs || $job = meta ]] || bytes0=$(counters_lanefs)
+  [[ $p != lanefs ]] || bytes0=$(counters_lanefs)
   [[ -z $profile ]] || perf_start "$out/$p.perf"
   # shellcheck disable=SC2086 # pids: a list
   if [[ -n $pids ]]; then
@@ -226,10 +230,11 @@ run_one() {
   [[ -z $bytes0 ]] || bytes1=$(counters_lanefs)
   echo "rc=$rc t0=$t0 t1=$t1 cpu_ticks=$((c1 - c0)) clk_tck=$(getconf CLK_TCK) pids=${pids// /,}" >"$out/$p.run"
   if [[ -n $bytes0 ]]; then
-    read -r r0 w0 <<<"$bytes0"
-    read -r r1 w1 <<<"$bytes1"
-    echo "read_before=$r0 written_before=$w0 read_after=$r1 written_after=$w1" >"$out/$p.bytes"
-    python3 "$here/report.py" --check-bytes "$out/$p" >&2 || true
+    read -r r0 w0 q0 <<<"$bytes0"
+    read -r r1 w1 q1 <<<"$bytes1"
+    echo "read_before=$r0 written_before=$w0 requests_before=$q0" \
+      "read_after=$r1 written_after=$w1 requests_after=$q1" >"$out/$p.bytes"
+    [[ $job = meta ]] || python3 "$here/report.py" --check-bytes "$out/$p" >&2 || true
   fi
   local what=${out#"$RES_ROOT/"}
   if ((rc != 0)); then
@@ -334,6 +339,7 @@ save_logs() {
   echo "runtime=$RUNTIME"
   echo "ramp=$RAMP"
   echo "meta_files=$META_FILES"
+  echo "profile_jobs=$PROFILE_JOBS"
   echo "tmpfs_size=$TMPFS_SIZE"
   echo "lanefs_mount_opts=$LANEFS_MOUNT_OPTS"
   echo "fio=$(fio --version)"
