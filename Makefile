@@ -7,6 +7,7 @@ MNT ?= $(CURDIR)/mnt/default
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLANEFS_WERROR=ON
 CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
+FIO_BACKING ?= tmpfs ext4
 
 .PHONY: all deps configure build run stop test bench bench-fio install clean distclean
 
@@ -34,11 +35,12 @@ test: deps build
 
 bench: deps build
 	./bench/run_rpc_bench.sh $(BUILD)
-	./bench/fio/run_peers.sh $(BUILD)
+	BACKING="$(FIO_BACKING)" ./bench/fio/run_peers.sh $(BUILD)
 
-# fio against GlusterFS, sshfs, libfuse passthrough and tmpfs (bench/fio/README.md).
+# lanefs against GlusterFS, libfuse passthrough_ll and tmpfs with fio, every
+# peer's data on tmpfs, then on ext4 (bench/fio/README.md).
 bench-fio: deps build
-	./bench/fio/run_peers.sh $(BUILD)
+	BACKING="$(FIO_BACKING)" ./bench/fio/run_peers.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

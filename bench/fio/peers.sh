@@ -1,22 +1,36 @@
 # shellcheck shell=bash
 # Bring-up and tear-down of the filesystems bench/fio compares. Sourced by
 # run_peers.sh, which sets:
-#   W          work root (default /var/tmp/lanefs-bench, on the root filesystem)
-#   BUILD_DIR  lanefs build directory (lanefsd, lanefs, lanefs-frontend, mount.lanefs)
-#   BIN_DIR    helpers built by setup_peers.sh (passthrough_ll, metabench)
+#   W            work root (default /var/tmp/lanefs-bench, on the root filesystem)
+#   BACKING_DIR  where every peer keeps its data: a tmpfs run_peers.sh mounts
+#                (BACKING=tmpfs) or a directory on the root ext4 (BACKING=ext4)
+#   BUILD_DIR    lanefs build directory (lanefsd, lanefs, lanefs-frontend, mount.lanefs)
+#   BIN_DIR      helpers built by setup_peers.sh (passthrough_ll, metabench)
 # Every peer NAME has:
 #   up_NAME     start it and mount it on $(mnt_of NAME); non-zero exit = unavailable
 #   down_NAME   unmount and stop only what up_NAME started (by pid); never fails
 #   pids_NAME   pids of the peer's own user-space processes (for CPU accounting)
+#   data_of NAME  where the peer's data lives (lanefsd --data-dir, the brick, ...)
 # Only loopback addresses are used.
 
-TMPFS_SIZE=${TMPFS_SIZE:-3g}
+TMPFS_SIZE=${TMPFS_SIZE:-4g}
 LANEFS_PORT=${LANEFS_PORT:-14790}
+LANEFS_MOUNT_OPTS=${LANEFS_MOUNT_OPTS:-}
 SSHD_PORT=${SSHD_PORT:-22790}
 GLUSTER_IP=127.0.0.2   # the gluster CLI refuses 127.0.0.1/localhost as a brick host
 GLUSTER_VOL=lanefsbench
 
 mnt_of() { echo "$W/mnt/$1"; }
+
+data_of() {
+  case $1 in
+    lanefs) echo "$BACKING_DIR/lanefs" ;;
+    glusterfs) echo "$BACKING_DIR/gluster-brick" ;;
+    sshfs) echo "$BACKING_DIR/sshfs" ;;
+    passthrough) echo "$BACKING_DIR/passthrough" ;;
+    tmpfs) mnt_of tmpfs ;;
+  esac
+}
 
 label_of() {
   case $1 in
@@ -66,23 +80,72 @@ stop_pid() {
   return 0
 }
 
+# reap_leftovers: a bench killed before its teardown (kill -9) leaves its
+# mounts and daemons behind. Unmounts everything under $W and stops, by pid,
+# the bench's own kinds of process whose command line names $W (lanefsd
+# --data-dir, the frontend's --run-dir, glusterd -f, the brick, the FUSE
+# clients, passthrough_ll, sshd/sshfs, fio); nothing else.
+reap_leftovers() {
+  local m p comm
+  for m in $(findmnt -rn -o TARGET | grep "^$W/" | sort -r); do
+    log "unmounting leftover $m"
+    unmount_dir "$m"
+  done
+  for p in $(pgrep -f -- "$W/"); do
+    [[ $p != "$$" && $p != "$PPID" ]] || continue
+    comm=$(ps -o comm= -p "$p" 2>/dev/null) || continue
+    [[ " lanefsd lanefs-frontend glusterd glusterfsd glusterfs passthrough_ll sshd sshfs fio metabench " = \
+      *" $comm "* ]] || continue
+    log "stopping leftover $comm (pid $p)"
+    stop_pid "$p" 10
+  done
+  rm -rf "/var/run/gluster/vols/$GLUSTER_VOL"
+}
+
 udp_port_free() { ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 tcp_port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
 # ---------------------------------------------------------------- lanefs
 LANEFSD_PID=""
+# started_pid PID NAME: waits (at most 5 s) until the background job PID has
+# become NAME and prints PID. `setsid CMD &` keeps the pid: setsid forks only
+# when it leads a process group, which a job of this script (no job control)
+# never does.
+started_pid() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ $(ps -o comm= -p "$1" 2>/dev/null) != "${2:0:15}" ]] || break
+    sleep 0.1
+  done
+  echo "$1"
+}
 up_lanefs() {
-  local d=$W/lanefs
-  mkdir -p "$d/data" "$d/run" "$(mnt_of lanefs)"
-  while ! udp_port_free "$LANEFS_PORT"; do LANEFS_PORT=$((LANEFS_PORT + 1)); done
-  "$BUILD_DIR/userspace/backend/lanefsd" --data-dir "$d/data" --listen "127.0.0.1:$LANEFS_PORT" \
+  local d=$W/lanefs tries=0
+  mkdir -p "$(data_of lanefs)" "$d/run" "$(mnt_of lanefs)"
+  while ! udp_port_free "$LANEFS_PORT" && ((tries++ < 100)); do LANEFS_PORT=$((LANEFS_PORT + 1)); done
+  # setsid: a Ctrl-C on the bench must not kill the daemons before teardown
+  # unmounts in order (a FUSE client whose server died makes umount wait).
+  setsid "$BUILD_DIR/userspace/backend/lanefsd" --data-dir "$(data_of lanefs)" --listen "127.0.0.1:$LANEFS_PORT" \
     --name bench --log-file "$d/lanefsd.log" </dev/null >/dev/null 2>>"$d/lanefsd.err" &
-  LANEFSD_PID=$!
-  local cli=("$BUILD_DIR/userspace/cli/lanefs" --backend "127.0.0.1:$LANEFS_PORT" --connect-timeout 2)
-  wait_for 30 "${cli[@]}" fs list || { log "lanefsd did not answer (see $d/lanefsd.log)"; return 1; }
-  "${cli[@]}" fs create bench || return 1
-  LANEFS_RUN_DIR=$d/run "$BUILD_DIR/fuse/mount.lanefs" "127.0.0.1:$LANEFS_PORT/bench" "$(mnt_of lanefs)" || return 1
+  LANEFSD_PID=$(started_pid $! lanefsd)
+  wait_for 30 lanefs_cli fs list || { log "lanefsd did not answer (see $d/lanefsd.log)"; return 1; }
+  lanefs_cli fs create bench || return 1
+  local opts=()
+  [[ -z $LANEFS_MOUNT_OPTS ]] || opts=(-o "$LANEFS_MOUNT_OPTS")
+  LANEFS_RUN_DIR=$d/run "$BUILD_DIR/fuse/mount.lanefs" "127.0.0.1:$LANEFS_PORT/bench" "$(mnt_of lanefs)" \
+    "${opts[@]}" || return 1
   is_mounted "$(mnt_of lanefs)"
+}
+lanefs_cli() { timeout 30 "$BUILD_DIR/userspace/cli/lanefs" --backend "127.0.0.1:$LANEFS_PORT" --connect-timeout 2 "$@"; }
+# counters_lanefs: "READ WRITTEN REQUESTS", the data byte counters and the
+# requests executed, summed over every backend (`lanefs --json cluster
+# status`); "-" for a counter lanefs does not report.
+counters_lanefs() {
+  { lanefs_cli --json cluster status 2>/dev/null || true; } | awk '
+    /"data_read_bytes":/ { gsub(/[^0-9]/, "", $2); r += $2; n++ }
+    /"data_written_bytes":/ { gsub(/[^0-9]/, "", $2); w += $2 }
+    /"requests":/ { gsub(/[^0-9]/, "", $2); q += $2; m++ }
+    END { printf "%s %s %s\n", n ? sprintf("%.0f", r) : "-", n ? sprintf("%.0f", w) : "-", m ? sprintf("%.0f", q) : "-" }'
 }
 lanefs_frontend_pid() { cat "$W/lanefs/run/frontend.pid" 2>/dev/null || true; }
 pids_lanefs() { echo "$LANEFSD_PID $(lanefs_frontend_pid)"; }
@@ -113,7 +176,7 @@ up_glusterfs() {
     log "TCP port 24007 (glusterd) is taken"
     return 1
   fi
-  mkdir -p "$d/glusterd" "$d/brick" "$(mnt_of glusterfs)"
+  mkdir -p "$d/glusterd" "$(data_of glusterfs)" "$(mnt_of glusterfs)"
   cat >"$d/glusterd.vol" <<EOF
 volume management
     type mgmt/glusterd
@@ -131,7 +194,8 @@ EOF
   wait_for 10 test -s "$d/glusterd.pid" || return 1
   GLUSTERD_PID=$(cat "$d/glusterd.pid")
   wait_for 30 gluster_cli volume list || { log "glusterd does not answer (see $d/glusterd.log)"; return 1; }
-  gluster_cli volume create "$GLUSTER_VOL" "$GLUSTER_IP:$d/brick" force || return 1
+  # A brick on tmpfs works: it needs trusted.* xattrs, which tmpfs has.
+  gluster_cli volume create "$GLUSTER_VOL" "$GLUSTER_IP:$(data_of glusterfs)" force || return 1
   gluster_cli volume start "$GLUSTER_VOL" || { log "volume start failed (see $d/glusterd.log, /var/log/glusterfs/bricks/)"; return 1; }
   mount -t glusterfs -o "log-file=$d/client.log" "$GLUSTER_IP:/$GLUSTER_VOL" "$(mnt_of glusterfs)" || return 1
   is_mounted "$(mnt_of glusterfs)"
@@ -153,7 +217,8 @@ down_glusterfs() {
   for p in $brick; do stop_pid "$p" 10; done
   if [[ -n $GLUSTERD_PID ]]; then
     stop_pid "$GLUSTERD_PID" 10
-    rm -f /var/run/glusterd.socket  # ours: up_glusterfs refuses to run beside another glusterd
+    # ours: up_glusterfs refuses to run beside another glusterd
+    rm -rf /var/run/glusterd.socket "/var/run/gluster/vols/$GLUSTER_VOL"
   fi
   GLUSTERD_PID=""
 }
@@ -161,15 +226,14 @@ down_glusterfs() {
 # ------------------------------------------------------------------ sshfs
 SSHD_PID=""
 up_sshfs() {
-  local d=$W/ssh
-  mkdir -p "$d/backing" "$(mnt_of sshfs)" /run/sshd
-  mount -t tmpfs -o "size=$TMPFS_SIZE" tmpfs "$d/backing" || return 1
+  local d=$W/ssh tries=0
+  mkdir -p "$d" "$(data_of sshfs)" "$(mnt_of sshfs)" /run/sshd
   rm -f "$d/host_key" "$d/client_key"
   ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" || return 1
   ssh-keygen -q -t ed25519 -N '' -f "$d/client_key" || return 1
   cp "$d/client_key.pub" "$d/authorized_keys"
   chmod 600 "$d/authorized_keys"
-  while ! tcp_port_free "$SSHD_PORT"; do SSHD_PORT=$((SSHD_PORT + 1)); done
+  while ! tcp_port_free "$SSHD_PORT" && ((tries++ < 100)); do SSHD_PORT=$((SSHD_PORT + 1)); done
   cat >"$d/sshd_config" <<EOF
 ListenAddress 127.0.0.1
 Port $SSHD_PORT
@@ -187,7 +251,7 @@ EOF
   wait_for 10 test -s "$d/sshd.pid" || return 1
   SSHD_PID=$(cat "$d/sshd.pid")
   sshfs -o "IdentityFile=$d/client_key,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,BatchMode=yes,port=$SSHD_PORT" \
-    "root@127.0.0.1:$d/backing" "$(mnt_of sshfs)" || return 1
+    "root@127.0.0.1:$(data_of sshfs)" "$(mnt_of sshfs)" || return 1
   is_mounted "$(mnt_of sshfs)"
 }
 pids_sshfs() {
@@ -201,18 +265,17 @@ down_sshfs() {
   unmount_dir "$(mnt_of sshfs)"
   stop_pid "$SSHD_PID" 5
   SSHD_PID=""
-  unmount_dir "$W/ssh/backing"
 }
 
-# ------------------------------------------------- passthrough over tmpfs
+# ----------------------------------------------------------- passthrough_ll
 PT_PID=""
 up_passthrough() {
   local d=$W/passthrough
-  mkdir -p "$d/backing" "$(mnt_of passthrough)"
-  mount -t tmpfs -o "size=$TMPFS_SIZE" tmpfs "$d/backing" || return 1
+  mkdir -p "$d" "$(data_of passthrough)" "$(mnt_of passthrough)"
   # libfuse's example with its defaults (multithreaded, cache=auto, no writeback cache)
-  "$BIN_DIR/passthrough_ll" -f -o "source=$d/backing" "$(mnt_of passthrough)" </dev/null >"$d/passthrough.log" 2>&1 &
-  PT_PID=$!
+  setsid "$BIN_DIR/passthrough_ll" -f -o "source=$(data_of passthrough)" "$(mnt_of passthrough)" \
+    </dev/null >"$d/passthrough.log" 2>&1 &
+  PT_PID=$(started_pid $! passthrough_ll)
   wait_for 10 is_mounted "$(mnt_of passthrough)"
 }
 pids_passthrough() { echo "$PT_PID"; }
@@ -220,7 +283,6 @@ down_passthrough() {
   unmount_dir "$(mnt_of passthrough)"
   stop_pid "$PT_PID" 5
   PT_PID=""
-  unmount_dir "$W/passthrough/backing"
 }
 
 # ------------------------------------------------------------------ tmpfs

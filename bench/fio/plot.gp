@@ -1,8 +1,10 @@
-# Bar charts for bench/fio: gnuplot -e "datadir='DIR'; imgdir='DIR'" plot.gp
+# Bar charts for bench/fio:
+#   gnuplot -e "datadir='DIR'; imgdir='DIR'; prefix='fio-peers'" plot.gp
 # Reads DIR/{throughput,iops,metadata}.dat written by report.py (first row:
-# peer names; "-" = not measured) and writes imgdir/fio-peers-*.png.
+# peer names; "-" = not measured) and writes imgdir/PREFIX-{throughput,iops,metadata}.png.
 if (!exists("datadir")) datadir = "."
 if (!exists("imgdir")) imgdir = datadir
+if (!exists("prefix")) prefix = "fio-peers"
 subtitle = system("cat '".datadir."/title.txt' 2>/dev/null")
 n = int(system("cat '".datadir."/npeers.txt' 2>/dev/null || echo 5"))
 
@@ -22,20 +24,20 @@ set linetype 3 lc rgb "#ff7f0e"
 set linetype 4 lc rgb "#2ca02c"
 set linetype 5 lc rgb "#7f7f7f"
 
-set output imgdir."/fio-peers-throughput.png"
+set output imgdir."/".prefix."-throughput.png"
 set title "Sequential 1 MiB IO (MiB/s, log scale, higher is better)\n".subtitle
 set ylabel "MiB/s"
 set logscale y
 set yrange [1:*]
 plot for [i=2:n+1] datadir."/throughput.dat" using i:xtic(1) title columnheader(i) lt (i-1)
 
-set output imgdir."/fio-peers-iops.png"
+set output imgdir."/".prefix."-iops.png"
 set title "Random 4 KiB, O_DIRECT, QD16 (IOPS, log scale, higher is better)\n".subtitle
 set ylabel "IOPS"
 set yrange [100:*]
 plot for [i=2:n+1] datadir."/iops.dat" using i:xtic(1) title columnheader(i) lt (i-1)
 
-set output imgdir."/fio-peers-metadata.png"
+set output imgdir."/".prefix."-metadata.png"
 set title "Metadata, one thread (operations/s, log scale, higher is better)\n".subtitle
 set ylabel "operations/s"
 set yrange [10:*]

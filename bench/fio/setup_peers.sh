@@ -17,12 +17,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # gnuplot-nox       PNG bar charts (pngcairo terminal)
 # glusterfs-server  glusterd + brick process (glusterfsd)
 # glusterfs-client  FUSE client (mount -t glusterfs)
-# sshfs, openssh-server, openssh-client   sshfs to a private sshd on loopback
 # fuse3, libfuse3-dev, pkg-config, gcc, libc6-dev   passthrough_ll and metabench
-# linux-perf        profile of lanefsd / lanefs-frontend during the runs
-# procps, util-linux, python3   pgrep/ps, mount/umount, the report
-PKGS="fio gnuplot-nox glusterfs-server glusterfs-client sshfs openssh-server openssh-client
-  fuse3 libfuse3-dev pkg-config gcc libc6-dev linux-perf procps util-linux python3"
+# linux-perf        profile of lanefsd / lanefs-frontend
+# procps, util-linux, iproute2, python3   pgrep/ps, mount/findmnt, ss, the report
+# sshfs, openssh-server, openssh-client   only when PEERS names sshfs
+PKGS="fio gnuplot-nox glusterfs-server glusterfs-client fuse3 libfuse3-dev pkg-config gcc libc6-dev
+  linux-perf procps util-linux iproute2 python3"
+if [[ " ${PEERS:-} " = *" sshfs "* ]]; then PKGS="$PKGS sshfs openssh-server openssh-client"; fi
 
 missing=""
 for p in $PKGS; do

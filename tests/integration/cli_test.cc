@@ -204,6 +204,9 @@ TEST_F(CliTest, ClusterRdmaEnableDisable) {
   uint64_t epoch0 = s0["epoch"].get<uint64_t>();
   // This host has no RDMA device: the backend advertises none.
   EXPECT_EQ(s0["backends"][0]["rdma"], "none");
+  // The data byte counters the fio bench compares with what fio moved.
+  EXPECT_TRUE(s0["backends"][0]["data_read_bytes"].is_number_unsigned()) << s0.dump();
+  EXPECT_TRUE(s0["backends"][0]["data_written_bytes"].is_number_unsigned()) << s0.dump();
 
   auto r = cli({"cluster", "rdma", "disable", "--client", "gpu-7"});
   ASSERT_EQ(r.rc, 0) << r.out;

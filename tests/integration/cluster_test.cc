@@ -164,7 +164,13 @@ TEST_F(ClusterTest, ChunksSpreadOverAllBackendsAndReadBackElsewhere) {
     EXPECT_GT(after[i].second->chunk_bytes, 0u) << after[i].first.name;
     EXPECT_GE(after[i].second->chunk_bytes, before[i].second->chunk_bytes + owned[shard] * m.chunk_size)
         << after[i].first.name << " should store the chunks it owns";
+    EXPECT_GE(after[i].second->data_written_bytes, before[i].second->data_written_bytes + owned[shard] * m.chunk_size)
+        << after[i].first.name << " should count the bytes written into its chunks";
   }
+  uint64_t written = 0;
+  for (auto& [mem, s] : after) written += s->data_written_bytes;
+  for (auto& [mem, s] : before) written -= s->data_written_bytes;
+  EXPECT_GE(written, kSize) << "the backends together stored less than the client wrote";
 
   // A second, independent client (contacting b3) reads the same bytes.
   auto other = client_via(2);
@@ -179,6 +185,16 @@ TEST_F(ClusterTest, ChunksSpreadOverAllBackendsAndReadBackElsewhere) {
     EXPECT_EQ(checksum(*got), checksum(std::span(data).subspan(off, 8 * kMiB))) << "at " << off;
     EXPECT_TRUE(std::equal(got->begin(), got->end(), data.begin() + static_cast<std::ptrdiff_t>(off)));
   }
+  // Every byte read came from a backend (the client caches no file data).
+  auto read_back = other->status_all();
+  ASSERT_EQ(read_back.size(), 3u);
+  uint64_t served = 0;
+  for (auto& [mem, s] : read_back) {
+    ASSERT_OK(s);
+    served += s->data_read_bytes;
+  }
+  for (auto& [mem, s] : after) served -= s->data_read_bytes;
+  EXPECT_GE(served, kSize) << "the backends served less than the client read";
 }
 
 TEST_F(ClusterTest, DirectoriesSpreadOverShards) {

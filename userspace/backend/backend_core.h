@@ -124,6 +124,11 @@ class BackendCore {
 
   std::mutex mgmt_mu;  // serializes management mutations on the leader
 
+  // File data bytes served by kRead / stored by kWrite (BackendStatus);
+  // relaxed: statistics only, never used to order anything.
+  std::atomic<uint64_t> data_read_bytes{0};
+  std::atomic<uint64_t> data_written_bytes{0};
+
   // Client containers registered with this backend (meaningful on the
   // leader). Not persisted: clients are stateless and re-register.
   struct ClientEntry {

@@ -37,6 +37,7 @@ class DataOps {
       LANEFS_TRY(b_.chunks().write(r.ino, index, off, std::span(buf->data(), r.rdma.len)));
     } else if (r.seals.empty()) LANEFS_TRY(b_.chunks().write(r.ino, index, off, r.data));
     else LANEFS_TRY(b_.chunks().write_sealed(r.ino, index, off, r.data, r.seals));
+    b_.data_written_bytes.fetch_add(n, std::memory_order_relaxed);
     LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().chunk_blocks(r.ino, index));
     return proto::WriteResp{int64_t(after) - int64_t(before)};
   }
@@ -54,10 +55,12 @@ class DataOps {
       LANEFS_ASSIGN_OR_RETURN(auto buf, lease(r.len));
       LANEFS_TRY(b_.chunks().read_into(r.ino, index, off, r.len, buf->data()));
       LANEFS_TRY(rdma_status(b_.rdma()->write_remote(r.rdma.token, *buf, r.len, remote(r.rdma))));
+      b_.data_read_bytes.fetch_add(r.len, std::memory_order_relaxed);
       return out;
     }
     if (r.sealed) LANEFS_TRY(b_.chunks().read_sealed(r.ino, index, off, r.len, &out.data));
     else LANEFS_TRY(b_.chunks().read(r.ino, index, off, r.len, &out.data));
+    b_.data_read_bytes.fetch_add(r.len, std::memory_order_relaxed);
     return out;
   }
 

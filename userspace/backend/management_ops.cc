@@ -298,6 +298,8 @@ rpc::Buffer status(BackendCore& b) {
   s.memory_bytes = process_rss_bytes();
   s.inodes = b.meta().inode_count();
   s.chunk_bytes = b.chunks().stored_bytes();
+  s.data_read_bytes = b.data_read_bytes.load(std::memory_order_relaxed);
+  s.data_written_bytes = b.data_written_bytes.load(std::memory_order_relaxed);
   uint64_t avail = 0;
   (void)b.chunks().space(&s.disk_total, &s.disk_free, &avail);
   if (auto* srv = b.server()) {

@@ -135,7 +135,8 @@ int cmd_cluster_status(const Globals& g) {
         b.update({{"pid", s->pid}, {"uptime_s", s->uptime_s}, {"memory_bytes", s->memory_bytes},
                   {"inodes", s->inodes}, {"chunk_bytes", s->chunk_bytes}, {"disk_total", s->disk_total},
                   {"disk_free", s->disk_free}, {"sessions", s->sessions}, {"requests", s->requests},
-                  {"rx_invalid", s->rx_invalid}});
+                  {"rx_invalid", s->rx_invalid}, {"data_read_bytes", s->data_read_bytes},
+                  {"data_written_bytes", s->data_written_bytes}});
       } else {
         b["error"] = s.error().to_string();
       }
@@ -156,13 +157,14 @@ int cmd_cluster_status(const Globals& g) {
       rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "UP", rdma_text(mem),
                       std::to_string(s->inodes), human_bytes(s->chunk_bytes),
                       human_bytes(s->disk_free) + " / " + human_bytes(s->disk_total),
+                      human_bytes(s->data_read_bytes) + " / " + human_bytes(s->data_written_bytes),
                       std::to_string(s->sessions), human_duration(s->uptime_s)});
     else
       rows.push_back({std::to_string(mem.shard), mem.name, mem.addr.to_string(), "DOWN", rdma_text(mem), "-", "-",
-                      "-", "-", "-"});
+                      "-", "-", "-", "-"});
   }
   std::cout << render_table({"SHARD", "CONTAINER", "ADDRESS", "STATUS", "RDMA", "INODES", "DATA", "DISK FREE",
-                             "SESSIONS", "UPTIME"},
+                             "READ / WRITTEN", "SESSIONS", "UPTIME"},
                             rows);
   return 0;
 }

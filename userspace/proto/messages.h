@@ -296,6 +296,10 @@ struct BackendStatus {
   uint64_t inodes = 0, chunk_bytes = 0, disk_total = 0, disk_free = 0;
   uint32_t sessions = 0;
   uint64_t requests = 0, rx_invalid = 0, replies_from_cache = 0;
+  // Bytes of file data this backend served for kRead and stored for kWrite
+  // since it started (every lane: UDP/DPDK inline, RDMA, sealed). Encoded
+  // last: an older peer's status decodes with both 0.
+  uint64_t data_read_bytes = 0, data_written_bytes = 0;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
