@@ -64,6 +64,7 @@ bool BackendCore::serve_read(rpc::ServerCall& c) {
     respond_error(c, st.error());
     return true;
   }
+  data_read_bytes.fetch_add(req->len, std::memory_order_relaxed);
   c.finish();
   return true;
 }
