@@ -58,6 +58,7 @@ struct AsyncWrite;  // one io_uring chunk write (chunk_store_async.cc)
 struct RingSync {
   std::atomic<const DiskRing*> owner{nullptr};
   uint32_t users = 0;      // writes of this ring not yet acknowledged
+  uint32_t writing = 0;    // of those, writes whose bytes are not all in the file yet
   uint64_t completed = 0;  // writes whose bytes reached the file, numbered 1..completed
   uint64_t durable = 0;    // completed writes covered by a finished fdatasync
   bool sync_inflight = false;

@@ -109,12 +109,15 @@ class ChunkStore {
   // acknowledged only after an fdatasync submitted after its bytes reached
   // the file has completed; at most one fdatasync per file per ring is in
   // flight, writes completing meanwhile wait for the next one, which covers
-  // all of them. A chunk file created by this write (or recently, by another)
-  // also has its inode directory fsynced through the ring (an IORING_OP_FSYNC
-  // on the directory) before done; creating a new inode directory (mkdir +
-  // fsync of its parent) happens synchronously inside the call (the first
-  // write of a file to this backend). More than ChunkFile::kRingSlots rings
-  // writing one file at once: the extra rings' writes sync one by one.
+  // all of them. A sync also waits (up to 200 us after the first write of its
+  // group reached the file) for writes of the same file on the same ring that
+  // are still being written, so writes issued together share one sync.
+  // A chunk file created by this write (or recently, by another) also has
+  // its inode directory fsynced through the ring (an IORING_OP_FSYNC on the
+  // directory) before done; creating a new inode directory (mkdir + fsync of
+  // its parent) happens synchronously inside the call (the first write of a
+  // file to this backend). More than ChunkFile::kRingSlots rings writing one
+  // file at once: the extra rings' writes sync one by one.
   void write_async(DiskRing& ring, uint64_t ino, uint64_t index, uint32_t off,
                    std::span<const uint8_t> a, std::span<const uint8_t> b, WriteDone done);
 

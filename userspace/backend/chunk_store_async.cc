@@ -12,6 +12,7 @@
 
 #include "backend/chunk_store_internal.h"
 #include "backend/disk_ring.h"
+#include "common/clock.h"
 
 namespace lanefs::backend {
 
@@ -27,6 +28,7 @@ struct AsyncWrite {
   uint64_t off = 0;  // file offset of the first byte still to write
   size_t left = 0;
   uint64_t seq = 0;           // position among the slot's completed writes
+  uint64_t reached_ns = 0;    // when its bytes were all in the file
   int64_t blocks_before = 0;  // slot-less writes: st_blocks before
   int dir_fd = -1;
   uint64_t dir_gen = 0;
@@ -37,6 +39,10 @@ struct AsyncWrite {
 namespace {
 
 using Impl = ChunkStore::Impl;
+
+// How long the first write of a group may wait for writes of the same file
+// that are still being written before its sync starts anyway.
+constexpr uint64_t kGroupWaitNs = 200'000;
 
 struct AsyncRead {
   ChunkStore* store = nullptr;
@@ -123,6 +129,7 @@ void issue_read(AsyncRead* r) {
 // ----------------------------------------------------------------- writes
 void release_slot(RingSync* s) {
   s->completed = s->durable = 0;
+  s->writing = 0;
   s->sync_inflight = s->sync_scheduled = false;
   s->blocks = 0;
   s->waiters = s->waiters_tail = nullptr;
@@ -183,7 +190,7 @@ void fail_sync(AsyncWrite* w, int err) {
   finish_write(w, sys_error("fdatasync " + path_of(*w->store, *w->file), err));
 }
 
-void schedule_sync(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s);
+void maybe_sync(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s);
 
 void sync_done(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s, uint64_t cover,
                int32_t res) {
@@ -206,7 +213,7 @@ void sync_done(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s, uint64
   if (s->waiters == nullptr)
     s->waiters_tail = nullptr;
   else
-    schedule_sync(cs, ring, f, s);  // they completed while this sync ran
+    maybe_sync(cs, ring, f, s);  // they completed while this sync ran
   while (covered != nullptr) {
     AsyncWrite* w = std::exchange(covered, covered->next);
     w->next = nullptr;
@@ -240,8 +247,15 @@ void start_sync(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s) {
                   [cs, ring, f, s, cover](int32_t res) { sync_done(cs, ring, f, s, cover, res); });
 }
 
-void schedule_sync(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s) {
-  if (s->sync_inflight || s->sync_scheduled) return;
+// Starts a sync for the waiting writes unless one is in flight or they
+// had better wait: while writes of this file issued on this ring are still
+// being written (an io-wq worker may finish them a little later), the group
+// waits for them, up to kGroupWaitNs, so one sync covers them all. Every
+// write completion or failure calls this again, so a waiting group is never
+// forgotten.
+void maybe_sync(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s) {
+  if (s->sync_inflight || s->sync_scheduled || s->waiters == nullptr) return;
+  if (s->writing > 0 && mono_ns() - s->waiters->reached_ns < kGroupWaitNs) return;
   s->sync_scheduled = true;
   // Posted, so it starts after the rest of this poll()'s completions: writes
   // that finished in the same batch share it.
@@ -253,8 +267,12 @@ void schedule_sync(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s) {
 void reached_file(AsyncWrite* w) {
   ChunkFile& f = *w->file;
   Impl::writes(*w->store).fetch_add(1, std::memory_order_relaxed);
-  if (int err = f.sync_errno.load(std::memory_order_relaxed)) return fail_sync(w, err);
   RingSync* s = w->slot;
+  if (s) --s->writing;
+  if (int err = f.sync_errno.load(std::memory_order_relaxed)) {
+    if (s) maybe_sync(w->store, w->ring, &f, s);
+    return fail_sync(w, err);
+  }
   if (s == nullptr) {
     Impl::syncs(*w->store).fetch_add(1, std::memory_order_relaxed);
     w->ring->fdatasync(f.fd, [w](int32_t res) {
@@ -267,21 +285,32 @@ void reached_file(AsyncWrite* w) {
     return;
   }
   w->seq = ++s->completed;
+  w->reached_ns = mono_ns();
   w->next = nullptr;
   if (s->waiters_tail)
     s->waiters_tail->next = w;
   else
     s->waiters = w;
   s->waiters_tail = w;
-  schedule_sync(w->store, w->ring, &f, s);
+  maybe_sync(w->store, w->ring, &f, s);
 }
 
 void issue_write(AsyncWrite* w);
 
+// The write failed before all its bytes reached the file.
+void write_failed(AsyncWrite* w, int err) {
+  Error e = sys_error("pwrite " + path_of(*w->store, *w->file), err);
+  if (RingSync* s = w->slot) {
+    --s->writing;
+    maybe_sync(w->store, w->ring, w->file.get(), s);  // the group may have waited for it
+  }
+  finish_write(w, std::move(e));
+}
+
 void on_write(AsyncWrite* w, int32_t res) {
   if (res == -EINTR || res == -EAGAIN) return issue_write(w);
-  if (res < 0) return finish_write(w, sys_error("pwrite " + path_of(*w->store, *w->file), -res));
-  if (res == 0) return finish_write(w, sys_error("pwrite " + path_of(*w->store, *w->file), EIO));
+  if (res < 0) return write_failed(w, -res);
+  if (res == 0) return write_failed(w, EIO);
   auto n = static_cast<size_t>(res);
   w->left -= n;
   w->off += n;
@@ -322,7 +351,10 @@ Status begin_write(AsyncWrite* w) {
     else
       w->blocks_before = st.st_blocks;
   }
-  if (s) ++s->users;
+  if (s) {
+    ++s->users;
+    ++s->writing;
+  }
   w->slot = s;
   return ok_status();
 }
