@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,8 +134,29 @@ size_t ChunkFiles::KeyHash::operator()(const Key& k) const noexcept {
   return static_cast<size_t>((k.ino * 0x9e3779b97f4a7c15ull) ^ (k.index * 0xc2b2ae3d27d4eb4full));
 }
 
+namespace {
+// The cache must fit the process's fd limit with room for sockets, RocksDB
+// and the rest: raise the soft limit towards the hard one if needed (1024 is
+// a common default), else cache at most half of what is allowed.
+size_t fit_fd_limit(size_t max_open) {
+  constexpr size_t kReserve = 1024;
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return max_open;
+  if (rl.rlim_cur < max_open + kReserve && rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = rl;
+    want.rlim_cur = rl.rlim_max == RLIM_INFINITY
+                        ? max_open + kReserve
+                        : std::min<rlim_t>(rl.rlim_max, max_open + kReserve);
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  if (rl.rlim_cur >= max_open + kReserve) return max_open;
+  return std::min<size_t>(max_open, std::max<size_t>(16, rl.rlim_cur / 2));
+}
+}  // namespace
+
 Result<std::unique_ptr<ChunkFiles>> ChunkFiles::open(const std::string& dir, size_t max_open) {
   if (max_open == 0) return make_error(Errc::kInvalid, "chunk file cache of 0 files");
+  max_open = fit_fd_limit(max_open);
   std::string root = dir + "/chunks";
   LANEFS_TRY(mkdir_p(root));
   return std::unique_ptr<ChunkFiles>(new ChunkFiles(std::move(root), max_open));

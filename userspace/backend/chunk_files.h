@@ -120,7 +120,10 @@ class ChunkFiles {
     ChunkFile* f_ = nullptr;
   };
 
-  // Creates DIR/chunks (syncing each new directory's parent).
+  // Creates DIR/chunks (syncing each new directory's parent). The cache must
+  // fit RLIMIT_NOFILE with 1024 fds to spare: the soft limit is raised
+  // towards the hard one when it is lower (process-wide), else at most half
+  // the limit is cached.
   static Result<std::unique_ptr<ChunkFiles>> open(const std::string& dir, size_t max_open);
   ~ChunkFiles();  // drops the cache's references; files still referenced close later
   ChunkFiles(const ChunkFiles&) = delete;

@@ -4,7 +4,10 @@
 #include "backend/chunk_files.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -343,6 +346,29 @@ TEST_F(ChunkFilesTest, OpenBetweenEvictionAndUnlinkGetsTheNewFile) {
     EXPECT_EQ(std::string(buf, 4), std::string(4, '\0')) << "old data survived the deletion";
     EXPECT_EQ(std::string(buf + 100, 4), "new!");
   }
+}
+
+// With a low fd limit (soft = hard = 200) the default 4096-file cache shrinks
+// to fit instead of failing opens with EMFILE.
+TEST_F(ChunkFilesTest, CacheFitsALowFdLimit) {
+  std::string dir = tmp_.path() + "/lim";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct rlimit rl = {200, 200};
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) ::_exit(2);
+    auto cs = ChunkStore::open(dir, kChunk);
+    if (!cs.ok()) ::_exit(3);
+    auto d = pattern(100, 1);
+    for (uint64_t i = 0; i < 400; ++i)
+      if (!(*cs)->write(5, i, 0, d).ok()) ::_exit(4);
+    ::_exit((*cs)->stats().open_files <= 100 ? 0 : 5);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: setrlimit, 3: open, 4: a write failed (EMFILE?), 5: cache too big";
 }
 
 TEST_F(ChunkFilesTest, RefKeepsAnEvictedFileOpenUntilReleased) {
