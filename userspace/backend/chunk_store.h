@@ -6,30 +6,62 @@
 // Each chunk is one sparse file under DIR/chunks/<ino hex>/<index>; holes
 // (never-written ranges, missing chunk files) read as zeros.
 //
-// Durability: write() returns only after the data and the file's metadata
-// are on stable storage (pwrite + fdatasync, and an fsync of the directory
-// when the chunk file was created), so an acknowledged write survives kill -9
-// and a restart.
+// Open files: chunk files stay open in an fd cache (ChunkFiles, at most
+// `max_open_files`, LRU) shared by every thread and both APIs below; deleting
+// a chunk (truncate to 0, remove_from) evicts it first, so later IO reopens or
+// recreates the path.
 //
-// Threading: all methods are thread-safe; concurrent writes to the same
-// chunk range are applied in some order (last writer wins per byte).
-// Errors: kInvalid for ranges outside a chunk; kNoSpace/kIo from the disk
-// with the failing call named.
+// Two APIs over the same files:
+//  - blocking methods (write, read, truncate, punch, sealed variants, ...),
+//    for worker threads;
+//  - read_async()/write_async() on a DiskRing, for an event loop that must
+//    never block: the IO and the fdatasync are io_uring SQEs and the
+//    completion runs from the ring's poll() on the loop's thread.
+//
+// Durability: a write is acknowledged (write() returns, write_async()'s done
+// runs with a value) only after an fdatasync that was *submitted after the
+// write's bytes reached the file* has completed, and, when the chunk file was
+// created recently, after its inode directory was fsynced too. So an
+// acknowledged write survives kill -9 and a restart (and power loss, as far as
+// the disk honours flushes).
+// Group commit: concurrent writers of one chunk file share fdatasyncs. On the
+// blocking path every thread writing through the same open file joins the
+// sync in flight or the next one; on a DiskRing, writes of one file on that
+// ring share one fdatasync at a time (see write_async). stats() counts
+// writes and syncs, so the grouping can be seen.
+//
+// Threading: all methods are thread-safe; the async methods must be called on
+// the thread that drives `ring`. Concurrent writes to the same chunk range are
+// applied in some order (last writer wins per byte).
+// Errors: kInvalid for ranges outside a chunk; kNoSpace/kIo (etc., from
+// errno) from the disk with the failing call and path named ("pwrite
+// /d/chunks/00…0a/3: No space left on device"); the async methods deliver the
+// same errors, with the same texts, to their callback.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "common/inline_fn.h"
 #include "common/result.h"
 
 namespace lanefs::backend {
 
+struct ChunkFile;
+class ChunkFiles;
+class DiskRing;
+
 class ChunkStore {
  public:
-  static Result<std::unique_ptr<ChunkStore>> open(const std::string& dir, uint32_t chunk_size);
+  static constexpr size_t kDefaultMaxOpenFiles = 4096;
+  static Result<std::unique_ptr<ChunkStore>> open(const std::string& dir, uint32_t chunk_size,
+                                                  size_t max_open_files = kDefaultMaxOpenFiles);
+  // Closes every cached file. Async operations must have completed (their
+  // rings polled until inflight() is 0) before the store is destroyed.
   ~ChunkStore();
 
   uint32_t chunk_size() const { return chunk_size_; }
@@ -57,6 +89,48 @@ class ChunkStore {
   // Bytes of chunk data stored here (allocated blocks * 512), for status.
   uint64_t stored_bytes();
 
+  // ---- asynchronous IO on a DiskRing (the event loop's data path)
+  // Both validate like their blocking versions and deliver every outcome,
+  // errors included, to `done` from ring.poll(); done never runs inside the
+  // call itself. dst / a / b must stay valid until done has run. A cache miss
+  // opens (or creates) the chunk file synchronously, which is rare.
+  using ReadDone = InlineFn<void(Status), 64>;
+  // Reads len bytes at `off` of chunk (ino, index) into dst; holes and bytes
+  // beyond the chunk file's end read as zeros. Short reads are continued.
+  void read_async(DiskRing& ring, uint64_t ino, uint64_t index, uint32_t off, uint32_t len,
+                  uint8_t* dst, ReadDone done);
+  // The allocation change of the chunk in 512-byte blocks, as data_ops.cc
+  // reports it (st_blocks after the write minus before; writes of one file
+  // in flight together on one ring split the change between them without
+  // counting it twice).
+  using WriteDone = InlineFn<void(Result<int64_t>), 64>;
+  // Writes a ++ b at `off` (off + a.size() + b.size() <= chunk_size) and
+  // makes it durable before done runs: group commit. The write is
+  // acknowledged only after an fdatasync submitted after its bytes reached
+  // the file has completed; at most one fdatasync per file per ring is in
+  // flight, writes completing meanwhile wait for the next one, which covers
+  // all of them. A sync also waits (up to 200 us after the first write of its
+  // group reached the file) for writes of the same file on the same ring that
+  // are still being written, so writes issued together share one sync.
+  // A chunk file created by this write (or recently, by another) also has
+  // its inode directory fsynced through the ring (an IORING_OP_FSYNC on the
+  // directory) before done; creating a new inode directory (mkdir + fsync of
+  // its parent) happens synchronously inside the call (the first write of a
+  // file to this backend). More than ChunkFile::kRingSlots rings writing one
+  // file at once: the extra rings' writes sync one by one.
+  void write_async(DiskRing& ring, uint64_t ino, uint64_t index, uint32_t off,
+                   std::span<const uint8_t> a, std::span<const uint8_t> b, WriteDone done);
+
+  struct Stats {
+    uint64_t writes = 0;      // data writes that reached a chunk file (blocking + async)
+    uint64_t syncs = 0;       // fdatasyncs issued to make data writes durable
+    uint64_t dir_syncs = 0;   // inode directory fsyncs for new chunk files
+    uint64_t open_files = 0;  // chunk files in the fd cache now
+  };
+  Stats stats() const;
+
+  struct Impl;  // internal: helpers of the store's .cc files (chunk_store_internal.h)
+
   // ---- sealed chunks (encrypted filesystems)
   // A sealed chunk file holds ciphertext at [0, chunk_size) and, after it,
   // one kSealBytes seal (nonce, tag) per kSealBlock block at
@@ -82,10 +156,17 @@ class ChunkStore {
   Status truncate_sealed(uint64_t ino, uint64_t index, uint32_t len);
 
  private:
-  ChunkStore(std::string dir, uint32_t chunk_size);
+  ChunkStore(std::string dir, uint32_t chunk_size, std::unique_ptr<ChunkFiles> files);
   std::string path_of(uint64_t ino, uint64_t index) const;
+  // fdatasync of a cached file outside the write path (truncate, punch); a
+  // failure poisons the file (ChunkFiles).
+  Status datasync(ChunkFile& f);
   std::string dir_;
   uint32_t chunk_size_;
+  std::unique_ptr<ChunkFiles> files_;
+  std::atomic<uint64_t> writes_{0};
+  std::atomic<uint64_t> syncs_{0};
+  std::atomic<uint64_t> dir_syncs_{0};
 };
 
 }  // namespace lanefs::backend

@@ -343,6 +343,8 @@ rpc::Buffer fs_purge(BackendCore& b, const proto::FsIdReq& req) {
   auto inos = b.meta().inodes_of_fs(req.fs_id);
   if (!inos.ok()) return reply_error(inos.error());
   auto& store = b.meta();
+  // Every batch applied under the lock, one WAL sync for all of them after.
+  MetaStore::Ticket last;
   auto lk = store.lock();
   for (uint64_t ino : *inos) {
     MetaStore::Batch batch;
@@ -363,8 +365,12 @@ rpc::Buffer fs_purge(BackendCore& b, const proto::FsIdReq& req) {
       for (const auto& x : *xs) batch.delete_xattr(ino, x);
     batch.delete_symlink(ino);
     batch.delete_inode(ino);
-    if (auto st = store.commit(batch); !st.ok()) return reply_error(st.error());
+    auto t = store.apply(batch);
+    if (!t.ok()) return reply_error(t.error());
+    last = *t;
   }
+  lk.unlock();
+  if (auto st = store.make_durable(last); !st.ok()) return reply_error(st.error());
   return reply(proto::InoList{*inos});
 }
 

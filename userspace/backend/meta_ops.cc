@@ -141,7 +141,7 @@ class MetaOps {
     a.ctime = (sa.mask & proto::kSetCtime) ? sa.ctime : now;
     MetaStore::Batch batch;
     batch.put_inode(a);
-    LANEFS_TRY(store_.commit(batch));
+    LANEFS_TRY(store_.commit(batch, lk));
     return a;
   }
 
@@ -183,7 +183,7 @@ class MetaOps {
       batch.put_dirent(r.parent, r.name, {a.ino, type, parent.next_cookie++});
       touch_dir(parent, now, type == S_IFDIR ? 1 : 0);
       batch.put_inode(parent);
-      LANEFS_TRY(store_.commit(batch));
+      LANEFS_TRY(store_.commit(batch, lk));
       return a;
     }
     // A directory placed on another shard: its inode first, then the name.
@@ -201,7 +201,7 @@ class MetaOps {
       batch.put_dirent(r.parent, r.name, {made.ino, type, parent.next_cookie++});
       touch_dir(parent, now, 1);
       batch.put_inode(parent);
-      return store_.commit(batch);
+      return store_.commit(batch, lk);
     }();
     if (!st.ok()) {
       (void)nlink_any(made.ino, -2);  // undo: the orphan directory goes away
@@ -228,7 +228,7 @@ class MetaOps {
       batch.put_dirent(r.new_parent, r.new_name, {a.ino, a.mode & S_IFMT, parent.next_cookie++});
       touch_dir(parent, now, 0);
       batch.put_inode(parent);
-      LANEFS_TRY(store_.commit(batch));
+      LANEFS_TRY(store_.commit(batch, lk));
       return a;
     }
     LANEFS_ASSIGN_OR_RETURN(auto bumped, nlink_any(r.ino, +1));
@@ -241,7 +241,7 @@ class MetaOps {
       batch.put_dirent(r.new_parent, r.new_name, {r.ino, target.mode & S_IFMT, parent.next_cookie++});
       touch_dir(parent, now, 0);
       batch.put_inode(parent);
-      return store_.commit(batch);
+      return store_.commit(batch, lk);
     }();
     if (!st.ok()) {
       (void)nlink_any(r.ino, -1);
@@ -281,7 +281,7 @@ class MetaOps {
         LANEFS_ASSIGN_OR_RETURN(auto child, store_.get_inode(d.ino));
         removed = apply_nlink(child, dir ? -2 : -1, now, batch);
       }
-      LANEFS_TRY(store_.commit(batch));
+      LANEFS_TRY(store_.commit(batch, lk));
     }
     if (!local_child) {
       LANEFS_ASSIGN_OR_RETURN(auto res, nlink_any(d0.ino, dir ? -2 : -1));
@@ -422,7 +422,7 @@ class MetaOps {
       }
       batch.put_inode(sp);
       if (!same_parent) batch.put_inode(dp);
-      LANEFS_TRY(store_.commit(batch));
+      LANEFS_TRY(store_.commit(batch, lk));
     }
     for (auto [ino, parent] : set_parent) {
       auto st = b_.call_member<rpc::Empty>(owner_of(ino), Op::kInodeSetParent, proto::InodeSetParentReq{ino, parent});
@@ -489,7 +489,7 @@ class MetaOps {
     batch.put_xattr(r.ino, r.name, r.value);
     a.ctime = proto::now_timespec();
     batch.put_inode(a);
-    return store_.commit(batch);
+    return store_.commit(batch, lk);
   }
 
   Result<rpc::Bytes> getxattr(const proto::XattrReq& r) {
@@ -516,7 +516,7 @@ class MetaOps {
     batch.delete_xattr(r.ino, r.name);
     a.ctime = proto::now_timespec();
     batch.put_inode(a);
-    return store_.commit(batch);
+    return store_.commit(batch, lk);
   }
 
   Result<InodeAttr> commit_write(const proto::CommitWriteReq& r) {
@@ -529,7 +529,7 @@ class MetaOps {
     a.mtime = a.ctime = r.mtime;
     MetaStore::Batch batch;
     batch.put_inode(a);
-    LANEFS_TRY(store_.commit(batch));
+    LANEFS_TRY(store_.commit(batch, lk));
     return a;
   }
 
@@ -543,7 +543,7 @@ class MetaOps {
     if (a.parent == 0 && is_dir(a.mode)) a.parent = a.ino;  // a root is its own parent
     batch.put_inode(a);
     if (!r.symlink_target.empty()) batch.put_symlink(a.ino, r.symlink_target);
-    LANEFS_TRY(store_.commit(batch));
+    LANEFS_TRY(store_.commit(batch, lk));
     return a;
   }
 
@@ -554,7 +554,7 @@ class MetaOps {
     MetaStore::Batch batch;
     proto::InodeNlinkResp out;
     out.removed = apply_nlink(a, r.delta, r.ctime, batch);
-    LANEFS_TRY(store_.commit(batch));
+    LANEFS_TRY(store_.commit(batch, lk));
     out.attr = a;
     return out;
   }
@@ -572,7 +572,7 @@ class MetaOps {
     a.ctime = proto::now_timespec();
     MetaStore::Batch batch;
     batch.put_inode(a);
-    return store_.commit(batch);
+    return store_.commit(batch, lk);
   }
 
  private:

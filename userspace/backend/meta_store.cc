@@ -20,6 +20,7 @@ constexpr char kXattr = 'X';
 constexpr char kKv = 'K';
 constexpr std::string_view kInoSeqKey = "ino_seq";
 constexpr uint64_t kFirstInoSeq = 16;
+constexpr uint64_t kInoReserve = 1024;  // inode numbers reserved per synced counter write
 constexpr size_t kBlockCacheBytes = 16u << 20;
 
 void put_be64(std::string* s, uint64_t v) {
@@ -171,8 +172,10 @@ MetaStore::MetaStore(rocksdb::DB* db) : db_(db) {}
 
 MetaStore::~MetaStore() {
   if (db_ == nullptr) return;
-  // Close() reports background errors; on this path there is nobody to tell,
-  // and committed batches are already in the synced WAL.
+  // Close() reports background errors; on this path there is nobody to tell.
+  // Acknowledged batches are already in the synced WAL; the sync covers
+  // batches applied by ops that never got to make_durable().
+  (void)db_->SyncWAL();
   (void)db_->Close();
   delete db_;
 }
@@ -287,13 +290,63 @@ uint64_t MetaStore::inode_count() const {
   return n;
 }
 
-Status MetaStore::commit(Batch& batch) {
-  if (batch.empty()) return ok_status();
+Result<MetaStore::Ticket> MetaStore::apply(Batch& batch) {
+  if (batch.empty()) return Ticket{};
+  // sync=false: visible at once; durability is make_durable()'s job, shared
+  // by every batch applied before its SyncWAL starts.
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = false;
   rocksdb::Status s = db_->Write(wo, batch.wb_.get());
   if (!s.ok()) return db_error("write", s);
-  return ok_status();
+  // Taken after the Write returned: a sync that reads a count >= this ticket
+  // started after this batch was in the WAL.
+  return Ticket{applied_.fetch_add(1, std::memory_order_acq_rel) + 1};
+}
+
+Status MetaStore::make_durable(Ticket t) {
+  if (t.seq == 0) return ok_status();
+  std::unique_lock lk(sync_mu_);
+  for (;;) {
+    if (synced_ >= t.seq) return ok_status();
+    if (!sync_failed_.empty()) return make_error(Errc::kIo, sync_failed_);
+    if (syncing_) {
+      sync_cv_.wait(lk);
+      continue;
+    }
+    // Leader: one SyncWAL for every batch applied so far (ours included);
+    // batches applied while it runs wait for the next one.
+    syncing_ = true;
+    uint64_t cover = applied_.load(std::memory_order_acquire);
+    lk.unlock();
+    rocksdb::Status s = db_->SyncWAL();
+    wal_syncs_.fetch_add(1, std::memory_order_relaxed);
+    lk.lock();
+    syncing_ = false;
+    if (s.ok())
+      synced_ = std::max(synced_, cover);
+    else
+      sync_failed_ = "rocksdb SyncWAL: " + s.ToString();
+    sync_cv_.notify_all();
+  }
+}
+
+Status MetaStore::commit(Batch& batch, std::unique_lock<std::mutex>& held) {
+  auto t = apply(batch);
+  if (held.owns_lock()) held.unlock();
+  if (!t.ok()) return std::move(t).error();
+  return make_durable(*t);
+}
+
+Status MetaStore::commit(Batch& batch) {
+  LANEFS_ASSIGN_OR_RETURN(Ticket t, apply(batch));
+  return make_durable(t);
+}
+
+MetaStore::Stats MetaStore::stats() const {
+  Stats st;
+  st.commits = applied_.load(std::memory_order_relaxed);
+  st.wal_syncs = wal_syncs_.load(std::memory_order_relaxed);
+  return st;
 }
 
 uint64_t MetaStore::next_ino_seq(Batch& batch) {
@@ -316,9 +369,25 @@ uint64_t MetaStore::next_ino_seq(Batch& batch) {
     }
   }
   ++ino_seq_;
+  if (ino_seq_ <= ino_reserved_) return ino_seq_;
+  // A new inode may be read (and its number used for chunk data) before its
+  // batch is durable; if the batch is then lost, its number must still never
+  // be handed out again. So numbers come from a range whose end is synced
+  // first (one synced write per kInoReserve creates).
   std::string v;
-  put_be64(&v, ino_seq_);
-  batch.put_kv(kInoSeqKey, v);
+  put_be64(&v, ino_seq_ + kInoReserve - 1);
+  rocksdb::WriteBatch wb;
+  wb.Put(kv_key(kInoSeqKey), v);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (db_->Write(wo, &wb).ok()) {
+    ino_reserved_ = ino_seq_ + kInoReserve - 1;
+  } else {
+    // Could not reserve: the counter travels with the batch that uses it.
+    std::string cur;
+    put_be64(&cur, ino_seq_);
+    batch.put_kv(kInoSeqKey, cur);
+  }
   return ino_seq_;
 }
 

@@ -1,8 +1,8 @@
 // MetaStore: the record layer of one backend's metadata shard, on RocksDB.
 //
 // It stores typed records and nothing more; POSIX semantics (link counts,
-// rename rules, permission checks) live in meta_service.cc, which composes
-// reads and a Batch of writes under lock().
+// rename rules, permission checks) live in meta_ops.cc, which composes reads
+// and a Batch of writes under lock().
 //
 // Records (all keys binary, big-endian integers so RocksDB orders them):
 //   inode   'I' ino                      -> InodeAttr
@@ -12,13 +12,48 @@
 //   xattr   'X' ino name                 -> value
 //   kv      'K' key                      -> value (management: cluster map, counters)
 //
-// Threading: all methods are thread-safe. Readers see committed state. A
-// read-modify-write must hold lock() from its first read to commit().
-// Durability: commit() writes with sync=true (WAL fsync) before returning,
-// so a committed batch survives kill -9 and power loss of the process.
+// Ownership: the store owns its RocksDB instance; Batch owns its pending
+// writes until commit. Nothing returned refers into the store.
+//
+// Threading: all methods are thread-safe. Readers see applied state. A
+// read-modify-write holds lock() from its first read until its batch is
+// applied; commit(batch, lock) applies, releases the lock and only then waits
+// for durability, so the WAL sync is not done under the lock.
+//
+// Commits and durability (group commit):
+//   apply(batch)        RocksDB Write with sync=false: atomic, visible at once
+//                       to every later read (under lock() or not), in the WAL
+//                       file in the page cache (survives kill -9 of this
+//                       process, not yet power loss). Returns a Ticket.
+//   make_durable(t)     returns once every batch applied up to t is on stable
+//                       storage: one caller runs DB::SyncWAL() for everyone
+//                       whose apply() returned before that sync started, the
+//                       others wait for it (or for the next one). Never call
+//                       it holding lock().
+//   commit(batch, lk)   apply + unlock lk + make_durable: what a metadata op
+//                       calls, before it replies (and before any peer call
+//                       that must come after its change, see meta_ops.cc).
+//   commit(batch)       apply + make_durable, for callers that hold no lock
+//                       or whose own lock must cover the sync.
+// Why this is consistent: the WAL is one sequence in apply order, and a
+// SyncWAL makes all of it that was written before the sync durable. So when
+// batch A is durable, so is every batch applied before A — in particular any
+// batch B whose state A's op read under lock() (B was applied before A's op
+// took the lock). A change never becomes durable without the changes it was
+// built on, and nobody is told "done" before make_durable. A pure reader (getattr,
+// lookup, readdir) may see a batch whose sync is still running; if the
+// backend dies in that window (~one WAL sync) the change is gone although it
+// was read — its writer was never acknowledged, so no acknowledged change is
+// lost. A failed SyncWAL poisons the store: every later make_durable() of a
+// batch it did not cover fails (kIo) until the store is reopened.
+// Blocking: reads and apply() are RocksDB calls without a sync (memtable,
+// block cache, maybe a disk read); make_durable() and commit() wait for an
+// fsync of the WAL.
 // Errors: kNotFound for missing records; kIo with RocksDB's status text.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -92,18 +127,48 @@ class MetaStore {
     friend class MetaStore;
     std::unique_ptr<rocksdb::WriteBatch> wb_;
   };
+  // Names a batch applied to the store; seq 0 (an empty batch) needs no sync.
+  struct [[nodiscard]] Ticket {
+    uint64_t seq = 0;
+  };
+  Result<Ticket> apply(Batch& batch);
+  Status make_durable(Ticket t);
+  // apply(batch), unlock `held` (the caller's lock(); unlocked on return in
+  // every case), make_durable(): durable on return.
+  Status commit(Batch& batch, std::unique_lock<std::mutex>& held);
+  // apply(batch) and make_durable(): durable on return.
   Status commit(Batch& batch);
 
-  // Next inode sequence number of this shard (persisted counter, never
-  // reused, starts at 16). Call under lock(); the counter update is written
-  // into `batch`, so it becomes durable with the batch that uses the number.
+  struct Stats {
+    uint64_t commits = 0;    // non-empty batches applied
+    uint64_t wal_syncs = 0;  // DB::SyncWAL calls (each covers every batch applied before it)
+  };
+  Stats stats() const;
+
+  // Next inode sequence number of this shard (persisted counter, starts at
+  // 16). Call under lock(). Never reused, even when the batch that uses it is
+  // lost in a crash after a reader saw it: numbers come from a reserved
+  // range whose end is written with sync=true before the first is handed out
+  // (one synced write per 1024 numbers; a restart skips the rest of the
+  // range). If that write fails the counter goes into `batch` instead.
   uint64_t next_ino_seq(Batch& batch);
 
  private:
   explicit MetaStore(rocksdb::DB* db);
   rocksdb::DB* db_;
   std::mutex mu_;
-  uint64_t ino_seq_ = 0;  // last handed out (cached; guarded by mu_)
+  uint64_t ino_seq_ = 0;       // last handed out (cached; guarded by mu_)
+  uint64_t ino_reserved_ = 0;  // durable end of the reserved range (guarded by mu_)
+
+  // Group commit. applied_ counts applied batches (a batch's ticket is the
+  // count after its Write returned); the rest is guarded by sync_mu_.
+  std::atomic<uint64_t> applied_{0};
+  std::atomic<uint64_t> wal_syncs_{0};
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t synced_ = 0;  // tickets covered by a finished SyncWAL
+  bool syncing_ = false;
+  std::string sync_failed_;  // non-empty: a SyncWAL failed (its text)
 };
 
 }  // namespace lanefs::backend
