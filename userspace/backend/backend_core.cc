@@ -22,6 +22,19 @@ uint64_t random_u64() {
   return v;
 }
 
+// A loop's disk ring, polled and slept on by the loop.
+class RingAttachment final : public rpc::LoopAttachment {
+ public:
+  explicit RingAttachment(std::unique_ptr<DiskRing> r) : ring_(std::move(r)) {}
+  int notify_fd() const noexcept override { return ring_->notify_fd(); }
+  size_t poll() override { return ring_->poll(); }
+  size_t inflight() const noexcept override { return ring_->inflight(); }
+  bool has_pending() const noexcept override { return ring_->has_pending(); }
+
+ private:
+  std::unique_ptr<DiskRing> ring_;
+};
+
 }  // namespace
 
 bool is_priority_op(uint16_t raw) { return raw >= static_cast<uint16_t>(proto::Op::kWrite); }
@@ -96,6 +109,18 @@ Status BackendCore::start() {
     network_ = "DPDK";
   }
   so.name = opts_.name;
+  so.loops = opts_.loops;
+  // Each loop does its disk IO on an io_uring of its own.
+  rings_.assign(64, nullptr);
+  so.attach = [this](uint32_t loop) -> std::unique_ptr<rpc::LoopAttachment> {
+    auto ring = DiskRing::create();
+    if (!ring.ok()) {
+      LOG_WARN("loop {}: no io_uring ({}): its data requests go to the workers", loop, ring.error().to_string());
+      return nullptr;
+    }
+    rings_[loop] = ring->get();
+    return std::make_unique<RingAttachment>(std::move(*ring));
+  };
   so.workers = opts_.workers;
   so.is_priority = is_priority_op;
   // Data ops block in fdatasync; enough threads keep a queue depth of 16

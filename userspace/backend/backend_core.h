@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "backend/chunk_store.h"
+#include "backend/disk_ring.h"
 #include "backend/meta_store.h"
 #include "common/net_addr.h"
 #include "proto/messages.h"
@@ -39,6 +40,7 @@ struct BackendOptions {
   std::string name;             // container name; default: host name
   uint32_t chunk_size = 1 << 20;
   uint32_t workers = 4;
+  uint32_t loops = 0;  // datagram loops (UDP: one per CPU when 0; DPDK: one)
   transport::FaultConfig faults;
   uint64_t peer_timeout_ns = 10'000'000'000ull;
   uint64_t map_refresh_ns = 2'000'000'000ull;
@@ -144,6 +146,7 @@ class BackendCore {
   explicit BackendCore(BackendOptions o) : opts_(std::move(o)) {}
   // Inline answers (fast_path.cc); false: defer the call to a worker.
   bool serve_read(rpc::ServerCall& c);
+  bool serve_write(rpc::ServerCall& c);
   bool serve_getattr(rpc::ServerCall& c);
   bool serve_lookup(rpc::ServerCall& c);
   void refresh_loop();
@@ -157,6 +160,9 @@ class BackendCore {
   std::unique_ptr<MetaStore> meta_;
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<rpc::RpcServer> server_;
+  // One io_uring per server loop (made on the loop's thread; rings_[i] is
+  // only used by loop i).
+  std::vector<DiskRing*> rings_;
   std::unique_ptr<rpc::RpcClient> peers_;
   std::unique_ptr<transport::RdmaLane> rdma_;
   uint64_t uuid_ = 0;

@@ -1,6 +1,7 @@
 // The requests a backend answers on the loop that received them, without a
-// worker hand-off: plain data reads, getattr, and lookups whose inode lives
-// here. Everything else — and anything here that turns out to need a peer
+// worker hand-off: plain data reads and writes (their IO and syncs on the
+// loop's io_uring, completing later on the same loop), getattr, and lookups
+// whose inode lives here. Everything else — and anything here that turns out to need a peer
 // or a sync — is deferred to the worker pools (BackendCore::handle).
 //
 // Responses are built in place in the call's response buffer: a read's
@@ -41,6 +42,8 @@ bool owns(BackendCore& b, const proto::Member* m) { return m != nullptr && b.is_
 }  // namespace
 
 bool BackendCore::serve_read(rpc::ServerCall& c) {
+  DiskRing* ring = rings_[c.loop_index()];
+  if (ring == nullptr) return false;
   auto req = proto::decode_msg<proto::ReadReq>(c.request());
   if (!req.ok() || req->sealed || req->rdma.present()) return false;  // the workers answer those
   auto m = map_ptr();
@@ -59,13 +62,46 @@ bool BackendCore::serve_read(rpc::ServerCall& c) {
   out.resize_uninit(4 + size_t{req->len});
   const int32_t ok = 0;
   std::memcpy(out.data(), &ok, 4);
-  Status st = chunks_->read_into(req->ino, index, off, req->len, out.data() + 4);
-  if (!st.ok()) {
-    respond_error(c, st.error());
+  const uint32_t len = req->len;
+  // The data goes from the page cache straight after the status; the reply
+  // leaves from this buffer.
+  chunks_->read_async(*ring, req->ino, index, off, len, out.data() + 4, [this, &c, len](Status st) {
+    if (!st.ok()) return respond_error(c, st.error());
+    data_read_bytes.fetch_add(len, std::memory_order_relaxed);
+    c.finish();
+  });
+  return true;
+}
+
+bool BackendCore::serve_write(rpc::ServerCall& c) {
+  DiskRing* ring = rings_[c.loop_index()];
+  if (ring == nullptr) return false;
+  auto req = proto::decode_msg<proto::WriteReq>(c.request());
+  if (!req.ok() || !req->seals.empty() || req->rdma.present()) return false;  // the workers answer those
+  auto m = map_ptr();
+  const uint32_t cs = chunks_->chunk_size();
+  const uint64_t index = req->offset / cs;
+  const uint32_t off = static_cast<uint32_t>(req->offset % cs);
+  const size_t n = req->data.size();
+  if (n > cs - off) {
+    respond_error(c, make_error(Errc::kInvalid, "write crosses a chunk boundary"));
     return true;
   }
-  data_read_bytes.fetch_add(req->len, std::memory_order_relaxed);
-  c.finish();
+  if (req->offset + n > proto::kMaxFileSize) {
+    respond_error(c, make_error(Errc::kTooBig, "write beyond the maximum file size"));
+    return true;
+  }
+  if (!owns(*this, proto::chunk_owner(*m, req->ino, index))) {
+    respond_error(c, make_error(Errc::kWrongOwner, "chunk is not on this backend"));
+    return true;
+  }
+  // The data is written from the request buffer (where the packets were
+  // reassembled) and synced with the other writes of the file (group commit).
+  chunks_->write_async(*ring, req->ino, index, off, req->data, {}, [this, &c, n](Result<int64_t> delta) {
+    if (!delta.ok()) return respond_error(c, delta.error());
+    data_written_bytes.fetch_add(n, std::memory_order_relaxed);
+    respond(c, proto::WriteResp{*delta});
+  });
   return true;
 }
 
@@ -107,6 +143,9 @@ void BackendCore::serve(rpc::ServerCall& c) noexcept {
   switch (op) {
     case Op::kRead:
       if (serve_read(c)) return;
+      break;
+    case Op::kWrite:
+      if (serve_write(c)) return;
       break;
     case Op::kGetattr:
       if (serve_getattr(c)) return;

@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   app.add_option("--name", name, "container name (default: host name)");
   app.add_option("--chunk-kib", chunk_kib, "chunk size in KiB for a new cluster")->capture_default_str();
   app.add_option("--workers", workers, "worker threads")->capture_default_str();
+  uint32_t loops = 0;
+  app.add_option("--loops", loops, "datagram loop threads (UDP: 0 = one per CPU, at most 8)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   app.add_option("--fault", fault, "fault injection on sent datagrams, e.g. drop=10,dup=5,reorder=2,corrupt=1,delay=5");
   app.add_option("--rdma", rdma,
                  "RDMA lane for large IOs: auto (when an RDMA device owns the --listen address), "
@@ -64,6 +68,7 @@ int main(int argc, char** argv) {
   o.name = name;
   o.chunk_size = chunk_kib * 1024;
   o.workers = workers;
+  o.loops = loops;
   o.rdma = rdma == "on"    ? backend::BackendOptions::Rdma::kOn
            : rdma == "off" ? backend::BackendOptions::Rdma::kOff
                            : backend::BackendOptions::Rdma::kAuto;

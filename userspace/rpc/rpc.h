@@ -295,6 +295,9 @@ class LoopAttachment {
   virtual int notify_fd() const noexcept = 0;  // readable when poll() has work
   virtual size_t poll() = 0;                   // runs ready completions; returns how many
   virtual size_t inflight() const noexcept = 0;  // work submitted and not completed
+  // True when poll() has work it can do at once (queued, not yet handed to
+  // the kernel): the loop must not sleep then.
+  virtual bool has_pending() const noexcept { return false; }
 };
 
 struct ServerOptions {

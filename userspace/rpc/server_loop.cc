@@ -142,7 +142,7 @@ void ServerLoop::run() {
     });
     busy |= n > 0;
     busy |= drain_completions() > 0;
-    if (attach_) busy |= attach_->poll() > 0;
+    if (attach_) busy |= attach_->poll() > 0 || attach_->has_pending();
     busy |= core_->pending_tx();
     core_->flush();
     uint64_t now = mono_ns();
@@ -162,6 +162,9 @@ void ServerLoop::run() {
     core_->wait(attach_ && attach_->inflight() > 0 ? 1'000'000 : 50'000'000, attach_fd);
     idle_since = mono_ns();
   }
+  // The attachment drains its in-flight work now, while sessions and the
+  // transport still exist (its completions finish calls).
+  attach_.reset();
   core_->flush();
   // Calls still deferred come back through the completion queue; their
   // objects are freed with the loop after the workers stopped.
