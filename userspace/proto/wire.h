@@ -46,6 +46,12 @@ bool pkt_type_valid(uint8_t raw) noexcept;
 // flags
 inline constexpr uint16_t kFlagEcn = 1u << 0;  // congestion experienced seen on this path
 
+// kConnect / kConnectOk payload flags (their last u32): this side parses raw
+// frames itself (the DPDK lane), so the peer must send it plain datagrams,
+// never kernel-coalesced ones (UDP GSO), which a link that does not segment
+// (a veth) would deliver as one oversized frame.
+inline constexpr uint32_t kConnectRawFrames = 1u << 0;
+
 struct PacketHeader {
   uint32_t magic = kMagic;
   uint8_t version = kVersion;

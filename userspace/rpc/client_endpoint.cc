@@ -189,14 +189,20 @@ void ClientEndpoint::run(bool until_any) {
     if (outstanding_ == 0 || (until_any && completed_ != start_completed)) break;
     uint64_t now = mono_ns();
     if (core_->busy_polls()) {
-      core_->wait(0);  // yields only
+      // A dedicated-core lane: the caller polls its own queue while its
+      // calls are outstanding (yielding the CPU between polls).
+      core_->wait(0);
       continue;
     }
     if (now - idle_since < opts_.busy_poll_ns) {
       cpu_relax();
       continue;
     }
-    core_->wait(sleep_ns());
+    // Sleep until a datagram arrives. On a busy-polling DPDK port the
+    // pool's dedicated core keeps polling and hands this endpoint's
+    // datagrams over with a wake-up; a caller never spins for long beside it.
+    if (core_->busy_polls()) core_->sleep(std::min<uint64_t>(sleep_ns(), 1'000'000));
+    else core_->wait(sleep_ns());
     idle_since = mono_ns();
   }
 }
@@ -344,6 +350,7 @@ void ClientEndpoint::on_connect_ok(ClientSession& s, const PacketHeader& h, std:
   (void)d.str(256);  // server name
   uint32_t server_max = d.remaining() >= 4 ? d.u32() : proto::kHeaderSize + 1428;
   uint32_t push = d.remaining() >= 4 ? d.u32() : 0;  // absent: a server that never pushes
+  uint32_t flags = d.remaining() >= 4 ? d.u32() : 0;
   if (!d.ok() || slots == 0 || server_max <= proto::kHeaderSize) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -351,6 +358,7 @@ void ClientEndpoint::on_connect_ok(ClientSession& s, const PacketHeader& h, std:
   // Request packets must fit the server's datagrams as well as ours.
   s.per_packet = std::min<uint32_t>(core_->payload_per_packet(), server_max - proto::kHeaderSize);
   s.push = push;
+  s.single = (flags & proto::kConnectRawFrames) != 0;
   for (auto& r : s.slots) {
     if (!r.active) continue;
     r.req_pkts = static_cast<uint16_t>(packets_for(r.call.args.req.size() + r.call.args.req_data.size(), s.per_packet));
@@ -671,6 +679,7 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now) {
   e.u32(core_->transport().max_datagram());
   // Response packets the server may push unasked: our credits' worth.
   e.u32(static_cast<uint32_t>(opts_.window.max));
+  e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
   PacketHeader h;
   h.type = PktType::kConnect;
   h.request_id = s.nonce;

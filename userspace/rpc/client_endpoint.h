@@ -97,6 +97,7 @@ struct ClientSession {
   uint32_t active = 0;      // slots in use
   uint32_t per_packet = 0;  // request payload bytes per packet (agreed at connect)
   uint32_t push = 0;        // response packets the server pushes (agreed at connect)
+  bool single = false;      // the server reads raw frames: no coalesced datagrams to it
   // HA paths (never empty: by default the primary leg to `server`).
   std::vector<PathState> paths;
   uint64_t rr = 0;  // round-robin position over candidate paths

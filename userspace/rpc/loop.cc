@@ -49,7 +49,7 @@ LoopCore::~LoopCore() {
 }
 
 void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a,
-                    std::span<const uint8_t> b, NetAddr src) {
+                    std::span<const uint8_t> b, NetAddr src, bool single) {
   if (tx_.size() == kBatch) flush();
   auto& hb = tx_hdrs_[tx_.size()];
   proto::PacketHeader hh = h;
@@ -58,6 +58,7 @@ void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const u
   transport::TxDatagram d{dst, hb.data(), proto::kHeaderSize, a.data(), static_cast<uint32_t>(a.size()), src};
   d.body2 = b.data();
   d.body2_len = static_cast<uint32_t>(b.size());
+  d.single = single;
   tx_.push_back(d);
 }
 
@@ -86,6 +87,15 @@ size_t LoopCore::rx_raw() {
     return 0;
   }
   return *r;
+}
+
+void LoopCore::sleep(uint64_t timeout_ns) {
+  pollfd fds[2] = {{transport_->notify_fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
+  if (ppoll(fds, 2, &ts, nullptr) > 0 && (fds[1].revents & POLLIN)) {
+    uint64_t v;
+    [[maybe_unused]] ssize_t rr = read(wake_fd_, &v, sizeof v);
+  }
 }
 
 void LoopCore::wait(uint64_t timeout_ns, int extra_fd) {
@@ -138,6 +148,8 @@ uint32_t usable_cpus() {
   if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
   return static_cast<uint32_t>(std::max(1, CPU_COUNT(&allowed)));
 }
+
+bool LoopCore::reads_raw_frames() const { return transport_->kind() == transport::TransportKind::kDpdk; }
 
 void LoopCore::wake() {
   uint64_t one = 1;

@@ -32,10 +32,11 @@ class LoopCore {
 
   // Queues one packet whose payload is a ++ b, both sent in place (the
   // transport gathers header, a and b). Both must stay valid until flush().
-  // Flushes when the batch is full.
+  // Flushes when the batch is full. `single`: the peer reads raw frames
+  // (transport::TxDatagram::single).
   // `src`: the local address (leg) to send from; 0 = primary.
   void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a = {},
-            std::span<const uint8_t> b = {}, NetAddr src = {});
+            std::span<const uint8_t> b = {}, NetAddr src = {}, bool single = false);
   void flush();
   bool pending_tx() const { return !tx_.empty(); }
 
@@ -49,9 +50,16 @@ class LoopCore {
   // Sleeps until the transport, `extra_fd` (>= 0) or wake() signals, or
   // timeout_ns passes. On a busy-polling transport it only yields the CPU.
   void wait(uint64_t timeout_ns, int extra_fd = -1);
+  // Sleeps on the transport's notify fd even on a busy-polling transport
+  // (whose datagrams another thread polls and hands over: a DPDK endpoint
+  // while its port's dedicated core polls).
+  void sleep(uint64_t timeout_ns);
   // Thread-safe: interrupts wait().
   void wake();
   bool busy_polls() const { return transport_->busy_polls(); }
+  // True when this side parses raw frames itself (DPDK): peers must send it
+  // plain datagrams, never coalesced ones (announced at connect).
+  bool reads_raw_frames() const;
 
  private:
   LoopCore() = default;

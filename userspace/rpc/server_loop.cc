@@ -243,7 +243,7 @@ void ServerLoop::finish(ServerCall& c) {
 // -------------------------------------------------------------- packets
 
 void ServerLoop::send_simple(NetAddr dst, PktType type, uint32_t sid, uint64_t rid, uint16_t pkt_num,
-                             uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body) {
+                             uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body, bool single) {
   PacketHeader h;
   h.type = type;
   h.session_id = sid;
@@ -252,7 +252,7 @@ void ServerLoop::send_simple(NetAddr dst, PktType type, uint32_t sid, uint64_t r
   h.pkt_count = pkt_count;
   h.generation = gen;
   h.msg_len = static_cast<uint32_t>(body.size());
-  core_->send(dst, h, body, {}, reply_from_);  // every simple packet answers the one just received
+  core_->send(dst, h, body, {}, reply_from_, single);  // every simple packet answers the one just received
 }
 
 Session* ServerLoop::find_session(uint32_t sid) {
@@ -319,6 +319,7 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
   // many response packets it takes unasked (absent: none).
   uint32_t client_max = d.remaining() >= 4 ? d.u32() : proto::kHeaderSize + 1428;
   uint32_t push_want = d.remaining() >= 4 ? d.u32() : 0;
+  uint32_t flags = d.remaining() >= 4 ? d.u32() : 0;
   if (!d.ok() || want_slots == 0 || client_max <= proto::kHeaderSize) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -354,6 +355,7 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     s->slots.resize(slots);
     s->per_packet = std::min<uint32_t>(per_packet_, client_max - proto::kHeaderSize);
     s->push = push;
+    s->single = (flags & proto::kConnectRawFrames) != 0;
     s->last_active_ns = mono_ns();
     server_.by_nonce[key] = {sid, slots, mono_ns()};
     counters_.connects.fetch_add(1, std::memory_order_relaxed);
@@ -371,6 +373,7 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
   e.str(o.name);
   e.u32(max_datagram_);
   e.u32(push);
+  e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
   send_simple(src, PktType::kConnectOk, sid, h.request_id, 0, 1, h.generation, body);
   core_->flush();  // body is local
 }
@@ -416,17 +419,17 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
       if (sl.got_count == sl.req_pkts) {
         sl.state = SlotState::kExecuting;
         if (h.pkt_num != last)
-          send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation);
+          send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
         execute(s, slot_index);  // may finish (and send) at once
       } else {
-        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation);
+        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
       }
       return;
     }
     case SlotState::kExecuting:
       // Still running: acknowledge so the client keeps waiting, never re-run.
       counters_.duplicate_fragments.fetch_add(1, std::memory_order_relaxed);
-      send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation);
+      send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
       return;
     case SlotState::kDone:
       counters_.duplicate_fragments.fetch_add(1, std::memory_order_relaxed);
@@ -434,7 +437,7 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
         counters_.replies_from_cache.fetch_add(1, std::memory_order_relaxed);
         send_response_pkt(s, sl, 0, h.generation);
       } else {
-        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation);
+        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
       }
       return;
     case SlotState::kEmpty:
@@ -465,7 +468,7 @@ void ServerLoop::send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16_t ge
   h.opcode = sl.opcode;
   h.msg_len = static_cast<uint32_t>(sl.resp.size());
   h.frag_offset = static_cast<uint32_t>(off);
-  core_->send(s.peer, h, sl.resp.span().subspan(std::min(off, sl.resp.size()), len), {}, s.local);
+  core_->send(s.peer, h, sl.resp.span().subspan(std::min(off, sl.resp.size()), len), {}, s.local, s.single);
 }
 
 void ServerLoop::erase_session(std::unordered_map<uint32_t, std::unique_ptr<Session>>::iterator it) {

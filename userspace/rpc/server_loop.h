@@ -51,6 +51,7 @@ struct Session {
   uint64_t last_active_ns = 0;
   uint32_t per_packet = 0;  // response payload bytes per packet (agreed at connect)
   uint32_t push = 0;        // response packets sent at completion unasked
+  bool single = false;      // the client reads raw frames: no coalesced datagrams to it
 };
 
 class ServerLoop {
@@ -90,7 +91,7 @@ class ServerLoop {
   void on_rfr(Session& s, const proto::PacketHeader& h);
   void execute(Session& s, uint32_t slot_index);
   void send_simple(NetAddr dst, proto::PktType type, uint32_t sid, uint64_t rid, uint16_t pkt_num,
-                   uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body = {});
+                   uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body = {}, bool single = false);
   void send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16_t gen);
   void reset_slot(Slot& sl, const proto::PacketHeader& h);
   void erase_session(std::unordered_map<uint32_t, std::unique_ptr<Session>>::iterator it);

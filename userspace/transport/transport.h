@@ -58,6 +58,10 @@ struct TxDatagram {
   // positional initialisers of two-part datagrams stay valid).
   const uint8_t* body2 = nullptr;
   uint32_t body2_len = 0;
+  // The receiver reads raw frames (a DPDK peer): never coalesce this
+  // datagram with others (UDP GSO would hand it a frame larger than the MTU
+  // on a link that does not segment, such as a veth).
+  bool single = false;
 
   // head_len + body_len + body2_len, without overflow.
   uint64_t size() const { return uint64_t{head_len} + body_len + body2_len; }

@@ -89,7 +89,7 @@ size_t UdpTransport::gso_run(std::span<const TxDatagram> pkts, size_t i, size_t 
   const TxDatagram& first = pkts[i];
   const uint64_t seg = first.size();
   uint32_t key = 0;
-  if (seg == 0 || seg > gso_max_seg_ || first.dst.port == 0 || !session_field(first, &key))
+  if (first.single || seg == 0 || seg > gso_max_seg_ || first.dst.port == 0 || !session_field(first, &key))
     return 1;
   uint64_t total = seg;
   size_t iov = parts(first), k = 1;
@@ -97,7 +97,7 @@ size_t UdpTransport::gso_run(std::span<const TxDatagram> pkts, size_t i, size_t 
     const TxDatagram& d = pkts[i + k];
     const uint64_t size = d.size();
     uint32_t other = 0;
-    if (d.dst != first.dst || d.src != first.src || size == 0 || size > seg ||
+    if (d.single || d.dst != first.dst || d.src != first.src || size == 0 || size > seg ||
         total + size > kMaxUdpPayload || iov + parts(d) > iov_left ||
         !session_field(d, &other) || other != key)
       break;
