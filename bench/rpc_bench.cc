@@ -42,6 +42,7 @@ struct Options {
   uint32_t workers = rpc::ServerOptions{}.workers;
   uint32_t loops = 0;               // server loops (0: one per CPU)
   std::string handler = "inline";   // inline | worker
+  int spin_slots = -1;              // client and server spinners (-1: library default)
   std::string format = "md";
 };
 
@@ -155,6 +156,7 @@ bool make_pair(const Options& o, RpcPair* p) {
   so.name = "rpc-bench-server";
   so.workers = o.workers;
   so.loops = o.loops;
+  so.spin_slots = o.spin_slots;
   // The echo runs inline on the loop that received the request (as a
   // backend answers a read), or on a worker (as a metadata change).
   auto s = o.handler == "worker"
@@ -174,6 +176,7 @@ bool make_pair(const Options& o, RpcPair* p) {
   co.transport.kind = transport::TransportKind::kUdp;
   co.transport.bind = NetAddr{kLocalhost, 0};
   co.name = "rpc-bench-client";
+  co.spin_slots = o.spin_slots;
   auto c = rpc::RpcClient::create(std::move(co));
   if (!c.ok()) {
     fmt::print(stderr, "client: {}\n", c.error().to_string());
@@ -263,6 +266,9 @@ int main(int argc, char** argv) {
   app.add_option("--loops", o.loops, "server loop threads (0: one per CPU)")->check(CLI::Range(0, 64));
   app.add_option("--handler", o.handler, "echo on the receiving loop (inline) or on a worker")
       ->check(CLI::IsMember({"inline", "worker"}));
+  app.add_option("--spin-slots", o.spin_slots,
+                 "threads per process that may busy-poll before sleeping (-1: a quarter of the CPUs)")
+      ->check(CLI::Range(-1, 64));
   app.add_option("--format", o.format, "md or kv")->check(CLI::IsMember({"md", "kv"}));
   CLI11_PARSE(app, argc, argv);
 

@@ -21,7 +21,7 @@ namespace lanefs::rpc {
 
 class RpcClient::Pool {
  public:
-  explicit Pool(ClientOptions o) : opts_(std::move(o)) {
+  explicit Pool(ClientOptions o) : opts_(std::move(o)), spin_(spin_slots_for(opts_.spin_slots)) {
     opts_.max_endpoints = std::clamp<uint32_t>(opts_.max_endpoints, 1, kMaxEndpoints);
     configs_.push_back(opts_.transport);
     for (const auto& t : opts_.more_transports) configs_.push_back(t);
@@ -128,6 +128,7 @@ class RpcClient::Pool {
   static constexpr uint32_t kMaxEndpoints = 256;
 
   void add(std::unique_ptr<ClientEndpoint> ep) {
+    ep->set_spin(&spin_);
     slots_[n_.load()].store(ep.get(), std::memory_order_release);
     owned_.push_back(std::move(ep));
     n_.fetch_add(1, std::memory_order_release);
@@ -171,6 +172,7 @@ class RpcClient::Pool {
   static inline std::atomic<uint64_t> next_id_{1};
   const uint64_t id_ = next_id_.fetch_add(1);
   ClientOptions opts_;
+  SpinSlots spin_;
   std::vector<transport::TransportConfig> configs_;
   std::array<std::atomic<ClientEndpoint*>, kMaxEndpoints> slots_{};
   std::atomic<uint32_t> n_{0};

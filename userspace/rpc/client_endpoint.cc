@@ -33,12 +33,6 @@ uint64_t random_nonce() {
   return v | 1;
 }
 
-inline void cpu_relax() {
-#if defined(__x86_64__)
-  __builtin_ia32_pause();
-#endif
-}
-
 }  // namespace
 
 ClientEndpoint::ClientEndpoint(const ClientOptions& o) : opts_(o) {
@@ -121,6 +115,7 @@ void ClientEndpoint::finish_waiting(Done done, Error e) {
 
 void ClientEndpoint::start(const CallArgs& args, Done done) {
   ++outstanding_;
+  counters_.calls_by_op[std::min<size_t>(args.opcode, RpcCounters::kOpSlots - 1)].fetch_add(1, std::memory_order_relaxed);
   size_t len = args.req.size() + args.req_data.size();
   if (len > proto::kMaxMessage)
     return finish_waiting(std::move(done), make_error(Errc::kTooBig, "request of " + std::to_string(len) +
@@ -181,6 +176,7 @@ uint64_t ClientEndpoint::sleep_ns() const {
 void ClientEndpoint::run(bool until_any) {
   const uint64_t start_completed = completed_;
   uint64_t idle_since = mono_ns();
+  SpinHold spin(spin_);
   while (outstanding_ > 0 && !(until_any && completed_ != start_completed)) {
     if (step()) {
       idle_since = mono_ns();
@@ -194,10 +190,8 @@ void ClientEndpoint::run(bool until_any) {
       core_->wait(0);
       continue;
     }
-    if (now - idle_since < opts_.busy_poll_ns) {
-      cpu_relax();
-      continue;
-    }
+    if (now - idle_since < opts_.busy_poll_ns && spin.spin()) continue;
+    spin.release();
     // Sleep until a datagram arrives. On a busy-polling DPDK port the
     // pool's dedicated core keeps polling and hands this endpoint's
     // datagrams over with a wake-up; a caller never spins for long beside it.

@@ -18,6 +18,7 @@
 
 #include "rpc/loop.h"
 #include "rpc/rpc.h"
+#include "rpc/spin.h"
 
 namespace lanefs::rpc {
 
@@ -151,6 +152,8 @@ class ClientEndpoint {
   const RpcCounters& counters() const { return counters_; }
   uint32_t sessions() const { return n_sessions_.load(std::memory_order_relaxed); }
   EndpointSnapshot snapshot() const;
+  // The pool's spin budget (nullptr: never spin); set before first use.
+  void set_spin(SpinSlots* s) { spin_ = s; }
 
  private:
   explicit ClientEndpoint(const ClientOptions& opts);
@@ -184,6 +187,7 @@ class ClientEndpoint {
   std::vector<PathStats> path_stats_of(const ClientSession& s) const;
 
   ClientOptions opts_;
+  SpinSlots* spin_ = nullptr;
   RpcCounters counters_;
   std::unique_ptr<LoopCore> core_;
   NetAddr local_;

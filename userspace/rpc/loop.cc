@@ -1,4 +1,5 @@
 #include "rpc/loop.h"
+#include "rpc/spin.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -149,6 +150,10 @@ uint32_t usable_cpus() {
   return static_cast<uint32_t>(std::max(1, CPU_COUNT(&allowed)));
 }
 
+uint32_t spin_slots_for(int configured) {
+  return configured >= 0 ? static_cast<uint32_t>(configured) : usable_cpus() / 4;
+}
+
 bool LoopCore::reads_raw_frames() const { return transport_->kind() == transport::TransportKind::kDpdk; }
 
 void LoopCore::wake() {
@@ -184,6 +189,7 @@ RpcStatsSnapshot snapshot_counters(const RpcCounters& c) {
   s.pushed_packets = ld(c.pushed_packets);
   s.rx_invalid_total = c.rx_invalid_total();
   for (int i = 0; i < static_cast<int>(proto::DecodeError::kCount); ++i) s.rx_invalid[i] = ld(c.rx_invalid[i]);
+  for (size_t i = 0; i < RpcCounters::kOpSlots; ++i) s.calls_by_op[i] = ld(c.calls_by_op[i]);
   return s;
 }
 
@@ -209,6 +215,7 @@ void RpcStatsSnapshot::add(const RpcStatsSnapshot& o) {
   deferred_requests += o.deferred_requests;
   pushed_packets += o.pushed_packets;
   for (int i = 0; i < static_cast<int>(proto::DecodeError::kCount); ++i) rx_invalid[i] += o.rx_invalid[i];
+  for (size_t i = 0; i < RpcCounters::kOpSlots; ++i) calls_by_op[i] += o.calls_by_op[i];
   sessions += o.sessions;
   endpoints += o.endpoints;
 }

@@ -57,6 +57,9 @@ struct RpcCounters {
   std::atomic<uint64_t> pushed_packets{0};
   // One counter per proto::DecodeError reason (index 0 unused).
   std::atomic<uint64_t> rx_invalid[static_cast<int>(proto::DecodeError::kCount)]{};
+  // Client: calls started, per opcode (opcodes >= kOpSlots share the last).
+  static constexpr size_t kOpSlots = 128;
+  std::atomic<uint64_t> calls_by_op[kOpSlots]{};
   uint64_t rx_invalid_total() const;
 };
 
@@ -68,6 +71,7 @@ struct RpcStatsSnapshot {
   uint64_t unexpected_packets = 0, tx_packets = 0, rx_packets = 0, rx_invalid_total = 0;
   uint64_t inline_requests = 0, deferred_requests = 0, pushed_packets = 0;
   uint64_t rx_invalid[static_cast<int>(proto::DecodeError::kCount)] = {};
+  uint64_t calls_by_op[RpcCounters::kOpSlots] = {};
   uint32_t sessions = 0;
   uint32_t endpoints = 0;  // client: endpoints in the pool; server: loops
   void add(const RpcStatsSnapshot& o);
@@ -94,9 +98,13 @@ struct ClientOptions {
   // thread that finds none free waits for one.
   uint32_t max_endpoints = 64;
   // A caller polls its endpoint this long for a reply before it sleeps on
-  // the endpoint's notify fd (0: sleep at once). Busy-polling transports
-  // (DPDK, dedicated_mode=full) never sleep while a call is outstanding.
-  uint64_t busy_poll_ns = 50'000;
+  // the endpoint's notify fd (0: sleep at once), if it gets one of the
+  // pool's `spin_slots` (-1: a quarter of the usable CPUs, so none on a
+  // 2-core machine, where a spinning caller only delays the server it
+  // waits for). Busy-polling transports (DPDK, dedicated_mode=full) never
+  // sleep while a call is outstanding.
+  uint64_t busy_poll_ns = 20'000;
+  int spin_slots = -1;
   // Pin the housekeeping thread to this CPU (`core=`; on the DPDK lane in
   // dedicated_mode=full it polls the port while no call does); -1 = not
   // pinned. create() fails with kInvalid naming the CPU when it cannot be.
@@ -320,8 +328,10 @@ struct ServerOptions {
   // Response packets pushed at completion without a request-for-response,
   // at most (the client asks for its own number at connect; 0: never push).
   uint32_t max_push = 1024;
-  // A loop polls this long for more datagrams before it sleeps (0: sleep).
-  uint64_t busy_poll_ns = 50'000;
+  // A loop polls this long for more datagrams before it sleeps (0: sleep),
+  // if it gets one of `spin_slots` (-1: a quarter of the usable CPUs).
+  uint64_t busy_poll_ns = 20'000;
+  int spin_slots = -1;
   // Made once per loop, on its thread (nullptr: none).
   std::function<std::unique_ptr<LoopAttachment>(uint32_t loop)> attach;
   // Pin loop 0 to this CPU (-1 = not pinned), as ClientOptions::cpu.

@@ -11,16 +11,19 @@
 #include <vector>
 
 #include "rpc/server_loop.h"
+#include "rpc/spin.h"
 
 namespace lanefs::rpc {
 
 class RpcServer::Impl {
  public:
-  Impl(ServerOptions opts, CallHandler handler) : opts_(std::move(opts)), handler_(std::move(handler)) {}
+  Impl(ServerOptions opts, CallHandler handler)
+      : opts_(std::move(opts)), handler_(std::move(handler)), spin_(spin_slots_for(opts_.spin_slots)) {}
   Status start();
   void stop();
 
   const ServerOptions& opts() const { return opts_; }
+  SpinSlots& spin_slots() { return spin_; }
   CallHandler& handler() { return handler_; }
   uint32_t nloops() const { return static_cast<uint32_t>(loops_.size()); }
   ServerLoop& loop(uint32_t i) { return *loops_[i]; }
@@ -58,6 +61,7 @@ class RpcServer::Impl {
 
   ServerOptions opts_;
   CallHandler handler_;
+  SpinSlots spin_;
   std::vector<std::unique_ptr<ServerLoop>> loops_;
   std::vector<std::thread> workers_;
   std::mutex wq_mu_;

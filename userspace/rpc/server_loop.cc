@@ -18,12 +18,6 @@ namespace {
 using proto::PacketHeader;
 using proto::PktType;
 
-inline void cpu_relax() {
-#if defined(__x86_64__)
-  __builtin_ia32_pause();
-#endif
-}
-
 }  // namespace
 
 // ------------------------------------------------------------ ServerCall
@@ -127,6 +121,7 @@ void ServerLoop::run() {
   const uint64_t busy_poll_ns = server_.opts().busy_poll_ns;
   const int attach_fd = attach_ ? attach_->notify_fd() : -1;
   uint64_t idle_since = mono_ns();
+  SpinHold spin(&server_.spin_slots());
   while (!stop_.load(std::memory_order_relaxed)) {
     if (faults_changed_.load(std::memory_order_relaxed)) {
       std::lock_guard lk(fault_mu_);
@@ -155,10 +150,8 @@ void ServerLoop::run() {
       core_->wait(0);  // yields only
       continue;
     }
-    if (now - idle_since < busy_poll_ns) {
-      cpu_relax();
-      continue;
-    }
+    if (now - idle_since < busy_poll_ns && spin.spin()) continue;
+    spin.release();
     core_->wait(attach_ && attach_->inflight() > 0 ? 1'000'000 : 50'000'000, attach_fd);
     idle_since = mono_ns();
   }
