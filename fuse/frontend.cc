@@ -303,6 +303,15 @@ json lanes_json(client::MountFs& fs) {
           {"rdma_write_min", fs.options().rdma_write_min},
           {"paths", paths_json(fs.cluster())}};
 }
+// RPCs this frontend sent to the mount's cluster, per operation (shared by
+// the mounts of one cluster connection).
+json rpcs_json(client::ClusterClient& c) {
+  auto st = c.rpc().stats();
+  json out = json::object();
+  for (size_t i = 0; i < rpc::RpcCounters::kOpSlots; ++i)
+    if (st.calls_by_op[i]) out[proto::op_name(static_cast<proto::Op>(i))] = st.calls_by_op[i];
+  return out;
+}
 }  // namespace
 
 std::string Frontend::do_ps() {
@@ -316,7 +325,8 @@ std::string Frontend::do_ps() {
                            {"mounted_s", (mono_ns() - m->mounted_ns) / 1'000'000'000ull},
                            {"reads", io.reads.load()}, {"read_bytes", io.read_bytes.load()},
                            {"writes", io.writes.load()}, {"write_bytes", io.write_bytes.load()},
-                           {"errors", io.errors.load()}, {"lanes", lanes_json(*m->fs)}});
+                           {"errors", io.errors.load()}, {"lanes", lanes_json(*m->fs)},
+                           {"rpcs", rpcs_json(m->fs->cluster())}});
   }
   return j.dump();
 }

@@ -1,7 +1,9 @@
 #include "backend/backend_core.h"
 
 #include <sys/random.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <cerrno>
 
@@ -50,6 +52,8 @@ Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
   if (b->opts_.name.empty()) b->opts_.name = b->hostname_;
   b->start_ns_ = mono_ns();
   LANEFS_ASSIGN_OR_RETURN(b->meta_, MetaStore::open(b->opts_.data_dir + "/meta"));
+  if (struct statfs fs{}; ::statfs((b->opts_.data_dir + "/meta").c_str(), &fs) == 0)
+    b->meta_memory_backed_ = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
 
   // Identity: a random uuid at first start, kept forever.
   if (auto u = b->meta_->get_kv(kUuidKey); u.ok() && u->size() == 8) {
@@ -273,6 +277,27 @@ Result<rpc::Buffer> BackendCore::call_member_raw(const proto::Member& m, proto::
   if (is_self(m)) return handle(op, req);
   if (!peers_) return make_error(Errc::kShutdown, "backend is not serving");
   return rpc::call_raw(*peers_, m.addr, op, std::move(req), opts_.peer_timeout_ns);
+}
+
+bool BackendCore::owns_inode(uint64_t ino) const {
+  auto m = map_ptr();
+  const proto::Member* o = proto::meta_owner(*m, ino);
+  return o != nullptr && is_self(*o);
+}
+
+Result<std::pair<proto::InodeAttr, MetaStore::Ticket>> BackendCore::apply_write_commit(uint64_t ino, uint64_t end,
+                                                                                      int64_t blocks_delta,
+                                                                                      proto::Timespec mtime) {
+  auto lk = meta_->lock();
+  LANEFS_ASSIGN_OR_RETURN(auto a, meta_->get_inode(ino));
+  if (!S_ISREG(a.mode)) return make_error(Errc::kInvalid, "not a regular file");
+  a.size = std::max(a.size, end);
+  a.blocks = static_cast<uint64_t>(std::max<int64_t>(0, int64_t(a.blocks) + blocks_delta));
+  a.mtime = a.ctime = mtime;
+  MetaStore::Batch batch;
+  batch.put_inode(a);
+  LANEFS_ASSIGN_OR_RETURN(auto t, meta_->apply(batch));
+  return std::make_pair(a, t);
 }
 
 rpc::Buffer BackendCore::handle(proto::Op op, std::span<const uint8_t> req) noexcept {

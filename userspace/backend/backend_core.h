@@ -102,6 +102,19 @@ class BackendCore {
   std::optional<proto::Member> self_member() const;
   proto::BackendIdentity identity() const;
 
+  // True when this backend holds inode `ino`'s metadata (current map).
+  bool owns_inode(uint64_t ino) const;
+  // A data write's effect on its inode (kCommitWrite's work): size grows to
+  // `end`, blocks by `blocks_delta`, mtime = ctime = `mtime`. Applied under
+  // the metadata lock, not yet durable: the caller makes the ticket durable
+  // before it replies.
+  Result<std::pair<proto::InodeAttr, MetaStore::Ticket>> apply_write_commit(uint64_t ino, uint64_t end,
+                                                                           int64_t blocks_delta,
+                                                                           proto::Timespec mtime);
+  // The metadata DB lives on memory (tmpfs): its WAL syncs are no-ops and
+  // cost nothing to wait for.
+  bool meta_memory_backed() const { return meta_memory_backed_; }
+
   // Calls `op` on member `m`: in-thread when m is this backend, otherwise
   // over the peer RPC client.
   Result<rpc::Buffer> call_member_raw(const proto::Member& m, proto::Op op, rpc::Buffer req);
@@ -147,6 +160,7 @@ class BackendCore {
   // Inline answers (fast_path.cc); false: defer the call to a worker.
   bool serve_read(rpc::ServerCall& c);
   bool serve_write(rpc::ServerCall& c);
+  void finish_write_commit(rpc::ServerCall& c, uint64_t ino, uint64_t end, int64_t delta, proto::Timespec mtime);
   bool serve_getattr(rpc::ServerCall& c);
   bool serve_lookup(rpc::ServerCall& c);
   void refresh_loop();
@@ -167,6 +181,7 @@ class BackendCore {
   std::unique_ptr<transport::RdmaLane> rdma_;
   uint64_t uuid_ = 0;
   std::string network_ = "UDP";
+  bool meta_memory_backed_ = false;
   std::string hostname_;
   uint64_t start_ns_ = 0;
   mutable std::mutex map_mu_;

@@ -2,6 +2,9 @@
 // chunk_store_async.cc, the fd cache chunk_files.cc.
 #include "backend/chunk_store.h"
 
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -118,7 +121,11 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir, uin
   if (chunk_size == 0) return make_error(Errc::kInvalid, "chunk size 0");
   if (dir.empty()) return make_error(Errc::kInvalid, "empty chunk store directory");
   LANEFS_ASSIGN_OR_RETURN(auto files, ChunkFiles::open(dir, max_open_files));
-  return std::unique_ptr<ChunkStore>(new ChunkStore(dir, chunk_size, std::move(files)));
+  std::unique_ptr<ChunkStore> cs(new ChunkStore(dir, chunk_size, std::move(files)));
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) != 0) return sys_error("statfs " + dir, errno);
+  cs->memory_backed_ = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+  return cs;
 }
 
 ChunkStore::ChunkStore(std::string dir, uint32_t chunk_size, std::unique_ptr<ChunkFiles> files)

@@ -65,6 +65,12 @@ class ChunkStore {
   ~ChunkStore();
 
   uint32_t chunk_size() const { return chunk_size_; }
+  // True when the store lives on memory (tmpfs, ramfs): there is no stable
+  // storage to sync to (fdatasync is a no-op there), and IO never waits for a
+  // device, so the async methods do it inline on the loop's thread instead of
+  // handing it to io_uring's worker threads (which that filesystem would
+  // need: it has no non-blocking reads or writes).
+  bool memory_backed() const { return memory_backed_; }
 
   // Writes `data` at `offset` within chunk (ino, index); offset + size must
   // not exceed chunk_size. Durable on return.
@@ -163,6 +169,7 @@ class ChunkStore {
   Status datasync(ChunkFile& f);
   std::string dir_;
   uint32_t chunk_size_;
+  bool memory_backed_ = false;
   std::unique_ptr<ChunkFiles> files_;
   std::atomic<uint64_t> writes_{0};
   std::atomic<uint64_t> syncs_{0};

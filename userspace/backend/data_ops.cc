@@ -39,7 +39,15 @@ class DataOps {
     else LANEFS_TRY(b_.chunks().write_sealed(r.ino, index, off, r.data, r.seals));
     b_.data_written_bytes.fetch_add(n, std::memory_order_relaxed);
     LANEFS_ASSIGN_OR_RETURN(uint64_t after, b_.chunks().chunk_blocks(r.ino, index));
-    return proto::WriteResp{int64_t(after) - int64_t(before)};
+    proto::WriteResp resp;
+    resp.blocks_delta = int64_t(after) - int64_t(before);
+    if (r.commit && b_.owns_inode(r.ino)) {
+      LANEFS_ASSIGN_OR_RETURN(auto applied, b_.apply_write_commit(r.ino, r.offset + n, resp.blocks_delta, r.mtime));
+      LANEFS_TRY(b_.meta().make_durable(applied.second));
+      resp.committed = true;
+      resp.attr = applied.first;
+    }
+    return resp;
   }
 
   Result<rpc::Bytes> read(const proto::ReadReq& r) {

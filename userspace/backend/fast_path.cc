@@ -97,12 +97,45 @@ bool BackendCore::serve_write(rpc::ServerCall& c) {
   }
   // The data is written from the request buffer (where the packets were
   // reassembled) and synced with the other writes of the file (group commit).
-  chunks_->write_async(*ring, req->ino, index, off, req->data, {}, [this, &c, n](Result<int64_t> delta) {
-    if (!delta.ok()) return respond_error(c, delta.error());
-    data_written_bytes.fetch_add(n, std::memory_order_relaxed);
-    respond(c, proto::WriteResp{*delta});
-  });
+  const bool commit = req->commit && owns(*this, proto::meta_owner(*m, req->ino));
+  const uint64_t ino = req->ino, end = req->offset + n;
+  const proto::Timespec mtime = req->mtime;
+  chunks_->write_async(*ring, ino, index, off, req->data, {},
+                       [this, &c, n, commit, ino, end, mtime](Result<int64_t> delta) {
+                         if (!delta.ok()) return respond_error(c, delta.error());
+                         data_written_bytes.fetch_add(n, std::memory_order_relaxed);
+                         if (!commit) {
+                           respond(c, proto::WriteResp{*delta});
+                           return;
+                         }
+                         finish_write_commit(c, ino, end, *delta, mtime);
+                       });
   return true;
+}
+
+// The size/blocks/mtime of a written inode held here, in the same request.
+// The change is applied on the loop (the metadata lock is held for a
+// memtable write only); making it durable waits for a WAL sync, which runs
+// on a worker (grouped with every other metadata change) unless the WAL is
+// on memory, where a sync is a no-op.
+void BackendCore::finish_write_commit(rpc::ServerCall& c, uint64_t ino, uint64_t end, int64_t delta,
+                                      proto::Timespec mtime) {
+  auto applied = apply_write_commit(ino, end, delta, mtime);
+  if (!applied.ok()) return respond_error(c, applied.error());
+  proto::WriteResp resp{delta, true, applied->first};
+  std::array<uint8_t, 1024> tmp;
+  Encoder e{std::span<uint8_t>(tmp)};
+  e.i32(0);
+  resp.encode(e);
+  c.response().assign(std::span<const uint8_t>(tmp.data(), e.size()));
+  const MetaStore::Ticket t = applied->second;
+  if (meta_memory_backed_) {
+    if (Status st = meta_->make_durable(t); !st.ok()) c.response().assign(proto::error_response(st.error()));
+    return c.finish();
+  }
+  c.defer(true, [this, t](rpc::ServerCall& call) {
+    if (Status st = meta_->make_durable(t); !st.ok()) call.response().assign(proto::error_response(st.error()));
+  });
 }
 
 bool BackendCore::serve_getattr(rpc::ServerCall& c) {

@@ -145,7 +145,7 @@ class MetaOps {
     return a;
   }
 
-  Result<InodeAttr> create(const proto::CreateReq& r) {
+  Result<proto::EntryResp> create(const proto::CreateReq& r) {
     LANEFS_TRY(require_owner(r.parent));
     LANEFS_TRY(check_name(r.name));
     uint32_t type = r.mode & S_IFMT;
@@ -172,7 +172,10 @@ class MetaOps {
       LANEFS_ASSIGN_OR_RETURN(auto parent, store_.get_inode(r.parent));
       if (!is_dir(parent.mode)) return make_error(Errc::kNotDir, "parent is not a directory");
       if (auto ex = store_.get_dirent(r.parent, r.name); ex.ok()) {
-        if (!r.exclusive && type == S_IFREG && ex->type == S_IFREG) return store_.get_inode(ex->ino);
+        if (!r.exclusive && type == S_IFREG && ex->type == S_IFREG) {
+          LANEFS_ASSIGN_OR_RETURN(auto existing, store_.get_inode(ex->ino));
+          return proto::EntryResp{existing, true, parent};
+        }
         return make_error(Errc::kExists, "'" + r.name + "' exists");
       }
       MetaStore::Batch batch;
@@ -184,7 +187,7 @@ class MetaOps {
       touch_dir(parent, now, type == S_IFDIR ? 1 : 0);
       batch.put_inode(parent);
       LANEFS_TRY(store_.commit(batch, lk));
-      return a;
+      return proto::EntryResp{a, true, parent};
     }
     // A directory placed on another shard: its inode first, then the name.
     LANEFS_ASSIGN_OR_RETURN(auto parent0, store_.get_inode(r.parent));
@@ -193,6 +196,7 @@ class MetaOps {
     a.fs_id = parent0.fs_id;
     LANEFS_ASSIGN_OR_RETURN(auto made, b_.call_member<InodeAttr>(*map_.member_by_shard(shard), Op::kInodePut,
                                                                  proto::InodePutReq{a, {}}));
+    InodeAttr dir;
     Status st = [&]() -> Status {
       auto lk = store_.lock();
       LANEFS_ASSIGN_OR_RETURN(auto parent, store_.get_inode(r.parent));
@@ -201,16 +205,17 @@ class MetaOps {
       batch.put_dirent(r.parent, r.name, {made.ino, type, parent.next_cookie++});
       touch_dir(parent, now, 1);
       batch.put_inode(parent);
+      dir = parent;
       return store_.commit(batch, lk);
     }();
     if (!st.ok()) {
       (void)nlink_any(made.ino, -2);  // undo: the orphan directory goes away
       return st.error();
     }
-    return made;
+    return proto::EntryResp{made, true, dir};
   }
 
-  Result<InodeAttr> link(const proto::LinkReq& r) {
+  Result<proto::EntryResp> link(const proto::LinkReq& r) {
     LANEFS_TRY(require_owner(r.new_parent));
     LANEFS_TRY(check_name(r.new_name));
     LANEFS_ASSIGN_OR_RETURN(auto target, attr_any(r.ino));
@@ -229,9 +234,10 @@ class MetaOps {
       touch_dir(parent, now, 0);
       batch.put_inode(parent);
       LANEFS_TRY(store_.commit(batch, lk));
-      return a;
+      return proto::EntryResp{a, true, parent};
     }
     LANEFS_ASSIGN_OR_RETURN(auto bumped, nlink_any(r.ino, +1));
+    InodeAttr dir;
     Status st = [&]() -> Status {
       auto lk = store_.lock();
       LANEFS_ASSIGN_OR_RETURN(auto parent, store_.get_inode(r.new_parent));
@@ -241,13 +247,14 @@ class MetaOps {
       batch.put_dirent(r.new_parent, r.new_name, {r.ino, target.mode & S_IFMT, parent.next_cookie++});
       touch_dir(parent, now, 0);
       batch.put_inode(parent);
+      dir = parent;
       return store_.commit(batch, lk);
     }();
     if (!st.ok()) {
       (void)nlink_any(r.ino, -1);
       return st.error();
     }
-    return bumped.attr;
+    return proto::EntryResp{bumped.attr, true, dir};
   }
 
   // unlink (dir=false) and rmdir (dir=true).
@@ -521,16 +528,9 @@ class MetaOps {
 
   Result<InodeAttr> commit_write(const proto::CommitWriteReq& r) {
     LANEFS_TRY(require_owner(r.ino));
-    auto lk = store_.lock();
-    LANEFS_ASSIGN_OR_RETURN(auto a, store_.get_inode(r.ino));
-    if (!S_ISREG(a.mode)) return make_error(Errc::kInvalid, "not a regular file");
-    a.size = std::max(a.size, r.end_offset);
-    a.blocks = static_cast<uint64_t>(std::max<int64_t>(0, int64_t(a.blocks) + r.blocks_delta));
-    a.mtime = a.ctime = r.mtime;
-    MetaStore::Batch batch;
-    batch.put_inode(a);
-    LANEFS_TRY(store_.commit(batch, lk));
-    return a;
+    LANEFS_ASSIGN_OR_RETURN(auto applied, b_.apply_write_commit(r.ino, r.end_offset, r.blocks_delta, r.mtime));
+    LANEFS_TRY(store_.make_durable(applied.second));
+    return applied.first;
   }
 
   // ---- peer primitives (local shard only, never call other backends)

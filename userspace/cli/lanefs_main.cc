@@ -423,6 +423,7 @@ int cmd_stats(const Globals& g, bool paths) {
     l["source"] = m.value("source", "");
     l["target"] = m.value("target", "");
     l["errors"] = m.value("errors", 0);
+    l["rpcs"] = m.value("rpcs", json::object());
     if (!paths) l.erase("paths");
     out.push_back(l);
   }
@@ -464,6 +465,10 @@ int cmd_stats(const Globals& g, bool paths) {
                 (unsigned long long)m.value("errors", 0ull));
     for (const auto& [why, n] : m["not_rdma"].items())
       std::printf("  not on RDMA (%s): %llu\n", why.c_str(), (unsigned long long)n.get<uint64_t>());
+    std::string rpcs;
+    for (const auto& [op, n] : m["rpcs"].items())
+      rpcs += (rpcs.empty() ? "" : ", ") + op + " " + std::to_string(n.get<uint64_t>());
+    if (!rpcs.empty()) std::printf("  RPCs sent (this cluster connection): %s\n", rpcs.c_str());
   }
   return 0;
 }

@@ -279,8 +279,12 @@ Result<proto::InodeAttr> ClusterClient::getattr(uint64_t ino) {
 Result<proto::InodeAttr> ClusterClient::setattr(uint64_t ino, const proto::SetAttr& attr) {
   return meta_call<proto::InodeAttr>(ino, Op::kSetattr, proto::SetattrReq{ino, attr});
 }
+Result<proto::EntryResp> ClusterClient::create_entry(const proto::CreateReq& req) {
+  return meta_call<proto::EntryResp>(req.parent, Op::kCreate, req);
+}
 Result<proto::InodeAttr> ClusterClient::create(const proto::CreateReq& req) {
-  return meta_call<proto::InodeAttr>(req.parent, Op::kCreate, req);
+  LANEFS_ASSIGN_OR_RETURN(auto e, create_entry(req));
+  return e.attr;
 }
 Result<proto::InodeAttr> ClusterClient::mkdir(uint64_t parent, const std::string& name, uint32_t mode,
                                               proto::Cred cred) {
@@ -301,8 +305,12 @@ Result<proto::InodeAttr> ClusterClient::symlink(uint64_t parent, const std::stri
   r.symlink_target = target;
   return create(r);
 }
+Result<proto::EntryResp> ClusterClient::link_entry(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  return meta_call<proto::EntryResp>(new_parent, Op::kLink, proto::LinkReq{ino, new_parent, new_name});
+}
 Result<proto::InodeAttr> ClusterClient::link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
-  return meta_call<proto::InodeAttr>(new_parent, Op::kLink, proto::LinkReq{ino, new_parent, new_name});
+  LANEFS_ASSIGN_OR_RETURN(auto e, link_entry(ino, new_parent, new_name));
+  return e.attr;
 }
 Status ClusterClient::unlink(uint64_t parent, const std::string& name) {
   LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kUnlink, proto::NameAtReq{parent, name}));
@@ -372,7 +380,9 @@ Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std
   // A zero-length write changes nothing (POSIX): it must not extend the file.
   if (data.empty()) return getattr(ino);
   int64_t delta = 0;
-  LANEFS_TRY(write_data(ino, offset, data, &delta, use_rdma, info));
+  proto::InodeAttr committed;
+  LANEFS_TRY(write_data(ino, offset, data, &delta, use_rdma, info, &committed));
+  if (committed.ino != 0) return committed;
   proto::CommitWriteReq c{ino, offset + data.size(), delta, proto::now_timespec()};
   return meta_call<proto::InodeAttr>(ino, Op::kCommitWrite, c);
 }

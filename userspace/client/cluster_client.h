@@ -123,6 +123,10 @@ class ClusterClient {
   Result<proto::InodeAttr> getattr(uint64_t ino);
   Result<proto::InodeAttr> setattr(uint64_t ino, const proto::SetAttr& attr);
   Result<proto::InodeAttr> create(const proto::CreateReq& req);
+  // create/link with the directory's attributes as the change left them
+  // (has_dir false from a backend that does not send them).
+  Result<proto::EntryResp> create_entry(const proto::CreateReq& req);
+  Result<proto::EntryResp> link_entry(uint64_t ino, uint64_t new_parent, const std::string& new_name);
   Result<proto::InodeAttr> mkdir(uint64_t parent, const std::string& name, uint32_t mode,
                                  proto::Cred cred = {});
   Result<proto::InodeAttr> symlink(uint64_t parent, const std::string& name,
@@ -149,9 +153,16 @@ class ClusterClient {
   // With use_rdma (the lane policy chose RDMA) each piece's data is pulled
   // by its backend over RDMA; a piece whose RDMA transfer fails is redone
   // over UDP (counted in *info), so the caller sees no error from RDMA.
+  // With `committed` (a one-piece write): the backend also commits the
+  // inode's size/blocks/mtime when it holds the inode (one round trip);
+  // *committed then gets the attributes, else its ino stays 0 and the
+  // caller commits.
   Status write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
-                    int64_t* blocks_delta, bool use_rdma = false, DataIoInfo* info = nullptr);
-  // write_data + commit of size/mtime/blocks on the inode's owner.
+                    int64_t* blocks_delta, bool use_rdma = false, DataIoInfo* info = nullptr,
+                    proto::InodeAttr* committed = nullptr);
+  // write_data + commit of size/mtime/blocks on the inode's owner: one
+  // request when the write is one chunk piece whose backend holds the inode
+  // too (the common case of a small write), two otherwise.
   Result<proto::InodeAttr> write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
                                  bool use_rdma = false, DataIoInfo* info = nullptr);
   // Reads [offset, offset+out.size()) into `out` (holes as zeros): chunk

@@ -25,7 +25,7 @@ struct ClusterClient::RdmaPiece {
   proto::RdmaDesc desc;
   Status status;
   int64_t blocks_delta = 0;
-  std::array<uint8_t, 96> req{};   // the request's fields (a write's data is sent in place after them)
+  std::array<uint8_t, 112> req{};  // the request's fields (a write's data is sent in place after them)
   uint32_t req_len = 0;
   std::array<uint8_t, 16> head{};  // the response's status (and a write's blocks delta)
 };
@@ -33,6 +33,8 @@ struct ClusterClient::RdmaPiece {
 namespace {
 
 using Piece = ClusterClient::RdmaPiece;
+
+constexpr uint64_t kReadPiece = 256 * 1024;
 
 // A thread's piece list, reused by its next IO (a nested IO on the same
 // thread gets a list of its own).
@@ -55,10 +57,12 @@ class PieceList {
 thread_local std::vector<Piece> PieceList::tl_pieces_;
 thread_local bool PieceList::tl_busy_ = false;
 
-void split_pieces(const proto::ClusterMap& m, uint64_t ino, uint64_t offset, uint64_t len, std::vector<Piece>& v) {
+void split_pieces(const proto::ClusterMap& m, uint64_t ino, uint64_t offset, uint64_t len, std::vector<Piece>& v,
+                  uint64_t max_piece = UINT64_MAX) {
   uint64_t cs = m.chunk_size;
   for (uint64_t o = offset; o < offset + len;) {
     uint64_t end = std::min<uint64_t>(offset + len, (o / cs + 1) * cs);
+    if (end - o > max_piece) end = o + max_piece;
     Piece& p = v.emplace_back();
     p.owner = proto::chunk_owner(m, ino, o / cs);
     p.offset = o;
@@ -110,7 +114,9 @@ bool ClusterClient::prepare_rdma(RdmaPiece& p) {
 }
 
 Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
-                                 int64_t* blocks_delta, bool use_rdma, DataIoInfo* info) {
+                                 int64_t* blocks_delta, bool use_rdma, DataIoInfo* info,
+                                 proto::InodeAttr* committed) {
+  if (committed) committed->ino = 0;
   auto m = map_ptr();
   PieceList list;
   auto& pieces = list.get();
@@ -122,6 +128,10 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
     rpc::RpcClient::Batch batch(*rpc_);
     for (auto& p : pieces) {
       proto::WriteReq req{ino, p.offset, data.subspan(p.pos, p.len)};
+      if (committed && pieces.size() == 1) {
+        req.commit = true;
+        req.mtime = proto::now_timespec();
+      }
       if (use_rdma && prepare_rdma(p)) {
         // The backend pulls the data from the registered buffer.
         std::memcpy(p.buf->data(), data.data() + p.pos, p.len);
@@ -137,11 +147,12 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
       a.req = {p.req.data(), p.req_len};
       a.req_data = req.data;
       a.timeout_ns = opts_.op_timeout_ns;
-      a.sink.head = std::span(p.head).first(12);  // status + blocks delta
-      batch.start(a, [&p](Result<rpc::Response> r) {
+      a.sink.head = std::span(p.head).first(13);  // status + blocks delta + not committed
+      batch.start(a, [&p, committed](Result<rpc::Response> r) {
         auto w = rpc::decode_response<proto::WriteResp>(r);
-        if (w.ok()) p.blocks_delta = w->blocks_delta;
-        else p.status = w.error();
+        if (!w.ok()) return void(p.status = w.error());
+        p.blocks_delta = w->blocks_delta;
+        if (committed && w->committed) *committed = w->attr;
       });
     }
   }
@@ -153,9 +164,14 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
       rdma_->failed(*p.owner, p.status.error());
       ++io.fallback_pieces;
       proto::WriteReq req{ino, p.offset, data.subspan(p.pos, p.len)};
+      if (committed && pieces.size() == 1) {
+        req.commit = true;
+        req.mtime = proto::now_timespec();
+      }
       auto r = rpc::call_typed<proto::WriteResp>(*rpc_, p.owner->addr, Op::kWrite, req, opts_.op_timeout_ns);
       if (!r.ok()) return r.error();
       p.blocks_delta = r->blocks_delta;
+      if (committed && r->committed) *committed = r->attr;
     } else if (!p.status.ok()) {
       return p.status;
     } else if (p.buf) {
@@ -173,7 +189,11 @@ Status ClusterClient::read_into(uint64_t ino, uint64_t offset, std::span<uint8_t
   auto m = map_ptr();
   PieceList list;
   auto& pieces = list.get();
-  split_pieces(*m, ino, offset, out.size(), pieces);
+  // Large reads go as pieces of at most kReadPiece, in flight together: the
+  // backend reads and sends one while this thread receives the one before
+  // (copies into user memory are the cost of a large read; overlapped,
+  // not added up). RDMA pieces stay whole (the NIC moves them).
+  split_pieces(*m, ino, offset, out.size(), pieces, use_rdma ? UINT64_MAX : kReadPiece);
   if (pieces.empty()) return ok_status();
   DataIoInfo io;
   {

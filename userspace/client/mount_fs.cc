@@ -50,8 +50,45 @@ void MountFs::remember(const proto::InodeAttr& a, bool count_lookup) {
   auto& n = nodes_[a.ino];
   n.attr = a;
   n.attr_ns = mono_ns();
+  n.exact_ns = 0;  // an answer that may predate this mount's last change
   if (count_lookup) ++n.nlookup;
 }
+
+uint64_t MountFs::begin_change(uint64_t ino) {
+  std::lock_guard lk(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return 0;
+  Node& n = it->second;
+  n.exact_ns = 0;
+  ++n.change_seq;
+  return ++n.changing == 1 ? n.change_seq : 0;
+}
+
+void MountFs::end_change(uint64_t ino, uint64_t ticket, const proto::InodeAttr* dir) {
+  std::lock_guard lk(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  Node& n = it->second;
+  if (n.changing > 0) --n.changing;
+  if (ticket == 0 || ticket != n.change_seq || dir == nullptr || dir->ino != ino) return;
+  n.attr = *dir;
+  n.attr_ns = n.exact_ns = mono_ns();
+}
+
+// Brackets one change of a directory (see begin_change).
+class MountFs::DirChange {
+ public:
+  DirChange(MountFs& m, uint64_t ino) : m_(m), ino_(ino), ticket_(m.begin_change(ino)) {}
+  ~DirChange() { m_.end_change(ino_, ticket_, dir_); }
+  DirChange(const DirChange&) = delete;
+  DirChange& operator=(const DirChange&) = delete;
+  void answered(const proto::EntryResp& e) { dir_ = e.has_dir ? &e.dir : nullptr; }
+
+ private:
+  MountFs& m_;
+  uint64_t ino_, ticket_;
+  const proto::InodeAttr* dir_ = nullptr;
+};
 
 template <class T>
 Result<T> MountFs::counted(Result<T> r) {
@@ -107,6 +144,17 @@ void MountFs::forget(uint64_t nodeid, uint64_t nlookup) {
 }
 
 Result<proto::InodeAttr> MountFs::getattr(uint64_t nodeid) {
+  // Attributes made exact by this mount's own change are served once,
+  // within the attribute age (only when the kernel caches attributes too).
+  if (opts_.cache == CacheMode::kWriteCache) {
+    const uint64_t max_age_ns = uint64_t{opts_.dentry_max_age_positive_ms} * 1'000'000;
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(to_ino(nodeid));
+    if (it != nodes_.end() && it->second.exact_ns != 0 && mono_ns() - it->second.exact_ns <= max_age_ns) {
+      it->second.exact_ns = 0;
+      return to_kernel(it->second.attr);
+    }
+  }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(to_ino(nodeid)));
   remember(a, false);
   return to_kernel(a);
@@ -135,24 +183,42 @@ Result<proto::InodeAttr> MountFs::create(uint64_t parent, const std::string& nam
   r.rdev = rdev;
   r.cred = cred;
   r.exclusive = exclusive;
-  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->create(r));
-  remember(a, true);
-  return to_kernel(a);
+  DirChange change(*this, r.parent);
+  LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->create_entry(r));
+  change.answered(e);
+  remember(e.attr, true);
+  if (S_ISREG(e.attr.mode) && e.attr.size == 0) {
+    // A new file has no extended attributes: the kernel's probe for file
+    // capabilities before the first write needs no round trip.
+    std::lock_guard lk(mu_);
+    nodes_[e.attr.ino].no_caps_ns = mono_ns();
+  }
+  return to_kernel(e.attr);
 }
 
 Result<proto::InodeAttr> MountFs::symlink(uint64_t parent, const std::string& name,
                                           const std::string& target, proto::Cred cred) {
   LANEFS_TRY(writable());
-  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->symlink(to_ino(parent), name, target, cred));
-  remember(a, true);
-  return to_kernel(a);
+  proto::CreateReq r;
+  r.parent = to_ino(parent);
+  r.name = name;
+  r.mode = S_IFLNK | 0777;
+  r.cred = cred;
+  r.symlink_target = target;
+  DirChange change(*this, r.parent);
+  LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->create_entry(r));
+  change.answered(e);
+  remember(e.attr, true);
+  return to_kernel(e.attr);
 }
 
 Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, const std::string& name) {
   LANEFS_TRY(writable());
-  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->link(to_ino(nodeid), to_ino(new_parent), name));
-  remember(a, true);
-  return to_kernel(a);
+  DirChange change(*this, to_ino(new_parent));
+  LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->link_entry(to_ino(nodeid), to_ino(new_parent), name));
+  change.answered(e);
+  remember(e.attr, true);
+  return to_kernel(e.attr);
 }
 
 void MountFs::opened(uint64_t nodeid) {
@@ -174,6 +240,7 @@ Status MountFs::released(uint64_t nodeid) {
     parent = it->second.silly_parent;
     silly.swap(it->second.silly_name);
   }
+  DirChange change(*this, parent);
   return cluster_->unlink(parent, silly);
 }
 
@@ -202,6 +269,7 @@ Result<bool> MountFs::hide_if_open(uint64_t parent_ino, const std::string& name)
 
 Status MountFs::unlink(uint64_t parent, const std::string& name) {
   LANEFS_TRY(writable());
+  DirChange change(*this, to_ino(parent));
   LANEFS_ASSIGN_OR_RETURN(bool hidden, hide_if_open(to_ino(parent), name));
   if (hidden) return ok_status();
   return cluster_->unlink(to_ino(parent), name);
@@ -209,12 +277,14 @@ Status MountFs::unlink(uint64_t parent, const std::string& name) {
 
 Status MountFs::rmdir(uint64_t parent, const std::string& name) {
   LANEFS_TRY(writable());
+  DirChange change(*this, to_ino(parent));
   return cluster_->rmdir(to_ino(parent), name);
 }
 
 Status MountFs::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
                        const std::string& new_name, uint32_t flags) {
   LANEFS_TRY(writable());
+  DirChange from(*this, to_ino(parent)), to(*this, to_ino(new_parent));
   // A rename that replaces an open file must not take its data away.
   if (!(flags & (proto::kRenameExchange | proto::kRenameNoReplace)))
     LANEFS_TRY(hide_if_open(to_ino(new_parent), new_name));
@@ -370,18 +440,43 @@ Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t l
 
 Result<proto::StatFs> MountFs::statfs() { return cluster_->statfs(fs_.id); }
 
+namespace {
+constexpr const char* kCapsXattr = "security.capability";
+}
+
+void MountFs::forget_no_caps(uint64_t ino) {
+  std::lock_guard lk(mu_);
+  if (auto it = nodes_.find(ino); it != nodes_.end()) it->second.no_caps_ns = it->second.exact_ns = 0;
+}
+
 Status MountFs::setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags) {
   LANEFS_TRY(writable());
+  forget_no_caps(to_ino(nodeid));
   return cluster_->setxattr(to_ino(nodeid), name, value, flags);
 }
 Result<std::string> MountFs::getxattr(uint64_t nodeid, const std::string& name) {
-  return cluster_->getxattr(to_ino(nodeid), name);
+  const uint64_t ino = to_ino(nodeid);
+  const bool caps = name == kCapsXattr;
+  const uint64_t max_age_ns = uint64_t{opts_.dentry_max_age_positive_ms} * 1'000'000;
+  if (caps) {
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end() && it->second.no_caps_ns != 0 && mono_ns() - it->second.no_caps_ns <= max_age_ns)
+      return make_error(Errc::kNoAttr, "no attribute " + name);
+  }
+  auto r = cluster_->getxattr(ino, name);
+  if (caps && !r.ok() && r.error().code == Errc::kNoAttr) {
+    std::lock_guard lk(mu_);
+    if (auto it = nodes_.find(ino); it != nodes_.end()) it->second.no_caps_ns = mono_ns();
+  }
+  return r;
 }
 Result<std::vector<std::string>> MountFs::listxattr(uint64_t nodeid) {
   return cluster_->listxattr(to_ino(nodeid));
 }
 Status MountFs::removexattr(uint64_t nodeid, const std::string& name) {
   LANEFS_TRY(writable());
+  forget_no_caps(to_ino(nodeid));
   return cluster_->removexattr(to_ino(nodeid), name);
 }
 

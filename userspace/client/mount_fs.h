@@ -108,6 +108,18 @@ class MountFs {
     uint64_t nlookup = 0;
     proto::InodeAttr attr;
     uint64_t attr_ns = 0;  // when attr was fetched (monotonic)
+    // When the backend last said the file has no security.capability
+    // (0: not known). The kernel asks before every write to a file (to
+    // drop file capabilities); within the attribute age the answer is
+    // served from here, as attributes are.
+    uint64_t no_caps_ns = 0;
+    // Directories: changes made through this mount. A change that ran
+    // alone and answered with the directory's new attributes makes them
+    // exact (exact_ns: when): the kernel's next GETATTR, which every
+    // create in a directory causes, is then answered from here, once.
+    uint32_t changing = 0;
+    uint64_t change_seq = 0;
+    uint64_t exact_ns = 0;
     uint32_t open_count = 0;
     // Set when the last name of an open file was removed: the file lives
     // on under this hidden name until its last close (NFS-style).
@@ -120,6 +132,14 @@ class MountFs {
   proto::InodeAttr to_kernel(proto::InodeAttr a) const;
   void remember(const proto::InodeAttr& a, bool count_lookup);
   Result<uint64_t> size_for_read(uint64_t ino);
+  void forget_no_caps(uint64_t ino);
+  // A change to directory `ino` through this mount: begin_change() returns
+  // a ticket (0: others are in flight, or the directory is not known);
+  // end_change() with the attributes the change answered makes them exact
+  // if no other change began meanwhile.
+  uint64_t begin_change(uint64_t ino);
+  void end_change(uint64_t ino, uint64_t ticket, const proto::InodeAttr* dir);
+  class DirChange;
   Status writable() const;
   template <class T>
   Result<T> counted(Result<T> r);

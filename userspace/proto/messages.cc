@@ -314,9 +314,12 @@ LANEFS_MSG(CommitWriteReq, e.u64(ino); e.u64(end_offset); e.i64(blocks_delta); p
 
 // The data comes last, so a plain write's fields can be sent ahead of the
 // caller's data without copying it (encode_write_head).
-LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(seals); put_rdma(e, rdma); e.bytes(data);,
-  ino = d.u64(); offset = d.u64(); seals = d.bytes(); rdma = get_rdma(d); data = d.bytes();)
-LANEFS_MSG(WriteResp, e.i64(blocks_delta);, blocks_delta = d.i64();)
+LANEFS_MSG(WriteReq, e.u64(ino); e.u64(offset); e.bytes(seals); put_rdma(e, rdma); e.u8(commit); put_ts(e, mtime);
+  e.bytes(data);,
+  ino = d.u64(); offset = d.u64(); seals = d.bytes(); rdma = get_rdma(d); commit = d.u8() != 0; mtime = get_ts(d);
+  data = d.bytes();)
+LANEFS_MSG(WriteResp, e.i64(blocks_delta); e.u8(committed); if (committed) attr.encode(e);,
+  blocks_delta = d.i64(); committed = d.remaining() > 0 && d.u8() != 0; if (committed && !attr.decode(d)) return false;)
 LANEFS_MSG(ReadReq, e.u64(ino); e.u64(offset); e.u32(len); e.u8(sealed); put_rdma(e, rdma);,
   ino = d.u64(); offset = d.u64(); len = d.u32(); sealed = d.u8() != 0; rdma = get_rdma(d);)
 LANEFS_MSG(ChunkTruncateReq, e.u64(ino); e.u64(size); e.u8(sealed);,

@@ -459,6 +459,12 @@ struct WriteReq {
   // RDMA write: data is empty; the backend RDMA-READs rdma.len bytes from
   // the client's buffer (never with seals: encrypted data never uses RDMA).
   RdmaDesc rdma = {};
+  // Commit too: when this backend also owns the inode's metadata, it updates
+  // size (max with offset+len), blocks and mtime/ctime (= mtime) in the same
+  // request, durably, and answers with the attributes (WriteResp::committed):
+  // one round trip per write instead of a kWrite then a kCommitWrite.
+  bool commit = false;
+  Timespec mtime = {};
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -468,6 +474,10 @@ size_t encode_write_head(const WriteReq& r, std::span<uint8_t> out);
 
 struct WriteResp {
   int64_t blocks_delta = 0;
+  // WriteReq::commit was honoured: `attr` is the inode after the write.
+  // false: the metadata lives elsewhere; the client commits (kCommitWrite).
+  bool committed = false;
+  InodeAttr attr = {};
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

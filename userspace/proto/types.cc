@@ -29,6 +29,16 @@ bool InodeAttr::decode(Decoder& d) {
   return d.ok();
 }
 
+void EntryResp::encode(Encoder& e) const {
+  attr.encode(e);
+  if (has_dir) dir.encode(e);
+}
+bool EntryResp::decode(Decoder& d) {
+  if (!attr.decode(d)) return false;
+  has_dir = d.remaining() > 0;
+  return !has_dir || dir.decode(d);
+}
+
 void Dirent::encode(Encoder& e) const { e.str(name); e.u64(ino); e.u32(type); e.u64(cookie); }
 bool Dirent::decode(Decoder& d) {
   name = d.str(kNameMax); ino = d.u64(); type = d.u32(); cookie = d.u64();

@@ -44,6 +44,19 @@ struct InodeAttr {
   bool decode(Decoder& d);
 };
 
+// What CREATE and LINK answer: the new entry's attributes and, after them,
+// its directory's attributes as the same change left them (has_dir false
+// when the backend did not send them). A client that caches attributes
+// keeps the directory's without asking again; one that decodes only an
+// InodeAttr ignores the tail.
+struct EntryResp {
+  InodeAttr attr;
+  bool has_dir = false;
+  InodeAttr dir;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
 struct Dirent {
   std::string name;
   uint64_t ino = 0;
