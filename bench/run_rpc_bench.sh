@@ -23,7 +23,11 @@ bench=$build_dir/bench/rpc_bench
 [[ -x $bench ]] || { echo "$0: $bench not built" >&2; exit 1; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+# Default options (on a 2-core machine no thread busy-polls), then one
+# busy-polling thread per process (--spin-slots 1), as a machine with spare
+# cores runs by default (a quarter of its CPUs).
 table=$("$bench" "$@")
+table_spin=$("$bench" --spin-slots 1 "$@")
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 new_section=$(cat <<EOF
@@ -34,10 +38,19 @@ measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make bench\` (\`bench/run_rpc_ben
 load average before the run: $load_before.
 Raw UDP: two sockets on 127.0.0.1, blocking \`sendto\`/\`recvfrom\`, an echo thread and a
 pinging thread. lanefs RPC: one \`RpcClient\` and one \`RpcServer\` (echo handler) on the UDP
-lane, 127.0.0.1, default options. Rounds alternate UDP baseline, RPC with one call
-outstanding, RPC with many calls outstanding (\`call_async\`).
+lane, 127.0.0.1. The calling thread sends and reaps its own calls (no hand-off); the
+server answers on the loop that received the request. Rounds alternate UDP baseline,
+RPC with one call outstanding, RPC with many calls outstanding (one thread, an
+\`RpcClient::Batch\`).
+
+**Default options** (\`spin_slots\` = a quarter of the CPUs: none here, every wait sleeps):
 
 $table
+
+**One busy-polling thread per process** (\`--spin-slots 1\`: a waiting thread polls up to
+20 µs before it sleeps, as on a machine with spare cores):
+
+$table_spin
 EOF
 )
 

@@ -312,6 +312,14 @@ json rpcs_json(client::ClusterClient& c) {
     if (st.calls_by_op[i]) out[proto::op_name(static_cast<proto::Op>(i))] = st.calls_by_op[i];
   return out;
 }
+// Loss recovery on the mount's cluster connection: a lane that drops
+// packets shows here first.
+json rpc_health_json(client::ClusterClient& c) {
+  auto st = c.rpc().stats();
+  return {{"retransmits", st.retransmits}, {"rto_events", st.rto_events}, {"timeouts", st.calls_timed_out},
+          {"session_resets", st.session_resets}, {"unexpected_packets", st.unexpected_packets},
+          {"invalid_packets", st.rx_invalid_total}, {"rx_packets", st.rx_packets}, {"tx_packets", st.tx_packets}};
+}
 }  // namespace
 
 std::string Frontend::do_ps() {
@@ -326,7 +334,8 @@ std::string Frontend::do_ps() {
                            {"reads", io.reads.load()}, {"read_bytes", io.read_bytes.load()},
                            {"writes", io.writes.load()}, {"write_bytes", io.write_bytes.load()},
                            {"errors", io.errors.load()}, {"lanes", lanes_json(*m->fs)},
-                           {"rpcs", rpcs_json(m->fs->cluster())}});
+                           {"rpcs", rpcs_json(m->fs->cluster())},
+                           {"rpc_health", rpc_health_json(m->fs->cluster())}});
   }
   return j.dump();
 }

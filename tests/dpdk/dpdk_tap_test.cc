@@ -103,8 +103,10 @@ TEST_F(DpdkTap, PollingTalksToKernelUdpArpAndMacChange) {
   ASSERT_OK(k);
   EXPECT_EQ((*t)->kind(), TransportKind::kDpdk);
   EXPECT_EQ((*t)->max_datagram(), 1472u);
-  // Polling mode: the notify fd is always readable (the owner polls).
-  EXPECT_TRUE(test::readable((*t)->notify_fd(), 0));
+  // Polling mode: the owner polls; its notify fd wakes it only after
+  // arm_notify(), when another thread's poll_shared() hands it a datagram.
+  EXPECT_TRUE((*t)->busy_polls());
+  EXPECT_FALSE(test::readable((*t)->notify_fd(), 0));
 
   expect_delivery(**k, **t, 1);  // the kernel ARPs for 192.0.2.2: we answer
   expect_delivery(**t, **k, 2);  // we ARP for 192.0.2.1 ourselves
@@ -118,6 +120,42 @@ TEST_F(DpdkTap, PollingTalksToKernelUdpArpAndMacChange) {
   expect_delivery(**t, **k, 4);
   EXPECT_GE((*t)->stats().rx_packets, 2u);
   EXPECT_GE((*t)->stats().tx_packets, 2u);
+}
+
+// Polling mode with a sleeping owner: endpoint b arms its notify fd and
+// sleeps while another thread polls the port for it (poll_shared(), the
+// pool's dedicated core): b's datagram lands in its inbox and wakes it.
+// Without arm_notify() nobody writes b's fd (its owner polls by itself).
+TEST_F(DpdkTap, PollingHandsOverToASleepingEndpoint) {
+  constexpr uint32_t kIpA = 0xc0000272, kIpB = 0xc0000273, kKernelIp = 0xc0000271;  // .114 .115 / .113
+  auto a = make_dpdk("net_tap7,iface=dtap7", kIpA, false);
+  ASSERT_OK(a);
+  auto b = make_dpdk("net_tap7,iface=dtap7", kIpB, false);
+  ASSERT_OK(b);
+  ASSERT_EQ(sh({"ip", "addr", "add", "192.0.2.113/28", "dev", "dtap7"}), 0);
+  ASSERT_EQ(sh({"ip", "link", "set", "dtap7", "up"}), 0);
+  auto k = make_kernel(kKernelIp);
+  ASSERT_OK(k);
+  expect_delivery(**k, **b, 51);  // ARP resolved both ways
+  expect_delivery(**b, **k, 52);
+  for (int round = 0; round < 2; ++round) {
+    const bool armed = round == 1;
+    if (armed) ASSERT_OK((*b)->arm_notify());
+    auto bytes = pattern(400, 60 + round);
+    TxDatagram d = dgram((*b)->local_addr(), bytes);
+    ASSERT_OK((*k)->tx_burst({&d, 1}));
+    bool handed = false;
+    for (int i = 0; i < 200 && !handed; ++i) {
+      (void)(*a)->poll_shared();
+      handed = test::readable((*b)->notify_fd(), 10);
+    }
+    EXPECT_EQ(handed, armed) << (armed ? "a sleeping endpoint was not woken by another thread's poll"
+                                       : "an endpoint that polls by itself was woken");
+    auto got = receive(**b, 1, 2000);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].data, bytes);
+    EXPECT_FALSE(test::readable((*b)->notify_fd(), 0)) << "receiving clears the wake-up";
+  }
 }
 
 // A frame damaged on the wire (its UDP checksum no longer matches) is

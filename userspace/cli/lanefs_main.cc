@@ -424,6 +424,7 @@ int cmd_stats(const Globals& g, bool paths) {
     l["target"] = m.value("target", "");
     l["errors"] = m.value("errors", 0);
     l["rpcs"] = m.value("rpcs", json::object());
+    l["rpc_health"] = m.value("rpc_health", json::object());
     if (!paths) l.erase("paths");
     out.push_back(l);
   }
@@ -469,6 +470,11 @@ int cmd_stats(const Globals& g, bool paths) {
     for (const auto& [op, n] : m["rpcs"].items())
       rpcs += (rpcs.empty() ? "" : ", ") + op + " " + std::to_string(n.get<uint64_t>());
     if (!rpcs.empty()) std::printf("  RPCs sent (this cluster connection): %s\n", rpcs.c_str());
+    if (const json& h = m["rpc_health"]; !h.empty())
+      std::printf("  loss recovery: %llu packets resent (%llu timeouts of a request's RTO), %llu calls timed out, "
+                  "%llu session resets\n",
+                  (unsigned long long)h.value("retransmits", 0ull), (unsigned long long)h.value("rto_events", 0ull),
+                  (unsigned long long)h.value("timeouts", 0ull), (unsigned long long)h.value("session_resets", 0ull));
   }
   return 0;
 }

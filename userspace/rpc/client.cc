@@ -129,6 +129,7 @@ class RpcClient::Pool {
 
   void add(std::unique_ptr<ClientEndpoint> ep) {
     ep->set_spin(&spin_);
+    ep->set_pollers(&pollers_);
     slots_[n_.load()].store(ep.get(), std::memory_order_release);
     owned_.push_back(std::move(ep));
     n_.fetch_add(1, std::memory_order_release);
@@ -149,7 +150,16 @@ class RpcClient::Pool {
 
   void housekeeping() {
     const bool busy_polls = configs_[0].kind == transport::TransportKind::kDpdk && !configs_[0].dpdk.interrupt_mode;
+    uint64_t last_tend_ns = 0;
     for (;;) {
+      if (busy_polls && pollers_.load(std::memory_order_relaxed) > 0) {
+        // Callers are polling the port themselves (and answer ARP as they
+        // go): the dedicated core steps back instead of competing for the
+        // queue and the CPU, and only tends idle endpoints now and then.
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        if (mono_ns() - last_tend_ns < 20'000'000) continue;
+      }
+      last_tend_ns = mono_ns();
       {
         std::unique_lock lk(mu_);
         if (stop_) return;
@@ -159,8 +169,13 @@ class RpcClient::Pool {
         if (!busy_polls) hk_cv_.wait_for(lk, std::chrono::milliseconds(20), [this] { return stop_; });
         if (stop_) return;
       }
-      each([this](ClientEndpoint& ep) {
-        if (!ep.try_lease()) return;  // in use: its caller drives it
+      each([this, busy_polls](ClientEndpoint& ep) {
+        if (!ep.try_lease()) {
+          // In use: its caller drives it, and may sleep while this core
+          // polls the port for it.
+          if (busy_polls) ep.poll_shared();
+          return;
+        }
         prepare(&ep);
         ep.tend();
         give_back(&ep);
@@ -173,6 +188,7 @@ class RpcClient::Pool {
   const uint64_t id_ = next_id_.fetch_add(1);
   ClientOptions opts_;
   SpinSlots spin_;
+  std::atomic<uint32_t> pollers_{0};
   std::vector<transport::TransportConfig> configs_;
   std::array<std::atomic<ClientEndpoint*>, kMaxEndpoints> slots_{};
   std::atomic<uint32_t> n_{0};

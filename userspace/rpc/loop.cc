@@ -91,6 +91,8 @@ size_t LoopCore::rx_raw() {
 }
 
 void LoopCore::sleep(uint64_t timeout_ns) {
+  auto st = transport_->arm_notify();
+  if (!st.ok()) LOG_WARN("arm_notify: {}", st.error().to_string());
   pollfd fds[2] = {{transport_->notify_fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
   if (ppoll(fds, 2, &ts, nullptr) > 0 && (fds[1].revents & POLLIN)) {

@@ -457,7 +457,8 @@ uint32_t DpdkPort::poll_queue(uint16_t q, uint64_t now) {
     for (uint32_t k = 0; k < nwoken; ++k) seen |= woken[k] == box;
     if (!seen) woken[nwoken++] = box;
   }
-  for (uint32_t k = 0; interrupt_mode_ && k < nwoken; ++k) {
+  for (uint32_t k = 0; k < nwoken; ++k) {
+    if (!interrupt_mode_ && !woken[k]->sleeping.load()) continue;  // its owner polls
     uint64_t one = 1;
     [[maybe_unused]] ssize_t w = write(woken[k]->event_fd, &one, sizeof one);
   }

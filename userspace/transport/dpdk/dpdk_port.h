@@ -66,7 +66,10 @@ struct Inbox {
   uint32_t ip = 0;        // host order
   uint16_t udp_port = 0;  // host order
   uint8_t prefix_bits = 24;
-  int event_fd = -1;      // written when mbufs are added (interrupt mode)
+  int event_fd = -1;      // written when mbufs are added (interrupt mode, or `sleeping`)
+  // Polling mode: the owner sleeps on event_fd (another thread polls the
+  // port for it); set before it sleeps, cleared when it receives again.
+  std::atomic<bool> sleeping{false};
   int epoll_fd = -1;      // interrupt mode: the port keeps its queues' fds in it
   std::mutex mu;
   std::vector<Delivered> mbufs;  // guarded by mu; validated UDP datagrams for (ip, udp_port)

@@ -64,11 +64,9 @@ class DpdkTransport final : public Transport {
       ev.data.u32 = UINT32_MAX;
       if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inbox_.event_fd, &ev) != 0) return sys_error("epoll_ctl", errno);
       inbox_.epoll_fd = epoll_fd_;
-    } else {
-      // Polling: always readable, the owner keeps calling rx_burst.
-      uint64_t one = 1;
-      if (write(inbox_.event_fd, &one, sizeof one) != sizeof one) return sys_error("eventfd write", errno);
     }
+    // Polling: the owner polls the port itself, or sleeps on event_fd after
+    // arm_notify() while another thread (the pool's dedicated core) polls.
     // A fixed port if asked; else the first free one from a per-process
     // start (several endpoints of one process share the address).
     uint16_t want = config.bind.port;
@@ -105,8 +103,24 @@ class DpdkTransport final : public Transport {
     return stats_;
   }
 
+  size_t poll_shared() override { return port_->interrupt_mode() ? 0 : port_->poll(&inbox_, mono_ns()); }
+
   Status arm_notify() override {
-    if (!port_->interrupt_mode()) return ok_status();
+    if (!port_->interrupt_mode()) {
+      // From now on whoever polls the port wakes us; what already sits in
+      // the inbox wakes us at once.
+      inbox_.sleeping.store(true);
+      bool waiting;
+      {
+        std::lock_guard lk(inbox_.mu);
+        waiting = !inbox_.mbufs.empty();
+      }
+      if (waiting) {
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t w = write(inbox_.event_fd, &one, sizeof one);
+      }
+      return ok_status();
+    }
     LANEFS_TRY(port_->arm(&inbox_));
     // A datagram that arrived before the interrupt was enabled raised none:
     // poll once more; if anything is ours, make our fd readable at once.
@@ -165,7 +179,7 @@ class DpdkTransport final : public Transport {
   Result<size_t> rx_burst(std::span<RxDatagram> out) override {
     free_held();
     uint64_t now = mono_ns();
-    if (epoll_fd_ >= 0) {
+    if (epoll_fd_ >= 0 || inbox_.sleeping.exchange(false)) {
       uint64_t v;
       [[maybe_unused]] ssize_t r = read(inbox_.event_fd, &v, sizeof v);  // clear our wake-up
     }
