@@ -126,10 +126,11 @@ void ClientEndpoint::start(const CallArgs& args, Done done) {
   ClientSession& s = session_for(args.server);
   uint64_t now = mono_ns();
   s.waiting.push_back(Call{args, now + args.timeout_ns, std::move(done)});
-  // Queued on the caller's thread, nothing waits for a loop turn: run()
-  // sends every call started since the last turn in one burst (one
-  // sendmmsg, or one GSO send, for a batch of pieces or of new calls).
+  // Send now, from the caller's thread: nothing waits for a loop turn, and
+  // a caller may wait for something else before it runs the endpoint (an
+  // RDMA write's data is pulled by the backend while the caller waits).
   pump(s, now);
+  core_->flush();
 }
 
 void ClientEndpoint::pump(ClientSession& s, uint64_t now) {
