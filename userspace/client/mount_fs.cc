@@ -183,6 +183,11 @@ Result<proto::InodeAttr> MountFs::create(uint64_t parent, const std::string& nam
   r.rdev = rdev;
   r.cred = cred;
   r.exclusive = exclusive;
+  return create_node(r);
+}
+
+// CREATE of any kind: the directory's attributes from the answer (DirChange).
+Result<proto::InodeAttr> MountFs::create_node(const proto::CreateReq& r) {
   DirChange change(*this, r.parent);
   LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->create_entry(r));
   change.answered(e);
@@ -205,11 +210,7 @@ Result<proto::InodeAttr> MountFs::symlink(uint64_t parent, const std::string& na
   r.mode = S_IFLNK | 0777;
   r.cred = cred;
   r.symlink_target = target;
-  DirChange change(*this, r.parent);
-  LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->create_entry(r));
-  change.answered(e);
-  remember(e.attr, true);
-  return to_kernel(e.attr);
+  return create_node(r);
 }
 
 Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, const std::string& name) {

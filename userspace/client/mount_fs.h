@@ -133,6 +133,7 @@ class MountFs {
   void remember(const proto::InodeAttr& a, bool count_lookup);
   Result<uint64_t> size_for_read(uint64_t ino);
   void forget_no_caps(uint64_t ino);
+  Result<proto::InodeAttr> create_node(const proto::CreateReq& r);
   // A change to directory `ino` through this mount: begin_change() returns
   // a ticket (0: others are in flight, or the directory is not known);
   // end_change() with the attributes the change answered makes them exact
