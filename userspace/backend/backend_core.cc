@@ -152,6 +152,7 @@ Status BackendCore::start() {
   co.transport.bind = NetAddr{opts_.listen.ip, 0};
   co.name = "peer:" + opts_.name;
   co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);
+  co.dedicated_cores = false;  // the server loops poll the port (DPDK) and hand peer replies over
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
   // Again now that the server is bound: the legs' real ports.
   if (!opts_.extra_legs.empty() || !opts_.label.empty()) advertise_identity();

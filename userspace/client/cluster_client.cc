@@ -45,7 +45,7 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
       else dro.more_transports.push_back(t);
     }
     for (int cpu : c->opts_.cpus) LANEFS_TRY(rpc::cpu_usable(cpu));
-    dro.cpu = c->opts_.cpus.empty() ? -1 : c->opts_.cpus[0];
+    dro.cpus = c->opts_.cpus;
     auto r = rpc::RpcClient::create(dro);
     if (r.ok()) {
       c->rpc_ = std::move(*r);

@@ -3,7 +3,9 @@
 // thread, no lock shared between threads on the call path), drives its own
 // calls on it, and gives it back. A housekeeping thread looks after idle
 // endpoints only (HA probes, statistics, stray packets); it never carries a
-// call, so no call is ever handed from one thread to another.
+// call, so no call is ever handed from one thread to another. On a
+// busy-polling DPDK port the pool is a set of dedicated cores instead
+// (dedicated_core.h).
 #include <sched.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "rpc/client_endpoint.h"
+#include "rpc/dedicated_core.h"
 
 namespace lanefs::rpc {
 
@@ -26,6 +29,8 @@ class RpcClient::Pool {
     configs_.push_back(opts_.transport);
     for (const auto& t : opts_.more_transports) configs_.push_back(t);
     opts_.max_endpoints = std::max<uint32_t>(opts_.max_endpoints, static_cast<uint32_t>(configs_.size()));
+    dedicated_ = opts_.dedicated_cores && configs_[0].kind == transport::TransportKind::kDpdk &&
+                 !configs_[0].dpdk.interrupt_mode;
   }
 
   Status start() {
@@ -34,10 +39,15 @@ class RpcClient::Pool {
     for (size_t i = 0; i < configs_.size(); ++i) {
       LANEFS_ASSIGN_OR_RETURN(auto ep, ClientEndpoint::create(opts_, configs_[i]));
       core_addrs_.push_back(ep->local_addr());
+      ClientEndpoint* raw = ep.get();
       add(std::move(ep));
+      if (!dedicated_) continue;
+      cores_.push_back(std::make_unique<DedicatedCore>(raw, [this](ClientEndpoint& e) { prepare(&e); }));
+      LANEFS_TRY(cores_.back()->start(cpu_of(i)));
     }
+    if (dedicated_) return ok_status();
     housekeeper_ = std::thread([this] { housekeeping(); });
-    return pin_thread(housekeeper_, opts_.cpu);
+    return pin_thread(housekeeper_, cpu_of(0));
   }
 
   void stop() {
@@ -47,6 +57,7 @@ class RpcClient::Pool {
     }
     hk_cv_.notify_all();
     if (housekeeper_.joinable()) housekeeper_.join();
+    for (auto& c : cores_) c->stop();
     // Leases end when their Batch does; a client is destroyed only after
     // its callers are done, so this waits briefly at most.
     for (uint32_t i = 0; i < n_.load(); ++i) {
@@ -55,6 +66,20 @@ class RpcClient::Pool {
     }
     owned_.clear();
   }
+
+  bool dedicated() const { return dedicated_; }
+  // Dedicated cores: the core this thread's calls go to (threads are spread
+  // round-robin over the cores and keep theirs).
+  uint32_t core_for_thread() {
+    thread_local struct {
+      uint64_t pool = 0;
+      uint32_t core = 0;
+    } mine;
+    if (mine.pool != id_) mine = {id_, next_core_.fetch_add(1, std::memory_order_relaxed) % uint32_t(cores_.size())};
+    return mine.core;
+  }
+  void submit(uint32_t core, const CallArgs& args, Mailbox* mb, uint32_t id) { cores_[core]->submit(args, mb, id); }
+  void wait(Mailbox* mb, bool until_any) { mb->wait(until_any, &spin_, opts_.busy_poll_ns); }
 
   ClientEndpoint* lease() {
     // The endpoint this thread used last (pools are told apart by an id
@@ -129,11 +154,12 @@ class RpcClient::Pool {
 
   void add(std::unique_ptr<ClientEndpoint> ep) {
     ep->set_spin(&spin_);
-    ep->set_pollers(&pollers_);
     slots_[n_.load()].store(ep.get(), std::memory_order_release);
     owned_.push_back(std::move(ep));
     n_.fetch_add(1, std::memory_order_release);
   }
+
+  int cpu_of(size_t core) const { return core < opts_.cpus.size() ? opts_.cpus[core] : -1; }
 
   // Configuration made on the pool reaches an endpoint when it is leased.
   ClientEndpoint* prepare(ClientEndpoint* ep) {
@@ -149,38 +175,20 @@ class RpcClient::Pool {
   }
 
   void housekeeping() {
-    const bool busy_polls = configs_[0].kind == transport::TransportKind::kDpdk && !configs_[0].dpdk.interrupt_mode;
-    uint64_t last_tend_ns = 0;
     for (;;) {
-      if (busy_polls && pollers_.load(std::memory_order_relaxed) > 0) {
-        // Callers are polling the port themselves (and answer ARP as they
-        // go): the dedicated core steps back instead of competing for the
-        // queue and the CPU, and only tends idle endpoints now and then.
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-        if (mono_ns() - last_tend_ns < 20'000'000) continue;
-      }
-      last_tend_ns = mono_ns();
       {
         std::unique_lock lk(mu_);
-        if (stop_) return;
-        // A dedicated DPDK core polls the port while no call does (ARP,
-        // frames handed over between endpoints); otherwise idle endpoints
-        // need attention only every few milliseconds (probes, stats).
-        if (!busy_polls) hk_cv_.wait_for(lk, std::chrono::milliseconds(20), [this] { return stop_; });
+        // Idle endpoints need attention only every few milliseconds
+        // (probes, stats, stray packets).
+        hk_cv_.wait_for(lk, std::chrono::milliseconds(20), [this] { return stop_; });
         if (stop_) return;
       }
-      each([this, busy_polls](ClientEndpoint& ep) {
-        if (!ep.try_lease()) {
-          // In use: its caller drives it, and may sleep while this core
-          // polls the port for it.
-          if (busy_polls) ep.poll_shared();
-          return;
-        }
+      each([this](ClientEndpoint& ep) {
+        if (!ep.try_lease()) return;  // in use: its caller drives it
         prepare(&ep);
         ep.tend();
         give_back(&ep);
       });
-      if (busy_polls) sched_yield();
     }
   }
 
@@ -188,7 +196,9 @@ class RpcClient::Pool {
   const uint64_t id_ = next_id_.fetch_add(1);
   ClientOptions opts_;
   SpinSlots spin_;
-  std::atomic<uint32_t> pollers_{0};
+  bool dedicated_ = false;
+  std::vector<std::unique_ptr<DedicatedCore>> cores_;
+  std::atomic<uint32_t> next_core_{0};
   std::vector<transport::TransportConfig> configs_;
   std::array<std::atomic<ClientEndpoint*>, kMaxEndpoints> slots_{};
   std::atomic<uint32_t> n_{0};
@@ -216,16 +226,37 @@ Result<std::unique_ptr<RpcClient>> RpcClient::create(ClientOptions options) {
 RpcClient::RpcClient(std::unique_ptr<Pool> pool) : pool_(std::move(pool)) {}
 RpcClient::~RpcClient() { pool_->stop(); }
 
-RpcClient::Batch::Batch(RpcClient& client) : client_(client), ep_(client.pool_->lease()) {}
+RpcClient::Batch::Batch(RpcClient& client) : client_(client) {
+  if (client.pool_->dedicated()) {
+    mb_ = take_mailbox();
+    core_ = client.pool_->core_for_thread();
+  } else {
+    ep_ = client.pool_->lease();
+  }
+}
 RpcClient::Batch::~Batch() {
+  if (mb_) {
+    client_.pool_->wait(mb_, false);
+    return_mailbox(mb_);
+    return;
+  }
   ep_->run(false);
   ep_->maybe_publish();
   client_.pool_->give_back(ep_);
 }
-void RpcClient::Batch::start(const CallArgs& args, Done done) { ep_->start(args, std::move(done)); }
-void RpcClient::Batch::wait() { ep_->run(false); }
-void RpcClient::Batch::wait_any() { ep_->run(true); }
-size_t RpcClient::Batch::outstanding() const { return ep_->outstanding(); }
+void RpcClient::Batch::start(const CallArgs& args, Done done) {
+  if (mb_) client_.pool_->submit(core_, args, mb_, mb_->add(std::move(done)));
+  else ep_->start(args, std::move(done));
+}
+void RpcClient::Batch::wait() {
+  if (mb_) client_.pool_->wait(mb_, false);
+  else ep_->run(false);
+}
+void RpcClient::Batch::wait_any() {
+  if (mb_) client_.pool_->wait(mb_, true);
+  else ep_->run(true);
+}
+size_t RpcClient::Batch::outstanding() const { return mb_ ? mb_->outstanding() : ep_->outstanding(); }
 
 Result<Buffer> RpcClient::call(NetAddr server, uint16_t opcode, std::span<const uint8_t> request,
                                uint64_t timeout_ns) {

@@ -55,11 +55,8 @@ Result<std::unique_ptr<ClientEndpoint>> ClientEndpoint::create(const ClientOptio
   // DPDK lane, or UDP on a 1500-byte NIC) 32 packets are 47 KB in flight,
   // against 2 MB with loopback's 64 KiB ones: the window, not the network,
   // would bound throughput. Scale both so at least 256 KiB may be in
-  // flight (1472-byte datagrams: 179 packets). A lane that parses raw
-  // frames (DPDK) has no socket buffer to absorb bursts, only the port's
-  // descriptor rings (1024), and every calling thread has an endpoint with
-  // its own window: there 64 KiB per endpoint (44 packets).
-  const double min_bytes = ep->core_->reads_raw_frames() ? 64 * 1024 : 256 * 1024;
+  // flight (1472-byte datagrams: 179 packets).
+  constexpr double min_bytes = 256 * 1024;
   double bytes = ep->opts_.window.max * std::max<uint32_t>(ep->core_->transport().max_datagram(), 1);
   if (bytes < min_bytes) {
     double f = min_bytes / bytes;
@@ -189,20 +186,6 @@ uint64_t ClientEndpoint::sleep_ns() const {
 
 void ClientEndpoint::run(bool until_any) {
   core_->flush();
-  // On a busy-polling port the caller polls it while its calls are out; the
-  // pool's dedicated core then steps back (pollers_, client.cc).
-  struct Polling {
-    std::atomic<uint32_t>* n = nullptr;
-    void start(std::atomic<uint32_t>* c) {
-      n = c;
-      n->fetch_add(1, std::memory_order_relaxed);
-    }
-    void stop() {
-      if (n) n->fetch_sub(1, std::memory_order_relaxed);
-      n = nullptr;
-    }
-    ~Polling() { stop(); }
-  } polling;
   const uint64_t start_completed = completed_;
   uint64_t idle_since = mono_ns();
   SpinHold spin(spin_);
@@ -213,18 +196,11 @@ void ClientEndpoint::run(bool until_any) {
     }
     if (outstanding_ == 0 || (until_any && completed_ != start_completed)) break;
     uint64_t now = mono_ns();
-    if (now - idle_since < opts_.busy_poll_ns && spin.spin()) {
-      // A busy-polling port is polled by the caller itself while it spins
-      // (the pool's dedicated core steps back meanwhile).
-      if (core_->busy_polls() && !polling.n && pollers_) polling.start(pollers_);
-      continue;
-    }
+    if (now - idle_since < opts_.busy_poll_ns && spin.spin()) continue;
     spin.release();
-    polling.stop();
-    // Sleep until a datagram arrives. On a busy-polling DPDK port the
-    // pool's dedicated core keeps polling and hands this endpoint's
-    // datagrams over with a wake-up (one hand-off per reply: the price of
-    // not spinning beside it when no spin slot is free).
+    // Sleep until a datagram arrives. On a busy-polling DPDK port that the
+    // pool does not poll itself (a backend's peer calls) the server loops
+    // poll it and hand this endpoint's datagrams over with a wake-up.
     if (core_->busy_polls()) core_->sleep(std::min<uint64_t>(sleep_ns(), 1'000'000));
     else core_->wait(sleep_ns());
     idle_since = mono_ns();
@@ -701,9 +677,8 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now) {
   e.u32(opts_.slots);
   e.str(opts_.name);
   e.u32(core_->transport().max_datagram());
-  // Response packets the server may push unasked: our credits' worth (a
-  // raw-frame lane: the initial window's, see create()).
-  e.u32(static_cast<uint32_t>(core_->reads_raw_frames() ? opts_.window.initial : opts_.window.max));
+  // Response packets the server may push unasked: our credits' worth.
+  e.u32(static_cast<uint32_t>(opts_.window.max));
   e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
   PacketHeader h;
   h.type = PktType::kConnect;

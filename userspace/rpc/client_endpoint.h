@@ -154,10 +154,6 @@ class ClientEndpoint {
   EndpointSnapshot snapshot() const;
   // The pool's spin budget (nullptr: never spin); set before first use.
   void set_spin(SpinSlots* s) { spin_ = s; }
-  // Counts callers polling a busy-polling port (nullptr: not counted).
-  void set_pollers(std::atomic<uint32_t>* p) { pollers_ = p; }
-  // Any thread: polls a busy-polling port for every endpoint on it.
-  void poll_shared() { core_->transport().poll_shared(); }
 
  private:
   explicit ClientEndpoint(const ClientOptions& opts);
@@ -192,7 +188,6 @@ class ClientEndpoint {
 
   ClientOptions opts_;
   SpinSlots* spin_ = nullptr;
-  std::atomic<uint32_t>* pollers_ = nullptr;
   RpcCounters counters_;
   std::unique_ptr<LoopCore> core_;
   NetAddr local_;

@@ -10,7 +10,10 @@
 //   "their" endpoint across calls, so steady state is one endpoint per
 //   calling thread, like eRPC's one Rpc per thread. A housekeeping thread
 //   only looks after idle endpoints (HA path probes, statistics); it never
-//   carries a call.
+//   carries a call. The one exception is a busy-polling DPDK port
+//   (dedicated_mode=full): there a dedicated core per transport config
+//   drives every call and callers sleep until theirs completes
+//   (dedicated_core.h: why, and what that costs).
 // - RpcServer runs one loop per core (UDP: SO_REUSEPORT sockets steered by
 //   session id; other lanes one loop). The loop that receives a request
 //   runs its handler inline; a handler that must wait (disk sync, a RocksDB
@@ -97,18 +100,23 @@ struct ClientOptions {
   // Endpoints the pool may open (one per concurrently calling thread); a
   // thread that finds none free waits for one.
   uint32_t max_endpoints = 64;
-  // A caller polls its endpoint this long for a reply before it sleeps on
-  // the endpoint's notify fd (0: sleep at once), if it gets one of the
-  // pool's `spin_slots` (-1: a quarter of the usable CPUs, so none on a
-  // 2-core machine, where a spinning caller only delays the server it
-  // waits for). Busy-polling transports (DPDK, dedicated_mode=full) never
-  // sleep while a call is outstanding.
+  // A caller polls for its reply this long before it sleeps (0: sleep at
+  // once), if it gets one of the pool's `spin_slots` (-1: a quarter of the
+  // usable CPUs, so none on a 2-core machine, where a spinning caller only
+  // delays the server it waits for).
   uint64_t busy_poll_ns = 20'000;
   int spin_slots = -1;
-  // Pin the housekeeping thread to this CPU (`core=`; on the DPDK lane in
-  // dedicated_mode=full it polls the port while no call does); -1 = not
-  // pinned. create() fails with kInvalid naming the CPU when it cannot be.
-  int cpu = -1;
+  // A busy-polling DPDK port (dedicated_mode=full): true (the frontend) =
+  // one dedicated core per transport config polls it and drives every call
+  // made on that core, callers hand their calls over and sleep until they
+  // complete (dedicated_core.h says why); false (a backend calling its
+  // peers, whose server loops already poll the port) = callers drive their
+  // own calls and sleep while the server loops hand their frames over.
+  bool dedicated_cores = true;
+  // CPUs to pin to (`core=`): the dedicated core of transport config i to
+  // cpus[i], else the housekeeping thread to cpus[0]; missing or -1 = not
+  // pinned. create() fails with kInvalid naming a CPU that cannot be used.
+  std::vector<int> cpus;
 };
 
 // Where a call's response message lands: its first head.size() bytes in
@@ -180,9 +188,11 @@ struct PathStats {
 };
 
 class ClientEndpoint;  // client_endpoint.h (internal)
+class Mailbox;         // dedicated_core.h (internal)
 
 // Thread-safe: every method may be called from any thread. A call runs on
-// the calling thread (see the file comment); callbacks run on that thread.
+// the calling thread, or its dedicated core (see the file comment);
+// callbacks always run on the calling thread.
 class RpcClient {
  public:
   static Result<std::unique_ptr<RpcClient>> create(ClientOptions options);
@@ -190,7 +200,8 @@ class RpcClient {
 
   // Several calls issued together and driven to completion by the calling
   // thread (the chunk pieces of one IO; a benchmark keeping N in flight).
-  // A Batch leases one endpoint for its lifetime; use it from one thread.
+  // A Batch leases one endpoint for its lifetime (on dedicated cores: hands
+  // its calls to the thread's core); use it from one thread.
   class Batch {
    public:
     explicit Batch(RpcClient& client);
@@ -198,7 +209,7 @@ class RpcClient {
     Batch(const Batch&) = delete;
     Batch& operator=(const Batch&) = delete;
     // Starts a call; `done` runs on this thread inside wait()/wait_any().
-    // It may start further calls on this Batch.
+    // It may start further calls on this Batch, but not wait on it.
     void start(const CallArgs& args, Done done);
     void wait();       // until no call is outstanding
     void wait_any();   // until at least one call completed (returns at once if none is outstanding)
@@ -206,7 +217,9 @@ class RpcClient {
 
    private:
     RpcClient& client_;
-    ClientEndpoint* ep_;
+    ClientEndpoint* ep_ = nullptr;  // leased, or
+    Mailbox* mb_ = nullptr;         // dedicated cores: where completions arrive
+    uint32_t core_ = 0;
   };
 
   // One blocking call, run on the calling thread; the response is copied out.

@@ -58,7 +58,6 @@ class FaultTransport final : public Transport {
   Status arm_notify() override { return inner_->arm_notify(); }
   bool has_pending() const noexcept override { return !held_.empty() || inner_->has_pending(); }
   bool busy_polls() const noexcept override { return inner_->busy_polls(); }
-  size_t poll_shared() override { return inner_->poll_shared(); }
   Result<std::unique_ptr<MemRegion>> register_memory(void* addr, size_t len) override {
     return inner_->register_memory(addr, len);
   }

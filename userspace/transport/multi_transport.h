@@ -36,11 +36,6 @@ class MultiHomedTransport final : public Transport {
   Status arm_notify() override;
   bool has_pending() const noexcept override;
   bool busy_polls() const noexcept override { return legs_[0]->busy_polls(); }
-  size_t poll_shared() override {
-    size_t n = 0;
-    for (auto& leg : legs_) n += leg->poll_shared();
-    return n;
-  }
   Result<std::unique_ptr<MemRegion>> register_memory(void* addr, size_t len) override {
     return legs_[0]->register_memory(addr, len);
   }

@@ -173,11 +173,6 @@ class Transport {
   // owner never sleeps on notify_fd(); an idle turn of its loop only yields
   // the CPU to the other threads sharing it.
   virtual bool busy_polls() const noexcept { return false; }
-  // Busy-polling lanes: polls the shared port for every endpoint on it
-  // (datagrams go to their owners' inboxes, sleeping owners are woken, ARP
-  // is answered) without touching this endpoint's own state. Thread-safe:
-  // the dedicated core calls it while the endpoint's caller sleeps.
-  virtual size_t poll_shared() { return 0; }
 
   // Registers memory for zero-copy use by this transport.
   virtual Result<std::unique_ptr<MemRegion>> register_memory(void* addr, size_t len) = 0;

@@ -103,8 +103,6 @@ class DpdkTransport final : public Transport {
     return stats_;
   }
 
-  size_t poll_shared() override { return port_->interrupt_mode() ? 0 : port_->poll(&inbox_, mono_ns()); }
-
   Status arm_notify() override {
     if (!port_->interrupt_mode()) {
       // From now on whoever polls the port wakes us; what already sits in
