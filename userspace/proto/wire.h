@@ -21,8 +21,11 @@
 namespace lanefs::proto {
 
 inline constexpr uint32_t kMagic = 0x53464e4c;  // "LNFS" in memory order
-inline constexpr uint8_t kVersion = 1;
-inline constexpr uint8_t kMinVersion = 1;
+// Version 2: WriteReq carries its data last with the size/mtime commit,
+// WriteResp the commit's outcome, kConnect the push count and raw-frames
+// flag (docs/protocol.md, "Versions"). Version 1 peers are refused.
+inline constexpr uint8_t kVersion = 2;
+inline constexpr uint8_t kMinVersion = 2;
 inline constexpr uint32_t kHeaderSize = 44;
 // Largest message the protocol carries (fragmented): 16 MiB.
 inline constexpr uint32_t kMaxMessage = 16u << 20;

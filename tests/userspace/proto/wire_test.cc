@@ -197,7 +197,7 @@ TEST(Wire, TrailingBytesAreBadLength) {
 }
 
 TEST(Wire, OtherVersionWithValidCrcIsBadVersion) {
-  for (uint8_t version : {uint8_t{0}, uint8_t{2}, uint8_t{255}}) {
+  for (uint8_t version : {uint8_t{0}, uint8_t(kMinVersion - 1), uint8_t(kVersion + 1), uint8_t{255}}) {
     PacketHeader in = sample_header(PktType::kConnect, 4);
     in.version = version;
     const auto pkt = build(in, sample_payload(4));
