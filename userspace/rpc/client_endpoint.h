@@ -22,6 +22,9 @@
 
 namespace lanefs::rpc {
 
+// A session's connect nonce: random, odd (never 0).
+uint64_t random_nonce();
+
 enum class PktState : uint8_t { kUnsent, kInflight, kLost, kAnswered };
 
 // A client packet: request fragment i (i < req_pkts), or the
