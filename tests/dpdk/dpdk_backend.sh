@@ -42,6 +42,13 @@ stop_backend() {
 }
 cleanup() {
   umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+  # No frontend of this run may outlive it (a polling one keeps a CPU busy
+  # and slows whatever test runs next): 10 s to exit, then SIGKILL.
+  fp=$(cat "$RUN/frontend.pid" 2>/dev/null || true)
+  if [ -n "$fp" ]; then
+    i=0; while kill -0 "$fp" 2>/dev/null && [ $i -lt 40 ]; do i=$((i + 1)); sleep 0.25; done
+    kill -9 "$fp" 2>/dev/null || true
+  fi
   stop_backend
   sleep 0.5
   [ -n "${KEEP:-}" ] || rm -rf "$W"

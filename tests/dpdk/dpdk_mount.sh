@@ -10,7 +10,7 @@
 #      the IO on the dpdk lane; the frontend's CPU over 10 s idle is busy;
 #   2. dedicated_mode=none (RX interrupts, net_tap has them) with two cores,
 #      one IP each: each core has its own queue pair of the (multi-queue)
-#      tap; same IO, and the frontend's CPU over 10 s idle is small (two
+#      tap; same IO, and the frontend's CPU over 10 s idle is at most 2% (two
 #      sleeping cores);
 #   3. dedicated_mode=none on net_af_packet (no RX interrupts, like AWS
 #      ENA): the mount works on kernel UDP, `cluster processes` says UDP and
@@ -31,7 +31,14 @@ mkdir -p "$RUN" "$MNT"
 bp=""
 cleanup() {
   umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
-  [ -z "$bp" ] || kill "$bp" 2>/dev/null || true
+  # No frontend of this run may outlive it (a polling one keeps a CPU busy
+  # and slows whatever test runs next): 10 s to exit, then SIGKILL.
+  fp=$(cat "$RUN/frontend.pid" 2>/dev/null || true)
+  if [ -n "$fp" ]; then
+    i=0; while kill -0 "$fp" 2>/dev/null && [ $i -lt 40 ]; do i=$((i + 1)); sleep 0.25; done
+    kill -9 "$fp" 2>/dev/null || true
+  fi
+  [ -z "$bp" ] || { kill "$bp" 2>/dev/null || true; wait "$bp" 2>/dev/null || true; }
   sleep 0.5
   rm -rf "$W"
 }
@@ -137,7 +144,8 @@ quiet=$(idle_cpu)
 echo "dpdk_mount: interrupt mode: frontend used ${quiet}/100 CPU seconds in 10 s idle"
 # A polling core spins (most of 10 s); a sleeping one stays near zero.
 [ "$busy" -ge 500 ] || fail "polling mode did not keep a core busy (${busy}/100 s in 10 s)"
-[ "$quiet" -le 100 ] || fail "interrupt mode used ${quiet}/100 CPU seconds in 10 s idle"
+# The documented promise (docs/mount.md): at most 2% of a core while idle.
+[ "$quiet" -le 20 ] || fail "interrupt mode used ${quiet}/100 CPU seconds in 10 s idle (more than 2% of a core)"
 umount "$MNT"
 wait_gone
 
