@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "common/cli_args.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "lanefs/config.h"
@@ -26,8 +27,13 @@ int main(int argc, char** argv) {
   app.add_flag("--daemon", daemon, "detach from the terminal");
   app.add_option("--idle-exit", idle_exit_s, "exit after this many seconds without any mount")->capture_default_str();
   app.set_version_flag("--version", LANEFS_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = lanefs::parse_args(app, argc, argv, "lanefs-frontend"); rc >= 0) return rc;
 
+  // Before the fork, so a bad level or log file is reported to the caller.
+  if (auto st = lanefs::init_logging("lanefs-frontend", log_file, log_level, true); !st.ok()) {
+    std::fprintf(stderr, "lanefs-frontend: %s\n", st.error().message.c_str());
+    return 2;
+  }
   if (daemon) {
     pid_t pid = fork();
     if (pid < 0) {
@@ -45,7 +51,6 @@ int main(int argc, char** argv) {
     if (devnull > 2) close(devnull);
     if (logfd > 2) close(logfd);
   }
-  lanefs::init_logging("lanefs-frontend", log_file, log_level, true);
 
   sigset_t set = lanefs::block_stop_signals();
 

@@ -168,6 +168,16 @@ TEST_F(CliTest, UnreachableBackendFailsFastWithOneLine) {
   EXPECT_NE(lines[0].find(where), std::string::npos) << r.out;
 }
 
+// Several backends listed, the first one down: every address is tried
+// within the connect deadline and the live one is enough (the dead first
+// address used to take the whole deadline, and the command failed).
+TEST_F(CliTest, FirstBackendDownSecondUpIsEnough) {
+  std::string dead = "127.0.0.1:" + std::to_string(free_udp_port());
+  auto r = run_cli({"--backend", dead + "," + backend_->addr_string(), "--connect-timeout", "3", "fs", "list"});
+  std::printf("first backend down: exit %d after %.2f s\n", r.rc, r.seconds);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST_F(CliTest, BackendFromEnvironment) {
   auto ok = run_cli({"--json", "cluster", "processes"}, {"LANEFS_BACKEND=" + backend_->addr_string()});
   ASSERT_EQ(ok.rc, 0) << ok.out;
@@ -190,6 +200,62 @@ TEST_F(CliTest, BadAddressIsUsageError) {
   EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;
   auto r2 = run_cli({"--backend", "127.0.0.1:99999", "fs", "list"});
   EXPECT_EQ(r2.rc, 2) << r2.out;
+}
+
+// Argument errors exit 2 (the documented code) with one line naming what
+// was wrong; an unknown command word is named and the nearest suggested.
+TEST(CliArgs, ArgumentErrorsExit2AndNameTheWord) {
+  auto bogus = run_cli({"bogus"});
+  EXPECT_EQ(bogus.rc, 2) << bogus.out;
+  EXPECT_NE(bogus.out.find("unknown command 'bogus'"), std::string::npos) << bogus.out;
+  EXPECT_EQ(lines_of(bogus.out).size(), 1u) << bogus.out;
+  auto near = run_cli({"fs", "lst"});
+  EXPECT_EQ(near.rc, 2) << near.out;
+  EXPECT_NE(near.out.find("unknown command 'lst'"), std::string::npos) << near.out;
+  EXPECT_NE(near.out.find("did you mean 'list'"), std::string::npos) << near.out;
+  auto none = run_cli({});
+  EXPECT_EQ(none.rc, 2) << none.out;
+  auto bad_opt = run_cli({"fs", "list", "--no-such-option"});
+  EXPECT_EQ(bad_opt.rc, 2) << bad_opt.out;
+  EXPECT_NE(bad_opt.out.find("--no-such-option"), std::string::npos) << bad_opt.out;
+  auto missing = run_cli({"fs", "create"});
+  EXPECT_EQ(missing.rc, 2) << missing.out;
+  auto negative = run_cli({"fs", "locate", "x", "/f", "--offset", "-5"});
+  EXPECT_EQ(negative.rc, 2) << negative.out;
+  auto help = run_cli({"--help"});
+  EXPECT_EQ(help.rc, 0) << help.out;
+}
+
+// fs locate and fs commands: one clear line and the right code for each.
+TEST_F(CliTest, LocateAndNameErrorsAreClear) {
+  ASSERT_EQ(cli({"fs", "create", "loc"}).rc, 0);
+  auto nosuch = cli({"fs", "locate", "loc", "/nosuch"});
+  EXPECT_EQ(nosuch.rc, 4) << nosuch.out;  // kNotFound
+  EXPECT_NE(nosuch.out.find("/nosuch: no such file or directory"), std::string::npos) << nosuch.out;
+  EXPECT_EQ(nosuch.out.find("dirent"), std::string::npos) << nosuch.out;
+  std::string huge(2000, 'a');
+  auto create = cli({"fs", "create", huge});
+  EXPECT_EQ(create.rc, 2) << create.out;  // kInvalid, not "malformed message body"
+  EXPECT_NE(create.out.find("must be 1-64 characters"), std::string::npos) << create.out;
+  EXPECT_EQ(lines_of(create.out).size(), 1u);
+  auto del = cli({"fs", "delete", huge});
+  EXPECT_EQ(del.rc, 4) << del.out;
+  EXPECT_NE(del.out.find("no filesystem named"), std::string::npos) << del.out;
+  EXPECT_EQ(cli({"fs", "delete", "loc"}).rc, 0);
+}
+
+// lanefsd refuses a log file it cannot open and an unknown log level with
+// one line and exit 2 (it used to abort, or to log nothing).
+TEST(LanefsdArgs, BadLogFileAndLevelExit2) {
+  std::string out;
+  int rc = run_command({lanefsd_path(), "--data-dir", "/tmp/lanefs-never-made", "--log-file", "/proc/nope/log"}, &out);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("/proc/nope/log"), std::string::npos) << out;
+  rc = run_command({lanefsd_path(), "--data-dir", "/tmp/lanefs-never-made", "--log-level", "chatty"}, &out);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("chatty"), std::string::npos) << out;
+  rc = run_command({lanefsd_path(), "--bogus-flag"}, &out);
+  EXPECT_EQ(rc, 2) << out;
 }
 
 TEST_F(CliTest, ClusterRdmaEnableDisable) {

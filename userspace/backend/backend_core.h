@@ -1,7 +1,9 @@
 // BackendCore: one lanefsd container — its stores, its RPC server (clients
 // and peers call in), its peer client (it calls other backends), and the
 // cluster map. The op families live in management_ops.cc, meta_ops.cc and
-// data_ops.cc; dispatch.cc routes an opcode to its family.
+// data_ops.cc; BackendCore::handle (backend_core.cc) routes an opcode to
+// its family; fast_path.cc serves plain reads/writes, getattr and local
+// lookups on the receiving loop.
 //
 // Roles (shown as processes by `lanefs cluster processes`): MANAGEMENT
 // (cluster map, membership, filesystems, sessions), COMPUTE (metadata and

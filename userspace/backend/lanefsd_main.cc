@@ -10,6 +10,7 @@
 
 #include "backend/backend_core.h"
 #include "backend/container_net.h"
+#include "common/cli_args.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "lanefs/config.h"
@@ -60,9 +61,12 @@ int main(int argc, char** argv) {
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.set_version_flag("--version", LANEFS_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = lanefs::parse_args(app, argc, argv, "lanefsd"); rc >= 0) return rc;
 
-  init_logging("lanefsd", log_file, log_level);
+  if (auto st = init_logging("lanefsd", log_file, log_level); !st.ok()) {
+    std::fprintf(stderr, "lanefsd: %s\n", st.error().message.c_str());
+    return 2;
+  }
   backend::BackendOptions o;
   o.data_dir = data_dir;
   o.name = name;

@@ -24,13 +24,6 @@ Result<T> decode(std::span<const uint8_t> req) {
   return proto::decode_msg<T>(req);
 }
 
-bool valid_fs_name(const std::string& n) {
-  if (n.empty() || n.size() > 64) return false;
-  return std::all_of(n.begin(), n.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
-  }) && n != "." && n != "..";
-}
-
 // Pushes `m` to every member; unreachable members catch up by refreshing.
 void push_map(BackendCore& b, const ClusterMap& m, bool force) {
   proto::SetMapReq req{m, force};
@@ -111,9 +104,8 @@ rpc::Buffer fs_create(BackendCore& b, std::span<const uint8_t> raw) {
   if (auto fwd = forward_to_leader(b, Op::kFsCreate, raw)) return std::move(*fwd);
   auto req = decode<proto::FsCreateReq>(raw);
   if (!req.ok()) return reply_error(req.error());
-  if (!valid_fs_name(req->name))
-    return reply_error(make_error(Errc::kInvalid, "filesystem name '" + req->name +
-                                                      "' must be 1-64 characters of [A-Za-z0-9._-]"));
+  if (!proto::valid_fs_name(req->name))
+    return reply_error(make_error(Errc::kInvalid, "filesystem name '" + req->name + "' " + proto::kFsNameRule));
   if (req->encrypted && req->key_check.size() != 16)
     return reply_error(make_error(Errc::kInvalid, "encrypted filesystem '" + req->name +
                                                       "' needs a 16-byte key check value (from the client's key)"));

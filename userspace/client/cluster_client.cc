@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 
 #include "common/clock.h"
@@ -131,35 +133,53 @@ NetAddr ClusterClient::mgmt_addr() const {
 }
 
 Result<proto::ClusterMap> ClusterClient::refresh_map() {
-  // Ask every given backend and member; keep the newest epoch. Stop at the
-  // first answer unless the map is older than what we had.
-  std::vector<NetAddr> tries = opts_.backends;
-  for (const auto& m : map_ptr()->members) tries.push_back(m.addr);
-  std::string errors;
-  uint64_t deadline = mono_ns() + opts_.connect_timeout_ns;
-  for (const auto& a : tries) {
-    uint64_t now = mono_ns();
-    if (now >= deadline && !errors.empty()) break;
-    auto m = rpc::call_typed<proto::ClusterMap>(rpc(), a, Op::kGetMap, rpc::Empty{},
-                                                std::max<uint64_t>(deadline - std::min(deadline, now), 200'000'000));
-    if (!m.ok()) {
-      if (!errors.empty()) errors += "; ";
-      errors += a.to_string() + ": " + m.error().to_string();
-      continue;
+  // Ask the given backends and the members; keep the newest epoch. Stop at
+  // the first answer unless the map is older than what we had. A backend
+  // that is down answers nothing, so the first pass gives each address a
+  // short try (one dead address must not use up the whole deadline), the
+  // second shares what is left of it among them.
+  std::vector<NetAddr> tries;
+  auto add = [&](NetAddr a) {
+    if (std::find(tries.begin(), tries.end(), a) == tries.end()) tries.push_back(a);
+  };
+  for (const auto& a : opts_.backends) add(a);
+  for (const auto& m : map_ptr()->members) add(m.addr);
+  std::map<NetAddr, std::string> errors;
+  const uint64_t deadline = mono_ns() + opts_.connect_timeout_ns;
+  constexpr uint64_t kQuickTryNs = 500'000'000, kMinTryNs = 200'000'000;
+  for (int pass = tries.size() > 1 ? 0 : 1; pass < 2; ++pass) {
+    for (size_t i = 0; i < tries.size(); ++i) {
+      const NetAddr a = tries[i];
+      uint64_t now = mono_ns();
+      if (now >= deadline && !errors.empty()) break;
+      uint64_t left = deadline - std::min(deadline, now);
+      uint64_t t = pass == 0 ? std::min(left, kQuickTryNs) : std::max(left / (tries.size() - i), kMinTryNs);
+      auto m = rpc::call_typed<proto::ClusterMap>(rpc(), a, Op::kGetMap, rpc::Empty{}, std::max(t, kMinTryNs));
+      if (!m.ok()) {
+        errors[a] = m.error().to_string();
+        continue;
+      }
+      std::shared_ptr<const proto::ClusterMap> current;
+      {
+        std::lock_guard lk(mu_);
+        // A new epoch is a new immutable map; calls in flight keep the old one.
+        if (m->cluster_id != map_->cluster_id || m->epoch >= map_->epoch)
+          map_ = std::make_shared<const proto::ClusterMap>(std::move(*m));
+        contact_ = a;
+        current = map_;
+      }
+      if (!opts_.ha_legs.empty()) update_paths(*current);
+      return *current;
     }
-    std::shared_ptr<const proto::ClusterMap> current;
-    {
-      std::lock_guard lk(mu_);
-      // A new epoch is a new immutable map; calls in flight keep the old one.
-      if (m->cluster_id != map_->cluster_id || m->epoch >= map_->epoch)
-        map_ = std::make_shared<const proto::ClusterMap>(std::move(*m));
-      contact_ = a;
-      current = map_;
-    }
-    if (!opts_.ha_legs.empty()) update_paths(*current);
-    return *current;
   }
-  return make_error(Errc::kUnreachable, "no backend reachable (" + errors + ")");
+  std::string why;
+  for (const auto& a : tries) {
+    auto it = errors.find(a);
+    if (it == errors.end()) continue;
+    if (!why.empty()) why += "; ";
+    why += a.to_string() + ": " + it->second;
+  }
+  return make_error(Errc::kUnreachable, "no backend reachable (" + why + ")");
 }
 
 template <class Resp, class Req>
@@ -197,13 +217,32 @@ Result<proto::ClusterMap> ClusterClient::cluster_create(const std::vector<NetAdd
   return r;
 }
 
+namespace {
+// A directory entry's name as POSIX limits it (NAME_MAX): a longer one is
+// ENAMETOOLONG here, before the request could exceed the message's limit
+// and come back as a malformed-message error.
+Status check_name(const std::string& name) {
+  if (name.size() > proto::kNameMax)
+    return make_error(Errc::kNameTooLong, "name of " + std::to_string(name.size()) + " bytes (at most " +
+                                              std::to_string(proto::kNameMax) + ")");
+  return ok_status();
+}
+
+// A name no filesystem can have is refused here, before it could exceed
+// a message field's limit on the way (shortened: it may be very long).
+Error bad_fs_name(const std::string& name, Errc code) {
+  std::string shown = name.size() > 80 ? name.substr(0, 64) + "... (" + std::to_string(name.size()) + " bytes)" : name;
+  if (code == Errc::kNotFound) return make_error(code, "no filesystem named '" + shown + "'");
+  return make_error(code, "filesystem name '" + shown + "' " + proto::kFsNameRule);
+}
+}  // namespace
+
 Result<proto::FsInfo> ClusterClient::fs_create(const std::string& name, bool encrypted) {
-  auto r = mgmt_call<proto::FsInfo>(Op::kFsCreate, proto::FsCreateReq{name, encrypted});
-  if (r.ok()) (void)refresh_map();
-  return r;
+  return fs_create(proto::FsCreateReq{name, encrypted});
 }
 
 Result<proto::FsInfo> ClusterClient::fs_create(const proto::FsCreateReq& req) {
+  if (!proto::valid_fs_name(req.name)) return bad_fs_name(req.name, Errc::kInvalid);
   auto r = mgmt_call<proto::FsInfo>(Op::kFsCreate, req);
   if (r.ok()) (void)refresh_map();
   return r;
@@ -215,12 +254,14 @@ Result<std::vector<proto::FsInfo>> ClusterClient::fs_list() {
 }
 
 Status ClusterClient::fs_delete(const std::string& name) {
+  if (!proto::valid_fs_name(name)) return bad_fs_name(name, Errc::kNotFound);
   LANEFS_TRY(mgmt_call<rpc::Empty>(Op::kFsDelete, proto::NameReq{name}));
   (void)refresh_map();
   return ok_status();
 }
 
 Result<proto::FsInfo> ClusterClient::fs_get(const std::string& name) {
+  if (!proto::valid_fs_name(name)) return bad_fs_name(name, Errc::kNotFound);
   auto m = map();
   if (const auto* f = m.find_fs(name)) return *f;
   LANEFS_ASSIGN_OR_RETURN(auto fresh, refresh_map());
@@ -271,6 +312,7 @@ Result<proto::StatFs> ClusterClient::statfs(uint32_t fs_id) {
 }
 
 Result<proto::InodeAttr> ClusterClient::lookup(uint64_t parent, const std::string& name) {
+  LANEFS_TRY(check_name(name));
   return meta_call<proto::InodeAttr>(parent, Op::kLookup, proto::NameAtReq{parent, name});
 }
 Result<proto::InodeAttr> ClusterClient::getattr(uint64_t ino) {
@@ -280,6 +322,7 @@ Result<proto::InodeAttr> ClusterClient::setattr(uint64_t ino, const proto::SetAt
   return meta_call<proto::InodeAttr>(ino, Op::kSetattr, proto::SetattrReq{ino, attr});
 }
 Result<proto::EntryResp> ClusterClient::create_entry(const proto::CreateReq& req) {
+  LANEFS_TRY(check_name(req.name));
   return meta_call<proto::EntryResp>(req.parent, Op::kCreate, req);
 }
 Result<proto::InodeAttr> ClusterClient::create(const proto::CreateReq& req) {
@@ -306,6 +349,7 @@ Result<proto::InodeAttr> ClusterClient::symlink(uint64_t parent, const std::stri
   return create(r);
 }
 Result<proto::EntryResp> ClusterClient::link_entry(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  LANEFS_TRY(check_name(new_name));
   return meta_call<proto::EntryResp>(new_parent, Op::kLink, proto::LinkReq{ino, new_parent, new_name});
 }
 Result<proto::InodeAttr> ClusterClient::link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
@@ -313,15 +357,19 @@ Result<proto::InodeAttr> ClusterClient::link(uint64_t ino, uint64_t new_parent, 
   return e.attr;
 }
 Status ClusterClient::unlink(uint64_t parent, const std::string& name) {
+  LANEFS_TRY(check_name(name));
   LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kUnlink, proto::NameAtReq{parent, name}));
   return ok_status();
 }
 Status ClusterClient::rmdir(uint64_t parent, const std::string& name) {
+  LANEFS_TRY(check_name(name));
   LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kRmdir, proto::NameAtReq{parent, name}));
   return ok_status();
 }
 Status ClusterClient::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
                              const std::string& new_name, uint32_t flags) {
+  LANEFS_TRY(check_name(name));
+  LANEFS_TRY(check_name(new_name));
   LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kRename,
                                    proto::RenameReq{parent, name, new_parent, new_name, flags}));
   return ok_status();
@@ -370,7 +418,16 @@ Result<proto::InodeAttr> ClusterClient::resolve(uint64_t root, const std::string
     std::string part = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
     pos = next == std::string::npos ? path.size() : next + 1;
     if (part.empty() || part == ".") continue;
-    LANEFS_ASSIGN_OR_RETURN(cur, lookup(cur.ino, part));
+    auto next_attr = lookup(cur.ino, part);
+    if (!next_attr.ok()) {
+      // Name the path, not the backend's record ("dirent in 16").
+      Errc c = next_attr.code();
+      std::string upto = path.substr(0, pos);
+      while (upto.size() > 1 && upto.back() == '/') upto.pop_back();
+      return make_error(c, upto + ": " + (c == Errc::kNotFound ? std::string("no such file or directory")
+                                                               : next_attr.error().to_string()));
+    }
+    cur = *next_attr;
   }
   return cur;
 }

@@ -6,12 +6,16 @@
 
 #include <string>
 
+#include "common/result.h"
+
 namespace lanefs {
 
-// `file` empty: log to stderr. `level`: trace|debug|info|warn|error.
-// `use_syslog`: also to syslog/journald when /dev/log exists.
-void init_logging(const std::string& name, const std::string& file = {},
-                  const std::string& level = "info", bool use_syslog = false);
+// `file` empty: log to stderr. `level`: trace|debug|info|warn|error|off.
+// `use_syslog`: also to syslog/journald when /dev/log exists. kInvalid,
+// naming the level or the file and why, when either cannot be used (the
+// logger is left as it was).
+Status init_logging(const std::string& name, const std::string& file = {},
+                    const std::string& level = "info", bool use_syslog = false);
 
 }  // namespace lanefs
 

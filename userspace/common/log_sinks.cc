@@ -12,13 +12,18 @@
 
 namespace lanefs {
 
-void init_logging_sinks(const std::string& name, const std::string& file, const std::string& level,
-                        bool use_syslog) {
+// Returns why the sinks could not be made (empty: done).
+std::string init_logging_sinks(const std::string& name, const std::string& file, spdlog::level::level_enum level,
+                               bool use_syslog) {
   std::vector<spdlog::sink_ptr> sinks;
   if (!file.empty()) {
     auto slash = file.rfind('/');
     if (slash != std::string::npos && slash > 0) mkdir(file.substr(0, slash).c_str(), 0755);
-    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file));
+    try {
+      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file));
+    } catch (const spdlog::spdlog_ex& e) {
+      return e.what();
+    }
   } else {
     sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   }
@@ -27,9 +32,10 @@ void init_logging_sinks(const std::string& name, const std::string& file, const 
     sinks.push_back(std::make_shared<spdlog::sinks::syslog_sink_mt>(name, LOG_PID, LOG_DAEMON, false));
   auto logger = std::make_shared<spdlog::logger>(name, sinks.begin(), sinks.end());
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %n[%P] %l: %v");
-  logger->set_level(spdlog::level::from_str(level));
+  logger->set_level(level);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  return {};
 }
 
 }  // namespace lanefs

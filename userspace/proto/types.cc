@@ -1,5 +1,7 @@
 #include "proto/types.h"
 
+#include <cctype>
+
 #include <ctime>
 
 namespace lanefs::proto {
@@ -63,6 +65,13 @@ bool StatFs::decode(Decoder& d) {
   total_bytes = d.u64(); free_bytes = d.u64(); avail_bytes = d.u64(); total_inodes = d.u64();
   free_inodes = d.u64(); block_size = d.u32(); name_max = d.u32();
   return d.ok();
+}
+
+bool valid_fs_name(std::string_view n) {
+  if (n.empty() || n.size() > 64 || n == "." || n == "..") return false;
+  for (unsigned char c : n)
+    if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
 }
 
 }  // namespace lanefs::proto

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/codec.h"
@@ -102,6 +103,9 @@ inline constexpr uint32_t kRenameNoReplace = 1;
 inline constexpr uint32_t kRenameExchange = 2;
 
 inline constexpr uint32_t kNameMax = 255;
+// A filesystem name: 1-64 characters of [A-Za-z0-9._-], not "." or "..".
+bool valid_fs_name(std::string_view n);
+inline constexpr const char* kFsNameRule = "must be 1-64 characters of [A-Za-z0-9._-]";
 inline constexpr uint32_t kXattrNameMax = 255;
 inline constexpr uint32_t kXattrValueMax = 65536;
 inline constexpr uint64_t kMaxFileSize = uint64_t{1} << 50;  // 1 PiB

@@ -1,0 +1,35 @@
+// The lanefs CLI's shared pieces: global options, the exit-code mapping,
+// connecting to the cluster, and the commands about this host
+// (local_cmds.cc); the cluster and filesystem commands and main() are in
+// lanefs_main.cc.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "client/cluster_client.h"
+#include "common/result.h"
+
+namespace lanefs::cli {
+
+struct Globals {
+  std::string backend;
+  bool json = false;
+  double connect_timeout_s = 5;
+  double timeout_s = 30;
+};
+
+// The CLI's one exit-code mapping.
+int exit_code(Errc c);
+// Prints "lanefs: <error>" and returns its exit code.
+int fail(const Error& e);
+Result<std::unique_ptr<client::ClusterClient>> connect(const Globals& g);
+
+// lanefs stats [--paths]: the local frontend's counters.
+int cmd_stats(const Globals& g, bool paths);
+// lanefs local resources net ...: this host's NIC labels.
+int cmd_resources_net(const Globals& g, const std::string& what, const std::string& dev, const std::string& label);
+// lanefs local ps: this host's containers.
+int cmd_local_ps(const Globals& g);
+
+}  // namespace lanefs::cli
