@@ -7,12 +7,15 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
@@ -115,6 +118,10 @@ std::string Frontend::handle_line(const std::string& line) {
     }
     if (!r.ok()) {
       LOG_WARN("mount {} on {} failed: {}", req.value("source", ""), req.value("target", ""), r.error().to_string());
+      {
+        std::lock_guard lk(mu_);
+        if (!ever_mounted_ && mounts_.empty()) first_failed_ = true;
+      }
       return json{{"ok", false}, {"error", r.error().to_string()}, {"code", std::string(errc_name(r.code()))}}.dump();
     }
     return json{{"ok", true}, {"target", *r}}.dump();
@@ -193,15 +200,75 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   return slot.client;
 }
 
+namespace {
+// /proc/self/mountinfo escapes blanks, tabs, newlines and backslashes in
+// octal (\040); undoes it.
+std::string unescape_mountinfo(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(uint8_t(s[i + 1]))) {
+      out += char((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+Status Frontend::detach_dead_mount(const std::string& target) {
+  std::string abs = target;
+  if (abs.empty() || abs[0] != '/') {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == nullptr) return sys_error("getcwd", errno);
+    abs = std::string(cwd) + "/" + target;
+  }
+  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, fstype;
+  while (std::getline(in, line)) {
+    // id parent major:minor root MOUNTPOINT options... - FSTYPE source ...
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point;
+    f >> id >> parent >> dev >> root >> point;
+    if (unescape_mountinfo(point) != abs) continue;
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream t(line.substr(dash + 3));
+    t >> fstype;  // the last mount at that point wins (it is the one on top)
+  }
+  if (fstype.empty())
+    return make_error(Errc::kSystem, "mount point " + target + ": transport endpoint is not connected");
+  if (fstype != "fuse.lanefs")
+    return make_error(Errc::kBusy, "a dead FUSE mount (" + fstype + ") is attached at " + target + "; run umount " +
+                                       target);
+  if (umount2(abs.c_str(), MNT_DETACH) != 0)
+    return make_error(Errc::kBusy, "a dead lanefs mount is still attached at " + target + " (umount: " +
+                                       std::strerror(errno) + "); run umount " + target);
+  LOG_WARN("detached a dead lanefs mount at {} (its frontend had died)", abs);
+  return ok_status();
+}
+
 Result<std::string> Frontend::do_mount(const std::string& source, const std::string& target,
                                        const std::string& options) {
   LANEFS_ASSIGN_OR_RETURN(auto src, client::parse_mount_source(source));
   LANEFS_ASSIGN_OR_RETURN(auto o, client::parse_mount_options(options));
   char real[PATH_MAX];
-  if (realpath(target.c_str(), real) == nullptr) return sys_error("mount point " + target, errno);
   struct stat st {};
-  if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
-    return make_error(Errc::kNotDir, "mount point " + target + " is not a directory");
+  auto resolve = [&]() -> int {  // 0 or errno
+    if (realpath(target.c_str(), real) == nullptr) return errno;
+    return stat(real, &st) == 0 ? 0 : errno;
+  };
+  int err = resolve();
+  if (err == ENOTCONN) {
+    // A FUSE mount whose server died (kill -9 of a frontend) is still
+    // attached there: a dead lanefs mount is detached, anything else named.
+    LANEFS_TRY(detach_dead_mount(target));
+    err = resolve();
+  }
+  if (err != 0) return sys_error("mount point " + target, err);
+  if (!S_ISDIR(st.st_mode)) return make_error(Errc::kNotDir, "mount point " + target + " is not a directory");
   {
     std::lock_guard lk(mu_);
     for (const auto& m : mounts_) {
@@ -451,7 +518,9 @@ int Frontend::run() {
     reap_finished();
     std::lock_guard lk(mu_);
     if (pending_mounts_ > 0) continue;
-    if ((ever_mounted_ && mounts_.empty()) || (!ever_mounted_ && mono_ns() - start_ns_ > opts_.idle_exit_ns)) {
+    if (((ever_mounted_ || first_failed_) && mounts_.empty()) ||
+        (!ever_mounted_ && mono_ns() - start_ns_ > opts_.idle_exit_ns)) {
+      if (!ever_mounted_ && first_failed_) LOG_INFO("the mount that started this frontend failed; exiting");
       exiting_ = true;  // from now on mount requests are told to retry
       break;
     }

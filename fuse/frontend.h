@@ -69,6 +69,9 @@ class Frontend {
 
   std::string handle_line(const std::string& line);
   Result<std::string> do_mount(const std::string& source, const std::string& target, const std::string& options);
+  // `target` answers ENOTCONN: detaches it if it is a dead lanefs mount,
+  // else says what is there and what to run.
+  Status detach_dead_mount(const std::string& target);
   std::string do_ps();
   Result<std::shared_ptr<client::ClusterClient>> cluster_for(const client::MountSource& src,
                                                              const client::MountOptions& o);
@@ -92,6 +95,9 @@ class Frontend {
   // request arriving after that is told to retry with a new frontend.
   int pending_mounts_ = 0;
   bool exiting_ = false;
+  // The mount that started this frontend failed and none succeeded since:
+  // it exits as after the last unmount.
+  bool first_failed_ = false;
   std::condition_variable hb_cv_;
   bool hb_kick_ = false;
 };

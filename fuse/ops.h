@@ -18,6 +18,9 @@ fuse_lowlevel_ops make_ops();
 // ---- reply helpers (ops_reply.cc)
 client::MountFs& mount_of(fuse_req_t req);
 void reply_error(fuse_req_t req, const Error& e);
+// For an operation on a node id the kernel holds (getattr, setattr, open,
+// opendir): kNotFound means a stale node and is answered ESTALE.
+void reply_node_error(fuse_req_t req, const Error& e);
 void reply_status(fuse_req_t req, const Status& s);
 struct stat to_stat(const proto::InodeAttr& a);
 void reply_entry(fuse_req_t req, const proto::InodeAttr& a);

@@ -55,7 +55,7 @@ void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto a = mount_of(req).getattr(ino);
-  if (!a.ok()) return reply_error(req, a.error());
+  if (!a.ok()) return reply_node_error(req, a.error());
   if (!S_ISDIR(a->mode)) return reply_error(req, make_error(Errc::kNotDir, "not a directory"));
   fi->cache_readdir = 0;
   fuse_reply_open(req, fi);

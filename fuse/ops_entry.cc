@@ -61,7 +61,7 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   auto r = mount_of(req).getattr(ino);
   if (r.ok()) reply_attr(req, *r);
-  else reply_error(req, r.error());
+  else reply_node_error(req, r.error());
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
@@ -86,7 +86,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   }
   auto r = mount_of(req).setattr(ino, sa);
   if (r.ok()) reply_attr(req, *r);
-  else reply_error(req, r.error());
+  else reply_node_error(req, r.error());
 }
 
 }  // namespace lanefs::fuse

@@ -8,9 +8,11 @@
 namespace lanefs::fuse {
 namespace {
 
-// Page cache policy per mount mode: forcedirect bypasses it; readcache
-// drops it at open so a file reopened after another client's close sees
-// that client's data (close-to-open); writecache keeps it.
+// Page cache policy per mount mode: forcedirect bypasses it; readcache and
+// writecache both drop a file's cached pages at open (keep_cache = 0), so
+// a file reopened after another client's close sees that client's data
+// (close-to-open); writecache differs in how writes reach the backend
+// (the kernel's write-back cache).
 void set_cache_flags(const client::MountFs& m, fuse_file_info* fi) {
   switch (m.options().cache) {
     case client::CacheMode::kForceDirect:
@@ -55,7 +57,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     proto::SetAttr sa;
     sa.mask = proto::kSetSize;
     auto t = m.setattr(ino, sa);
-    if (!t.ok()) return reply_error(req, t.error());
+    if (!t.ok()) return reply_node_error(req, t.error());
   }
   set_cache_flags(m, fi);
   m.opened(ino);
@@ -74,8 +76,13 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
-  auto r = mount_of(req).write(ino, static_cast<uint64_t>(off),
-                               {reinterpret_cast<const uint8_t*>(buf), size});
+  // Direct IO (forcedirect) bypasses the kernel's file_remove_privs(): a
+  // writer without CAP_FSETID (approximated: not root) clears the
+  // set-user-ID/set-group-ID bits through us.
+  auto& m = mount_of(req);
+  const bool kill_privs = m.options().cache == client::CacheMode::kForceDirect && fuse_req_ctx(req)->uid != 0;
+  auto r = m.write(ino, static_cast<uint64_t>(off),
+                               {reinterpret_cast<const uint8_t*>(buf), size}, kill_privs);
   if (!r.ok()) return reply_error(req, r.error());
   fuse_reply_write(req, size);
 }

@@ -15,6 +15,15 @@ void reply_error(fuse_req_t req, const Error& e) {
   fuse_reply_err(req, err);
 }
 
+void reply_node_error(fuse_req_t req, const Error& e) {
+  if (e.code != Errc::kNotFound) return reply_error(req, e);
+  // The inode behind this node id is gone on the backend (another client
+  // removed it or renamed a file over its name): ESTALE makes the kernel
+  // look the name up again (LOOKUP_REVAL) instead of failing the open or
+  // stat with ENOENT while the name exists.
+  fuse_reply_err(req, ESTALE);
+}
+
 void reply_status(fuse_req_t req, const Status& s) {
   if (s.ok()) fuse_reply_err(req, 0);
   else reply_error(req, s.error());

@@ -263,6 +263,48 @@ TEST(Faults, KilledFrontendGivesEnotconnAndRemountWorks) {
   EXPECT_OK(env.unmount(*m));
 }
 
+// kill -9 of the frontend, then mount again at the same path without an
+// umount first: the dead lanefs mount still attached there is detached and
+// the new mount works (it used to fail: "mount point ... is not a
+// directory").
+TEST(Faults, KilledFrontendThenMountAgainWithoutUmount) {
+  LANEFS_MOUNT_ENV(env);
+  auto m = env.mount("writecache");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  auto data = pattern(32, 0, 100'000);
+  ASSERT_TRUE(spit(*m + "/kept2", data));
+  pid_t fe = env.frontend_pid();
+  ASSERT_GT(fe, 0);
+  ASSERT_EQ(kill(fe, SIGKILL), 0);
+  ASSERT_TRUE(within(10, [&] { return !process_alive(fe); }));
+  ASSERT_TRUE(is_lanefs_mount(*m)) << "the dead mount should still be attached";
+  CmdResult r = env.mount_helper(env.source(), *m, "writecache");
+  ASSERT_EQ(r.rc, 0) << r.describe() << "\n" << env.diagnostics();
+  env.track_mount(*m);
+  ASSERT_TRUE(is_lanefs_mount(*m));
+  bool ok = false;
+  EXPECT_TRUE(slurp(*m + "/kept2", &ok) == data) << errno_str(errno);
+  EXPECT_OK(env.unmount(*m));
+}
+
+// A first mount that fails stops the frontend it started, as the last
+// unmount does (it used to stay up with no mount).
+TEST(Faults, FailedFirstMountStopsTheFrontend) {
+  LANEFS_MOUNT_ENV(env);
+  ASSERT_TRUE(env.wait_frontend_gone(20)) << "a frontend from an earlier test is still running";
+  std::string dir = env.new_dir("first-fails");
+  std::string src = "127.0.0.1:" + std::to_string(free_udp_port()) + "/" + env.fs_name();
+  CmdResult r = env.mount_helper(src, dir, "connect_timeout_secs=1", 40);
+  EXPECT_EQ(r.rc, 32) << r.describe();
+  EXPECT_FALSE(is_lanefs_mount(dir));
+  EXPECT_TRUE(env.wait_frontend_gone(15)) << "the frontend stayed up after its only mount failed\n"
+                                          << env.diagnostics();
+  // The next mount starts a new one and works.
+  auto m = env.mount("writecache");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_OK(env.unmount(*m));
+}
+
 // Exit 32 with exactly one stderr line mentioning `needle`; nothing mounted.
 void expect_option_error(MountEnv& env, const std::string& opts, const std::string& needle) {
   std::string dir = env.new_dir("bad");

@@ -122,5 +122,56 @@ TEST_P(MultiMount, CloseToOpenAndNewNames) {
 INSTANTIATE_TEST_SUITE_P(Modes, MultiMount, ::testing::Values("readcache", "forcedirect"),
                          [](const auto& info) { return info.param; });
 
+// Two mounts, every cache mode: B renames s3 over t3 while A holds t3's
+// name in its dentry cache. A's opens of t3 must never fail: the name
+// exists on the backend the whole time (A's stale node answers ESTALE and
+// the kernel looks the name up again).
+class MultiMountAllModes : public MultiMount {};
+
+TEST_P(MultiMountAllModes, RenameOverAStaleNameIsRevalidated) {
+  LANEFS_MOUNT_ENV(env);
+  auto a = env.mount(GetParam(), "ra");
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  a_ = *a;
+  auto b = env.mount(GetParam(), "rb");
+  ASSERT_TRUE(b.ok()) << b.error().to_string();
+  b_ = *b;
+  const std::string sub = "/ro-" + GetParam();
+  ASSERT_EQ(mkdir((a_ + sub).c_str(), 0755), 0) << errno_str(errno);
+  struct stat st {};
+  ASSERT_TRUE(within(5, [&] { return stat((b_ + sub).c_str(), &st) == 0; }));
+  for (int round = 0; round < 3; ++round) {
+    const std::string t3a = a_ + sub + "/t3", s3b = b_ + sub + "/s3", t3b = b_ + sub + "/t3";
+    auto before = pattern(60 + round, 0, 4000), after = pattern(70 + round, 0, 4000);
+    ASSERT_TRUE(spit(t3a, before));
+    bool ok = false;
+    ASSERT_TRUE(slurp(t3a, &ok) == before);  // A caches t3's name and node
+    ASSERT_TRUE(within(5, [&] { return stat(t3b.c_str(), &st) == 0; }));
+    ASSERT_TRUE(spit(s3b, after));
+    ASSERT_EQ(rename(s3b.c_str(), t3b.c_str()), 0) << errno_str(errno);
+    int failures = 0, first_errno = 0;
+    bool saw_after = false;
+    for (int i = 0; i < 40; ++i) {
+      int fd = open(t3a.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (failures++ == 0) first_errno = errno;
+      } else {
+        std::vector<uint8_t> got(after.size());
+        saw_after = saw_after || (pread(fd, got.data(), got.size(), 0) == ssize_t(got.size()) && got == after);
+        close(fd);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    EXPECT_EQ(failures, 0) << "round " << round << ": open(t3) failed " << failures << " times, first with "
+                           << errno_str(first_errno);
+    EXPECT_TRUE(saw_after) << "round " << round << ": A never read the file renamed over t3";
+    ASSERT_EQ(unlink(t3a.c_str()), 0) << errno_str(errno);
+    ASSERT_TRUE(within(5, [&] { return stat(t3b.c_str(), &st) != 0; }));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, MultiMountAllModes, ::testing::ValuesIn(all_cache_modes()),
+                         [](const auto& info) { return info.param; });
+
 }  // namespace
 }  // namespace lanefs::test

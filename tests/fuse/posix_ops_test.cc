@@ -282,6 +282,50 @@ TEST_P(PosixOps, DirectoriesAndUnlink) {
   EXPECT_EQ(errno, ENOENT);
 }
 
+// A path component longer than NAME_MAX (255 bytes) is ENAMETOOLONG for
+// every operation that names it, never ENOENT.
+TEST_P(PosixOps, OverlongNameIsEnametoolong) {
+  const std::string longname(256, 'n');
+  const std::string lp = path(longname), ok = path("short");
+  ASSERT_TRUE(spit(ok, {1, 2, 3}));
+  ASSERT_EQ(mkdir(path("d").c_str(), 0755), 0) << errno_str(errno);
+  struct stat st {};
+  auto expect_long = [&](int rc, const char* what) {
+    int e = errno;
+    EXPECT_EQ(rc, -1) << what;
+    EXPECT_EQ(e, ENAMETOOLONG) << what << ": " << errno_str(e);
+  };
+  errno = 0;
+  expect_long(stat(lp.c_str(), &st), "stat");
+  errno = 0;
+  expect_long(chmod(lp.c_str(), 0600), "chmod");
+  errno = 0;
+  expect_long(truncate(lp.c_str(), 0), "truncate");
+  errno = 0;
+  expect_long(unlink(lp.c_str()), "unlink");
+  errno = 0;
+  expect_long(rmdir(lp.c_str()), "rmdir");
+  errno = 0;
+  expect_long(open(lp.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644), "open O_CREAT");
+  errno = 0;
+  expect_long(mkdir(lp.c_str(), 0755), "mkdir");
+  errno = 0;
+  expect_long(link(ok.c_str(), lp.c_str()), "link");
+  errno = 0;
+  expect_long(rename(ok.c_str(), lp.c_str()), "rename to");
+  errno = 0;
+  expect_long(rename(lp.c_str(), ok.c_str()), "rename from");
+  errno = 0;
+  expect_long(symlink("target", lp.c_str()), "symlink");
+  errno = 0;
+  expect_long(stat((lp + "/x").c_str(), &st), "stat below");
+  // 255 bytes is fine.
+  const std::string maxname = path(std::string(255, 'm'));
+  ASSERT_TRUE(spit(maxname, {9})) << errno_str(errno);
+  EXPECT_EQ(stat(maxname.c_str(), &st), 0) << errno_str(errno);
+  EXPECT_EQ(unlink(maxname.c_str()), 0) << errno_str(errno);
+}
+
 TEST_P(PosixOps, Renames) {
   std::string a = path("a"), b = path("b"), c = path("c");
   ASSERT_TRUE(spit(a, {'A'}));
@@ -487,6 +531,29 @@ TEST_P(PosixOps, PermissionsAreEnforced) {
   // And root still can.
   auto got = slurp(secret);
   EXPECT_EQ(std::string(got.begin(), got.end()), "s");
+}
+
+// A write by a user without CAP_FSETID clears set-user-ID, and
+// set-group-ID when group execute is set, as on a local filesystem; in
+// every cache mode (forcedirect bypasses the kernel's own clearing).
+TEST_P(PosixOps, WriteByAnotherUserClearsSetuidSetgid) {
+  std::string f = path("suid");
+  ASSERT_TRUE(spit(f, {'x'}, 0666));
+  ASSERT_EQ(chmod(f.c_str(), 06777), 0) << errno_str(errno);
+  ASSERT_EQ(stat_of(f).st_mode & 07777, 06777u);
+  EXPECT_EQ(access_as_nobody(f, O_WRONLY), 0) << "nobody could not write a 0777 file";
+  uint32_t mode = stat_of(f).st_mode & 07777;
+  EXPECT_EQ(mode & (S_ISUID | S_ISGID), 0u) << std::oct << "mode after the write: " << mode;
+  EXPECT_EQ(mode & 0777, 0777u) << std::oct << mode;
+  // Without group execute, set-group-ID stays (it then means locking).
+  ASSERT_EQ(chmod(f.c_str(), 06766), 0);
+  EXPECT_EQ(access_as_nobody(f, O_WRONLY), 0);
+  mode = stat_of(f).st_mode & 07777;
+  EXPECT_EQ(mode, 02766u) << std::oct << mode;
+  // Root (CAP_FSETID) keeps them.
+  ASSERT_EQ(chmod(f.c_str(), 06777), 0);
+  ASSERT_TRUE(spit(f, {'r'}, 0666));
+  EXPECT_EQ(stat_of(f).st_mode & 07777, 06777u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PosixOps, ::testing::ValuesIn(all_cache_modes()),

@@ -366,7 +366,8 @@ Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uin
   return out;
 }
 
-Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data) {
+Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data,
+                                        bool kill_privs) {
   LANEFS_TRY(writable());
   LaneChoice lane = choose_lane(lane_request(IoDir::kWrite, data.size()));
   if (fs_.encrypted && !sealed_) return counted(Result<proto::InodeAttr>(sealed_ready().error()));
@@ -377,6 +378,16 @@ Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::s
   lanes_.account(settle(lane, info), data.size());
   io_.writes.fetch_add(1, std::memory_order_relaxed);
   io_.write_bytes.fetch_add(data.size(), std::memory_order_relaxed);
+  // S_ISUID always, S_ISGID only with group execute (without it, it means
+  // mandatory locking and stays), as the kernel's should_remove_suid().
+  const uint32_t kill = (a->mode & S_ISUID) | ((a->mode & S_ISGID) && (a->mode & S_IXGRP) ? S_ISGID : 0);
+  if (kill_privs && kill != 0) {
+    proto::SetAttr sa;
+    sa.mask = proto::kSetMode;
+    sa.mode = a->mode & ~kill & 07777;
+    auto b = cluster_->setattr(to_ino(nodeid), sa);
+    if (b.ok()) a = std::move(b);
+  }
   remember(*a, false);
   return to_kernel(*a);
 }

@@ -84,7 +84,11 @@ class MountFs {
   // The same into a new vector (tools and tests).
   Result<std::vector<uint8_t>> read(uint64_t nodeid, uint64_t offset, uint32_t size);
   // Durable when it returns; updates size/mtime/blocks on the inode.
-  Result<proto::InodeAttr> write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data);
+  // kill_privs: the writer lacks CAP_FSETID and the kernel does not clear
+  // set-user-ID/set-group-ID itself (direct IO): cleared here after the
+  // write, as a local filesystem does.
+  Result<proto::InodeAttr> write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data,
+                                 bool kill_privs = false);
   Status fsync(uint64_t nodeid);
   // mode: 0 (allocate/extend) or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
   Status fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t length);
