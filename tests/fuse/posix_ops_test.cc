@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -387,6 +388,34 @@ TEST_P(PosixOps, LinksAndSpecialFiles) {
   struct stat fs = stat_of(fifo);
   EXPECT_TRUE(S_ISFIFO(fs.st_mode));
   EXPECT_EQ(fs.st_mode & 0777, 0640u);
+}
+
+// Open, unlink, then read and write through the open descriptor: the file
+// stays alive until its last close (POSIX), in every cache mode; the name
+// is gone at once.
+TEST_P(PosixOps, OpenUnlinkThenReadKeepsTheData) {
+  const std::string f = path("open-unlinked");
+  auto data = pattern(77, 0, 300'000);
+  ASSERT_TRUE(spit(f, data));
+  int fd = open(f.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << errno_str(errno);
+  ASSERT_EQ(unlink(f.c_str()), 0) << errno_str(errno);
+  struct stat st {};
+  errno = 0;
+  EXPECT_EQ(stat(f.c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOENT);
+  std::vector<uint8_t> got(data.size());
+  EXPECT_EQ(pread(fd, got.data(), got.size(), 0), ssize_t(got.size())) << errno_str(errno);
+  EXPECT_TRUE(got == data) << "an open, unlinked file lost its data";
+  ASSERT_EQ(fstat(fd, &st), 0) << errno_str(errno);
+  EXPECT_EQ(st.st_size, off_t(data.size()));
+  EXPECT_EQ(st.st_nlink, 0u);
+  const uint8_t more[4] = {1, 2, 3, 4};
+  EXPECT_EQ(pwrite(fd, more, 4, 10), 4) << errno_str(errno);
+  uint8_t back[4] = {};
+  EXPECT_EQ(pread(fd, back, 4, 10), 4) << errno_str(errno);
+  EXPECT_EQ(std::memcmp(back, more, 4), 0);
+  EXPECT_EQ(close(fd), 0);
 }
 
 TEST_P(PosixOps, ReaddirSmall) {

@@ -1,6 +1,6 @@
 // Writes the seed corpus for packet_decoder_fuzz: one valid packet per
 // packet type (several payload sizes and fragment positions), plus a few
-// near-misses (other version, trailing byte) that steer the fuzzer into the
+// near-misses (versions just outside the accepted range, trailing byte) that steer the fuzzer into the
 // later validation steps. Usage: fuzz_seed_gen <dir>. Run at build time.
 #include <cstdio>
 #include <filesystem>
@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
   }
   const std::filesystem::path dir = argv[1];
   std::error_code ec;
+  // The directory is this program's: seeds of an earlier protocol version
+  // must not stay behind in an existing build tree.
+  std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
   if (ec) {
     std::fprintf(stderr, "create_directories %s: %s\n", argv[1], ec.message().c_str());
@@ -71,10 +74,14 @@ int main(int argc, char** argv) {
   frag.frag_offset = 100;
   ok &= write(dir, "valid_request_fragment", packet(frag, 100));
 
-  PacketHeader v2;
-  v2.type = PktType::kConnect;
-  v2.version = 2;
-  ok &= write(dir, "nearmiss_version2", packet(v2, 8));
+  // Versions just outside [kMinVersion, kVersion].
+  PacketHeader next;
+  next.type = PktType::kConnect;
+  next.version = lanefs::proto::kVersion + 1;
+  ok &= write(dir, "nearmiss_next_version", packet(next, 8));
+  PacketHeader old = next;
+  old.version = lanefs::proto::kMinVersion - 1;
+  ok &= write(dir, "nearmiss_old_version", packet(old, 8));
   auto trailing = packet(frag, 100);
   trailing.push_back(0);
   ok &= write(dir, "nearmiss_trailing_byte", trailing);

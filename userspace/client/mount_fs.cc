@@ -152,11 +152,20 @@ Result<proto::InodeAttr> MountFs::getattr(uint64_t nodeid) {
     auto it = nodes_.find(to_ino(nodeid));
     if (it != nodes_.end() && it->second.exact_ns != 0 && mono_ns() - it->second.exact_ns <= max_age_ns) {
       it->second.exact_ns = 0;
-      return to_kernel(it->second.attr);
+      proto::InodeAttr a = it->second.attr;
+      if (!it->second.silly_name.empty()) a.nlink = 0;
+      return to_kernel(a);
     }
   }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(to_ino(nodeid)));
   remember(a, false);
+  {
+    // An open file whose last name was removed lives on under a hidden
+    // name: to its users it has no links left, as on a local filesystem.
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(a.ino);
+    if (it != nodes_.end() && !it->second.silly_name.empty()) a.nlink = 0;
+  }
   return to_kernel(a);
 }
 
