@@ -365,7 +365,7 @@ void ClientEndpoint::timers(ClientSession& s, uint64_t now) {
         // A request that is executing says nothing about its path; a probe
         // does (a one-packet request on a dead path: the common metadata
         // case). A live path answers it at once, executing or not.
-        if (!exec_wait) path_event(s, p.path, -kTimeoutCost, now);
+        if (!exec_wait) path_timeout(s, p.path, p.sent_ns, now);
         else if (p.path < s.paths.size()) s.paths[p.path].probe_due = true;
       }
     }

@@ -186,6 +186,7 @@ class ClientEndpoint {
   void send_on(ClientSession& s, size_t path, const proto::PacketHeader& h, std::span<const uint8_t> a,
                std::span<const uint8_t> b, uint64_t now);
   void path_event(ClientSession& s, size_t path, double delta, uint64_t now);
+  void path_timeout(ClientSession& s, size_t path, uint64_t sent_ns, uint64_t now);
   void probe_paths(ClientSession& s, uint64_t now);
   std::vector<PathStats> path_stats_of(const ClientSession& s) const;
 

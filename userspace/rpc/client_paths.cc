@@ -104,6 +104,23 @@ void ClientEndpoint::path_event(ClientSession& s, size_t path, double delta, uin
   }
 }
 
+void ClientEndpoint::path_timeout(ClientSession& s, size_t path, uint64_t sent_ns, uint64_t now) {
+  if (path >= s.paths.size() || s.paths.size() == 1) return;
+  // A silence blames the path only when the server was heard on another
+  // path since the packet left: a server (or a host) that stalls, silent on
+  // every path at once, is not a path failure, and failing every preferred
+  // path for it would move traffic to the cross-label ones. Without that
+  // evidence, probe every path now; their answers or silences decide.
+  bool heard_elsewhere = false;
+  for (size_t i = 0; i < s.paths.size(); ++i)
+    heard_elsewhere |= i != path && s.paths[i].last_rx_ns > sent_ns;
+  if (heard_elsewhere) {
+    path_event(s, path, -kTimeoutCost, now);
+    return;
+  }
+  for (auto& p : s.paths) p.probe_due = true;
+}
+
 void ClientEndpoint::probe_paths(ClientSession& s, uint64_t now) {
   if (s.paths.size() == 1) return;
   // A probe unanswered after a few RTTs (at least 20 ms) costs as a timeout.
@@ -113,7 +130,7 @@ void ClientEndpoint::probe_paths(ClientSession& s, uint64_t now) {
     if (p.probe_outstanding) {
       if (now - p.last_probe_ns < probe_timeout) continue;
       p.probe_outstanding = false;
-      path_event(s, i, -kTimeoutCost, now);
+      path_timeout(s, i, p.last_probe_ns, now);
     }
     uint64_t every = p.healthy ? kProbeIdleNs : kProbeUnhealthyNs;
     bool idle = now - std::max(p.last_rx_ns, p.last_tx_ns) >= kProbeIdleNs;
