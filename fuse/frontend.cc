@@ -295,6 +295,8 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   fuse_lowlevel_ops ops = make_ops();
   m->se = fuse_session_new(&args, &ops, sizeof ops, m->fs.get());
   if (m->se == nullptr) return make_error(Errc::kSystem, "fuse_session_new failed (see the frontend log)");
+  m->kernel_cache = make_kernel_cache(m->se);
+  m->fs->set_kernel_cache(m->kernel_cache.get());
   if (fuse_session_mount(m->se, m->target.c_str()) != 0) {
     fuse_session_destroy(m->se);
     return make_error(Errc::kSystem, "mounting " + m->target + " failed (see the frontend log)");

@@ -55,6 +55,7 @@ class Frontend {
   struct Mount {
     std::string source, target;
     client::MountOptions opts;
+    std::unique_ptr<client::KernelCache> kernel_cache;  // outlives fs, which points to it
     std::unique_ptr<client::MountFs> fs;
     ::fuse_session* se = nullptr;
     std::thread loop;

@@ -15,6 +15,10 @@ namespace lanefs::fuse {
 // The ops table for libfuse (userdata of the session: client::MountFs*).
 fuse_lowlevel_ops make_ops();
 
+// The FUSE channel's client::KernelCache: notifications (inval_inode,
+// store) written on the session's /dev/fuse (ops_reply.cc).
+std::unique_ptr<client::KernelCache> make_kernel_cache(::fuse_session* se);
+
 // ---- reply helpers (ops_reply.cc)
 client::MountFs& mount_of(fuse_req_t req);
 void reply_error(fuse_req_t req, const Error& e);

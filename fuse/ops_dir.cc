@@ -25,6 +25,7 @@ void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
     if (plus) {
       fuse_entry_param p{};
       p.ino = e.ino;
+      p.generation = m.generation(e.ino);
       p.attr = to_stat(page->attrs[i]);
       p.attr_timeout = attr_timeout(m);
       p.entry_timeout = entry_timeout(m);

@@ -12,7 +12,8 @@ namespace {
 // writecache both drop a file's cached pages at open (keep_cache = 0), so
 // a file reopened after another client's close sees that client's data
 // (close-to-open); writecache differs in how writes reach the backend
-// (the kernel's write-back cache).
+// (the kernel's write-back cache, which also keeps its own size: open
+// checks it against the backend first, MountFs::open_check).
 void set_cache_flags(const client::MountFs& m, fuse_file_info* fi) {
   switch (m.options().cache) {
     case client::CacheMode::kForceDirect:
@@ -27,6 +28,8 @@ void set_cache_flags(const client::MountFs& m, fuse_file_info* fi) {
   }
 }
 
+bool writable(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) != O_RDONLY; }
+
 }  // namespace
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -40,9 +43,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     if (!t.ok()) return reply_error(req, t.error());
   }
   set_cache_flags(m, fi);
-  m.opened(r->ino);
+  m.opened(r->ino, writable(fi));
   fuse_entry_param e{};
   e.ino = r->ino;
+  e.generation = m.generation(r->ino);
   e.attr = to_stat(*r);
   e.attr_timeout = attr_timeout(m);
   e.entry_timeout = entry_timeout(m);
@@ -58,9 +62,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     sa.mask = proto::kSetSize;
     auto t = m.setattr(ino, sa);
     if (!t.ok()) return reply_node_error(req, t.error());
+  } else if (Status s = m.open_check(ino); !s.ok()) {
+    return reply_node_error(req, s.error());  // ESTALE: changed elsewhere, look the name up again
   }
   set_cache_flags(m, fi);
-  m.opened(ino);
+  m.opened(ino, writable(fi));
   fuse_reply_open(req, fi);
 }
 
@@ -95,9 +101,9 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_err(req, 0);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // The last close of a file whose names were all removed drops it now.
-  reply_status(req, mount_of(req).released(ino));
+  reply_status(req, mount_of(req).released(ino, writable(fi)));
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {

@@ -1,9 +1,41 @@
 #include <sys/stat.h>
 
+#include <cstring>
+
 #include "common/log.h"
 #include "fuse/ops.h"
 
 namespace lanefs::fuse {
+
+namespace {
+
+class FuseKernelCache final : public client::KernelCache {
+ public:
+  explicit FuseKernelCache(::fuse_session* se) : se_(se) {}
+  void file_changed(uint64_t nodeid, uint64_t old_size, uint64_t new_size) noexcept override {
+    // Every cached page and the attributes; then a store of no bytes at
+    // the new end, the one notification that sets a larger size.
+    int rc = fuse_lowlevel_notify_inval_inode(se_, nodeid, 0, 0);
+    if (rc == 0 && new_size > old_size) {
+      fuse_bufvec none = FUSE_BUFVEC_INIT(0);
+      rc = fuse_lowlevel_notify_store(se_, nodeid, static_cast<off_t>(new_size), &none, fuse_buf_copy_flags{});
+    }
+    if (rc != 0 && rc != -ENOENT) LOG_WARN("refreshing node {} in the kernel's cache: {}", nodeid, strerror(-rc));
+  }
+  void attrs_changed(uint64_t nodeid) noexcept override {
+    int rc = fuse_lowlevel_notify_inval_inode(se_, nodeid, -1, 0);
+    if (rc != 0 && rc != -ENOENT) LOG_WARN("dropping node {}'s attributes in the kernel: {}", nodeid, strerror(-rc));
+  }
+
+ private:
+  ::fuse_session* se_;
+};
+
+}  // namespace
+
+std::unique_ptr<client::KernelCache> make_kernel_cache(::fuse_session* se) {
+  return std::make_unique<FuseKernelCache>(se);
+}
 
 client::MountFs& mount_of(fuse_req_t req) {
   return *static_cast<client::MountFs*>(fuse_req_userdata(req));
@@ -59,6 +91,7 @@ void reply_entry(fuse_req_t req, const proto::InodeAttr& a) {
   auto& m = mount_of(req);
   fuse_entry_param e{};
   e.ino = a.ino;
+  e.generation = m.generation(a.ino);
   e.attr = to_stat(a);
   e.attr_timeout = attr_timeout(m);
   e.entry_timeout = entry_timeout(m);

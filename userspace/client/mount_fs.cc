@@ -45,13 +45,20 @@ proto::InodeAttr MountFs::to_kernel(proto::InodeAttr a) const {
   return a;
 }
 
-void MountFs::remember(const proto::InodeAttr& a, bool count_lookup) {
+void MountFs::remember(const proto::InodeAttr& a, Learned how) {
   std::lock_guard lk(mu_);
   auto& n = nodes_[a.ino];
   n.attr = a;
   n.attr_ns = mono_ns();
   n.exact_ns = 0;  // an answer that may predate this mount's last change
-  if (count_lookup) ++n.nlookup;
+  if (how == Learned::kEntry) {
+    note_entry(n, a, n.nlookup == 0);
+    ++n.nlookup;
+  } else if (how == Learned::kOwnChange) {
+    // The kernel made this change itself: its view includes it.
+    n.seen_size = a.size;
+    n.seen_mtime = a.mtime;
+  }
 }
 
 uint64_t MountFs::begin_change(uint64_t ino) {
@@ -131,7 +138,7 @@ size_t MountFs::known_nodes() const {
 
 Result<proto::InodeAttr> MountFs::lookup(uint64_t parent, const std::string& name) {
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->lookup(to_ino(parent), name));
-  remember(a, true);
+  remember(a, Learned::kEntry);
   return to_kernel(a);
 }
 
@@ -158,7 +165,8 @@ Result<proto::InodeAttr> MountFs::getattr(uint64_t nodeid) {
     }
   }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(to_ino(nodeid)));
-  remember(a, false);
+  remember(a, Learned::kFetched);
+  LANEFS_TRY(check_kernel_view(a, false));
   {
     // An open file whose last name was removed lives on under a hidden
     // name: to its users it has no links left, as on a local filesystem.
@@ -174,11 +182,11 @@ Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr&
   if (fs_.encrypted && (attr.mask & proto::kSetSize)) {
     LANEFS_TRY(sealed_ready());
     LANEFS_ASSIGN_OR_RETURN(auto a, sealed_->setattr(to_ino(nodeid), attr));
-    remember(a, false);
+    remember(a, Learned::kOwnChange);
     return to_kernel(a);
   }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->setattr(to_ino(nodeid), attr));
-  remember(a, false);
+  remember(a, Learned::kOwnChange);
   return to_kernel(a);
 }
 
@@ -200,7 +208,7 @@ Result<proto::InodeAttr> MountFs::create_node(const proto::CreateReq& r) {
   DirChange change(*this, r.parent);
   LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->create_entry(r));
   change.answered(e);
-  remember(e.attr, true);
+  remember(e.attr, Learned::kEntry);
   if (S_ISREG(e.attr.mode) && e.attr.size == 0) {
     // A new file has no extended attributes: the kernel's probe for file
     // capabilities before the first write needs no round trip.
@@ -227,29 +235,41 @@ Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, con
   DirChange change(*this, to_ino(new_parent));
   LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->link_entry(to_ino(nodeid), to_ino(new_parent), name));
   change.answered(e);
-  remember(e.attr, true);
+  remember(e.attr, Learned::kEntry);
   return to_kernel(e.attr);
 }
 
-void MountFs::opened(uint64_t nodeid) {
+void MountFs::opened(uint64_t nodeid, bool writable) {
   std::lock_guard lk(mu_);
-  ++nodes_[to_ino(nodeid)].open_count;
+  auto& n = nodes_[to_ino(nodeid)];
+  ++n.open_count;
+  n.write_opens += writable;
   ++open_files_;
 }
 
-Status MountFs::released(uint64_t nodeid) {
+Status MountFs::released(uint64_t nodeid, bool writable) {
   uint64_t parent = 0;
   std::string silly;
+  bool diverged = false;
   {
     std::lock_guard lk(mu_);
     auto it = nodes_.find(to_ino(nodeid));
     if (it == nodes_.end() || it->second.open_count == 0) return ok_status();
-    --it->second.open_count;
+    Node& n = it->second;
+    --n.open_count;
+    if (writable && n.write_opens > 0) --n.write_opens;
     --open_files_;
-    if (it->second.open_count > 0 || it->second.silly_name.empty()) return ok_status();
-    parent = it->second.silly_parent;
-    silly.swap(it->second.silly_name);
+    diverged = n.open_count == 0 && n.seen_valid && n.seen_size == kDiverged;
+    if (n.open_count == 0 && !n.silly_name.empty()) {
+      parent = n.silly_parent;
+      silly.swap(n.silly_name);
+    }
   }
+  // A write of this mount failed (no space, ...): the kernel's size and
+  // pages are ahead of the backend. Its attributes are dropped so that the
+  // next stat asks, finds out and gets a fresh inode (ESTALE).
+  if (diverged && kernel_cache_) kernel_cache_->attrs_changed(nodeid);
+  if (silly.empty()) return ok_status();
   DirChange change(*this, parent);
   return cluster_->unlink(parent, silly);
 }
@@ -316,7 +336,7 @@ Result<proto::ReaddirResp> MountFs::readdir(uint64_t nodeid, uint64_t cookie, ui
         if (!g.ok()) return g.error();
         a = *g;
       }
-      if (!dots) remember(a, true);
+      if (!dots) remember(a, Learned::kEntry);
       a = to_kernel(a);
     }
     e.ino = to_nodeid(e.ino);
@@ -332,7 +352,7 @@ Result<uint64_t> MountFs::size_for_read(uint64_t ino) {
     if (it != nodes_.end() && mono_ns() - it->second.attr_ns <= max_age_ns) return it->second.attr.size;
   }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(ino));
-  remember(a, false);
+  remember(a, Learned::kFetched);
   return a.size;
 }
 
@@ -343,7 +363,7 @@ Result<size_t> MountFs::read_into(uint64_t nodeid, uint64_t offset, std::span<ui
     // The cached size may be stale (another client extended the file).
     auto a = cluster_->getattr(ino);
     if (!a.ok()) return counted(Result<size_t>(a.error()));
-    remember(*a, false);
+    remember(*a, Learned::kFetched);
     fsize = a->size;
   }
   if (offset >= fsize) return size_t{0};
@@ -383,7 +403,10 @@ Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::s
   DataIoInfo info;
   auto a = counted(fs_.encrypted ? sealed_->write(to_ino(nodeid), offset, data)
                                  : cluster_->write(to_ino(nodeid), offset, data, lane.lane == Lane::kRdma, &info));
-  if (!a.ok()) return a;
+  if (!a.ok()) {
+    write_failed(to_ino(nodeid));
+    return a;
+  }
   lanes_.account(settle(lane, info), data.size());
   io_.writes.fetch_add(1, std::memory_order_relaxed);
   io_.write_bytes.fetch_add(data.size(), std::memory_order_relaxed);
@@ -397,7 +420,7 @@ Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::s
     auto b = cluster_->setattr(to_ino(nodeid), sa);
     if (b.ok()) a = std::move(b);
   }
-  remember(*a, false);
+  remember(*a, Learned::kOwnChange);
   return to_kernel(*a);
 }
 
@@ -425,7 +448,7 @@ Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t l
       sa.mask = proto::kSetSize;
       sa.size = offset + length;
       LANEFS_ASSIGN_OR_RETURN(auto b, cluster_->setattr(ino, sa));
-      remember(b, false);
+      remember(b, Learned::kOwnChange);
     }
     return ok_status();
   }
@@ -455,7 +478,7 @@ Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t l
   LANEFS_ASSIGN_OR_RETURN(auto b, rpc::call_typed<proto::InodeAttr>(
                                       cluster_->rpc(), proto::meta_owner(m, ino)->addr, proto::Op::kCommitWrite,
                                       proto::CommitWriteReq{ino, 0, delta, mt}, cluster_->options().op_timeout_ns));
-  remember(b, false);
+  remember(b, Learned::kOwnChange);
   return ok_status();
 }
 

@@ -31,6 +31,22 @@ namespace lanefs::client {
 
 inline constexpr uint64_t kRootNodeId = 1;
 
+// What the channel does to the kernel's cache of a file when the client
+// core learns that another client changed it while the kernel keeps its own
+// view (writecache: the kernel trusts its cached size and mtime and ignores
+// the backend's). Implemented by each channel (FUSE: notifications on
+// /dev/fuse); calls must not wait for a request of the same mount.
+class KernelCache {
+ public:
+  virtual ~KernelCache() = default;
+  // Drop the file's cached pages and attributes; the size becomes
+  // new_size when it grew (a shrunk size is corrected by the next read
+  // that reaches the new end).
+  virtual void file_changed(uint64_t nodeid, uint64_t old_size, uint64_t new_size) noexcept = 0;
+  // Drop the file's cached attributes (the next stat asks again).
+  virtual void attrs_changed(uint64_t nodeid) noexcept = 0;
+};
+
 struct IoStats {
   std::atomic<uint64_t> reads{0}, read_bytes{0}, writes{0}, write_bytes{0}, errors{0};
 };
@@ -61,6 +77,11 @@ class MountFs {
   // Returned attributes carry node ids in attr.ino.
   Result<proto::InodeAttr> lookup(uint64_t parent, const std::string& name);
   void forget(uint64_t nodeid, uint64_t nlookup);
+  // writecache: a regular file that another client changed since the
+  // kernel built its view answers kStale (ESTALE: the kernel looks the name
+  // up again and gets a new generation, hence a fresh inode) when it is
+  // not open on this mount; when it is open here read-only, the kernel's
+  // cache is refreshed through KernelCache (mount_coherence.cc).
   Result<proto::InodeAttr> getattr(uint64_t nodeid);
   Result<proto::InodeAttr> setattr(uint64_t nodeid, const proto::SetAttr& attr);
   Result<proto::InodeAttr> create(uint64_t parent, const std::string& name, uint32_t mode,
@@ -100,9 +121,20 @@ class MountFs {
   Status removexattr(uint64_t nodeid, const std::string& name);
 
   // Open-file tracking (open/create and release), so that removing the
-  // last name of an open file keeps its data until the last close.
-  void opened(uint64_t nodeid);
-  Status released(uint64_t nodeid);
+  // last name of an open file keeps its data until the last close, and so
+  // that writecache knows whose view of a file wins.
+  void opened(uint64_t nodeid, bool writable);
+  Status released(uint64_t nodeid, bool writable);
+  // Close-to-open for writecache (other modes: nothing to do): before an
+  // open, the file's attributes are fetched and compared with the kernel's
+  // view, as getattr does (kStale: the kernel looks the name up again).
+  Status open_check(uint64_t nodeid);
+  // The FUSE generation of a node id (bumped when the kernel must build a
+  // fresh inode for it).
+  uint64_t generation(uint64_t nodeid) const;
+  // The channel's hook into the kernel's cache (may be null: nothing is
+  // pushed to the kernel). Set before the mount serves requests.
+  void set_kernel_cache(KernelCache* kc) { kernel_cache_ = kc; }
 
   // Nodes the kernel currently knows (for tests and `lanefs local ps`).
   size_t known_nodes() const;
@@ -124,7 +156,17 @@ class MountFs {
     uint32_t changing = 0;
     uint64_t change_seq = 0;
     uint64_t exact_ns = 0;
-    uint32_t open_count = 0;
+    uint32_t open_count = 0, write_opens = 0;
+    // writecache coherence (mount_coherence.cc): the backend's size and
+    // mtime as the kernel's inode knows them (from the entry it was built
+    // from, this mount's own changes, and refreshes), the generation the
+    // kernel has, and where a replacement stands.
+    bool seen_valid = false;
+    uint64_t seen_size = 0;
+    proto::Timespec seen_mtime;
+    uint64_t generation = 0;
+    bool replace_pending = false;  // ESTALE answered: the next entry reply builds a fresh inode
+    bool just_replaced = false;    // the kernel's inode was built from the last entry reply
     // Set when the last name of an open file was removed: the file lives
     // on under this hidden name until its last close (NFS-style).
     uint64_t silly_parent = 0;
@@ -134,7 +176,16 @@ class MountFs {
   // hidden name and returns true (the caller then has nothing to remove).
   Result<bool> hide_if_open(uint64_t parent_ino, const std::string& name);
   proto::InodeAttr to_kernel(proto::InodeAttr a) const;
-  void remember(const proto::InodeAttr& a, bool count_lookup);
+  static constexpr uint64_t kDiverged = ~uint64_t{0};  // seen_size after a failed write
+  // How attributes reached us: an entry the kernel takes (counts a lookup),
+  // the answer to this mount's own change, or a fetch.
+  enum class Learned : uint8_t { kEntry, kOwnChange, kFetched };
+  void remember(const proto::InodeAttr& a, Learned how);
+  // mount_coherence.cc: the entry side (under mu_) and the check of fetched
+  // attributes against the kernel's view.
+  void note_entry(Node& n, const proto::InodeAttr& a, bool new_to_kernel);
+  Status check_kernel_view(const proto::InodeAttr& fresh, bool at_open);
+  void write_failed(uint64_t ino);
   Result<uint64_t> size_for_read(uint64_t ino);
   void forget_no_caps(uint64_t ino);
   Result<proto::InodeAttr> create_node(const proto::CreateReq& r);
@@ -158,6 +209,7 @@ class MountFs {
   IoStats io_;
   LaneCounters lanes_;
   std::unique_ptr<SealedIo> sealed_;  // set when the filesystem is encrypted and unlocked
+  KernelCache* kernel_cache_ = nullptr;
   Status sealed_ready() const;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Node> nodes_;  // by backend inode number

@@ -40,6 +40,7 @@ int to_errno(Errc code) noexcept {
   switch (code) {
     case Errc::kOk: return 0;
     case Errc::kNotFound: return ENOENT;
+    case Errc::kStale: return ESTALE;
     case Errc::kExists: return EEXIST;
     case Errc::kNotDir: return ENOTDIR;
     case Errc::kIsDir: return EISDIR;
@@ -80,6 +81,7 @@ Errc from_errno(int err) noexcept {
   switch (err) {
     case 0: return Errc::kOk;
     case ENOENT: return Errc::kNotFound;
+    case ESTALE: return Errc::kStale;
     case EEXIST: return Errc::kExists;
     case ENOTDIR: return Errc::kNotDir;
     case EISDIR: return Errc::kIsDir;

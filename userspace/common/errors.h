@@ -39,7 +39,8 @@ namespace lanefs {
   X(kTooBig, 27, "file too large")                                     \
   X(kSystem, 28, "system call failed")                                \
   X(kNotPermitted, 29, "operation not permitted")                    \
-  X(kRdmaFailed, 30, "RDMA transfer failed")
+  X(kRdmaFailed, 30, "RDMA transfer failed")                         \
+  X(kStale, 31, "stale file handle")
 
 enum class Errc : int32_t {
 #define LANEFS_ERRC_ENUM(name, value, text) name = value,

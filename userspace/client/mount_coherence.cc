@@ -1,0 +1,123 @@
+// writecache coherence between mounts and hosts (docs/mount.md, "Cache
+// modes"). Under the kernel's write-back cache the kernel keeps its own
+// size and mtime of a regular file and ignores the backend's, so another
+// client's change has to reach this mount's kernel another way:
+//  - the file is not open on this mount: the kernel gets a fresh inode.
+//    Its stale one answers ESTALE (getattr, open); the kernel looks the
+//    name up again (LOOKUP_REVAL), the entry carries a new generation, and
+//    the kernel replaces the inode with one built from that entry. A lookup
+//    that finds the change itself (the dentry's age passed) hands out the
+//    new generation directly.
+//  - it is open here, read-only: the channel drops its cached pages and
+//    grows its size (KernelCache::file_changed).
+//  - it is open here for writing: this mount's view wins until the last
+//    close (what write-back caching means); a write that failed marks the
+//    view diverged, so the first check after the close replaces it.
+#include <sys/stat.h>
+
+#include <utility>
+
+#include "client/mount_fs.h"
+#include "common/clock.h"
+
+namespace lanefs::client {
+namespace {
+
+// Regular files of writecache mounts: the only inodes whose size and mtime
+// the kernel keeps for itself.
+bool tracked(const MountOptions& o, const proto::InodeAttr& a) {
+  return o.cache == CacheMode::kWriteCache && S_ISREG(a.mode);
+}
+
+// An open right after the entry or attributes were fetched (the same
+// open(2): lookup, then open) needs no second round trip to be
+// close-to-open consistent.
+constexpr uint64_t kFreshForOpenNs = 1'000'000;
+
+}  // namespace
+
+void MountFs::note_entry(Node& n, const proto::InodeAttr& a, bool new_to_kernel) {
+  if (!tracked(opts_, a)) return;
+  const bool changed = !n.seen_valid || n.seen_size != a.size || !(n.seen_mtime == a.mtime);
+  if (new_to_kernel || n.replace_pending) {
+    // The kernel builds its inode from this entry.
+    n.just_replaced = n.replace_pending;
+    n.replace_pending = false;
+  } else if (changed && n.open_count == 0) {
+    // Changed elsewhere while the kernel holds an inode nobody here has
+    // open: a new generation makes the kernel swap it for one built from
+    // this entry.
+    ++n.generation;
+    n.just_replaced = true;
+  } else {
+    return;  // unchanged, or open here (getattr and open_check refresh it)
+  }
+  n.seen_valid = true;
+  n.seen_size = a.size;
+  n.seen_mtime = a.mtime;
+}
+
+Status MountFs::check_kernel_view(const proto::InodeAttr& fresh, bool at_open) {
+  if (!tracked(opts_, fresh)) return ok_status();
+  uint64_t old_size = 0;
+  {
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(fresh.ino);
+    if (it == nodes_.end() || !it->second.seen_valid) return ok_status();
+    Node& n = it->second;
+    const bool just_replaced = std::exchange(n.just_replaced, false);
+    if (n.seen_size == fresh.size && n.seen_mtime == fresh.mtime) return ok_status();
+    if (n.write_opens > 0) return ok_status();  // this mount's writers' view wins until they close
+    // The open that follows a replacement runs on the inode just built:
+    // a change since is refreshed in place rather than answered ESTALE a
+    // second time (which open(2) would return to the caller).
+    if (n.open_count == 0 && !(at_open && just_replaced)) {
+      if (!n.replace_pending) ++n.generation;
+      n.replace_pending = true;
+      return make_error(Errc::kStale, "changed by another client");
+    }
+    old_size = n.seen_size == kDiverged ? fresh.size : n.seen_size;
+    n.seen_size = fresh.size;
+    n.seen_mtime = fresh.mtime;
+  }
+  if (kernel_cache_) kernel_cache_->file_changed(to_nodeid(fresh.ino), old_size, fresh.size);
+  return ok_status();
+}
+
+Status MountFs::open_check(uint64_t nodeid) {
+  if (opts_.cache != CacheMode::kWriteCache) return ok_status();
+  const uint64_t ino = to_ino(nodeid);
+  proto::InodeAttr a;
+  bool fresh = false;
+  {
+    std::lock_guard lk(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end() && mono_ns() - it->second.attr_ns <= kFreshForOpenNs) {
+      a = it->second.attr;
+      fresh = true;
+    }
+  }
+  if (!fresh) {
+    LANEFS_ASSIGN_OR_RETURN(a, cluster_->getattr(ino));
+    remember(a, Learned::kFetched);
+  }
+  return check_kernel_view(a, true);
+}
+
+void MountFs::write_failed(uint64_t ino) {
+  if (opts_.cache != CacheMode::kWriteCache) return;
+  std::lock_guard lk(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  it->second.seen_valid = true;
+  it->second.seen_size = kDiverged;
+}
+
+uint64_t MountFs::generation(uint64_t nodeid) const {
+  if (opts_.cache != CacheMode::kWriteCache) return 0;
+  std::lock_guard lk(mu_);
+  auto it = nodes_.find(to_ino(nodeid));
+  return it == nodes_.end() ? 0 : it->second.generation;
+}
+
+}  // namespace lanefs::client
