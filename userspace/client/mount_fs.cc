@@ -54,8 +54,9 @@ void MountFs::remember(const proto::InodeAttr& a, Learned how) {
   if (how == Learned::kEntry) {
     note_entry(n, a, n.nlookup == 0);
     ++n.nlookup;
-  } else if (how == Learned::kOwnChange) {
-    // The kernel made this change itself: its view includes it.
+  } else if (how == Learned::kOwnChange && n.seen_size != kDiverged) {
+    // The kernel made this change itself: its view includes it (not after
+    // a failed write: that stays diverged until the inode is replaced).
     n.seen_size = a.size;
     n.seen_mtime = a.mtime;
   }
