@@ -12,13 +12,15 @@ namespace {
 class FuseKernelCache final : public client::KernelCache {
  public:
   explicit FuseKernelCache(::fuse_session* se) : se_(se) {}
-  void file_changed(uint64_t nodeid, uint64_t old_size, uint64_t new_size) noexcept override {
-    // Every cached page and the attributes; then a store of no bytes at
-    // the new end, the one notification that sets a larger size.
+  void file_changed(uint64_t nodeid, uint64_t new_size, std::optional<uint8_t> last) noexcept override {
+    // Every cached page and the attributes; then the last byte stored at
+    // the new end, which sets the larger size.
     int rc = fuse_lowlevel_notify_inval_inode(se_, nodeid, 0, 0);
-    if (rc == 0 && new_size > old_size) {
-      fuse_bufvec none = FUSE_BUFVEC_INIT(0);
-      rc = fuse_lowlevel_notify_store(se_, nodeid, static_cast<off_t>(new_size), &none, fuse_buf_copy_flags{});
+    if (rc == 0 && last && new_size > 0) {
+      uint8_t byte = *last;
+      fuse_bufvec one = FUSE_BUFVEC_INIT(1);
+      one.buf[0].mem = &byte;
+      rc = fuse_lowlevel_notify_store(se_, nodeid, static_cast<off_t>(new_size - 1), &one, fuse_buf_copy_flags{});
     }
     if (rc != 0 && rc != -ENOENT) LOG_WARN("refreshing node {} in the kernel's cache: {}", nodeid, strerror(-rc));
   }

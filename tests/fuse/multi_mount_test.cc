@@ -119,7 +119,7 @@ TEST_P(MultiMount, CloseToOpenAndNewNames) {
   EXPECT_EQ(env.frontend_pid(), fe) << "both mounts should be served by one frontend";
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, MultiMount, ::testing::Values("readcache", "forcedirect"),
+INSTANTIATE_TEST_SUITE_P(Modes, MultiMount, ::testing::ValuesIn(all_cache_modes()),
                          [](const auto& info) { return info.param; });
 
 // Two mounts, every cache mode: B renames s3 over t3 while A holds t3's
@@ -168,6 +168,87 @@ TEST_P(MultiMountAllModes, RenameOverAStaleNameIsRevalidated) {
     ASSERT_EQ(unlink(t3a.c_str()), 0) << errno_str(errno);
     ASSERT_TRUE(within(5, [&] { return stat(t3b.c_str(), &st) != 0; }));
   }
+}
+
+// Issue 13 item 1: B holds a file open read-only while A appends 4 bytes
+// and closes. B's stat is right within dentry_max_age_positive, B's next
+// open+read at once (close-to-open), B's held descriptor reads the new
+// bytes, and all of it stays right after B closes. Then the same with the
+// file not open on B at all, and a rewrite that shrinks it.
+TEST_P(MultiMountAllModes, AppendSeenByAHolderAndAfterItCloses) {
+  LANEFS_MOUNT_ENV(env);
+  constexpr int kAgeMs = 300;
+  const std::string opts = GetParam() + ",dentry_max_age_positive=" + std::to_string(kAgeMs);
+  auto a = env.mount(opts, "pa");
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  a_ = *a;
+  auto b = env.mount(opts, "pb");
+  ASSERT_TRUE(b.ok()) << b.error().to_string();
+  b_ = *b;
+  const std::string sub = "/ap-" + GetParam();
+  ASSERT_EQ(mkdir((a_ + sub).c_str(), 0755), 0) << errno_str(errno);
+  const std::string fa = a_ + sub + "/log", fb = b_ + sub + "/log";
+  auto v = pattern(80, 0, 10'000);
+  ASSERT_TRUE(spit(fa, v));
+  bool ok = false;
+  ASSERT_TRUE(within(5, [&] { return slurp(fb, &ok) == v; })) << "B never saw the file";
+
+  auto append = [&](uint8_t seed) {
+    int fd = open(fa.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) return false;
+    uint8_t four[4] = {seed, uint8_t(seed + 1), uint8_t(seed + 2), uint8_t(seed + 3)};
+    bool wrote = ::write(fd, four, 4) == 4;
+    if (close(fd) != 0) wrote = false;
+    if (wrote) v.insert(v.end(), four, four + 4);
+    return wrote;
+  };
+  auto stat_size = [](const std::string& p) {
+    struct stat st {};
+    return stat(p.c_str(), &st) == 0 ? int64_t(st.st_size) : int64_t(-1);
+  };
+  // Long enough for the attribute timeout plus a slow machine's round trips.
+  const double settle_s = kAgeMs / 1000.0 + 3;
+
+  int held = open(fb.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0) << errno_str(errno);
+  std::vector<uint8_t> got(v.size() + 100);
+  ASSERT_EQ(read_upto(held, got.data(), got.size(), 0), ssize_t(v.size()));  // B caches the pages
+
+  ASSERT_TRUE(append(0xA1)) << errno_str(errno);
+  EXPECT_TRUE(within(settle_s, [&] { return stat_size(fb) == int64_t(v.size()); }))
+      << "B's stat stayed at " << stat_size(fb) << ", want " << v.size() << "\n" << env.diagnostics();
+  EXPECT_TRUE(slurp(fb, &ok) == v) << "B's fresh open+read missed the appended bytes";
+  struct stat st {};
+  EXPECT_TRUE(within(settle_s, [&] { return fstat(held, &st) == 0 && st.st_size == int64_t(v.size()); }))
+      << "B's open descriptor reports size " << st.st_size << ", want " << v.size();
+  got.assign(v.size() + 100, 0);
+  EXPECT_EQ(read_upto(held, got.data(), got.size(), 0), ssize_t(v.size()));
+  got.resize(v.size());
+  EXPECT_TRUE(got == v) << "B's open descriptor read stale bytes";
+
+  // A second append while B still holds it: B's next open sees it at once.
+  ASSERT_TRUE(append(0xB1));
+  EXPECT_TRUE(slurp(fb, &ok) == v) << "close-to-open: B's open right after A's close missed the append";
+  ASSERT_EQ(close(held), 0);
+  EXPECT_EQ(stat_size(fb), int64_t(v.size())) << "B's size after it closed";
+  EXPECT_TRUE(slurp(fb, &ok) == v);
+
+  // Not open on B: stat within the attribute timeout, open+read at once.
+  ASSERT_TRUE(append(0xC1));
+  EXPECT_TRUE(slurp(fb, &ok) == v) << "B's open after A's close missed the append (not held)";
+  ASSERT_TRUE(append(0xD1));
+  EXPECT_TRUE(within(settle_s, [&] { return stat_size(fb) == int64_t(v.size()); }))
+      << "B's stat stayed at " << stat_size(fb) << ", want " << v.size();
+
+  // Shrunk in A (truncate and rewrite): B sees the short file.
+  v = pattern(81, 0, 3000);
+  ASSERT_TRUE(spit(fa, v));
+  EXPECT_TRUE(slurp(fb, &ok) == v) << "B read " << slurp(fb).size() << " bytes after A shrank the file to " << v.size();
+  EXPECT_TRUE(within(settle_s, [&] { return stat_size(fb) == int64_t(v.size()); }));
+  // And B's own writes still reach A.
+  auto w = pattern(82, 0, 5000);
+  ASSERT_TRUE(spit(fb, w));
+  EXPECT_TRUE(slurp(fa, &ok) == w) << "A did not see B's rewrite";
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, MultiMountAllModes, ::testing::ValuesIn(all_cache_modes()),

@@ -15,6 +15,8 @@
 //    view diverged, so the first check after the close replaces it.
 #include <sys/stat.h>
 
+#include <optional>
+#include <span>
 #include <utility>
 
 #include "client/mount_fs.h"
@@ -80,7 +82,17 @@ Status MountFs::check_kernel_view(const proto::InodeAttr& fresh, bool at_open) {
     n.seen_size = fresh.size;
     n.seen_mtime = fresh.mtime;
   }
-  if (kernel_cache_) kernel_cache_->file_changed(to_nodeid(fresh.ino), old_size, fresh.size);
+  if (!kernel_cache_) return ok_status();
+  // Grown: the kernel's new last byte (one small read, only when another
+  // client grew a file held open here). Failing that, the pages are still
+  // dropped and the next read past the old end fetches the size.
+  std::optional<uint8_t> last;
+  if (fresh.size > old_size) {
+    uint8_t byte = 0;
+    auto r = read_into(to_nodeid(fresh.ino), fresh.size - 1, std::span<uint8_t>(&byte, 1));
+    if (r.ok() && *r == 1) last = byte;
+  }
+  kernel_cache_->file_changed(to_nodeid(fresh.ino), fresh.size, last);
   return ok_status();
 }
 

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -39,10 +40,12 @@ inline constexpr uint64_t kRootNodeId = 1;
 class KernelCache {
  public:
   virtual ~KernelCache() = default;
-  // Drop the file's cached pages and attributes; the size becomes
-  // new_size when it grew (a shrunk size is corrected by the next read
-  // that reaches the new end).
-  virtual void file_changed(uint64_t nodeid, uint64_t old_size, uint64_t new_size) noexcept = 0;
+  // Drop the file's cached pages and attributes. When the file grew,
+  // `last` holds its final byte (at new_size - 1, read from the backend):
+  // storing real bytes is the one notification that raises the kernel's
+  // size (a store of none does not, fuse_write_update_attr). A shrunk size
+  // is corrected by the next read that reaches the new end.
+  virtual void file_changed(uint64_t nodeid, uint64_t new_size, std::optional<uint8_t> last) noexcept = 0;
   // Drop the file's cached attributes (the next stat asks again).
   virtual void attrs_changed(uint64_t nodeid) noexcept = 0;
 };
