@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <fstream>
@@ -159,6 +160,17 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
     }
   }
   if (!o.net.udp) {
+    // DPDK starts once per process: a later lane cannot get other memory.
+    const uint32_t want_mb = o.memory_mb + o.dpdk_base_memory_mb;
+    {
+      std::lock_guard lk(mu_);
+      if (dpdk_memory_mb_ != 0 && dpdk_memory_mb_ != want_mb)
+        return make_error(Errc::kInvalid,
+                          "this frontend's DPDK already runs with " + std::to_string(dpdk_memory_mb_) +
+                              " MiB (memory_mb + dpdk_base_memory_mb of its first DPDK mount); this mount asks for " +
+                              std::to_string(want_mb) + ": use the same values, or unmount every lanefs mount first");
+      dpdk_memory_mb_ = want_mb;
+    }
     // One endpoint per frontend core: its own IP (non-shared) or the one
     // shared IP (each core its own UDP port).
     for (uint32_t i = 0; i < o.num_cores; ++i) {
@@ -250,6 +262,43 @@ Status Frontend::detach_dead_mount(const std::string& target) {
   return ok_status();
 }
 
+namespace {
+// "ro (mounted: rw), forcedirect (mounted: writecache)": where the options
+// asked for differ from those of the mount there.
+std::string options_differ(const client::MountOptions& had, const client::MountOptions& want) {
+  auto split = [](const std::string& s) {
+    std::vector<std::string> v;
+    std::istringstream in(s);
+    for (std::string t; std::getline(in, t, ',');) v.push_back(t);
+    return v;
+  };
+  auto group = [](const std::string& t) -> std::string {  // what one option sets
+    if (t == "writecache" || t == "readcache" || t == "forcedirect") return "cache";
+    if (t == "ro" || t == "rw") return "rw";
+    return t.substr(0, t.find('='));
+  };
+  const auto old_opts = split(had.to_string()), new_opts = split(want.to_string());
+  auto has = [](const std::vector<std::string>& v, const std::string& t) {
+    return std::find(v.begin(), v.end(), t) != v.end();
+  };
+  std::string out;
+  auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
+  for (const auto& t : new_opts) {
+    if (has(old_opts, t)) continue;
+    std::string instead;
+    for (const auto& u : old_opts)
+      if (group(u) == group(t)) instead += (instead.empty() ? "" : " ") + u;
+    add(t + " (mounted: " + (instead.empty() ? "not set" : instead) + ")");
+  }
+  for (const auto& u : old_opts) {
+    bool named = false;
+    for (const auto& t : new_opts) named = named || group(t) == group(u);
+    if (!named) add("no " + u + " (mounted: " + u + ")");
+  }
+  return out.empty() ? "options differ" : out;
+}
+}  // namespace
+
 Result<std::string> Frontend::do_mount(const std::string& source, const std::string& target,
                                        const std::string& options) {
   LANEFS_ASSIGN_OR_RETURN(auto src, client::parse_mount_source(source));
@@ -273,9 +322,14 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
     std::lock_guard lk(mu_);
     for (const auto& m : mounts_) {
       if (m->target != real || m->finished.load()) continue;
-      // `mount -a` run twice asks again for what is mounted: that is fine.
-      if (m->source == src.to_string()) return std::string(real);
-      return make_error(Errc::kBusy, std::string(real) + " is already a lanefs mount of " + m->source);
+      if (m->source != src.to_string())
+        return make_error(Errc::kBusy, std::string(real) + " is already a lanefs mount of " + m->source);
+      // `mount -a` run twice asks again for what is mounted: that is fine;
+      // other options are not silently dropped.
+      if (m->opts.to_string() == o.to_string()) return std::string(real);
+      return make_error(Errc::kBusy, std::string(real) + " is already mounted from " + m->source +
+                                         " with other options (" + options_differ(m->opts, o) +
+                                         "); unmount it first to mount it with these");
     }
   }
   LANEFS_ASSIGN_OR_RETURN(auto cluster, cluster_for(src, o));

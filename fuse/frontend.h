@@ -92,6 +92,9 @@ class Frontend {
   std::vector<std::unique_ptr<Mount>> mounts_;
   std::map<std::string, Cluster> clusters_;  // by backend list
   bool ever_mounted_ = false;
+  // DPDK's memory (memory_mb + dpdk_base_memory_mb) is fixed by the first
+  // DPDK lane this process starts (EAL starts once per process); 0 before.
+  uint32_t dpdk_memory_mb_ = 0;
   // Mount requests being served, and whether run() decided to exit; a mount
   // request arriving after that is told to retry with a new frontend.
   int pending_mounts_ = 0;

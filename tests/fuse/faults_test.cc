@@ -353,5 +353,39 @@ TEST(Faults, MountOptionErrors) {
   }
 }
 
+// Issue 13 item 9: the same source mounted again with other options. At
+// another path the options apply to the new mount (ro there, rw here); at
+// the same path the same options succeed (mount -a twice) and other options
+// fail with exit 32 naming them, leaving the mount as it was.
+TEST(Faults, SameSourceAgainWithOtherOptions) {
+  LANEFS_MOUNT_ENV(env);
+  auto rw = env.mount("writecache", "optrw");
+  ASSERT_TRUE(rw.ok()) << rw.error().to_string();
+  auto ro = env.mount("ro,forcedirect", "optro");
+  ASSERT_TRUE(ro.ok()) << ro.error().to_string();
+  EXPECT_TRUE(spit(*rw + "/opts-file", {'r', 'w'})) << errno_str(errno);
+  errno = 0;
+  EXPECT_FALSE(spit(*ro + "/opts-other", {'r', 'o'}));
+  EXPECT_EQ(errno, EROFS) << errno_str(errno);
+  bool ok = false;
+  EXPECT_EQ(slurp(*ro + "/opts-file", &ok).size(), 2u) << "the ro mount reads";
+
+  CmdResult same = env.mount_helper(env.source(), *rw, "writecache", 30);
+  EXPECT_EQ(same.rc, 0) << "the same options again: " << same.describe();
+  CmdResult other = env.mount_helper(env.source(), *rw, "ro", 30);
+  EXPECT_EQ(other.rc, 32) << other.describe();
+  EXPECT_NE(other.err.find("ro (mounted: rw)"), std::string::npos) << other.describe();
+  EXPECT_NE(other.err.find("unmount it first"), std::string::npos) << other.describe();
+  other = env.mount_helper(env.source(), *rw, "sync_on_close,readahead_kb=128", 30);
+  EXPECT_EQ(other.rc, 32) << other.describe();
+  EXPECT_NE(other.err.find("sync_on_close (mounted: not set)"), std::string::npos) << other.describe();
+  EXPECT_NE(other.err.find("readahead_kb=128 (mounted: readahead_kb="), std::string::npos) << other.describe();
+  // Still the read-write mount it was.
+  EXPECT_TRUE(spit(*rw + "/opts-file", {'r', 'w', '2'})) << errno_str(errno);
+  EXPECT_EQ(unlink((*rw + "/opts-file").c_str()), 0);
+  EXPECT_OK(env.unmount(*ro));
+  EXPECT_OK(env.unmount(*rw));
+}
+
 }  // namespace
 }  // namespace lanefs::test
