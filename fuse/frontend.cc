@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
@@ -477,7 +478,31 @@ proto::ClientInfo Frontend::self_info(uint32_t remove_after_secs) {
 
 
 void Frontend::heartbeat_loop() {
+  // Every 100 ms: the mounts' open-handle renewals (closes reach the
+  // backends within that, in one request per backend); every second, or
+  // when kicked (a new mount): the heartbeat to each cluster's leader.
+  uint64_t last_beat = 0;
+  bool kicked = true;
   while (!stop_.load()) {
+    if (kicked || mono_ns() - last_beat >= 1'000'000'000ull) {
+      beat_clusters();
+      last_beat = mono_ns();
+    }
+    std::vector<std::shared_ptr<client::MountFs>> live;
+    {
+      std::lock_guard lk(mu_);
+      for (const auto& m : mounts_)
+        if (!m->finished.load()) live.push_back(m->fs);
+    }
+    for (auto& fs : live) fs->renew_handles();
+    std::unique_lock lk(mu_);
+    hb_cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return hb_kick_ || stop_.load(); });
+    kicked = std::exchange(hb_kick_, false);
+  }
+}
+
+void Frontend::beat_clusters() {
+  {
     std::vector<std::pair<Cluster*, std::pair<uint32_t, uint32_t>>> work;  // cluster, (mounts, remove_after)
     {
       std::lock_guard lk(mu_);
@@ -527,9 +552,6 @@ void Frontend::heartbeat_loop() {
         c->registered = false;
       }
     }
-    std::unique_lock lk(mu_);
-    hb_cv_.wait_for(lk, std::chrono::seconds(1), [this] { return hb_kick_ || stop_.load(); });
-    hb_kick_ = false;
   }
 }
 

@@ -56,7 +56,9 @@ class Frontend {
     std::string source, target;
     client::MountOptions opts;
     std::unique_ptr<client::KernelCache> kernel_cache;  // outlives fs, which points to it
-    std::unique_ptr<client::MountFs> fs;
+    // Shared with the heartbeat thread while it renews the mount's open
+    // handles (never calls into kernel_cache).
+    std::shared_ptr<client::MountFs> fs;
     ::fuse_session* se = nullptr;
     std::thread loop;
     std::atomic<bool> finished{false};
@@ -78,6 +80,7 @@ class Frontend {
                                                              const client::MountOptions& o);
   void control_loop();
   void heartbeat_loop();
+  void beat_clusters();  // one heartbeat to each cluster with mounts
   void reap_finished();
   void leave_all();
   proto::ClientInfo self_info(uint32_t remove_after_secs);

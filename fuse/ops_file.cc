@@ -13,7 +13,7 @@ namespace {
 // a file reopened after another client's close sees that client's data
 // (close-to-open); writecache differs in how writes reach the backend
 // (the kernel's write-back cache, which also keeps its own size: open
-// checks it against the backend first, MountFs::open_check).
+// checks it against the backend first, MountFs::open_file).
 void set_cache_flags(const client::MountFs& m, fuse_file_info* fi) {
   switch (m.options().cache) {
     case client::CacheMode::kForceDirect:
@@ -34,40 +34,46 @@ bool writable(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) != O_RD
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   auto& m = mount_of(req);
-  auto r = m.create(parent, name, S_IFREG | (mode & 07777), 0, cred_of(req), (fi->flags & O_EXCL) != 0);
+  auto r = m.create_open(parent, name, S_IFREG | (mode & 07777), cred_of(req), (fi->flags & O_EXCL) != 0,
+                         writable(fi));
   if (!r.ok()) return reply_error(req, r.error());
   if ((fi->flags & O_TRUNC) && r->size > 0) {
     proto::SetAttr sa;
     sa.mask = proto::kSetSize;
     auto t = m.setattr(r->ino, sa);
-    if (!t.ok()) return reply_error(req, t.error());
+    if (!t.ok()) {
+      (void)m.released(r->ino, writable(fi));
+      return reply_error(req, t.error());
+    }
   }
   set_cache_flags(m, fi);
-  m.opened(r->ino, writable(fi));
   fuse_entry_param e{};
   e.ino = r->ino;
   e.generation = m.generation(r->ino);
   e.attr = to_stat(*r);
   e.attr_timeout = attr_timeout(m);
   e.entry_timeout = entry_timeout(m);
-  fuse_reply_create(req, &e, fi);
+  // An opener interrupted meanwhile never gets the file, so the kernel
+  // never releases it: the open is undone here.
+  if (fuse_reply_create(req, &e, fi) == -ENOENT) (void)m.released(r->ino, writable(fi));
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto& m = mount_of(req);
   if (m.options().read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
     return reply_error(req, make_error(Errc::kReadOnly, "read-only mount"));
-  if (fi->flags & O_TRUNC) {
+  const bool trunc = (fi->flags & O_TRUNC) != 0;
+  if (trunc) {
     proto::SetAttr sa;
     sa.mask = proto::kSetSize;
     auto t = m.setattr(ino, sa);
     if (!t.ok()) return reply_node_error(req, t.error());
-  } else if (Status s = m.open_check(ino); !s.ok()) {
-    return reply_node_error(req, s.error());  // ESTALE: changed elsewhere, look the name up again
   }
+  // Registers the open handle; without O_TRUNC also close-to-open (ESTALE:
+  // changed elsewhere, look the name up again).
+  if (Status s = m.open_file(ino, writable(fi), !trunc); !s.ok()) return reply_node_error(req, s.error());
   set_cache_flags(m, fi);
-  m.opened(ino, writable(fi));
-  fuse_reply_open(req, fi);
+  if (fuse_reply_open(req, fi) == -ENOENT) (void)m.released(ino, writable(fi));  // opener interrupted
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {

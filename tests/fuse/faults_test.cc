@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -385,6 +387,65 @@ TEST(Faults, SameSourceAgainWithOtherOptions) {
   EXPECT_EQ(unlink((*rw + "/opts-file").c_str()), 0);
   EXPECT_OK(env.unmount(*ro));
   EXPECT_OK(env.unmount(*rw));
+}
+
+// Issue 13 item 2, across frontends (two clients, as on two hosts): a file
+// unlinked on A while B holds it open stays readable through B's
+// descriptor, also across a backend restart (handles are recorded); when
+// B's frontend dies, its handles expire with the lease and the file's data
+// goes.
+TEST(Faults, OpenHandleSurvivesABackendRestartAndExpiresWithItsClient) {
+  LANEFS_MOUNT_ENV(env);
+  env.backend().set_extra_args({"--handle-lease-secs", "10"});
+  ASSERT_OK(env.backend().restart());
+  auto a = env.mount("forcedirect", "hA");
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  // B: another frontend (its own run directory), as on another host.
+  const std::string run_b = env.new_dir("run-b"), dir_b = env.new_dir("hB");
+  CmdResult mb = run_bounded({mount_helper_path(), env.source(), dir_b, "-o", "forcedirect"}, 60,
+                             {"LANEFS_RUN_DIR=" + run_b});
+  ASSERT_EQ(mb.rc, 0) << mb.describe();
+  env.track_mount(dir_b);
+  auto pid_of = [](const std::string& run) {
+    std::ifstream in(run + "/frontend.pid");
+    long pid = 0;
+    in >> pid;
+    return static_cast<pid_t>(pid);
+  };
+  const pid_t fe_b = pid_of(run_b);
+  ASSERT_GT(fe_b, 0);
+  ASSERT_NE(fe_b, env.frontend_pid()) << "B must have a frontend of its own";
+
+  auto v = pattern(110, 0, 600'000);
+  ASSERT_TRUE(spit(*a + "/held", v));
+  int fd = open((dir_b + "/held").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << errno_str(errno);
+  struct stat st {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(st.st_ino));
+  const std::string chunks = env.backend().data_dir() + "/chunks/" + hex;
+  ASSERT_EQ(access(chunks.c_str(), F_OK), 0) << chunks;
+
+  // The backend restarts, then A unlinks at once (before any renewal of
+  // B's could arrive): the recorded handle keeps the file.
+  ASSERT_OK(env.backend().restart());
+  ASSERT_EQ(unlink((*a + "/held").c_str()), 0) << errno_str(errno);
+  std::vector<uint8_t> got(v.size());
+  EXPECT_TRUE(read_full(fd, got.data(), got.size(), 0)) << "B's read after restart + unlink: " << errno_str(errno);
+  EXPECT_TRUE(got == v) << "B read wrong bytes";
+  EXPECT_EQ(access(chunks.c_str(), F_OK), 0) << "data gone while B holds the file";
+
+  // B's host dies: after the lease (10 s) the backend drops its handle and
+  // the orphan's data.
+  ASSERT_EQ(kill(fe_b, SIGKILL), 0);
+  ASSERT_TRUE(within(10, [&] { return !process_alive(fe_b); }));
+  close(fd);
+  EXPECT_OK(env.unmount(dir_b, /*lazy=*/true));
+  EXPECT_EQ(access(chunks.c_str(), F_OK), 0) << "data gone before B's lease ran out";
+  EXPECT_TRUE(within(30, [&] { return access(chunks.c_str(), F_OK) != 0; }))
+      << "the orphan's data stayed after its only holder's lease ran out\n" << env.backend().log_tail();
+  EXPECT_OK(env.unmount(*a));
 }
 
 }  // namespace

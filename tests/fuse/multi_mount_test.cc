@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -249,6 +251,74 @@ TEST_P(MultiMountAllModes, AppendSeenByAHolderAndAfterItCloses) {
   auto w = pattern(82, 0, 5000);
   ASSERT_TRUE(spit(fb, w));
   EXPECT_TRUE(slurp(fa, &ok) == w) << "A did not see B's rewrite";
+}
+
+// Issue 13 item 2: A unlinks (and renames over) files that B holds open.
+// B keeps reading and writing them until its last close, as POSIX keeps an
+// open file alive; then the backend drops their data.
+TEST_P(MultiMountAllModes, UnlinkedOnOneMountStaysOpenOnTheOther) {
+  LANEFS_MOUNT_ENV(env);
+  auto a = env.mount(GetParam(), "ua");
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  a_ = *a;
+  auto b = env.mount(GetParam(), "ub");
+  ASSERT_TRUE(b.ok()) << b.error().to_string();
+  b_ = *b;
+  const std::string sub = "/ul-" + GetParam();
+  ASSERT_EQ(mkdir((a_ + sub).c_str(), 0755), 0) << errno_str(errno);
+  const std::string fa = a_ + sub + "/gone", fb = b_ + sub + "/gone";
+  const std::string ta = a_ + sub + "/target", tb = b_ + sub + "/target", sa = a_ + sub + "/src";
+  auto v = pattern(100, 0, 1'500'000), t = pattern(101, 0, 200'000);
+  ASSERT_TRUE(spit(fa, v));
+  ASSERT_TRUE(spit(ta, t));
+  struct stat st {};
+  ASSERT_TRUE(within(5, [&] { return stat(fb.c_str(), &st) == 0 && stat(tb.c_str(), &st) == 0; }));
+
+  int rd = open(fb.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(rd, 0) << errno_str(errno);
+  int rw = open(tb.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(rw, 0) << errno_str(errno);
+  std::vector<uint8_t> got(4096);
+  ASSERT_TRUE(read_full(rd, got.data(), got.size(), 0));  // B has read some of it
+  ASSERT_EQ(fstat(rd, &st), 0);
+  const std::string chunk_dir = [&] {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(st.st_ino));
+    return env.backend().data_dir() + "/chunks/" + hex;
+  }();
+  ASSERT_EQ(access(chunk_dir.c_str(), F_OK), 0) << "no chunk directory " << chunk_dir << " for the file";
+
+  // A removes both names: one by unlink, one by renaming another file over it.
+  ASSERT_EQ(unlink(fa.c_str()), 0) << errno_str(errno);
+  ASSERT_TRUE(spit(sa, {'n', 'e', 'w'}));
+  ASSERT_EQ(rename(sa.c_str(), ta.c_str()), 0) << errno_str(errno);
+  ASSERT_TRUE(within(5, [&] { return stat(fb.c_str(), &st) != 0 && errno == ENOENT; })) << "B still sees the name";
+
+  // B reads all of the unlinked file through its descriptor.
+  got.assign(v.size(), 0);
+  EXPECT_TRUE(read_full(rd, got.data(), got.size(), 0)) << "read after the unlink: " << errno_str(errno);
+  EXPECT_TRUE(got == v) << "B read wrong bytes from the unlinked file";
+  ASSERT_EQ(fstat(rd, &st), 0) << errno_str(errno);
+  EXPECT_EQ(st.st_size, off_t(v.size()));
+  EXPECT_EQ(st.st_nlink, 0u);
+  // And writes and reads the one renamed over.
+  auto w = pattern(102, 0, 300'000);
+  EXPECT_TRUE(write_full(rw, w.data(), w.size(), 100'000)) << "write after the rename over: " << errno_str(errno);
+  EXPECT_EQ(fsync(rw), 0) << errno_str(errno);
+  std::vector<uint8_t> want = t;
+  want.resize(100'000 + w.size());
+  std::copy(w.begin(), w.end(), want.begin() + 100'000);
+  got.assign(want.size(), 0);
+  EXPECT_TRUE(read_full(rw, got.data(), got.size(), 0)) << errno_str(errno);
+  EXPECT_TRUE(got == want) << "B read wrong bytes from the file renamed over";
+  bool ok = false;
+  EXPECT_EQ(slurp(tb, &ok).size(), 3u) << "the name now holds the new file";
+
+  // The last close drops the unlinked file's data on the backend.
+  ASSERT_EQ(close(rd), 0);
+  ASSERT_EQ(close(rw), 0);
+  EXPECT_TRUE(within(10, [&] { return access(chunk_dir.c_str(), F_OK) != 0; }))
+      << "the unlinked file's data is still on the backend after its last close: " << chunk_dir;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, MultiMountAllModes, ::testing::ValuesIn(all_cache_modes()),

@@ -29,9 +29,10 @@ BackendProcess::~BackendProcess() { kill9(); }
 Status BackendProcess::start(uint64_t ready_timeout_ns) {
   if (access(lanefsd_path().c_str(), X_OK) != 0)
     return make_error(Errc::kNotFound, "lanefsd binary not found at " + lanefsd_path());
-  child_ = Child({lanefsd_path(), "--data-dir", data_dir_, "--listen", addr_string(), "--name", name_,
-                  "--log-file", log_file_, "--log-level", "info"},
-                 out_file_);
+  std::vector<std::string> argv = {lanefsd_path(), "--data-dir", data_dir_, "--listen", addr_string(),
+                                   "--name", name_, "--log-file", log_file_, "--log-level", "info"};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  child_ = Child(argv, out_file_);
   uint64_t deadline = mono_ns() + ready_timeout_ns;
   std::string last;
   for (int attempt = 0; attempt < 200 && mono_ns() < deadline; ++attempt) {

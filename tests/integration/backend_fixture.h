@@ -54,6 +54,8 @@ class BackendProcess {
   // ClusterClient::connect. Fails with the log tail if the process exits or
   // never answers.
   Status start(uint64_t ready_timeout_ns = 20 * kSecond);
+  // More lanefsd arguments, used from the next start()/restart() on.
+  void set_extra_args(std::vector<std::string> args) { extra_args_ = std::move(args); }
   // SIGKILL and reap (no-op when not running).
   void kill9();
   // kill9() if running, then start() on the same data directory and port.
@@ -73,6 +75,7 @@ class BackendProcess {
   std::string name_;
   TempDir dir_;
   std::string data_dir_, log_file_, out_file_;
+  std::vector<std::string> extra_args_;
   uint16_t port_ = 0;
   Child child_;
 };

@@ -93,6 +93,7 @@ Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
 BackendCore::~BackendCore() { stop(); }
 
 Status BackendCore::start() {
+  LANEFS_TRY(load_open_handles(*this));
   // The RDMA lane first: the map advertises it before the first request.
   LANEFS_TRY(start_rdma());
   advertise_identity();
@@ -357,6 +358,7 @@ void BackendCore::refresh_loop() {
                             [this] { return stopping_; }))
         return;
     }
+    sweep_open_handles(*this);
     auto m = map();
     const proto::Member* leader = m.member_by_shard(0);
     if (leader == nullptr || is_self(*leader) || m.members.size() < 2) continue;

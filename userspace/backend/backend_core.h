@@ -28,6 +28,7 @@
 #include "backend/chunk_store.h"
 #include "backend/disk_ring.h"
 #include "backend/meta_store.h"
+#include "backend/open_handles.h"
 #include "common/net_addr.h"
 #include "proto/messages.h"
 #include "rpc/rpc.h"
@@ -46,6 +47,9 @@ struct BackendOptions {
   transport::FaultConfig faults;
   uint64_t peer_timeout_ns = 10'000'000'000ull;
   uint64_t map_refresh_ns = 2'000'000'000ull;
+  // How long a client's open handles outlive its last renewal
+  // (`--handle-lease-secs`; OpenHandles).
+  uint64_t handle_lease_ns = 60'000'000'000ull;
   // RDMA lane (large-IO data movement): kAuto uses it when an RDMA device
   // owns the listen address, kOn fails start() without one, kOff never.
   enum class Rdma : uint8_t { kAuto, kOn, kOff } rdma = Rdma::kAuto;
@@ -87,6 +91,7 @@ class BackendCore {
   uint64_t start_ns() const { return start_ns_; }
 
   MetaStore& meta() { return *meta_; }
+  OpenHandles& handles() { return handles_; }
   ChunkStore& chunks() { return *chunks_; }
   rpc::RpcServer* server() { return server_.get(); }
   // The RDMA lane, nullptr when this backend has none (see BackendOptions).
@@ -158,7 +163,7 @@ class BackendCore {
   std::vector<ClientEntry> live_clients();
 
  private:
-  explicit BackendCore(BackendOptions o) : opts_(std::move(o)) {}
+  explicit BackendCore(BackendOptions o) : opts_(std::move(o)), handles_(opts_.handle_lease_ns) {}
   // Inline answers (fast_path.cc); false: defer the call to a worker.
   bool serve_read(rpc::ServerCall& c);
   bool serve_write(rpc::ServerCall& c);
@@ -174,6 +179,7 @@ class BackendCore {
 
   BackendOptions opts_;
   std::unique_ptr<MetaStore> meta_;
+  OpenHandles handles_;
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<rpc::RpcServer> server_;
   // One io_uring per server loop (made on the loop's thread; rings_[i] is
@@ -207,6 +213,13 @@ bool is_priority_op(uint16_t opcode);
 rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+// Open handles and orphans (meta_open.cc): kOpenHandle, kHandleRenew; the
+// periodic sweep (expired leases, orphans nobody holds); removing an
+// inode's data from every member.
+rpc::Buffer handle_open_files(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+void sweep_open_handles(BackendCore& b);
+Status load_open_handles(BackendCore& b);  // at start: the handles recorded before a restart
+void drop_inode_data(BackendCore& b, uint64_t ino);
 
 // Response helpers for the op families.
 template <class T>

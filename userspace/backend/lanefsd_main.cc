@@ -22,12 +22,16 @@ int main(int argc, char** argv) {
   CLI::App app{"lanefsd: lanefs backend container"};
   std::string data_dir, listen = "127.0.0.1:14000", name, fault, log_file, log_level = "info";
   std::string rdma = "auto";
-  uint32_t chunk_kib = 1024, workers = 4;
+  uint32_t chunk_kib = 1024, workers = 4, handle_lease_secs = 60;
   app.add_option("--data-dir", data_dir, "data directory (metadata DB and chunks)")->required();
   app.add_option("--listen", listen, "IP:PORT to serve on")->capture_default_str();
   app.add_option("--name", name, "container name (default: host name)");
   app.add_option("--chunk-kib", chunk_kib, "chunk size in KiB for a new cluster")->capture_default_str();
   app.add_option("--workers", workers, "worker threads")->capture_default_str();
+  app.add_option("--handle-lease-secs", handle_lease_secs,
+                 "a client silent this long loses its open handles (files unlinked while open then go)")
+      ->check(CLI::Range(10u, 86400u))
+      ->capture_default_str();
   uint32_t loops = 0;
   app.add_option("--loops", loops, "datagram loop threads (UDP: 0 = one per CPU, at most 8)")
       ->check(CLI::Range(0, 64))
@@ -72,6 +76,7 @@ int main(int argc, char** argv) {
   o.name = name;
   o.chunk_size = chunk_kib * 1024;
   o.workers = workers;
+  o.handle_lease_ns = uint64_t{handle_lease_secs} * 1'000'000'000ull;
   o.loops = loops;
   o.rdma = rdma == "on"    ? backend::BackendOptions::Rdma::kOn
            : rdma == "off" ? backend::BackendOptions::Rdma::kOff

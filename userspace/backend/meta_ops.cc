@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "backend/backend_core.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace lanefs::backend {
@@ -54,6 +55,13 @@ class MetaOps {
     int64_t n = int64_t{a.nlink} + delta;
     a.nlink = n < 0 ? 0 : static_cast<uint32_t>(n);
     a.ctime = now;
+    if (a.nlink == 0 && !is_dir(a.mode) && b_.handles().held(a.ino)) {
+      // Open on some client: kept (record and data) until its last
+      // release (meta_open.cc).
+      batch.put_inode(a);
+      batch.put_orphan(a.ino);
+      return false;
+    }
     if (a.nlink == 0 || (is_dir(a.mode) && a.nlink <= 1 && delta < 0)) {
       batch.delete_inode(a.ino);
       batch.delete_symlink(a.ino);
@@ -72,12 +80,7 @@ class MetaOps {
   }
 
   // Data of a removed inode goes from every backend that may hold chunks.
-  void drop_data(uint64_t ino) {
-    for (const auto& m : map_.members) {
-      auto r = b_.call_member<rpc::Empty>(m, Op::kChunkRemoveAll, proto::InoList{{ino}});
-      if (!r.ok()) LOG_WARN("removing data of inode {:#x} on {}: {}", ino, m.addr.to_string(), r.error().to_string());
-    }
-  }
+  void drop_data(uint64_t ino) { drop_inode_data(b_, ino); }
 
   void touch_dir(InodeAttr& dir, Timespec now, int32_t nlink_delta) {
     dir.mtime = dir.ctime = now;
@@ -174,6 +177,12 @@ class MetaOps {
       if (auto ex = store_.get_dirent(r.parent, r.name); ex.ok()) {
         if (!r.exclusive && type == S_IFREG && ex->type == S_IFREG) {
           LANEFS_ASSIGN_OR_RETURN(auto existing, store_.get_inode(ex->ino));
+          if (r.open_by && owns(existing.ino)) {
+            b_.handles().open(r.open_by, existing.ino, r.open_seq, mono_ns());
+            MetaStore::Batch batch;
+            batch.put_handle(r.open_by, existing.ino, r.open_seq);
+            (void)store_.apply(batch);  // no sync: see meta_open.cc
+          }
           return proto::EntryResp{existing, true, parent};
         }
         return make_error(Errc::kExists, "'" + r.name + "' exists");
@@ -186,6 +195,12 @@ class MetaOps {
       batch.put_dirent(r.parent, r.name, {a.ino, type, parent.next_cookie++});
       touch_dir(parent, now, type == S_IFDIR ? 1 : 0);
       batch.put_inode(parent);
+      // The creator's open handle (O_CREAT): registered before the name is
+      // visible to anyone, so no unlink can slip in between.
+      if (r.open_by && type == S_IFREG) {
+        b_.handles().open(r.open_by, a.ino, r.open_seq, mono_ns());
+        batch.put_handle(r.open_by, a.ino, r.open_seq);
+      }
       LANEFS_TRY(store_.commit(batch, lk));
       return proto::EntryResp{a, true, parent};
     }
@@ -628,6 +643,9 @@ rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_
       return with<proto::InoReq>(raw, [&](auto& r) { return reply_result(m.dir_empty(r.ino)); });
     case Op::kInodeSetParent:
       return with<proto::InodeSetParentReq>(raw, [&](auto& r) { return status_reply(m.set_parent(r)); });
+    case Op::kOpenHandle:
+    case Op::kHandleRenew:
+      return handle_open_files(b, op, raw);
     default:
       return reply_error(make_error(Errc::kNotSupported, "unknown metadata opcode " + std::to_string(static_cast<int>(op))));
   }

@@ -18,6 +18,8 @@ constexpr char kDirent = 'D';
 constexpr char kCookie = 'C';
 constexpr char kXattr = 'X';
 constexpr char kKv = 'K';
+constexpr char kOrphan = 'O';
+constexpr char kHandle = 'H';
 constexpr std::string_view kInoSeqKey = "ino_seq";
 constexpr uint64_t kFirstInoSeq = 16;
 constexpr uint64_t kInoReserve = 1024;  // inode numbers reserved per synced counter write
@@ -281,6 +283,28 @@ Result<std::vector<uint64_t>> MetaStore::inodes_of_fs(uint32_t fs_id) const {
   return inos;
 }
 
+Result<std::vector<uint64_t>> MetaStore::orphans() const {
+  std::vector<uint64_t> inos;
+  PrefixScan scan(db_, std::string(1, kOrphan));
+  rocksdb::Iterator* it = scan.it();
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    if (it->key().size() == 9) inos.push_back(get_be64(it->key().data() + 1));
+  if (!it->status().ok()) return db_error("iterate orphans", it->status());
+  return inos;
+}
+
+Result<std::vector<MetaStore::HandleRecord>> MetaStore::handles() const {
+  std::vector<HandleRecord> out;
+  PrefixScan scan(db_, std::string(1, kHandle));
+  rocksdb::Iterator* it = scan.it();
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 17 || it->value().size() != 8) return make_error(Errc::kCorrupt, "open handle record");
+    out.push_back({get_be64(it->key().data() + 1), get_be64(it->key().data() + 9), get_be64(it->value().data())});
+  }
+  if (!it->status().ok()) return db_error("iterate open handles", it->status());
+  return out;
+}
+
 uint64_t MetaStore::inode_count() const {
   // Exact count by key scan (values are not read). A cached counter would
   // need to know whether each put_inode creates or overwrites a record.
@@ -427,6 +451,18 @@ void MetaStore::Batch::put_xattr(uint64_t ino, std::string_view name, std::strin
 void MetaStore::Batch::delete_xattr(uint64_t ino, std::string_view name) {
   wb_->Delete(key_name(kXattr, ino, name));
 }
+
+void MetaStore::Batch::put_orphan(uint64_t ino) { wb_->Put(key1(kOrphan, ino), rocksdb::Slice()); }
+
+void MetaStore::Batch::delete_orphan(uint64_t ino) { wb_->Delete(key1(kOrphan, ino)); }
+
+void MetaStore::Batch::put_handle(uint64_t client, uint64_t ino, uint64_t seq) {
+  std::string v;
+  put_be64(&v, seq);
+  wb_->Put(key2(kHandle, client, ino), slice(v));
+}
+
+void MetaStore::Batch::delete_handle(uint64_t client, uint64_t ino) { wb_->Delete(key2(kHandle, client, ino)); }
 
 void MetaStore::Batch::put_kv(std::string_view key, std::string_view value) {
   wb_->Put(kv_key(key), slice(value));

@@ -11,6 +11,11 @@
 //   cookie  'C' parent cookie            -> name  (readdir order + resume)
 //   xattr   'X' ino name                 -> value
 //   kv      'K' key                      -> value (management: cluster map, counters)
+//   orphan  'O' ino                      -> (empty) an inode with no names
+//                                           kept while clients hold it open
+//   handle  'H' client ino               -> seq (an open handle, open_handles.h;
+//                                           written without a sync: kept across
+//                                           a restart of the process)
 //
 // Ownership: the store owns its RocksDB instance; Batch owns its pending
 // writes until commit. Nothing returned refers into the store.
@@ -103,6 +108,13 @@ class MetaStore {
   Result<std::string> get_kv(std::string_view key) const;
   // Every inode record whose fs_id matches (for `fs delete` and statfs).
   Result<std::vector<uint64_t>> inodes_of_fs(uint32_t fs_id) const;
+  // Inodes recorded as orphans (put_orphan), in ino order.
+  Result<std::vector<uint64_t>> orphans() const;
+  // Open handle records (put_handle).
+  struct HandleRecord {
+    uint64_t client = 0, ino = 0, seq = 0;
+  };
+  Result<std::vector<HandleRecord>> handles() const;
   // Number of inode records in this shard.
   uint64_t inode_count() const;
 
@@ -119,6 +131,10 @@ class MetaStore {
     void delete_dirent(uint64_t parent, std::string_view name, uint64_t cookie);
     void put_xattr(uint64_t ino, std::string_view name, std::string_view value);
     void delete_xattr(uint64_t ino, std::string_view name);
+    void put_orphan(uint64_t ino);
+    void put_handle(uint64_t client, uint64_t ino, uint64_t seq);
+    void delete_handle(uint64_t client, uint64_t ino);
+    void delete_orphan(uint64_t ino);
     void put_kv(std::string_view key, std::string_view value);
     void delete_kv(std::string_view key);
     bool empty() const;

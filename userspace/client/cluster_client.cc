@@ -329,6 +329,41 @@ Result<proto::InodeAttr> ClusterClient::create(const proto::CreateReq& req) {
   LANEFS_ASSIGN_OR_RETURN(auto e, create_entry(req));
   return e.attr;
 }
+Result<proto::InodeAttr> ClusterClient::open_handle(const proto::HandleReq& req) {
+  return meta_call<proto::InodeAttr>(req.ino, Op::kOpenHandle, req);
+}
+Status ClusterClient::renew_handles(uint64_t client, uint64_t seq, const std::vector<uint64_t>& held,
+                                    const std::vector<uint64_t>& released) {
+  std::map<uint32_t, std::pair<uint64_t, proto::HandleRenewReq>> by_owner;  // shard -> (route ino, request)
+  auto m = map_ptr();
+  auto slot = [&](uint64_t ino) -> proto::HandleRenewReq* {
+    const proto::Member* owner = proto::meta_owner(*m, ino);
+    if (owner == nullptr) return nullptr;
+    auto [it, fresh] = by_owner.try_emplace(owner->shard);
+    if (fresh) it->second = {ino, proto::HandleRenewReq{client, seq, {}}};
+    return &it->second.second;
+  };
+  for (uint64_t ino : held)
+    if (auto* r = slot(ino)) r->inos.push_back(ino);
+  for (uint64_t ino : released) (void)slot(ino);
+  Status first = ok_status();
+  // A short deadline: renewals run on the frontend's heartbeat thread and
+  // a dead backend must not hold it for response_timeout_secs (the lease
+  // is much longer than a few missed renewals).
+  constexpr uint64_t kRenewTimeoutNs = 2'000'000'000ull;
+  for (auto& [shard, route_req] : by_owner) {
+    const proto::Member* owner = proto::meta_owner(*m, route_req.first);
+    auto s = rpc::call_typed<rpc::Empty>(rpc(), owner->addr, Op::kHandleRenew, route_req.second, kRenewTimeoutNs);
+    if (s.code() == Errc::kWrongOwner) (void)refresh_map();  // the next renewal goes to the new owner
+    if (!s.ok() && first.ok()) first = s.error();
+  }
+  return first;
+}
+bool ClusterClient::same_meta_owner(uint64_t a, uint64_t b) const {
+  auto m = map_ptr();
+  const proto::Member* oa = proto::meta_owner(*m, a);
+  return oa != nullptr && oa == proto::meta_owner(*m, b);
+}
 Result<proto::InodeAttr> ClusterClient::mkdir(uint64_t parent, const std::string& name, uint32_t mode,
                                               proto::Cred cred) {
   proto::CreateReq r;

@@ -132,6 +132,15 @@ class ClusterClient {
   Result<proto::InodeAttr> symlink(uint64_t parent, const std::string& name,
                                    const std::string& target, proto::Cred cred = {});
   Result<proto::InodeAttr> link(uint64_t ino, uint64_t new_parent, const std::string& new_name);
+  // Open handles (backend/open_handles.h), on the inode's owner: register
+  // or release one (an open answers the inode's attributes); renew a
+  // client's lease with everything it holds (`held`), one request per
+  // owner of a held or `released` inode (the latter drops what it lacks).
+  Result<proto::InodeAttr> open_handle(const proto::HandleReq& req);
+  Status renew_handles(uint64_t client, uint64_t seq, const std::vector<uint64_t>& held,
+                       const std::vector<uint64_t>& released);
+  // Do inodes a and b have their metadata on the same backend (current map)?
+  bool same_meta_owner(uint64_t a, uint64_t b) const;
   Status unlink(uint64_t parent, const std::string& name);
   Status rmdir(uint64_t parent, const std::string& name);
   Status rename(uint64_t parent, const std::string& name, uint64_t new_parent,

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <optional>
@@ -12,9 +14,18 @@
 
 namespace lanefs::client {
 
+namespace {
+uint64_t random_client_id() {
+  uint64_t v = 0;
+  while (v == 0)
+    if (getrandom(&v, sizeof v, 0) != sizeof v) v = mono_ns() ^ (uint64_t(getpid()) << 40);
+  return v;
+}
+}  // namespace
+
 MountFs::MountFs(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs, MountOptions options)
     : cluster_(std::move(cluster)), fs_(std::move(fs)), opts_(std::move(options)),
-      client_name_(host_name()) {}
+      client_name_(host_name()), handle_client_(random_client_id()) {}
 
 Result<std::unique_ptr<MountFs>> MountFs::open(std::shared_ptr<ClusterClient> cluster, proto::FsInfo fs,
                                                MountOptions options) {
@@ -160,21 +171,12 @@ Result<proto::InodeAttr> MountFs::getattr(uint64_t nodeid) {
     auto it = nodes_.find(to_ino(nodeid));
     if (it != nodes_.end() && it->second.exact_ns != 0 && mono_ns() - it->second.exact_ns <= max_age_ns) {
       it->second.exact_ns = 0;
-      proto::InodeAttr a = it->second.attr;
-      if (!it->second.silly_name.empty()) a.nlink = 0;
-      return to_kernel(a);
+      return to_kernel(it->second.attr);
     }
   }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(to_ino(nodeid)));
   remember(a, Learned::kFetched);
   LANEFS_TRY(check_kernel_view(a, false));
-  {
-    // An open file whose last name was removed lives on under a hidden
-    // name: to its users it has no links left, as on a local filesystem.
-    std::lock_guard lk(mu_);
-    auto it = nodes_.find(a.ino);
-    if (it != nodes_.end() && !it->second.silly_name.empty()) a.nlink = 0;
-  }
   return to_kernel(a);
 }
 
@@ -240,69 +242,13 @@ Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, con
   return to_kernel(e.attr);
 }
 
-void MountFs::opened(uint64_t nodeid, bool writable) {
-  std::lock_guard lk(mu_);
-  auto& n = nodes_[to_ino(nodeid)];
-  ++n.open_count;
-  n.write_opens += writable;
-  ++open_files_;
-}
-
-Status MountFs::released(uint64_t nodeid, bool writable) {
-  uint64_t parent = 0;
-  std::string silly;
-  bool diverged = false;
-  {
-    std::lock_guard lk(mu_);
-    auto it = nodes_.find(to_ino(nodeid));
-    if (it == nodes_.end() || it->second.open_count == 0) return ok_status();
-    Node& n = it->second;
-    --n.open_count;
-    if (writable && n.write_opens > 0) --n.write_opens;
-    --open_files_;
-    diverged = n.open_count == 0 && n.seen_valid && n.seen_size == kDiverged;
-    if (n.open_count == 0 && !n.silly_name.empty()) {
-      parent = n.silly_parent;
-      silly.swap(n.silly_name);
-    }
-  }
-  // A write of this mount failed (no space, ...): the kernel's size and
-  // pages are ahead of the backend. Its attributes are dropped so that the
-  // next stat asks, finds out and gets a fresh inode (ESTALE).
-  if (diverged && kernel_cache_) kernel_cache_->attrs_changed(nodeid);
-  if (silly.empty()) return ok_status();
-  DirChange change(*this, parent);
-  return cluster_->unlink(parent, silly);
-}
-
-Result<bool> MountFs::hide_if_open(uint64_t parent_ino, const std::string& name) {
-  {
-    std::lock_guard lk(mu_);
-    if (open_files_ == 0) return false;  // common case: no extra round trip
-  }
-  auto a = cluster_->lookup(parent_ino, name);
-  if (!a.ok()) return a.code() == Errc::kNotFound ? Result<bool>(false) : Result<bool>(a.error());
-  if (!S_ISREG(a->mode) || a->nlink > 1) return false;  // other names keep it alive
-  std::string hidden = ".lanefs_removed_" + std::to_string(a->ino);
-  {
-    std::lock_guard lk(mu_);
-    auto it = nodes_.find(a->ino);
-    if (it == nodes_.end() || it->second.open_count == 0) return false;
-    if (!it->second.silly_name.empty()) return false;
-  }
-  LANEFS_TRY(cluster_->rename(parent_ino, name, parent_ino, hidden, 0));
-  std::lock_guard lk(mu_);
-  auto& n = nodes_[a->ino];
-  n.silly_parent = parent_ino;
-  n.silly_name = hidden;
-  return true;
-}
-
 Status MountFs::unlink(uint64_t parent, const std::string& name) {
   LANEFS_TRY(writable());
+  // A file open anywhere lives on without its name: the backend holds it
+  // for its open handles (mount_open.cc). Closes here are told first, so a
+  // file closed here goes (and frees its space) with its name.
+  renew_handles(true);
   DirChange change(*this, to_ino(parent));
-  LANEFS_ASSIGN_OR_RETURN(bool hidden, hide_if_open(to_ino(parent), name));
-  if (hidden) return ok_status();
   return cluster_->unlink(to_ino(parent), name);
 }
 
@@ -315,10 +261,8 @@ Status MountFs::rmdir(uint64_t parent, const std::string& name) {
 Status MountFs::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
                        const std::string& new_name, uint32_t flags) {
   LANEFS_TRY(writable());
+  renew_handles(true);  // as unlink: a file renamed over goes with its name
   DirChange from(*this, to_ino(parent)), to(*this, to_ino(new_parent));
-  // A rename that replaces an open file must not take its data away.
-  if (!(flags & (proto::kRenameExchange | proto::kRenameNoReplace)))
-    LANEFS_TRY(hide_if_open(to_ino(new_parent), new_name));
   return cluster_->rename(to_ino(parent), name, to_ino(new_parent), new_name, flags);
 }
 

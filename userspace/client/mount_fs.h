@@ -123,15 +123,26 @@ class MountFs {
   Result<std::vector<std::string>> listxattr(uint64_t nodeid);
   Status removexattr(uint64_t nodeid, const std::string& name);
 
-  // Open-file tracking (open/create and release), so that removing the
-  // last name of an open file keeps its data until the last close, and so
-  // that writecache knows whose view of a file wins.
-  void opened(uint64_t nodeid, bool writable);
+  // Open files (mount_open.cc). The first open of a file on this mount
+  // registers an open handle with the inode's backend and the last close
+  // releases it, so a file unlinked anywhere (this mount, another mount,
+  // another host) lives on until its last close here; renew_handles keeps
+  // the handles' lease (the frontend calls it every second). writecache
+  // also learns whose view of a file wins.
+  // open_file: before the kernel is told. check_view: close-to-open for
+  // writecache (other modes: nothing to check): the file's attributes are
+  // compared with the kernel's view, as getattr does (kStale: the kernel
+  // looks the name up again).
+  Status open_file(uint64_t nodeid, bool writable, bool check_view);
+  // create() that opens the new (or existing) regular file: the handle
+  // rides on the create request.
+  Result<proto::InodeAttr> create_open(uint64_t parent, const std::string& name, uint32_t mode,
+                                       proto::Cred cred, bool exclusive, bool writable);
   Status released(uint64_t nodeid, bool writable);
-  // Close-to-open for writecache (other modes: nothing to do): before an
-  // open, the file's attributes are fetched and compared with the kernel's
-  // view, as getattr does (kStale: the kernel looks the name up again).
-  Status open_check(uint64_t nodeid);
+  // releases_only: only when closes wait to be told (before this mount
+  // removes a name, so that the space of a file closed here is freed).
+  void renew_handles(bool releases_only = false);
+  uint64_t handle_client() const { return handle_client_; }
   // The FUSE generation of a node id (bumped when the kernel must build a
   // fresh inode for it).
   uint64_t generation(uint64_t nodeid) const;
@@ -170,14 +181,16 @@ class MountFs {
     uint64_t generation = 0;
     bool replace_pending = false;  // ESTALE answered: the next entry reply builds a fresh inode
     bool just_replaced = false;    // the kernel's inode was built from the last entry reply
-    // Set when the last name of an open file was removed: the file lives
-    // on under this hidden name until its last close (NFS-style).
-    uint64_t silly_parent = 0;
-    std::string silly_name;
+    // Open handles: opens registering now (counted as held), and the seq
+    // of the last release.
+    uint32_t opening = 0;
+    uint64_t released_seq = 0;
   };
-  // If (parent, name) names a file open on this mount, renames it to a
-  // hidden name and returns true (the caller then has nothing to remove).
-  Result<bool> hide_if_open(uint64_t parent_ino, const std::string& name);
+  Status open_check(uint64_t nodeid);
+  // Open handles (mount_open.cc), under mu_: seqs of registrations in
+  // flight (a renewal must not drop them), and the handle's release.
+  uint64_t begin_registration();
+  void end_registration(uint64_t seq);
   proto::InodeAttr to_kernel(proto::InodeAttr a) const;
   static constexpr uint64_t kDiverged = ~uint64_t{0};  // seen_size after a failed write
   // How attributes reached us: an entry the kernel takes (counts a lookup),
@@ -216,7 +229,14 @@ class MountFs {
   Status sealed_ready() const;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Node> nodes_;  // by backend inode number
-  uint64_t open_files_ = 0;                   // sum of open_count (fast path: 0)
+  // Open handles (mount_open.cc). The seq orders this mount's
+  // registrations, releases and renewals at the backend; guarded by mu_.
+  const uint64_t handle_client_;            // this mount's id (random, non-zero)
+  uint64_t handle_seq_ = 0;
+  std::vector<uint64_t> registering_;       // seqs of registrations in flight
+  std::vector<uint64_t> releases_;          // inodes whose last close the backend has not been told
+  uint64_t renewed_ns_ = 0;                 // last renewal
+  bool renew_failing_ = false;
 };
 
 }  // namespace lanefs::client

@@ -108,6 +108,8 @@ const char* op_name(Op op) noexcept {
     case Op::kListxattr: return "listxattr";
     case Op::kRemovexattr: return "removexattr";
     case Op::kCommitWrite: return "commit_write";
+    case Op::kOpenHandle: return "open_handle";
+    case Op::kHandleRenew: return "handle_renew";
     case Op::kWrite: return "write";
     case Op::kRead: return "read";
     case Op::kFlush: return "flush";
@@ -293,9 +295,17 @@ LANEFS_MSG(NameAtReq, e.u64(parent); e.str(name);, parent = d.u64(); name = d.st
 LANEFS_MSG(SetattrReq, e.u64(ino); attr.encode(e);, ino = d.u64(); if (!attr.decode(d)) return false;)
 LANEFS_MSG(CreateReq,
   e.u64(parent); e.str(name); e.u32(mode); e.u32(rdev); cred.encode(e); e.u8(exclusive);
-  e.str(symlink_target);,
+  e.str(symlink_target); e.u64(open_by); e.u64(open_seq);,
   parent = d.u64(); name = d.str(4096); mode = d.u32(); rdev = d.u32();
-  if (!cred.decode(d)) return false; exclusive = d.u8() != 0; symlink_target = d.str(4096);)
+  if (!cred.decode(d)) return false; exclusive = d.u8() != 0; symlink_target = d.str(4096);
+  if (d.remaining() >= 16) { open_by = d.u64(); open_seq = d.u64(); })
+LANEFS_MSG(HandleReq, e.u64(client); e.u64(ino); e.u8(open); e.u64(seq);,
+  client = d.u64(); ino = d.u64(); open = d.u8() != 0; seq = d.u64();)
+LANEFS_MSG(HandleRenewReq,
+  e.u64(client); e.u64(seq); e.u32(static_cast<uint32_t>(inos.size())); for (auto i : inos) e.u64(i);,
+  client = d.u64(); seq = d.u64();
+  uint32_t n = d.u32(); if (n > kMaxList || n > d.remaining() / 8) return false; inos.resize(n);
+  for (auto& i : inos) i = d.u64();)
 LANEFS_MSG(LinkReq, e.u64(ino); e.u64(new_parent); e.str(new_name);,
   ino = d.u64(); new_parent = d.u64(); new_name = d.str(4096);)
 LANEFS_MSG(RenameReq,

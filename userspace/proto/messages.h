@@ -57,6 +57,8 @@ enum class Op : uint16_t {
   kListxattr = 32,      // InoReq -> string list
   kRemovexattr = 33,    // XattrReq -> empty
   kCommitWrite = 34,    // CommitWriteReq -> InodeAttr (size/mtime/blocks after data writes)
+  kOpenHandle = 35,     // HandleReq -> InodeAttr (a client opened / released an inode; owner(ino))
+  kHandleRenew = 36,    // HandleRenewReq -> empty (a client's open inodes on this backend; keeps its lease)
   // data (to the chunk owner)
   kWrite = 40,          // WriteReq -> WriteResp (durable on success)
   kRead = 41,           // ReadReq -> bytes
@@ -366,6 +368,33 @@ struct CreateReq {
   Cred cred;
   bool exclusive = true;  // false: an existing regular file is returned (O_CREAT without O_EXCL)
   std::string symlink_target;
+  // Non-zero: the creating client holds the regular file open from now
+  // (HandleReq's client); the backend keeps it alive past an unlink.
+  uint64_t open_by = 0;
+  uint64_t open_seq = 0;  // HandleReq's seq for that handle
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// Open handles (backend/open_handles.h). `client` names one mount of one
+// frontend (random per mount); `seq` orders a client's requests so that a
+// renewal never drops a handle opened after the renewal's list was made.
+struct HandleReq {
+  uint64_t client = 0;
+  uint64_t ino = 0;
+  bool open = true;  // false: released (the client's last handle on ino closed)
+  uint64_t seq = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+// Every inode `client` holds open whose metadata this backend owns, as of
+// `seq`: renews the client's lease; handles it lacks (registered at or
+// before seq) are released, listed ones missing here (a restarted backend)
+// are taken up again.
+struct HandleRenewReq {
+  uint64_t client = 0;
+  uint64_t seq = 0;
+  std::vector<uint64_t> inos;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
