@@ -40,6 +40,10 @@ struct FrontendOptions {
 std::string control_socket_path(const std::string& run_dir);
 std::string pid_file_path(const std::string& run_dir);
 
+// "ro (mounted: rw), forcedirect (mounted: writecache)": where the options
+// asked for differ from those of the mount there (frontend_mounts.cc).
+std::string options_differ(const client::MountOptions& had, const client::MountOptions& want);
+
 class Frontend {
  public:
   explicit Frontend(FrontendOptions opts);

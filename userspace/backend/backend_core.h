@@ -217,6 +217,7 @@ rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> r
 // periodic sweep (expired leases, orphans nobody holds); removing an
 // inode's data from every member.
 rpc::Buffer handle_open_files(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> req);  // meta_xattr.cc
 void sweep_open_handles(BackendCore& b);
 Status load_open_handles(BackendCore& b);  // at start: the handles recorded before a restart
 void drop_inode_data(BackendCore& b, uint64_t ino);

@@ -498,49 +498,6 @@ class MetaOps {
     return rpc::Bytes{rpc::Buffer(t.begin(), t.end())};
   }
 
-  Status setxattr(const proto::XattrSetReq& r) {
-    LANEFS_TRY(require_owner(r.ino));
-    if (r.name.empty() || r.name.size() > proto::kXattrNameMax) return make_error(Errc::kRange, "bad attribute name length");
-    if (r.value.size() > proto::kXattrValueMax) return make_error(Errc::kTooBig, "attribute value too large");
-    auto lk = store_.lock();
-    LANEFS_ASSIGN_OR_RETURN(auto a, store_.get_inode(r.ino));
-    bool exists = store_.get_xattr(r.ino, r.name).ok();
-    if ((r.flags & proto::kXattrCreate) && exists) return make_error(Errc::kExists, "attribute exists");
-    if ((r.flags & proto::kXattrReplace) && !exists) return make_error(Errc::kNoAttr, "no such attribute");
-    MetaStore::Batch batch;
-    batch.put_xattr(r.ino, r.name, r.value);
-    a.ctime = proto::now_timespec();
-    batch.put_inode(a);
-    return store_.commit(batch, lk);
-  }
-
-  Result<rpc::Bytes> getxattr(const proto::XattrReq& r) {
-    LANEFS_TRY(require_owner(r.ino));
-    LANEFS_TRY(store_.get_inode(r.ino));
-    auto v = store_.get_xattr(r.ino, r.name);
-    if (!v.ok()) return v.code() == Errc::kNotFound ? make_error(Errc::kNoAttr, "no such attribute") : v.error();
-    return rpc::Bytes{rpc::Buffer(v->begin(), v->end())};
-  }
-
-  Result<proto::StringList> listxattr(uint64_t ino) {
-    LANEFS_TRY(require_owner(ino));
-    LANEFS_TRY(store_.get_inode(ino));
-    LANEFS_ASSIGN_OR_RETURN(auto names, store_.list_xattrs(ino));
-    return proto::StringList{std::move(names)};
-  }
-
-  Status removexattr(const proto::XattrReq& r) {
-    LANEFS_TRY(require_owner(r.ino));
-    auto lk = store_.lock();
-    LANEFS_ASSIGN_OR_RETURN(auto a, store_.get_inode(r.ino));
-    if (!store_.get_xattr(r.ino, r.name).ok()) return make_error(Errc::kNoAttr, "no such attribute");
-    MetaStore::Batch batch;
-    batch.delete_xattr(r.ino, r.name);
-    a.ctime = proto::now_timespec();
-    batch.put_inode(a);
-    return store_.commit(batch, lk);
-  }
-
   Result<InodeAttr> commit_write(const proto::CommitWriteReq& r) {
     LANEFS_TRY(require_owner(r.ino));
     LANEFS_ASSIGN_OR_RETURN(auto applied, b_.apply_write_commit(r.ino, r.end_offset, r.blocks_delta, r.mtime));
@@ -626,13 +583,10 @@ rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_
     case Op::kReaddir:
       return with<proto::ReaddirReq>(raw, [&](auto& r) { return reply_result(m.readdir(r)); });
     case Op::kSetxattr:
-      return with<proto::XattrSetReq>(raw, [&](auto& r) { return status_reply(m.setxattr(r)); });
     case Op::kGetxattr:
-      return with<proto::XattrReq>(raw, [&](auto& r) { return reply_result(m.getxattr(r)); });
     case Op::kListxattr:
-      return with<proto::InoReq>(raw, [&](auto& r) { return reply_result(m.listxattr(r.ino)); });
     case Op::kRemovexattr:
-      return with<proto::XattrReq>(raw, [&](auto& r) { return status_reply(m.removexattr(r)); });
+      return handle_xattr(b, op, raw);
     case Op::kCommitWrite:
       return with<proto::CommitWriteReq>(raw, [&](auto& r) { return reply_result(m.commit_write(r)); });
     case Op::kInodePut:
