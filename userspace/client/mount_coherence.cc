@@ -20,7 +20,6 @@
 #include <utility>
 
 #include "client/mount_fs.h"
-#include "common/clock.h"
 
 namespace lanefs::client {
 namespace {
@@ -30,11 +29,6 @@ namespace {
 bool tracked(const MountOptions& o, const proto::InodeAttr& a) {
   return o.cache == CacheMode::kWriteCache && S_ISREG(a.mode);
 }
-
-// An open right after the entry or attributes were fetched (the same
-// open(2): lookup, then open) needs no second round trip to be
-// close-to-open consistent.
-constexpr uint64_t kFreshForOpenNs = 1'000'000;
 
 }  // namespace
 
@@ -97,22 +91,11 @@ Status MountFs::check_kernel_view(const proto::InodeAttr& fresh, bool at_open) {
 }
 
 Status MountFs::open_check(uint64_t nodeid) {
+  // Always asks: attributes fetched a moment ago may predate another
+  // client's close that this open(2) must see (close-to-open).
   if (opts_.cache != CacheMode::kWriteCache) return ok_status();
-  const uint64_t ino = to_ino(nodeid);
-  proto::InodeAttr a;
-  bool fresh = false;
-  {
-    std::lock_guard lk(mu_);
-    auto it = nodes_.find(ino);
-    if (it != nodes_.end() && mono_ns() - it->second.attr_ns <= kFreshForOpenNs) {
-      a = it->second.attr;
-      fresh = true;
-    }
-  }
-  if (!fresh) {
-    LANEFS_ASSIGN_OR_RETURN(a, cluster_->getattr(ino));
-    remember(a, Learned::kFetched);
-  }
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(to_ino(nodeid)));
+  remember(a, Learned::kFetched);
   return check_kernel_view(a, true);
 }
 
