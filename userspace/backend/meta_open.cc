@@ -70,6 +70,10 @@ Result<InodeAttr> open_handle(BackendCore& b, const proto::HandleReq& r) {
     // handle or ran before (then the inode is gone and the open fails).
     auto lk = store.lock();
     LANEFS_ASSIGN_OR_RETURN(auto a, store.get_inode(r.ino));
+    // An orphan is kept for those who hold it, not opened anew: a client
+    // whose cached name still leads here must look the name up again.
+    if (a.nlink == 0 && !S_ISDIR(a.mode) && !b.handles().holds(r.client, r.ino))
+      return make_error(Errc::kNotFound, "inode " + std::to_string(r.ino) + " has no name any more");
     b.handles().open(r.client, r.ino, r.seq, mono_ns());
     batch.put_handle(r.client, r.ino, r.seq);
     persist(b, batch);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -65,12 +66,24 @@ void MountFs::remember(const proto::InodeAttr& a, Learned how) {
   if (how == Learned::kEntry) {
     note_entry(n, a, n.nlookup == 0);
     ++n.nlookup;
-  } else if (how == Learned::kOwnChange && n.seen_size != kDiverged) {
-    // The kernel made this change itself: its view includes it (not after
-    // a failed write: that stays diverged until the inode is replaced).
-    n.seen_size = a.size;
-    n.seen_mtime = a.mtime;
   }
+}
+
+void MountFs::remember_own(const proto::InodeAttr& a, KernelSize ks, uint64_t size) {
+  remember(a, Learned::kFetched);
+  std::lock_guard lk(mu_);
+  auto it = nodes_.find(a.ino);
+  if (it == nodes_.end()) return;
+  Node& n = it->second;
+  // The kernel made this change itself: its view follows it, and only it:
+  // the backend's size may include another client's change the kernel has
+  // not seen (its mtime update at writeback comes back with that size).
+  // Not after a failed write: that stays diverged until the inode is
+  // replaced.
+  if (!n.seen_valid || n.seen_size == kDiverged) return;
+  if (ks == KernelSize::kAtLeast) n.seen_size = std::max(n.seen_size, size);
+  if (ks == KernelSize::kSet) n.seen_size = size;
+  n.seen_mtime = a.mtime;
 }
 
 uint64_t MountFs::begin_change(uint64_t ino) {
@@ -185,11 +198,11 @@ Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr&
   if (fs_.encrypted && (attr.mask & proto::kSetSize)) {
     LANEFS_TRY(sealed_ready());
     LANEFS_ASSIGN_OR_RETURN(auto a, sealed_->setattr(to_ino(nodeid), attr));
-    remember(a, Learned::kOwnChange);
+    remember_own(a, KernelSize::kSet, attr.size);
     return to_kernel(a);
   }
   LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->setattr(to_ino(nodeid), attr));
-  remember(a, Learned::kOwnChange);
+  remember_own(a, (attr.mask & proto::kSetSize) ? KernelSize::kSet : KernelSize::kKept, attr.size);
   return to_kernel(a);
 }
 
@@ -365,7 +378,7 @@ Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::s
     auto b = cluster_->setattr(to_ino(nodeid), sa);
     if (b.ok()) a = std::move(b);
   }
-  remember(*a, Learned::kOwnChange);
+  remember_own(*a, KernelSize::kAtLeast, offset + data.size());
   return to_kernel(*a);
 }
 
@@ -393,7 +406,7 @@ Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t l
       sa.mask = proto::kSetSize;
       sa.size = offset + length;
       LANEFS_ASSIGN_OR_RETURN(auto b, cluster_->setattr(ino, sa));
-      remember(b, Learned::kOwnChange);
+      remember_own(b, KernelSize::kAtLeast, sa.size);
     }
     return ok_status();
   }
@@ -423,7 +436,7 @@ Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t l
   LANEFS_ASSIGN_OR_RETURN(auto b, rpc::call_typed<proto::InodeAttr>(
                                       cluster_->rpc(), proto::meta_owner(m, ino)->addr, proto::Op::kCommitWrite,
                                       proto::CommitWriteReq{ino, 0, delta, mt}, cluster_->options().op_timeout_ns));
-  remember(b, Learned::kOwnChange);
+  remember_own(b, KernelSize::kKept);
   return ok_status();
 }
 

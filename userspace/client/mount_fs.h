@@ -193,10 +193,14 @@ class MountFs {
   void end_registration(uint64_t seq);
   proto::InodeAttr to_kernel(proto::InodeAttr a) const;
   static constexpr uint64_t kDiverged = ~uint64_t{0};  // seen_size after a failed write
-  // How attributes reached us: an entry the kernel takes (counts a lookup),
-  // the answer to this mount's own change, or a fetch.
-  enum class Learned : uint8_t { kEntry, kOwnChange, kFetched };
+  // How attributes reached us: an entry the kernel takes (counts a lookup)
+  // or a fetch; remember_own: the answer to this mount's own change, with
+  // what it did to the kernel's size (kept; grown to at least `size`, as a
+  // write or fallocate does; set to `size`, as a truncate does).
+  enum class Learned : uint8_t { kEntry, kFetched };
   void remember(const proto::InodeAttr& a, Learned how);
+  enum class KernelSize : uint8_t { kKept, kAtLeast, kSet };
+  void remember_own(const proto::InodeAttr& a, KernelSize ks, uint64_t size = 0);
   // mount_coherence.cc: the entry side (under mu_) and the check of fetched
   // attributes against the kernel's view.
   void note_entry(Node& n, const proto::InodeAttr& a, bool new_to_kernel);
