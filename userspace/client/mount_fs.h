@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "client/cluster_client.h"
@@ -239,6 +240,9 @@ class MountFs {
   uint64_t handle_seq_ = 0;
   std::vector<uint64_t> registering_;       // seqs of registrations in flight
   std::vector<uint64_t> releases_;          // inodes whose last close the backend has not been told
+  // Inodes open (or opening) here: what a renewal lists. A set node per
+  // file open here, allocated at its first open (not per IO).
+  std::unordered_set<uint64_t> held_;
   uint64_t renewed_ns_ = 0;                 // last renewal
   bool renew_failing_ = false;
 };

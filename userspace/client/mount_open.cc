@@ -49,7 +49,10 @@ Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view) {
   {
     std::lock_guard lk(mu_);
     Node& n = nodes_[ino];
-    if (n.open_count + n.opening == 0) seq = begin_registration();
+    if (n.open_count + n.opening == 0) {
+      seq = begin_registration();
+      held_.insert(ino);
+    }
     ++n.opening;
   }
   Status st = ok_status();
@@ -72,9 +75,12 @@ Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view) {
     if (st.ok()) {
       ++n.open_count;
       n.write_opens += writable;
-    } else if (n.open_count + n.opening == 0 && seq != 0) {
-      n.released_seq = ++handle_seq_;
-      releases_.push_back(ino);
+    } else if (n.open_count + n.opening == 0) {
+      held_.erase(ino);
+      if (seq != 0) {
+        n.released_seq = ++handle_seq_;
+        releases_.push_back(ino);
+      }
     }
   }
   return st;
@@ -106,6 +112,7 @@ Result<proto::InodeAttr> MountFs::create_open(uint64_t parent, const std::string
       // this mount's release of it overtook the create.
       reregister = n.open_count + n.opening == 0 &&
                    (n.released_seq > r.open_seq || !cluster_->same_meta_owner(r.parent, to_ino(made->ino)));
+      if (n.open_count + n.opening == 0) held_.insert(to_ino(made->ino));
       ++n.opening;
     }
   }
@@ -150,6 +157,7 @@ Status MountFs::released(uint64_t nodeid, bool writable) {
     if (writable && n.write_opens > 0) --n.write_opens;
     diverged = n.open_count == 0 && n.seen_valid && n.seen_size == kDiverged;
     if (n.open_count + n.opening == 0) {
+      held_.erase(ino);
       // Told to the backend by the next renewal (within 100 ms), not by
       // a round trip per close. The list's allocation is amortized.
       n.released_seq = ++handle_seq_;
@@ -174,8 +182,7 @@ void MountFs::renew_handles(bool releases_only) {
     // Registrations still in flight are newer than this list.
     seq = handle_seq_;
     for (uint64_t r : registering_) seq = std::min(seq, r - 1);
-    for (const auto& [ino, n] : nodes_)
-      if (n.open_count + n.opening > 0) held.push_back(ino);
+    held.assign(held_.begin(), held_.end());
     // Releases this renewal covers; a newer one waits for the next.
     for (auto it = releases_.begin(); it != releases_.end();) {
       auto n = nodes_.find(*it);
