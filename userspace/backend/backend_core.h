@@ -170,6 +170,7 @@ class BackendCore {
   void finish_write_commit(rpc::ServerCall& c, uint64_t ino, uint64_t end, int64_t delta, proto::Timespec mtime);
   bool serve_getattr(rpc::ServerCall& c);
   bool serve_lookup(rpc::ServerCall& c);
+  bool serve_open_handle(rpc::ServerCall& c);
   void refresh_loop();
   Status start_rdma();
   // Puts this backend's current RDMA capability and data addresses (HA legs)
@@ -219,6 +220,8 @@ rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> r
 rpc::Buffer handle_open_files(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> req);  // meta_xattr.cc
 void sweep_open_handles(BackendCore& b);
+// kOpenHandle with open set, on this backend's inode: no waiting (fast path).
+Result<proto::InodeAttr> register_open_handle(BackendCore& b, const proto::HandleReq& r);
 Status load_open_handles(BackendCore& b);  // at start: the handles recorded before a restart
 void drop_inode_data(BackendCore& b, uint64_t ino);
 

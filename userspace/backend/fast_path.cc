@@ -151,6 +151,22 @@ bool BackendCore::serve_getattr(rpc::ServerCall& c) {
   return respond(c, *a);
 }
 
+bool BackendCore::serve_open_handle(rpc::ServerCall& c) {
+  // Registering an open handle is a lookup plus an unsynced RocksDB write
+  // (meta_open.cc): on the loop. A release may remove an orphan's data on
+  // other members (peer calls): the workers.
+  auto req = proto::decode_msg<proto::HandleReq>(c.request());
+  if (!req.ok() || !req->open) return false;
+  auto m = map_ptr();
+  if (!owns(*this, proto::meta_owner(*m, req->ino))) return false;
+  auto a = register_open_handle(*this, *req);
+  if (!a.ok()) {
+    respond_error(c, a.error());
+    return true;
+  }
+  return respond(c, *a);
+}
+
 bool BackendCore::serve_lookup(rpc::ServerCall& c) {
   auto req = proto::decode_msg<proto::NameAtReq>(c.request());
   if (!req.ok() || req->name == "." || req->name == "..") return false;
@@ -185,6 +201,9 @@ void BackendCore::serve(rpc::ServerCall& c) noexcept {
       break;
     case Op::kLookup:
       if (serve_lookup(c)) return;
+      break;
+    case Op::kOpenHandle:
+      if (serve_open_handle(c)) return;
       break;
     default:
       break;

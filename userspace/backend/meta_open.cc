@@ -63,22 +63,9 @@ Result<InodeAttr> open_handle(BackendCore& b, const proto::HandleReq& r) {
   if (!owned_here(b, r.ino))
     return make_error(Errc::kWrongOwner, "inode " + std::to_string(r.ino) + " is not on this backend");
   if (r.client == 0) return make_error(Errc::kInvalid, "open handle without a client id");
+  if (r.open) return register_open_handle(b, r);
   MetaStore& store = b.meta();
   MetaStore::Batch batch;
-  if (r.open) {
-    // Under the store lock: an unlink's link-count change either sees this
-    // handle or ran before (then the inode is gone and the open fails).
-    auto lk = store.lock();
-    LANEFS_ASSIGN_OR_RETURN(auto a, store.get_inode(r.ino));
-    // An orphan is kept for those who hold it, not opened anew: a client
-    // whose cached name still leads here must look the name up again.
-    if (a.nlink == 0 && !S_ISDIR(a.mode) && !b.handles().holds(r.client, r.ino))
-      return make_error(Errc::kNotFound, "inode " + std::to_string(r.ino) + " has no name any more");
-    b.handles().open(r.client, r.ino, r.seq, mono_ns());
-    batch.put_handle(r.client, r.ino, r.seq);
-    persist(b, batch);
-    return a;
-  }
   {
     auto lk = store.lock();
     if (b.handles().release(r.client, r.ino, r.seq, mono_ns())) {
@@ -114,6 +101,24 @@ Status renew_handles(BackendCore& b, const proto::HandleRenewReq& r) {
 }
 
 }  // namespace
+
+Result<InodeAttr> register_open_handle(BackendCore& b, const proto::HandleReq& r) {
+  if (r.client == 0) return make_error(Errc::kInvalid, "open handle without a client id");
+  MetaStore& store = b.meta();
+  // Under the store lock: an unlink's link-count change either sees this
+  // handle or ran before (then the inode is gone and the open fails).
+  auto lk = store.lock();
+  LANEFS_ASSIGN_OR_RETURN(auto a, store.get_inode(r.ino));
+  // An orphan is kept for those who hold it, not opened anew: a client
+  // whose cached name still leads here must look the name up again.
+  if (a.nlink == 0 && !S_ISDIR(a.mode) && !b.handles().holds(r.client, r.ino))
+    return make_error(Errc::kNotFound, "inode " + std::to_string(r.ino) + " has no name any more");
+  b.handles().open(r.client, r.ino, r.seq, mono_ns());
+  MetaStore::Batch batch;
+  batch.put_handle(r.client, r.ino, r.seq);
+  persist(b, batch);
+  return a;
+}
 
 void drop_inode_data(BackendCore& b, uint64_t ino) {
   auto map = b.map_ptr();
