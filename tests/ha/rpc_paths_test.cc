@@ -117,14 +117,38 @@ std::map<std::string, PathStats> stats_of(RpcClient& c) {
   return out;
 }
 
+// What went wrong in the last run_calls (for failure messages): the first
+// failures with when they happened, and the paths afterwards.
+std::string g_calls_detail;
+
+std::string paths_text(RpcClient& c) {
+  std::string out;
+  for (auto& [server, paths] : c.path_stats())
+    for (auto& p : paths)
+      out += "  " + std::to_string(p.spec.local.ip & 0xff) + "->" + std::to_string(p.spec.remote.ip & 0xff) +
+             " health " + std::to_string(p.health) + (p.healthy ? " up" : " down") + " tx " +
+             std::to_string(p.tx_bytes) + " rx_pkts " + std::to_string(p.rx_packets) + " timeouts " +
+             std::to_string(p.timeouts) + " failovers " + std::to_string(p.failovers) + "\n";
+  return out;
+}
+
 // n calls of ~20 KiB each (several packets); returns how many failed.
 int run_calls(RpcClient& c, NetAddr server, int n, const std::string& tag) {
   int failed = 0;
+  g_calls_detail.clear();
+  const uint64_t t0 = mono_ns();
   for (int i = 0; i < n; ++i) {
     std::string body = tag + ":" + std::to_string(i) + ":" + std::string(20000, char('a' + i % 26));
+    const uint64_t t = mono_ns();
     auto r = c.call(server, 7, Buffer(body.begin(), body.end()), 10'000'000'000ull);
-    if (!r.ok() || std::string(r->begin(), r->end()) != body) ++failed;
+    if (!r.ok() || std::string(r->begin(), r->end()) != body) {
+      if (++failed <= 5)
+        g_calls_detail += "  call " + std::to_string(i) + " at " + std::to_string((t - t0) / 1'000'000) +
+                          " ms took " + std::to_string((mono_ns() - t) / 1'000'000) + " ms: " +
+                          (r.ok() ? std::string("wrong body") : r.error().to_string()) + "\n";
+    }
   }
+  if (failed) g_calls_detail += "paths after the run:\n" + paths_text(c);
   return failed;
 }
 
@@ -147,7 +171,7 @@ TEST_F(RpcPaths, SameLabelPreferredThenCrossLabel) {
   ASSERT_TRUE(c);
   // Client legs .1 (A) and .3 (B): four paths, two of them cross-label.
   c->set_paths(a, {path(1, a, true, "A"), path(3, b, true, "B"), path(1, b, false, "A/B"), path(3, a, false, "B/A")});
-  EXPECT_EQ(run_calls(*c, a, 200, "healthy"), 0);
+  EXPECT_EQ(run_calls(*c, a, 200, "healthy"), 0) << g_calls_detail;
   auto s = stats_of(*c);
   ASSERT_EQ(s.size(), 4u);
   uint64_t same = s["1->2"].tx_bytes + s["3->4"].tx_bytes, cross = s["1->4"].tx_bytes + s["3->2"].tx_bytes;
@@ -158,7 +182,7 @@ TEST_F(RpcPaths, SameLabelPreferredThenCrossLabel) {
   // Both same-label paths drop everything: the cross-label ones take over.
   drop(1, 2, 100);
   drop(3, 4, 100);
-  EXPECT_EQ(run_calls(*c, a, 100, "cross"), 0);
+  EXPECT_EQ(run_calls(*c, a, 100, "cross"), 0) << g_calls_detail;
   auto t = stats_of(*c);
   EXPECT_FALSE(t["1->2"].healthy);
   EXPECT_FALSE(t["3->4"].healthy);
@@ -176,7 +200,7 @@ TEST_F(RpcPaths, SameLabelPreferredThenCrossLabel) {
   EXPECT_TRUE(u0["1->2"].healthy);
   EXPECT_TRUE(u0["3->4"].healthy);
   EXPECT_GE(u0["1->2"].failbacks, 1u);
-  EXPECT_EQ(run_calls(*c, a, 100, "back"), 0);
+  EXPECT_EQ(run_calls(*c, a, 100, "back"), 0) << g_calls_detail;
   auto u = stats_of(*c);
   EXPECT_GT(u["1->2"].tx_bytes - u0["1->2"].tx_bytes, 500'000u);
   EXPECT_GT(u["3->4"].tx_bytes - u0["3->4"].tx_bytes, 500'000u);
