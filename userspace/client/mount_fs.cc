@@ -206,9 +206,8 @@ Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr&
   return to_kernel(a);
 }
 
-Result<proto::InodeAttr> MountFs::create(uint64_t parent, const std::string& name, uint32_t mode,
-                                         uint32_t rdev, proto::Cred cred, bool exclusive) {
-  LANEFS_TRY(writable());
+proto::CreateReq MountFs::create_req(uint64_t parent, const std::string& name, uint32_t mode, uint32_t rdev,
+                                     proto::Cred cred, bool exclusive) const {
   proto::CreateReq r;
   r.parent = to_ino(parent);
   r.name = name;
@@ -216,7 +215,13 @@ Result<proto::InodeAttr> MountFs::create(uint64_t parent, const std::string& nam
   r.rdev = rdev;
   r.cred = cred;
   r.exclusive = exclusive;
-  return create_node(r);
+  return r;
+}
+
+Result<proto::InodeAttr> MountFs::create(uint64_t parent, const std::string& name, uint32_t mode,
+                                         uint32_t rdev, proto::Cred cred, bool exclusive) {
+  LANEFS_TRY(writable());
+  return create_node(create_req(parent, name, mode, rdev, cred, exclusive));
 }
 
 // CREATE of any kind: the directory's attributes from the answer (DirChange).

@@ -210,6 +210,8 @@ class MountFs {
   Result<uint64_t> size_for_read(uint64_t ino);
   void forget_no_caps(uint64_t ino);
   Result<proto::InodeAttr> create_node(const proto::CreateReq& r);
+  proto::CreateReq create_req(uint64_t parent, const std::string& name, uint32_t mode, uint32_t rdev,
+                              proto::Cred cred, bool exclusive) const;
   // A change to directory `ino` through this mount: begin_change() returns
   // a ticket (0: others are in flight, or the directory is not known);
   // end_change() with the attributes the change answered makes them exact

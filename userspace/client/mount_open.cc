@@ -89,12 +89,7 @@ Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view) {
 Result<proto::InodeAttr> MountFs::create_open(uint64_t parent, const std::string& name, uint32_t mode,
                                               proto::Cred cred, bool exclusive, bool writable) {
   LANEFS_TRY(this->writable());
-  proto::CreateReq r;
-  r.parent = to_ino(parent);
-  r.name = name;
-  r.mode = mode;
-  r.cred = cred;
-  r.exclusive = exclusive;
+  proto::CreateReq r = create_req(parent, name, mode, 0, cred, exclusive);
   r.open_by = handle_client_;
   {
     std::lock_guard lk(mu_);
