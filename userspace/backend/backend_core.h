@@ -214,6 +214,12 @@ bool is_priority_op(uint16_t opcode);
 rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+// kWrongOwner unless this backend holds inode `ino`'s metadata (the client
+// refreshes its map and asks the owner).
+inline Status require_inode_owner(const BackendCore& b, uint64_t ino) {
+  if (b.owns_inode(ino)) return ok_status();
+  return make_error(Errc::kWrongOwner, "inode " + std::to_string(ino) + " is not on this backend");
+}
 // Open handles and orphans (meta_open.cc): kOpenHandle, kHandleRenew; the
 // periodic sweep (expired leases, orphans nobody holds); removing an
 // inode's data from every member.

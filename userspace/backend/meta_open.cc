@@ -15,8 +15,6 @@ namespace {
 using proto::InodeAttr;
 using proto::Op;
 
-bool owned_here(BackendCore& b, uint64_t ino) { return b.owns_inode(ino); }
-
 // Removes orphan `ino` if nothing keeps it any more (a name, a handle):
 // its records under the store lock, then its data on every member.
 void reap_if_unheld(BackendCore& b, uint64_t ino) {
@@ -60,8 +58,7 @@ void persist(BackendCore& b, MetaStore::Batch& batch) {
 }
 
 Result<InodeAttr> open_handle(BackendCore& b, const proto::HandleReq& r) {
-  if (!owned_here(b, r.ino))
-    return make_error(Errc::kWrongOwner, "inode " + std::to_string(r.ino) + " is not on this backend");
+  LANEFS_TRY(require_inode_owner(b, r.ino));
   if (r.client == 0) return make_error(Errc::kInvalid, "open handle without a client id");
   if (r.open) return register_open_handle(b, r);
   MetaStore& store = b.meta();
@@ -88,7 +85,7 @@ Status renew_handles(BackendCore& b, const proto::HandleRenewReq& r) {
   {
     auto lk = b.meta().lock();
     for (uint64_t ino : r.inos)
-      if (owned_here(b, ino) && b.meta().get_inode(ino).ok()) live.push_back(ino);
+      if (b.owns_inode(ino) && b.meta().get_inode(ino).ok()) live.push_back(ino);
     changed = b.handles().renew(r.client, r.seq, live, mono_ns());
     MetaStore::Batch batch;
     for (uint64_t ino : changed.added) batch.put_handle(r.client, ino, r.seq);

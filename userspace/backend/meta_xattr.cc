@@ -5,13 +5,8 @@
 namespace lanefs::backend {
 namespace {
 
-Status require_owner(BackendCore& b, uint64_t ino) {
-  if (b.owns_inode(ino)) return ok_status();
-  return make_error(Errc::kWrongOwner, "inode " + std::to_string(ino) + " is not on this backend");
-}
-
 Status setxattr(MetaStore& store, BackendCore& b, const proto::XattrSetReq& r) {
-  LANEFS_TRY(require_owner(b, r.ino));
+  LANEFS_TRY(require_inode_owner(b, r.ino));
   if (r.name.empty() || r.name.size() > proto::kXattrNameMax) return make_error(Errc::kRange, "bad attribute name length");
   if (r.value.size() > proto::kXattrValueMax) return make_error(Errc::kTooBig, "attribute value too large");
   auto lk = store.lock();
@@ -27,7 +22,7 @@ Status setxattr(MetaStore& store, BackendCore& b, const proto::XattrSetReq& r) {
 }
 
 Result<rpc::Bytes> getxattr(MetaStore& store, BackendCore& b, const proto::XattrReq& r) {
-  LANEFS_TRY(require_owner(b, r.ino));
+  LANEFS_TRY(require_inode_owner(b, r.ino));
   LANEFS_TRY(store.get_inode(r.ino));
   auto v = store.get_xattr(r.ino, r.name);
   if (!v.ok()) return v.code() == Errc::kNotFound ? make_error(Errc::kNoAttr, "no such attribute") : v.error();
@@ -35,14 +30,14 @@ Result<rpc::Bytes> getxattr(MetaStore& store, BackendCore& b, const proto::Xattr
 }
 
 Result<proto::StringList> listxattr(MetaStore& store, BackendCore& b, uint64_t ino) {
-  LANEFS_TRY(require_owner(b, ino));
+  LANEFS_TRY(require_inode_owner(b, ino));
   LANEFS_TRY(store.get_inode(ino));
   LANEFS_ASSIGN_OR_RETURN(auto names, store.list_xattrs(ino));
   return proto::StringList{std::move(names)};
 }
 
 Status removexattr(MetaStore& store, BackendCore& b, const proto::XattrReq& r) {
-  LANEFS_TRY(require_owner(b, r.ino));
+  LANEFS_TRY(require_inode_owner(b, r.ino));
   auto lk = store.lock();
   LANEFS_ASSIGN_OR_RETURN(auto a, store.get_inode(r.ino));
   if (!store.get_xattr(r.ino, r.name).ok()) return make_error(Errc::kNoAttr, "no such attribute");
