@@ -44,8 +44,8 @@ struct Report {
 // One worker: its own directory, visible through mount `mine` and `other`.
 class Worker {
  public:
-  Worker(int id, std::string mine, std::string other, uint64_t seed)
-      : id_(id), mine_(std::move(mine)), other_(std::move(other)), rng_(seed) {}
+  Worker(int id, std::string mine, std::string other, uint64_t seed, uint64_t t0)
+      : id_(id), mine_(std::move(mine)), other_(std::move(other)), rng_(seed), t0_(t0) {}
 
   void run(uint64_t deadline_ns) {
     while (mono_ns() < deadline_ns && r_.problems.size() < 20) {
@@ -76,9 +76,32 @@ class Worker {
     std::advance(it, static_cast<long>(rng_() % files_.size()));
     return it->first;
   }
-  void problem(const std::string& what) { r_.problems.push_back("worker " + std::to_string(id_) + ": " + what); }
+  // A problem names the time (s since the start) and the file's last
+  // operations (which mount, which sizes), so one failure is enough to
+  // tell what happened.
+  void problem(const std::string& what, const std::string& name = "") {
+    char at[32];
+    std::snprintf(at, sizeof at, "%.1f s: ", double(mono_ns() - t0_) / 1e9);
+    std::string p = "worker " + std::to_string(id_) + " at " + at + what;
+    auto h = history_.find(name);
+    if (h != history_.end()) p += " [history: " + h->second + "]";
+    r_.problems.push_back(p);
+  }
+  // The last operations on a name, oldest first (bounded).
+  void note(const std::string& name, const std::string& what) {
+    char at[32];
+    std::snprintf(at, sizeof at, "%.1f ", double(mono_ns() - t0_) / 1e9);
+    std::string& h = history_[name];
+    h += std::string(h.empty() ? "" : "; ") + at + what;
+    if (h.size() > 600) h.erase(0, h.size() - 600);
+  }
+  // Which mount, by its name: A (writecache) or B (readcache).
+  std::string via(bool through_mine) const {
+    const std::string& p = through_mine ? mine_ : other_;
+    return p.find("/soakA") != std::string::npos ? "A" : "B";
+  }
   bool failed(const std::string& op, const std::string& name) {
-    problem(op + " " + name + ": " + errno_str(errno));
+    problem(op + " " + name + ": " + errno_str(errno), name);
     files_.erase(name);  // its state is unknown now: no longer checked
     return false;
   }
@@ -86,7 +109,10 @@ class Worker {
   // write at offset, fsync and close: acknowledged only when all succeed.
   bool write_ack(const std::string& name, bool create, const std::vector<uint8_t>& data, uint64_t off) {
     int flags = O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
-    int fd = open(path(name, rng_() % 4 != 0).c_str(), flags, 0644);
+    const bool through_mine = rng_() % 4 != 0;
+    note(name, std::string(create ? "create" : "write") + " via " + via(through_mine) + " at " +
+                   std::to_string(off) + " +" + std::to_string(data.size()));
+    int fd = open(path(name, through_mine).c_str(), flags, 0644);
     if (fd < 0) return failed(create ? "create" : "open for write", name);
     bool ok = data.empty() || write_full(fd, data.data(), data.size(), off);
     ok = (fsync(fd) == 0) && ok;
@@ -126,6 +152,7 @@ class Worker {
     }
     files_[to] = std::move(files_[from]);
     files_.erase(from);
+    note(to, "renamed from " + from + " via " + via(through_mine) + " (" + history_[from] + ")");
   }
 
   void unlink_one() {
@@ -141,6 +168,7 @@ class Worker {
   void read_unlinked() {
     std::string name = any();
     bool through_mine = rng_() % 2;
+    note(name, "open via " + via(through_mine) + ", unlink via " + via(!through_mine));
     int fd = open(path(name, through_mine).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       failed("open", name);
@@ -148,26 +176,32 @@ class Worker {
     }
     auto want = std::move(files_[name]);
     files_.erase(name);
-    if (::unlink(path(name, !through_mine).c_str()) != 0) problem("unlink of open " + name + ": " + errno_str(errno));
-    compare(fd, name + " (unlinked, open)", want);
+    if (::unlink(path(name, !through_mine).c_str()) != 0)
+      problem("unlink of open " + name + ": " + errno_str(errno), name);
+    compare(fd, name, " (unlinked, open)", want);
     close(fd);
   }
 
-  void compare(int fd, const std::string& what, const std::vector<uint8_t>& want) {
+  void compare(int fd, const std::string& name, const std::string& how, const std::vector<uint8_t>& want) {
+    const std::string what = name + how;
     std::vector<uint8_t> got(want.size() + 4096);
     ssize_t n = read_upto(fd, got.data(), got.size(), 0);
     if (n < 0) {
-      problem("read " + what + ": " + errno_str(errno));
+      problem("read " + what + ": " + errno_str(errno), name);
       return;
     }
     got.resize(static_cast<size_t>(n));
     ++r_.verified;
     if (got.size() != want.size()) {
-      problem(what + ": " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()));
+      struct stat st {};
+      const long long fsize = fstat(fd, &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+      problem(what + ": " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()) +
+                  " (fstat says " + std::to_string(fsize) + ")",
+              name);
     } else if (crc32c(got.data(), got.size()) != crc32c(want.data(), want.size())) {
       size_t i = 0;
       while (i < got.size() && got[i] == want[i]) ++i;
-      problem(what + ": wrong bytes from offset " + std::to_string(i));
+      problem(what + ": wrong bytes from offset " + std::to_string(i), name);
     }
   }
 
@@ -177,7 +211,7 @@ class Worker {
       failed(std::string("open (via ") + (through_mine ? "own" : "other") + " mount)", name);
       return;
     }
-    compare(fd, name + (through_mine ? "" : " via the other mount"), files_[name]);
+    compare(fd, name, through_mine ? "" : " via the other mount", files_[name]);
     close(fd);
   }
 
@@ -197,7 +231,9 @@ class Worker {
   int id_;
   std::string mine_, other_;
   std::mt19937_64 rng_;
+  uint64_t t0_;
   std::map<std::string, std::vector<uint8_t>> files_;
+  std::map<std::string, std::string> history_;
   uint64_t next_ = 0;
   Report r_;
 };
@@ -224,7 +260,7 @@ TEST(Soak, TwoMountsWorkersAndABackendRestart) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      Worker w(i, (on_a ? *a : *b) + sub, (on_a ? *b : *a) + sub, seed0 + static_cast<uint64_t>(i));
+      Worker w(i, (on_a ? *a : *b) + sub, (on_a ? *b : *a) + sub, seed0 + static_cast<uint64_t>(i), t0);
       w.run(deadline);
       std::ofstream out(reports + "/" + std::to_string(i));
       out << w.report().ops << " " << w.report().verified << " " << w.report().bytes_written << "\n";

@@ -107,8 +107,11 @@ Result<InodeAttr> register_open_handle(BackendCore& b, const proto::HandleReq& r
   auto lk = store.lock();
   LANEFS_ASSIGN_OR_RETURN(auto a, store.get_inode(r.ino));
   // An orphan is kept for those who hold it, not opened anew: a client
-  // whose cached name still leads here must look the name up again.
-  if (a.nlink == 0 && !S_ISDIR(a.mode) && !b.handles().holds(r.client, r.ino))
+  // whose cached name still leads here must look the name up again. That
+  // holds for a client that still holds it too: it registers only when no
+  // file of it has the inode open, so its handle is one whose release is
+  // on the way (batched) and its name is stale.
+  if (a.nlink == 0 && !S_ISDIR(a.mode))
     return make_error(Errc::kNotFound, "inode " + std::to_string(r.ino) + " has no name any more");
   b.handles().open(r.client, r.ino, r.seq, mono_ns());
   MetaStore::Batch batch;

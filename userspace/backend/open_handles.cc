@@ -79,12 +79,6 @@ bool OpenHandles::held(uint64_t ino) const {
   return holders_.count(ino) != 0;
 }
 
-bool OpenHandles::holds(uint64_t client, uint64_t ino) const {
-  std::lock_guard lk(mu_);
-  auto c = clients_.find(client);
-  return c != clients_.end() && c->second.seq_by_ino.count(ino) != 0;
-}
-
 size_t OpenHandles::handles() const {
   std::lock_guard lk(mu_);
   size_t n = 0;

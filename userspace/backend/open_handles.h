@@ -50,9 +50,8 @@ class OpenHandles {
   // Drops every handle of the clients not heard from for longer than the
   // lease; returns them (client, ino).
   std::vector<std::pair<uint64_t, uint64_t>> expire(uint64_t now_ns);
-  // Does any client hold `ino` open? Does `client`?
+  // Does any client hold `ino` open?
   bool held(uint64_t ino) const;
-  bool holds(uint64_t client, uint64_t ino) const;
   size_t handles() const;  // (client, inode) pairs held
 
  private:
