@@ -137,7 +137,15 @@ int run_calls(RpcClient& c, NetAddr server, int n, const std::string& tag) {
   int failed = 0;
   g_calls_detail.clear();
   const uint64_t t0 = mono_ns();
+  // Bounded in time too, so that a stall reports what it saw well before
+  // ctest's timeout (180 s) kills the test without a word.
+  const uint64_t give_up = t0 + 60'000'000'000ull;
   for (int i = 0; i < n; ++i) {
+    if (mono_ns() > give_up) {
+      failed += n - i;
+      g_calls_detail += "  gave up after 60 s with " + std::to_string(n - i) + " calls not made\n";
+      break;
+    }
     std::string body = tag + ":" + std::to_string(i) + ":" + std::string(20000, char('a' + i % 26));
     const uint64_t t = mono_ns();
     auto r = c.call(server, 7, Buffer(body.begin(), body.end()), 10'000'000'000ull);

@@ -302,10 +302,10 @@ Result<std::pair<proto::InodeAttr, MetaStore::Ticket>> BackendCore::apply_write_
   return std::make_pair(a, t);
 }
 
-rpc::Buffer BackendCore::handle(proto::Op op, std::span<const uint8_t> req) noexcept {
+rpc::Buffer BackendCore::handle(proto::Op op, std::span<const uint8_t> req, const rpc::RequestInfo* info) noexcept {
   auto raw = static_cast<uint16_t>(op);
   if (raw < 20) return handle_management(*this, op, req);
-  if (raw < 40 || (raw >= 60 && raw < 64)) return handle_metadata(*this, op, req);
+  if (raw < 40 || (raw >= 60 && raw < 64)) return handle_metadata(*this, op, req, info);
   return handle_data(*this, op, req);
 }
 
@@ -351,6 +351,7 @@ std::vector<BackendCore::ClientEntry> BackendCore::live_clients() {
 void BackendCore::refresh_loop() {
   // Members other than the leader pull the map from the leader, so a member
   // that missed a push (it was down) catches up.
+  uint64_t pruned_ns = mono_ns();
   for (;;) {
     {
       std::unique_lock lk(stop_mu_);
@@ -359,6 +360,10 @@ void BackendCore::refresh_loop() {
         return;
     }
     sweep_open_handles(*this);
+    if (mono_ns() - pruned_ns >= 60'000'000'000ull) {  // one scan of the records a minute
+      prune_request_records(*this);
+      pruned_ns = mono_ns();
+    }
     auto m = map();
     const proto::Member* leader = m.member_by_shard(0);
     if (leader == nullptr || is_self(*leader) || m.members.size() < 2) continue;

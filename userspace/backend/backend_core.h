@@ -138,7 +138,8 @@ class BackendCore {
   }
 
   // Runs one request, blocking (worker threads, and in-thread peer calls).
-  rpc::Buffer handle(proto::Op op, std::span<const uint8_t> req) noexcept;
+  // `info`: the RPC request it came in (null for an in-thread peer call).
+  rpc::Buffer handle(proto::Op op, std::span<const uint8_t> req, const rpc::RequestInfo* info = nullptr) noexcept;
   // The RPC server's handler, on the loop that received the request: reads,
   // getattr and local lookups are answered there (fast_path.cc); the rest
   // is deferred to the workers (handle()).
@@ -212,7 +213,21 @@ bool is_priority_op(uint16_t opcode);
 
 // Op families (each returns a complete response: status + body).
 rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
-rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_t> req,
+                            const rpc::RequestInfo* info);
+// Namespace changes resent after a restart (meta_replay.cc). A request
+// that creates, links, unlinks or renames carries a tag (client, request)
+// and records it in the batch of its change; a resend of it (the backend
+// restarted before the reply got out) is answered from that record
+// instead of running again (which would fail: EEXIST, ENOENT).
+struct RequestTag {
+  uint64_t client = 0, request = 0;  // client 0: untagged
+};
+RequestTag replay_tag(proto::Op op, const rpc::RequestInfo* info);
+std::optional<rpc::Buffer> answer_resent(BackendCore& b, proto::Op op, std::span<const uint8_t> req,
+                                         RequestTag tag);
+void prune_request_records(BackendCore& b);  // records older than the resend window (refresh loop)
+uint64_t wall_secs();
 rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 // kWrongOwner unless this backend holds inode `ino`'s metadata (the client
 // refreshes its map and asks the owner).

@@ -211,7 +211,7 @@ void BackendCore::serve(rpc::ServerCall& c) noexcept {
   // Blocking work (syncs, RocksDB commits, peer calls, RDMA) runs on the
   // workers: peer primitives and data ops on their own pool.
   c.defer(is_priority_op(static_cast<uint16_t>(op)), [this, op](rpc::ServerCall& call) {
-    call.response().assign(handle(op, call.request()));
+    call.response().assign(handle(op, call.request(), &call.info()));
   });
 }
 

@@ -20,6 +20,7 @@ constexpr char kXattr = 'X';
 constexpr char kKv = 'K';
 constexpr char kOrphan = 'O';
 constexpr char kHandle = 'H';
+constexpr char kDone = 'R';
 constexpr std::string_view kInoSeqKey = "ino_seq";
 constexpr uint64_t kFirstInoSeq = 16;
 constexpr uint64_t kInoReserve = 1024;  // inode numbers reserved per synced counter write
@@ -305,6 +306,32 @@ Result<std::vector<MetaStore::HandleRecord>> MetaStore::handles() const {
   return out;
 }
 
+Result<MetaStore::DoneRecord> MetaStore::get_done(uint64_t client, uint64_t request) const {
+  LANEFS_ASSIGN_OR_RETURN(auto raw, get_raw(db_, rocksdb::ReadOptions(), key2(kDone, client, request), "request record"));
+  if (raw.size() != 16) return make_error(Errc::kCorrupt, "request record");
+  return DoneRecord{get_be64(raw.data()), get_be64(raw.data() + 8)};
+}
+
+Result<uint64_t> MetaStore::prune_done(uint64_t before_wall_secs) {
+  rocksdb::WriteBatch wb;
+  uint64_t n = 0;
+  {
+    PrefixScan scan(db_, std::string(1, kDone));
+    rocksdb::Iterator* it = scan.it();
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->value().size() == 16 && get_be64(it->value().data()) >= before_wall_secs) continue;
+      wb.Delete(it->key());
+      ++n;
+    }
+    if (!it->status().ok()) return db_error("iterate request records", it->status());
+  }
+  if (n == 0) return n;
+  // No sync: a record that comes back after a crash is pruned again.
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return db_error("prune request records", s);
+  return n;
+}
+
 uint64_t MetaStore::inode_count() const {
   // Exact count by key scan (values are not read). A cached counter would
   // need to know whether each put_inode creates or overwrites a record.
@@ -460,6 +487,13 @@ void MetaStore::Batch::put_handle(uint64_t client, uint64_t ino, uint64_t seq) {
   std::string v;
   put_be64(&v, seq);
   wb_->Put(key2(kHandle, client, ino), slice(v));
+}
+
+void MetaStore::Batch::put_done(uint64_t client, uint64_t request, const DoneRecord& d) {
+  std::string v;
+  put_be64(&v, d.wall_secs);
+  put_be64(&v, d.ino);
+  wb_->Put(key2(kDone, client, request), v);
 }
 
 void MetaStore::Batch::delete_handle(uint64_t client, uint64_t ino) { wb_->Delete(key2(kHandle, client, ino)); }

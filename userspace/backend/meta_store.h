@@ -16,6 +16,9 @@
 //   handle  'H' client ino               -> seq (an open handle, open_handles.h;
 //                                           written without a sync: kept across
 //                                           a restart of the process)
+//   done    'R' client request           -> {wall secs u64, ino u64}: a namespace
+//                                           change this request made, in the
+//                                           change's own batch (meta_replay.cc)
 //
 // Ownership: the store owns its RocksDB instance; Batch owns its pending
 // writes until commit. Nothing returned refers into the store.
@@ -115,6 +118,13 @@ class MetaStore {
     uint64_t client = 0, ino = 0, seq = 0;
   };
   Result<std::vector<HandleRecord>> handles() const;
+  // The 'R' record of (client, request): the inode it named.
+  struct DoneRecord {
+    uint64_t wall_secs = 0, ino = 0;
+  };
+  Result<DoneRecord> get_done(uint64_t client, uint64_t request) const;
+  // Removes 'R' records written before `wall_secs`; returns how many.
+  Result<uint64_t> prune_done(uint64_t before_wall_secs);
   // Number of inode records in this shard.
   uint64_t inode_count() const;
 
@@ -135,6 +145,7 @@ class MetaStore {
     void put_handle(uint64_t client, uint64_t ino, uint64_t seq);
     void delete_handle(uint64_t client, uint64_t ino);
     void delete_orphan(uint64_t ino);
+    void put_done(uint64_t client, uint64_t request, const DoneRecord& d);
     void put_kv(std::string_view key, std::string_view value);
     void delete_kv(std::string_view key);
     bool empty() const;

@@ -48,6 +48,9 @@ bool pkt_type_valid(uint8_t raw) noexcept;
 
 // flags
 inline constexpr uint16_t kFlagEcn = 1u << 0;  // congestion experienced seen on this path
+// A request sent again on a new session because the server lost the old
+// one (kSessionReset: it restarted): it may have run before the restart.
+inline constexpr uint16_t kFlagResent = 1u << 1;
 
 // kConnect / kConnectOk payload flags (their last u32): this side parses raw
 // frames itself (the DPDK lane), so the peer must send it plain datagrams,

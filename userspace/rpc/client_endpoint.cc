@@ -82,6 +82,7 @@ ClientSession& ClientEndpoint::session_for(NetAddr server) {
   s->next_id.resize(opts_.slots);
   for (uint32_t i = 0; i < opts_.slots; ++i) s->next_id[i] = opts_.slots + i;
   s->nonce = random_nonce();
+  s->client_id = random_nonce();
   s->connect_start_ns = mono_ns();
   auto& ref = *s;
   sessions_.emplace(server, std::move(s));
@@ -278,7 +279,7 @@ void ClientEndpoint::start_waiting(ClientSession& s, uint64_t now) {
     r.req_pkts = static_cast<uint16_t>(packets_for(r.call.args.req.size() + r.call.args.req_data.size(), s.per_packet));
     r.pkts.assign(r.req_pkts, TxPkt{});
     r.first_open = 0;
-    r.resp_init = r.got0 = r.to_sink = false;
+    r.resp_init = r.got0 = r.to_sink = r.resent = false;
     r.resp_pkts = 0;
     r.resp_len = r.resp_count = 0;
     r.backoff = 0;
@@ -305,6 +306,7 @@ void ClientEndpoint::send_pkt(ClientSession& s, ActiveReq& r, size_t idx, uint64
   h.request_id = r.req_id;
   h.generation = p.gen;
   h.opcode = r.call.args.opcode;
+  if (r.resent) h.flags |= proto::kFlagResent;
   if (idx < r.req_pkts) {
     const CallArgs& a = r.call.args;
     size_t total = a.req.size() + a.req_data.size();
@@ -445,6 +447,7 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now) {
   // Response packets the server may push unasked: our credits' worth.
   e.u32(static_cast<uint32_t>(opts_.window.max));
   e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
+  e.u64(s.client_id);
   PacketHeader h;
   h.type = PktType::kConnect;
   h.request_id = s.nonce;
@@ -482,6 +485,7 @@ void ClientEndpoint::reset_requests(ClientSession& s) {
     r.pkts.assign(r.req_pkts, TxPkt{});
     r.first_open = 0;
     r.resp_init = r.got0 = false;
+    r.resent = true;
     r.resp_pkts = 0;
     r.resp_len = r.resp_count = 0;
     r.backoff = 0;

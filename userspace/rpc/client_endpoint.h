@@ -57,6 +57,7 @@ struct ActiveReq {
   uint32_t resp_len = 0;
   uint32_t resp_count = 0;
   bool to_sink = false;
+  bool resent = false;  // on a new session after the server lost the old one (kFlagResent)
   MsgBuffer spill;  // the response when it does not go to the call's sink
   uint32_t backoff = 0;
   uint64_t last_answer_ns = 0;
@@ -89,6 +90,7 @@ struct ClientSession {
   SessState state = SessState::kConnecting;
   uint32_t sid = 0;
   uint64_t nonce = 0;
+  uint64_t client_id = 0;  // random, sent with every connect (RequestInfo::client_id)
   uint64_t connect_start_ns = 0;
   uint64_t next_connect_ns = 0;
   uint32_t connect_tries = 0;

@@ -261,6 +261,15 @@ struct RequestInfo {
   uint64_t request_id = 0;
   uint16_t opcode = 0;
   const std::string* client_name = nullptr;  // valid until the call finishes
+  // The client's id for this server, the same on every session it opens to
+  // it (0: an old client that sends none). With request_id (kept across
+  // sessions) it names one request across a server restart.
+  uint64_t client_id = 0;
+  // Sent again after the server lost the session (restarted): it may have
+  // run before, and its reply is gone with the reply cache. A handler whose
+  // effect is persistent and not idempotent (a create, a rename) answers it
+  // from what it recorded (backend/meta_replay.cc).
+  bool resent = false;
 };
 
 class ServerLoop;  // server_loop.h (internal)

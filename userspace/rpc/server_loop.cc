@@ -193,7 +193,7 @@ void ServerLoop::execute(Session& s, uint32_t slot_index) {
   c->resp_.clear();
   c->slot_ = slot_index;
   c->name_ = s.name;
-  c->info_ = RequestInfo{s.peer, s.id, sl.req_id, sl.opcode, &c->name_};
+  c->info_ = RequestInfo{s.peer, s.id, sl.req_id, sl.opcode, &c->name_, s.client_id, sl.resent};
   c->priority_ = false;
   server_.handler()(*c);
 }
@@ -313,6 +313,7 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
   uint32_t client_max = d.remaining() >= 4 ? d.u32() : proto::kHeaderSize + 1428;
   uint32_t push_want = d.remaining() >= 4 ? d.u32() : 0;
   uint32_t flags = d.remaining() >= 4 ? d.u32() : 0;
+  uint64_t client_id = d.remaining() >= 8 ? d.u64() : 0;
   if (!d.ok() || want_slots == 0 || client_max <= proto::kHeaderSize) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -344,6 +345,7 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     s->local = reply_from_;
     s->connect_from = src;
     s->nonce = h.request_id;
+    s->client_id = client_id;
     s->name = std::move(name);
     s->slots.resize(slots);
     s->per_packet = std::min<uint32_t>(per_packet_, client_max - proto::kHeaderSize);
@@ -379,6 +381,7 @@ void ServerLoop::reset_slot(Slot& sl, const PacketHeader& h) {
   sl.req_pkts = h.pkt_count;
   sl.got_count = 0;
   sl.last_gen = 0;
+  sl.resent = false;
   sl.req.resize_uninit(h.msg_len);
   sl.got.assign(h.pkt_count, false);
   sl.resp.clear();
@@ -400,6 +403,7 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
   }
   const uint16_t last = static_cast<uint16_t>(sl.req_pkts - 1);
   if (h.pkt_num == last) sl.last_gen = std::max(sl.last_gen, h.generation);
+  if (h.flags & proto::kFlagResent) sl.resent = true;
   switch (sl.state) {
     case SlotState::kReceiving: {
       if (!sl.got[h.pkt_num]) {

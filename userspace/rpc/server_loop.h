@@ -34,6 +34,7 @@ struct Slot {
   uint16_t req_pkts = 0;
   uint32_t got_count = 0;
   uint16_t last_gen = 0;
+  bool resent = false;     // a packet of it carried kFlagResent
   MsgBuffer req;           // reassembly (capacity circulates with the calls)
   std::vector<bool> got;
   MsgBuffer resp;          // the reply cache entry
@@ -46,6 +47,7 @@ struct Session {
   NetAddr local;         // which of our addresses it went to (replies leave from there)
   NetAddr connect_from;  // the address its connect came from
   uint64_t nonce = 0;
+  uint64_t client_id = 0;  // from the connect (RequestInfo::client_id)
   std::string name;
   std::vector<Slot> slots;
   uint64_t last_active_ns = 0;
