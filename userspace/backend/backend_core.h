@@ -240,6 +240,8 @@ inline Status require_inode_owner(const BackendCore& b, uint64_t ino) {
 // inode's data from every member.
 rpc::Buffer handle_open_files(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> req);  // meta_xattr.cc
+// readlink, kCommitWrite and the single-inode peer primitives (meta_records.cc).
+rpc::Buffer handle_inode_records(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 void sweep_open_handles(BackendCore& b);
 // kOpenHandle with open set, on this backend's inode: no waiting (fast path).
 Result<proto::InodeAttr> register_open_handle(BackendCore& b, const proto::HandleReq& r);

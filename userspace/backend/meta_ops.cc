@@ -504,35 +504,8 @@ class MetaOps {
     return out;
   }
 
-  Result<rpc::Bytes> readlink(uint64_t ino) {
-    LANEFS_TRY(require_owner(ino));
-    LANEFS_ASSIGN_OR_RETURN(auto a, store_.get_inode(ino));
-    if (!S_ISLNK(a.mode)) return make_error(Errc::kInvalid, "not a symbolic link");
-    LANEFS_ASSIGN_OR_RETURN(auto t, store_.get_symlink(ino));
-    return rpc::Bytes{rpc::Buffer(t.begin(), t.end())};
-  }
-
-  Result<InodeAttr> commit_write(const proto::CommitWriteReq& r) {
-    LANEFS_TRY(require_owner(r.ino));
-    LANEFS_ASSIGN_OR_RETURN(auto applied, b_.apply_write_commit(r.ino, r.end_offset, r.blocks_delta, r.mtime));
-    LANEFS_TRY(store_.make_durable(applied.second));
-    return applied.first;
-  }
-
-  // ---- peer primitives (local shard only, never call other backends)
-  Result<InodeAttr> inode_put(const proto::InodePutReq& r) {
-    auto lk = store_.lock();
-    MetaStore::Batch batch;
-    InodeAttr a = r.attr;
-    if (a.ino == 0) a.ino = proto::make_ino(my_shard(), store_.next_ino_seq(batch));
-    else LANEFS_TRY(require_owner(a.ino));
-    if (a.parent == 0 && is_dir(a.mode)) a.parent = a.ino;  // a root is its own parent
-    batch.put_inode(a);
-    if (!r.symlink_target.empty()) batch.put_symlink(a.ino, r.symlink_target);
-    LANEFS_TRY(store_.commit(batch, lk));
-    return a;
-  }
-
+  // ---- peer primitive (local shard only, never calls other backends;
+  // the others are in meta_records.cc)
   Result<proto::InodeNlinkResp> inode_nlink(const proto::InodeNlinkReq& r) {
     LANEFS_TRY(require_owner(r.ino));
     auto lk = store_.lock();
@@ -543,22 +516,6 @@ class MetaOps {
     LANEFS_TRY(store_.commit(batch, lk));
     out.attr = a;
     return out;
-  }
-
-  Result<rpc::U8> dir_empty(uint64_t ino) {
-    LANEFS_TRY(require_owner(ino));
-    return rpc::U8{static_cast<uint8_t>(store_.dir_empty(ino) ? 1 : 0)};
-  }
-
-  Status set_parent(const proto::InodeSetParentReq& r) {
-    LANEFS_TRY(require_owner(r.ino));
-    auto lk = store_.lock();
-    LANEFS_ASSIGN_OR_RETURN(auto a, store_.get_inode(r.ino));
-    a.parent = r.parent;
-    a.ctime = proto::now_timespec();
-    MetaStore::Batch batch;
-    batch.put_inode(a);
-    return store_.commit(batch, lk);
   }
 
  private:
@@ -597,8 +554,6 @@ rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_
       return with<proto::NameAtReq>(raw, [&](auto& r) { return status_reply(m.remove(r, true)); });
     case Op::kRename:
       return with<proto::RenameReq>(raw, [&](auto& r) { return status_reply(m.rename(r)); });
-    case Op::kReadlink:
-      return with<proto::InoReq>(raw, [&](auto& r) { return reply_result(m.readlink(r.ino)); });
     case Op::kReaddir:
       return with<proto::ReaddirReq>(raw, [&](auto& r) { return reply_result(m.readdir(r)); });
     case Op::kSetxattr:
@@ -606,19 +561,17 @@ rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_
     case Op::kListxattr:
     case Op::kRemovexattr:
       return handle_xattr(b, op, raw);
-    case Op::kCommitWrite:
-      return with<proto::CommitWriteReq>(raw, [&](auto& r) { return reply_result(m.commit_write(r)); });
-    case Op::kInodePut:
-      return with<proto::InodePutReq>(raw, [&](auto& r) { return reply_result(m.inode_put(r)); });
     case Op::kInodeNlink:
       return with<proto::InodeNlinkReq>(raw, [&](auto& r) { return reply_result(m.inode_nlink(r)); });
-    case Op::kDirEmpty:
-      return with<proto::InoReq>(raw, [&](auto& r) { return reply_result(m.dir_empty(r.ino)); });
-    case Op::kInodeSetParent:
-      return with<proto::InodeSetParentReq>(raw, [&](auto& r) { return status_reply(m.set_parent(r)); });
     case Op::kOpenHandle:
     case Op::kHandleRenew:
       return handle_open_files(b, op, raw);
+    case Op::kReadlink:
+    case Op::kCommitWrite:
+    case Op::kInodePut:
+    case Op::kDirEmpty:
+    case Op::kInodeSetParent:
+      return handle_inode_records(b, op, raw);
     default:
       return reply_error(make_error(Errc::kNotSupported, "unknown metadata opcode " + std::to_string(static_cast<int>(op))));
   }
