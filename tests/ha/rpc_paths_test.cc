@@ -89,7 +89,10 @@ struct Server {
     });
     EXPECT_TRUE(r.ok()) << r.error().to_string();
     if (r.ok()) rpc = std::move(*r);
+    g_server = rpc.get();
   }
+  ~Server() { g_server = nullptr; }
+  static inline RpcServer* g_server = nullptr;  // for failure messages
 };
 
 std::unique_ptr<RpcClient> client() {
@@ -156,7 +159,21 @@ int run_calls(RpcClient& c, NetAddr server, int n, const std::string& tag) {
                           (r.ok() ? std::string("wrong body") : r.error().to_string()) + "\n";
     }
   }
-  if (failed) g_calls_detail += "paths after the run:\n" + paths_text(c);
+  if (failed) {
+    const RpcStatsSnapshot cs = c.stats();
+    g_calls_detail += "paths after the run:\n" + paths_text(c) + "client: endpoints " + std::to_string(cs.endpoints) +
+                      " sessions " + std::to_string(cs.sessions) + " session_resets " +
+                      std::to_string(cs.session_resets) + " connects " + std::to_string(cs.connects) +
+                      " calls_timed_out " + std::to_string(cs.calls_timed_out) + " stale_dropped " +
+                      std::to_string(cs.stale_dropped) + " retransmits " + std::to_string(cs.retransmits) + "\n";
+    if (Server::g_server) {
+      const RpcStatsSnapshot ss = Server::g_server->stats();
+      g_calls_detail += "server: loops " + std::to_string(ss.endpoints) + " sessions " + std::to_string(ss.sessions) +
+                        " connects " + std::to_string(ss.connects) + " unknown_session " +
+                        std::to_string(ss.unknown_session) + " stale_dropped " + std::to_string(ss.stale_dropped) +
+                        " unexpected " + std::to_string(ss.unexpected_packets) + "\n";
+    }
+  }
   return failed;
 }
 
@@ -213,6 +230,25 @@ TEST_F(RpcPaths, SameLabelPreferredThenCrossLabel) {
   EXPECT_GT(u["1->2"].tx_bytes - u0["1->2"].tx_bytes, 500'000u);
   EXPECT_GT(u["3->4"].tx_bytes - u0["3->4"].tx_bytes, 500'000u);
   EXPECT_LT(u["1->4"].tx_bytes + u["3->2"].tx_bytes - u0["1->4"].tx_bytes - u0["3->2"].tx_bytes, 100'000u);
+}
+
+// A session that has never heard the server while its preferred paths are
+// dead — a new endpoint the pool opens during an outage (its caller found
+// every endpoint busy), or a reconnect after a server restart — connects
+// over another path (issue 13 item 17: its connects all went to the dead
+// preferred paths until the connect timeout, 3 s here).
+TEST_F(RpcPaths, NewSessionConnectsWhenThePreferredPathsAreDead) {
+  Server srv;
+  ASSERT_TRUE(srv.rpc);
+  auto addrs = srv.rpc->local_addrs();
+  ASSERT_EQ(addrs.size(), 2u);
+  NetAddr a = addrs[0], b = addrs[1];
+  auto c = client();
+  ASSERT_TRUE(c);
+  c->set_paths(a, {path(1, a, true, "A"), path(3, b, true, "B"), path(1, b, false, "A/B"), path(3, a, false, "B/A")});
+  drop(1, 2, 100);
+  drop(3, 4, 100);
+  EXPECT_EQ(run_calls(*c, a, 20, "fresh"), 0) << g_calls_detail;
 }
 
 TEST_F(RpcPaths, LossyPathLosesMostTraffic) {

@@ -453,7 +453,13 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now) {
   h.request_id = s.nonce;
   h.generation = static_cast<uint16_t>(s.connect_tries);
   h.msg_len = static_cast<uint32_t>(body.size());
-  send_on(s, pick_path(s, -1), h, body, {}, now);
+  // The first attempt takes a path as data would; each retry the next path
+  // in turn. Connects feed no path health, so a session whose preferred
+  // paths are dead before it ever heard the server (a new endpoint of the
+  // pool during an outage, a reconnect after a server restart) would
+  // otherwise send every attempt into them until the connect timeout.
+  s.connect_path = s.connect_tries == 0 ? pick_path(s, -1) : (s.connect_path + 1) % s.paths.size();
+  send_on(s, s.connect_path, h, body, {}, now);
   core_->flush();  // body is local
   ++s.connect_tries;
   // Connect retries back off from 10 ms to 200 ms.

@@ -94,6 +94,7 @@ struct ClientSession {
   uint64_t connect_start_ns = 0;
   uint64_t next_connect_ns = 0;
   uint32_t connect_tries = 0;
+  size_t connect_path = 0;  // the path of the last connect attempt
   std::vector<ActiveReq> slots;
   std::vector<uint64_t> next_id;
   std::deque<Call> waiting;
