@@ -254,28 +254,15 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   m->target = real;
   m->opts = o;
   LANEFS_ASSIGN_OR_RETURN(m->fs, client::MountFs::open(cluster, fs, o));  // checks an encrypted fs's key
-  std::string fopts = "default_permissions,allow_other,fsname=" + m->source + ",subtype=lanefs";
-  if (o.read_only) fopts += ",ro";
-  std::vector<std::string> argv_s = {"lanefs-frontend", "-o", fopts};
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_lowlevel_ops ops = make_ops();
-  m->se = fuse_session_new(&args, &ops, sizeof ops, m->fs.get());
-  if (m->se == nullptr) return make_error(Errc::kSystem, "fuse_session_new failed (see the frontend log)");
-  m->kernel_cache = make_kernel_cache(m->se);
+  // The mount speaks FUSE itself (fuse/session.h): INIT is negotiated by
+  // the loop thread, which then serves the classic /dev/fuse channel.
+  LANEFS_ASSIGN_OR_RETURN(m->session, Session::mount({m->target, m->source, o.read_only, m->fs.get()}));
+  m->kernel_cache = make_kernel_cache(*m->session);
   m->fs->set_kernel_cache(m->kernel_cache.get());
-  if (fuse_session_mount(m->se, m->target.c_str()) != 0) {
-    fuse_session_destroy(m->se);
-    return make_error(Errc::kSystem, "mounting " + m->target + " failed (see the frontend log)");
-  }
   m->mounted_ns = mono_ns();
   Mount* raw = m.get();
   m->loop = std::thread([raw] {
-    fuse_loop_config cfg{};
-    cfg.clone_fd = 0;
-    cfg.max_idle_threads = 16;
-    fuse_session_loop_mt(raw->se, &cfg);
+    raw->session->run();
     raw->finished.store(true);
   });
   LOG_INFO("mounted {} on {} ({})", m->source, m->target, o.to_string());
@@ -483,8 +470,7 @@ void Frontend::reap_finished() {
   }
   for (auto& m : done) {
     m->loop.join();
-    fuse_session_unmount(m->se);
-    fuse_session_destroy(m->se);
+    m->session->unmount();
     LOG_INFO("unmounted {} from {}", m->source, m->target);
   }
 }
@@ -528,10 +514,7 @@ int Frontend::run() {
       std::lock_guard lk(mu_);
       for (auto& m : mounts_) live.push_back(m.get());
     }
-    for (auto* m : live) {
-      fuse_session_exit(m->se);
-      fuse_session_unmount(m->se);
-    }
+    for (auto* m : live) m->session->unmount();
     for (int i = 0; i < 50; ++i) {
       reap_finished();
       std::lock_guard lk(mu_);

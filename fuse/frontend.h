@@ -26,8 +26,9 @@
 #include "client/mount_fs.h"
 #include "client/mount_options.h"
 #include "common/result.h"
+#include "fuse/session.h"
 
-struct fuse_session;
+
 
 namespace lanefs::fuse {
 
@@ -63,7 +64,7 @@ class Frontend {
     // Shared with the heartbeat thread while it renews the mount's open
     // handles (never calls into kernel_cache).
     std::shared_ptr<client::MountFs> fs;
-    ::fuse_session* se = nullptr;
+    std::unique_ptr<Session> session;  // declared after fs: destroyed before it
     std::thread loop;
     std::atomic<bool> finished{false};
     uint64_t mounted_ns = 0;

@@ -1,75 +1,85 @@
-// The FUSE low-level front-end. Handlers are thin: translate the kernel's
-// request, call the channel-independent client core (client::MountFs), and
-// reply. reply_error() holds the one Errc -> errno mapping for replies.
-// Handlers are grouped by family in ops_*.cc; make_ops() assigns the whole
-// table in one place.
+// The FUSE request handlers, channel-neutral: the dispatcher (dispatch.cc)
+// decodes a request, whichever channel carried it, and calls one of these;
+// they call the client core (client::MountFs) and reply through the Req.
+// reply_error() holds the one Errc -> errno mapping for replies. Handlers
+// are grouped by family in ops_*.cc. Every handler replies exactly once
+// (forget: never) and throws nothing.
 #pragma once
 
-#define FUSE_USE_VERSION 35
-#include <fuse_lowlevel.h>
+#include <string_view>
 
 #include "client/mount_fs.h"
+#include "fuse/session.h"
 
 namespace lanefs::fuse {
 
-// The ops table for libfuse (userdata of the session: client::MountFs*).
-fuse_lowlevel_ops make_ops();
+// What a handler sets on an opened file (fuse_open_out.open_flags).
+struct FileInfo {
+  uint32_t flags = 0;  // the open(2) flags
+  bool direct_io = false, keep_cache = false;
+};
 
-// The FUSE channel's client::KernelCache: notifications (inval_inode,
-// store) written on the session's /dev/fuse (ops_reply.cc).
-std::unique_ptr<client::KernelCache> make_kernel_cache(::fuse_session* se);
+// The KernelCache of a mount: notifications (inval_inode, store) written
+// on its session's /dev/fuse (ops_reply.cc).
+std::unique_ptr<client::KernelCache> make_kernel_cache(Session& se);
 
-// ---- reply helpers (ops_reply.cc)
-client::MountFs& mount_of(fuse_req_t req);
-void reply_error(fuse_req_t req, const Error& e);
+// ---- reply helpers (ops_reply.cc); each returns 0 or -errno (-ENOENT:
+// the request was interrupted, nobody gets the answer)
+inline client::MountFs& mount_of(const Req& req) { return req.se->fs(); }
+int reply_err(const Req& req, int err);
+int reply_error(const Req& req, const Error& e);
 // For an operation on a node id the kernel holds (getattr, setattr, open,
 // opendir): kNotFound means a stale node and is answered ESTALE.
-void reply_node_error(fuse_req_t req, const Error& e);
-void reply_status(fuse_req_t req, const Status& s);
-struct stat to_stat(const proto::InodeAttr& a);
-void reply_entry(fuse_req_t req, const proto::InodeAttr& a);
-void reply_attr(fuse_req_t req, const proto::InodeAttr& a);
+int reply_node_error(const Req& req, const Error& e);
+int reply_status(const Req& req, const Status& s);
+void fill_attr(abi::Attr* out, const proto::InodeAttr& a);
+void fill_entry(abi::EntryOut* out, const client::MountFs& m, const proto::InodeAttr& a);
+int reply_entry(const Req& req, const proto::InodeAttr& a);
+int reply_negative_entry(const Req& req, uint32_t timeout_ms);
+int reply_attr(const Req& req, const proto::InodeAttr& a);
+int reply_open(const Req& req, const FileInfo& fi);
+int reply_create(const Req& req, const proto::InodeAttr& a, const FileInfo& fi);
+int reply_buf(const Req& req, const void* data, size_t size);
+int reply_write(const Req& req, uint32_t size);
+int reply_none(const Req& req);  // forget: the kernel wants no answer
 double entry_timeout(const client::MountFs& m);
 double attr_timeout(const client::MountFs& m);
-proto::Cred cred_of(fuse_req_t req);
+inline proto::Cred cred_of(const Req& req) { return {req.uid, req.gid}; }
 
 // ---- families
-void op_init(void* userdata, fuse_conn_info* conn);
-void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
-void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
-void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets);
-void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi);
+void op_lookup(const Req& req, uint64_t parent, const char* name);
+void op_forget(const Req& req, uint64_t ino, uint64_t nlookup);
+void op_getattr(const Req& req, uint64_t ino);
+void op_setattr(const Req& req, uint64_t ino, const abi::SetattrIn& in);
 
-void op_readlink(fuse_req_t req, fuse_ino_t ino);
-void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
-void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
-void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
-void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
-void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
-void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
-               const char* newname, unsigned int flags);
-void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+void op_readlink(const Req& req, uint64_t ino);
+void op_mknod(const Req& req, uint64_t parent, const char* name, uint32_t mode, uint32_t rdev);
+void op_mkdir(const Req& req, uint64_t parent, const char* name, uint32_t mode);
+void op_unlink(const Req& req, uint64_t parent, const char* name);
+void op_rmdir(const Req& req, uint64_t parent, const char* name);
+void op_symlink(const Req& req, const char* link, uint64_t parent, const char* name);
+void op_rename(const Req& req, uint64_t parent, const char* name, uint64_t newparent, const char* newname,
+               uint32_t flags);
+void op_link(const Req& req, uint64_t ino, uint64_t newparent, const char* newname);
 
-void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
-void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
-void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi);
-void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
-void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info* fi);
+void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi);
+void op_open(const Req& req, uint64_t ino, FileInfo& fi);
+void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off);
+void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uint64_t off, bool kill_privs);
+void op_flush(const Req& req, uint64_t ino);
+void op_release(const Req& req, uint64_t ino, const FileInfo& fi);
+void op_fsync(const Req& req, uint64_t ino);
+void op_fallocate(const Req& req, uint64_t ino, int mode, uint64_t offset, uint64_t length);
 
-void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
-void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
-void op_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+void op_opendir(const Req& req, uint64_t ino, FileInfo& fi);
+void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool plus);
+void op_releasedir(const Req& req, uint64_t ino);
+void op_fsyncdir(const Req& req, uint64_t ino);
 
-void op_statfs(fuse_req_t req, fuse_ino_t ino);
-void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
-void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
-void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
-void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+void op_statfs(const Req& req, uint64_t ino);
+void op_setxattr(const Req& req, uint64_t ino, const char* name, const char* value, size_t size, int flags);
+void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size);
+void op_listxattr(const Req& req, uint64_t ino, size_t size);
+void op_removexattr(const Req& req, uint64_t ino, const char* name);
 
 }  // namespace lanefs::fuse

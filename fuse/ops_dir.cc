@@ -1,45 +1,47 @@
-// Directory handlers: opendir, readdir, readdirplus, releasedir, fsyncdir.
+// Directory handlers: opendir, readdir(plus), releasedir, fsyncdir.
 // Offsets handed to the kernel are the backend's readdir cookies, so a
 // listing resumes exactly where it stopped even while entries change.
 #include <sys/stat.h>
 
-#include <vector>
+#include <algorithm>
+#include <cstring>
 
+#include "common/msg_buffer.h"
 #include "fuse/ops.h"
 
 namespace lanefs::fuse {
-namespace {
 
-void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool plus) {
   auto& m = mount_of(req);
   // Enough entries to fill the buffer with typical names.
   uint32_t want = static_cast<uint32_t>(std::clamp<size_t>(size / 40 + 2, 4, 4096));
-  auto page = m.readdir(ino, static_cast<uint64_t>(off), want, plus);
-  if (!page.ok()) return reply_error(req, page.error());
-  std::vector<char> buf(size);
-  size_t used = 0;
-  size_t i = 0;
+  auto page = m.readdir(ino, off, want, plus);
+  if (!page.ok()) {
+    reply_error(req, page.error());
+    return;
+  }
+  thread_local MsgBuffer buf;
+  buf.resize_uninit(size);
+  uint8_t* out = buf.data();
+  size_t used = 0, i = 0;
   for (; i < page->entries.size(); ++i) {
     const auto& e = page->entries[i];
-    size_t n;
+    const size_t rec = plus ? abi::direntplus_size(e.name.size()) : abi::dirent_size(e.name.size());
+    if (rec > size - used) break;
+    uint8_t* p = out + used;
+    std::memset(p, 0, rec);
     if (plus) {
-      fuse_entry_param p{};
-      p.ino = e.ino;
-      p.generation = m.generation(e.ino);
-      p.attr = to_stat(page->attrs[i]);
-      p.attr_timeout = attr_timeout(m);
-      p.entry_timeout = entry_timeout(m);
-      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name.c_str(), &p,
-                                 static_cast<off_t>(e.cookie));
-    } else {
-      struct stat st {};
-      st.st_ino = e.ino;
-      st.st_mode = e.type;
-      n = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
-                            static_cast<off_t>(e.cookie));
+      abi::EntryOut eo;
+      fill_entry(&eo, m, page->attrs[i]);
+      eo.nodeid = e.ino;
+      eo.generation = m.generation(e.ino);
+      std::memcpy(p, &eo, sizeof eo);
+      p += sizeof eo;
     }
-    if (n > size - used) break;
-    used += n;
+    abi::Dirent d{e.ino, e.cookie, static_cast<uint32_t>(e.name.size()), (e.type & S_IFMT) >> 12};
+    std::memcpy(p, &d, sizeof d);
+    std::memcpy(p + sizeof d, e.name.data(), e.name.size());
+    used += rec;
   }
   if (plus) {
     // Entries that did not fit were counted as lookups by the client core:
@@ -49,32 +51,29 @@ void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
       if (e.name != "." && e.name != "..") m.forget(e.ino, 1);
     }
   }
-  fuse_reply_buf(req, buf.data(), used);
+  reply_buf(req, out, used);
 }
 
-}  // namespace
-
-void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+void op_opendir(const Req& req, uint64_t ino, FileInfo& fi) {
   auto a = mount_of(req).getattr(ino);
-  if (!a.ok()) return reply_node_error(req, a.error());
-  if (!S_ISDIR(a->mode)) return reply_error(req, make_error(Errc::kNotDir, "not a directory"));
-  fi->cache_readdir = 0;
-  fuse_reply_open(req, fi);
+  if (!a.ok()) {
+    reply_node_error(req, a.error());
+    return;
+  }
+  if (!S_ISDIR(a->mode)) {
+    reply_error(req, make_error(Errc::kNotDir, "not a directory"));
+    return;
+  }
+  fi.direct_io = false;
+  fi.keep_cache = false;  // and no FOPEN_CACHE_DIR: listings are fresh
+  reply_open(req, fi);
 }
 
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  list(req, ino, size, off, false);
-}
+void op_releasedir(const Req& req, uint64_t) { reply_err(req, 0); }
 
-void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  list(req, ino, size, off, true);
-}
-
-void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
-
-void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+void op_fsyncdir(const Req& req, uint64_t) {
   // Metadata changes are durable when acknowledged.
-  fuse_reply_err(req, 0);
+  reply_err(req, 0);
 }
 
 }  // namespace lanefs::fuse

@@ -14,111 +14,110 @@ namespace {
 // (close-to-open); writecache differs in how writes reach the backend
 // (the kernel's write-back cache, which also keeps its own size: open
 // checks it against the backend first, MountFs::open_file).
-void set_cache_flags(const client::MountFs& m, fuse_file_info* fi) {
-  switch (m.options().cache) {
-    case client::CacheMode::kForceDirect:
-      fi->direct_io = 1;
-      break;
-    case client::CacheMode::kReadCache:
-      fi->keep_cache = 0;
-      break;
-    case client::CacheMode::kWriteCache:
-      fi->keep_cache = 0;
-      break;
-  }
+void set_cache_flags(const client::MountFs& m, FileInfo& fi) {
+  fi.direct_io = m.options().cache == client::CacheMode::kForceDirect;
+  fi.keep_cache = false;
 }
 
-bool writable(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) != O_RDONLY; }
+bool writable(const FileInfo& fi) { return (fi.flags & O_ACCMODE) != O_RDONLY; }
 
 }  // namespace
 
-void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi) {
   auto& m = mount_of(req);
-  auto r = m.create_open(parent, name, S_IFREG | (mode & 07777), cred_of(req), (fi->flags & O_EXCL) != 0,
+  auto r = m.create_open(parent, name, S_IFREG | (mode & 07777), cred_of(req), (fi.flags & O_EXCL) != 0,
                          writable(fi));
-  if (!r.ok()) return reply_error(req, r.error());
-  if ((fi->flags & O_TRUNC) && r->size > 0) {
+  if (!r.ok()) {
+    reply_error(req, r.error());
+    return;
+  }
+  if ((fi.flags & O_TRUNC) && r->size > 0) {
     proto::SetAttr sa;
     sa.mask = proto::kSetSize;
     auto t = m.setattr(r->ino, sa);
     if (!t.ok()) {
       (void)m.released(r->ino, writable(fi));
-      return reply_error(req, t.error());
+      reply_error(req, t.error());
+      return;
     }
   }
   set_cache_flags(m, fi);
-  fuse_entry_param e{};
-  e.ino = r->ino;
-  e.generation = m.generation(r->ino);
-  e.attr = to_stat(*r);
-  e.attr_timeout = attr_timeout(m);
-  e.entry_timeout = entry_timeout(m);
   // An opener interrupted meanwhile never gets the file, so the kernel
   // never releases it: the open is undone here.
-  if (fuse_reply_create(req, &e, fi) == -ENOENT) (void)m.released(r->ino, writable(fi));
+  if (reply_create(req, *r, fi) == -ENOENT) (void)m.released(r->ino, writable(fi));
 }
 
-void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+void op_open(const Req& req, uint64_t ino, FileInfo& fi) {
   auto& m = mount_of(req);
-  if (m.options().read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
-    return reply_error(req, make_error(Errc::kReadOnly, "read-only mount"));
-  const bool trunc = (fi->flags & O_TRUNC) != 0;
+  if (m.options().read_only && (fi.flags & O_ACCMODE) != O_RDONLY) {
+    reply_error(req, make_error(Errc::kReadOnly, "read-only mount"));
+    return;
+  }
+  const bool trunc = (fi.flags & O_TRUNC) != 0;
   if (trunc) {
     proto::SetAttr sa;
     sa.mask = proto::kSetSize;
     auto t = m.setattr(ino, sa);
-    if (!t.ok()) return reply_node_error(req, t.error());
+    if (!t.ok()) {
+      reply_node_error(req, t.error());
+      return;
+    }
   }
   // Registers the open handle; without O_TRUNC also close-to-open (ESTALE:
   // changed elsewhere, look the name up again).
-  if (Status s = m.open_file(ino, writable(fi), !trunc); !s.ok()) return reply_node_error(req, s.error());
+  if (Status s = m.open_file(ino, writable(fi), !trunc); !s.ok()) {
+    reply_node_error(req, s.error());
+    return;
+  }
   set_cache_flags(m, fi);
-  if (fuse_reply_open(req, fi) == -ENOENT) (void)m.released(ino, writable(fi));  // opener interrupted
+  if (reply_open(req, fi) == -ENOENT) (void)m.released(ino, writable(fi));  // opener interrupted
 }
 
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off) {
   // The data lands in this thread's buffer straight from the packets and
   // goes to the kernel from there (the one user-space copy of a read); the
   // buffer is reused by the thread's next read: no allocation, no zero-fill.
   thread_local MsgBuffer buf;
   buf.resize_uninit(size);
-  auto r = mount_of(req).read_into(ino, static_cast<uint64_t>(off), buf.span());
-  if (!r.ok()) return reply_error(req, r.error());
-  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *r);
+  auto r = mount_of(req).read_into(ino, off, buf.span());
+  if (!r.ok()) {
+    reply_error(req, r.error());
+    return;
+  }
+  reply_buf(req, buf.data(), *r);
 }
 
-void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
-  // Direct IO (forcedirect) bypasses the kernel's file_remove_privs(): a
-  // writer without CAP_FSETID (approximated: not root) clears the
-  // set-user-ID/set-group-ID bits through us.
+void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uint64_t off, bool kill_privs) {
+  // The data is written from the request buffer the channel read it into.
   auto& m = mount_of(req);
-  const bool kill_privs = m.options().cache == client::CacheMode::kForceDirect && fuse_req_ctx(req)->uid != 0;
-  auto r = m.write(ino, static_cast<uint64_t>(off),
-                               {reinterpret_cast<const uint8_t*>(buf), size}, kill_privs);
-  if (!r.ok()) return reply_error(req, r.error());
-  fuse_reply_write(req, size);
+  auto r = m.write(ino, off, {buf, size}, kill_privs);
+  if (!r.ok()) {
+    reply_error(req, r.error());
+    return;
+  }
+  reply_write(req, static_cast<uint32_t>(size));
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void op_flush(const Req& req, uint64_t ino) {
   // The kernel has written back this file's dirty pages before FLUSH, and
   // every write we acknowledged is durable: only sync_on_close adds a barrier.
   auto& m = mount_of(req);
-  if (m.options().sync_on_close) return reply_status(req, m.fsync(ino));
-  fuse_reply_err(req, 0);
+  if (m.options().sync_on_close) {
+    reply_status(req, m.fsync(ino));
+    return;
+  }
+  reply_err(req, 0);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+void op_release(const Req& req, uint64_t ino, const FileInfo& fi) {
   // The last close of a file whose names were all removed drops it now.
   reply_status(req, mount_of(req).released(ino, writable(fi)));
 }
 
-void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-  reply_status(req, mount_of(req).fsync(ino));
-}
+void op_fsync(const Req& req, uint64_t ino) { reply_status(req, mount_of(req).fsync(ino)); }
 
-void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
-  reply_status(req, mount_of(req).fallocate(ino, mode, static_cast<uint64_t>(offset),
-                                            static_cast<uint64_t>(length)));
+void op_fallocate(const Req& req, uint64_t ino, int mode, uint64_t offset, uint64_t length) {
+  reply_status(req, mount_of(req).fallocate(ino, mode, offset, length));
 }
 
 }  // namespace lanefs::fuse

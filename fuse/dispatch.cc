@@ -1,0 +1,261 @@
+// The channel-neutral FUSE dispatcher: one request, as any channel
+// delivers it (fuse_in_header + per-op header + payload), decoded and
+// handed to its handler (ops_*.cc). A request too short for what its
+// opcode carries is answered EINVAL; an opcode lanefs does not serve is
+// answered ENOSYS, which tells the kernel not to send it again (access,
+// locks, ioctl, lseek, copy_file_range...: the kernel does them itself).
+#include <fcntl.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "fuse/ops.h"
+
+namespace lanefs::fuse {
+namespace {
+
+// Reads the argument area front to back.
+class Args {
+ public:
+  Args(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  template <class T>
+  bool take(T* out) {
+    if (n_ < sizeof(T)) return false;
+    std::memcpy(out, p_, sizeof(T));
+    p_ += sizeof(T);
+    n_ -= sizeof(T);
+    return true;
+  }
+  // A NUL-terminated string (a name); null when there is none.
+  const char* str() {
+    const void* end = std::memchr(p_, 0, n_);
+    if (end == nullptr) return nullptr;
+    const char* s = reinterpret_cast<const char*>(p_);
+    size_t len = static_cast<size_t>(static_cast<const uint8_t*>(end) - p_) + 1;
+    p_ += len;
+    n_ -= len;
+    return s;
+  }
+  const uint8_t* rest() const { return p_; }
+  size_t left() const { return n_; }
+
+ private:
+  const uint8_t* p_;
+  size_t n_;
+};
+
+bool serve(const Req& r, const abi::InHeader& h, Args a) {
+  const uint64_t ino = h.nodeid;
+  switch (h.opcode) {
+    case abi::kLookup: {
+      const char* name = a.str();
+      if (!name) return false;
+      op_lookup(r, ino, name);
+      return true;
+    }
+    case abi::kForget: {
+      abi::ForgetIn in;
+      if (a.take(&in)) op_forget(r, ino, in.nlookup);
+      return true;  // never answered
+    }
+    case abi::kBatchForget: {
+      abi::BatchForgetIn in;
+      if (!a.take(&in)) return true;
+      abi::ForgetOne one;
+      for (uint32_t i = 0; i < in.count && a.take(&one); ++i) mount_of(r).forget(one.nodeid, one.nlookup);
+      return true;
+    }
+    case abi::kGetattr:
+      op_getattr(r, ino);
+      return true;
+    case abi::kSetattr: {
+      abi::SetattrIn in;
+      if (!a.take(&in)) return false;
+      op_setattr(r, ino, in);
+      return true;
+    }
+    case abi::kReadlink:
+      op_readlink(r, ino);
+      return true;
+    case abi::kSymlink: {
+      const char* name = a.str();
+      const char* link = name ? a.str() : nullptr;
+      if (!link) return false;
+      op_symlink(r, link, ino, name);
+      return true;
+    }
+    case abi::kMknod: {
+      abi::MknodIn in;
+      const char* name = a.take(&in) ? a.str() : nullptr;
+      if (!name) return false;
+      op_mknod(r, ino, name, in.mode, in.rdev);
+      return true;
+    }
+    case abi::kMkdir: {
+      abi::MkdirIn in;
+      const char* name = a.take(&in) ? a.str() : nullptr;
+      if (!name) return false;
+      op_mkdir(r, ino, name, in.mode);
+      return true;
+    }
+    case abi::kUnlink:
+    case abi::kRmdir: {
+      const char* name = a.str();
+      if (!name) return false;
+      if (h.opcode == abi::kUnlink) op_unlink(r, ino, name);
+      else op_rmdir(r, ino, name);
+      return true;
+    }
+    case abi::kRename:
+    case abi::kRename2: {
+      abi::Rename2In in{};
+      abi::RenameIn old{};
+      bool ok = h.opcode == abi::kRename2 ? a.take(&in) : a.take(&old);
+      if (h.opcode == abi::kRename) in.newdir = old.newdir;
+      const char* name = ok ? a.str() : nullptr;
+      const char* newname = name ? a.str() : nullptr;
+      if (!newname) return false;
+      op_rename(r, ino, name, in.newdir, newname, in.flags);
+      return true;
+    }
+    case abi::kLink: {
+      abi::LinkIn in;
+      const char* name = a.take(&in) ? a.str() : nullptr;
+      if (!name) return false;
+      op_link(r, in.oldnodeid, ino, name);
+      return true;
+    }
+    case abi::kOpen:
+    case abi::kOpendir: {
+      abi::OpenIn in;
+      if (!a.take(&in)) return false;
+      FileInfo fi;
+      fi.flags = in.flags;
+      if (h.opcode == abi::kOpen) op_open(r, ino, fi);
+      else op_opendir(r, ino, fi);
+      return true;
+    }
+    case abi::kCreate: {
+      abi::CreateIn in;
+      const char* name = a.take(&in) ? a.str() : nullptr;
+      if (!name) return false;
+      FileInfo fi;
+      fi.flags = in.flags;
+      op_create(r, ino, name, in.mode, fi);
+      return true;
+    }
+    case abi::kRead:
+    case abi::kReaddir:
+    case abi::kReaddirplus: {
+      abi::ReadIn in;
+      if (!a.take(&in)) return false;
+      if (h.opcode == abi::kRead) op_read(r, ino, in.size, in.offset);
+      else op_readdir(r, ino, in.size, in.offset, h.opcode == abi::kReaddirplus);
+      return true;
+    }
+    case abi::kWrite: {
+      abi::WriteIn in;
+      if (!a.take(&in) || a.left() < in.size) return false;
+      // Direct IO (forcedirect) bypasses the kernel's file_remove_privs(): a
+      // writer without CAP_FSETID (approximated: not root) clears the
+      // set-user-ID/set-group-ID bits through us.
+      const bool kill_privs =
+          mount_of(r).options().cache == client::CacheMode::kForceDirect && r.uid != 0;
+      op_write(r, ino, a.rest(), in.size, in.offset, kill_privs);
+      return true;
+    }
+    case abi::kStatfs:
+      op_statfs(r, ino);
+      return true;
+    case abi::kRelease:
+    case abi::kReleasedir: {
+      abi::ReleaseIn in;
+      if (!a.take(&in)) return false;
+      FileInfo fi;
+      fi.flags = in.flags;
+      if (h.opcode == abi::kRelease) op_release(r, ino, fi);
+      else op_releasedir(r, ino);
+      return true;
+    }
+    case abi::kFlush:
+      op_flush(r, ino);
+      return true;
+    case abi::kFsync:
+      op_fsync(r, ino);
+      return true;
+    case abi::kFsyncdir:
+      op_fsyncdir(r, ino);
+      return true;
+    case abi::kFallocate: {
+      abi::FallocateIn in;
+      if (!a.take(&in)) return false;
+      op_fallocate(r, ino, static_cast<int>(in.mode), in.offset, in.length);
+      return true;
+    }
+    case abi::kSetxattr: {
+      abi::SetxattrIn in;
+      const char* name = a.take(&in) ? a.str() : nullptr;
+      if (!name || a.left() < in.size) return false;
+      op_setxattr(r, ino, name, reinterpret_cast<const char*>(a.rest()), in.size, static_cast<int>(in.flags));
+      return true;
+    }
+    case abi::kGetxattr: {
+      abi::GetxattrIn in;
+      const char* name = a.take(&in) ? a.str() : nullptr;
+      if (!name) return false;
+      op_getxattr(r, ino, name, in.size);
+      return true;
+    }
+    case abi::kListxattr: {
+      abi::GetxattrIn in;
+      if (!a.take(&in)) return false;
+      op_listxattr(r, ino, in.size);
+      return true;
+    }
+    case abi::kRemovexattr: {
+      const char* name = a.str();
+      if (!name) return false;
+      op_removexattr(r, ino, name);
+      return true;
+    }
+    case abi::kInterrupt:
+      return true;  // handlers run to completion; never answered
+    case abi::kDestroy:
+      reply_err(r, 0);
+      return true;
+    default:
+      reply_err(r, ENOSYS);
+      return true;
+  }
+}
+
+}  // namespace
+
+void dispatch(const Req& r, const abi::InHeader& h, const uint8_t* arg, size_t arglen) noexcept {
+  if (!serve(r, h, Args(arg, arglen))) {
+    LOG_WARN("FUSE request opcode {} of {} bytes is malformed", h.opcode, h.len);
+    reply_err(r, EINVAL);
+  }
+}
+
+uint64_t init_flags(const client::MountFs& m, uint64_t offered) {
+  // Reads of one file in flight together (readahead + the application's);
+  // O_DIRECT with io_submit/io_uring keeps many requests in flight (rand
+  // read QD16); lookups and readdirs in one directory do not serialize in
+  // the kernel; open(O_TRUNC) truncates in open; readdirplus fills the
+  // dentry cache while listing (ls -l, find); 1 MiB requests. The kernel
+  // revalidates cached pages against mtime/size on reads (AUTO_INVAL_DATA).
+  // No lock forwarding: advisory locks stay in this host's kernel.
+  uint64_t want = abi::kAsyncRead | abi::kAsyncDio | abi::kParallelDirops | abi::kAtomicOTrunc |
+                  abi::kDoReaddirplus | abi::kReaddirplusAuto | abi::kBigWrites | abi::kMaxPages |
+                  abi::kAutoInvalData | abi::kInitExt;
+  // writecache: the kernel's write-back cache batches small writes into
+  // large ones and owns size/mtime until it flushes. Other modes write through.
+  if (m.options().cache == client::CacheMode::kWriteCache) want |= abi::kWritebackCache;
+  // forcedirect: MAP_SHARED works on direct-IO files (through the page
+  // cache for the mapping only).
+  if (m.options().cache == client::CacheMode::kForceDirect) want |= abi::kDirectIoAllowMmap;
+  return want & offered;
+}
+
+}  // namespace lanefs::fuse

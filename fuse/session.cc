@@ -1,0 +1,220 @@
+// The classic FUSE channel and the mount itself (fuse/session.h).
+#include "fuse/session.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/errors.h"
+#include "common/log.h"
+
+namespace lanefs::fuse {
+namespace {
+
+constexpr uint32_t kMaxWrite = 1u << 20;  // 1 MiB requests: one chunk per FUSE read/write
+constexpr uint16_t kMaxPagesWanted = kMaxWrite / 4096;
+
+Error sys(const std::string& what, int err) { return make_error(Errc::kSystem, what + ": " + std::strerror(err)); }
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Session::mount(const Options& o) {
+  std::unique_ptr<Session> s(new Session(o));
+  s->fd_ = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (s->fd_ < 0) return sys("open /dev/fuse", errno);
+  struct stat st {};
+  if (::stat(o.target.c_str(), &st) != 0) return sys("mount point " + o.target, errno);
+  // The kernel checks permissions itself (default_permissions); every user
+  // may use the mount (allow_other), as with any system filesystem.
+  if (!S_ISDIR(st.st_mode)) return make_error(Errc::kNotDir, "mount point " + o.target + " is not a directory");
+  // rootmode is octal: the root is a directory.
+  const std::string data =
+      "fd=" + std::to_string(s->fd_) + ",rootmode=40000,user_id=0,group_id=0,default_permissions,allow_other";
+  unsigned long flags = MS_NOSUID | MS_NODEV | (o.read_only ? MS_RDONLY : 0);
+  if (::mount(o.source.c_str(), o.target.c_str(), "fuse.lanefs", flags, data.c_str()) != 0)
+    return sys("mount(2) of " + o.source + " on " + o.target, errno);
+  s->mounted_ = true;
+  s->buf_size_ = std::max<size_t>(abi::kMinReadBuffer, sizeof(abi::InHeader) + sizeof(abi::WriteIn) + kMaxWrite) + 4096;
+  return s;
+}
+
+Session::~Session() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Session::unmount() {
+  // After the connection ended the kernel has unmounted already, and the
+  // mount point may hold something else by now.
+  if (!mounted_ || ended_.load()) return;
+  if (::umount2(opts_.target.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+    LOG_WARN("unmounting {}: {}", opts_.target, std::strerror(errno));
+  mounted_ = false;
+}
+
+bool Session::init() {
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[buf_size_]);
+  for (;;) {
+    ssize_t n = ::read(fd_, buf.get(), buf_size_);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == ENOENT)) continue;
+    if (n < 0) {
+      LOG_WARN("reading FUSE_INIT on {}: {}", opts_.target, std::strerror(errno));
+      return false;
+    }
+    abi::InHeader h;
+    if (static_cast<size_t>(n) < sizeof h + 16) continue;
+    std::memcpy(&h, buf.get(), sizeof h);
+    Req r{this, fd_, h.unique, h.uid, h.gid, h.pid};
+    if (h.opcode != abi::kInit) {
+      reply(r, EIO, nullptr, 0);  // nothing else may come before INIT
+      continue;
+    }
+    abi::InitIn in{};
+    std::memcpy(&in, buf.get() + sizeof h, std::min(sizeof in, static_cast<size_t>(n) - sizeof h));
+    if (in.major != abi::kKernelVersion || in.minor < abi::kMinorNeeded) {
+      LOG_ERROR("the kernel speaks FUSE {}.{}; lanefs needs {}.{} or newer", in.major, in.minor,
+                abi::kKernelVersion, abi::kMinorNeeded);
+      reply(r, EPROTO, nullptr, 0);
+      return false;
+    }
+    minor_ = std::min(in.minor, abi::kMinorWanted);
+    kernel_flags_ = in.flags | ((in.flags & abi::kInitExt) ? uint64_t{in.flags2} << 32 : 0);
+    granted_ = init_flags(*opts_.fs, kernel_flags_) & kernel_flags_;
+    abi::InitOut out{};
+    out.major = abi::kKernelVersion;
+    out.minor = minor_;
+    // The kernel takes the smaller of this and its own readahead.
+    out.max_readahead = opts_.fs->options().readahead_kb * 1024u;
+    out.flags = static_cast<uint32_t>(granted_) | static_cast<uint32_t>(abi::kInitExt & kernel_flags_);
+    out.flags2 = static_cast<uint32_t>(granted_ >> 32);
+    // Enough background requests for readahead and async direct IO at depth.
+    out.max_background = 64;
+    out.congestion_threshold = 48;
+    out.max_write = kMaxWrite;
+    out.time_gran = 1;
+    out.max_pages = kMaxPagesWanted;
+    iovec v{&out, sizeof out};
+    if (int rc = reply(r, 0, &v, 1); rc != 0) {
+      LOG_WARN("answering FUSE_INIT on {}: {}", opts_.target, std::strerror(-rc));
+      return false;
+    }
+    LOG_INFO("FUSE {}.{} on {}: kernel offers {:#x}, lanefs uses {:#x}", in.major, minor_, opts_.target,
+             kernel_flags_, granted_);
+    return true;
+  }
+}
+
+void Session::run() {
+  if (!init()) {
+    ended_.store(true);
+    return;
+  }
+  running_.fetch_add(1);
+  for (int i = 1; i < kMinThreads; ++i) maybe_grow();
+  reader(fd_);
+  // Every reader stops once the connection ended; threads started
+  // meanwhile are collected too.
+  for (;;) {
+    std::vector<std::thread> ts;
+    {
+      std::lock_guard lk(mu_);
+      ts.swap(threads_);
+    }
+    if (ts.empty()) break;
+    for (auto& t : ts) t.join();
+  }
+}
+
+void Session::maybe_grow() {
+  if (ended_.load(std::memory_order_relaxed) || running_.load() >= kMaxThreads) return;
+  std::lock_guard lk(mu_);
+  if (ended_.load() || running_.load() >= kMaxThreads) return;
+  // Its own fd on the same connection: its own processing queue in the
+  // kernel, so readers do not contend on one.
+  int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  uint32_t master = static_cast<uint32_t>(fd_);
+  if (::ioctl(fd, abi::kDevIocClone, &master) != 0) {
+    ::close(fd);
+    fd = fd_;  // a kernel without cloning: share the main fd
+  }
+  running_.fetch_add(1);
+  threads_.emplace_back([this, fd] {
+    reader(fd);
+    if (fd != fd_) ::close(fd);
+  });
+}
+
+void Session::reader(int fd) {
+  // The request lands here and the handler works from it; the buffer is
+  // this thread's for the session (no allocation per request).
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[buf_size_]);
+  for (;;) {
+    idle_.fetch_add(1, std::memory_order_relaxed);
+    ssize_t n = ::read(fd, buf.get(), buf_size_);
+    const int err = errno;
+    if (idle_.fetch_sub(1, std::memory_order_relaxed) == 1 && n > 0) maybe_grow();  // the last idle reader got work
+    if (n < 0) {
+      if (err == EINTR || err == EAGAIN || err == ENOENT) continue;  // ENOENT: interrupted before we read it
+      if (err != ENODEV) LOG_WARN("reading /dev/fuse for {}: {}", opts_.target, std::strerror(err));
+      break;
+    }
+    abi::InHeader h;
+    if (static_cast<size_t>(n) < sizeof h) continue;
+    std::memcpy(&h, buf.get(), sizeof h);
+    if (h.len != static_cast<uint32_t>(n)) {
+      LOG_WARN("FUSE request of {} bytes says {}; dropped", n, h.len);
+      continue;
+    }
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    Req r{this, fd, h.unique, h.uid, h.gid, h.pid};
+    dispatch(r, h, buf.get() + sizeof h, static_cast<size_t>(n) - sizeof h);
+  }
+  ended_.store(true);
+  running_.fetch_sub(1);
+}
+
+int Session::reply(const Req& r, int error, const iovec* parts, int n) noexcept {
+  abi::OutHeader oh{};
+  iovec v[8];
+  size_t len = sizeof oh;
+  int k = 1;
+  for (int i = 0; i < n && k < 8; ++i) {
+    v[k++] = parts[i];
+    len += parts[i].iov_len;
+  }
+  if (error != 0) {
+    len = sizeof oh;
+    k = 1;
+  }
+  oh.len = static_cast<uint32_t>(len);
+  oh.error = -error;
+  oh.unique = r.unique;
+  v[0] = {&oh, sizeof oh};
+  if (::writev(r.fd, v, k) < 0) return -errno;
+  return 0;
+}
+
+int Session::notify(abi::NotifyCode code, const iovec* parts, int n) noexcept {
+  abi::OutHeader oh{};
+  iovec v[8];
+  size_t len = sizeof oh;
+  int k = 1;
+  for (int i = 0; i < n && k < 8; ++i) {
+    v[k++] = parts[i];
+    len += parts[i].iov_len;
+  }
+  oh.len = static_cast<uint32_t>(len);
+  oh.error = code;
+  oh.unique = 0;
+  v[0] = {&oh, sizeof oh};
+  if (::writev(fd_, v, k) < 0) return -errno;
+  return 0;
+}
+
+}  // namespace lanefs::fuse
