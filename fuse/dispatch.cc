@@ -7,6 +7,7 @@
 #include <fcntl.h>
 
 #include <cstring>
+#include <span>
 
 #include "common/log.h"
 #include "fuse/ops.h"
@@ -14,21 +15,35 @@
 namespace lanefs::fuse {
 namespace {
 
-// Reads the argument area front to back.
+// A request's arguments as the kernel splits them for the io_uring
+// channel: the per-op header (in_args[0], e.g. fuse_read_in) and the
+// payload (names, write data); the classic channel splits its one buffer
+// the same way (op_in_size).
 class Args {
  public:
-  Args(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  Args(std::span<const uint8_t> op, std::span<const uint8_t> payload)
+      : op_(op.data()), opn_(op.size()), p_(payload.data()), n_(payload.size()) {}
+  // The per-op header.
   template <class T>
   bool take(T* out) {
+    if (opn_ < sizeof(T)) return false;
+    std::memcpy(out, op_, sizeof(T));
+    op_ += sizeof(T);
+    opn_ -= sizeof(T);
+    return true;
+  }
+  // A record of the payload (batch forget).
+  template <class T>
+  bool next(T* out) {
     if (n_ < sizeof(T)) return false;
     std::memcpy(out, p_, sizeof(T));
     p_ += sizeof(T);
     n_ -= sizeof(T);
     return true;
   }
-  // A NUL-terminated string (a name); null when there is none.
+  // A NUL-terminated string (a name) of the payload; null when there is none.
   const char* str() {
-    const void* end = std::memchr(p_, 0, n_);
+    const void* end = n_ ? std::memchr(p_, 0, n_) : nullptr;
     if (end == nullptr) return nullptr;
     const char* s = reinterpret_cast<const char*>(p_);
     size_t len = static_cast<size_t>(static_cast<const uint8_t*>(end) - p_) + 1;
@@ -40,6 +55,8 @@ class Args {
   size_t left() const { return n_; }
 
  private:
+  const uint8_t* op_;
+  size_t opn_;
   const uint8_t* p_;
   size_t n_;
 };
@@ -62,7 +79,7 @@ bool serve(const Req& r, const abi::InHeader& h, Args a) {
       abi::BatchForgetIn in;
       if (!a.take(&in)) return true;
       abi::ForgetOne one;
-      for (uint32_t i = 0; i < in.count && a.take(&one); ++i) mount_of(r).forget(one.nodeid, one.nlookup);
+      for (uint32_t i = 0; i < in.count && a.next(&one); ++i) mount_of(r).forget(one.nodeid, one.nlookup);
       return true;
     }
     case abi::kGetattr:
@@ -231,8 +248,43 @@ bool serve(const Req& r, const abi::InHeader& h, Args a) {
 
 }  // namespace
 
-void dispatch(const Req& r, const abi::InHeader& h, const uint8_t* arg, size_t arglen) noexcept {
-  if (!serve(r, h, Args(arg, arglen))) {
+size_t op_in_size(uint32_t opcode) {
+  switch (opcode) {
+    case abi::kForget: return sizeof(abi::ForgetIn);
+    case abi::kBatchForget: return sizeof(abi::BatchForgetIn);
+    case abi::kGetattr: return sizeof(abi::GetattrIn);
+    case abi::kSetattr: return sizeof(abi::SetattrIn);
+    case abi::kMknod: return sizeof(abi::MknodIn);
+    case abi::kMkdir: return sizeof(abi::MkdirIn);
+    case abi::kRename: return sizeof(abi::RenameIn);
+    case abi::kRename2: return sizeof(abi::Rename2In);
+    case abi::kLink: return sizeof(abi::LinkIn);
+    case abi::kOpen:
+    case abi::kOpendir: return sizeof(abi::OpenIn);
+    case abi::kCreate: return sizeof(abi::CreateIn);
+    case abi::kRead:
+    case abi::kReaddir:
+    case abi::kReaddirplus: return sizeof(abi::ReadIn);
+    case abi::kWrite: return sizeof(abi::WriteIn);
+    case abi::kRelease:
+    case abi::kReleasedir: return sizeof(abi::ReleaseIn);
+    case abi::kFlush: return sizeof(abi::FlushIn);
+    case abi::kFsync:
+    case abi::kFsyncdir: return sizeof(abi::FsyncIn);
+    case abi::kSetxattr: return sizeof(abi::SetxattrIn);
+    case abi::kGetxattr:
+    case abi::kListxattr: return sizeof(abi::GetxattrIn);
+    case abi::kFallocate: return sizeof(abi::FallocateIn);
+    case abi::kInit: return sizeof(abi::InitIn);
+    case abi::kInterrupt: return 8;
+    case abi::kAccess: return 8;
+    default: return 0;  // lookup, unlink, rmdir, symlink, readlink, statfs, removexattr...
+  }
+}
+
+void dispatch(const Req& r, const abi::InHeader& h, std::span<const uint8_t> op_in,
+              std::span<const uint8_t> payload) noexcept {
+  if (!serve(r, h, Args(op_in, payload))) {
     LOG_WARN("FUSE request opcode {} of {} bytes is malformed", h.opcode, h.len);
     reply_err(r, EINVAL);
   }

@@ -173,7 +173,10 @@ void Session::reader(int fd) {
     }
     requests_.fetch_add(1, std::memory_order_relaxed);
     Req r{this, fd, h.unique, h.uid, h.gid, h.pid};
-    dispatch(r, h, buf.get() + sizeof h, static_cast<size_t>(n) - sizeof h);
+    const uint8_t* arg = buf.get() + sizeof h;
+    const size_t arglen = static_cast<size_t>(n) - sizeof h;
+    const size_t k = std::min(op_in_size(h.opcode), arglen);
+    dispatch(r, h, {arg, k}, {arg + k, arglen - k});
   }
   ended_.store(true);
   running_.fetch_sub(1);

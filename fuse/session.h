@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -92,8 +93,13 @@ class Session {
 };
 
 // The dispatcher (dispatch.cc): decodes one request read from a channel and
-// answers it through `r`. `arg` is everything after the header.
-void dispatch(const Req& r, const abi::InHeader& h, const uint8_t* arg, size_t arglen) noexcept;
+// answers it through `r`: the per-op header (`op_in`, in_args[0]) and the
+// rest (`payload`), as the kernel hands them to an io_uring entry.
+void dispatch(const Req& r, const abi::InHeader& h, std::span<const uint8_t> op_in,
+              std::span<const uint8_t> payload) noexcept;
+// The size of an opcode's per-op header: where the classic channel's one
+// buffer splits into op_in and payload.
+size_t op_in_size(uint32_t opcode);
 // The INIT reply's flags for this mount (dispatch.cc): what we want of
 // what the kernel offers.
 uint64_t init_flags(const client::MountFs& m, uint64_t offered);
