@@ -139,6 +139,27 @@ static_assert(sizeof(OpenOut) == 16 && sizeof(CreateIn) == 16 && sizeof(Fallocat
 static_assert(sizeof(Kstatfs) == 80 && sizeof(Dirent) == 24 && sizeof(ForgetOne) == 16);
 static_assert(sizeof(NotifyInvalInodeOut) == 24 && sizeof(NotifyStoreOut) == 24);
 
+// FUSE over io_uring (7.42+): an entry's header buffer (iov[0] of
+// REGISTER) and the command in the SQE's cmd area (IORING_OP_URING_CMD,
+// rings with IORING_SETUP_SQE128).
+inline constexpr uint32_t kUringCmdRegister = 1, kUringCmdCommitAndFetch = 2;
+struct UringEntInOut {
+  uint64_t flags, commit_id;
+  uint32_t payload_sz, padding;  // request: bytes in the payload; reply: bytes of the reply's arguments
+  uint64_t reserved;
+};
+struct UringReqHeader {
+  uint8_t in_out[128];  // fuse_in_header, then the reply's fuse_out_header
+  uint8_t op_in[128];   // in_args[0], the per-op header
+  UringEntInOut ent;
+};
+struct UringCmdReq {
+  uint64_t flags, commit_id;
+  uint16_t qid;
+  uint8_t padding[6];
+};
+static_assert(sizeof(UringEntInOut) == 32 && sizeof(UringReqHeader) == 288 && sizeof(UringCmdReq) == 24);
+
 // A directory record's size: header + name, rounded up to 8 bytes.
 constexpr size_t dirent_size(size_t namelen) { return (sizeof(Dirent) + namelen + 7) & ~size_t{7}; }
 constexpr size_t direntplus_size(size_t namelen) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 
 #include <cstring>
+#include <fstream>
 #include <span>
 
 #include "common/log.h"
@@ -307,7 +308,20 @@ uint64_t init_flags(const client::MountFs& m, uint64_t offered) {
   // forcedirect: MAP_SHARED works on direct-IO files (through the page
   // cache for the mapping only).
   if (m.options().cache == client::CacheMode::kForceDirect) want |= abi::kDirectIoAllowMmap;
+  // Requests on per-CPU io_uring queues (channel_uring.h).
+  if (m.options().fuse_channel != client::FuseChannel::kClassic) want |= abi::kOverIoUring;
   return want & offered;
+}
+
+std::string uring_unavailable_reason() {
+  std::ifstream in("/sys/module/fuse/parameters/enable_uring");
+  std::string v;
+  if (!in || !std::getline(in, v))
+    return "this kernel has no FUSE over io_uring (Linux 6.14+ built with CONFIG_FUSE_IO_URING)";
+  if (v.empty() || (v[0] != 'Y' && v[0] != '1'))
+    return "the kernel's fuse.enable_uring is off (turn it on with `lanefs local setup fuse-uring on`; it "
+           "applies to mounts made afterwards)";
+  return "the kernel did not offer FUSE over io_uring at INIT";
 }
 
 }  // namespace lanefs::fuse

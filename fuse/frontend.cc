@@ -259,10 +259,32 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   LANEFS_ASSIGN_OR_RETURN(m->session, Session::mount({m->target, m->source, o.read_only, m->fs.get()}));
   m->kernel_cache = make_kernel_cache(*m->session);
   m->fs->set_kernel_cache(m->kernel_cache.get());
+  if (Status st = m->session->start(); !st.ok()) {
+    const bool retry_classic = o.fuse_channel == client::FuseChannel::kAuto && m->session->uring_negotiated();
+    m->session->abort();
+    m->session->wait();
+    if (!retry_classic) return st.error();
+    // auto: io_uring was negotiated but its rings failed; the same mount
+    // again on the classic channel.
+    LOG_WARN("FUSE io_uring channel on {} failed ({}); mounting it again on the classic channel", m->target,
+             st.error().to_string());
+    m->fs->set_kernel_cache(nullptr);
+    client::MountOptions classic = o;
+    classic.fuse_channel = client::FuseChannel::kClassic;
+    LANEFS_ASSIGN_OR_RETURN(m->fs, client::MountFs::open(cluster, fs, classic));
+    LANEFS_ASSIGN_OR_RETURN(m->session, Session::mount({m->target, m->source, o.read_only, m->fs.get()}));
+    m->kernel_cache = make_kernel_cache(*m->session);
+    m->fs->set_kernel_cache(m->kernel_cache.get());
+    if (Status again = m->session->start(); !again.ok()) {
+      m->session->abort();
+      m->session->wait();
+      return again.error();
+    }
+  }
   m->mounted_ns = mono_ns();
   Mount* raw = m.get();
   m->loop = std::thread([raw] {
-    raw->session->run();
+    raw->session->wait();
     raw->finished.store(true);
   });
   LOG_INFO("mounted {} on {} ({})", m->source, m->target, o.to_string());
@@ -359,7 +381,11 @@ std::string Frontend::do_ps() {
                            {"writes", io.writes.load()}, {"write_bytes", io.write_bytes.load()},
                            {"errors", io.errors.load()}, {"lanes", lanes_json(*m->fs)},
                            {"rpcs", rpcs_json(m->fs->cluster())},
-                           {"rpc_health", rpc_health_json(m->fs->cluster())}});
+                           {"rpc_health", rpc_health_json(m->fs->cluster())},
+                           {"channel", m->session->uring() ? "uring" : "classic"},
+                           {"channel_reason", m->session->channel_reason()},
+                           {"fuse_requests_classic", m->session->requests_classic()},
+                           {"fuse_requests_uring", m->session->requests_uring()}});
   }
   return j.dump();
 }

@@ -57,15 +57,12 @@ void Session::unmount() {
   mounted_ = false;
 }
 
-bool Session::init() {
+Status Session::init() {
   std::unique_ptr<uint8_t[]> buf(new uint8_t[buf_size_]);
   for (;;) {
     ssize_t n = ::read(fd_, buf.get(), buf_size_);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == ENOENT)) continue;
-    if (n < 0) {
-      LOG_WARN("reading FUSE_INIT on {}: {}", opts_.target, std::strerror(errno));
-      return false;
-    }
+    if (n < 0) return sys("reading FUSE_INIT", errno);
     abi::InHeader h;
     if (static_cast<size_t>(n) < sizeof h + 16) continue;
     std::memcpy(&h, buf.get(), sizeof h);
@@ -77,10 +74,10 @@ bool Session::init() {
     abi::InitIn in{};
     std::memcpy(&in, buf.get() + sizeof h, std::min(sizeof in, static_cast<size_t>(n) - sizeof h));
     if (in.major != abi::kKernelVersion || in.minor < abi::kMinorNeeded) {
-      LOG_ERROR("the kernel speaks FUSE {}.{}; lanefs needs {}.{} or newer", in.major, in.minor,
-                abi::kKernelVersion, abi::kMinorNeeded);
       reply(r, EPROTO, nullptr, 0);
-      return false;
+      return make_error(Errc::kNotSupported, "the kernel speaks FUSE " + std::to_string(in.major) + "." +
+                                                 std::to_string(in.minor) + "; lanefs needs 7." +
+                                                 std::to_string(abi::kMinorNeeded) + " or newer");
     }
     minor_ = std::min(in.minor, abi::kMinorWanted);
     kernel_flags_ = in.flags | ((in.flags & abi::kInitExt) ? uint64_t{in.flags2} << 32 : 0);
@@ -99,24 +96,45 @@ bool Session::init() {
     out.time_gran = 1;
     out.max_pages = kMaxPagesWanted;
     iovec v{&out, sizeof out};
-    if (int rc = reply(r, 0, &v, 1); rc != 0) {
-      LOG_WARN("answering FUSE_INIT on {}: {}", opts_.target, std::strerror(-rc));
-      return false;
-    }
+    if (int rc = reply(r, 0, &v, 1); rc != 0) return sys("answering FUSE_INIT", -rc);
     LOG_INFO("FUSE {}.{} on {}: kernel offers {:#x}, lanefs uses {:#x}", in.major, minor_, opts_.target,
              kernel_flags_, granted_);
-    return true;
+    return ok_status();
   }
 }
 
-void Session::run() {
-  if (!init()) {
-    ended_.store(true);
-    return;
+Status Session::start() {
+  LANEFS_TRY(init());
+  const client::FuseChannel want = opts_.fs->options().fuse_channel;
+  if (uring_negotiated()) {
+    // Registered after the INIT reply, never before (the kernel answers
+    // EAGAIN until it has processed it).
+    const size_t payload = std::max<size_t>({abi::kMinReadBuffer, kMaxWrite, size_t{kMaxPagesWanted} * 4096});
+    Status st;
+    uring_ = UringChannel::start(*this, fd_, opts_.fs->options().fuse_queue_depth, payload, &st);
+    if (!st.ok()) return st;
+    reason_ = "io_uring: " + std::to_string(uring_->queues()) + " CPU queues x " +
+              std::to_string(opts_.fs->options().fuse_queue_depth) + (want == client::FuseChannel::kUring
+                                                                          ? " (fuse_channel=uring)"
+                                                                          : " (fuse_channel=auto, offered by the kernel)");
+    max_threads_ = 1;  // the classic reader left for FORGET and INTERRUPT
+  } else if (want == client::FuseChannel::kUring) {
+    return make_error(Errc::kNotSupported, "fuse_channel=uring: " + uring_unavailable_reason());
+  } else {
+    reason_ = want == client::FuseChannel::kClassic ? "fuse_channel=classic"
+                                                     : "fuse_channel=auto: " + uring_unavailable_reason();
   }
+  LOG_INFO("FUSE channel of {}: {}", opts_.target, reason_.empty() ? "classic" : reason_);
   running_.fetch_add(1);
-  for (int i = 1; i < kMinThreads; ++i) maybe_grow();
-  reader(fd_);
+  {
+    std::lock_guard lk(mu_);
+    threads_.emplace_back([this] { reader(fd_); });
+  }
+  for (int i = 1; i < std::min(kMinThreads, max_threads_); ++i) maybe_grow();
+  return ok_status();
+}
+
+void Session::wait() {
   // Every reader stops once the connection ended; threads started
   // meanwhile are collected too.
   for (;;) {
@@ -128,12 +146,24 @@ void Session::run() {
     if (ts.empty()) break;
     for (auto& t : ts) t.join();
   }
+  if (uring_) uring_->join();
+  ended_.store(true);
+}
+
+void Session::abort() {
+  if (!mounted_) return;
+  // MNT_FORCE aborts the FUSE connection (every waiter gets ENOTCONN, the
+  // rings' parked entries complete), MNT_DETACH takes the mount away.
+  if (::umount2(opts_.target.c_str(), MNT_FORCE | MNT_DETACH) != 0)
+    LOG_WARN("aborting the mount on {}: {}", opts_.target, std::strerror(errno));
+  mounted_ = false;
+  ended_.store(true);
 }
 
 void Session::maybe_grow() {
-  if (ended_.load(std::memory_order_relaxed) || running_.load() >= kMaxThreads) return;
+  if (ended_.load(std::memory_order_relaxed) || running_.load() >= max_threads_) return;
   std::lock_guard lk(mu_);
-  if (ended_.load() || running_.load() >= kMaxThreads) return;
+  if (ended_.load() || running_.load() >= max_threads_) return;
   // Its own fd on the same connection: its own processing queue in the
   // kernel, so readers do not contend on one.
   int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
@@ -171,18 +201,22 @@ void Session::reader(int fd) {
       LOG_WARN("FUSE request of {} bytes says {}; dropped", n, h.len);
       continue;
     }
-    requests_.fetch_add(1, std::memory_order_relaxed);
+    requests_classic_.fetch_add(1, std::memory_order_relaxed);
     Req r{this, fd, h.unique, h.uid, h.gid, h.pid};
     const uint8_t* arg = buf.get() + sizeof h;
     const size_t arglen = static_cast<size_t>(n) - sizeof h;
     const size_t k = std::min(op_in_size(h.opcode), arglen);
     dispatch(r, h, {arg, k}, {arg + k, arglen - k});
   }
-  ended_.store(true);
+  ended_.store(true);  // the connection is gone (ENODEV)
   running_.fetch_sub(1);
 }
 
 int Session::reply(const Req& r, int error, const iovec* parts, int n) noexcept {
+  if (r.ring != nullptr) {
+    UringChannel::set_reply(*r.ring, r.unique, error, parts, n);  // committed by the ring's thread
+    return 0;
+  }
   abi::OutHeader oh{};
   iovec v[8];
   size_t len = sizeof oh;

@@ -6,11 +6,17 @@
 // answered by the channel-neutral dispatcher (dispatch.cc), which calls
 // client::MountFs; the channel only moves bytes.
 //
-// Threads: run() reads INIT on the calling thread, then serves with a pool
-// that grows while every reader is busy (up to kMaxThreads; a handler
-// blocks on the network, so concurrency is threads). It returns when the
-// kernel ends the connection (unmount, abort). Replies and notifications
-// may be written from any thread.
+// Channels: with FUSE over io_uring negotiated (mount option fuse_channel,
+// channel_uring.h) requests come on per-CPU rings and one classic reader
+// stays for what the kernel still sends on /dev/fuse (FORGET, INTERRUPT);
+// otherwise the classic channel serves everything with a pool that grows
+// while every reader is busy (up to kMaxThreads; a handler blocks on the
+// network, so concurrency is threads).
+//
+// Threads: start() answers INIT on the calling thread and starts the
+// channel; wait() returns when the kernel ended the connection (unmount,
+// abort) and every channel thread stopped. Replies and notifications may be
+// written from any thread.
 #pragma once
 
 #include <sys/uio.h>
@@ -27,6 +33,7 @@
 #include "client/mount_fs.h"
 #include "common/result.h"
 #include "fuse/abi.h"
+#include "fuse/channel_uring.h"
 
 namespace lanefs::fuse {
 
@@ -38,6 +45,11 @@ struct Req {
   int fd = -1;  // the /dev/fuse fd it was read from: its reply goes there
   uint64_t unique = 0;
   uint32_t uid = 0, gid = 0, pid = 0;
+  RingEntry* ring = nullptr;  // io_uring channel: the reply goes into this entry
+  // Where a handler may build a large reply in place (the ring entry's
+  // payload buffer; null on the classic channel).
+  uint8_t* out = nullptr;
+  size_t out_cap = 0;
 };
 
 class Session {
@@ -54,9 +66,16 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // INIT, then serve until the connection ends. Returns once every reader
-  // thread has stopped.
-  void run();
+  // Answers INIT and starts the channel. Fails (the caller unmounts) when
+  // the kernel cannot give the channel the mount asks for (fuse_channel=
+  // uring) or a ring cannot be set up after io_uring was negotiated; then
+  // uring_negotiated() says whether a classic mount might still work.
+  Status start();
+  // Until the connection ends and every channel thread stopped.
+  void wait();
+  // The connection is unusable (a ring failed after negotiation): aborts
+  // it (umount -f) and detaches the mount.
+  void abort();
   // Detaches the mount (MNT_DETACH); the connection ends when the kernel
   // lets go of it (at once when nothing on it is open).
   void unmount();
@@ -68,17 +87,23 @@ class Session {
   int notify(abi::NotifyCode code, const iovec* parts, int n) noexcept;
 
   client::MountFs& fs() { return *opts_.fs; }
+  bool uring() const { return uring_ != nullptr; }
+  bool uring_negotiated() const { return (granted_ & abi::kOverIoUring) != 0; }
+  const std::string& channel_reason() const { return reason_; }
+  uint64_t requests_classic() const { return requests_classic_.load(std::memory_order_relaxed); }
+  uint64_t requests_uring() const { return requests_uring_.load(std::memory_order_relaxed); }
+  void count_uring_request() { requests_uring_.fetch_add(1, std::memory_order_relaxed); }
   uint64_t kernel_flags() const { return kernel_flags_; }  // what the kernel offered at INIT
   uint64_t granted_flags() const { return granted_; }      // what we asked for
-  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
 
  private:
   explicit Session(Options o) : opts_(std::move(o)) {}
-  bool init();  // reads INIT from fd_ and answers it; false if the connection ended
+  Status init();  // reads INIT from fd_ and answers it
   void reader(int fd);
   void maybe_grow();
 
   static constexpr int kMinThreads = 4, kMaxThreads = 32;
+  int max_threads_ = kMaxThreads;  // 1 beside the io_uring channel
   Options opts_;
   int fd_ = -1;
   bool mounted_ = false;
@@ -89,7 +114,9 @@ class Session {
   std::vector<std::thread> threads_;
   std::atomic<int> idle_{0}, running_{0};
   std::atomic<bool> ended_{false};
-  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> requests_classic_{0}, requests_uring_{0};
+  std::unique_ptr<UringChannel> uring_;
+  std::string reason_;  // why this channel
 };
 
 // The dispatcher (dispatch.cc): decodes one request read from a channel and
@@ -103,5 +130,8 @@ size_t op_in_size(uint32_t opcode);
 // The INIT reply's flags for this mount (dispatch.cc): what we want of
 // what the kernel offers.
 uint64_t init_flags(const client::MountFs& m, uint64_t offered);
+// Why the kernel does not offer FUSE over io_uring (for the mount's error
+// or the channel's reason).
+std::string uring_unavailable_reason();
 
 }  // namespace lanefs::fuse

@@ -31,5 +31,7 @@ int cmd_stats(const Globals& g, bool paths);
 int cmd_resources_net(const Globals& g, const std::string& what, const std::string& dev, const std::string& label);
 // lanefs local ps: this host's containers.
 int cmd_local_ps(const Globals& g);
+// lanefs local setup fuse-uring on|off: the kernel's fuse.enable_uring.
+int cmd_setup_fuse_uring(const Globals& g, const std::string& state);
 
 }  // namespace lanefs::cli

@@ -384,6 +384,13 @@ int main(int argc, char** argv) {
   auto* local = app.add_subcommand("local", "this host's lanefs containers");
   local->require_subcommand(1);
   local->add_subcommand("ps", "client and backend containers on this host")->callback([&] { rc = cmd_local_ps(g); });
+  auto* setup = local->add_subcommand("setup", "host settings lanefs uses");
+  setup->require_subcommand(1);
+  std::string uring_state;
+  auto* furing = setup->add_subcommand(
+      "fuse-uring", "turn FUSE over io_uring on or off in the kernel (fuse.enable_uring; root; for mounts made afterwards)");
+  furing->add_option("state", uring_state, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  furing->callback([&] { rc = cmd_setup_fuse_uring(g, uring_state); });
   auto* res = local->add_subcommand("resources", "this host's lanefs resources (LANEFS_RESOURCES or /etc/lanefs/resources.json)");
   res->require_subcommand(1);
   auto* rnet = res->add_subcommand("net", "data NICs and their switch labels (used by mounts with net:ha=)");

@@ -164,6 +164,11 @@ int cmd_stats(const Globals& g, bool paths) {
     l["errors"] = m.value("errors", 0);
     l["rpcs"] = m.value("rpcs", json::object());
     l["rpc_health"] = m.value("rpc_health", json::object());
+    // Which FUSE channel serves the mount, why, and the requests each took.
+    l["channel"] = m.value("channel", "");
+    l["channel_reason"] = m.value("channel_reason", "");
+    l["fuse_requests_classic"] = m.value("fuse_requests_classic", 0ull);
+    l["fuse_requests_uring"] = m.value("fuse_requests_uring", 0ull);
     if (!paths) l.erase("paths");
     out.push_back(l);
   }
@@ -248,6 +253,38 @@ int cmd_resources_net(const Globals& g, const std::string& what, const std::stri
   return 0;
 }
 
+int cmd_setup_fuse_uring(const Globals& g, const std::string& state) {
+  const char* param = "/sys/module/fuse/parameters/enable_uring";
+  std::string before;
+  {
+    std::ifstream in(param);
+    if (!in || !std::getline(in, before))
+      return fail(make_error(Errc::kNotSupported, std::string("this kernel has no FUSE over io_uring (") + param +
+                                                      " is missing: Linux 6.14+ built with CONFIG_FUSE_IO_URING)"));
+  }
+  const bool was_on = !before.empty() && (before[0] == 'Y' || before[0] == '1');
+  const bool want_on = state == "on";
+  if (was_on != want_on) {
+    std::ofstream out(param);
+    out << (want_on ? "Y" : "N");
+    out.close();
+    if (!out)
+      return fail(make_error(geteuid() == 0 ? Errc::kSystem : Errc::kPermission,
+                             std::string("writing ") + param + ": " + std::strerror(errno) +
+                                 (geteuid() == 0 ? "" : " (run as root)")));
+  }
+  if (g.json) {
+    std::cout << json{{"enable_uring", want_on}, {"changed", was_on != want_on}}.dump(2) << "\n";
+    return 0;
+  }
+  if (was_on == want_on)
+    std::printf("FUSE over io_uring was already %s (%s); nothing changed\n", want_on ? "on" : "off", param);
+  else
+    std::printf("FUSE over io_uring turned %s (%s: %s -> %s); it applies to mounts made from now on\n",
+                want_on ? "on" : "off", param, was_on ? "Y" : "N", want_on ? "Y" : "N");
+  return 0;
+}
+
 int cmd_local_ps(const Globals& g) {
   std::string run_dir = lanefs::cli::run_dir();
   std::vector<json> rows;
@@ -267,15 +304,20 @@ int cmd_local_ps(const Globals& g) {
   }
   std::vector<std::vector<std::string>> table;
   for (const auto& r : rows) {
-    std::vector<std::string> mounts;
-    for (const auto& m : r["mounts"]) mounts.push_back(m.value("source", "") + " on " + m.value("target", ""));
+    std::vector<std::string> mounts, channels;
+    for (const auto& m : r["mounts"]) {
+      mounts.push_back(m.value("source", "") + " on " + m.value("target", ""));
+      channels.push_back(m.value("channel", "-"));
+    }
     bool up = r["state"] == "running";
     table.push_back({r["container"].get<std::string>(), r["type"].get<std::string>(), r["state"].get<std::string>(),
                      up ? std::to_string(r["pid"].get<int64_t>()) : "-",
                      up ? human_duration(r["uptime_s"].get<uint64_t>()) : "-",
+                     channels.empty() ? "-" : join(channels, "; "),
                      r["type"] == "backend" ? r.value("listen", "") : (mounts.empty() ? "-" : join(mounts, "; "))});
   }
-  std::cout << render_table({"CONTAINER", "TYPE", "STATE", "PID", "UPTIME", "MOUNTS / LISTEN"}, table);
+  // CHANNEL: the FUSE channel of each mount, in the order of MOUNTS.
+  std::cout << render_table({"CONTAINER", "TYPE", "STATE", "PID", "UPTIME", "CHANNEL", "MOUNTS / LISTEN"}, table);
   return 0;
 }
 

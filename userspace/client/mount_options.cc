@@ -46,11 +46,22 @@ std::string_view cache_mode_name(CacheMode m) {
   return "?";
 }
 
+std::string_view fuse_channel_name(FuseChannel c) {
+  switch (c) {
+    case FuseChannel::kAuto: return "auto";
+    case FuseChannel::kUring: return "uring";
+    case FuseChannel::kClassic: return "classic";
+  }
+  return "?";
+}
+
 std::string MountOptions::to_string() const {
   std::string s(cache_mode_name(cache));
   if (sync_on_close) s += ",sync_on_close";
   s += read_only ? ",ro" : ",rw";
   s += ",readahead_kb=" + std::to_string(readahead_kb);
+  s += ",fuse_channel=" + std::string(fuse_channel_name(fuse_channel));
+  s += ",fuse_queue_depth=" + std::to_string(fuse_queue_depth);
   s += ",dentry_max_age_positive=" + std::to_string(dentry_max_age_positive_ms);
   s += ",dentry_max_age_negative=" + std::to_string(dentry_max_age_negative_ms);
   s += ",connect_timeout_secs=" + std::to_string(connect_timeout_secs);
@@ -131,6 +142,17 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
     } else if (key == "ro" || key == "rw") {
       LANEFS_TRY(flag_only());
       o.read_only = key == "ro";
+    } else if (key == "fuse_channel") {
+      LANEFS_TRY(need_val());
+      if (val == "auto") o.fuse_channel = FuseChannel::kAuto;
+      else if (val == "uring") o.fuse_channel = FuseChannel::kUring;
+      else if (val == "classic") o.fuse_channel = FuseChannel::kClassic;
+      else
+        return make_error(Errc::kInvalid, "mount option fuse_channel='" + std::string(val) +
+                                              "': expected auto, uring or classic");
+    } else if (key == "fuse_queue_depth") {
+      LANEFS_TRY(need_val());
+      LANEFS_ASSIGN_OR_RETURN(o.fuse_queue_depth, parse_uint(key, val, 1, 64));
     } else if (key == "readahead_kb") {
       LANEFS_TRY(need_val());
       LANEFS_ASSIGN_OR_RETURN(o.readahead_kb, parse_uint(key, val, 0, 1 << 20));

@@ -22,6 +22,14 @@ enum class CacheMode : uint8_t {
 };
 std::string_view cache_mode_name(CacheMode m);
 
+// `fuse_channel=`: how the kernel hands FUSE requests to the frontend.
+enum class FuseChannel : uint8_t {
+  kAuto,     // io_uring when the kernel offers it (fuse.enable_uring=Y), else classic
+  kUring,    // FUSE over io_uring or the mount fails
+  kClassic,  // /dev/fuse read/writev
+};
+std::string_view fuse_channel_name(FuseChannel c);
+
 // `net=`: the datagram lane (transport/net_spec.h).
 using transport::NetSpec;
 using transport::parse_net_spec;
@@ -30,6 +38,8 @@ struct MountOptions {
   CacheMode cache = CacheMode::kWriteCache;
   bool sync_on_close = false;           // fsync on every close
   uint32_t readahead_kb = 32768;        // kernel readahead window
+  FuseChannel fuse_channel = FuseChannel::kAuto;
+  uint32_t fuse_queue_depth = 8;        // io_uring channel: requests in flight per CPU queue
   uint32_t dentry_max_age_positive_ms = 1000;
   uint32_t dentry_max_age_negative_ms = 0;
   bool read_only = false;

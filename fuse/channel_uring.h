@@ -1,0 +1,61 @@
+// The io_uring FUSE channel (Linux 6.14+, fuse.enable_uring=Y; facts in
+// ../shared/notes/fuse-io-uring.md). The kernel routes a request to the
+// queue of the CPU its caller runs on; every possible CPU has a queue and
+// every queue needs entries before the kernel uses any of them.
+//
+// Shape: per queue, `depth` threads, each with its own ring and one entry
+// (a 4 KiB header buffer and a payload buffer of the negotiated size). A
+// thread waits for its entry's request, runs the handler to completion
+// (it blocks on the network, like a classic reader) and commits the reply
+// with the same io_uring_enter that fetches the next request: one system
+// call per request instead of a read and a writev, no hand-off between
+// threads. Requests in flight per CPU = depth (mount option
+// fuse_queue_depth). The reply is written in place: the header over the
+// request's, the reply's arguments into the payload buffer (a read's data
+// lands there directly: Req::out).
+//
+// Errors: a REGISTER that fails is fatal to the mount (the kernel would
+// otherwise hang it or silently go back to /dev/fuse); start() reports it.
+// -ENOTCONN ends a thread (unmount, abort).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+
+namespace lanefs::fuse {
+
+class Session;
+struct RingEntry;  // channel_uring.cc
+
+class UringChannel {
+ public:
+  // Registers depth entries on every possible CPU's queue of the
+  // connection behind `devfd` (INIT answered with FUSE_OVER_IO_URING).
+  // Its threads run even when it fails (`*outcome`): those registered end
+  // when the caller aborts the connection; join() waits for them.
+  static std::unique_ptr<UringChannel> start(Session& se, int devfd, uint32_t depth, size_t payload_size,
+                                             Status* outcome);
+  ~UringChannel();
+  void join();  // every thread ended (the connection is gone)
+  uint32_t queues() const { return queues_; }
+
+  // A reply written into the entry's buffers (Session::reply for ring requests).
+  static void set_reply(RingEntry& e, uint64_t unique, int error, const iovec* parts, int n) noexcept;
+
+ private:
+  UringChannel() = default;
+  std::vector<std::thread> threads_;
+  uint32_t queues_ = 0;
+};
+
+// CPUs the kernel may route requests from (/sys/devices/system/cpu/possible).
+uint32_t possible_cpus();
+
+}  // namespace lanefs::fuse
