@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "fuse/fuse_channel.h"
 
 extern char** environ;
 
@@ -300,8 +301,10 @@ CmdResult MountEnv::mount_helper(const std::string& source, const std::string& d
   return run_bounded(argv, timeout_s);
 }
 
-Result<std::string> MountEnv::mount(const std::string& opts, const std::string& hint) {
+Result<std::string> MountEnv::mount(const std::string& opts0, const std::string& hint) {
   std::string dir = new_dir(hint);
+  LANEFS_TRY(prepare_test_channel());
+  const std::string opts = with_test_channel(opts0);
   CmdResult r = mount_helper(source(), dir, opts);
   if (r.rc != 0 || r.timed_out)
     return make_error(Errc::kInternal, "mount.lanefs " + source() + " " + dir + " -o " + opts + ": " +
@@ -318,6 +321,8 @@ void MountEnv::track_mount(const std::string& dir) {
 }
 
 Status MountEnv::unmount(const std::string& dir, bool lazy) {
+  // The run's FUSE channel served this mount (fuse_channel.h).
+  if (std::string bad = check_test_channel(run_dir_, dir); !bad.empty()) ADD_FAILURE() << bad;
   std::vector<std::string> argv = {"umount"};
   if (lazy) argv.push_back("-l");
   argv.push_back(dir);
@@ -367,6 +372,7 @@ void MountEnv::teardown() {
   if (backend_ && backend_->pid() > 0) kill(backend_->pid(), SIGCONT);
   for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it) {
     if (!is_lanefs_mount(*it)) continue;
+    if (std::string bad = check_test_channel(run_dir_, *it); !bad.empty()) ADD_FAILURE() << bad;
     CmdResult r = run_bounded({"umount", "-l", *it}, 20);
     if (r.rc != 0 && is_lanefs_mount(*it)) umount2(it->c_str(), MNT_DETACH);
   }
