@@ -201,7 +201,9 @@ void Session::reader(int fd) {
       LOG_WARN("FUSE request of {} bytes says {}; dropped", n, h.len);
       continue;
     }
-    requests_classic_.fetch_add(1, std::memory_order_relaxed);
+    // What the rings could have carried (FORGET and INTERRUPT always come here).
+    if (h.opcode != abi::kForget && h.opcode != abi::kBatchForget && h.opcode != abi::kInterrupt)
+      requests_classic_.fetch_add(1, std::memory_order_relaxed);
     Req r{this, fd, h.unique, h.uid, h.gid, h.pid};
     const uint8_t* arg = buf.get() + sizeof h;
     const size_t arglen = static_cast<size_t>(n) - sizeof h;
