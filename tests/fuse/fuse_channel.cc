@@ -36,17 +36,23 @@ std::string with_test_channel(const std::string& opts) {
 }
 
 Status prepare_test_channel() {
-  if (test_fuse_channel() != "uring") return ok_status();
+  if (test_fuse_channel().empty()) return ok_status();
   static Restore restore;
   static Status done = [] {
+    // uring runs need the parameter on; classic runs turn it off, so that
+    // mounts made without fuse_channel= (mount(8) with fstab lines) are
+    // classic too.
+    const bool uring = test_fuse_channel() == "uring";
     std::ifstream in(kParam);
     std::string v;
-    if (!in || !std::getline(in, v))
+    if (!in || !std::getline(in, v)) {
+      if (!uring) return ok_status();
       return Status(make_error(Errc::kNotSupported, std::string("LANEFS_TEST_FUSE_CHANNEL=uring: ") + kParam +
                                                         " is missing (no FUSE over io_uring in this kernel)"));
-    if (v == "Y") return ok_status();
+    }
+    if (v == (uring ? "Y" : "N")) return ok_status();
     std::ofstream out(kParam);
-    out << "Y";
+    out << (uring ? "Y" : "N");
     out.close();
     if (!out) return Status(make_error(Errc::kPermission, std::string("cannot turn on ") + kParam));
     restore.before = v;

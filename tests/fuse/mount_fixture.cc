@@ -294,9 +294,11 @@ std::string MountEnv::new_dir(const std::string& hint) {
 CmdResult MountEnv::mount_helper(const std::string& source, const std::string& dir, const std::string& opts,
                                  double timeout_s) {
   std::vector<std::string> argv = {mount_helper_path(), source, dir};
-  if (!opts.empty()) {
+  // Every mount of the run on its FUSE channel (fuse_channel.h).
+  if (Status st = prepare_test_channel(); !st.ok()) ADD_FAILURE() << st.error().to_string();
+  if (const std::string o = with_test_channel(opts); !o.empty()) {
     argv.push_back("-o");
-    argv.push_back(opts);
+    argv.push_back(o);
   }
   return run_bounded(argv, timeout_s);
 }
@@ -304,7 +306,7 @@ CmdResult MountEnv::mount_helper(const std::string& source, const std::string& d
 Result<std::string> MountEnv::mount(const std::string& opts0, const std::string& hint) {
   std::string dir = new_dir(hint);
   LANEFS_TRY(prepare_test_channel());
-  const std::string opts = with_test_channel(opts0);
+  const std::string opts = with_test_channel(opts0);  // as mount_helper() adds it (for messages)
   CmdResult r = mount_helper(source(), dir, opts);
   if (r.rc != 0 || r.timed_out)
     return make_error(Errc::kInternal, "mount.lanefs " + source() + " " + dir + " -o " + opts + ": " +

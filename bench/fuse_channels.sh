@@ -1,0 +1,99 @@
+#!/bin/bash
+# fuse_channels.sh BUILD [ROUNDS]: the two FUSE channels side by side
+# (issue 14): one lanefsd on a tmpfs, one frontend, two mounts of the same
+# filesystem — fuse_channel=classic and fuse_channel=uring (the kernel's
+# fuse.enable_uring is turned on for the run and restored). Rounds are
+# interleaved (each job on both mounts before the next job, the order
+# alternating per round): fio 4 KiB random read O_DIRECT at 1 and 16 in
+# flight, 1 MiB sequential read O_DIRECT at 1 in flight, and
+# bench/fio/metabench creates. Per job and mount it also counts the
+# frontend's system calls (perf, raw_syscalls:sys_enter) and context
+# switches (/proc/PID/status) per FUSE request (lanefs stats: the
+# channel's request counter). Prints one JSON line per run, then a summary
+# of medians and ratios (uring / classic) by bench/fuse_channels.py.
+# Root; RUNTIME (s, default 5) per fio job.
+set -eu
+B=${1:?usage: fuse_channels.sh BUILD [ROUNDS]} R=${2:-3} RUNTIME=${RUNTIME:-5}
+here=$(cd "$(dirname "$0")" && pwd)
+param=/sys/module/fuse/parameters/enable_uring
+[ -e $param ] || { echo "no $param: this kernel has no FUSE over io_uring" >&2; exit 1; }
+before=$(cat $param)
+W=$(mktemp -d /tmp/lanefs-channels.XXXXXX)
+mount -t tmpfs -o size=3g lanefs-channels "$W"
+port=15600
+export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/fuse/lanefs-frontend
+cleanup() {
+  set +e
+  for m in classic uring; do umount "$W/m-$m" 2>/dev/null || umount -l "$W/m-$m"; done
+  [ -f "$W/lanefsd.pid" ] && kill "$(cat "$W/lanefsd.pid")"
+  echo "$before" > $param
+  sleep 2
+  umount -l "$W"; rmdir "$W"
+}
+trap cleanup EXIT
+echo Y > $param
+gcc -O2 -o "$W/metabench" "$here/fio/metabench.c"
+"$B/userspace/backend/lanefsd" --data-dir "$W/data" --listen 127.0.0.1:$port --rdma off \
+  --log-file "$W/lanefsd.log" &
+echo $! > "$W/lanefsd.pid"
+for i in $(seq 1 50); do "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port --connect-timeout 1 fs list >/dev/null 2>&1 && break; sleep 0.1; done
+"$B/userspace/cli/lanefs" --backend 127.0.0.1:$port fs create ch >/dev/null
+for m in classic uring; do
+  mkdir -p "$W/m-$m"
+  "$B/fuse/mount.lanefs" 127.0.0.1:$port/ch "$W/m-$m" -o fuse_channel=$m
+  mkdir -p "$W/m-$m/$m"
+done
+fe=$(cat "$W/run/frontend.pid")
+# One 256 MiB file per mount for the fio jobs.
+for m in classic uring; do
+  fio --name=fill --filename="$W/m-$m/$m/f" --rw=write --bs=1M --size=256M --end_fsync=1 --output-format=json >/dev/null
+done
+
+reqs() {  # the mount's request count on its channel
+  "$B/userspace/cli/lanefs" --json stats | python3 -c 'import json, sys
+t, ch = sys.argv[1], sys.argv[2]
+for m in json.load(sys.stdin):
+    if m["target"] == t: print(m["fuse_requests_" + ch])' "$W/m-$1" "$1"
+}
+ctxt() { awk '/ctxt_switches/ {s += $2} END {print s}' /proc/$fe/status; }
+
+run_job() {  # mount job
+  local m=$1 job=$2 out r0 c0 r1 c1 sc val
+  r0=$(reqs $m) c0=$(ctxt)
+  case $job in
+    randread_qd1|randread_qd16)
+      local qd=${job#randread_qd}
+      out=$(perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- \
+        fio --name=j --filename="$W/m-$m/$m/f" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
+          --iodepth=$qd --runtime=$RUNTIME --time_based --output-format=json)
+      val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["read"]["iops"])') ;;
+    seqread_1m)
+      out=$(perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- \
+        fio --name=j --filename="$W/m-$m/$m/f" --rw=read --bs=1M --direct=1 --ioengine=psync \
+          --runtime=$RUNTIME --time_based --output-format=json)
+      val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1048576)') ;;
+    creates)
+      out=$(perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- \
+        "$W/metabench" "$W/m-$m/$m/meta" 2000)
+      val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["create"]["ops_per_s"])')
+      rm -rf "$W/m-$m/$m/meta" ;;
+  esac
+  r1=$(reqs $m) c1=$(ctxt)
+  sc=$(awk -F, '/raw_syscalls/ {print $1}' "$W/perf.txt")
+  python3 -c 'import json, sys
+m, job, val, r, c, sc = sys.argv[1:]
+r, c = int(r), int(c)
+print(json.dumps({"mount": m, "job": job, "value": float(val), "requests": r,
+                  "syscalls_per_req": (int(sc) / r) if sc.isdigit() and r else None,
+                  "ctxsw_per_req": c / r if r else None}))' "$m" "$job" "$val" $((r1 - r0)) $((c1 - c0)) "${sc:-}"
+}
+
+{
+  for r in $(seq 1 "$R"); do
+    order="classic uring"; [ $((r % 2)) = 0 ] && order="uring classic"
+    for job in randread_qd1 randread_qd16 seqread_1m creates; do
+      for m in $order; do run_job $m $job; done
+    done
+  done
+} | tee "$W/results.jsonl"
+python3 "$here/fuse_channels.py" "$W/results.jsonl"
