@@ -55,7 +55,7 @@ t, ch = sys.argv[1], sys.argv[2]
 for m in json.load(sys.stdin):
     if m["target"] == t: print(m["fuse_requests_" + ch])' "$W/m-$1" "$1"
 }
-ctxt() { awk '/ctxt_switches/ {s += $2} END {print s}' /proc/$fe/status; }
+ctxt() { cat /proc/$fe/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }  # every thread
 
 run_job() {  # mount job
   local m=$1 job=$2 out r0 c0 r1 c1 sc val
@@ -73,6 +73,7 @@ run_job() {  # mount job
           --runtime=$RUNTIME --time_based --output-format=json)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1048576)') ;;
     creates)
+      mkdir -p "$W/m-$m/$m/meta"
       out=$(perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- \
         "$W/metabench" "$W/m-$m/$m/meta" 2000)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["create"]["ops_per_s"])')
