@@ -2,6 +2,8 @@
 #include "fuse/channel_uring.h"
 
 #include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 
@@ -65,6 +67,13 @@ void* map_buffer(size_t n) {
 // One thread: one ring, one entry on queue `qid`. Reports the REGISTER's
 // outcome through `registered`, then serves until the connection ends.
 void serve_entry(Session* se, int devfd, uint16_t qid, size_t payload_size, std::promise<Status>* registered) {
+  // On the CPU whose requests this queue gets: the kernel delivers each
+  // request into the entry as task work of this thread, and the caller
+  // waits on that CPU too, so neither wake-up crosses CPUs.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(qid, &cpus);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);  // an offline CPU: left unpinned
   io_uring ring;
   io_uring_params p{};
   p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
