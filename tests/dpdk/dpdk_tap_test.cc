@@ -226,10 +226,11 @@ TEST_F(DpdkTap, RxInterruptModeSleepsAndWakes) {
   ASSERT_OK((*t)->arm_notify());
   ASSERT_EQ(*(*t)->rx_burst({rx, 0}), 0u);
   epoll_event out{};
-  // Idle for 300 ms: the endpoint sleeps. A stray kernel packet (an ARP
-  // refresh; IPv6 is off in a fresh netns) may wake it once or twice; an
-  // endpoint that did not really sleep (interrupt left on, fd always
-  // readable) wakes at once, again and again.
+  // Idle for 300 ms: the endpoint sleeps. Stray kernel packets (an ARP
+  // refresh; IPv6 is off in a fresh netns) may wake it a few times (3 seen
+  // once on a loaded machine); an endpoint that did not really sleep
+  // (interrupt left on, fd always readable) wakes at once, again and again,
+  // and reaches the loop's cap of 6 within microseconds.
   int wakes = 0;
   const uint64_t quiet_until = mono_ns() + 300'000'000;
   for (uint64_t now = mono_ns(); now < quiet_until && wakes <= 5; now = mono_ns()) {
@@ -239,7 +240,7 @@ TEST_F(DpdkTap, RxInterruptModeSleepsAndWakes) {
     }
     ASSERT_OK((*t)->arm_notify());
   }
-  EXPECT_LE(wakes, 2) << "an idle endpoint in RX-interrupt mode kept waking";
+  EXPECT_LE(wakes, 4) << "an idle endpoint in RX-interrupt mode kept waking";
   ASSERT_OK((*t)->arm_notify());
   auto bytes = pattern(100, 7);
   TxDatagram d = dgram((*t)->local_addr(), bytes);
