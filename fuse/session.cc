@@ -20,6 +20,24 @@ namespace {
 constexpr uint32_t kMaxWrite = 1u << 20;  // 1 MiB requests: one chunk per FUSE read/write
 constexpr uint16_t kMaxPagesWanted = kMaxWrite / 4096;
 
+int write_msg(int fd, int32_t error, uint64_t unique, const iovec* parts, int n) noexcept {
+  // One writev: the header, then at most 7 pieces.
+  abi::OutHeader oh{};
+  iovec v[8];
+  size_t len = sizeof oh;
+  int k = 1;
+  for (int i = 0; i < n && k < 8; ++i) {
+    v[k++] = parts[i];
+    len += parts[i].iov_len;
+  }
+  oh.len = static_cast<uint32_t>(len);
+  oh.error = error;
+  oh.unique = unique;
+  v[0] = {&oh, sizeof oh};
+  if (::writev(fd, v, k) < 0) return -errno;
+  return 0;
+}
+
 Error sys(const std::string& what, int err) { return make_error(Errc::kSystem, what + ": " + std::strerror(err)); }
 
 }  // namespace
@@ -219,41 +237,13 @@ int Session::reply(const Req& r, int error, const iovec* parts, int n) noexcept 
     UringChannel::set_reply(*r.ring, r.unique, error, parts, n);  // committed by the ring's thread
     return 0;
   }
-  abi::OutHeader oh{};
-  iovec v[8];
-  size_t len = sizeof oh;
-  int k = 1;
-  for (int i = 0; i < n && k < 8; ++i) {
-    v[k++] = parts[i];
-    len += parts[i].iov_len;
-  }
-  if (error != 0) {
-    len = sizeof oh;
-    k = 1;
-  }
-  oh.len = static_cast<uint32_t>(len);
-  oh.error = -error;
-  oh.unique = r.unique;
-  v[0] = {&oh, sizeof oh};
-  if (::writev(r.fd, v, k) < 0) return -errno;
-  return 0;
+  // An error reply is the header alone.
+  return write_msg(r.fd, -error, r.unique, parts, error != 0 ? 0 : n);
 }
 
 int Session::notify(abi::NotifyCode code, const iovec* parts, int n) noexcept {
-  abi::OutHeader oh{};
-  iovec v[8];
-  size_t len = sizeof oh;
-  int k = 1;
-  for (int i = 0; i < n && k < 8; ++i) {
-    v[k++] = parts[i];
-    len += parts[i].iov_len;
-  }
-  oh.len = static_cast<uint32_t>(len);
-  oh.error = code;
-  oh.unique = 0;
-  v[0] = {&oh, sizeof oh};
-  if (::writev(fd_, v, k) < 0) return -errno;
-  return 0;
+  return write_msg(fd_, code, 0, parts, n);
 }
+
 
 }  // namespace lanefs::fuse
