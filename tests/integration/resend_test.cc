@@ -29,14 +29,7 @@ int sh(const std::vector<std::string>& argv) { return run_command(argv); }
 
 class NetnsEnv : public ::testing::Environment {
  public:
-  void SetUp() override {
-    if (geteuid() != 0) g_skip = "needs root (network namespace, nftables)";
-    else if (unshare(CLONE_NEWNET) != 0) g_skip = std::string("unshare(CLONE_NEWNET): ") + strerror(errno);
-    else if (sh({"ip", "link", "set", "lo", "up"}) != 0) g_skip = "ip link set lo up failed";
-    else if (sh({"nft", "add", "table", "inet", "lfresend"}) != 0) g_skip = "nft is not usable (package nftables)";
-    else if (sh({"nft", "add", "chain", "inet", "lfresend", "out", "{ type filter hook output priority 0; }"}) != 0)
-      g_skip = "nft: cannot add an output chain";
-  }
+  void SetUp() override { g_skip = enter_netns_with_nft("lfresend"); }
 };
 const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new NetnsEnv);
 

@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "support/test_support.h"
 
@@ -99,6 +101,16 @@ uint16_t free_udp_port() {
   getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
   close(s);
   return ntohs(a.sin_port);
+}
+
+std::string enter_netns_with_nft(const std::string& table) {
+  if (geteuid() != 0) return "needs root (network namespace, nftables)";
+  if (unshare(CLONE_NEWNET) != 0) return std::string("unshare(CLONE_NEWNET): ") + strerror(errno);
+  if (run_command({"ip", "link", "set", "lo", "up"}) != 0) return "ip link set lo up failed";
+  if (run_command({"nft", "add", "table", "inet", table}) != 0) return "nft is not usable (package nftables)";
+  if (run_command({"nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0; }"}) != 0)
+    return "nft: cannot add an output chain";
+  return "";
 }
 
 }  // namespace lanefs::test

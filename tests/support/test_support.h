@@ -58,6 +58,12 @@ class Child {
 // Runs a command to completion; returns its exit status, output in *out.
 int run_command(const std::vector<std::string>& argv, std::string* out = nullptr);
 
+// Moves this process into a network namespace of its own (loopback up,
+// gone with the process) with nftables table `table` (inet) and its output
+// chain "out" for drop rules. Returns "" on success, else why the test must
+// be skipped (not root, no unshare, no nft).
+std::string enter_netns_with_nft(const std::string& table);
+
 // A free UDP port on 127.0.0.1 (bound and released; racy but fine for tests).
 uint16_t free_udp_port();
 
