@@ -149,6 +149,7 @@ bool serve(const Req& r, const abi::InHeader& h, Args a) {
       if (!a.take(&in)) return false;
       FileInfo fi;
       fi.flags = in.flags;
+      fi.kill_suidgid = (in.open_flags & abi::kOpenKillSuidgid) != 0;
       if (h.opcode == abi::kOpen) op_open(r, ino, fi);
       else op_opendir(r, ino, fi);
       return true;
@@ -174,12 +175,10 @@ bool serve(const Req& r, const abi::InHeader& h, Args a) {
     case abi::kWrite: {
       abi::WriteIn in;
       if (!a.take(&in) || a.left() < in.size) return false;
-      // Direct IO (forcedirect) bypasses the kernel's file_remove_privs(): a
-      // writer without CAP_FSETID (approximated: not root) clears the
-      // set-user-ID/set-group-ID bits through us.
-      const bool kill_privs =
-          mount_of(r).options().cache == client::CacheMode::kForceDirect && r.uid != 0;
-      op_write(r, ino, a.rest(), in.size, in.offset, kill_privs);
+      // HANDLE_KILLPRIV_V2: the kernel flags a write by a user without
+      // CAP_FSETID (every cache mode; writecache writes such a file through)
+      // and leaves clearing set-user-ID/set-group-ID to us.
+      op_write(r, ino, a.rest(), in.size, in.offset, (in.write_flags & abi::kWriteKillSuidgid) != 0);
       return true;
     }
     case abi::kStatfs:
@@ -302,6 +301,10 @@ uint64_t init_flags(const client::MountFs& m, uint64_t offered) {
   uint64_t want = abi::kAsyncRead | abi::kAsyncDio | abi::kParallelDirops | abi::kAtomicOTrunc |
                   abi::kDoReaddirplus | abi::kReaddirplusAuto | abi::kBigWrites | abi::kMaxPages |
                   abi::kAutoInvalData | abi::kInitExt;
+  // Set-user-ID/set-group-ID cleared by us on write, truncate and chown, in
+  // the same call where we can (the kernel sends no extra SETATTR for it,
+  // and flags what CAP_FSETID it saw instead of us guessing from the uid).
+  want |= abi::kHandleKillprivV2;
   // writecache: the kernel's write-back cache batches small writes into
   // large ones and owns size/mtime until it flushes. Other modes write through.
   if (m.options().cache == client::CacheMode::kWriteCache) want |= abi::kWritebackCache;

@@ -17,6 +17,7 @@ namespace lanefs::fuse {
 struct FileInfo {
   uint32_t flags = 0;  // the open(2) flags
   bool direct_io = false, keep_cache = false;
+  bool kill_suidgid = false;  // open(O_TRUNC) by a user without CAP_FSETID (HANDLE_KILLPRIV_V2)
 };
 
 // The KernelCache of a mount: notifications (inval_inode, store) written

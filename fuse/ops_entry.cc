@@ -45,6 +45,8 @@ void op_setattr(const Req& req, uint64_t ino, const abi::SetattrIn& in) {
     sa.mask |= proto::kSetMtime;
     sa.mtime = {static_cast<int64_t>(in.mtime), in.mtimensec};
   }
+  // HANDLE_KILLPRIV_V2: truncate by a user without CAP_FSETID, or chown.
+  if (in.valid & abi::kAttrKillSuidgid) sa.mask |= proto::kSetKillSuidgid;
   if (in.valid & abi::kAttrCtime) {
     sa.mask |= proto::kSetCtime;
     sa.ctime = {static_cast<int64_t>(in.ctime), in.ctimensec};

@@ -57,6 +57,7 @@ void op_open(const Req& req, uint64_t ino, FileInfo& fi) {
   if (trunc) {
     proto::SetAttr sa;
     sa.mask = proto::kSetSize;
+    if (fi.kill_suidgid) sa.mask |= proto::kSetKillSuidgid;
     auto t = m.setattr(ino, sa);
     if (!t.ok()) {
       reply_node_error(req, t.error());

@@ -524,13 +524,17 @@ TEST_P(PosixOps, Fallocate) {
   EXPECT_TRUE(slurp(f) == data) << "after reopen";
 }
 
-// A forked child drops to nobody (65534) and tries the files.
+// A forked child drops to nobody (65534) and tries the files: opens with
+// `flags` and reads or writes a byte, or only opens (O_TRUNC), or truncates
+// to 1 byte (flags -1).
 int access_as_nobody(const std::string& p, int flags) {
   pid_t pid = fork();
   if (pid == 0) {
     if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(100);
+    if (flags == -1) _exit(truncate(p.c_str(), 1) == 0 ? 0 : errno == EACCES ? 13 : 103);  // truncate(2) to 1 byte
     int fd = open(p.c_str(), flags | O_CLOEXEC);
     if (fd < 0) _exit(errno == EACCES ? 13 : 101);
+    if (flags & O_TRUNC) _exit(0);  // the open truncated; no write
     char c;
     ssize_t n = (flags & O_ACCMODE) == O_RDONLY ? read(fd, &c, 1) : write(fd, "z", 1);
     _exit(n == 1 ? 0 : 102);
@@ -583,6 +587,38 @@ TEST_P(PosixOps, WriteByAnotherUserClearsSetuidSetgid) {
   ASSERT_EQ(chmod(f.c_str(), 06777), 0);
   ASSERT_TRUE(spit(f, {'r'}, 0666));
   EXPECT_EQ(stat_of(f).st_mode & 07777, 06777u);
+}
+
+// Truncation by a user without CAP_FSETID (open O_TRUNC, truncate(2)) and
+// chown by anyone clear them too (the kernel leaves it to lanefs:
+// HANDLE_KILLPRIV_V2); a directory's set-group-ID survives a chown.
+TEST_P(PosixOps, TruncateAndChownClearSetuidSetgid) {
+  std::string f = path("suid-trunc");
+  ASSERT_TRUE(spit(f, {'x', 'y'}, 0666));
+  for (const char* how : {"open O_TRUNC", "truncate"}) {
+    ASSERT_EQ(chmod(f.c_str(), 06777), 0) << errno_str(errno);
+    const bool by_open = how[0] == 'o';
+    EXPECT_EQ(access_as_nobody(f, by_open ? O_WRONLY | O_TRUNC : -1), 0) << how;
+    struct stat st = stat_of(f);
+    EXPECT_EQ(st.st_mode & 07777, 0777u) << how << ": mode " << std::oct << (st.st_mode & 07777);
+    EXPECT_EQ(st.st_size, by_open ? 0 : 1) << how;
+    ASSERT_TRUE(spit(f, {'x', 'y'}, 0666));
+  }
+  // Root's truncate keeps them.
+  ASSERT_EQ(chmod(f.c_str(), 06777), 0);
+  ASSERT_EQ(truncate(f.c_str(), 1), 0) << errno_str(errno);
+  EXPECT_EQ(stat_of(f).st_mode & 07777, 06777u);
+  // chown clears set-user-ID even for root, set-group-ID with group execute.
+  ASSERT_EQ(chown(f.c_str(), 65534, 65534), 0) << errno_str(errno);
+  EXPECT_EQ(stat_of(f).st_mode & 07777, 0777u) << std::oct << (stat_of(f).st_mode & 07777);
+  ASSERT_EQ(chmod(f.c_str(), 06766), 0);
+  ASSERT_EQ(chown(f.c_str(), 0, 0), 0);
+  EXPECT_EQ(stat_of(f).st_mode & 07777, 02766u) << std::oct << (stat_of(f).st_mode & 07777);
+  std::string d = path("sgid-dir");
+  ASSERT_EQ(mkdir(d.c_str(), 0755), 0);
+  ASSERT_EQ(chmod(d.c_str(), 02775), 0);
+  ASSERT_EQ(chown(d.c_str(), 65534, 65534), 0);
+  EXPECT_EQ(stat_of(d).st_mode & 07777, 02775u) << std::oct << (stat_of(d).st_mode & 07777);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PosixOps, ::testing::ValuesIn(all_cache_modes()),

@@ -378,8 +378,7 @@ Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::s
   const uint32_t kill = (a->mode & S_ISUID) | ((a->mode & S_ISGID) && (a->mode & S_IXGRP) ? S_ISGID : 0);
   if (kill_privs && kill != 0) {
     proto::SetAttr sa;
-    sa.mask = proto::kSetMode;
-    sa.mode = a->mode & ~kill & 07777;
+    sa.mask = proto::kSetKillSuidgid;  // on the owner's mode (a chmod may have raced)
     auto b = cluster_->setattr(to_ino(nodeid), sa);
     if (b.ok()) a = std::move(b);
   }

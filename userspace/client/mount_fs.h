@@ -109,9 +109,9 @@ class MountFs {
   // The same into a new vector (tools and tests).
   Result<std::vector<uint8_t>> read(uint64_t nodeid, uint64_t offset, uint32_t size);
   // Durable when it returns; updates size/mtime/blocks on the inode.
-  // kill_privs: the writer lacks CAP_FSETID and the kernel does not clear
-  // set-user-ID/set-group-ID itself (direct IO): cleared here after the
-  // write, as a local filesystem does.
+  // kill_privs: the writer lacks CAP_FSETID and the kernel leaves clearing
+  // set-user-ID/set-group-ID to us (FUSE HANDLE_KILLPRIV_V2): cleared on the
+  // owner after the write when the file has them, as a local filesystem does.
   Result<proto::InodeAttr> write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data,
                                  bool kill_privs = false);
   Status fsync(uint64_t nodeid);

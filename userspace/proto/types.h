@@ -78,6 +78,10 @@ enum SetAttrMask : uint32_t {
   kSetAtimeNow = 1u << 6,
   kSetMtimeNow = 1u << 7,
   kSetCtime = 1u << 8,
+  // Clear set-user-ID, and set-group-ID when group execute is set (a
+  // write, truncate or chown by a user without CAP_FSETID), on the mode the
+  // owner holds, after any kSetMode of the same call.
+  kSetKillSuidgid = 1u << 9,
 };
 
 struct SetAttr {
