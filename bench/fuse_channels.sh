@@ -21,7 +21,7 @@ before=$(cat $param)
 W=$(mktemp -d /tmp/lanefs-channels.XXXXXX)
 mount -t tmpfs -o size=3g lanefs-channels "$W"
 port=15600
-export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/fuse/lanefs-frontend
+export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 cleanup() {
   set +e
   for m in classic uring; do umount "$W/m-$m" 2>/dev/null || umount -l "$W/m-$m"; done
@@ -40,7 +40,7 @@ for i in $(seq 1 50); do "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port --c
 "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port fs create ch >/dev/null
 for m in classic uring; do
   mkdir -p "$W/m-$m"
-  "$B/fuse/mount.lanefs" 127.0.0.1:$port/ch "$W/m-$m" -o fuse_channel=$m
+  "$B/userspace/frontend/mount.lanefs" 127.0.0.1:$port/ch "$W/m-$m" -o fuse_channel=$m
   mkdir -p "$W/m-$m/$m"
 done
 fe=$(cat "$W/run/frontend.pid")

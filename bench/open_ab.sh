@@ -30,8 +30,9 @@ for v in old new; do
   "$b/userspace/cli/lanefs" --backend 127.0.0.1:$port fs create ab >/dev/null
   for mode in writecache readcache; do
     mkdir -p "$W/m-$v-$mode"
-    LANEFS_RUN_DIR=$W/run-$v LANEFS_FRONTEND=$b/fuse/lanefs-frontend \
-      "$b/fuse/mount.lanefs" 127.0.0.1:$port/ab "$W/m-$v-$mode" -o $mode
+    fe=$b/userspace/frontend; [ -x "$fe/mount.lanefs" ] || fe=$b/fuse  # builds before the frontend left fuse/
+    LANEFS_RUN_DIR=$W/run-$v LANEFS_FRONTEND=$fe/lanefs-frontend \
+      "$fe/mount.lanefs" 127.0.0.1:$port/ab "$W/m-$v-$mode" -o $mode
     mkdir -p "$W/m-$v-$mode/d"
   done
 done

@@ -290,7 +290,7 @@ void dispatch(const Req& r, const abi::InHeader& h, std::span<const uint8_t> op_
   }
 }
 
-uint64_t init_flags(const client::MountFs& m, uint64_t offered) {
+uint64_t init_flags(const client::MountFs& m, client::FuseChannel channel, uint64_t offered) {
   // Reads of one file in flight together (readahead + the application's);
   // O_DIRECT with io_submit/io_uring keeps many requests in flight (rand
   // read QD16); lookups and readdirs in one directory do not serialize in
@@ -312,7 +312,7 @@ uint64_t init_flags(const client::MountFs& m, uint64_t offered) {
   // cache for the mapping only).
   if (m.options().cache == client::CacheMode::kForceDirect) want |= abi::kDirectIoAllowMmap;
   // Requests on per-CPU io_uring queues (channel_uring.h).
-  if (m.options().fuse_channel != client::FuseChannel::kClassic) want |= abi::kOverIoUring;
+  if (channel != client::FuseChannel::kClassic) want |= abi::kOverIoUring;
   return want & offered;
 }
 

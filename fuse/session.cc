@@ -99,7 +99,7 @@ Status Session::init() {
     }
     minor_ = std::min(in.minor, abi::kMinorWanted);
     kernel_flags_ = in.flags | ((in.flags & abi::kInitExt) ? uint64_t{in.flags2} << 32 : 0);
-    granted_ = init_flags(*opts_.fs, kernel_flags_) & kernel_flags_;
+    granted_ = init_flags(*opts_.fs, opts_.channel, kernel_flags_) & kernel_flags_;
     abi::InitOut out{};
     out.major = abi::kKernelVersion;
     out.minor = minor_;
@@ -123,7 +123,7 @@ Status Session::init() {
 
 Status Session::start() {
   LANEFS_TRY(init());
-  const client::FuseChannel want = opts_.fs->options().fuse_channel;
+  const client::FuseChannel want = opts_.channel;
   if (uring_negotiated()) {
     // Registered after the INIT reply, never before (the kernel answers
     // EAGAIN until it has processed it).
@@ -139,8 +139,9 @@ Status Session::start() {
   } else if (want == client::FuseChannel::kUring) {
     return make_error(Errc::kNotSupported, "fuse_channel=uring: " + uring_unavailable_reason());
   } else {
-    reason_ = want == client::FuseChannel::kClassic ? "fuse_channel=classic"
-                                                     : "fuse_channel=auto: " + uring_unavailable_reason();
+    reason_ = !opts_.classic_because.empty()              ? "fuse_channel=auto: " + opts_.classic_because
+              : want == client::FuseChannel::kClassic ? "fuse_channel=classic"
+                                                      : "fuse_channel=auto: " + uring_unavailable_reason();
   }
   LOG_INFO("FUSE channel of {}: {}", opts_.target, reason_.empty() ? "classic" : reason_);
   running_.fetch_add(1);

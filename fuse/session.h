@@ -59,6 +59,8 @@ class Session {
     std::string source;   // shown in /proc/mounts (backend/fs)
     bool read_only = false;
     client::MountFs* fs = nullptr;
+    client::FuseChannel channel = client::FuseChannel::kAuto;  // what to ask the kernel for
+    std::string classic_because;  // kClassic standing in for auto: why (the channel's reason)
   };
   // mount(2) on a fresh /dev/fuse fd. The kernel queues INIT at once.
   static Result<std::unique_ptr<Session>> mount(const Options& o);
@@ -129,7 +131,7 @@ void dispatch(const Req& r, const abi::InHeader& h, std::span<const uint8_t> op_
 size_t op_in_size(uint32_t opcode);
 // The INIT reply's flags for this mount (dispatch.cc): what we want of
 // what the kernel offers.
-uint64_t init_flags(const client::MountFs& m, uint64_t offered);
+uint64_t init_flags(const client::MountFs& m, client::FuseChannel channel, uint64_t offered);
 // Why the kernel does not offer FUSE over io_uring (for the mount's error
 // or the channel's reason).
 std::string uring_unavailable_reason();

@@ -18,7 +18,7 @@ if [ "${LANEFS_IN_NETNS:-}" != 1 ]; then
   LANEFS_IN_NETNS=1 exec unshare -n "$0" "$B" "$ROUNDS"
 fi
 W=$(mktemp -d /tmp/lanefs-dpdkbench.XXXXXX)
-export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/fuse/lanefs-frontend
+export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 MNT=$W/mnt
 mkdir -p "$W/run" "$MNT"
 bp="" mp=""
@@ -86,7 +86,7 @@ while [ "$r" -le "$ROUNDS" ]; do
              opts="$opts,net=memif:$W/memif.sock/198.51.100.2/24,dedicated_mode=full" ;;
       tap) opts="$opts,net=tap:dtap0/192.0.2.2/24,dedicated_mode=full" ;;
     esac
-    "$B/fuse/mount.lanefs" "$src" "$MNT" -o "$opts"
+    "$B/userspace/frontend/mount.lanefs" "$src" "$MNT" -o "$opts"
     set -- $(fio_run w write 1M 8); echo "$r	$lane	seq_write_MBps	$1" >>"$OUT"
     set -- $(fio_run r read 1M 8); echo "$r	$lane	seq_read_MBps	$1" >>"$OUT"
     set -- $(fio_run rr randread 4k 1); echo "$r	$lane	randread4k_p50_us	$2" >>"$OUT"
@@ -94,7 +94,7 @@ while [ "$r" -le "$ROUNDS" ]; do
     umount "$MNT"; sleep 1
     [ $lane = memif ] && stop_memif
   done
-  "$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o "forcedirect,net=tap:dtap0/192.0.2.2/24,dedicated_mode=none"
+  "$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o "forcedirect,net=tap:dtap0/192.0.2.2/24,dedicated_mode=none"
   echo "$r	tap	idle_cpu_pct_interrupts	$(idle_cpu)" >>"$OUT"
   umount "$MNT"; sleep 1
   r=$((r + 1))

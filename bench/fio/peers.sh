@@ -132,7 +132,7 @@ up_lanefs() {
   lanefs_cli fs create bench || return 1
   local opts=()
   [[ -z $LANEFS_MOUNT_OPTS ]] || opts=(-o "$LANEFS_MOUNT_OPTS")
-  LANEFS_RUN_DIR=$d/run "$BUILD_DIR/fuse/mount.lanefs" "127.0.0.1:$LANEFS_PORT/bench" "$(mnt_of lanefs)" \
+  LANEFS_RUN_DIR=$d/run "$BUILD_DIR/userspace/frontend/mount.lanefs" "127.0.0.1:$LANEFS_PORT/bench" "$(mnt_of lanefs)" \
     "${opts[@]}" || return 1
   is_mounted "$(mnt_of lanefs)"
 }

@@ -20,7 +20,7 @@ if [ "${LANEFS_IN_NETNS:-}" != 1 ]; then
 fi
 W=$(mktemp -d /tmp/lanefs-habench.XXXXXX)
 NS=lanefs-habench-$$
-export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/fuse/lanefs-frontend LANEFS_RESOURCES=$W/resources.json
+export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend LANEFS_RESOURCES=$W/resources.json
 MNT=$W/mnt
 mkdir -p "$W/run" "$MNT"
 bp=""
@@ -74,7 +74,7 @@ import json, sys
 rows = [p for m in json.load(sys.stdin) for p in m.get("paths", []) if p["local"] == sys.argv[1]]
 print(rows[0]["tx_bytes"] if rows else 0)' "$1"
 }
-mount_legs() { "$B/fuse/mount.lanefs" 192.0.2.2:14123/f "$MNT" -o "forcedirect,$1"; }
+mount_legs() { "$B/userspace/frontend/mount.lanefs" 192.0.2.2:14123/f "$MNT" -o "forcedirect,$1"; }
 OUT=$W/results.tsv
 : >"$OUT"
 r=1

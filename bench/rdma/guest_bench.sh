@@ -17,7 +17,7 @@ MB=${BENCH_MB:-64}
 OUT=${VM_OUT:-/tmp}/rdma_bench.tsv
 fail() { echo "rdma_bench: FAILED: $*" >&2; exit 1; }
 BLD=${LANEFS_BUILD_DIR:?LANEFS_BUILD_DIR is not set}
-export LANEFS_FRONTEND=$BLD/fuse/lanefs-frontend
+export LANEFS_FRONTEND=$BLD/userspace/frontend/lanefs-frontend
 export LANEFS_RUN_DIR=/tmp/lanefs-run
 for t in ib_read_bw ib_write_bw; do command -v $t >/dev/null || fail "$t not installed (perftest)"; done
 
@@ -41,7 +41,7 @@ until cli --connect-timeout 2 fs list >/dev/null 2>&1; do
   i=$((i + 1)); [ $i -lt 40 ] || fail "lanefsd not answering"; sleep 1
 done
 cli fs create bench >/dev/null
-"$BLD/fuse/mount.lanefs" "$A:$PORT/bench" "$MNT" -o "forcedirect,local_ip=$B" || fail "mount"
+"$BLD/userspace/frontend/mount.lanefs" "$A:$PORT/bench" "$MNT" -o "forcedirect,local_ip=$B" || fail "mount"
 head -c $((MB * 1024 * 1024)) /dev/urandom >/tmp/bench_src.bin
 
 # MB/s of `dd` (its own summary line: "... copied, 1.23 s, 54.5 MB/s").

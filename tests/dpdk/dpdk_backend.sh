@@ -32,7 +32,7 @@ fail() {
 grep -q "LANEFS_HAVE_DPDK 1" "$B/generated/lanefs/config.h" || skip "lanefs built without the DPDK lane"
 W=$(mktemp -d /tmp/lanefs-dpdkb.XXXXXX)
 RUN=$W/run
-export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/fuse/lanefs-frontend
+export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 MNT=$W/mnt
 mkdir -p "$RUN" "$MNT"
 bp=""
@@ -94,7 +94,7 @@ bp=$!
 wait_backend
 grep -q "serving on 192.0.2.1:14123 (DPDK)" "$W/lanefsd.log" || fail "lanefsd log does not say it serves on DPDK"
 cli fs create f >/dev/null
-"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o "net=afpacket:cv0/192.0.2.2/24,core=0,core=$c1,forcedirect" ||
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o "net=afpacket:cv0/192.0.2.2/24,core=0,core=$c1,forcedirect" ||
   fail "mount with net=afpacket:cv0 against a DPDK backend"
 io_check bridge a
 sleep 2
@@ -116,7 +116,7 @@ ip neigh show dev br0 | grep -q "192.0.2.1 .*lladdr" || fail "the kernel never g
 umount "$MNT"
 wait_gone
 # A kernel-UDP client of the same DPDK backend.
-"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o forcedirect || fail "UDP mount against a DPDK backend"
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o forcedirect || fail "UDP mount against a DPDK backend"
 cmp "$W/src" "$MNT/a" || fail "UDP client reads different data from the DPDK backend"
 umount "$MNT"
 wait_gone
@@ -131,7 +131,7 @@ i=0
 until grep -q "serving on 192.0.2.1:14123 (DPDK)" "$W/lanefsd.log" 2>/dev/null; do
   i=$((i + 1)); [ $i -lt 40 ] || fail "lanefsd on memif did not start"; sleep 0.25
 done
-"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o "net=memif:$W/memif.sock/192.0.2.2/24,forcedirect" ||
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o "net=memif:$W/memif.sock/192.0.2.2/24,forcedirect" ||
   fail "mount over memif"
 cmp "$W/src" "$MNT/a" || fail "memif: the file written in step 1 reads back different"
 io_check memif b

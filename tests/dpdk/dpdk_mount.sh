@@ -25,7 +25,7 @@ fail() { echo "dpdk_mount: FAILED: $*" >&2; tail -20 "$RUN/frontend.log" >&2 2>/
 grep -q "LANEFS_HAVE_DPDK 1" "$B/generated/lanefs/config.h" || skip "lanefs built without the DPDK lane"
 W=$(mktemp -d /tmp/lanefs-dpdk.XXXXXX)
 RUN=$W/run
-export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/fuse/lanefs-frontend
+export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 MNT=$W/mnt
 mkdir -p "$RUN" "$MNT"
 bp=""
@@ -88,7 +88,7 @@ wait_gone() {
 }
 
 # ---- 1. polling
-"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=tap:dtap0/192.0.2.2/24,dedicated_mode=full,forcedirect ||
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=tap:dtap0/192.0.2.2/24,dedicated_mode=full,forcedirect ||
   fail "mount with net=tap:dtap0 (polling)"
 io_check polling
 # ARP mid-run: while IO runs, the kernel side takes a new MAC (no gratuitous
@@ -132,7 +132,7 @@ umount "$MNT"
 wait_gone
 
 # ---- 2. RX interrupts, two cores
-"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" \
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" \
   -o net=tap:dtap0/192.0.2.2+192.0.2.3/24,num_cores=2,dedicated_mode=none,forcedirect ||
   fail "mount with net=tap:dtap0 (interrupts, two cores)"
 io_check rx-interrupts
@@ -150,7 +150,7 @@ umount "$MNT"
 wait_gone
 
 # ---- 3. a driver without RX interrupts: kernel UDP instead
-"$B/fuse/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=afpacket:lfv0/192.0.2.7/24,dedicated_mode=none,forcedirect ||
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=afpacket:lfv0/192.0.2.7/24,dedicated_mode=none,forcedirect ||
   fail "mount with net=afpacket:lfv0 (interrupts)"
 io_check af_packet-fallback
 sleep 2

@@ -189,8 +189,8 @@ CmdResult run_bounded(const std::vector<std::string>& argv, double timeout_s,
   return r;
 }
 
-std::string mount_helper_path() { return build_path("fuse/mount.lanefs"); }
-std::string frontend_path() { return build_path("fuse/lanefs-frontend"); }
+std::string mount_helper_path() { return build_path("userspace/frontend/mount.lanefs"); }
+std::string frontend_path() { return build_path("userspace/frontend/lanefs-frontend"); }
 
 bool is_lanefs_mount(const std::string& path) {
   char real[PATH_MAX];

@@ -52,8 +52,8 @@ CmdResult run_bounded(const std::vector<std::string>& argv, double timeout_s,
                       const std::vector<std::string>& extra_env = {});
 
 // Paths of the built binaries.
-std::string mount_helper_path();    // fuse/mount.lanefs
-std::string frontend_path();        // fuse/lanefs-frontend
+std::string mount_helper_path();    // userspace/frontend/mount.lanefs
+std::string frontend_path();        // userspace/frontend/lanefs-frontend
 
 // Cache modes by mount option name, for parameterized tests.
 inline const std::vector<std::string>& all_cache_modes() {

@@ -25,7 +25,7 @@ W=$(mktemp -d /tmp/lanefs-2h.XXXXXX)
 NSB=lanefs-2h-b-$$ NSS=lanefs-2h-s-$$
 PORT=14321
 SRC=192.0.2.3:$PORT/two
-export LANEFS_FRONTEND=$B/fuse/lanefs-frontend
+export LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 MODES="writecache readcache forcedirect"
 bp=""
 fail() {
@@ -90,9 +90,9 @@ cli fs create two >/dev/null || fail "fs create"
 
 for mode in $MODES; do
   mkdir -p "$W/a-$mode" "$W/b-$mode"
-  LANEFS_RUN_DIR=$W/runA "$B/fuse/mount.lanefs" "$SRC" "$W/a-$mode" -o "$mode,dentry_max_age_positive=300" ||
+  LANEFS_RUN_DIR=$W/runA "$B/userspace/frontend/mount.lanefs" "$SRC" "$W/a-$mode" -o "$mode,dentry_max_age_positive=300" ||
     fail "mount on host A ($mode)"
-  LANEFS_RUN_DIR=$W/runB on_b "$B/fuse/mount.lanefs" "$SRC" "$W/b-$mode" -o "$mode,dentry_max_age_positive=300" ||
+  LANEFS_RUN_DIR=$W/runB on_b "$B/userspace/frontend/mount.lanefs" "$SRC" "$W/b-$mode" -o "$mode,dentry_max_age_positive=300" ||
     fail "mount on host B ($mode)"
 done
 fa=$(cat "$W/runA/frontend.pid") fb=$(cat "$W/runB/frontend.pid")

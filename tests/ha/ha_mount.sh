@@ -27,7 +27,7 @@ command -v nft >/dev/null || skip "no nft (package nftables)"
 W=$(mktemp -d /tmp/lanefs-ha.XXXXXX)
 NS=lanefs-ha-$$
 RUN=$W/run
-export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/fuse/lanefs-frontend LANEFS_RESOURCES=$W/resources.json
+export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend LANEFS_RESOURCES=$W/resources.json
 MNT=$W/mnt
 mkdir -p "$RUN" "$MNT"
 bp="" iop=""
@@ -128,7 +128,7 @@ assert sorted((a["addr"], a["label"]) for a in j["active"]) == [("192.0.2.2:1412
 cli --json cluster status | grep -q "198.51.100.2" || fail "the cluster map does not advertise the second leg"
 "$B/userspace/cli/lanefs" local resources net add ca --label A >/dev/null
 "$B/userspace/cli/lanefs" local resources net add cb --label B >/dev/null
-"$B/fuse/mount.lanefs" 192.0.2.2:14123/f "$MNT" -o net:ha=ca,net:ha=cb,forcedirect || fail "mount with net:ha"
+"$B/userspace/frontend/mount.lanefs" 192.0.2.2:14123/f "$MNT" -o net:ha=ca,net:ha=cb,forcedirect || fail "mount with net:ha"
 head -c 1048576 /dev/urandom >"$W/src"
 
 # IO with verification until told to stop (bounded: 120 s, 100000 rounds).
@@ -212,7 +212,7 @@ frontend_gone
 
 # ---- 5. the same on the DPDK lane: one net_af_packet port per leg (own
 # addresses .11, the kernel keeps .1), polling.
-"$B/fuse/mount.lanefs" 192.0.2.2:14123/f "$MNT" \
+"$B/userspace/frontend/mount.lanefs" 192.0.2.2:14123/f "$MNT" \
   -o net=afpacket:ca/192.0.2.11/24,net=afpacket:cb/198.51.100.11/24,forcedirect || fail "mount with two DPDK legs"
 start_io
 failover_failback 192.0.2.11 198.51.100.11 dpdk
@@ -237,7 +237,7 @@ import json, sys
 legs = json.load(sys.stdin)["backends"][0]["legs"]
 assert sorted((l["addr"], l["label"]) for l in legs) == [("192.0.2.12:14123", "A"), ("198.51.100.12:14123", "B")], legs' ||
   fail "the DPDK backend does not advertise its two legs"
-"$B/fuse/mount.lanefs" 192.0.2.12:14123/f "$MNT" -o net:ha=ca,net:ha=cb,forcedirect || fail "mount against the DPDK backend"
+"$B/userspace/frontend/mount.lanefs" 192.0.2.12:14123/f "$MNT" -o net:ha=ca,net:ha=cb,forcedirect || fail "mount against the DPDK backend"
 cmp "$W/src" "$MNT/io" || fail "data written earlier reads back different from the DPDK backend"
 start_io
 failover_failback 192.0.2.1 198.51.100.1 dpdk-backend

@@ -26,8 +26,8 @@ fail() {
 BLD=$LANEFS_BUILD_DIR
 LANEFSD=$BLD/userspace/backend/lanefsd
 LANEFS=$BLD/userspace/cli/lanefs
-export LANEFS_FRONTEND=$BLD/fuse/lanefs-frontend LANEFS_RUN_DIR=/tmp/lanefs-run
-for b in "$LANEFSD" "$LANEFS" "$BLD/fuse/mount.lanefs" "$LANEFS_FRONTEND"; do
+export LANEFS_FRONTEND=$BLD/userspace/frontend/lanefs-frontend LANEFS_RUN_DIR=/tmp/lanefs-run
+for b in "$LANEFSD" "$LANEFS" "$BLD/userspace/frontend/mount.lanefs" "$LANEFS_FRONTEND"; do
   [ -x "$b" ] || fail "$b not built (build the tree first)"
 done
 for m in veth bonding bridge fuse; do modprobe "$m" || fail "modprobe $m"; done
@@ -79,7 +79,7 @@ until cli --connect-timeout 2 fs list >/dev/null 2>&1; do
   i=$((i + 1)); [ $i -lt 40 ] || fail "lanefsd not answering on $A:$PORT through bond0"; sleep 1
 done
 cli fs create b >/dev/null || fail "fs create"
-"$BLD/fuse/mount.lanefs" "$A:$PORT/b" /tmp/mnt/b -o forcedirect || fail "mount over bond0"
+"$BLD/userspace/frontend/mount.lanefs" "$A:$PORT/b" /tmp/mnt/b -o forcedirect || fail "mount over bond0"
 head -c 524288 /dev/urandom >/tmp/src
 (
   end=$(($(date +%s) + 150)); n=0

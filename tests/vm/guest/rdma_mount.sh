@@ -29,8 +29,8 @@ dump_logs() {
 BLD=$LANEFS_BUILD_DIR
 LANEFSD=$BLD/userspace/backend/lanefsd
 LANEFS=$BLD/userspace/cli/lanefs
-MOUNT_HELPER=$BLD/fuse/mount.lanefs
-export LANEFS_FRONTEND=$BLD/fuse/lanefs-frontend
+MOUNT_HELPER=$BLD/userspace/frontend/mount.lanefs
+export LANEFS_FRONTEND=$BLD/userspace/frontend/lanefs-frontend
 export LANEFS_RUN_DIR=/tmp/lanefs-run
 for b in "$LANEFSD" "$LANEFS" "$MOUNT_HELPER" "$LANEFS_FRONTEND"; do
   [ -x "$b" ] || fail "$b not built (build the tree first)"

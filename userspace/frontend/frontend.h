@@ -1,15 +1,23 @@
 // lanefs-frontend: the client container, one per host, serving every lanefs
 // mount there. mount.lanefs asks it (over a unix socket in the run
-// directory) to mount; it connects to the cluster, mounts through libfuse
-// and serves each mount on its own worker threads. It registers with each
-// cluster's leader (a FRONTEND process in `lanefs cluster processes`) and
-// heartbeats; when the last mount goes away it leaves and exits.
+// directory) to mount; it connects to the cluster, opens the filesystem
+// (client::MountFs) and has a kernel channel serve it (client::MountChannel:
+// FUSE, fuse/mount.h). It registers with each cluster's leader (a FRONTEND
+// process in `lanefs cluster processes`) and heartbeats; when the last
+// mount goes away it leaves and exits. It knows nothing of FUSE beyond
+// fuse/mount.h: a channel is just a channel.
+//
+// Files: frontend.cc (lifecycle, control socket), frontend_mount.cc
+// (making a mount), frontend_checks.cc (checks at mount time),
+// frontend_cluster.cc (heartbeats, handle renewals, leaving),
+// frontend_stats.cc (ps/stats JSON).
 //
 // Control protocol: one JSON object per line, one reply line per request:
 //   {"op":"mount","source":S,"target":T,"options":O} -> {"ok":true} | {"ok":false,"error":E}
 //   {"op":"ps"} -> {"ok":true,"pid":..,"uptime_s":..,"mounts":[...]}
 // Threading: the control thread, one heartbeat thread, and per mount a
-// libfuse loop thread (which starts its own workers). State is under mu_.
+// thread waiting for its channel to end (the channel runs its own
+// threads). State is under mu_.
 #pragma once
 
 #include <atomic>
@@ -23,14 +31,12 @@
 
 #include "client/cluster_client.h"
 #include "client/local_resources.h"
+#include "client/mount_channel.h"
 #include "client/mount_fs.h"
 #include "client/mount_options.h"
 #include "common/result.h"
-#include "fuse/session.h"
 
-
-
-namespace lanefs::fuse {
+namespace lanefs::frontend {
 
 struct FrontendOptions {
   std::string run_dir = "/run/lanefs";  // control socket and pid file
@@ -42,7 +48,7 @@ std::string control_socket_path(const std::string& run_dir);
 std::string pid_file_path(const std::string& run_dir);
 
 // "ro (mounted: rw), forcedirect (mounted: writecache)": where the options
-// asked for differ from those of the mount there (frontend_mounts.cc).
+// asked for differ from those of the mount there (frontend_checks.cc).
 std::string options_differ(const client::MountOptions& had, const client::MountOptions& want);
 
 class Frontend {
@@ -60,11 +66,10 @@ class Frontend {
   struct Mount {
     std::string source, target;
     client::MountOptions opts;
-    std::unique_ptr<client::KernelCache> kernel_cache;  // outlives fs, which points to it
     // Shared with the heartbeat thread while it renews the mount's open
-    // handles (never calls into kernel_cache).
+    // handles (which never calls into the channel's kernel cache).
     std::shared_ptr<client::MountFs> fs;
-    std::unique_ptr<Session> session;  // declared after fs: destroyed before it
+    std::unique_ptr<client::MountChannel> channel;  // declared after fs: destroyed before it
     std::thread loop;
     std::atomic<bool> finished{false};
     uint64_t mounted_ns = 0;
@@ -114,4 +119,4 @@ class Frontend {
   bool hb_kick_ = false;
 };
 
-}  // namespace lanefs::fuse
+}  // namespace lanefs::frontend

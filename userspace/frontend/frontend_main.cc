@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "lanefs/config.h"
-#include "fuse/frontend.h"
+#include "frontend/frontend.h"
 
 
 int main(int argc, char** argv) {
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, 0);
     dup2(devnull, 1);
-    // stderr goes to the log file so libfuse's own messages are kept.
+    // stderr goes to the log file so libraries' own messages (DPDK) are kept.
     int logfd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     dup2(logfd >= 0 ? logfd : devnull, 2);
     if (devnull > 2) close(devnull);
@@ -54,10 +54,10 @@ int main(int argc, char** argv) {
 
   sigset_t set = lanefs::block_stop_signals();
 
-  lanefs::fuse::FrontendOptions o;
+  lanefs::frontend::FrontendOptions o;
   o.run_dir = run_dir;
   o.idle_exit_ns = static_cast<uint64_t>(idle_exit_s * 1e9);
-  auto* fe = new lanefs::fuse::Frontend(o);
+  auto* fe = new lanefs::frontend::Frontend(o);
   if (auto st = fe->start(); !st.ok()) {
     LOG_ERROR("{}", st.error().to_string());
     std::fprintf(stderr, "lanefs-frontend: %s\n", st.error().to_string().c_str());

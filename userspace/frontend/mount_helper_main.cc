@@ -17,7 +17,7 @@
 
 #include "client/mount_options.h"
 #include "common/clock.h"
-#include "fuse/frontend.h"
+#include "frontend/frontend.h"
 
 namespace {
 
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
 
   const char* rd = std::getenv("LANEFS_RUN_DIR");
   std::string run_dir = rd && *rd ? rd : "/run/lanefs";
-  std::string sock = lanefs::fuse::control_socket_path(run_dir);
+  std::string sock = lanefs::frontend::control_socket_path(run_dir);
   std::string log_file = run_dir == "/run/lanefs" ? "/var/log/lanefs/frontend.log" : run_dir + "/frontend.log";
   std::string req = nlohmann::json{{"op", "mount"}, {"source", source}, {"target", target},
                                    {"options", options}}.dump() + "\n";

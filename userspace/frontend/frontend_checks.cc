@@ -13,9 +13,9 @@
 #include <sstream>
 
 #include "common/log.h"
-#include "fuse/frontend.h"
+#include "frontend/frontend.h"
 
-namespace lanefs::fuse {
+namespace lanefs::frontend {
 
 namespace {
 // /proc/self/mountinfo escapes blanks, tabs, newlines and backslashes in
@@ -102,4 +102,4 @@ std::string options_differ(const client::MountOptions& had, const client::MountO
   return out.empty() ? "options differ" : out;
 }
 
-}  // namespace lanefs::fuse
+}  // namespace lanefs::frontend

@@ -1,0 +1,74 @@
+#include "fuse/mount.h"
+
+#include "common/log.h"
+#include "fuse/ops.h"
+#include "fuse/session.h"
+
+namespace lanefs::fuse {
+namespace {
+
+class FuseMount final : public client::MountChannel {
+ public:
+  FuseMount(client::MountFs* fs, std::unique_ptr<Session> se) : fs_(fs), se_(std::move(se)) {
+    kernel_cache_ = make_kernel_cache(*se_);
+    fs_->set_kernel_cache(kernel_cache_.get());
+  }
+  ~FuseMount() override {
+    // The connection has ended (wait() returned) or never served: nothing
+    // calls into the kernel cache any more.
+    fs_->set_kernel_cache(nullptr);
+  }
+  Status start() { return se_->start(); }
+  bool uring_negotiated() const { return se_->uring_negotiated(); }
+  void abort() {
+    se_->abort();
+    se_->wait();
+  }
+
+  void wait() override { se_->wait(); }
+  void unmount() override { se_->unmount(); }
+  client::ChannelInfo info() const override {
+    return {se_->uring() ? "uring" : "classic",
+            se_->channel_reason(),
+            {{"fuse_requests_classic", se_->requests_classic()}, {"fuse_requests_uring", se_->requests_uring()}}};
+  }
+
+ private:
+  client::MountFs* fs_;
+  std::unique_ptr<Session> se_;
+  std::unique_ptr<client::KernelCache> kernel_cache_;  // notifications on se_'s /dev/fuse
+};
+
+Result<std::unique_ptr<FuseMount>> try_mount(const MountArgs& a, client::FuseChannel channel,
+                                             std::string classic_because = {}) {
+  const client::MountOptions& o = a.fs->options();
+  LANEFS_ASSIGN_OR_RETURN(auto se,
+                          Session::mount({a.target, a.source, o.read_only, a.fs, channel, std::move(classic_because)}));
+  return std::make_unique<FuseMount>(a.fs, std::move(se));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<client::MountChannel>> mount_fuse(const MountArgs& a) {
+  const client::FuseChannel want = a.fs->options().fuse_channel;
+  LANEFS_ASSIGN_OR_RETURN(auto m, try_mount(a, want));
+  Status st = m->start();
+  if (st.ok()) return std::unique_ptr<client::MountChannel>(std::move(m));
+  const bool retry_classic = want == client::FuseChannel::kAuto && m->uring_negotiated();
+  m->abort();
+  if (!retry_classic) return st.error();
+  // auto: io_uring was negotiated but its rings failed; the same mount
+  // again on the classic channel.
+  LOG_WARN("FUSE io_uring channel on {} failed ({}); mounting it again on the classic channel", a.target,
+           st.error().to_string());
+  m.reset();
+  LANEFS_ASSIGN_OR_RETURN(m, try_mount(a, client::FuseChannel::kClassic,
+                                       "the io_uring channel failed after negotiation (" + st.error().message + ")"));
+  if (Status again = m->start(); !again.ok()) {
+    m->abort();
+    return again.error();
+  }
+  return std::unique_ptr<client::MountChannel>(std::move(m));
+}
+
+}  // namespace lanefs::fuse
