@@ -48,39 +48,39 @@ double attr_timeout(const client::MountFs& m);
 inline proto::Cred cred_of(const Req& req) { return {req.uid, req.gid}; }
 
 // ---- families
-void op_lookup(const Req& req, uint64_t parent, const char* name);
-void op_forget(const Req& req, uint64_t ino, uint64_t nlookup);
-void op_getattr(const Req& req, uint64_t ino);
-void op_setattr(const Req& req, uint64_t ino, const abi::SetattrIn& in);
+void op_lookup(const Req& req, uint64_t parent, const char* name) noexcept;
+void op_forget(const Req& req, uint64_t ino, uint64_t nlookup) noexcept;
+void op_getattr(const Req& req, uint64_t ino) noexcept;
+void op_setattr(const Req& req, uint64_t ino, const abi::SetattrIn& in) noexcept;
 
-void op_readlink(const Req& req, uint64_t ino);
-void op_mknod(const Req& req, uint64_t parent, const char* name, uint32_t mode, uint32_t rdev);
-void op_mkdir(const Req& req, uint64_t parent, const char* name, uint32_t mode);
-void op_unlink(const Req& req, uint64_t parent, const char* name);
-void op_rmdir(const Req& req, uint64_t parent, const char* name);
-void op_symlink(const Req& req, const char* link, uint64_t parent, const char* name);
+void op_readlink(const Req& req, uint64_t ino) noexcept;
+void op_mknod(const Req& req, uint64_t parent, const char* name, uint32_t mode, uint32_t rdev) noexcept;
+void op_mkdir(const Req& req, uint64_t parent, const char* name, uint32_t mode) noexcept;
+void op_unlink(const Req& req, uint64_t parent, const char* name) noexcept;
+void op_rmdir(const Req& req, uint64_t parent, const char* name) noexcept;
+void op_symlink(const Req& req, const char* link, uint64_t parent, const char* name) noexcept;
 void op_rename(const Req& req, uint64_t parent, const char* name, uint64_t newparent, const char* newname,
-               uint32_t flags);
-void op_link(const Req& req, uint64_t ino, uint64_t newparent, const char* newname);
+               uint32_t flags) noexcept;
+void op_link(const Req& req, uint64_t ino, uint64_t newparent, const char* newname) noexcept;
 
-void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi);
-void op_open(const Req& req, uint64_t ino, FileInfo& fi);
-void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off);
-void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uint64_t off, bool kill_privs);
-void op_flush(const Req& req, uint64_t ino);
-void op_release(const Req& req, uint64_t ino, const FileInfo& fi);
-void op_fsync(const Req& req, uint64_t ino);
-void op_fallocate(const Req& req, uint64_t ino, int mode, uint64_t offset, uint64_t length);
+void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi) noexcept;
+void op_open(const Req& req, uint64_t ino, FileInfo& fi) noexcept;
+void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off) noexcept;
+void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uint64_t off, bool kill_privs) noexcept;
+void op_flush(const Req& req, uint64_t ino) noexcept;
+void op_release(const Req& req, uint64_t ino, const FileInfo& fi) noexcept;
+void op_fsync(const Req& req, uint64_t ino) noexcept;
+void op_fallocate(const Req& req, uint64_t ino, int mode, uint64_t offset, uint64_t length) noexcept;
 
-void op_opendir(const Req& req, uint64_t ino, FileInfo& fi);
-void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool plus);
-void op_releasedir(const Req& req, uint64_t ino);
-void op_fsyncdir(const Req& req, uint64_t ino);
+void op_opendir(const Req& req, uint64_t ino, FileInfo& fi) noexcept;
+void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool plus) noexcept;
+void op_releasedir(const Req& req, uint64_t ino) noexcept;
+void op_fsyncdir(const Req& req, uint64_t ino) noexcept;
 
-void op_statfs(const Req& req, uint64_t ino);
-void op_setxattr(const Req& req, uint64_t ino, const char* name, const char* value, size_t size, int flags);
-void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size);
-void op_listxattr(const Req& req, uint64_t ino, size_t size);
-void op_removexattr(const Req& req, uint64_t ino, const char* name);
+void op_statfs(const Req& req, uint64_t ino) noexcept;
+void op_setxattr(const Req& req, uint64_t ino, const char* name, const char* value, size_t size, int flags) noexcept;
+void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size) noexcept;
+void op_listxattr(const Req& req, uint64_t ino, size_t size) noexcept;
+void op_removexattr(const Req& req, uint64_t ino, const char* name) noexcept;
 
 }  // namespace lanefs::fuse

@@ -11,7 +11,7 @@
 
 namespace lanefs::fuse {
 
-void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool plus) {
+void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool plus) noexcept {
   auto& m = mount_of(req);
   // Enough entries to fill the buffer with typical names.
   uint32_t want = static_cast<uint32_t>(std::clamp<size_t>(size / 40 + 2, 4, 4096));
@@ -54,7 +54,7 @@ void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool pl
   reply_buf(req, out, used);
 }
 
-void op_opendir(const Req& req, uint64_t ino, FileInfo& fi) {
+void op_opendir(const Req& req, uint64_t ino, FileInfo& fi) noexcept {
   auto a = mount_of(req).getattr(ino);
   if (!a.ok()) {
     reply_node_error(req, a.error());
@@ -69,9 +69,9 @@ void op_opendir(const Req& req, uint64_t ino, FileInfo& fi) {
   reply_open(req, fi);
 }
 
-void op_releasedir(const Req& req, uint64_t) { reply_err(req, 0); }
+void op_releasedir(const Req& req, uint64_t) noexcept { reply_err(req, 0); }
 
-void op_fsyncdir(const Req& req, uint64_t) {
+void op_fsyncdir(const Req& req, uint64_t) noexcept {
   // Metadata changes are durable when acknowledged.
   reply_err(req, 0);
 }

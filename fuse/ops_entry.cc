@@ -3,7 +3,7 @@
 
 namespace lanefs::fuse {
 
-void op_lookup(const Req& req, uint64_t parent, const char* name) {
+void op_lookup(const Req& req, uint64_t parent, const char* name) noexcept {
   auto& m = mount_of(req);
   auto r = m.lookup(parent, name);
   if (r.ok()) {
@@ -18,18 +18,18 @@ void op_lookup(const Req& req, uint64_t parent, const char* name) {
   reply_error(req, r.error());
 }
 
-void op_forget(const Req& req, uint64_t ino, uint64_t nlookup) {
+void op_forget(const Req& req, uint64_t ino, uint64_t nlookup) noexcept {
   mount_of(req).forget(ino, nlookup);
   reply_none(req);
 }
 
-void op_getattr(const Req& req, uint64_t ino) {
+void op_getattr(const Req& req, uint64_t ino) noexcept {
   auto r = mount_of(req).getattr(ino);
   if (r.ok()) reply_attr(req, *r);
   else reply_node_error(req, r.error());
 }
 
-void op_setattr(const Req& req, uint64_t ino, const abi::SetattrIn& in) {
+void op_setattr(const Req& req, uint64_t ino, const abi::SetattrIn& in) noexcept {
   proto::SetAttr sa;
   if (in.valid & abi::kAttrMode) { sa.mask |= proto::kSetMode; sa.mode = in.mode; }
   if (in.valid & abi::kAttrUid) { sa.mask |= proto::kSetUid; sa.uid = in.uid; }

@@ -23,7 +23,7 @@ bool writable(const FileInfo& fi) { return (fi.flags & O_ACCMODE) != O_RDONLY; }
 
 }  // namespace
 
-void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi) {
+void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi) noexcept {
   auto& m = mount_of(req);
   auto r = m.create_open(parent, name, S_IFREG | (mode & 07777), cred_of(req), (fi.flags & O_EXCL) != 0,
                          writable(fi));
@@ -47,7 +47,7 @@ void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode,
   if (reply_create(req, *r, fi) == -ENOENT) (void)m.released(r->ino, writable(fi));
 }
 
-void op_open(const Req& req, uint64_t ino, FileInfo& fi) {
+void op_open(const Req& req, uint64_t ino, FileInfo& fi) noexcept {
   auto& m = mount_of(req);
   if (m.options().read_only && (fi.flags & O_ACCMODE) != O_RDONLY) {
     reply_error(req, make_error(Errc::kReadOnly, "read-only mount"));
@@ -74,7 +74,7 @@ void op_open(const Req& req, uint64_t ino, FileInfo& fi) {
   if (reply_open(req, fi) == -ENOENT) (void)m.released(ino, writable(fi));  // opener interrupted
 }
 
-void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off) {
+void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off) noexcept {
   // The data lands in this thread's buffer straight from the packets and
   // goes to the kernel from there (the one user-space copy of a read); the
   // buffer is reused by the thread's next read: no allocation, no zero-fill.
@@ -88,7 +88,7 @@ void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off) {
   reply_buf(req, buf.data(), *r);
 }
 
-void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uint64_t off, bool kill_privs) {
+void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uint64_t off, bool kill_privs) noexcept {
   // The data is written from the request buffer the channel read it into.
   auto& m = mount_of(req);
   auto r = m.write(ino, off, {buf, size}, kill_privs);
@@ -99,7 +99,7 @@ void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uin
   reply_write(req, static_cast<uint32_t>(size));
 }
 
-void op_flush(const Req& req, uint64_t ino) {
+void op_flush(const Req& req, uint64_t ino) noexcept {
   // The kernel has written back this file's dirty pages before FLUSH, and
   // every write we acknowledged is durable: only sync_on_close adds a barrier.
   auto& m = mount_of(req);
@@ -110,14 +110,14 @@ void op_flush(const Req& req, uint64_t ino) {
   reply_err(req, 0);
 }
 
-void op_release(const Req& req, uint64_t ino, const FileInfo& fi) {
+void op_release(const Req& req, uint64_t ino, const FileInfo& fi) noexcept {
   // The last close of a file whose names were all removed drops it now.
   reply_status(req, mount_of(req).released(ino, writable(fi)));
 }
 
-void op_fsync(const Req& req, uint64_t ino) { reply_status(req, mount_of(req).fsync(ino)); }
+void op_fsync(const Req& req, uint64_t ino) noexcept { reply_status(req, mount_of(req).fsync(ino)); }
 
-void op_fallocate(const Req& req, uint64_t ino, int mode, uint64_t offset, uint64_t length) {
+void op_fallocate(const Req& req, uint64_t ino, int mode, uint64_t offset, uint64_t length) noexcept {
   reply_status(req, mount_of(req).fallocate(ino, mode, offset, length));
 }
 

@@ -21,7 +21,7 @@ void reply_sized(const Req& req, const std::string& value, size_t size) {
 
 }  // namespace
 
-void op_statfs(const Req& req, uint64_t) {
+void op_statfs(const Req& req, uint64_t) noexcept {
   auto r = mount_of(req).statfs();
   if (!r.ok()) {
     reply_error(req, r.error());
@@ -39,14 +39,14 @@ void op_statfs(const Req& req, uint64_t) {
   reply_buf(req, &s, sizeof s);
 }
 
-void op_setxattr(const Req& req, uint64_t ino, const char* name, const char* value, size_t size, int flags) {
+void op_setxattr(const Req& req, uint64_t ino, const char* name, const char* value, size_t size, int flags) noexcept {
   uint32_t f = 0;
   if (flags & XATTR_CREATE) f |= proto::kXattrCreate;
   if (flags & XATTR_REPLACE) f |= proto::kXattrReplace;
   reply_status(req, mount_of(req).setxattr(ino, name, std::string(value, size), f));
 }
 
-void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size) {
+void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size) noexcept {
   auto r = mount_of(req).getxattr(ino, name);
   if (!r.ok()) {
     reply_error(req, r.error());
@@ -55,7 +55,7 @@ void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size) {
   reply_sized(req, *r, size);
 }
 
-void op_listxattr(const Req& req, uint64_t ino, size_t size) {
+void op_listxattr(const Req& req, uint64_t ino, size_t size) noexcept {
   auto r = mount_of(req).listxattr(ino);
   if (!r.ok()) {
     reply_error(req, r.error());
@@ -69,7 +69,7 @@ void op_listxattr(const Req& req, uint64_t ino, size_t size) {
   reply_sized(req, all, size);
 }
 
-void op_removexattr(const Req& req, uint64_t ino, const char* name) {
+void op_removexattr(const Req& req, uint64_t ino, const char* name) noexcept {
   reply_status(req, mount_of(req).removexattr(ino, name));
 }
 
