@@ -36,11 +36,15 @@ test: deps build
 bench: deps build
 	./bench/run_rpc_bench.sh $(BUILD)
 	BACKING="$(FIO_BACKING)" ./bench/fio/run_peers.sh $(BUILD)
+	DOCS=docs/benchmarks.md ./bench/fuse_channels.sh $(BUILD) 3
 
 # lanefs against GlusterFS, libfuse passthrough_ll and tmpfs with fio, every
-# peer's data on tmpfs, then on ext4 (bench/fio/README.md).
+# peer's data on tmpfs, then on ext4 (bench/fio/README.md); then lanefs's two
+# FUSE channels (classic /dev/fuse and io_uring) side by side
+# (bench/fuse_channels.sh). Both write their sections of docs/benchmarks.md.
 bench-fio: deps build
 	BACKING="$(FIO_BACKING)" ./bench/fio/run_peers.sh $(BUILD)
+	DOCS=docs/benchmarks.md ./bench/fuse_channels.sh $(BUILD) 3
 
 install: build
 	cmake --install $(BUILD)

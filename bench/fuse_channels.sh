@@ -10,8 +10,9 @@
 # frontend's system calls (perf, raw_syscalls:sys_enter) and context
 # switches (/proc/PID/status) per FUSE request (lanefs stats: the
 # channel's request counter). Prints one JSON line per run, then a summary
-# of medians and ratios (uring / classic) by bench/fuse_channels.py.
-# Root; RUNTIME (s, default 5) per fio job.
+# of medians and ratios (uring / classic) by bench/fuse_channels.py; with
+# DOCS=FILE (make bench-fio: docs/benchmarks.md) the summary replaces the
+# fuse-channels section there. Root; RUNTIME (s, default 5) per fio job.
 set -eu
 B=${1:?usage: fuse_channels.sh BUILD [ROUNDS]} R=${2:-3} RUNTIME=${RUNTIME:-5}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,25 +58,30 @@ for m in json.load(sys.stdin):
 }
 ctxt() { cat /proc/$fe/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }  # every thread
 
+# The frontend's system calls during a command (perf; without it, none counted).
+if command -v perf >/dev/null; then
+  sc_run() { perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- "$@"; }
+else
+  echo "perf not installed (Debian package linux-perf): no system call counts" >&2
+  sc_run() { : >"$W/perf.txt"; "$@"; }
+fi
+
 run_job() {  # mount job
   local m=$1 job=$2 out r0 c0 r1 c1 sc val
   r0=$(reqs $m) c0=$(ctxt)
   case $job in
     randread_qd1|randread_qd16)
       local qd=${job#randread_qd}
-      out=$(perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- \
-        fio --name=j --filename="$W/m-$m/$m/f" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
+      out=$(sc_run fio --name=j --filename="$W/m-$m/$m/f" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
           --iodepth=$qd --runtime=$RUNTIME --time_based --output-format=json)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["read"]["iops"])') ;;
     seqread_1m)
-      out=$(perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- \
-        fio --name=j --filename="$W/m-$m/$m/f" --rw=read --bs=1M --direct=1 --ioengine=psync \
+      out=$(sc_run fio --name=j --filename="$W/m-$m/$m/f" --rw=read --bs=1M --direct=1 --ioengine=psync \
           --runtime=$RUNTIME --time_based --output-format=json)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1048576)') ;;
     creates)
       mkdir -p "$W/m-$m/$m/meta"
-      out=$(perf stat -x, -e raw_syscalls:sys_enter -p "$fe" -o "$W/perf.txt" -- \
-        "$W/metabench" "$W/m-$m/$m/meta" 2000)
+      out=$(sc_run "$W/metabench" "$W/m-$m/$m/meta" 2000)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["create"]["ops_per_s"])')
       rm -rf "$W/m-$m/$m/meta" ;;
   esac
@@ -97,4 +103,6 @@ print(json.dumps({"mount": m, "job": job, "value": float(val), "requests": r,
     done
   done
 } | tee "$W/results.jsonl"
-python3 "$here/fuse_channels.py" "$W/results.jsonl"
+about="Run $(date -u '+%Y-%m-%d %H:%M') UTC on $(hostname) (nproc $(nproc), kernel $(uname -r)): $R rounds, \
+RUNTIME=$RUNTIME s per fio job, \`bench/fuse_channels.sh $B $R\`."
+python3 "$here/fuse_channels.py" "$W/results.jsonl" --about "$about" ${DOCS:+--splice "$DOCS"}
