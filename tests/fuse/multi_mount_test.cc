@@ -251,6 +251,22 @@ TEST_P(MultiMountAllModes, AppendSeenByAHolderAndAfterItCloses) {
   auto w = pattern(82, 0, 5000);
   ASSERT_TRUE(spit(fb, w));
   EXPECT_TRUE(slurp(fa, &ok) == w) << "A did not see B's rewrite";
+
+  // Shrunk in A while B holds it open and B's stat reaches the backend
+  // meanwhile: after B's last close, B sees the short file.
+  held = open(fb.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0) << errno_str(errno);
+  got.assign(w.size() + 100, 0);
+  ASSERT_EQ(read_upto(held, got.data(), got.size(), 0), ssize_t(w.size()));
+  v = pattern(83, 0, 1000);
+  ASSERT_TRUE(spit(fa, v));
+  usleep((kAgeMs + 200) * 1000);  // past the attribute timeout: the fstat asks the backend
+  ASSERT_EQ(fstat(held, &st), 0);
+  ASSERT_EQ(close(held), 0);
+  EXPECT_TRUE(within(settle_s, [&] { return stat_size(fb) == int64_t(v.size()); }))
+      << "B's stat stayed at " << stat_size(fb) << " after it closed the file A shrank to " << v.size();
+  EXPECT_TRUE(slurp(fb, &ok) == v) << "B read " << slurp(fb).size() << " bytes of a file A shrank to " << v.size()
+                                   << " while B held it";
 }
 
 // Issue 13 item 2: A unlinks (and renames over) files that B holds open.

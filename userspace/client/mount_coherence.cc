@@ -64,16 +64,26 @@ Status MountFs::check_kernel_view(const proto::InodeAttr& fresh, bool at_open) {
     const bool just_replaced = std::exchange(n.just_replaced, false);
     if (n.seen_size == fresh.size && n.seen_mtime == fresh.mtime) return ok_status();
     if (n.write_opens > 0) return ok_status();  // this mount's writers' view wins until they close
+    // Under the write-back cache the kernel's size grows in place (a
+    // store) but never shrinks: a short read past the backend's end reads
+    // zeros, it does not cut the size. A shrunk file needs a new inode.
+    const bool shrunk = n.seen_size != kDiverged && fresh.size < n.seen_size;
     // The open that follows a replacement runs on the inode just built:
     // a change since is refreshed in place rather than answered ESTALE a
-    // second time (which open(2) would return to the caller).
-    if (n.open_count == 0 && !(at_open && just_replaced)) {
+    // second time (which open(2) would return to the caller), unless the
+    // file shrank. (just_replaced may also be left from a replacement long
+    // ago, by a stat; then this open is the first pass of its path walk and
+    // ESTALE only makes the kernel look the name up again.)
+    if (n.open_count == 0 && !(at_open && just_replaced && !shrunk)) {
       if (!n.replace_pending) ++n.generation;
       n.replace_pending = true;
       return make_error(Errc::kStale, "changed by another client");
     }
     old_size = n.seen_size == kDiverged ? fresh.size : n.seen_size;
-    n.seen_size = fresh.size;
+    // Open here: pages are dropped now; a shrunk size stays the kernel's
+    // until the last close here, after which the view (diverged) is
+    // replaced by a fresh inode (released(), then ESTALE).
+    n.seen_size = shrunk ? kDiverged : fresh.size;
     n.seen_mtime = fresh.mtime;
   }
   if (!kernel_cache_) return ok_status();

@@ -44,8 +44,10 @@ class KernelCache {
   // Drop the file's cached pages and attributes. When the file grew,
   // `last` holds its final byte (at new_size - 1, read from the backend):
   // storing real bytes is the one notification that raises the kernel's
-  // size (a store of none does not, fuse_write_update_attr). A shrunk size
-  // is corrected by the next read that reaches the new end.
+  // size (a store of none does not, fuse_write_update_attr). Nothing
+  // shrinks it under the write-back cache (reads past the backend's end
+  // read zeros): a shrunk file gets a new inode after its last close here
+  // (mount_coherence.cc).
   virtual void file_changed(uint64_t nodeid, uint64_t new_size, std::optional<uint8_t> last) noexcept = 0;
   // Drop the file's cached attributes (the next stat asks again).
   virtual void attrs_changed(uint64_t nodeid) noexcept = 0;
