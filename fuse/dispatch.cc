@@ -160,6 +160,7 @@ bool serve(const Req& r, const abi::InHeader& h, Args a) {
       if (!name) return false;
       FileInfo fi;
       fi.flags = in.flags;
+      fi.kill_suidgid = (in.open_flags & abi::kOpenKillSuidgid) != 0;  // O_TRUNC of a file that exists
       op_create(r, ino, name, in.mode, fi);
       return true;
     }

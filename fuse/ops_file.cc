@@ -31,9 +31,10 @@ void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode,
     reply_error(req, r.error());
     return;
   }
-  if ((fi.flags & O_TRUNC) && r->size > 0) {
+  if ((fi.flags & O_TRUNC) && r->size > 0) {  // it existed (another client made it meanwhile)
     proto::SetAttr sa;
     sa.mask = proto::kSetSize;
+    if (fi.kill_suidgid) sa.mask |= proto::kSetKillSuidgid;
     auto t = m.setattr(r->ino, sa);
     if (!t.ok()) {
       (void)m.released(r->ino, writable(fi));

@@ -34,7 +34,9 @@ bool tracked(const MountOptions& o, const proto::InodeAttr& a) {
 
 void MountFs::note_entry(Node& n, const proto::InodeAttr& a, bool new_to_kernel) {
   if (!tracked(opts_, a)) return;
-  const bool changed = !n.seen_valid || n.seen_size != a.size || !(n.seen_mtime == a.mtime);
+  // stale_size: the kernel's inode is larger than the file (shrunk while
+  // open here), whatever the attributes say.
+  const bool changed = !n.seen_valid || n.seen_size != a.size || !(n.seen_mtime == a.mtime) || n.stale_size;
   if (new_to_kernel || n.replace_pending) {
     // The kernel builds its inode from this entry.
     n.just_replaced = n.replace_pending;
@@ -51,6 +53,7 @@ void MountFs::note_entry(Node& n, const proto::InodeAttr& a, bool new_to_kernel)
   n.seen_valid = true;
   n.seen_size = a.size;
   n.seen_mtime = a.mtime;
+  n.stale_size = false;  // a fresh inode
 }
 
 Status MountFs::check_kernel_view(const proto::InodeAttr& fresh, bool at_open) {
@@ -62,28 +65,34 @@ Status MountFs::check_kernel_view(const proto::InodeAttr& fresh, bool at_open) {
     if (it == nodes_.end() || !it->second.seen_valid) return ok_status();
     Node& n = it->second;
     const bool just_replaced = std::exchange(n.just_replaced, false);
-    if (n.seen_size == fresh.size && n.seen_mtime == fresh.mtime) return ok_status();
+    const bool same = n.seen_size == fresh.size && n.seen_mtime == fresh.mtime;
+    // Unchanged; or open here with a shrink already handled (nothing more
+    // to do until the last close).
+    if (same && (!n.stale_size || n.open_count > 0)) return ok_status();
     if (n.write_opens > 0) return ok_status();  // this mount's writers' view wins until they close
     // Under the write-back cache the kernel's size grows in place (a
     // store) but never shrinks: a short read past the backend's end reads
     // zeros, it does not cut the size. A shrunk file needs a new inode.
-    const bool shrunk = n.seen_size != kDiverged && fresh.size < n.seen_size;
+    const bool shrunk = n.stale_size || (n.seen_size != kDiverged && fresh.size < n.seen_size);
     // The open that follows a replacement runs on the inode just built:
     // a change since is refreshed in place rather than answered ESTALE a
     // second time (which open(2) would return to the caller), unless the
-    // file shrank. (just_replaced may also be left from a replacement long
-    // ago, by a stat; then this open is the first pass of its path walk and
-    // ESTALE only makes the kernel look the name up again.)
-    if (n.open_count == 0 && !(at_open && just_replaced && !shrunk)) {
+    // file shrank or this mount's failed write left its view diverged.
+    // (just_replaced may also be left from a replacement long ago, by a
+    // stat; then this open is the first pass of its path walk and ESTALE
+    // only makes the kernel look the name up again.)
+    const bool in_place_open = at_open && just_replaced && !shrunk && n.seen_size != kDiverged;
+    if (n.open_count == 0 && !in_place_open) {
       if (!n.replace_pending) ++n.generation;
       n.replace_pending = true;
       return make_error(Errc::kStale, "changed by another client");
     }
     old_size = n.seen_size == kDiverged ? fresh.size : n.seen_size;
-    // Open here: pages are dropped now; a shrunk size stays the kernel's
-    // until the last close here, after which the view (diverged) is
-    // replaced by a fresh inode (released(), then ESTALE).
-    n.seen_size = shrunk ? kDiverged : fresh.size;
+    // Open here: pages are dropped now; a shrunk size (or one a failed
+    // write of this mount left ahead) stays the kernel's until the last
+    // close here (released(), then ESTALE).
+    if (shrunk || n.seen_size == kDiverged) n.stale_size = true;
+    n.seen_size = fresh.size;
     n.seen_mtime = fresh.mtime;
   }
   if (!kernel_cache_) return ok_status();

@@ -184,6 +184,10 @@ class MountFs {
     uint64_t generation = 0;
     bool replace_pending = false;  // ESTALE answered: the next entry reply builds a fresh inode
     bool just_replaced = false;    // the kernel's inode was built from the last entry reply
+    // Shrunk elsewhere while open here: the kernel's size is still the old,
+    // larger one (it only grows in place); the first check after the last
+    // close here replaces the inode.
+    bool stale_size = false;
     // Open handles: opens registering now (counted as held), and the seq
     // of the last release.
     uint32_t opening = 0;

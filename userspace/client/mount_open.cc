@@ -150,7 +150,7 @@ Status MountFs::released(uint64_t nodeid, bool writable) {
     Node& n = it->second;
     --n.open_count;
     if (writable && n.write_opens > 0) --n.write_opens;
-    diverged = n.open_count == 0 && n.seen_valid && n.seen_size == kDiverged;
+    diverged = n.open_count == 0 && n.seen_valid && (n.seen_size == kDiverged || n.stale_size);
     if (n.open_count + n.opening == 0) {
       held_.erase(ino);
       // Told to the backend by the next renewal (within 100 ms), not by
@@ -159,9 +159,10 @@ Status MountFs::released(uint64_t nodeid, bool writable) {
       releases_.push_back(ino);
     }
   }
-  // A write of this mount failed (no space, ...): the kernel's size and
-  // pages are ahead of the backend. Its attributes are dropped so that the
-  // next stat asks, finds out and gets a fresh inode (ESTALE).
+  // A write of this mount failed (no space, ...), or another client shrank
+  // the file while it was open here: the kernel's size (and pages) are
+  // ahead of the backend. Its attributes are dropped so that the next stat
+  // asks, finds out and gets a fresh inode (ESTALE).
   if (diverged && kernel_cache_) kernel_cache_->attrs_changed(nodeid);
   return ok_status();
 }
