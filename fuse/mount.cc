@@ -18,12 +18,17 @@ class FuseMount final : public client::MountChannel {
     // calls into the kernel cache any more.
     fs_->set_kernel_cache(nullptr);
   }
-  Status start() { return se_->start(); }
-  bool uring_negotiated() const { return se_->uring_negotiated(); }
-  void abort() {
-    se_->abort();
-    se_->wait();
+  // Answers INIT and starts the channel; on failure the connection is
+  // aborted (uring_negotiated() still says what INIT agreed).
+  Status start() {
+    Status st = se_->start();
+    if (!st.ok()) {
+      se_->abort();
+      se_->wait();
+    }
+    return st;
   }
+  bool uring_negotiated() const { return se_->uring_negotiated(); }
 
   void wait() override { se_->wait(); }
   void unmount() override { se_->unmount(); }
@@ -54,9 +59,7 @@ Result<std::unique_ptr<client::MountChannel>> mount_fuse(const MountArgs& a) {
   LANEFS_ASSIGN_OR_RETURN(auto m, try_mount(a, want));
   Status st = m->start();
   if (st.ok()) return std::unique_ptr<client::MountChannel>(std::move(m));
-  const bool retry_classic = want == client::FuseChannel::kAuto && m->uring_negotiated();
-  m->abort();
-  if (!retry_classic) return st.error();
+  if (want != client::FuseChannel::kAuto || !m->uring_negotiated()) return st.error();
   // auto: io_uring was negotiated but its rings failed; the same mount
   // again on the classic channel.
   LOG_WARN("FUSE io_uring channel on {} failed ({}); mounting it again on the classic channel", a.target,
@@ -64,10 +67,7 @@ Result<std::unique_ptr<client::MountChannel>> mount_fuse(const MountArgs& a) {
   m.reset();
   LANEFS_ASSIGN_OR_RETURN(m, try_mount(a, client::FuseChannel::kClassic,
                                        "the io_uring channel failed after negotiation (" + st.error().message + ")"));
-  if (Status again = m->start(); !again.ok()) {
-    m->abort();
-    return again.error();
-  }
+  LANEFS_TRY(m->start());
   return std::unique_ptr<client::MountChannel>(std::move(m));
 }
 

@@ -21,6 +21,16 @@ void set_cache_flags(const client::MountFs& m, FileInfo& fi) {
 
 bool writable(const FileInfo& fi) { return (fi.flags & O_ACCMODE) != O_RDONLY; }
 
+// open(O_TRUNC) of a file that exists: size 0, and set-user-ID/set-group-ID
+// cleared when the kernel says the opener lacks CAP_FSETID.
+Status truncate_at_open(client::MountFs& m, uint64_t ino, const FileInfo& fi) {
+  proto::SetAttr sa;
+  sa.mask = proto::kSetSize;
+  if (fi.kill_suidgid) sa.mask |= proto::kSetKillSuidgid;
+  auto t = m.setattr(ino, sa);
+  return t.ok() ? ok_status() : Status(t.error());
+}
+
 }  // namespace
 
 void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi) noexcept {
@@ -32,11 +42,7 @@ void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode,
     return;
   }
   if ((fi.flags & O_TRUNC) && r->size > 0) {  // it existed (another client made it meanwhile)
-    proto::SetAttr sa;
-    sa.mask = proto::kSetSize;
-    if (fi.kill_suidgid) sa.mask |= proto::kSetKillSuidgid;
-    auto t = m.setattr(r->ino, sa);
-    if (!t.ok()) {
+    if (Status t = truncate_at_open(m, r->ino, fi); !t.ok()) {
       (void)m.released(r->ino, writable(fi));
       reply_error(req, t.error());
       return;
@@ -56,11 +62,7 @@ void op_open(const Req& req, uint64_t ino, FileInfo& fi) noexcept {
   }
   const bool trunc = (fi.flags & O_TRUNC) != 0;
   if (trunc) {
-    proto::SetAttr sa;
-    sa.mask = proto::kSetSize;
-    if (fi.kill_suidgid) sa.mask |= proto::kSetKillSuidgid;
-    auto t = m.setattr(ino, sa);
-    if (!t.ok()) {
+    if (Status t = truncate_at_open(m, ino, fi); !t.ok()) {
       reply_node_error(req, t.error());
       return;
     }

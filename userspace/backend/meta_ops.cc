@@ -138,10 +138,7 @@ class MetaOps {
     LANEFS_ASSIGN_OR_RETURN(auto a, store_.get_inode(r.ino));
     auto now = proto::now_timespec();
     if (sa.mask & proto::kSetMode) a.mode = (a.mode & S_IFMT) | (sa.mode & 07777);
-    if ((sa.mask & proto::kSetKillSuidgid) && !S_ISDIR(a.mode)) {
-      a.mode &= ~uint32_t(S_ISUID);
-      if (a.mode & S_IXGRP) a.mode &= ~uint32_t(S_ISGID);  // without group execute it means locking
-    }
+    if (sa.mask & proto::kSetKillSuidgid) a.mode &= ~proto::suidgid_to_kill(a.mode);
     if (sa.mask & proto::kSetUid) a.uid = sa.uid;
     if (sa.mask & proto::kSetGid) a.gid = sa.gid;
     if (sa.mask & proto::kSetSize) {

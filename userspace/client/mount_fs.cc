@@ -373,10 +373,8 @@ Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::s
   lanes_.account(settle(lane, info), data.size());
   io_.writes.fetch_add(1, std::memory_order_relaxed);
   io_.write_bytes.fetch_add(data.size(), std::memory_order_relaxed);
-  // S_ISUID always, S_ISGID only with group execute (without it, it means
-  // mandatory locking and stays), as the kernel's should_remove_suid().
-  const uint32_t kill = (a->mode & S_ISUID) | ((a->mode & S_ISGID) && (a->mode & S_IXGRP) ? S_ISGID : 0);
-  if (kill_privs && kill != 0) {
+  // Only when the file has bits to clear (one more call to the owner).
+  if (kill_privs && proto::suidgid_to_kill(a->mode) != 0) {
     proto::SetAttr sa;
     sa.mask = proto::kSetKillSuidgid;  // on the owner's mode (a chmod may have raced)
     auto b = cluster_->setattr(to_ino(nodeid), sa);

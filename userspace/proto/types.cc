@@ -1,10 +1,18 @@
 #include "proto/types.h"
 
+#include <sys/stat.h>
+
 #include <cctype>
 
 #include <ctime>
 
 namespace lanefs::proto {
+
+uint32_t suidgid_to_kill(uint32_t mode) {
+  if (S_ISDIR(mode)) return 0;
+  return (mode & S_ISUID) | ((mode & S_ISGID) && (mode & S_IXGRP) ? S_ISGID : 0);
+}
+
 namespace {
 void put_ts(Encoder& e, const Timespec& t) { e.i64(t.sec); e.u32(t.nsec); }
 void get_ts(Decoder& d, Timespec* t) { t->sec = d.i64(); t->nsec = d.u32(); }

@@ -84,6 +84,11 @@ enum SetAttrMask : uint32_t {
   kSetKillSuidgid = 1u << 9,
 };
 
+// The bits kSetKillSuidgid clears from `mode`: set-user-ID, and set-group-ID
+// when group execute is set (without it, it means mandatory locking and
+// stays), as the kernel's should_remove_suid(); none on a directory.
+uint32_t suidgid_to_kill(uint32_t mode);
+
 struct SetAttr {
   uint32_t mask = 0;
   uint32_t mode = 0, uid = 0, gid = 0;
