@@ -2,6 +2,7 @@
 #include "fuse/channel_uring.h"
 
 #include <liburing.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -14,19 +15,35 @@
 #include <fstream>
 #include <future>
 
+#include <boost/context/fiber.hpp>
+#include <boost/context/protected_fixedsize_stack.hpp>
+
 #include "common/log.h"
 #include "fuse/session.h"
+#include "rpc/call_driver.h"
 
 namespace lanefs::fuse {
 
-// One entry: its buffers, owned by the thread that registered it (the
-// kernel copies requests in that thread's context, so it must live as
-// long as the entry).
+// One entry: its buffers and the fiber that serves its requests, owned by
+// its queue's thread (the kernel copies requests in that thread's context,
+// so the buffers live as long as the thread).
 struct RingEntry {
   abi::UringReqHeader* hdr = nullptr;
   uint8_t* payload = nullptr;
   size_t payload_size = 0;
   bool replied = false;
+  iovec iov[2]{};
+  uint16_t qid = 0;
+  // Its command in the kernel: the last one sent (resent on -EAGAIN).
+  uint32_t last_cmd = abi::kUringCmdRegister;
+  uint64_t commit_id = 0;
+  bool ended = false;  // the kernel ended it (-ENOTCONN, a refused REGISTER)
+  // The fiber: started at the first request, it serves one request per
+  // resume and parks in between (and while the backends work).
+  boost::context::fiber fiber;
+  boost::context::fiber loop;  // where the fiber returns to (set on each resume)
+  bool serving = false;        // a request is in the entry and not answered yet
+  bool queued = false;         // on the ready list
 };
 
 namespace {
@@ -38,126 +55,283 @@ bool register_fail_hook() {
   return v != nullptr && std::string(v) == "1";
 }
 
-// One command in the ring's next SQE (each ring carries one entry's
-// command at a time, so there is always a free one).
-void prep_cmd(io_uring* ring, int devfd, uint32_t cmd, uint16_t qid, uint64_t commit_id, const iovec* iov,
-              RingEntry* e) {
-  io_uring_sqe* sqe = io_uring_get_sqe(ring);
-  if (sqe == nullptr) return;
-  std::memset(static_cast<void*>(sqe), 0, 128);  // SQE128: __pad1 and uring_cmd_flags must be 0
-  sqe->opcode = IORING_OP_URING_CMD;
-  sqe->fd = devfd;
-  sqe->cmd_op = cmd;
-  if (iov != nullptr) {
-    sqe->addr = reinterpret_cast<uint64_t>(iov);
-    sqe->len = 2;
-  }
-  sqe->user_data = reinterpret_cast<uint64_t>(e);
-  abi::UringCmdReq req{};
-  req.qid = qid;
-  req.commit_id = commit_id;
-  std::memcpy(sqe->cmd, &req, sizeof req);
-}
-
 void* map_buffer(size_t n) {
   void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
-// One thread: one ring, one entry on queue `qid`. Reports the REGISTER's
-// outcome through `registered`, then serves until the connection ends.
-void serve_entry(Session* se, int devfd, uint16_t qid, size_t payload_size, std::promise<Status>* registered) {
-  // On the CPU whose requests this queue gets: the kernel delivers each
-  // request into the entry as task work of this thread, and the caller
-  // waits on that CPU too, so neither wake-up crosses CPUs.
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  CPU_SET(qid, &cpus);
-  (void)pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);  // an offline CPU: left unpinned
-  io_uring ring;
+// A fiber's stack: handlers, the RPC layer and the log formatting run on
+// it. Mapped with a guard page; pages are touched only as used.
+constexpr size_t kFiberStack = 512 * 1024;
+
+// Completions that are not an entry's: the endpoint's fds (poll) carry
+// their index + 1 in user_data; entries carry their address.
+constexpr uint64_t kPollTag = 1;
+constexpr int kPollTags = 2;
+
+// One queue: its thread's ring, entries, fibers and call driver.
+class Queue final : public rpc::Parker {
+ public:
+  Queue(Session* se, rpc::RpcClient* rpc, int devfd, uint16_t qid, uint32_t depth, size_t payload_size)
+      : se_(se), rpc_(rpc), devfd_(devfd), qid_(qid), depth_(depth), payload_size_(payload_size) {}
+
+  // The thread: registers, reports the outcome, serves until every entry ended.
+  void run(std::promise<Status>* registered);
+
+  void* running() noexcept override { return current_; }
+  void park() noexcept override {
+    RingEntry* e = current_;
+    e->loop = std::move(e->loop).resume();
+  }
+  void resume(void* fiber) noexcept override {
+    auto* e = static_cast<RingEntry*>(fiber);
+    if (e->queued || !e->serving) return;
+    e->queued = true;
+    ready_.push_back(e);
+  }
+
+ private:
+  Status setup();
+  io_uring_sqe* sqe();
+  void prep_cmd(RingEntry& e, uint32_t cmd);
+  void serve(RingEntry& e) noexcept;  // on the entry's fiber: one request
+  void run_fiber(RingEntry& e);
+  void on_cqe(const io_uring_cqe& c);
+  void sleep(bool progressed);
+  void teardown();
+
+  Session* se_;
+  rpc::RpcClient* rpc_;
+  int devfd_;
+  uint16_t qid_;
+  uint32_t depth_;
+  size_t payload_size_;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  bool registered_ = false;  // the REGISTERs went to the kernel
+  std::vector<std::unique_ptr<RingEntry>> entries_;
+  std::unique_ptr<rpc::CallDriver> driver_;
+  std::vector<RingEntry*> ready_, running_;
+  RingEntry* current_ = nullptr;
+  bool polling_[kPollTags] = {false, false};
+  uint32_t ended_ = 0;
+  uint32_t held_ = 0;  // entries holding a request (arrived, not answered)
+};
+
+io_uring_sqe* Queue::sqe() {
+  io_uring_sqe* q = io_uring_get_sqe(&ring_);
+  if (q == nullptr) {  // full: hand the batch to the kernel first
+    io_uring_submit(&ring_);
+    q = io_uring_get_sqe(&ring_);
+  }
+  return q;
+}
+
+// One command for entry `e`: REGISTER (its buffers) or COMMIT_AND_FETCH
+// (its reply, and the wait for the next request).
+void Queue::prep_cmd(RingEntry& e, uint32_t cmd) {
+  io_uring_sqe* q = sqe();
+  if (q == nullptr) return;  // the ring is sized for every entry's command and both polls
+  std::memset(static_cast<void*>(q), 0, 128);  // SQE128: __pad1 and uring_cmd_flags must be 0
+  q->opcode = IORING_OP_URING_CMD;
+  q->fd = devfd_;
+  q->cmd_op = cmd;
+  if (cmd == abi::kUringCmdRegister) {
+    q->addr = reinterpret_cast<uint64_t>(e.iov);
+    q->len = 2;
+  }
+  q->user_data = reinterpret_cast<uint64_t>(&e);
+  abi::UringCmdReq req{};
+  req.qid = qid_;
+  req.commit_id = cmd == abi::kUringCmdRegister ? 0 : e.commit_id;
+  std::memcpy(q->cmd, &req, sizeof req);
+  e.last_cmd = cmd;
+}
+
+Status Queue::setup() {
   io_uring_params p{};
+  // Every entry's command, both polls, room to spare.
+  const uint32_t n = depth_ + kPollTags + 2;
   p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-  int rc = io_uring_queue_init_params(4, &ring, &p);
+  int rc = io_uring_queue_init_params(n, &ring_, &p);
   if (rc == -EINVAL) {  // an older kernel: without the single-issuer flags
     p = io_uring_params{};
     p.flags = IORING_SETUP_SQE128;
-    rc = io_uring_queue_init_params(4, &ring, &p);
+    rc = io_uring_queue_init_params(n, &ring_, &p);
   }
-  if (rc < 0) {
-    registered->set_value(make_error(Errc::kNotSupported, std::string("io_uring setup: ") + std::strerror(-rc)));
-    return;
+  if (rc < 0) return make_error(Errc::kNotSupported, std::string("io_uring setup: ") + std::strerror(-rc));
+  ring_ok_ = true;
+  if (!(p.features & IORING_FEAT_EXT_ARG))
+    return make_error(Errc::kNotSupported, "io_uring without IORING_FEAT_EXT_ARG (kernel too old)");
+  auto d = rpc::CallDriver::create(*rpc_, *this);
+  if (!d.ok()) return d.error();
+  driver_ = std::move(*d);
+  const bool short_payload = register_fail_hook();
+  for (uint32_t i = 0; i < depth_; ++i) {
+    auto e = std::make_unique<RingEntry>();
+    e->hdr = static_cast<abi::UringReqHeader*>(map_buffer(4096));
+    e->payload = static_cast<uint8_t*>(map_buffer(payload_size_));
+    e->payload_size = payload_size_;
+    e->qid = qid_;
+    entries_.push_back(std::move(e));
+    RingEntry& r = *entries_.back();
+    if (r.hdr == nullptr || r.payload == nullptr) return make_error(Errc::kNoSpace, "io_uring FUSE entry buffers");
+    r.iov[0] = {r.hdr, 4096};
+    r.iov[1] = {r.payload, short_payload ? payload_size_ - 4096 : payload_size_};
+    prep_cmd(r, abi::kUringCmdRegister);
   }
-  RingEntry e;
-  e.hdr = static_cast<abi::UringReqHeader*>(map_buffer(4096));
-  e.payload = static_cast<uint8_t*>(map_buffer(payload_size));
-  e.payload_size = payload_size;
-  if (e.hdr == nullptr || e.payload == nullptr) {
-    registered->set_value(make_error(Errc::kNoSpace, "io_uring FUSE entry buffers"));
-    io_uring_queue_exit(&ring);
-    return;
-  }
-  iovec iov[2] = {{e.hdr, 4096}, {e.payload, register_fail_hook() ? payload_size - 4096 : payload_size}};
-  prep_cmd(&ring, devfd, abi::kUringCmdRegister, qid, 0, iov, &e);
-  rc = io_uring_submit(&ring);
+  rc = io_uring_submit(&ring_);
+  if (rc < 0) return make_error(Errc::kNotSupported, std::string("io_uring submit: ") + std::strerror(-rc));
+  registered_ = true;
   // A REGISTER the kernel refuses completes at once; a good one stays
   // parked (no completion) until a request arrives.
-  io_uring_cqe* cqe = nullptr;
   Status outcome = ok_status();
-  if (rc < 0) {
-    outcome = make_error(Errc::kNotSupported, std::string("io_uring submit: ") + std::strerror(-rc));
-  } else if (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe->res < 0) {
-    outcome = make_error(Errc::kNotSupported, "FUSE io_uring REGISTER on queue " + std::to_string(qid) +
-                                                  ": " + std::strerror(-cqe->res));
+  io_uring_cqe* c = nullptr;
+  while (io_uring_peek_cqe(&ring_, &c) == 0) {
+    if (c->res < 0 && outcome.ok())
+      outcome = make_error(Errc::kNotSupported, "FUSE io_uring REGISTER on queue " + std::to_string(qid_) + ": " +
+                                                    std::strerror(-c->res));
+    on_cqe(*c);
+    io_uring_cqe_seen(&ring_, c);
   }
-  const bool ok = outcome.ok();
-  registered->set_value(std::move(outcome));
-  if (!ok) {
-    io_uring_queue_exit(&ring);
-    munmap(e.hdr, 4096);
-    munmap(e.payload, payload_size);
+  return outcome;
+}
+
+// On the entry's fiber: the request in the entry, answered in place.
+void Queue::serve(RingEntry& e) noexcept {
+  // Copy what the reply overwrites first.
+  abi::InHeader h;
+  std::memcpy(&h, e.hdr->in_out, sizeof h);
+  e.commit_id = e.hdr->ent.commit_id;
+  const size_t op_len = std::min<size_t>(op_in_size(h.opcode), sizeof e.hdr->op_in);
+  const size_t pay_len = std::min<size_t>(e.hdr->ent.payload_sz, e.payload_size);
+  Req r{se_, devfd_, h.unique, h.uid, h.gid, h.pid};
+  r.ring = &e;
+  r.out = e.payload;
+  r.out_cap = e.payload_size;
+  e.replied = false;
+  se_->count_uring_request();
+  dispatch(r, h, {e.hdr->op_in, op_len}, {e.payload, pay_len});
+  if (!e.replied) UringChannel::set_reply(e, h.unique, ENOSYS, nullptr, 0);  // no request goes unanswered here
+}
+
+// Runs entry e's fiber until it parks (the backends work) or has answered
+// its request (then its reply is committed with the next fetch).
+void Queue::run_fiber(RingEntry& e) {
+  e.queued = false;
+  if (!e.fiber) {
+    e.fiber = boost::context::fiber(std::allocator_arg, boost::context::protected_fixedsize_stack(kFiberStack),
+                                    [this, &e](boost::context::fiber&& loop) {
+                                      e.loop = std::move(loop);
+                                      for (;;) {
+                                        serve(e);
+                                        e.serving = false;
+                                        e.loop = std::move(e.loop).resume();  // until the next request
+                                        if (!e.serving) break;                // teardown
+                                      }
+                                      return std::move(e.loop);
+                                    });
+  }
+  current_ = &e;
+  e.fiber = std::move(e.fiber).resume();
+  current_ = nullptr;
+  if (e.serving) return;  // parked: the backends work
+  --held_;
+  if (!e.ended) prep_cmd(e, abi::kUringCmdCommitAndFetch);
+}
+
+void Queue::on_cqe(const io_uring_cqe& c) {
+  if (c.user_data >= kPollTag && c.user_data < kPollTag + kPollTags) {
+    const int i = static_cast<int>(c.user_data - kPollTag);
+    polling_[i] = false;
+    driver_->fired(i);
     return;
   }
-  uint32_t last_cmd = abi::kUringCmdRegister;
-  uint64_t last_commit = 0;
-  for (;;) {
-    if (cqe == nullptr) {
-      rc = io_uring_submit_and_wait(&ring, 1);
-      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
-      if (io_uring_peek_cqe(&ring, &cqe) != 0) {
-        cqe = nullptr;
-        continue;
-      }
-    }
-    const int res = cqe->res;
-    io_uring_cqe_seen(&ring, cqe);
-    cqe = nullptr;
-    if (res == -EAGAIN || res == -EINTR) {  // the command did not run: again
-      if (last_cmd == abi::kUringCmdRegister) prep_cmd(&ring, devfd, last_cmd, qid, 0, iov, &e);
-      else prep_cmd(&ring, devfd, last_cmd, qid, last_commit, nullptr, &e);
-      continue;
-    }
-    if (res < 0) break;  // -ENOTCONN: unmounted or aborted; -ECANCELED: exiting
-    // The request is in the entry: copy what the reply overwrites first.
-    abi::InHeader h;
-    std::memcpy(&h, e.hdr->in_out, sizeof h);
-    const uint64_t commit_id = e.hdr->ent.commit_id;
-    const size_t op_len = std::min<size_t>(op_in_size(h.opcode), sizeof e.hdr->op_in);
-    const size_t pay_len = std::min<size_t>(e.hdr->ent.payload_sz, payload_size);
-    Req r{se, devfd, h.unique, h.uid, h.gid, h.pid};
-    r.ring = &e;
-    r.out = e.payload;
-    r.out_cap = payload_size;
-    e.replied = false;
-    se->count_uring_request();
-    dispatch(r, h, {e.hdr->op_in, op_len}, {e.payload, pay_len});
-    if (!e.replied) UringChannel::set_reply(e, h.unique, ENOSYS, nullptr, 0);  // no request goes unanswered here
-    prep_cmd(&ring, devfd, abi::kUringCmdCommitAndFetch, qid, commit_id, nullptr, &e);
-    last_cmd = abi::kUringCmdCommitAndFetch;
-    last_commit = commit_id;
+  if (c.user_data == LIBURING_UDATA_TIMEOUT || c.user_data == 0) return;
+  auto* e = reinterpret_cast<RingEntry*>(c.user_data);
+  if (c.res == -EAGAIN || c.res == -EINTR) {  // the command did not run: again
+    prep_cmd(*e, e->last_cmd);
+    return;
   }
-  io_uring_queue_exit(&ring);
-  munmap(e.hdr, 4096);
-  munmap(e.payload, payload_size);
+  if (c.res < 0) {  // -ENOTCONN: unmounted or aborted; -ECANCELED: exiting; a refused REGISTER
+    e->ended = true;
+    ++ended_;
+    return;
+  }
+  e->serving = true;  // a request is in the entry
+  se_->note_uring_held(++held_);
+  resume(e);
+}
+
+// Waits for the kernel's requests, the network, or the endpoint's next
+// timer; submits what was prepared on the way.
+void Queue::sleep(bool progressed) {
+  uint64_t timeout = 0;
+  const auto fds = driver_->arm(&timeout);
+  for (int i = 0; i < kPollTags; ++i) {
+    if (fds[i] < 0 || polling_[i]) continue;
+    io_uring_sqe* q = sqe();
+    if (q == nullptr) continue;
+    io_uring_prep_poll_add(q, fds[i], POLLIN);
+    q->user_data = kPollTag + static_cast<uint64_t>(i);
+    polling_[i] = true;
+  }
+  if (progressed) timeout = 0;  // only hand over what was prepared and collect what is there
+  __kernel_timespec ts{static_cast<long long>(timeout / 1'000'000'000), static_cast<long long>(timeout % 1'000'000'000)};
+  io_uring_cqe* c = nullptr;
+  int rc = timeout == 0 ? io_uring_submit_and_get_events(&ring_)
+                        : io_uring_submit_and_wait_timeout(&ring_, &c, 1, &ts, nullptr);
+  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+    LOG_WARN("FUSE io_uring queue {}: io_uring_enter: {}", qid_, std::strerror(-rc));
+}
+
+void Queue::run(std::promise<Status>* registered) {
+  // On the CPU whose requests this queue gets: the kernel delivers each
+  // request as task work of this thread, and the caller waits on that CPU
+  // too, so neither wake-up crosses CPUs.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(qid_, &cpus);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);  // an offline CPU: left unpinned
+  registered->set_value(setup());
+  if (!registered_) return teardown();
+  // A refused REGISTER: the caller aborts the connection, which ends the
+  // entries that were taken. Serve until every entry ended and no handler
+  // is still at work.
+  for (;;) {
+    if (ended_ == entries_.size() && held_ == 0 && driver_->outstanding() == 0) break;
+    running_.swap(ready_);
+    for (RingEntry* e : running_) run_fiber(*e);
+    running_.clear();
+    const bool progressed = driver_->step() || !ready_.empty();
+    sleep(progressed);
+    io_uring_cqe* c = nullptr;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring_, head, c) {
+      on_cqe(*c);
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+  teardown();
+}
+
+void Queue::teardown() {
+  // Fibers wait for their next request: let each one return.
+  for (auto& e : entries_) {
+    if (!e->fiber) continue;
+    current_ = e.get();
+    e->fiber = std::move(e->fiber).resume();  // serving is false: the loop inside breaks
+    current_ = nullptr;
+  }
+  driver_.reset();  // before the ring's fds go: its endpoint goes back to the pool
+  if (ring_ok_) io_uring_queue_exit(&ring_);
+  ring_ok_ = false;
+  for (auto& e : entries_) {
+    if (e->hdr) munmap(e->hdr, 4096);
+    if (e->payload) munmap(e->payload, e->payload_size);
+  }
+  entries_.clear();
 }
 
 }  // namespace
@@ -199,15 +373,16 @@ void UringChannel::set_reply(RingEntry& e, uint64_t unique, int error, const iov
   e.replied = true;
 }
 
-std::unique_ptr<UringChannel> UringChannel::start(Session& se, int devfd, uint32_t depth, size_t payload_size,
-                                                  Status* outcome) {
+std::unique_ptr<UringChannel> UringChannel::start(Session& se, rpc::RpcClient& rpc, int devfd, uint32_t depth,
+                                                  size_t payload_size, Status* outcome) {
   std::unique_ptr<UringChannel> ch(new UringChannel());
   ch->queues_ = possible_cpus();
-  std::vector<std::promise<Status>> results(size_t{ch->queues_} * depth);
-  size_t k = 0;
+  std::vector<std::promise<Status>> results(ch->queues_);
   for (uint32_t q = 0; q < ch->queues_; ++q)
-    for (uint32_t d = 0; d < depth; ++d, ++k)
-      ch->threads_.emplace_back(serve_entry, &se, devfd, static_cast<uint16_t>(q), payload_size, &results[k]);
+    ch->threads_.emplace_back([&se, &rpc, devfd, q, depth, payload_size, r = &results[q]] {
+      Queue queue(&se, &rpc, devfd, static_cast<uint16_t>(q), depth, payload_size);
+      queue.run(r);
+    });
   *outcome = ok_status();
   for (auto& r : results) {
     Status s = r.get_future().get();

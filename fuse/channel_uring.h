@@ -3,16 +3,22 @@
 // queue of the CPU its caller runs on; every possible CPU has a queue and
 // every queue needs entries before the kernel uses any of them.
 //
-// Shape: per queue, `depth` threads, each with its own ring and one entry
-// (a 4 KiB header buffer and a payload buffer of the negotiated size). A
-// thread waits for its entry's request, runs the handler to completion
-// (it blocks on the network, like a classic reader) and commits the reply
-// with the same io_uring_enter that fetches the next request: one system
-// call per request instead of a read and a writev, no hand-off between
-// threads. Requests in flight per CPU = depth (mount option
-// fuse_queue_depth). The reply is written in place: the header over the
-// request's, the reply's arguments into the payload buffer (a read's data
-// lands there directly: Req::out).
+// Shape: per queue one thread, pinned to the queue's CPU, with one ring
+// holding `depth` entries (mount option fuse_queue_depth; each a 4 KiB
+// header buffer and a payload buffer of the negotiated size). Each entry
+// has a fiber that runs its requests' handlers. A handler that calls the
+// backends parks its fiber (rpc/call_driver.h): the thread goes on with
+// other entries and sleeps in the same io_uring_enter on the kernel's
+// requests and on the network (the RPC endpoint's fds as poll requests,
+// its timers as the wait's timeout). When the backends answer, the
+// handler resumes and its reply is committed with the same
+// COMMIT_AND_FETCH that fetches the entry's next request. No thread
+// hand-off and no blocked thread per request: requests in flight per CPU
+// = depth, system calls per request ≤ 1 (fewer under load: one enter
+// commits, fetches, sends and receives for every entry that is ready).
+// The reply is written in place: the header over the request's, the
+// reply's arguments into the payload buffer (a read's data lands there
+// directly: Req::out).
 //
 // Errors: a REGISTER that fails is fatal to the mount (the kernel would
 // otherwise hang it or silently go back to /dev/fuse); start() reports it.
@@ -29,6 +35,10 @@
 
 #include "common/result.h"
 
+namespace lanefs::rpc {
+class RpcClient;
+}
+
 namespace lanefs::fuse {
 
 class Session;
@@ -40,8 +50,10 @@ class UringChannel {
   // connection behind `devfd` (INIT answered with FUSE_OVER_IO_URING).
   // Its threads run even when it fails (`*outcome`): those registered end
   // when the caller aborts the connection; join() waits for them.
-  static std::unique_ptr<UringChannel> start(Session& se, int devfd, uint32_t depth, size_t payload_size,
-                                             Status* outcome);
+  // `rpc`: the client the handlers call (its calls are driven by the
+  // queue threads' loops).
+  static std::unique_ptr<UringChannel> start(Session& se, rpc::RpcClient& rpc, int devfd, uint32_t depth,
+                                             size_t payload_size, Status* outcome);
   ~UringChannel();
   void join();  // every thread ended (the connection is gone)
   uint32_t queues() const { return queues_; }

@@ -35,7 +35,9 @@ class FuseMount final : public client::MountChannel {
   client::ChannelInfo info() const override {
     return {se_->uring() ? "uring" : "classic",
             se_->channel_reason(),
-            {{"fuse_requests_classic", se_->requests_classic()}, {"fuse_requests_uring", se_->requests_uring()}}};
+            {{"fuse_requests_classic", se_->requests_classic()},
+             {"fuse_requests_uring", se_->requests_uring()},
+             {"fuse_uring_peak_per_thread", se_->uring_peak_per_thread()}}};
   }
 
  private:

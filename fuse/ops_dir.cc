@@ -20,9 +20,14 @@ void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool pl
     reply_error(req, page.error());
     return;
   }
-  thread_local MsgBuffer buf;
-  buf.resize_uninit(size);
-  uint8_t* out = buf.data();
+  // Built in the ring entry's payload (Req::out) or this thread's buffer;
+  // nothing parks between here and the reply.
+  thread_local MsgBuffer classic_buf;
+  uint8_t* out = req.out;
+  if (out == nullptr || req.out_cap < size) {
+    classic_buf.resize_uninit(size);
+    out = classic_buf.data();
+  }
   size_t used = 0, i = 0;
   for (; i < page->entries.size(); ++i) {
     const auto& e = page->entries[i];

@@ -78,17 +78,25 @@ void op_open(const Req& req, uint64_t ino, FileInfo& fi) noexcept {
 }
 
 void op_read(const Req& req, uint64_t ino, size_t size, uint64_t off) noexcept {
-  // The data lands in this thread's buffer straight from the packets and
-  // goes to the kernel from there (the one user-space copy of a read); the
-  // buffer is reused by the thread's next read: no allocation, no zero-fill.
-  thread_local MsgBuffer buf;
-  buf.resize_uninit(size);
-  auto r = mount_of(req).read_into(ino, off, buf.span());
+  // The data lands straight from the packets in the buffer the kernel
+  // takes the reply from: the io_uring entry's payload (Req::out), or on
+  // the classic channel this thread's buffer, which writev hands over (the
+  // one user-space copy of a read). No allocation, no zero-fill. Not a
+  // thread_local on the ring: its entries' fibers share the thread.
+  thread_local MsgBuffer classic_buf;
+  std::span<uint8_t> into;
+  if (req.out != nullptr && req.out_cap >= size) {
+    into = {req.out, size};
+  } else {
+    classic_buf.resize_uninit(size);
+    into = classic_buf.span();
+  }
+  auto r = mount_of(req).read_into(ino, off, into);
   if (!r.ok()) {
     reply_error(req, r.error());
     return;
   }
-  reply_buf(req, buf.data(), *r);
+  reply_buf(req, into.data(), *r);
 }
 
 void op_write(const Req& req, uint64_t ino, const uint8_t* buf, size_t size, uint64_t off, bool kill_privs) noexcept {

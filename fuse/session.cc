@@ -129,7 +129,7 @@ Status Session::start() {
     // EAGAIN until it has processed it).
     const size_t payload = std::max<size_t>({abi::kMinReadBuffer, kMaxWrite, size_t{kMaxPagesWanted} * 4096});
     Status st;
-    uring_ = UringChannel::start(*this, fd_, opts_.fs->options().fuse_queue_depth, payload, &st);
+    uring_ = UringChannel::start(*this, opts_.fs->cluster().rpc(), fd_, opts_.fs->options().fuse_queue_depth, payload, &st);
     if (!st.ok()) return st;
     reason_ = "io_uring: " + std::to_string(uring_->queues()) + " CPU queues x " +
               std::to_string(opts_.fs->options().fuse_queue_depth) + (want == client::FuseChannel::kUring

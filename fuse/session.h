@@ -95,6 +95,15 @@ class Session {
   uint64_t requests_classic() const { return requests_classic_.load(std::memory_order_relaxed); }
   uint64_t requests_uring() const { return requests_uring_.load(std::memory_order_relaxed); }
   void count_uring_request() { requests_uring_.fetch_add(1, std::memory_order_relaxed); }
+  // The most requests one io_uring queue thread held at once (its entries
+  // waiting on the backends together): > 1 shows replies are committed
+  // as the backends answer, not one request per thread.
+  void note_uring_held(uint64_t n) {
+    uint64_t seen = uring_peak_.load(std::memory_order_relaxed);
+    while (n > seen && !uring_peak_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+    }
+  }
+  uint64_t uring_peak_per_thread() const { return uring_peak_.load(std::memory_order_relaxed); }
   uint64_t kernel_flags() const { return kernel_flags_; }  // what the kernel offered at INIT
   uint64_t granted_flags() const { return granted_; }      // what we asked for
 
@@ -116,7 +125,7 @@ class Session {
   std::vector<std::thread> threads_;
   std::atomic<int> idle_{0}, running_{0};
   std::atomic<bool> ended_{false};
-  std::atomic<uint64_t> requests_classic_{0}, requests_uring_{0};
+  std::atomic<uint64_t> requests_classic_{0}, requests_uring_{0}, uring_peak_{0};
   std::unique_ptr<UringChannel> uring_;
   std::string reason_;  // why this channel
 };

@@ -169,6 +169,7 @@ int cmd_stats(const Globals& g, bool paths) {
     l["channel_reason"] = m.value("channel_reason", "");
     l["fuse_requests_classic"] = m.value("fuse_requests_classic", 0ull);
     l["fuse_requests_uring"] = m.value("fuse_requests_uring", 0ull);
+    l["fuse_uring_peak_per_thread"] = m.value("fuse_uring_peak_per_thread", 0ull);
     if (!paths) l.erase("paths");
     out.push_back(l);
   }

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "common/log.h"
+#include "rpc/call_driver.h"
 
 namespace lanefs::client {
 namespace {
@@ -151,6 +152,7 @@ Status SealedIo::write_data(uint64_t ino, uint64_t offset, std::span<const uint8
   bool head = offset % kBlockBytes != 0, tail = end % kBlockBytes != 0;
   std::vector<uint8_t> plain((last - first) * kBlockBytes);
   if (head || tail) {
+    rpc::NoPark no_park;  // the stripe lock is held across calls (rpc/call_driver.h)
     std::unique_lock lk(stripe(ino));
     // Read-modify-write of the partial edge blocks.
     if (head) {
@@ -164,6 +166,7 @@ Status SealedIo::write_data(uint64_t ino, uint64_t offset, std::span<const uint8
     std::memcpy(plain.data() + (offset - first * kBlockBytes), data.data(), data.size());
     return write_blocks(ino, first, plain, blocks_delta);
   }
+  rpc::NoPark no_park;  // the stripe lock is held across calls (rpc/call_driver.h)
   std::shared_lock lk(stripe(ino));
   return write_blocks(ino, first, data, blocks_delta);
 }
@@ -183,6 +186,7 @@ Result<proto::InodeAttr> SealedIo::write(uint64_t ino, uint64_t offset, std::spa
 Result<std::vector<uint8_t>> SealedIo::read_data(uint64_t ino, uint64_t offset, uint32_t len) {
   if (len == 0) return std::vector<uint8_t>{};
   uint64_t first = offset / kBlockBytes, last = (offset + len + kBlockBytes - 1) / kBlockBytes;
+  rpc::NoPark no_park;  // the stripe lock is held across calls (rpc/call_driver.h)
   std::shared_lock lk(stripe(ino));
   LANEFS_ASSIGN_OR_RETURN(auto plain, read_blocks(ino, first, last - first));
   uint64_t skip = offset - first * kBlockBytes;
@@ -224,6 +228,7 @@ Result<int64_t> SealedIo::zero_in_block(uint64_t ino, uint64_t block, uint32_t f
 
 Result<int64_t> SealedIo::punch(uint64_t ino, uint64_t offset, uint64_t len) {
   if (len == 0) return int64_t{0};
+  rpc::NoPark no_park;  // the stripe lock is held across calls (rpc/call_driver.h)
   std::unique_lock lk(stripe(ino));
   uint64_t end = offset + len;
   uint64_t whole_first = (offset + kBlockBytes - 1) / kBlockBytes, whole_end = end / kBlockBytes;
@@ -251,6 +256,7 @@ Result<int64_t> SealedIo::punch(uint64_t ino, uint64_t offset, uint64_t len) {
 
 Result<proto::InodeAttr> SealedIo::setattr(uint64_t ino, const proto::SetAttr& attr) {
   if (!(attr.mask & proto::kSetSize)) return cluster_.setattr(ino, attr);
+  rpc::NoPark no_park;  // the stripe lock is held across calls (rpc/call_driver.h)
   std::unique_lock lk(stripe(ino));
   // The block that will hold the new end of file must carry zeros beyond
   // it, so that growing the file later reads zeros there.

@@ -7,6 +7,8 @@
 // busy-polling DPDK port the pool is a set of dedicated cores instead
 // (dedicated_core.h).
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -17,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "rpc/call_driver.h"
 #include "rpc/client_endpoint.h"
 #include "rpc/dedicated_core.h"
 
@@ -119,6 +122,9 @@ class RpcClient::Pool {
       --waiters_;
     }
   }
+
+  // The pool's HA paths and faults, for an endpoint leased for good.
+  void refresh(ClientEndpoint* ep) { prepare(ep); }
 
   void give_back(ClientEndpoint* ep) {
     ep->release();
@@ -227,6 +233,17 @@ RpcClient::RpcClient(std::unique_ptr<Pool> pool) : pool_(std::move(pool)) {}
 RpcClient::~RpcClient() { pool_->stop(); }
 
 RpcClient::Batch::Batch(RpcClient& client) : client_(client) {
+  CallDriver* d = CallDriver::current();
+  if (d != nullptr && &d->client_ == &client && !NoPark::active()) {
+    fiber_ = d->parker_.running();
+    if (fiber_ != nullptr) {  // on a fiber of a driven thread: share the driver's endpoint or mailbox
+      drv_ = d;
+      ep_ = d->ep_;
+      mb_ = d->mb_;
+      core_ = d->core_;
+      return;
+    }
+  }
   if (client.pool_->dedicated()) {
     mb_ = take_mailbox();
     core_ = client.pool_->core_for_thread();
@@ -235,6 +252,10 @@ RpcClient::Batch::Batch(RpcClient& client) : client_(client) {
   }
 }
 RpcClient::Batch::~Batch() {
+  if (drv_) {
+    wait();
+    return;
+  }
   if (mb_) {
     client_.pool_->wait(mb_, false);
     return_mailbox(mb_);
@@ -245,18 +266,112 @@ RpcClient::Batch::~Batch() {
   client_.pool_->give_back(ep_);
 }
 void RpcClient::Batch::start(const CallArgs& args, Done done) {
+  if (drv_) {
+    // The completion runs on the loop (CallDriver::step): count it for this
+    // Batch and wake the fiber that may wait for it.
+    ++pending_;
+    CallDone wrapped([this, d = std::move(done)](Result<Response> r) mutable {
+      --pending_;
+      ++completed_;
+      d(std::move(r));
+      drv_->parker_.resume(fiber_);
+    });
+    if (mb_) client_.pool_->submit(core_, args, mb_, mb_->add(std::move(wrapped)));
+    else ep_->start(args, std::move(wrapped));
+    return;
+  }
   if (mb_) client_.pool_->submit(core_, args, mb_, mb_->add(std::move(done)));
   else ep_->start(args, std::move(done));
 }
 void RpcClient::Batch::wait() {
+  if (drv_) {
+    while (pending_ > 0) drv_->parker_.park();
+    return;
+  }
   if (mb_) client_.pool_->wait(mb_, false);
   else ep_->run(false);
 }
 void RpcClient::Batch::wait_any() {
+  if (drv_) {
+    const uint64_t seen = completed_;
+    while (pending_ > 0 && completed_ == seen) drv_->parker_.park();
+    return;
+  }
   if (mb_) client_.pool_->wait(mb_, true);
   else ep_->run(true);
 }
-size_t RpcClient::Batch::outstanding() const { return mb_ ? mb_->outstanding() : ep_->outstanding(); }
+size_t RpcClient::Batch::outstanding() const {
+  if (drv_) return pending_;
+  return mb_ ? mb_->outstanding() : ep_->outstanding();
+}
+
+// ------------------------------------------------------------ CallDriver
+namespace {
+thread_local CallDriver* t_driver = nullptr;
+thread_local uint32_t t_no_park = 0;
+}  // namespace
+
+NoPark::NoPark() noexcept { ++t_no_park; }
+NoPark::~NoPark() { --t_no_park; }
+bool NoPark::active() noexcept { return t_no_park > 0; }
+
+CallDriver* CallDriver::current() noexcept { return t_driver; }
+
+Result<std::unique_ptr<CallDriver>> CallDriver::create(RpcClient& client, Parker& parker) {
+  if (t_driver != nullptr) return make_error(Errc::kInvalid, "this thread already has a call driver");
+  std::unique_ptr<CallDriver> d(new CallDriver(client, parker));
+  if (client.pool_->dedicated()) {
+    d->notify_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->notify_fd_ < 0) return sys_error("eventfd", errno);
+    d->mb_ = new Mailbox;
+    d->mb_->set_notify_fd(d->notify_fd_);
+    d->core_ = client.pool_->core_for_thread();
+  } else {
+    d->ep_ = client.pool_->lease();  // never given back while the driver lives
+  }
+  t_driver = d.get();
+  return d;
+}
+
+CallDriver::~CallDriver() {
+  // Calls still out end by their deadlines; their completions resume no
+  // fiber that is gone (the loop that owns the fibers waits for them first).
+  if (mb_) {
+    client_.pool_->wait(mb_, false);
+    delete mb_;
+    close(notify_fd_);
+  } else {
+    ep_->run(false);
+    ep_->maybe_publish();
+    client_.pool_->give_back(ep_);
+  }
+  if (t_driver == this) t_driver = nullptr;
+}
+
+bool CallDriver::step() {
+  if (mb_) return mb_->poll() > 0;  // the core drives the network; its completions arrive here
+  client_.pool_->refresh(ep_);
+  return ep_->step();
+}
+
+std::array<int, 2> CallDriver::arm(uint64_t* timeout_ns) {
+  if (mb_) {
+    *timeout_ns = 20'000'000;  // nothing to time here: the core runs the timers
+    return {notify_fd_, -1};
+  }
+  return ep_->arm(timeout_ns);
+}
+
+void CallDriver::fired(int i) {
+  if (mb_ && i == 0) {
+    uint64_t v;
+    [[maybe_unused]] ssize_t rr = read(notify_fd_, &v, sizeof v);
+  } else if (ep_ && i == 1) {
+    ep_->drain_wake();
+  }
+}
+
+size_t CallDriver::outstanding() const { return mb_ ? mb_->outstanding() : ep_->outstanding(); }
 
 Result<Buffer> RpcClient::call(NetAddr server, uint16_t opcode, std::span<const uint8_t> request,
                                uint64_t timeout_ns) {

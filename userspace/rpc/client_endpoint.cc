@@ -107,7 +107,7 @@ void ClientEndpoint::set_faults(const transport::FaultConfig& f, uint64_t versio
   core_->faults().set_faults(f);
 }
 
-void ClientEndpoint::finish_waiting(Done done, Error e) {
+void ClientEndpoint::finish_waiting(CallDone done, Error e) {
   counters_.calls_failed.fetch_add(1, std::memory_order_relaxed);
   Finished f;
   f.done = std::move(done);
@@ -115,7 +115,7 @@ void ClientEndpoint::finish_waiting(Done done, Error e) {
   finished_.push_back(std::move(f));
 }
 
-void ClientEndpoint::start(const CallArgs& args, Done done) {
+void ClientEndpoint::start(const CallArgs& args, CallDone done) {
   ++outstanding_;
   counters_.calls_by_op[std::min<size_t>(args.opcode, RpcCounters::kOpSlots - 1)].fetch_add(1, std::memory_order_relaxed);
   size_t len = args.req.size() + args.req_data.size();
@@ -224,6 +224,14 @@ size_t ClientEndpoint::run_finished() {
   size_t n = running_.size();
   running_.clear();
   return n;
+}
+
+std::array<int, 2> ClientEndpoint::arm(uint64_t* timeout_ns) {
+  core_->flush();
+  // Idle: only housekeeping is due (HA probes, stray packets), as often as
+  // the pool's housekeeper looks after an idle endpoint.
+  *timeout_ns = outstanding_ > 0 ? sleep_ns() : 20'000'000;
+  return core_->arm(timeout_ns);
 }
 
 void ClientEndpoint::tend() {

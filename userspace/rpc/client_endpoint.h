@@ -8,6 +8,7 @@
 // snapshot (pub_mu_) and the lease flag are touched by other threads.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <map>
@@ -41,7 +42,7 @@ struct TxPkt {
 struct Call {
   CallArgs args;
   uint64_t deadline_ns = 0;
-  Done done;
+  CallDone done;
 };
 
 struct ActiveReq {
@@ -129,7 +130,7 @@ class ClientEndpoint {
   bool leased() const noexcept { return leased_.load(std::memory_order_relaxed); }
 
   // ---- owner thread
-  void start(const CallArgs& args, Done done);
+  void start(const CallArgs& args, CallDone done);
   // One turn: receive, timers when due, transmit, run completions. Returns
   // whether anything happened (packets in or out, a completion).
   bool step();
@@ -151,6 +152,11 @@ class ClientEndpoint {
   // snapshot is older than ~100 ms (called when a lease ends).
   void maybe_publish();
   void fail_all(const Error& e);
+  // For an outside event loop (call_driver.h): flushes, re-arms the
+  // transport's wake-up and returns the fds to poll (the transport's, the
+  // cross-thread wake-up) and the longest sleep.
+  std::array<int, 2> arm(uint64_t* timeout_ns);
+  void drain_wake() { core_->drain_wake(); }
 
   // ---- any thread
   NetAddr local_addr() const { return local_; }
@@ -179,7 +185,7 @@ class ClientEndpoint {
   void send_pkt(ClientSession& s, ActiveReq& r, size_t idx, uint64_t now);
   void timers(ClientSession& s, uint64_t now);
   void complete(ClientSession& s, ActiveReq& r, const Error* err);
-  void finish_waiting(Done done, Error e);
+  void finish_waiting(CallDone done, Error e);
   void pump(ClientSession& s, uint64_t now);
   size_t run_finished();
   uint64_t sleep_ns() const;
@@ -214,7 +220,7 @@ class ClientEndpoint {
   // Completions run after the turn that produced them, so a callback that
   // starts a new call never re-enters session bookkeeping.
   struct Finished {
-    Done done;
+    CallDone done;
     bool ok = false;
     Error error;
     Response resp;

@@ -4,6 +4,8 @@
 
 #include <sched.h>
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "common/clock.h"
@@ -11,7 +13,7 @@
 
 namespace lanefs::rpc {
 
-uint32_t Mailbox::add(Done done) {
+uint32_t Mailbox::add(CallDone done) {
   uint32_t id;
   if (!free_ids_.empty()) {
     id = free_ids_.back();
@@ -50,6 +52,10 @@ void Mailbox::deliver(uint32_t id, Result<Response> r) {
     // may return the mailbox, and notify_one below only passes the
     // address to the kernel.
     seq_.fetch_add(1, std::memory_order_release);
+    if (notify_fd_ >= 0) {  // under the lock too: the fd lives as long as the caller may wait
+      const uint64_t one = 1;
+      [[maybe_unused]] ssize_t w = write(notify_fd_, &one, sizeof one);
+    }
   }
   seq_.notify_one();
 }
@@ -61,7 +67,7 @@ size_t Mailbox::run_completions() {
     taking_.swap(ready_);
   }
   for (Completion& c : taking_) {
-    Done d = std::move(dones_[c.id]);
+    CallDone d = std::move(dones_[c.id]);
     free_ids_.push_back(c.id);
     --outstanding_;
     if (c.ok) d(Result<Response>(c.resp));

@@ -31,7 +31,7 @@ namespace lanefs::rpc {
 class Mailbox {
  public:
   // Caller: reserves the id of a new call and keeps its completion.
-  uint32_t add(Done done);
+  uint32_t add(CallDone done);
   // Core: the call `id` completed (any thread but the caller's).
   void deliver(uint32_t id, Result<Response> r);
   // Caller: runs completions until none is outstanding (or, with until_any,
@@ -39,6 +39,10 @@ class Mailbox {
   // sleeps on a futex.
   void wait(bool until_any, SpinSlots* spin, uint64_t busy_poll_ns);
   size_t outstanding() const { return outstanding_; }
+  // For a caller that sleeps in its own event loop (call_driver.h): every
+  // delivery also writes this eventfd; poll() runs what was delivered.
+  void set_notify_fd(int fd) { notify_fd_ = fd; }
+  size_t poll() { return run_completions(); }
 
  private:
   struct Completion {
@@ -50,7 +54,8 @@ class Mailbox {
   };
   size_t run_completions();
 
-  std::vector<Done> dones_;  // by id
+  std::vector<CallDone> dones_;  // by id
+  int notify_fd_ = -1;
   std::vector<uint32_t> free_ids_;
   size_t outstanding_ = 0;
   std::vector<Completion> taking_;

@@ -101,6 +101,21 @@ void LoopCore::sleep(uint64_t timeout_ns) {
   }
 }
 
+std::array<int, 2> LoopCore::arm(uint64_t* timeout_ns) {
+  // A busy-polling port that another thread polls hands datagrams over
+  // with a wake-up; look again within 1 ms as run() does.
+  if (transport_->busy_polls()) *timeout_ns = std::min<uint64_t>(*timeout_ns, 1'000'000);
+  if (transport_->has_pending()) *timeout_ns = std::min<uint64_t>(*timeout_ns, 100'000);
+  auto st = transport_->arm_notify();
+  if (!st.ok()) LOG_WARN("arm_notify: {}", st.error().to_string());
+  return {transport_->notify_fd(), wake_fd_};
+}
+
+void LoopCore::drain_wake() {
+  uint64_t v;
+  [[maybe_unused]] ssize_t rr = read(wake_fd_, &v, sizeof v);  // non-blocking
+}
+
 void LoopCore::wait(uint64_t timeout_ns, int extra_fd) {
   if (transport_->busy_polls()) {
     // A dedicated core polls: no sleep and no system call beyond a yield,

@@ -56,6 +56,12 @@ class LoopCore {
   void sleep(uint64_t timeout_ns);
   // Thread-safe: interrupts wait().
   void wake();
+  // For an outside event loop that sleeps for this core: re-arms the
+  // transport's wake-up, shortens *timeout_ns as wait() would, and returns
+  // the fds to poll (transport, wake-up). Call drain_wake() when the
+  // second one fired.
+  std::array<int, 2> arm(uint64_t* timeout_ns);
+  void drain_wake();
   bool busy_polls() const { return transport_->busy_polls(); }
   // True when this side parses raw frames itself (DPDK): peers must send it
   // plain datagrams, never coalesced ones (announced at connect).

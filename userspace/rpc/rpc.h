@@ -161,6 +161,9 @@ struct Response {
 // kVersion when the server rejects the protocol version, kBusy when it has
 // no room for a session, kShutdown when the client is destroyed.
 using Done = InlineFn<void(Result<Response>), 64>;
+// What endpoints and mailboxes keep: room for a Done and a pointer, so a
+// Batch on a driven thread (call_driver.h) wraps a Done without allocating.
+using CallDone = InlineFn<void(Result<Response>), 96>;
 
 // ------------------------------------------------------------ paths (HA)
 // One network path to a server: one of this client's local legs and one of
@@ -189,6 +192,7 @@ struct PathStats {
 
 class ClientEndpoint;  // client_endpoint.h (internal)
 class Mailbox;         // dedicated_core.h (internal)
+class CallDriver;      // call_driver.h
 
 // Thread-safe: every method may be called from any thread. A call runs on
 // the calling thread, or its dedicated core (see the file comment);
@@ -201,7 +205,9 @@ class RpcClient {
   // Several calls issued together and driven to completion by the calling
   // thread (the chunk pieces of one IO; a benchmark keeping N in flight).
   // A Batch leases one endpoint for its lifetime (on dedicated cores: hands
-  // its calls to the thread's core); use it from one thread.
+  // its calls to the thread's core); use it from one thread. Made by a
+  // fiber of a thread with a CallDriver (call_driver.h), it shares the
+  // driver's endpoint and its waits park the fiber instead.
   class Batch {
    public:
     explicit Batch(RpcClient& client);
@@ -220,6 +226,12 @@ class RpcClient {
     ClientEndpoint* ep_ = nullptr;  // leased, or
     Mailbox* mb_ = nullptr;         // dedicated cores: where completions arrive
     uint32_t core_ = 0;
+    // On a driven thread: the driver, the fiber that waits, and this
+    // Batch's own calls (the endpoint or mailbox is shared).
+    CallDriver* drv_ = nullptr;
+    void* fiber_ = nullptr;
+    size_t pending_ = 0;
+    uint64_t completed_ = 0;
   };
 
   // One blocking call, run on the calling thread; the response is copied out.
@@ -250,6 +262,7 @@ class RpcClient {
 
  private:
   friend class Batch;
+  friend class CallDriver;
   explicit RpcClient(std::unique_ptr<Pool> pool);
   std::unique_ptr<Pool> pool_;
 };
