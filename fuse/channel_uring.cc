@@ -18,6 +18,7 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/protected_fixedsize_stack.hpp>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "fuse/session.h"
 #include "rpc/call_driver.h"
@@ -97,7 +98,7 @@ class Queue final : public rpc::Parker {
   void serve(RingEntry& e) noexcept;  // on the entry's fiber: one request
   void run_fiber(RingEntry& e);
   void on_cqe(const io_uring_cqe& c);
-  void sleep(bool progressed);
+  void sleep();
   void teardown();
 
   Session* se_;
@@ -116,6 +117,8 @@ class Queue final : public rpc::Parker {
   bool polling_[kPollTags] = {false, false};
   uint32_t ended_ = 0;
   uint32_t held_ = 0;  // entries holding a request (arrived, not answered)
+  bool net_fired_ = true;       // an endpoint fd fired since the last turn
+  uint64_t step_due_ns_ = 0;    // the endpoint's timers are due
 };
 
 io_uring_sqe* Queue::sqe() {
@@ -245,6 +248,7 @@ void Queue::on_cqe(const io_uring_cqe& c) {
     const int i = static_cast<int>(c.user_data - kPollTag);
     polling_[i] = false;
     driver_->fired(i);
+    net_fired_ = true;
     return;
   }
   if (c.user_data == LIBURING_UDATA_TIMEOUT || c.user_data == 0) return;
@@ -264,8 +268,9 @@ void Queue::on_cqe(const io_uring_cqe& c) {
 }
 
 // Waits for the kernel's requests, the network, or the endpoint's next
-// timer; submits what was prepared on the way.
-void Queue::sleep(bool progressed) {
+// timer; submits what was prepared on the way (commits, poll re-arms) in
+// the same io_uring_enter.
+void Queue::sleep() {
   uint64_t timeout = 0;
   const auto fds = driver_->arm(&timeout);
   for (int i = 0; i < kPollTags; ++i) {
@@ -276,7 +281,7 @@ void Queue::sleep(bool progressed) {
     q->user_data = kPollTag + static_cast<uint64_t>(i);
     polling_[i] = true;
   }
-  if (progressed) timeout = 0;  // only hand over what was prepared and collect what is there
+  step_due_ns_ = mono_ns() + timeout;
   __kernel_timespec ts{static_cast<long long>(timeout / 1'000'000'000), static_cast<long long>(timeout % 1'000'000'000)};
   io_uring_cqe* c = nullptr;
   int rc = timeout == 0 ? io_uring_submit_and_get_events(&ring_)
@@ -301,10 +306,17 @@ void Queue::run(std::promise<Status>* registered) {
   for (;;) {
     if (ended_ == entries_.size() && held_ == 0 && driver_->outstanding() == 0) break;
     running_.swap(ready_);
-    for (RingEntry* e : running_) run_fiber(*e);
+    for (RingEntry* e : running_) run_fiber(*e);  // their calls are sent as they start
     running_.clear();
-    const bool progressed = driver_->step() || !ready_.empty();
-    sleep(progressed);
+    // The network needs a turn only when its fd fired or a timer is due
+    // (no receive that finds nothing): one turn per answer at QD1.
+    if (net_fired_ || mono_ns() >= step_due_ns_) {
+      net_fired_ = false;
+      step_due_ns_ = UINT64_MAX;
+      driver_->step();
+    }
+    if (!ready_.empty()) continue;  // answers resumed fibers: run them before sleeping
+    sleep();
     io_uring_cqe* c = nullptr;
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&ring_, head, c) {

@@ -15,6 +15,11 @@
 #   3. dedicated_mode=none on net_af_packet (no RX interrupts, like AWS
 #      ENA): the mount works on kernel UDP, `cluster processes` says UDP and
 #      the log has the one-line reason.
+# With LANEFS_TEST_FUSE_CHANNEL=uring every mount is made with
+# fuse_channel=uring (fuse.enable_uring is turned on for the run and put
+# back at exit) and must be served by the rings: their queue threads drive
+# the DPDK lane's calls (a dedicated core's mailbox, an RX-interrupt core's
+# endpoint) from their own event loop.
 # Exit 77 (skipped) without root, /dev/fuse or the DPDK lane.
 set -eu
 B=${1:?usage: dpdk_mount.sh BUILD_DIR}
@@ -29,7 +34,16 @@ export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 MNT=$W/mnt
 mkdir -p "$RUN" "$MNT"
 bp=""
+CHANNEL=${LANEFS_TEST_FUSE_CHANNEL:-auto}
+PARAM=/sys/module/fuse/parameters/enable_uring
+OLD_PARAM=""
+if [ "$CHANNEL" = uring ]; then
+  [ -w "$PARAM" ] || skip "no FUSE over io_uring in this kernel ($PARAM)"
+  OLD_PARAM=$(cat "$PARAM")
+  echo Y >"$PARAM"
+fi
 cleanup() {
+  [ -z "$OLD_PARAM" ] || echo "$OLD_PARAM" >"$PARAM" 2>/dev/null || true
   umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
   # No frontend of this run may outlive it (a polling one keeps a CPU busy
   # and slows whatever test runs next): 10 s to exit, then SIGKILL.
@@ -79,6 +93,12 @@ print([p["network"] for p in json.load(sys.stdin) if "FRONTEND" in p["roles"]][0
 io_check() {
   dd if="$W/src" of="$MNT/x" bs=1M status=none || fail "write on $1"
   cmp "$W/src" "$MNT/x" || fail "data read back on $1 differs"
+  [ "$CHANNEL" = uring ] || return 0
+  timeout 10 "$B/userspace/cli/lanefs" --json local ps | python3 -c '
+import json, sys
+m = [m for row in json.load(sys.stdin) for m in row.get("mounts", [])][0]
+assert m["channel"] == "uring" and m["fuse_requests_uring"] > 0, m' ||
+    fail "$1: the mount was not served by the io_uring channel"
 }
 wait_gone() {
   i=0
@@ -88,7 +108,7 @@ wait_gone() {
 }
 
 # ---- 1. polling
-"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=tap:dtap0/192.0.2.2/24,dedicated_mode=full,forcedirect ||
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=tap:dtap0/192.0.2.2/24,dedicated_mode=full,forcedirect,fuse_channel=$CHANNEL ||
   fail "mount with net=tap:dtap0 (polling)"
 io_check polling
 # ARP mid-run: while IO runs, the kernel side takes a new MAC (no gratuitous
@@ -133,7 +153,7 @@ wait_gone
 
 # ---- 2. RX interrupts, two cores
 "$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" \
-  -o net=tap:dtap0/192.0.2.2+192.0.2.3/24,num_cores=2,dedicated_mode=none,forcedirect ||
+  -o net=tap:dtap0/192.0.2.2+192.0.2.3/24,num_cores=2,dedicated_mode=none,forcedirect,fuse_channel=$CHANNEL ||
   fail "mount with net=tap:dtap0 (interrupts, two cores)"
 io_check rx-interrupts
 grep -q "rx-interrupt mode" "$RUN/frontend.log" || fail "frontend log does not say rx-interrupt mode"
@@ -150,7 +170,7 @@ umount "$MNT"
 wait_gone
 
 # ---- 3. a driver without RX interrupts: kernel UDP instead
-"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=afpacket:lfv0/192.0.2.7/24,dedicated_mode=none,forcedirect ||
+"$B/userspace/frontend/mount.lanefs" 192.0.2.1:14123/f "$MNT" -o net=afpacket:lfv0/192.0.2.7/24,dedicated_mode=none,forcedirect,fuse_channel=$CHANNEL ||
   fail "mount with net=afpacket:lfv0 (interrupts)"
 io_check af_packet-fallback
 sleep 2

@@ -356,7 +356,7 @@ bool CallDriver::step() {
 
 std::array<int, 2> CallDriver::arm(uint64_t* timeout_ns) {
   if (mb_) {
-    *timeout_ns = 20'000'000;  // nothing to time here: the core runs the timers
+    *timeout_ns = 100'000'000;  // nothing to time here: the core runs the timers
     return {notify_fd_, -1};
   }
   return ep_->arm(timeout_ns);
