@@ -282,8 +282,11 @@ def section(args, heading=HEADING, sub="###", markers=True, label=None):
       "store of the run (a tmpfs the bench mounts, or the root ext4 filesystem):")
     w("")
     opts = env.get("lanefs_mount_opts") or "default options (`writecache`)"
+    uring = env.get("fuse_enable_uring")
+    channel = {"Y": ", FUSE over io_uring (`fuse.enable_uring` on for the run, `fuse_channel=auto` takes it)",
+               "N": ", classic /dev/fuse channel (`fuse.enable_uring` off)"}.get(uring or "", "")
     w(f"- **lanefs**: one `lanefsd` (`--data-dir` on the backing store), UDP lane on 127.0.0.1, "
-      f"mounted with `mount.lanefs`, {opts}.")
+      f"mounted with `mount.lanefs`, {opts}{channel}.")
     w("- **GlusterFS**: private `glusterd` bound to 127.0.0.2 (its CLI refuses 127.0.0.1 as a brick host), "
       "one-brick distribute volume (`force`; the brick on the backing store), default volume options, "
       "FUSE client (`mount -t glusterfs`).")

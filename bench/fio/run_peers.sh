@@ -11,6 +11,11 @@
 #   ROUNDS=3 SEQ_SIZE=512M SEQ_RUNTIME=60 RUNTIME=8 RAMP=2 META_FILES=2000
 #   PEERS="lanefs glusterfs passthrough tmpfs" (sshfs available)
 #   TMPFS_SIZE=4g LANEFS_MOUNT_OPTS= PERF=1 WRITE_DOCS=1
+#   FUSE_URING=1         turn the kernel's fuse.enable_uring on for the run
+#                        (where it exists; put back at exit), so lanefs's
+#                        default fuse_channel=auto takes FUSE over io_uring,
+#                        as `lanefs local setup fuse-uring on` would; 0 leaves
+#                        it as it is. libfuse peers (3.14) never use it.
 #   PROFILE_JOBS="seq_read_direct rand_read rand_write" (extra lanefs runs under perf)
 #   BENCH_WORK=/var/tmp/lanefs-bench  BENCH_RESULTS=/var/tmp/lanefs-bench-results/<stamp>
 set -euo pipefail
@@ -94,6 +99,17 @@ teardown() {
 }
 trap teardown EXIT
 trap 'exit 130' INT TERM
+
+# The FUSE channel lanefs gets (see FUSE_URING above).
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+FUSE_URING=${FUSE_URING:-1}
+URING_BEFORE=""
+if [[ $FUSE_URING = 1 && -w $URING_PARAM ]]; then
+  URING_BEFORE=$(cat "$URING_PARAM")
+  echo Y >"$URING_PARAM"
+fi
+restore_uring() { [[ -z $URING_BEFORE ]] || echo "$URING_BEFORE" >"$URING_PARAM"; URING_BEFORE=""; }
+trap 'teardown; restore_uring' EXIT
 
 # The backing store: a tmpfs the bench mounts, or a directory on the root fs.
 BACKING_DIR=$W/backing
@@ -342,6 +358,7 @@ save_logs() {
   echo "profile_jobs=$PROFILE_JOBS"
   echo "tmpfs_size=$TMPFS_SIZE"
   echo "lanefs_mount_opts=$LANEFS_MOUNT_OPTS"
+  echo "fuse_enable_uring=$(cat "$URING_PARAM" 2>/dev/null || echo absent)"
   echo "fio=$(fio --version)"
   echo "glusterfs=$(glusterfs --version 2>/dev/null | head -1)"
   echo "sshfs=$(sshfs --version 2>&1 | grep -i '^sshfs' | head -1)"
@@ -354,6 +371,7 @@ bench_t0=$SECONDS
 for b in $BACKING; do run_backing "$b"; done
 echo "elapsed_s=$((SECONDS - bench_t0))" >>"$RES_ROOT/meta.env"
 trap - EXIT
+restore_uring
 
 # ------------------------------------------------------------- report
 img_dir=$src_dir/docs/img
