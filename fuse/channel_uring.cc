@@ -3,12 +3,16 @@
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +49,7 @@ struct RingEntry {
   boost::context::fiber loop;  // where the fiber returns to (set on each resume)
   bool serving = false;        // a request is in the entry and not answered yet
   bool queued = false;         // on the ready list
+  bool offloaded = false;      // its fiber waits for the queue's helper thread
 };
 
 namespace {
@@ -65,10 +70,11 @@ void* map_buffer(size_t n) {
 // it. Mapped with a guard page; pages are touched only as used.
 constexpr size_t kFiberStack = 512 * 1024;
 
-// Completions that are not an entry's: the endpoint's fds (poll) carry
-// their index + 1 in user_data; entries carry their address.
+// Completions that are not an entry's: polls carry their index + 1 in
+// user_data (0, 1: the RPC endpoint's fds; 2: the helper's eventfd);
+// entries carry their address.
 constexpr uint64_t kPollTag = 1;
-constexpr int kPollTags = 2;
+constexpr int kPollTags = 3, kHelperPoll = 2;
 
 // One queue: its thread's ring, entries, fibers and call driver.
 class Queue final : public rpc::Parker {
@@ -84,6 +90,12 @@ class Queue final : public rpc::Parker {
     RingEntry* e = current_;
     e->loop = std::move(e->loop).resume();
   }
+  // On one of this queue's fibers: runs fn(arg) on the queue's helper
+  // thread while the fiber parks (see run_off_ring).
+  void offload(void (*fn)(void*), void* arg);
+  static Queue* on_this_thread();
+  RingEntry* running_entry() const { return current_; }
+
   void resume(void* fiber) noexcept override {
     auto* e = static_cast<RingEntry*>(fiber);
     if (e->queued || !e->serving) return;
@@ -117,9 +129,77 @@ class Queue final : public rpc::Parker {
   bool polling_[kPollTags] = {false, false};
   uint32_t ended_ = 0;
   uint32_t held_ = 0;  // entries holding a request (arrived, not answered)
+  std::vector<RingEntry*> unsent_;  // commands that found no SQE (sent next turn)
+  // The helper thread (started at the first offload): jobs in, fibers out.
+  struct Job {
+    void (*fn)(void*);
+    void* arg;
+    RingEntry* e;
+  };
+  void helper();
+  void helper_done();
+  std::thread helper_;
+  int helper_fd_ = -1;  // eventfd: the helper finished jobs
+  std::mutex helper_mu_;
+  std::condition_variable helper_cv_;
+  std::vector<Job> jobs_;            // helper_mu_
+  std::vector<RingEntry*> helped_;   // helper_mu_
+  bool helper_stop_ = false;         // helper_mu_
   bool net_fired_ = true;       // an endpoint fd fired since the last turn
   uint64_t step_due_ns_ = 0;    // the endpoint's timers are due
 };
+
+thread_local Queue* t_queue = nullptr;
+
+Queue* Queue::on_this_thread() { return t_queue; }
+
+void Queue::offload(void (*fn)(void*), void* arg) {
+  RingEntry* e = current_;
+  {
+    std::lock_guard lk(helper_mu_);
+    if (!helper_.joinable()) helper_ = std::thread([this] { helper(); });
+    jobs_.push_back(Job{fn, arg, e});
+  }
+  helper_cv_.notify_one();
+  e->offloaded = true;
+  while (e->offloaded) park();
+}
+
+// The helper: runs what fibers hand it, one at a time, and wakes the loop.
+void Queue::helper() {
+  std::vector<Job> mine;
+  for (;;) {
+    {
+      std::unique_lock lk(helper_mu_);
+      helper_cv_.wait(lk, [this] { return helper_stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping
+      mine.swap(jobs_);
+    }
+    for (const Job& j : mine) {
+      j.fn(j.arg);
+      std::lock_guard lk(helper_mu_);
+      helped_.push_back(j.e);
+    }
+    mine.clear();
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = write(helper_fd_, &one, sizeof one);
+  }
+}
+
+// On the loop: the fibers whose jobs ran go on.
+void Queue::helper_done() {
+  uint64_t v;
+  [[maybe_unused]] ssize_t r = read(helper_fd_, &v, sizeof v);
+  std::vector<RingEntry*> done;
+  {
+    std::lock_guard lk(helper_mu_);
+    done.swap(helped_);
+  }
+  for (RingEntry* e : done) {
+    e->offloaded = false;
+    resume(e);
+  }
+}
 
 io_uring_sqe* Queue::sqe() {
   io_uring_sqe* q = io_uring_get_sqe(&ring_);
@@ -134,7 +214,12 @@ io_uring_sqe* Queue::sqe() {
 // (its reply, and the wait for the next request).
 void Queue::prep_cmd(RingEntry& e, uint32_t cmd) {
   io_uring_sqe* q = sqe();
-  if (q == nullptr) return;  // the ring is sized for every entry's command and both polls
+  e.last_cmd = cmd;
+  if (q == nullptr) {  // the kernel took none of the queued SQEs: again on the next turn
+    LOG_WARN("FUSE io_uring queue {}: no free submission entry; the command waits a turn", qid_);
+    unsent_.push_back(&e);
+    return;
+  }
   std::memset(static_cast<void*>(q), 0, 128);  // SQE128: __pad1 and uring_cmd_flags must be 0
   q->opcode = IORING_OP_URING_CMD;
   q->fd = devfd_;
@@ -148,7 +233,6 @@ void Queue::prep_cmd(RingEntry& e, uint32_t cmd) {
   req.qid = qid_;
   req.commit_id = cmd == abi::kUringCmdRegister ? 0 : e.commit_id;
   std::memcpy(q->cmd, &req, sizeof req);
-  e.last_cmd = cmd;
 }
 
 Status Queue::setup() {
@@ -247,6 +331,7 @@ void Queue::on_cqe(const io_uring_cqe& c) {
   if (c.user_data >= kPollTag && c.user_data < kPollTag + kPollTags) {
     const int i = static_cast<int>(c.user_data - kPollTag);
     polling_[i] = false;
+    if (i == kHelperPoll) return helper_done();
     driver_->fired(i);
     net_fired_ = true;
     return;
@@ -272,7 +357,8 @@ void Queue::on_cqe(const io_uring_cqe& c) {
 // the same io_uring_enter.
 void Queue::sleep() {
   uint64_t timeout = 0;
-  const auto fds = driver_->arm(&timeout);
+  const auto net = driver_->arm(&timeout);
+  const int fds[kPollTags] = {net[0], net[1], helper_fd_};
   for (int i = 0; i < kPollTags; ++i) {
     if (fds[i] < 0 || polling_[i]) continue;
     io_uring_sqe* q = sqe();
@@ -281,7 +367,9 @@ void Queue::sleep() {
     q->user_data = kPollTag + static_cast<uint64_t>(i);
     polling_[i] = true;
   }
-  step_due_ns_ = mono_ns() + timeout;
+  // Never later than before: requests that wake the loop early must not
+  // push the endpoint's timers (retransmits, deadlines) back.
+  step_due_ns_ = std::min(step_due_ns_, mono_ns() + timeout);
   __kernel_timespec ts{static_cast<long long>(timeout / 1'000'000'000), static_cast<long long>(timeout % 1'000'000'000)};
   io_uring_cqe* c = nullptr;
   int rc = timeout == 0 ? io_uring_submit_and_get_events(&ring_)
@@ -298,6 +386,8 @@ void Queue::run(std::promise<Status>* registered) {
   CPU_ZERO(&cpus);
   CPU_SET(qid_, &cpus);
   (void)pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);  // an offline CPU: left unpinned
+  t_queue = this;
+  helper_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   registered->set_value(setup());
   if (!registered_) return teardown();
   // A refused REGISTER: the caller aborts the connection, which ends the
@@ -305,6 +395,11 @@ void Queue::run(std::promise<Status>* registered) {
   // is still at work.
   for (;;) {
     if (ended_ == entries_.size() && held_ == 0 && driver_->outstanding() == 0) break;
+    if (!unsent_.empty()) {
+      std::vector<RingEntry*> again;
+      again.swap(unsent_);
+      for (RingEntry* e : again) prep_cmd(*e, e->last_cmd);
+    }
     running_.swap(ready_);
     for (RingEntry* e : running_) run_fiber(*e);  // their calls are sent as they start
     running_.clear();
@@ -329,6 +424,15 @@ void Queue::run(std::promise<Status>* registered) {
 }
 
 void Queue::teardown() {
+  {
+    std::lock_guard lk(helper_mu_);
+    helper_stop_ = true;
+  }
+  helper_cv_.notify_all();
+  if (helper_.joinable()) helper_.join();  // no fiber waits for it: none is serving
+  if (helper_fd_ >= 0) close(helper_fd_);
+  helper_fd_ = -1;
+  t_queue = nullptr;
   // Fibers wait for their next request: let each one return.
   for (auto& e : entries_) {
     if (!e->fiber) continue;
@@ -347,6 +451,13 @@ void Queue::teardown() {
 }
 
 }  // namespace
+
+bool run_off_ring(void (*fn)(void*), void* arg) {
+  Queue* q = Queue::on_this_thread();
+  if (q == nullptr || q->running_entry() == nullptr) return false;
+  q->offload(fn, arg);
+  return true;
+}
 
 uint32_t possible_cpus() {
   // "0-3" or "0,2-5": the highest CPU number + 1.

@@ -70,4 +70,13 @@ class UringChannel {
 // CPUs the kernel may route requests from (/sys/devices/system/cpu/possible).
 uint32_t possible_cpus();
 
+// On a ring queue's fiber: runs fn(arg) on the queue's helper thread while
+// the fiber parks, and returns true once it ran; false (nothing run)
+// anywhere else. For a call that may wait for the kernel to finish another
+// request of the same queue: a notification to /dev/fuse locks pages or
+// a directory that a request parked on this thread may still hold, so the
+// queue thread itself must never make it (it would wait for itself). The
+// hand-off is on the notification path only, never on the request path.
+bool run_off_ring(void (*fn)(void*), void* arg);
+
 }  // namespace lanefs::fuse

@@ -243,7 +243,21 @@ int Session::reply(const Req& r, int error, const iovec* parts, int n) noexcept 
 }
 
 int Session::notify(abi::NotifyCode code, const iovec* parts, int n) noexcept {
-  return write_msg(fd_, code, 0, parts, n);
+  struct Call {
+    int fd;
+    abi::NotifyCode code;
+    const iovec* parts;
+    int n;
+    int rc;
+  } c{fd_, code, parts, n, 0};
+  // From a ring queue's fiber the write goes to the queue's helper thread
+  // (fuse/channel_uring.h: run_off_ring); elsewhere it is made here.
+  auto run = [](void* p) {
+    auto* k = static_cast<Call*>(p);
+    k->rc = write_msg(k->fd, k->code, 0, k->parts, k->n);
+  };
+  if (!run_off_ring(run, &c)) run(&c);
+  return c.rc;
 }
 
 

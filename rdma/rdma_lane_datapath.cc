@@ -33,13 +33,16 @@ using Clock = std::chrono::steady_clock;
 
 }  // namespace
 
-Result<std::unique_ptr<RdmaBuffer>> RdmaLaneImpl::lease(size_t len) {
+Result<std::unique_ptr<RdmaBuffer>> RdmaLaneImpl::lease(size_t len) { return lease_within(len, config_.timeout_ms); }
+
+Result<std::unique_ptr<RdmaBuffer>> RdmaLaneImpl::try_lease(size_t len) { return lease_within(len, 0); }
+
+Result<std::unique_ptr<RdmaBuffer>> RdmaLaneImpl::lease_within(size_t len, uint32_t wait_ms) {
   if (len > config_.buffer_bytes)
     return make_error(Errc::kInvalid, "rdma lease: " + std::to_string(len) + " bytes > buffer_bytes " +
                                           std::to_string(config_.buffer_bytes));
   std::unique_lock lk(pool_mu_);
-  if (!pool_cv_.wait_for(lk, std::chrono::milliseconds(config_.timeout_ms),
-                         [&] { return !pool_free_.empty(); }))
+  if (!pool_cv_.wait_for(lk, std::chrono::milliseconds(wait_ms), [&] { return !pool_free_.empty(); }))
     return make_error(Errc::kBusy, "rdma lease: all " + std::to_string(config_.max_buffers) +
                                        " registered buffers in use");
   const uint32_t i = pool_free_.back();

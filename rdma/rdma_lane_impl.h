@@ -41,6 +41,7 @@ class RdmaLaneImpl final : public RdmaLane {
   Result<uint64_t> connect(NetAddr peer) override;
   void disconnect(NetAddr peer) override;
   Result<std::unique_ptr<RdmaBuffer>> lease(size_t len) override;
+  Result<std::unique_ptr<RdmaBuffer>> try_lease(size_t len) override;
   Status write_remote(uint64_t token, const RdmaBuffer& local, uint32_t len,
                       const RemoteBuffer& dst) override;
   Status read_remote(uint64_t token, RdmaBuffer& local, uint32_t len,
@@ -54,6 +55,7 @@ class RdmaLaneImpl final : public RdmaLane {
 
   // Returns a leased buffer to the pool (called by the buffer's destructor).
   void release_buffer(uint32_t index) noexcept;
+  Result<std::unique_ptr<RdmaBuffer>> lease_within(size_t len, uint32_t wait_ms);
 
  private:
   enum class ConnState : uint8_t { kConnecting, kUp, kDown };

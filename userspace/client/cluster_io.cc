@@ -8,6 +8,7 @@
 
 #include "client/cluster_client.h"
 #include "common/log.h"
+#include "rpc/call_driver.h"
 #include "lanefs/config.h"
 
 namespace lanefs::client {
@@ -101,9 +102,12 @@ bool ClusterClient::prepare_rdma(RdmaPiece& p) {
   if (!lane) return false;
   auto token = rdma_->token_for(*p.owner);
   if (!token.ok()) return false;
-  auto buf = lane->lease(p.len);
+  // On a ring queue's fiber the buffers may all be held by fibers of this
+  // very thread, which cannot run while it waits: take one only if free.
+  auto buf = rpc::CallDriver::current() != nullptr ? lane->try_lease(p.len) : lane->lease(p.len);
   if (!buf.ok()) {
-    rdma_->failed(*p.owner, buf.error());
+    // Every buffer in use is no fault of the peer: this piece goes by UDP.
+    if (buf.error().code != Errc::kBusy) rdma_->failed(*p.owner, buf.error());
     return false;
   }
   auto rb = (*buf)->remote(p.len);

@@ -43,8 +43,10 @@ class Parker {
 
 class CallDriver {
  public:
-  // Takes an endpoint of `client` for good (or a mailbox and this thread's
-  // dedicated core) and installs itself on the calling thread.
+  // Installs itself on the calling thread. It takes an endpoint of
+  // `client` at the first call and keeps it (on DPDK dedicated cores: a
+  // mailbox and this thread's core). When the pool can open no endpoint
+  // (256 at most), calls block their thread as without a driver.
   static Result<std::unique_ptr<CallDriver>> create(RpcClient& client, Parker& parker);
   ~CallDriver();  // waits for calls still out (each ends by its deadline); uninstalls
 
@@ -64,6 +66,7 @@ class CallDriver {
  private:
   friend class RpcClient;
   CallDriver(RpcClient& client, Parker& parker) : client_(client), parker_(parker) {}
+  bool attach();  // has (or now took) an endpoint or mailbox
   RpcClient& client_;
   Parker& parker_;
   ClientEndpoint* ep_ = nullptr;  // leased for good, or

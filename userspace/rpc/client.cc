@@ -126,6 +126,29 @@ class RpcClient::Pool {
   // The pool's HA paths and faults, for an endpoint leased for good.
   void refresh(ClientEndpoint* ep) { prepare(ep); }
 
+  // An endpoint for a CallDriver, kept until given back: a free one, or a
+  // new one even past max_endpoints (every ring queue that is used owns
+  // one); nullptr when none can be had now. Never waits.
+  ClientEndpoint* lease_for_driver() {
+    const uint32_t n = n_.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < n; ++i) {
+      ClientEndpoint* ep = slots_[i].load(std::memory_order_acquire);
+      if (ep->try_lease()) return prepare(ep);
+    }
+    std::lock_guard lk(mu_);
+    if (n_.load() >= kMaxEndpoints) return nullptr;
+    auto ep = ClientEndpoint::create(opts_, configs_[n_.load() % configs_.size()]);
+    if (!ep.ok()) {
+      LOG_WARN("RPC client: no endpoint for a call driver ({}); its calls block their thread",
+               ep.error().to_string());
+      return nullptr;
+    }
+    ClientEndpoint* raw = ep->get();
+    raw->try_lease();
+    add(std::move(*ep));
+    return prepare(raw);
+  }
+
   void give_back(ClientEndpoint* ep) {
     ep->release();
     if (waiters_.load(std::memory_order_relaxed) > 0) {
@@ -234,15 +257,15 @@ RpcClient::~RpcClient() { pool_->stop(); }
 
 RpcClient::Batch::Batch(RpcClient& client) : client_(client) {
   CallDriver* d = CallDriver::current();
-  if (d != nullptr && &d->client_ == &client && !NoPark::active()) {
+  if (d != nullptr && &d->client_ == &client && !NoPark::active() && d->parker_.running() != nullptr &&
+      d->attach()) {
+    // On a fiber of a driven thread: share the driver's endpoint or mailbox.
     fiber_ = d->parker_.running();
-    if (fiber_ != nullptr) {  // on a fiber of a driven thread: share the driver's endpoint or mailbox
-      drv_ = d;
-      ep_ = d->ep_;
-      mb_ = d->mb_;
-      core_ = d->core_;
-      return;
-    }
+    drv_ = d;
+    ep_ = d->ep_;
+    mb_ = d->mb_;
+    core_ = d->core_;
+    return;
   }
   if (client.pool_->dedicated()) {
     mb_ = take_mailbox();
@@ -326,11 +349,17 @@ Result<std::unique_ptr<CallDriver>> CallDriver::create(RpcClient& client, Parker
     d->mb_ = new Mailbox;
     d->mb_->set_notify_fd(d->notify_fd_);
     d->core_ = client.pool_->core_for_thread();
-  } else {
-    d->ep_ = client.pool_->lease();  // never given back while the driver lives
   }
+  // An endpoint is taken at the first call (attach()): queues of CPUs that
+  // never send a request hold none.
   t_driver = d.get();
   return d;
+}
+
+bool CallDriver::attach() {
+  if (ep_ != nullptr || mb_ != nullptr) return true;
+  ep_ = client_.pool_->lease_for_driver();  // kept while the driver lives
+  return ep_ != nullptr;
 }
 
 CallDriver::~CallDriver() {
@@ -340,7 +369,7 @@ CallDriver::~CallDriver() {
     client_.pool_->wait(mb_, false);
     delete mb_;
     close(notify_fd_);
-  } else {
+  } else if (ep_) {
     ep_->run(false);
     ep_->maybe_publish();
     client_.pool_->give_back(ep_);
@@ -350,6 +379,7 @@ CallDriver::~CallDriver() {
 
 bool CallDriver::step() {
   if (mb_) return mb_->poll() > 0;  // the core drives the network; its completions arrive here
+  if (!ep_) return false;
   client_.pool_->refresh(ep_);
   return ep_->step();
 }
@@ -358,6 +388,10 @@ std::array<int, 2> CallDriver::arm(uint64_t* timeout_ns) {
   if (mb_) {
     *timeout_ns = 100'000'000;  // nothing to time here: the core runs the timers
     return {notify_fd_, -1};
+  }
+  if (!ep_) {
+    *timeout_ns = 100'000'000;
+    return {-1, -1};
   }
   return ep_->arm(timeout_ns);
 }
@@ -371,7 +405,10 @@ void CallDriver::fired(int i) {
   }
 }
 
-size_t CallDriver::outstanding() const { return mb_ ? mb_->outstanding() : ep_->outstanding(); }
+size_t CallDriver::outstanding() const {
+  if (mb_) return mb_->outstanding();
+  return ep_ ? ep_->outstanding() : 0;
+}
 
 Result<Buffer> RpcClient::call(NetAddr server, uint16_t opcode, std::span<const uint8_t> request,
                                uint64_t timeout_ns) {

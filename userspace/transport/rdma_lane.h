@@ -139,6 +139,9 @@ class RdmaLane {
 
   // Leases a registered buffer of at least `len` bytes (<= buffer_bytes).
   virtual Result<std::unique_ptr<RdmaBuffer>> lease(size_t len) = 0;
+  // The same without waiting: kBusy at once when every buffer is leased
+  // (a caller whose thread also runs the calls that would free one).
+  virtual Result<std::unique_ptr<RdmaBuffer>> try_lease(size_t len) = 0;
 
   // Server: RDMA-WRITE `local` (inside a leased buffer) to `dst` over the
   // connection `token`; returns once the completion arrived.

@@ -72,6 +72,7 @@ class DeviceOnlyLane : public transport::RdmaLane {
   Result<std::unique_ptr<transport::RdmaBuffer>> lease(size_t) override {
     return make_error(Errc::kNotSupported, "no buffers");
   }
+  Result<std::unique_ptr<transport::RdmaBuffer>> try_lease(size_t n) override { return lease(n); }
   Status write_remote(uint64_t, const transport::RdmaBuffer&, uint32_t, const transport::RemoteBuffer&) override {
     return make_error(Errc::kNotSupported, "no fabric");
   }
