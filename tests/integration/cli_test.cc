@@ -222,6 +222,8 @@ TEST(CliArgs, ArgumentErrorsExit2AndNameTheWord) {
   EXPECT_EQ(missing.rc, 2) << missing.out;
   auto negative = run_cli({"fs", "locate", "x", "/f", "--offset", "-5"});
   EXPECT_EQ(negative.rc, 2) << negative.out;
+  EXPECT_NE(negative.out.find("0 or more"), std::string::npos) << negative.out;
+  EXPECT_LT(negative.out.size(), 200u) << "not one clear line: " << negative.out;
   auto help = run_cli({"--help"});
   EXPECT_EQ(help.rc, 0) << help.out;
 }

@@ -373,7 +373,14 @@ int main(int argc, char** argv) {
   auto* fl = fs->add_subcommand("locate", "where a path's metadata and data live");
   fl->add_option("name", fs_name)->required();
   fl->add_option("path", fs_path)->required();
-  fl->add_option("--offset", fs_offset, "byte offset whose chunk to locate")->check(CLI::NonNegativeNumber);
+  // CLI11's NonNegativeNumber names its range as "0.000000 to 1.8e308" in
+  // full digits: say it in words instead.
+  fl->add_option("--offset", fs_offset, "byte offset whose chunk to locate")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return !v.empty() && v[0] != '-' ? std::string{} : "a byte offset is 0 or more, not " + v;
+          },
+          "BYTES"));
   fl->callback([&] { rc = cmd_fs_locate(g, fs_name, fs_path, fs_offset); });
 
   bool stats_paths = false;
