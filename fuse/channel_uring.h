@@ -3,7 +3,7 @@
 // queue of the CPU its caller runs on; every possible CPU has a queue and
 // every queue needs entries before the kernel uses any of them.
 //
-// Shape: per queue one thread, pinned to the queue's CPU, with one ring
+// Shape: per queue one thread (not pinned: see Queue::run) with one ring
 // holding `depth` entries (mount option fuse_queue_depth; each a 4 KiB
 // header buffer and a payload buffer of the negotiated size). Each entry
 // has a fiber that runs its requests' handlers. A handler that calls the
