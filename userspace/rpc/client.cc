@@ -93,33 +93,20 @@ class RpcClient::Pool {
     } hint;
     if (hint.pool == id_ && hint.ep->try_lease()) return prepare(hint.ep);
     for (;;) {
-      uint32_t n = n_.load(std::memory_order_acquire);
-      for (uint32_t i = 0; i < n; ++i) {
-        ClientEndpoint* ep = slots_[i].load(std::memory_order_acquire);
-        if (ep->try_lease()) {
-          hint = {id_, ep};
-          return prepare(ep);
+      ClientEndpoint* ep = lease_free();
+      if (ep == nullptr) {
+        std::unique_lock lk(mu_);
+        if (n_.load() < opts_.max_endpoints) ep = open_leased_locked("waiting for a free one");
+        if (ep == nullptr) {
+          // Every endpoint is busy: wait for one to come back.
+          ++waiters_;
+          freed_cv_.wait_for(lk, std::chrono::milliseconds(5));
+          --waiters_;
+          continue;
         }
       }
-      std::unique_lock lk(mu_);
-      if (n_.load() < opts_.max_endpoints) {
-        const auto& tc = configs_[n_.load() % configs_.size()];
-        auto ep = ClientEndpoint::create(opts_, tc);
-        if (ep.ok()) {
-          ClientEndpoint* raw = ep->get();
-          raw->try_lease();
-          add(std::move(*ep));
-          lk.unlock();
-          hint = {id_, raw};
-          return prepare(raw);
-        }
-        LOG_WARN("RPC client: another endpoint could not be opened ({}); waiting for a free one",
-                 ep.error().to_string());
-      }
-      // Every endpoint is busy: wait for one to come back.
-      ++waiters_;
-      freed_cv_.wait_for(lk, std::chrono::milliseconds(5));
-      --waiters_;
+      hint = {id_, ep};
+      return prepare(ep);  // after mu_ is released: prepare() takes it
     }
   }
 
@@ -130,23 +117,12 @@ class RpcClient::Pool {
   // new one even past max_endpoints (every ring queue that is used owns
   // one); nullptr when none can be had now. Never waits.
   ClientEndpoint* lease_for_driver() {
-    const uint32_t n = n_.load(std::memory_order_acquire);
-    for (uint32_t i = 0; i < n; ++i) {
-      ClientEndpoint* ep = slots_[i].load(std::memory_order_acquire);
-      if (ep->try_lease()) return prepare(ep);
+    ClientEndpoint* ep = lease_free();
+    if (ep == nullptr) {
+      std::lock_guard lk(mu_);
+      if (n_.load() < kMaxEndpoints) ep = open_leased_locked("its calls block their thread");
     }
-    std::lock_guard lk(mu_);
-    if (n_.load() >= kMaxEndpoints) return nullptr;
-    auto ep = ClientEndpoint::create(opts_, configs_[n_.load() % configs_.size()]);
-    if (!ep.ok()) {
-      LOG_WARN("RPC client: no endpoint for a call driver ({}); its calls block their thread",
-               ep.error().to_string());
-      return nullptr;
-    }
-    ClientEndpoint* raw = ep->get();
-    raw->try_lease();
-    add(std::move(*ep));
-    return prepare(raw);
+    return ep != nullptr ? prepare(ep) : nullptr;  // after mu_ is released: prepare() takes it
   }
 
   void give_back(ClientEndpoint* ep) {
@@ -180,6 +156,30 @@ class RpcClient::Pool {
 
  private:
   static constexpr uint32_t kMaxEndpoints = 256;
+
+  // A free endpoint, leased; nullptr when every one is in use.
+  ClientEndpoint* lease_free() {
+    const uint32_t n = n_.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < n; ++i) {
+      ClientEndpoint* ep = slots_[i].load(std::memory_order_acquire);
+      if (ep->try_lease()) return ep;
+    }
+    return nullptr;
+  }
+
+  // Opens one more endpoint, leased (mu_ held); nullptr, logged with what
+  // happens instead (`otherwise`), when it cannot be opened.
+  ClientEndpoint* open_leased_locked(const char* otherwise) {
+    auto ep = ClientEndpoint::create(opts_, configs_[n_.load() % configs_.size()]);
+    if (!ep.ok()) {
+      LOG_WARN("RPC client: another endpoint could not be opened ({}); {}", ep.error().to_string(), otherwise);
+      return nullptr;
+    }
+    ClientEndpoint* raw = ep->get();
+    raw->try_lease();
+    add(std::move(*ep));
+    return raw;
+  }
 
   void add(std::unique_ptr<ClientEndpoint> ep) {
     ep->set_spin(&spin_);
@@ -257,10 +257,10 @@ RpcClient::~RpcClient() { pool_->stop(); }
 
 RpcClient::Batch::Batch(RpcClient& client) : client_(client) {
   CallDriver* d = CallDriver::current();
-  if (d != nullptr && &d->client_ == &client && !NoPark::active() && d->parker_.running() != nullptr &&
-      d->attach()) {
+  void* fiber = d != nullptr && &d->client_ == &client && !NoPark::active() ? d->parker_.running() : nullptr;
+  if (fiber != nullptr && d->attach()) {
     // On a fiber of a driven thread: share the driver's endpoint or mailbox.
-    fiber_ = d->parker_.running();
+    fiber_ = fiber;
     drv_ = d;
     ep_ = d->ep_;
     mb_ = d->mb_;
@@ -289,22 +289,22 @@ RpcClient::Batch::~Batch() {
   client_.pool_->give_back(ep_);
 }
 void RpcClient::Batch::start(const CallArgs& args, Done done) {
+  CallDone cd;
   if (drv_) {
     // The completion runs on the loop (CallDriver::step): count it for this
     // Batch and wake the fiber that may wait for it.
     ++pending_;
-    CallDone wrapped([this, d = std::move(done)](Result<Response> r) mutable {
+    cd = CallDone([this, d = std::move(done)](Result<Response> r) mutable {
       --pending_;
       ++completed_;
       d(std::move(r));
       drv_->parker_.resume(fiber_);
     });
-    if (mb_) client_.pool_->submit(core_, args, mb_, mb_->add(std::move(wrapped)));
-    else ep_->start(args, std::move(wrapped));
-    return;
+  } else {
+    cd = std::move(done);
   }
-  if (mb_) client_.pool_->submit(core_, args, mb_, mb_->add(std::move(done)));
-  else ep_->start(args, std::move(done));
+  if (mb_) client_.pool_->submit(core_, args, mb_, mb_->add(std::move(cd)));
+  else ep_->start(args, std::move(cd));
 }
 void RpcClient::Batch::wait() {
   if (drv_) {
