@@ -104,10 +104,13 @@ bool ClusterClient::prepare_rdma(RdmaPiece& p) {
   if (!token.ok()) return false;
   // On a ring queue's fiber the buffers may all be held by fibers of this
   // very thread, which cannot run while it waits: take one only if free.
-  auto buf = rpc::CallDriver::current() != nullptr ? lane->try_lease(p.len) : lane->lease(p.len);
+  const bool on_ring = rpc::CallDriver::current() != nullptr;
+  auto buf = on_ring ? lane->try_lease(p.len) : lane->lease(p.len);
   if (!buf.ok()) {
-    // Every buffer in use is no fault of the peer: this piece goes by UDP.
-    if (buf.error().code != Errc::kBusy) rdma_->failed(*p.owner, buf.error());
+    // A pool found full at once on a ring thread is no fault of the peer:
+    // this piece goes by UDP. A lease that waited its whole timeout (a
+    // lane whose buffers never come back: a removed device) fails the peer.
+    if (!on_ring || buf.error().code != Errc::kBusy) rdma_->failed(*p.owner, buf.error());
     return false;
   }
   auto rb = (*buf)->remote(p.len);
