@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "fuse/session.h"
+#include "kmod/uapi/lanefs.h"
 #include "rpc/call_driver.h"
 
 namespace lanefs::fuse {
@@ -231,6 +232,16 @@ void Queue::prep_cmd(RingEntry& e, uint32_t cmd) {
   req.qid = qid_;
   req.commit_id = cmd == abi::kUringCmdRegister ? 0 : e.commit_id;
   std::memcpy(q->cmd, &req, sizeof req);
+  if (cmd == abi::kUringCmdRegister && se_->kernel_client()) {
+    // lanefs.ko reads the buffers from the cmd area (its 6.1 build sees no SQE addr).
+    lanefs_ring_cmd k{};
+    k.qid = qid_;
+    k.header = reinterpret_cast<uint64_t>(e.iov[0].iov_base);
+    k.header_len = e.iov[0].iov_len;
+    k.payload = reinterpret_cast<uint64_t>(e.iov[1].iov_base);
+    k.payload_len = e.iov[1].iov_len;
+    std::memcpy(q->cmd, &k, sizeof k);
+  }
 }
 
 Status Queue::setup() {

@@ -1,6 +1,7 @@
-// A lanefs mount served over FUSE: mount(2), INIT, the channel (io_uring or
-// classic, fuse_channel=) and the kernel-cache notifications, behind
-// client::MountChannel. The frontend's one entry into fuse/.
+// A lanefs mount served over FUSE (mount(2), INIT, the channel: io_uring
+// or classic, fuse_channel=) or over lanefs.ko's /dev/lanefs rings, with
+// the kernel-cache notifications, behind client::MountChannel. The
+// frontend's one entry into fuse/.
 #pragma once
 
 #include <memory>
@@ -18,10 +19,14 @@ struct MountArgs {
   client::MountFs* fs = nullptr;  // outlives the channel
 };
 
-// Mounts `fs` at `target` and starts serving it. fuse_channel=uring fails
-// when the kernel cannot give it (Errc::kNotSupported, one-line reason);
+// Mounts `fs` at `target` and starts serving it, with the client
+// `client=` asks for: lanefs.ko (kernel, when /dev/lanefs exists or
+// `modprobe lanefs` makes it) or FUSE. client=kernel fails when the
+// module cannot be had, fuse_channel=uring when the kernel cannot give
+// FUSE over io_uring (Errc::kNotSupported, one-line reason); client=auto
+// takes FUSE when the kernel client is missing or fails, and
 // fuse_channel=auto with io_uring negotiated but its rings refused mounts
 // again on the classic channel.
-Result<std::unique_ptr<client::MountChannel>> mount_fuse(const MountArgs& a);
+Result<std::unique_ptr<client::MountChannel>> mount_client(const MountArgs& a);
 
 }  // namespace lanefs::fuse

@@ -17,7 +17,6 @@
 namespace lanefs::fuse {
 namespace {
 
-constexpr uint32_t kMaxWrite = 1u << 20;  // 1 MiB requests: one chunk per FUSE read/write
 constexpr uint16_t kMaxPagesWanted = kMaxWrite / 4096;
 
 int write_msg(int fd, int32_t error, uint64_t unique, const iovec* parts, int n) noexcept {
@@ -122,12 +121,13 @@ Status Session::init() {
 }
 
 Status Session::start() {
+  if (kernel_) return start_kernel();
   LANEFS_TRY(init());
   const client::FuseChannel want = opts_.channel;
   if (uring_negotiated()) {
     // Registered after the INIT reply, never before (the kernel answers
     // EAGAIN until it has processed it).
-    const size_t payload = std::max<size_t>({abi::kMinReadBuffer, kMaxWrite, size_t{kMaxPagesWanted} * 4096});
+    const size_t payload = ring_payload_size();
     Status st;
     uring_ = UringChannel::start(*this, opts_.fs->cluster().rpc(), fd_, opts_.fs->options().fuse_queue_depth, payload, &st);
     if (!st.ok()) return st;
@@ -252,6 +252,7 @@ int Session::notify(abi::NotifyCode code, const iovec* parts, int n) noexcept {
   } c{fd_, code, parts, n, 0};
   // From a ring queue's fiber the write goes to the queue's helper thread
   // (fuse/channel_uring.h: run_off_ring); elsewhere it is made here.
+  if (kernel_) return notify_kernel(code, parts, n);
   auto run = [](void* p) {
     auto* k = static_cast<Call*>(p);
     k->rc = write_msg(k->fd, k->code, 0, k->parts, k->n);

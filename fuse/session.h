@@ -13,6 +13,13 @@
 // while every reader is busy (up to kMaxThreads; a handler blocks on the
 // network, so concurrency is threads).
 //
+// The kernel client (lanefs.ko, kmod/uapi/lanefs.h) is a third way in: its
+// /dev/lanefs connection speaks the same requests on the same ring layout,
+// so mount_kernel() makes a Session whose only channel is UringChannel on
+// that fd (no INIT: LANEFS_IOC_SETUP says what it would negotiate; no
+// classic reader: FORGET comes on the rings too), and notifications become
+// LANEFS_IOC_NOTIFY ioctls (fuse/kernel_client.cc).
+//
 // Threads: start() answers INIT on the calling thread and starts the
 // channel; wait() returns when the kernel ended the connection (unmount,
 // abort) and every channel thread stopped. Replies and notifications may be
@@ -21,6 +28,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -64,6 +72,12 @@ class Session {
   };
   // mount(2) on a fresh /dev/fuse fd. The kernel queues INIT at once.
   static Result<std::unique_ptr<Session>> mount(const Options& o);
+  // mount(2) of type lanefs on a fresh, set-up /dev/lanefs connection
+  // (kernel_client.cc); start() then registers its rings.
+  static Result<std::unique_ptr<Session>> mount_kernel(const Options& o);
+  // Whether lanefs.ko can serve a mount here: /dev/lanefs exists, or
+  // `modprobe lanefs` made it. `why` says what is missing when not.
+  static bool kernel_client_available(std::string* why);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -90,6 +104,7 @@ class Session {
 
   client::MountFs& fs() { return *opts_.fs; }
   bool uring() const { return uring_ != nullptr; }
+  bool kernel_client() const { return kernel_; }
   bool uring_negotiated() const { return (granted_ & abi::kOverIoUring) != 0; }
   const std::string& channel_reason() const { return reason_; }
   uint64_t requests_classic() const { return requests_classic_.load(std::memory_order_relaxed); }
@@ -110,6 +125,8 @@ class Session {
  private:
   explicit Session(Options o) : opts_(std::move(o)) {}
   Status init();  // reads INIT from fd_ and answers it
+  Status start_kernel();  // kernel_client.cc
+  int notify_kernel(abi::NotifyCode code, const iovec* parts, int n) noexcept;
   void reader(int fd);
   void maybe_grow();
 
@@ -118,6 +135,7 @@ class Session {
   Options opts_;
   int fd_ = -1;
   bool mounted_ = false;
+  bool kernel_ = false;  // a lanefs.ko connection (/dev/lanefs), not FUSE
   uint64_t kernel_flags_ = 0, granted_ = 0;
   size_t buf_size_ = 0;
   uint32_t minor_ = 0;
@@ -129,6 +147,10 @@ class Session {
   std::unique_ptr<UringChannel> uring_;
   std::string reason_;  // why this channel
 };
+
+inline constexpr uint32_t kMaxWrite = 1u << 20;  // 1 MiB requests: one chunk per read/write
+// A ring entry's payload buffer: the largest request or reply.
+constexpr size_t ring_payload_size() { return std::max<size_t>(abi::kMinReadBuffer, kMaxWrite); }
 
 // The dispatcher (dispatch.cc): decodes one request read from a channel and
 // answers it through `r`: the per-op header (`op_in`, in_args[0]) and the

@@ -1,5 +1,7 @@
 #include "fuse/fuse_channel.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -31,12 +33,21 @@ const std::string& test_fuse_channel() {
 }
 
 std::string with_test_channel(const std::string& opts) {
+  if (test_fuse_channel() == "kernel") {
+    if (opts.find("client=") != std::string::npos) return opts;
+    return opts + (opts.empty() ? "" : ",") + "client=kernel";
+  }
   if (test_fuse_channel().empty() || opts.find("fuse_channel=") != std::string::npos) return opts;
   return opts + (opts.empty() ? "" : ",") + "fuse_channel=" + test_fuse_channel();
 }
 
 Status prepare_test_channel() {
   if (test_fuse_channel().empty()) return ok_status();
+  if (test_fuse_channel() == "kernel") {
+    if (access("/dev/lanefs", F_OK) == 0) return ok_status();
+    return Status(make_error(Errc::kNotSupported, "LANEFS_TEST_FUSE_CHANNEL=kernel: /dev/lanefs is missing "
+                                                  "(load lanefs.ko first)"));
+  }
   static Restore restore;
   static Status done = [] {
     // uring runs need the parameter on; classic runs turn it off, so that
@@ -69,6 +80,12 @@ std::string check_test_channel(const std::string& run_dir, const std::string& di
   if (!j.is_array()) return "";
   for (const auto& m : j) {
     if (m.value("target", "") != dir) continue;
+    if (test_fuse_channel() == "kernel") {
+      if (m.value("client", "") != "kernel" || m.value("kernel_requests", 0ull) == 0)
+        return "mount " + dir + " was to use the kernel client but uses '" + m.value("client", "") + "' (" +
+               m.value("channel_reason", "") + ")";
+      return "";
+    }
     const std::string channel = m.value("channel", "");
     const uint64_t classic = m.value("fuse_requests_classic", 0ull), uring = m.value("fuse_requests_uring", 0ull);
     const uint64_t other = test_fuse_channel() == "uring" ? classic : uring;

@@ -208,7 +208,7 @@ bool is_lanefs_mount(const std::string& path) {
     std::istringstream rest(line.substr(sep + 3));
     std::string fstype;
     rest >> fstype;
-    found = fstype == "fuse.lanefs";  // the last entry for a path is the visible one
+    found = fstype == "fuse.lanefs" || fstype == "lanefs";  // the last entry for a path is the visible one
   }
   return found;
 }
@@ -313,7 +313,7 @@ Result<std::string> MountEnv::mount(const std::string& opts0, const std::string&
                                            r.describe() + "\n" + diagnostics());
   track_mount(dir);
   if (!is_lanefs_mount(dir))
-    return make_error(Errc::kInternal, "mount.lanefs succeeded but " + dir + " is no fuse.lanefs mount\n" +
+    return make_error(Errc::kInternal, "mount.lanefs succeeded but " + dir + " is no lanefs mount\n" +
                                            diagnostics());
   return dir;
 }

@@ -4,7 +4,11 @@
 #
 #   vm_run.sh [--kernel 6.1|6.12] [--timeout S] [--mem MB] [--smp N]
 #             [--out DIR] [--env NAME=VALUE]... -- GUEST_SCRIPT [ARGS...]
+#   vm_run.sh [--kernel 6.1|6.12] --print-release
 #
+# --print-release resolves (and caches) the kernel as a run would and only
+# prints its release (e.g. 6.1.0-57-amd64): what modules for the guest are
+# built against (tests/kmod).
 # GUEST_SCRIPT is a host path; it runs as root inside the guest (chroot into
 # the host root, own /proc /sys /dev, tmpfs /tmp and /run, the guest kernel's
 # modules on /lib/modules). It may write files to $VM_OUT; they come back in
@@ -23,6 +27,7 @@ MEM=2048
 SMP=2
 OUT_KEEP=""
 EXTRA_ENV=()
+PRINT_RELEASE=""
 die() { echo "vm_run: $*" >&2; exit 1; }
 skip() { echo "vm_run: SKIPPED: $*"; exit 77; }
 
@@ -34,14 +39,19 @@ while [ $# -gt 0 ]; do
     --smp) SMP=$2; shift 2 ;;
     --out) OUT_KEEP=$2; shift 2 ;;
     --env) EXTRA_ENV+=("$2"); shift 2 ;;
+    --print-release) PRINT_RELEASE=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
+if [ -z "$PRINT_RELEASE" ]; then
 [ $# -ge 1 ] || die "usage: vm_run.sh [options] -- GUEST_SCRIPT [ARGS...]"
 GUEST_SCRIPT=$(readlink -f "$1"); shift
 [ -f "$GUEST_SCRIPT" ] || die "guest script $GUEST_SCRIPT not found"
+else
+GUEST_SCRIPT=/nonexistent
+fi
 case "$GUEST_SCRIPT" in
   /run/*|/dev/*|/proc/*|/sys/*)
     die "guest script $GUEST_SCRIPT is under a directory the guest replaces; put it elsewhere" ;;
@@ -145,6 +155,10 @@ fi
 [ -n "$KVER" ] || KVER=$(cached_release)
 [ -n "$KVER" ] || skip "no linux-image-$KSERIES amd64 kernel: not in apt's lists (apt-get update?) and not downloadable"
 flock -u 9
+if [ -n "$PRINT_RELEASE" ]; then
+  echo "$KVER"
+  exit 0
+fi
 KROOT="$CACHE/$KVER/root"
 VMLINUZ="$KROOT/boot/vmlinuz-$KVER"
 MODDIR=$(readlink -f "$KROOT/lib/modules/$KVER")

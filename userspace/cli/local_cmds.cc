@@ -164,12 +164,14 @@ int cmd_stats(const Globals& g, bool paths) {
     l["errors"] = m.value("errors", 0);
     l["rpcs"] = m.value("rpcs", json::object());
     l["rpc_health"] = m.value("rpc_health", json::object());
-    // Which FUSE channel serves the mount, why, and the requests each took.
+    // Which client and channel serve the mount, why, and the requests each took.
+    l["client"] = m.value("client", "");
     l["channel"] = m.value("channel", "");
     l["channel_reason"] = m.value("channel_reason", "");
     l["fuse_requests_classic"] = m.value("fuse_requests_classic", 0ull);
     l["fuse_requests_uring"] = m.value("fuse_requests_uring", 0ull);
     l["fuse_uring_peak_per_thread"] = m.value("fuse_uring_peak_per_thread", 0ull);
+    l["kernel_requests"] = m.value("kernel_requests", 0ull);
     if (!paths) l.erase("paths");
     out.push_back(l);
   }
@@ -305,20 +307,23 @@ int cmd_local_ps(const Globals& g) {
   }
   std::vector<std::vector<std::string>> table;
   for (const auto& r : rows) {
-    std::vector<std::string> mounts, channels;
+    std::vector<std::string> mounts, clients, channels;
     for (const auto& m : r["mounts"]) {
       mounts.push_back(m.value("source", "") + " on " + m.value("target", ""));
+      clients.push_back(m.value("client", "-"));
       channels.push_back(m.value("channel", "-"));
     }
     bool up = r["state"] == "running";
     table.push_back({r["container"].get<std::string>(), r["type"].get<std::string>(), r["state"].get<std::string>(),
                      up ? std::to_string(r["pid"].get<int64_t>()) : "-",
                      up ? human_duration(r["uptime_s"].get<uint64_t>()) : "-",
-                     channels.empty() ? "-" : join(channels, "; "),
+                     clients.empty() ? "-" : join(clients, "; "), channels.empty() ? "-" : join(channels, "; "),
                      r["type"] == "backend" ? r.value("listen", "") : (mounts.empty() ? "-" : join(mounts, "; "))});
   }
-  // CHANNEL: the FUSE channel of each mount, in the order of MOUNTS.
-  std::cout << render_table({"CONTAINER", "TYPE", "STATE", "PID", "UPTIME", "CHANNEL", "MOUNTS / LISTEN"}, table);
+  // CLIENT (kernel, fuse-uring, fuse) and CHANNEL (lanefs.ko, uring,
+  // classic) of each mount, in the order of MOUNTS.
+  std::cout << render_table({"CONTAINER", "TYPE", "STATE", "PID", "UPTIME", "CLIENT", "CHANNEL", "MOUNTS / LISTEN"},
+                            table);
   return 0;
 }
 

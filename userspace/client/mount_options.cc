@@ -55,11 +55,21 @@ std::string_view fuse_channel_name(FuseChannel c) {
   return "?";
 }
 
+std::string_view client_kind_name(ClientKind c) {
+  switch (c) {
+    case ClientKind::kAuto: return "auto";
+    case ClientKind::kKernel: return "kernel";
+    case ClientKind::kFuse: return "fuse";
+  }
+  return "?";
+}
+
 std::string MountOptions::to_string() const {
   std::string s(cache_mode_name(cache));
   if (sync_on_close) s += ",sync_on_close";
   s += read_only ? ",ro" : ",rw";
   s += ",readahead_kb=" + std::to_string(readahead_kb);
+  s += ",client=" + std::string(client_kind_name(client));
   s += ",fuse_channel=" + std::string(fuse_channel_name(fuse_channel));
   s += ",fuse_queue_depth=" + std::to_string(fuse_queue_depth);
   s += ",dentry_max_age_positive=" + std::to_string(dentry_max_age_positive_ms);
@@ -142,6 +152,14 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
     } else if (key == "ro" || key == "rw") {
       LANEFS_TRY(flag_only());
       o.read_only = key == "ro";
+    } else if (key == "client") {
+      LANEFS_TRY(need_val());
+      if (val == "auto") o.client = ClientKind::kAuto;
+      else if (val == "kernel") o.client = ClientKind::kKernel;
+      else if (val == "fuse") o.client = ClientKind::kFuse;
+      else
+        return make_error(Errc::kInvalid, "mount option client='" + std::string(val) +
+                                              "': expected auto, kernel or fuse");
     } else if (key == "fuse_channel") {
       LANEFS_TRY(need_val());
       if (val == "auto") o.fuse_channel = FuseChannel::kAuto;

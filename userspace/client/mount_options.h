@@ -30,6 +30,14 @@ enum class FuseChannel : uint8_t {
 };
 std::string_view fuse_channel_name(FuseChannel c);
 
+// `client=`: which kernel client serves the mount.
+enum class ClientKind : uint8_t {
+  kAuto,    // the kernel client when lanefs.ko is loaded or loadable, else FUSE
+  kKernel,  // lanefs.ko (/dev/lanefs) or the mount fails
+  kFuse,    // FUSE (fuse_channel= picks io_uring or classic)
+};
+std::string_view client_kind_name(ClientKind c);
+
 // `net=`: the datagram lane (transport/net_spec.h).
 using transport::NetSpec;
 using transport::parse_net_spec;
@@ -38,6 +46,7 @@ struct MountOptions {
   CacheMode cache = CacheMode::kWriteCache;
   bool sync_on_close = false;           // fsync on every close
   uint32_t readahead_kb = 32768;        // kernel readahead window
+  ClientKind client = ClientKind::kAuto;
   FuseChannel fuse_channel = FuseChannel::kAuto;
   uint32_t fuse_queue_depth = 8;        // io_uring channel: requests in flight per CPU queue
   uint32_t dentry_max_age_positive_ms = 1000;

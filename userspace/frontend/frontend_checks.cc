@@ -57,7 +57,7 @@ Status Frontend::detach_dead_mount(const std::string& target) {
   }
   if (fstype.empty())
     return make_error(Errc::kSystem, "mount point " + target + ": transport endpoint is not connected");
-  if (fstype != "fuse.lanefs")
+  if (fstype != "fuse.lanefs" && fstype != "lanefs")
     return make_error(Errc::kBusy, "a dead FUSE mount (" + fstype + ") is attached at " + target + "; run umount " +
                                        target);
   if (umount2(abs.c_str(), MNT_DETACH) != 0)

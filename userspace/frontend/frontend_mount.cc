@@ -138,16 +138,16 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   m->target = real;
   m->opts = o;
   LANEFS_ASSIGN_OR_RETURN(m->fs, client::MountFs::open(cluster, fs, o));  // checks an encrypted fs's key
-  // The kernel's requests reach it over FUSE (io_uring or classic,
+  // The kernel's requests reach it through lanefs.ko or FUSE (client=,
   // fuse_channel=); the channel is served by its own threads from here on.
-  LANEFS_ASSIGN_OR_RETURN(m->channel, fuse::mount_fuse({m->target, m->source, m->fs.get()}));
+  LANEFS_ASSIGN_OR_RETURN(m->channel, fuse::mount_client({m->target, m->source, m->fs.get()}));
   m->mounted_ns = mono_ns();
   Mount* raw = m.get();
   m->loop = std::thread([raw] {
     raw->channel->wait();
     raw->finished.store(true);
   });
-  LOG_INFO("mounted {} on {} ({})", m->source, m->target, o.to_string());
+  LOG_INFO("mounted {} on {} ({}; client {})", m->source, m->target, o.to_string(), m->channel->info().client);
   std::lock_guard lk(mu_);
   mounts_.push_back(std::move(m));
   ever_mounted_ = true;

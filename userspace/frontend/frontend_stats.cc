@@ -100,7 +100,7 @@ std::string Frontend::do_ps() {
                            {"errors", io.errors.load()}, {"lanes", lanes_json(*m->fs)},
                            {"rpcs", rpcs_json(m->fs->cluster())},
                            {"rpc_health", rpc_health_json(m->fs->cluster())},
-                           {"channel", ch.name}, {"channel_reason", ch.reason}});
+                           {"client", ch.client}, {"channel", ch.name}, {"channel_reason", ch.reason}});
     for (const auto& [key, n] : ch.counters) j["mounts"].back()[key] = n;
   }
   return j.dump();

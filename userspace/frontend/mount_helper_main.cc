@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   // closes the connection unanswered): wait for it to go and start a new one.
   uint64_t retry_until = lanefs::mono_ns() + 20'000'000'000ull;
   bool retrying = false;
+  std::string client;  // what served the mount, from the frontend's answer
   for (int attempt = 0;; ++attempt) {
     if (retrying) {
       if (attempt > 100 || lanefs::mono_ns() > retry_until)
@@ -161,8 +162,11 @@ int main(int argc, char** argv) {
       continue;
     }
     if (!j.value("ok", false)) return fail(j.value("error", std::string("mount failed")));
+    client = j.value("client", std::string());
     break;
   }
+  // Which client serves the mount (client=auto picks one): kernel, fuse-uring, fuse.
+  if (!client.empty()) std::printf("mount.lanefs: %s on %s: %s client\n", source.c_str(), target.c_str(), client.c_str());
   if (verbose) std::fprintf(stderr, "mount.lanefs: %s mounted on %s\n", source.c_str(), target.c_str());
   return 0;
 }

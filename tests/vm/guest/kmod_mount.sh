@@ -1,0 +1,142 @@
+#!/bin/sh
+# kmod_mount.sh (guest): the kernel client. Loads lanefs.ko built for this
+# guest kernel (tests/kmod/kmod_build.sh put it in
+# $LANEFS_BUILD_DIR/kmod/<release>/), runs lanefsd on 127.0.0.1, mounts
+# with mount.lanefs (client=auto must pick the kernel), checks the mount,
+# `lanefs local ps`, then runs the FUSE suites' POSIX, large-file,
+# concurrency and random-ops tests on kernel mounts
+# (LANEFS_TEST_FUSE_CHANNEL=kernel), kill -9 of the frontend mid-IO, umount
+# and rmmod under load, and dmesg for WARN/BUG/Oops/lockdep.
+# LANEFS_KMOD_SUITES: which gtest binaries (default: all four).
+set -eu
+B=${LANEFS_BUILD_DIR:?LANEFS_BUILD_DIR is not set}
+KVER=$(uname -r)
+KO=$B/kmod/$KVER/lanefs.ko
+fail() {
+  echo "kmod_mount: FAILED: $*" >&2
+  dmesg | tail -n 60 >&2
+  exit 1
+}
+step() { echo "kmod_mount: $*"; }
+[ -f "$KO" ] || fail "no lanefs.ko for $KVER at $KO (the kmod_build test builds it)"
+LANEFSD=$B/userspace/backend/lanefsd
+LANEFS=$B/userspace/cli/lanefs
+HELPER=$B/userspace/frontend/mount.lanefs
+export LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
+export LANEFS_RUN_DIR=/tmp/lanefs-run
+mkdir -p "$LANEFS_RUN_DIR"
+
+if [ -e /proc/lockdep ]; then
+  step "lockdep is on in $KVER"
+else
+  step "lockdep: $KVER is built without CONFIG_PROVE_LOCKING (Debian's kernels are); not checked"
+fi
+dmesg -C
+insmod "$KO" || fail "insmod $KO"
+i=0
+while [ ! -c /dev/lanefs ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -c /dev/lanefs ] || fail "/dev/lanefs did not appear"
+step "lanefs.ko loaded: $(dmesg | grep 'lanefs:' | tail -n 1)"
+
+DATA=/tmp/lanefsd
+mkdir -p "$DATA"
+pid=""
+cleanup() {
+  for m in $(awk '$3 == "lanefs" {print $2}' /proc/mounts); do umount -l "$m" 2>/dev/null || true; done
+  pkill -KILL -f lanefs-frontend 2>/dev/null || true
+  [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+  cp "$DATA/lanefsd.log" "$LANEFS_RUN_DIR"/*.log "${VM_OUT:-/tmp}/" 2>/dev/null || true
+}
+trap cleanup EXIT
+"$LANEFSD" --data-dir "$DATA" --listen 127.0.0.1:14000 --name kvm --log-file "$DATA/lanefsd.log" \
+  </dev/null >"$DATA/lanefsd.out" 2>&1 &
+pid=$!
+cli() { timeout 60 "$LANEFS" --backend 127.0.0.1:14000 "$@"; }
+i=0
+until cli --connect-timeout 2 fs list >/dev/null 2>&1; do
+  i=$((i + 1))
+  [ $i -lt 60 ] || fail "lanefsd not answering"
+  sleep 1
+done
+cli fs create kfs >/dev/null || fail "fs create"
+
+# ---- mount: client=auto picks the kernel client
+MNT=/tmp/kmnt
+mkdir -p $MNT
+out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT) || fail "mount.lanefs: $out"
+echo "$out"
+case "$out" in *"kernel client"*) ;; *) fail "mount.lanefs did not say it used the kernel client: $out" ;; esac
+awk -v m=$MNT '$2 == m {print $3}' /proc/mounts | grep -qx lanefs || fail "$MNT is not a lanefs (kernel) mount"
+"$LANEFS" local ps
+"$LANEFS" --json local ps | grep -q '"client": "kernel"' || fail "local ps --json shows no client kernel"
+"$LANEFS" local ps | grep -q "kernel" || fail "local ps shows no CLIENT kernel"
+
+echo hello >$MNT/a || fail "write"
+[ "$(cat $MNT/a)" = hello ] || fail "read back"
+mkdir -p $MNT/d/e || fail "mkdir -p"
+ln -s ../a $MNT/d/l && [ "$(cat $MNT/d/l)" = hello ] || fail "symlink"
+mv $MNT/a $MNT/d/b && [ "$(cat $MNT/d/b)" = hello ] || fail "rename"
+dd if=/dev/urandom of=/tmp/src bs=1M count=8 2>/dev/null
+cp /tmp/src $MNT/big && cmp /tmp/src $MNT/big || fail "8 MiB copy"
+ls -la $MNT $MNT/d
+df -h $MNT
+rm -rf $MNT/d $MNT/big || fail "rm -rf"
+[ -z "$(ls $MNT)" ] || fail "not empty after rm: $(ls $MNT)"
+step "basic operations PASS"
+
+# ---- rmmod refuses while mounted, never hangs
+if timeout 20 rmmod lanefs 2>/dev/null; then fail "rmmod succeeded with a mount on it"; fi
+umount $MNT || fail "umount"
+step "umount, rmmod refused while mounted: PASS"
+
+# ---- kill -9 of the frontend mid-IO: EIO/ENOTCONN, no hang; remount works
+out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT -o client=kernel,forcedirect) || fail "mount: $out"
+( dd if=/dev/zero of=$MNT/stream bs=64k count=100000 2>/tmp/dd.err; echo $? >/tmp/dd.rc ) &
+ddp=$!
+sleep 3
+fe=$(pgrep -f lanefs-frontend | head -n 1)
+[ -n "$fe" ] || fail "no frontend running"
+kill -9 "$fe"
+i=0
+while kill -0 $ddp 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+kill -0 $ddp 2>/dev/null && fail "dd still hangs 30 s after kill -9 of the frontend"
+grep -qE "Transport endpoint is not connected|Input/output error" /tmp/dd.err ||
+  fail "dd ended without ENOTCONN/EIO: rc $(cat /tmp/dd.rc), $(cat /tmp/dd.err)"
+step "kill -9 mid-IO: dd got '$(grep -oE 'Transport endpoint is not connected|Input/output error' /tmp/dd.err | head -n1)'"
+timeout 20 stat $MNT >/dev/null 2>&1 || true
+umount -l $MNT || fail "umount -l of the dead mount"
+out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT -o client=kernel) || fail "remount after kill -9: $out"
+ls $MNT >/dev/null || fail "ls after remount"
+
+# ---- unmount under load, then rmmod
+( i=0; while [ $i -lt 400 ]; do dd if=/dev/zero of=$MNT/load$((i % 4)) bs=256k count=4 2>/dev/null || break; i=$((i + 1)); done ) &
+lp=$!
+sleep 2
+umount -l $MNT || fail "umount -l under load"
+i=0
+while kill -0 $lp 2>/dev/null && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
+kill -0 $lp 2>/dev/null && fail "the writer hangs 60 s after umount -l"
+i=0
+while pgrep -f lanefs-frontend >/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+pgrep -f lanefs-frontend >/dev/null && fail "the frontend did not exit after the last unmount"
+timeout 30 rmmod lanefs || fail "rmmod after unmount"
+insmod "$KO" || fail "insmod again"
+step "umount under load, rmmod, insmod again: PASS"
+
+# ---- the FUSE suites on the kernel client
+export LANEFS_TEST_FUSE_CHANNEL=kernel
+for t in ${LANEFS_KMOD_SUITES:-posix_ops_test large_test concurrency_test random_ops_test}; do
+  bin=$B/tests/fuse/fuse_$t
+  [ -x "$bin" ] || fail "$bin not built"
+  step "running fuse_$t on the kernel client"
+  s=$(date +%s)
+  timeout 900 "$bin" --gtest_brief=1 >"/tmp/$t.log" 2>&1 || { tail -n 80 "/tmp/$t.log"; cp "/tmp/$t.log" "${VM_OUT:-/tmp}/" 2>/dev/null; fail "fuse_$t on the kernel client"; }
+  tail -n 3 "/tmp/$t.log"
+  step "fuse_$t PASS ($(( $(date +%s) - s )) s)"
+done
+
+if dmesg | grep -E "WARNING:|BUG:|Oops|general protection|possible circular locking|INFO: task .* blocked"; then
+  fail "the kernel log has a warning or a bug"
+fi
+step "dmesg clean"
+echo "kmod_mount: PASS"
