@@ -9,7 +9,7 @@ CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
 FIO_BACKING ?= tmpfs ext4
 
-.PHONY: all deps configure build run stop test bench bench-fio install clean distclean
+.PHONY: all deps configure build run stop test bench bench-fio install deb clean distclean
 
 all: build
 
@@ -48,6 +48,11 @@ bench-fio: deps build
 
 install: build
 	cmake --install $(BUILD)
+
+# Debian packages lanefs-dkms, lanefs-client and lanefs-server (debhelper),
+# from this build's binaries, kmod/ and dkms/; the .debs land in $(BUILD)/deb/.
+deb: deps build
+	./scripts/deb.sh $(BUILD)
 
 clean:
 	cmake --build $(BUILD) --target clean

@@ -9,7 +9,8 @@ PKGS="build-essential g++ cmake ninja-build pkg-config git
   clang libclang-rt-14-dev
   procps iproute2 psmisc util-linux python3 ethtool
   qemu-system-x86 busybox-static kmod rdma-core ibverbs-utils perftest rdmacm-utils
-  libibverbs-dev librdmacm-dev libdpdk-dev nftables fio"
+  libibverbs-dev librdmacm-dev libdpdk-dev nftables fio
+  debhelper dh-dkms dkms"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
