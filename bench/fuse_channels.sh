@@ -13,48 +13,62 @@
 # of medians and ratios (uring / classic) by bench/fuse_channels.py; with
 # DOCS=FILE (make bench-fio: docs/benchmarks.md) the summary replaces the
 # fuse-channels section there. Root; RUNTIME (s, default 5) per fio job.
+# CHANNELS="BASE CANDIDATE" compares two others of classic, uring and
+# kernel (lanefs.ko, client=kernel; bench/kmod_bench.sh runs "classic
+# kernel" in a qemu guest); RESULTS=FILE keeps the JSON lines.
 set -eu
 B=${1:?usage: fuse_channels.sh BUILD [ROUNDS]} R=${2:-3} RUNTIME=${RUNTIME:-5}
+CHANNELS=${CHANNELS:-classic uring}
 here=$(cd "$(dirname "$0")" && pwd)
 param=/sys/module/fuse/parameters/enable_uring
-[ -e $param ] || { echo "no $param: this kernel has no FUSE over io_uring" >&2; exit 1; }
-before=$(cat $param)
+before=""
+case " $CHANNELS " in
+  *" uring "*)
+    [ -e $param ] || { echo "no $param: this kernel has no FUSE over io_uring" >&2; exit 1; }
+    before=$(cat $param) ;;
+esac
+opts_of() {  # channel -> mount options
+  case $1 in
+    kernel) echo client=kernel ;;
+    *) echo client=fuse,fuse_channel=$1 ;;
+  esac
+}
 W=$(mktemp -d /tmp/lanefs-channels.XXXXXX)
 mount -t tmpfs -o size=3g lanefs-channels "$W"
 port=15600
 export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 cleanup() {
   set +e
-  for m in classic uring; do umount "$W/m-$m" 2>/dev/null || umount -l "$W/m-$m"; done
+  for m in $CHANNELS; do umount "$W/m-$m" 2>/dev/null || umount -l "$W/m-$m"; done
   [ -f "$W/lanefsd.pid" ] && kill "$(cat "$W/lanefsd.pid")"
-  echo "$before" > $param
+  [ -z "$before" ] || echo "$before" > $param
   sleep 2
   umount -l "$W"; rmdir "$W"
 }
 trap cleanup EXIT
-echo Y > $param
+[ -z "$before" ] || echo Y > $param
 gcc -O2 -o "$W/metabench" "$here/fio/metabench.c"
 "$B/userspace/backend/lanefsd" --data-dir "$W/data" --listen 127.0.0.1:$port --rdma off \
   --log-file "$W/lanefsd.log" &
 echo $! > "$W/lanefsd.pid"
 for i in $(seq 1 50); do "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port --connect-timeout 1 fs list >/dev/null 2>&1 && break; sleep 0.1; done
 "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port fs create ch >/dev/null
-for m in classic uring; do
+for m in $CHANNELS; do
   mkdir -p "$W/m-$m"
-  "$B/userspace/frontend/mount.lanefs" 127.0.0.1:$port/ch "$W/m-$m" -o fuse_channel=$m
+  "$B/userspace/frontend/mount.lanefs" 127.0.0.1:$port/ch "$W/m-$m" -o "$(opts_of $m)"
   mkdir -p "$W/m-$m/$m"
 done
 fe=$(cat "$W/run/frontend.pid")
 # One 256 MiB file per mount for the fio jobs.
-for m in classic uring; do
-  fio --name=fill --filename="$W/m-$m/$m/f" --rw=write --bs=1M --size=256M --end_fsync=1 --output-format=json >/dev/null
+for m in $CHANNELS; do
+  fio --name=fill --filename="$W/m-$m/$m/f" --rw=write --bs=1M --size=${FILE_MB:-256}M --end_fsync=1 --output-format=json >/dev/null
 done
 
 reqs() {  # the mount's request count on its channel
   "$B/userspace/cli/lanefs" --json stats | python3 -c 'import json, sys
 t, ch = sys.argv[1], sys.argv[2]
 for m in json.load(sys.stdin):
-    if m["target"] == t: print(m["fuse_requests_" + ch])' "$W/m-$1" "$1"
+    if m["target"] == t: print(m["kernel_requests" if ch == "kernel" else "fuse_requests_" + ch])' "$W/m-$1" "$1"
 }
 ctxt() { cat /proc/$fe/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }  # every thread
 
@@ -97,12 +111,15 @@ print(json.dumps({"mount": m, "job": job, "value": float(val), "requests": r,
 
 {
   for r in $(seq 1 "$R"); do
-    order="classic uring"; [ $((r % 2)) = 0 ] && order="uring classic"
+    set -- $CHANNELS
+    order="$1 $2"; [ $((r % 2)) = 0 ] && order="$2 $1"
     for job in randread_qd1 randread_qd16 seqread_1m creates; do
       for m in $order; do run_job $m $job; done
     done
   done
 } | tee "$W/results.jsonl"
+[ -z "${RESULTS:-}" ] || cp "$W/results.jsonl" "$RESULTS"
 about="Run $(date -u '+%Y-%m-%d %H:%M') UTC on $(hostname) (nproc $(nproc), kernel $(uname -r)): $R rounds, \
 RUNTIME=$RUNTIME s per fio job, \`bench/fuse_channels.sh $B $R\`."
-python3 "$here/fuse_channels.py" "$W/results.jsonl" --about "$about" ${DOCS:+--splice "$DOCS"}
+set -- $CHANNELS
+python3 "$here/fuse_channels.py" "$W/results.jsonl" --pair "$1,$2" --about "$about" ${DOCS:+--splice "$DOCS"}

@@ -219,6 +219,19 @@ static ssize_t lanefs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return generic_file_read_iter(iocb, to);
 }
 
+/*
+ * A write that must clear set-user-ID (or set-group-ID with group execute)
+ * goes through to the frontend flagged FUSE_WRITE_KILL_SUIDGID, which
+ * clears them (as FUSE's HANDLE_KILLPRIV_V2 does), whatever the cache mode.
+ */
+static bool write_kills_privs(struct inode *inode)
+{
+	umode_t m = READ_ONCE(inode->i_mode);
+
+	return ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) &&
+	       !capable(CAP_FSETID);
+}
+
 static ssize_t direct_write(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
@@ -232,8 +245,7 @@ static ssize_t direct_write(struct kiocb *iocb, struct iov_iter *from)
 	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + iov_iter_count(from) - 1);
 	if (err)
 		return err;
-	/* HANDLE_KILLPRIV_V2: the frontend clears set-user-ID/set-group-ID */
-	if ((inode->i_mode & (S_ISUID | S_ISGID)) && !capable(CAP_FSETID))
+	if (write_kills_privs(inode))
 		flags |= FUSE_WRITE_KILL_SUIDGID;
 	while (iov_iter_count(from)) {
 		size_t want = min_t(size_t, iov_iter_count(from), fc->max_write);
@@ -289,16 +301,18 @@ static ssize_t lanefs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
 		goto out;
-	if (file_direct(iocb) || !lanefs_fc(inode)->writeback) {
+	if (file_direct(iocb) || !lanefs_fc(inode)->writeback || write_kills_privs(inode)) {
 		ret = direct_write(iocb, from);
 	} else {
-		ret = file_remove_privs(iocb->ki_filp);
-		if (!ret)
-			ret = file_update_time(iocb->ki_filp);
-		if (!ret)
+		ret = file_update_time(iocb->ki_filp);
+		if (!ret) {
+			loff_t pos = iocb->ki_pos;
+
+			/* some kernels advance ki_pos in generic_perform_write, some leave it to us */
 			ret = generic_perform_write(iocb, from);
-		if (ret > 0)
-			iocb->ki_pos += ret;
+			if (ret > 0)
+				iocb->ki_pos = pos + ret;
+		}
 	}
 out:
 	inode_unlock(inode);
@@ -398,22 +412,29 @@ static int lanefs_read_folio(struct file *file, struct folio *folio)
 	return err;
 }
 
-/* Readahead in max_write pieces: one READ fills a run of pages. */
+/*
+ * Readahead in max_write pieces: one READ fills a run of pages. Positions
+ * are counted here: readahead_pos() lags one folio behind while folios
+ * are taken (readahead_folio() advances lazily).
+ */
 static void lanefs_readahead(struct readahead_control *rac)
 {
 	struct inode *inode = rac->mapping->host;
 	struct lanefs_conn *fc = lanefs_fc(inode);
+	unsigned int left = readahead_count(rac);
+	loff_t pos = readahead_pos(rac);
 	u64 fh = file_fh(rac->file);
 
-	while (readahead_count(rac)) {
-		unsigned int nr = min_t(unsigned int, readahead_count(rac), fc->max_write >> PAGE_SHIFT);
+	while (left) {
+		unsigned int nr = min_t(unsigned int, left, fc->max_write >> PAGE_SHIFT);
 		struct lanefs_args a;
 		struct folio *folio;
 		size_t off = 0;
+		unsigned int i;
 		ssize_t n;
 
-		n = read_range(inode, fh, readahead_pos(rac), (size_t)nr << PAGE_SHIFT, &a);
-		while (nr-- && (folio = readahead_folio(rac)) != NULL) {
+		n = read_range(inode, fh, pos, (size_t)nr << PAGE_SHIFT, &a);
+		for (i = 0; i < nr && (folio = readahead_folio(rac)) != NULL; i++) {
 			if (n >= 0)
 				fill_folio(folio, a.reply + off, off < n ? n - off : 0);
 			off += PAGE_SIZE;
@@ -422,6 +443,8 @@ static void lanefs_readahead(struct readahead_control *rac)
 		if (n < 0)
 			return;	/* the rest stays not uptodate: read_folio tries again */
 		lanefs_put(&a);
+		pos += (loff_t)nr << PAGE_SHIFT;
+		left -= nr;
 	}
 }
 

@@ -105,8 +105,10 @@ pid_t read_pid_file(const std::string& path) {
 
 std::string fuse_unavailable_reason() {
   if (geteuid() != 0) return "needs root (running as uid " + std::to_string(geteuid()) + ")";
-  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return std::string("/dev/fuse is not usable: ") + std::strerror(errno);
+  // The kernel-client runs (LANEFS_TEST_FUSE_CHANNEL=kernel) need lanefs.ko's device instead.
+  const char* dev = test_fuse_channel() == "kernel" ? "/dev/lanefs" : "/dev/fuse";
+  int fd = open(dev, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return std::string(dev) + " is not usable: " + std::strerror(errno);
   close(fd);
   return {};
 }

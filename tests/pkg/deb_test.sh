@@ -189,4 +189,7 @@ for k in $kvers; do
   [ -n "$ko" ] || fail "dkms build for $k left no lanefs.ko"
   ok "dkms build for $k: $(basename "$ko")"
 done
-echo "deb_test: passed"
+# Kept for the guest that installs them (vm_deb_install_*, tests/vm/guest/deb_install.sh).
+rm -rf "$build/deb-test" && mkdir -p "$build/deb-test"
+cp "$dkms_deb" "$client_deb" "$server_deb" "$build/deb-test/"
+echo "deb_test: passed (packages kept in $build/deb-test)"

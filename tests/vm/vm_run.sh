@@ -6,6 +6,11 @@
 #             [--out DIR] [--env NAME=VALUE]... -- GUEST_SCRIPT [ARGS...]
 #   vm_run.sh [--kernel 6.1|6.12] --print-release
 #
+# --overlay-root gives the guest a writable root: an overlay with the host
+# root (9p, read-only) below and a tmpfs above, and the same over the guest
+# kernel's /lib/modules/<release>, so a script can dpkg -i packages and
+# DKMS can build and install modules; nothing reaches the host.
+#
 # --print-release resolves (and caches) the kernel as a run would and only
 # prints its release (e.g. 6.1.0-57-amd64): what modules for the guest are
 # built against (tests/kmod).
@@ -28,6 +33,7 @@ SMP=2
 OUT_KEEP=""
 EXTRA_ENV=()
 PRINT_RELEASE=""
+OVERLAY_ROOT=""
 die() { echo "vm_run: $*" >&2; exit 1; }
 skip() { echo "vm_run: SKIPPED: $*"; exit 77; }
 
@@ -40,6 +46,7 @@ while [ $# -gt 0 ]; do
     --out) OUT_KEEP=$2; shift 2 ;;
     --env) EXTRA_ENV+=("$2"); shift 2 ;;
     --print-release) PRINT_RELEASE=1; shift ;;
+    --overlay-root) OVERLAY_ROOT=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -215,8 +222,15 @@ for m in $(cat /modules.list); do
   insmod "/modules/$m" || fail "insmod $m failed"
 done
 P9="trans=virtio,version=9p2000.L,msize=262144"
-mount -t 9p -o "$P9,ro,cache=loose" hostroot /newroot || fail "mount hostroot failed"
 R=/newroot
+if [ -f /overlay_root ]; then
+  mkdir -p /lower /ovr
+  mount -t 9p -o "$P9,ro,cache=loose" hostroot /lower || fail "mount hostroot failed"
+  mount -t tmpfs -o mode=755 tmpfs /ovr && mkdir -p /ovr/u /ovr/w /ovr/mu /ovr/mw
+  mount -t overlay -o "lowerdir=/lower,upperdir=/ovr/u,workdir=/ovr/w" overlay $R || fail "overlay root failed"
+else
+  mount -t 9p -o "$P9,ro,cache=loose" hostroot $R || fail "mount hostroot failed"
+fi
 mount -t tmpfs -o mode=755 tmpfs $R/run
 mkdir -p $R/run/vm-out
 mount -t 9p -o "$P9" vmout $R/run/vm-out || fail "mount vmout failed"
@@ -244,12 +258,18 @@ fi
 mount -t tmpfs tmpfs $R/$LIB/modules || fail "tmpfs on /lib/modules failed"
 KVER=$(uname -r)
 mkdir -p $R/$LIB/modules/$KVER
-mount --bind "$R$(cat /moddir)" $R/$LIB/modules/$KVER || fail "bind of modules failed"
+if [ -f /overlay_root ]; then
+  mount -t overlay -o "lowerdir=$R$(cat /moddir),upperdir=/ovr/mu,workdir=/ovr/mw" overlay $R/$LIB/modules/$KVER ||
+    fail "overlay on the modules failed"
+else
+  mount --bind "$R$(cat /moddir)" $R/$LIB/modules/$KVER || fail "bind of modules failed"
+fi
 # exec (not fork): PID 1 shares its fs root with kernel threads, so the
 # kernel's module autoloader finds /sbin/modprobe in the new root.
 exec chroot $R /bin/sh /run/vm-out/run.sh
 EOF
 chmod 755 "$INITRD_DIR/init"
+[ -z "$OVERLAY_ROOT" ] || : >"$INITRD_DIR/overlay_root"
 (cd "$INITRD_DIR" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null) >"$WORK/initrd.cpio"
 
 # The guest side: environment, the script under a timeout, status back.

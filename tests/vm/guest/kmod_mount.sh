@@ -26,6 +26,20 @@ export LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 export LANEFS_RUN_DIR=/tmp/lanefs-run
 mkdir -p "$LANEFS_RUN_DIR"
 
+# Hang watch: every 30 s, tasks in uninterruptible sleep with their kernel
+# stacks go to the log (a hang must be diagnosable from guest.log).
+(
+  while sleep 30; do
+    for d in /proc/[0-9]*; do
+      st=$(awk '{print $3}' "$d/stat" 2>/dev/null || true)
+      [ "$st" = D ] || continue
+      echo "kmod_mount: [hang watch] $(cat "$d/comm" 2>/dev/null) pid ${d#/proc/} in D state:"
+      sed 's/^/    /' "$d/stack" 2>/dev/null || true
+    done
+  done
+) &
+watch_pid=$!
+
 if [ -e /proc/lockdep ]; then
   step "lockdep is on in $KVER"
 else
@@ -38,27 +52,31 @@ while [ ! -c /dev/lanefs ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 [ -c /dev/lanefs ] || fail "/dev/lanefs did not appear"
 step "lanefs.ko loaded: $(dmesg | grep 'lanefs:' | tail -n 1)"
 
+ip link set lo up
 DATA=/tmp/lanefsd
 mkdir -p "$DATA"
 pid=""
 cleanup() {
+  kill "$watch_pid" 2>/dev/null || true
   for m in $(awk '$3 == "lanefs" {print $2}' /proc/mounts); do umount -l "$m" 2>/dev/null || true; done
   pkill -KILL -f lanefs-frontend 2>/dev/null || true
   [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
   cp "$DATA/lanefsd.log" "$LANEFS_RUN_DIR"/*.log "${VM_OUT:-/tmp}/" 2>/dev/null || true
 }
 trap cleanup EXIT
+step "starting lanefsd"
 "$LANEFSD" --data-dir "$DATA" --listen 127.0.0.1:14000 --name kvm --log-file "$DATA/lanefsd.log" \
   </dev/null >"$DATA/lanefsd.out" 2>&1 &
 pid=$!
-cli() { timeout 60 "$LANEFS" --backend 127.0.0.1:14000 "$@"; }
+cli() { timeout 20 "$LANEFS" --backend 127.0.0.1:14000 "$@"; }
 i=0
 until cli --connect-timeout 2 fs list >/dev/null 2>&1; do
   i=$((i + 1))
-  [ $i -lt 60 ] || fail "lanefsd not answering"
+  [ $i -lt 30 ] || { cat "$DATA/lanefsd.out"; fail "lanefsd not answering on 127.0.0.1:14000"; }
   sleep 1
 done
 cli fs create kfs >/dev/null || fail "fs create"
+step "lanefsd up; mounting"
 
 # ---- mount: client=auto picks the kernel client
 MNT=/tmp/kmnt
@@ -71,6 +89,7 @@ awk -v m=$MNT '$2 == m {print $3}' /proc/mounts | grep -qx lanefs || fail "$MNT 
 "$LANEFS" --json local ps | grep -q '"client": "kernel"' || fail "local ps --json shows no client kernel"
 "$LANEFS" local ps | grep -q "kernel" || fail "local ps shows no CLIENT kernel"
 
+step "mounted; basic operations"
 echo hello >$MNT/a || fail "write"
 [ "$(cat $MNT/a)" = hello ] || fail "read back"
 mkdir -p $MNT/d/e || fail "mkdir -p"
