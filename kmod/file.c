@@ -346,22 +346,29 @@ static long lanefs_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
 		return -EOPNOTSUPP;
+	inode_lock(inode);
 	err = filemap_write_and_wait_range(inode->i_mapping, offset, offset + length - 1);
 	if (err)
-		return err;
+		goto out;
 	lanefs_fill_header(&a, FUSE_FALLOCATE, lanefs_nodeid(inode));
 	a.op_in = &in;
 	a.op_in_len = sizeof(in);
 	n = lanefs_send(lanefs_fc(inode), &a);
-	if (n == -ENOSYS)
-		return -EOPNOTSUPP;
-	if (n < 0)
-		return n;
-	truncate_pagecache_range(inode, offset, offset + length - 1);
-	if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + length > i_size_read(inode))
+	err = n == -ENOSYS ? -EOPNOTSUPP : (n < 0 ? n : 0);
+	if (err)
+		goto out;
+	/* a punched range reads zeros; allocating changes no byte (cached pages stay) */
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		truncate_pagecache_range(inode, offset, offset + length - 1);
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + length > i_size_read(inode)) {
+		spin_lock(&lanefs_i(inode)->lock);
 		i_size_write(inode, offset + length);
+		spin_unlock(&lanefs_i(inode)->lock);
+	}
 	lanefs_invalidate_attr(inode);
-	return 0;
+out:
+	inode_unlock(inode);
+	return err;
 }
 
 const struct file_operations lanefs_file_fops = {

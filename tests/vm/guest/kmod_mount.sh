@@ -7,7 +7,8 @@
 # concurrency and random-ops tests on kernel mounts
 # (LANEFS_TEST_FUSE_CHANNEL=kernel), kill -9 of the frontend mid-IO, umount
 # and rmmod under load, and dmesg for WARN/BUG/Oops/lockdep.
-# LANEFS_KMOD_SUITES: which gtest binaries (default: all four).
+# LANEFS_KMOD_SUITES: which gtest binaries (default: all four);
+# LANEFS_RANDOM_OPS: operations per cache mode of random_ops (default 600).
 set -eu
 B=${LANEFS_BUILD_DIR:?LANEFS_BUILD_DIR is not set}
 KVER=$(uname -r)
@@ -26,16 +27,23 @@ export LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 export LANEFS_RUN_DIR=/tmp/lanefs-run
 mkdir -p "$LANEFS_RUN_DIR"
 
-# Hang watch: every 30 s, tasks in uninterruptible sleep with their kernel
-# stacks go to the log (a hang must be diagnosable from guest.log).
+# Hang watch: every 30 s, a task in uninterruptible sleep at two ticks in a
+# row is shown with its kernel stack (a hang must be diagnosable from
+# guest.log; a single tick is a request in flight).
 (
+  seen=""
   while sleep 30; do
+    now=""
     for d in /proc/[0-9]*; do
       st=$(awk '{print $3}' "$d/stat" 2>/dev/null || true)
       [ "$st" = D ] || continue
-      echo "kmod_mount: [hang watch] $(cat "$d/comm" 2>/dev/null) pid ${d#/proc/} in D state:"
+      p=${d#/proc/}
+      now="$now $p"
+      case " $seen " in *" $p "*) ;; *) continue ;; esac
+      echo "kmod_mount: [hang watch] $(cat "$d/comm" 2>/dev/null) pid $p in D state for 30+ s:"
       sed 's/^/    /' "$d/stack" 2>/dev/null || true
     done
+    seen=$now
   done
 ) &
 watch_pid=$!
@@ -144,6 +152,7 @@ step "umount under load, rmmod, insmod again: PASS"
 
 # ---- the FUSE suites on the kernel client
 export LANEFS_TEST_FUSE_CHANNEL=kernel
+export LANEFS_RANDOM_OPS=${LANEFS_RANDOM_OPS:-600}  # TCG: every op is slow
 for t in ${LANEFS_KMOD_SUITES:-posix_ops_test large_test concurrency_test random_ops_test}; do
   bin=$B/tests/fuse/fuse_$t
   [ -x "$bin" ] || fail "$bin not built"
