@@ -30,6 +30,7 @@ static struct lanefs_conn *conn_alloc(void)
 		return NULL;
 	refcount_set(&fc->ref, 1);
 	mutex_init(&fc->setup_mutex);
+	init_rwsem(&fc->sb_rwsem);
 	init_waitqueue_head(&fc->waitq);
 	spin_lock_init(&fc->forget_lock);
 	INIT_LIST_HEAD(&fc->forgets);
@@ -41,7 +42,7 @@ static void entry_unmap(struct lanefs_entry *e)
 	if (e->map)
 		vunmap(e->map);
 	if (e->pages) {
-		unpin_user_pages(e->pages, e->nr_pages);
+		unpin_user_pages_dirty_lock(e->pages, e->nr_pages, true);
 		kvfree(e->pages);
 	}
 	e->map = NULL;
@@ -78,10 +79,10 @@ void lanefs_conn_put(struct lanefs_conn *fc)
 
 void lanefs_conn_abort(struct lanefs_conn *fc)
 {
-	unsigned int i, j;
+	unsigned int i, j, nq = smp_load_acquire(&fc->set_up) ? fc->nr_queues : 0;
 
-	mutex_lock(&fc->setup_mutex);
-	for (i = 0; i < fc->nr_queues; i++) {
+	/* no mutex: abort runs while notifications or mounts may hold it */
+	for (i = 0; i < nq; i++) {
 		struct lanefs_queue *q = &fc->queues[i];
 
 		spin_lock(&q->lock);
@@ -107,7 +108,6 @@ void lanefs_conn_abort(struct lanefs_conn *fc)
 		spin_unlock(&q->lock);
 	}
 	WRITE_ONCE(fc->dead, true);
-	mutex_unlock(&fc->setup_mutex);
 	wake_up_all(&fc->waitq);
 }
 
@@ -227,7 +227,13 @@ static long dev_setup(struct lanefs_conn *fc, void __user *arg)
 	if (!err) {
 		fc->max_write = s.max_write;
 		fc->writeback = s.flags & LANEFS_SETUP_WRITEBACK_CACHE;
-		fc->set_up = true;
+		smp_store_release(&fc->set_up, true);	/* queues before the flag */
+	} else {
+		for (i = 0; i < s.queues; i++)
+			kfree(fc->queues[i].entries);
+		kfree(fc->queues);
+		fc->queues = NULL;
+		fc->nr_queues = 0;
 	}
 out:
 	mutex_unlock(&fc->setup_mutex);
@@ -383,7 +389,7 @@ static int dev_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags)
 	if (!(issue_flags & IO_URING_F_SQE128))
 		return -EINVAL;
 	memcpy(&c, lanefs_cmd_area(cmd), sizeof(c));
-	if (!READ_ONCE(fc->set_up))
+	if (!smp_load_acquire(&fc->set_up))
 		return -EINVAL;
 	if (READ_ONCE(fc->dead))
 		return -ENOTCONN;

@@ -99,6 +99,8 @@ static int lanefs_d_revalidate(struct dentry *dentry, unsigned int flags)
 	}
 	if (err == -EINTR || err == -ENOTCONN)
 		return err;
+	if (!err && !inode)	/* now positive: give back the lookup counted for it */
+		lanefs_queue_forget(lanefs_fc(d_inode(dentry->d_parent)), out.nodeid, 1);
 	if (err || !inode)
 		return 0;
 	if (out.nodeid != lanefs_nodeid(inode) || ((inode->i_mode ^ out.attr.mode) & S_IFMT)) {
@@ -284,6 +286,13 @@ static int lanefs_rename(LANEFS_IDMAP_T *idmap, struct inode *olddir, struct den
 	return 0;
 }
 
+/* finish_open's callback: O_DIRECT is checked right after it. */
+static int lanefs_created_open(struct inode *inode, struct file *file)
+{
+	file->f_mode |= FMODE_CAN_ODIRECT;
+	return generic_file_open(inode, file);
+}
+
 /* open(O_CREAT) in one CREATE: the entry and the open file together. */
 static int lanefs_atomic_open(struct inode *dir, struct dentry *dentry, struct file *file,
 			      unsigned int flags, umode_t mode)
@@ -335,7 +344,7 @@ static int lanefs_atomic_open(struct inode *dir, struct dentry *dentry, struct f
 	d_instantiate(dentry, inode);
 	set_entry_time(dentry, out.entry.entry_valid, out.entry.entry_valid_nsec);
 	dir_changed(dir);
-	err = finish_open(file, dentry, generic_file_open);
+	err = finish_open(file, dentry, lanefs_created_open);
 	if (err)
 		lanefs_release_fh(inode, out.open.fh, flags, false);
 	else
@@ -390,18 +399,21 @@ static int lanefs_readdir(struct file *file, struct dir_context *ctx)
 		p = a.reply;
 		end = p + n;
 		while (p + FUSE_NAME_OFFSET <= end) {
-			const struct fuse_dirent *d = (const struct fuse_dirent *)p;
-			size_t rec = FUSE_DIRENT_SIZE(d);
+			/* the frontend's buffer: read the header once, then trust only the copy */
+			struct fuse_dirent d;
+			size_t rec;
 
-			if (!d->namelen || d->namelen > NAME_MAX || p + rec > end) {
+			memcpy(&d, p, FUSE_NAME_OFFSET);
+			rec = FUSE_DIRENT_SIZE(&d);
+			if (!d.namelen || d.namelen > NAME_MAX || rec > end - p) {
 				lanefs_put(&a);
 				return -EIO;
 			}
-			if (!dir_emit(ctx, d->name, d->namelen, d->ino, d->type)) {
+			if (!dir_emit(ctx, p + FUSE_NAME_OFFSET, d.namelen, d.ino, d.type)) {
 				more = false;
 				break;
 			}
-			ctx->pos = d->off;
+			ctx->pos = d.off;
 			p += rec;
 		}
 		lanefs_put(&a);

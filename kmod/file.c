@@ -188,6 +188,7 @@ static ssize_t direct_read(struct kiocb *iocb, struct iov_iter *to)
 		n = read_range(inode, fh, pos, want, &a);
 		if (n < 0)
 			break;
+		n = min_t(ssize_t, n, want);	/* never more than asked */
 		got = copy_to_iter(a.reply, n, to);	/* the one copy */
 		lanefs_put(&a);
 		pos += got;
@@ -371,11 +372,32 @@ out:
 	return err;
 }
 
+/* The last unmap of a shared writable mapping writes its pages back (as FUSE). */
+static void lanefs_vma_close(struct vm_area_struct *vma)
+{
+	if ((vma->vm_flags & VM_SHARED) && (vma->vm_flags & VM_MAYWRITE))
+		filemap_write_and_wait(vma->vm_file->f_mapping);
+}
+
+static const struct vm_operations_struct lanefs_vm_ops = {
+	.close = lanefs_vma_close,
+	.fault = filemap_fault,
+	.map_pages = filemap_map_pages,
+	.page_mkwrite = filemap_page_mkwrite,
+};
+
+static int lanefs_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	file_accessed(file);
+	vma->vm_ops = &lanefs_vm_ops;
+	return 0;
+}
+
 const struct file_operations lanefs_file_fops = {
 	.llseek = lanefs_llseek,
 	.read_iter = lanefs_read_iter,
 	.write_iter = lanefs_write_iter,
-	.mmap = generic_file_mmap,
+	.mmap = lanefs_mmap,
 	.open = lanefs_open,
 	.flush = lanefs_flush,
 	.release = lanefs_release,
@@ -467,11 +489,10 @@ static int lanefs_write_begin(struct file *file, struct address_space *mapping, 
 	if (folio_test_uptodate(folio) || len >= PAGE_SIZE)
 		return 0;
 	if (folio_pos(folio) >= i_size_read(mapping->host)) {
-		/* past the end: nothing to read; the bytes before pos are zeros */
+		/* past the end: nothing to read; what the write leaves is zeros */
 		size_t off = offset_in_folio(folio, pos);
 
-		if (off)
-			folio_zero_segment(folio, 0, off);
+		folio_zero_segments(folio, 0, off, off + len, PAGE_SIZE);
 		return 0;
 	}
 	err = read_into_folio(file, folio);
@@ -490,15 +511,11 @@ static int lanefs_write_end(struct file *file, struct address_space *mapping, lo
 	struct inode *inode = mapping->host;
 
 	if (!folio_test_uptodate(folio)) {
-		/* a whole page or one past the end: zero what the copy did not write */
-		size_t end = offset_in_folio(folio, pos + copied);
-
-		if (copied < len && len >= PAGE_SIZE) {
+		/* a whole page, or one past the end zeroed around the write */
+		if (copied < len) {
 			copied = 0;	/* a short copy into a page never read: again */
 			goto unlock;
 		}
-		if (end)
-			folio_zero_segment(folio, end, PAGE_SIZE);
 		folio_mark_uptodate(folio);
 	}
 	if (pos + copied > i_size_read(inode)) {
@@ -548,6 +565,7 @@ static void wb_send(struct lanefs_wb *wb)
 		a.in_folios = wb->folios;
 		a.in_nr_folios = wb->nr;
 		a.in_folios_len = len;
+		a.nokill = true;	/* a killed fsync must not lose other writers' pages */
 		a.out = &out;
 		a.out_len = sizeof(out);
 		n = lanefs_send(lanefs_fc(inode), &a);
@@ -570,12 +588,14 @@ static int wb_page(LANEFS_WRITEPAGE_T *page, struct writeback_control *wbc, void
 	struct folio *folio = lanefs_wp_folio(page);
 	struct lanefs_wb *wb = data;
 
-	if (wb->nr && (wb->nr == wb->max ||
-		       folio->index != wb->folios[wb->nr - 1]->index + 1))
-		wb_send(wb);
+	bool flush = wb->nr && (wb->nr == wb->max ||
+				folio->index != wb->folios[wb->nr - 1]->index + 1);
+
 	folio_get(folio);	/* ours until its run is written */
 	folio_start_writeback(folio);
-	folio_unlock(folio);
+	folio_unlock(folio);	/* before waiting for the frontend */
+	if (flush)
+		wb_send(wb);
 	wb->folios[wb->nr++] = folio;
 	return 0;
 }
@@ -597,7 +617,25 @@ static int lanefs_writepages(struct address_space *mapping, struct writeback_con
 	return err ? err : wb.err;
 }
 
+/* A dirty folio that must go now (invalidation): written by itself. */
+static int lanefs_launder_folio(struct folio *folio)
+{
+	struct inode *inode = folio->mapping->host;
+	struct folio *one[1] = { folio };
+	struct lanefs_wb wb = { .inode = inode, .folios = one, .max = 1 };
+
+	if (!folio_clear_dirty_for_io(folio))
+		return 0;
+	folio_get(folio);
+	folio_start_writeback(folio);
+	wb.folios[wb.nr++] = folio;
+	wb_send(&wb);
+	return wb.err;
+}
+
 const struct address_space_operations lanefs_aops = {
+	.launder_folio = lanefs_launder_folio,
+	.migrate_folio = filemap_migrate_folio,
 	.read_folio = lanefs_read_folio,
 	.readahead = lanefs_readahead,
 	.writepages = lanefs_writepages,

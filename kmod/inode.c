@@ -54,7 +54,7 @@ int lanefs_setattr(LANEFS_IDMAP_T *idmap, struct dentry *dentry, struct iattr *a
 	if (attr->ia_valid & ATTR_SIZE) {
 		in.valid |= FATTR_SIZE;
 		in.size = attr->ia_size;
-		if (fc->writeback && S_ISREG(inode->i_mode)) {
+		if (S_ISREG(inode->i_mode)) {	/* mmap'd pages are dirty in every mode */
 			err = filemap_write_and_wait(inode->i_mapping);
 			if (err)
 				return err;

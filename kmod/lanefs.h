@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <linux/fuse.h>
 #include <linux/list.h>
+#include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/uio.h>
 #include <linux/wait.h>
@@ -79,7 +80,8 @@ struct lanefs_conn {
 	struct delayed_work monitor;
 	unsigned long max_write;
 	bool writeback;
-	struct super_block *sb;     /* the mount (setup_mutex) */
+	struct rw_semaphore sb_rwsem;
+	struct super_block *sb;     /* the mount: notifications hold sb_rwsem for read */
 };
 
 /* One request: what goes out and where the reply goes. */
@@ -104,6 +106,7 @@ struct lanefs_args {
 	u32 out_len;
 	bool out_var;               /* a shorter reply is fine (out_len: its size) */
 	bool noreply;               /* FORGET */
+	bool nokill;                /* write-back: a fatal signal does not end the wait */
 	bool keep;                  /* the caller reads the payload, then lanefs_put() */
 	/* set by lanefs_send() */
 	u32 reply_len;              /* bytes in the reply's payload */

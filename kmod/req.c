@@ -244,13 +244,19 @@ static ssize_t fill_request(struct lanefs_conn *fc, struct lanefs_entry *e, stru
 
 ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a)
 {
-	/* FORGET, RELEASE and FLUSH must reach the frontend: they wait unkillably. */
-	bool killable = a->opcode != FUSE_RELEASE && a->opcode != FUSE_RELEASEDIR &&
+	/*
+	 * A caller may be killed while it waits for an entry. Once its request
+	 * is with the frontend it waits for the answer unkillably, as FUSE does
+	 * (an abandoned CREATE or LOOKUP would leak the frontend's handle or
+	 * lookup count); the frontend answers within its response timeout, and
+	 * its death ends the wait (-ENOTCONN). RELEASE, FLUSH and write-back
+	 * (a->nokill) do not give up at all.
+	 */
+	bool killable = !a->nokill && a->opcode != FUSE_RELEASE && a->opcode != FUSE_RELEASEDIR &&
 			a->opcode != FUSE_FLUSH;
 	const struct fuse_out_header *oh;
 	struct lanefs_req req = { .error = 0 };
 	struct lanefs_entry *e;
-	struct lanefs_queue *q;
 	ssize_t n;
 	u32 len;
 	int err;
@@ -261,7 +267,6 @@ ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a)
 	err = get_entry(fc, killable, &e);
 	if (err)
 		return err;
-	q = e->q;
 	n = fill_request(fc, e, a);
 	if (n < 0) {
 		lanefs_put_entry(e);
@@ -273,24 +278,14 @@ ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a)
 	err = send_entry(e, &req);
 	if (err)
 		return err;
-	if (killable && wait_for_completion_killable(&req.done)) {
-		spin_lock(&q->lock);
-		if (e->req == &req) {	/* no answer yet: the commit frees the entry */
-			e->req = NULL;
-			spin_unlock(&q->lock);
-			return -EINTR;
-		}
-		spin_unlock(&q->lock);
-		wait_for_completion(&req.done);
-	} else if (!killable) {
-		wait_for_completion(&req.done);
-	}
+	wait_for_completion(&req.done);
 	if (req.error)	/* the connection ended: the entry is not ours */
 		return req.error;
 	oh = (const struct fuse_out_header *)e->hdr->in_out;
 	len = min_t(u32, READ_ONCE(e->hdr->ent.payload_sz), e->payload_len);
 	err = READ_ONCE(oh->error);
-	if (err < -MAX_ERRNO || err > 0)
+	/* kernel-internal codes (-ERESTARTSYS, -EIOCBQUEUED: -512 and below) never come from the frontend */
+	if (err > 0 || err <= -512)
 		err = -EIO;
 	if (err) {
 		lanefs_put_entry(e);

@@ -22,7 +22,9 @@ u64 lanefs_expire(u64 sec, u32 nsec)
 {
 	if (!sec && !nsec)
 		return 0;
-	return get_jiffies_64() + nsecs_to_jiffies64(sec * NSEC_PER_SEC + nsec);
+	/* a frontend's "forever" must not overflow into "already expired" */
+	sec = min_t(u64, sec, 30 * 24 * 3600ULL);
+	return get_jiffies_64() + nsecs_to_jiffies64(sec * NSEC_PER_SEC + min_t(u32, nsec, 999999999));
 }
 
 void lanefs_fill_header(struct lanefs_args *a, u32 opcode, u64 nodeid)
@@ -129,10 +131,13 @@ void lanefs_apply_attr(struct inode *inode, const struct fuse_attr *attr, u64 at
 	inode->i_gid = make_kgid(&init_user_ns, attr->gid);
 	inode->i_blocks = attr->blocks;
 	lanefs_set_times(inode, at, mt, ct);
-	/* Under the write-back cache the kernel's size leads while pages are dirty. */
-	keep_size = fc->writeback && S_ISREG(inode->i_mode) &&
-		    mapping_tagged(inode->i_mapping, PAGECACHE_TAG_DIRTY) &&
-		    i_size_read(inode) >= attr->size;
+	/*
+	 * Under the write-back cache the kernel's size leads: a reply never
+	 * shrinks it (pages being written back may lie past the backend's size;
+	 * a truncate here sets it itself; another host's growth comes as
+	 * LANEFS_NOTIFY_SIZE, as on FUSE).
+	 */
+	keep_size = fc->writeback && S_ISREG(inode->i_mode) && attr->size < i_size_read(inode);
 	if (!keep_size)
 		i_size_write(inode, attr->size);
 	li->attr_expire = lanefs_expire(attr_valid, attr_valid_nsec);
@@ -243,15 +248,17 @@ int lanefs_notify(struct lanefs_conn *fc, const struct lanefs_notify *n)
 	struct inode *inode;
 	int err = 0;
 
-	mutex_lock(&fc->setup_mutex);
+	/* held to the end: unmount waits for the inode reference to go */
+	down_read(&fc->sb_rwsem);
 	if (!fc->sb) {
-		mutex_unlock(&fc->setup_mutex);
+		up_read(&fc->sb_rwsem);
 		return -ENOTCONN;
 	}
 	inode = ilookup5(fc->sb, (unsigned long)nodeid, inode_test, &nodeid);
-	mutex_unlock(&fc->setup_mutex);
-	if (!inode)
+	if (!inode) {
+		up_read(&fc->sb_rwsem);
 		return -ENOENT;
+	}
 	switch (n->code) {
 	case LANEFS_NOTIFY_INVAL_INODE:
 		lanefs_invalidate_attr(inode);
@@ -273,6 +280,7 @@ int lanefs_notify(struct lanefs_conn *fc, const struct lanefs_notify *n)
 		err = -EINVAL;
 	}
 	iput(inode);
+	up_read(&fc->sb_rwsem);
 	return err;
 }
 
@@ -374,9 +382,9 @@ static int lanefs_fill_super(struct super_block *sb, struct fs_context *fsc)
 	sb->s_root = d_make_root(inode);
 	if (!sb->s_root)
 		return -ENOMEM;
-	mutex_lock(&fc->setup_mutex);
+	down_write(&fc->sb_rwsem);
 	fc->sb = sb;
-	mutex_unlock(&fc->setup_mutex);
+	up_write(&fc->sb_rwsem);
 	return 0;
 }
 
@@ -415,9 +423,9 @@ static void lanefs_kill_sb(struct super_block *sb)
 	struct lanefs_sb *s = lanefs_s(sb);
 
 	if (s) {
-		mutex_lock(&s->fc->setup_mutex);
+		down_write(&s->fc->sb_rwsem);
 		s->fc->sb = NULL;	/* no notification reaches a dying superblock */
-		mutex_unlock(&s->fc->setup_mutex);
+		up_write(&s->fc->sb_rwsem);
 	}
 	kill_anon_super(sb);
 	if (!s)

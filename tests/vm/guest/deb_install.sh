@@ -16,6 +16,9 @@ ls "$DEBS"/lanefs-dkms_*.deb "$DEBS"/lanefs-client_*.deb "$DEBS"/lanefs-server_*
   fail "no packages in $DEBS (deb_test makes them)"
 [ -f "/usr/src/linux-headers-$KVER/Makefile" ] || fail "no linux-headers-$KVER on the host root (kmod_build installs them)"
 ln -sfn "/usr/src/linux-headers-$KVER" "/lib/modules/$KVER/build"
+# What udev would make: dkms uses <(...) process substitution (/dev/fd).
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+export DEBIAN_FRONTEND=noninteractive
 ip link set lo up
 # A host that ran `make install` has unpackaged copies; the packages own these paths.
 rm -f /usr/local/sbin/mount.lanefs /usr/local/sbin/lanefs-frontend /usr/local/bin/lanefs /sbin/mount.lanefs 2>/dev/null || true
