@@ -19,6 +19,8 @@ ln -sfn "/usr/src/linux-headers-$KVER" "/lib/modules/$KVER/build"
 # What udev would make: dkms uses <(...) process substitution (/dev/fd).
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 export DEBIAN_FRONTEND=noninteractive
+# man-db's index rebuild takes minutes under TCG and checks nothing here
+rm -f /var/lib/man-db/auto-update
 ip link set lo up
 # A host that ran `make install` has unpackaged copies; the packages own these paths.
 rm -f /usr/local/sbin/mount.lanefs /usr/local/sbin/lanefs-frontend /usr/local/bin/lanefs /sbin/mount.lanefs 2>/dev/null || true
@@ -41,7 +43,12 @@ mkdir -p /var/lib/lanefs
 # shellcheck disable=SC2086
 /usr/sbin/lanefsd $LANEFSD_ARGS --log-file /tmp/lanefsd.log </dev/null >/tmp/lanefsd.out 2>&1 &
 pid=$!
-trap 'umount -l /mnt/pkg 2>/dev/null; kill $pid 2>/dev/null; cp /tmp/lanefsd.log ${VM_OUT:-/tmp}/ 2>/dev/null || true' EXIT
+cleanup() {
+  umount -l /mnt/pkg 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true
+  cp /tmp/lanefsd.log "${VM_OUT:-/tmp}/" 2>/dev/null || true
+}
+trap cleanup EXIT
 i=0
 until timeout 20 lanefs fs list >/dev/null 2>&1; do
   i=$((i + 1)); [ $i -lt 30 ] || { cat /tmp/lanefsd.out; fail "the packaged lanefsd does not answer"; }
@@ -58,3 +65,4 @@ echo packaged >/mnt/pkg/f && [ "$(cat /mnt/pkg/f)" = packaged ] || fail "write a
 lanefs local ps
 umount /mnt/pkg || fail "umount"
 echo "deb_install: PASS"
+exit 0
