@@ -427,14 +427,8 @@ static int lanefs_dir_fsync(struct file *file, loff_t start, loff_t end, int dat
 	struct inode *inode = file_inode(file);
 	struct lanefs_file *lf = file->private_data;
 	struct fuse_fsync_in in = { .fh = lf->fh, .fsync_flags = datasync ? 1 : 0 };
-	struct lanefs_args a;
-	ssize_t n;
 
-	lanefs_fill_header(&a, FUSE_FSYNCDIR, lanefs_nodeid(inode));
-	a.op_in = &in;
-	a.op_in_len = sizeof(in);
-	n = lanefs_send(lanefs_fc(inode), &a);
-	return n == -ENOSYS ? 0 : (n < 0 ? n : 0);
+	return lanefs_send_sync(inode, FUSE_FSYNCDIR, &in, sizeof(in));
 }
 
 const struct file_operations lanefs_dir_fops = {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Files: open/release, reads and writes, fsync, mmap and the page cache.
+ * Files: open/release, reads and writes, fsync, mmap (the page cache
+ * itself: pages.c).
  *
  * Which path an IO takes follows the frontend's answers, as FUSE's does
  * (docs/mount.md is the contract): a file opened with FOPEN_DIRECT_IO
@@ -22,7 +23,7 @@
 
 #include "lanefs.h"
 
-static u64 file_fh(struct file *file)
+u64 lanefs_file_fh(struct file *file)
 {
 	struct lanefs_file *lf = file ? file->private_data : NULL;
 
@@ -115,47 +116,47 @@ static int lanefs_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * A request whose only argument is its per-op header and whose answer is
+ * an error code (FLUSH, FSYNC, FSYNCDIR): 0 or -errno; ENOSYS (the frontend
+ * does not serve it) counts as done.
+ */
+int lanefs_send_sync(struct inode *inode, u32 opcode, const void *in, u32 in_len)
+{
+	struct lanefs_args a;
+	ssize_t n;
+
+	lanefs_fill_header(&a, opcode, lanefs_nodeid(inode));
+	a.op_in = in;
+	a.op_in_len = in_len;
+	n = lanefs_send(lanefs_fc(inode), &a);
+	return n == -ENOSYS ? 0 : (n < 0 ? n : 0);
+}
+
 /* close(2): dirty pages reach the frontend, and FLUSH makes them durable. */
 static int lanefs_flush(struct file *file, fl_owner_t id)
 {
 	struct inode *inode = file_inode(file);
-	struct fuse_flush_in in = { .fh = file_fh(file) };
-	struct lanefs_args a;
-	ssize_t n;
+	struct fuse_flush_in in = { .fh = lanefs_file_fh(file) };
 	int err;
 
 	if (!(file->f_mode & FMODE_WRITE))
 		return 0;
 	err = filemap_write_and_wait(inode->i_mapping);
-	if (err)
-		return err;
-	lanefs_fill_header(&a, FUSE_FLUSH, lanefs_nodeid(inode));
-	a.op_in = &in;
-	a.op_in_len = sizeof(in);
-	n = lanefs_send(lanefs_fc(inode), &a);
-	return n == -ENOSYS ? 0 : (n < 0 ? n : 0);
+	return err ? err : lanefs_send_sync(inode, FUSE_FLUSH, &in, sizeof(in));
 }
 
 static int lanefs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
 	struct inode *inode = file_inode(file);
-	struct fuse_fsync_in in = { .fh = file_fh(file), .fsync_flags = datasync ? 1 : 0 };
-	struct lanefs_args a;
-	ssize_t n;
-	int err;
+	struct fuse_fsync_in in = { .fh = lanefs_file_fh(file), .fsync_flags = datasync ? 1 : 0 };
+	int err = file_write_and_wait_range(file, start, end);
 
-	err = file_write_and_wait_range(file, start, end);
-	if (err)
-		return err;
-	lanefs_fill_header(&a, FUSE_FSYNC, lanefs_nodeid(inode));
-	a.op_in = &in;
-	a.op_in_len = sizeof(in);
-	n = lanefs_send(lanefs_fc(inode), &a);
-	return n == -ENOSYS ? 0 : (n < 0 ? n : 0);
+	return err ? err : lanefs_send_sync(inode, FUSE_FSYNC, &in, sizeof(in));
 }
 
 /* One READ of [pos, pos+len): the reply stays in the entry (lanefs_put). */
-static ssize_t read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, struct lanefs_args *a)
+ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, struct lanefs_args *a)
 {
 	struct fuse_read_in in = { .fh = fh, .offset = pos, .size = len };
 
@@ -170,7 +171,7 @@ static ssize_t direct_read(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
 	struct lanefs_conn *fc = lanefs_fc(inode);
-	u64 fh = file_fh(iocb->ki_filp);
+	u64 fh = lanefs_file_fh(iocb->ki_filp);
 	loff_t pos = iocb->ki_pos;
 	ssize_t done = 0, n;
 	int err;
@@ -185,7 +186,7 @@ static ssize_t direct_read(struct kiocb *iocb, struct iov_iter *to)
 		struct lanefs_args a;
 		size_t got;
 
-		n = read_range(inode, fh, pos, want, &a);
+		n = lanefs_read_range(inode, fh, pos, want, &a);
 		if (n < 0)
 			break;
 		n = min_t(ssize_t, n, want);	/* never more than asked */
@@ -237,7 +238,7 @@ static ssize_t direct_write(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
 	struct lanefs_conn *fc = lanefs_fc(inode);
-	u64 fh = file_fh(iocb->ki_filp);
+	u64 fh = lanefs_file_fh(iocb->ki_filp);
 	loff_t start = iocb->ki_pos, pos = start;
 	ssize_t done = 0, n = 0;
 	u32 flags = 0;
@@ -339,7 +340,7 @@ static long lanefs_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 {
 	struct inode *inode = file_inode(file);
 	struct fuse_fallocate_in in = {
-		.fh = file_fh(file), .offset = offset, .length = length, .mode = mode,
+		.fh = lanefs_file_fh(file), .offset = offset, .length = length, .mode = mode,
 	};
 	struct lanefs_args a;
 	ssize_t n;
@@ -403,243 +404,4 @@ const struct file_operations lanefs_file_fops = {
 	.release = lanefs_release,
 	.fsync = lanefs_fsync,
 	.fallocate = lanefs_fallocate,
-};
-
-/* ---- the page cache */
-
-/* Fills a locked folio from the reply of `a` (n bytes), zeroing the rest. */
-static void fill_folio(struct folio *folio, const void *src, size_t n)
-{
-	void *dst = kmap_local_folio(folio, 0);
-
-	n = min_t(size_t, n, PAGE_SIZE);
-	memcpy(dst, src, n);
-	memset(dst + n, 0, PAGE_SIZE - n);
-	kunmap_local(dst);
-	flush_dcache_folio(folio);
-	folio_mark_uptodate(folio);
-}
-
-static int read_into_folio(struct file *file, struct folio *folio)
-{
-	struct inode *inode = folio->mapping->host;
-	struct lanefs_args a;
-	ssize_t n = read_range(inode, file_fh(file), folio_pos(folio), PAGE_SIZE, &a);
-
-	if (n < 0)
-		return n;
-	fill_folio(folio, a.reply, n);
-	lanefs_put(&a);
-	return 0;
-}
-
-static int lanefs_read_folio(struct file *file, struct folio *folio)
-{
-	int err = read_into_folio(file, folio);
-
-	folio_unlock(folio);
-	return err;
-}
-
-/*
- * Readahead in max_write pieces: one READ fills a run of pages. Positions
- * are counted here: readahead_pos() lags one folio behind while folios
- * are taken (readahead_folio() advances lazily).
- */
-static void lanefs_readahead(struct readahead_control *rac)
-{
-	struct inode *inode = rac->mapping->host;
-	struct lanefs_conn *fc = lanefs_fc(inode);
-	unsigned int left = readahead_count(rac);
-	loff_t pos = readahead_pos(rac);
-	u64 fh = file_fh(rac->file);
-
-	while (left) {
-		unsigned int nr = min_t(unsigned int, left, fc->max_write >> PAGE_SHIFT);
-		struct lanefs_args a;
-		struct folio *folio;
-		size_t off = 0;
-		unsigned int i;
-		ssize_t n;
-
-		n = read_range(inode, fh, pos, (size_t)nr << PAGE_SHIFT, &a);
-		for (i = 0; i < nr && (folio = readahead_folio(rac)) != NULL; i++) {
-			if (n >= 0)
-				fill_folio(folio, a.reply + off, off < n ? n - off : 0);
-			off += PAGE_SIZE;
-			folio_unlock(folio);
-		}
-		if (n < 0)
-			return;	/* the rest stays not uptodate: read_folio tries again */
-		lanefs_put(&a);
-		pos += (loff_t)nr << PAGE_SHIFT;
-		left -= nr;
-	}
-}
-
-static int lanefs_write_begin(struct file *file, struct address_space *mapping, loff_t pos,
-			      unsigned int len, LANEFS_WB_PAGE_T **pagep, void **fsdata)
-{
-	struct folio *folio = lanefs_wb_get(mapping, pos >> PAGE_SHIFT);
-	int err;
-
-	if (!folio)
-		return -ENOMEM;
-	*pagep = lanefs_wb_out(folio);
-	if (folio_test_uptodate(folio) || len >= PAGE_SIZE)
-		return 0;
-	if (folio_pos(folio) >= i_size_read(mapping->host)) {
-		/* past the end: nothing to read; what the write leaves is zeros */
-		size_t off = offset_in_folio(folio, pos);
-
-		folio_zero_segments(folio, 0, off, off + len, PAGE_SIZE);
-		return 0;
-	}
-	err = read_into_folio(file, folio);
-	if (err) {
-		folio_unlock(folio);
-		folio_put(folio);
-	}
-	return err;
-}
-
-static int lanefs_write_end(struct file *file, struct address_space *mapping, loff_t pos,
-			    unsigned int len, unsigned int copied, LANEFS_WB_PAGE_T *page,
-			    void *fsdata)
-{
-	struct folio *folio = lanefs_wb_folio(page);
-	struct inode *inode = mapping->host;
-
-	if (!folio_test_uptodate(folio)) {
-		/* a whole page, or one past the end zeroed around the write */
-		if (copied < len) {
-			copied = 0;	/* a short copy into a page never read: again */
-			goto unlock;
-		}
-		folio_mark_uptodate(folio);
-	}
-	if (pos + copied > i_size_read(inode)) {
-		spin_lock(&lanefs_i(inode)->lock);
-		i_size_write(inode, pos + copied);
-		spin_unlock(&lanefs_i(inode)->lock);
-	}
-	folio_mark_dirty(folio);
-unlock:
-	folio_unlock(folio);
-	folio_put(folio);
-	return copied;
-}
-
-/* Write-back: runs of contiguous dirty pages, one WRITE per run (up to max_write). */
-struct lanefs_wb {
-	struct inode *inode;
-	struct folio **folios;
-	unsigned int nr, max;
-	int err;
-};
-
-static void wb_send(struct lanefs_wb *wb)
-{
-	struct inode *inode = wb->inode;
-	loff_t pos, size = i_size_read(inode);
-	struct fuse_write_in in = {};
-	struct fuse_write_out out;
-	struct lanefs_args a;
-	unsigned int i;
-	size_t len;
-	ssize_t n;
-
-	if (!wb->nr)
-		return;
-	pos = folio_pos(wb->folios[0]);
-	len = (size_t)wb->nr << PAGE_SHIFT;
-	if (pos + len > size)
-		len = size > pos ? size - pos : 0;
-	n = 0;
-	if (len) {
-		in.offset = pos;
-		in.size = len;
-		lanefs_fill_header(&a, FUSE_WRITE, lanefs_nodeid(inode));
-		a.op_in = &in;
-		a.op_in_len = sizeof(in);
-		a.in_folios = wb->folios;
-		a.in_nr_folios = wb->nr;
-		a.in_folios_len = len;
-		a.nokill = true;	/* a killed fsync must not lose other writers' pages */
-		a.out = &out;
-		a.out_len = sizeof(out);
-		n = lanefs_send(lanefs_fc(inode), &a);
-		if (n >= 0 && out.size != len)
-			n = -EIO;
-	}
-	for (i = 0; i < wb->nr; i++) {
-		if (n < 0)
-			mapping_set_error(inode->i_mapping, n);
-		folio_end_writeback(wb->folios[i]);
-		folio_put(wb->folios[i]);
-	}
-	if (n < 0 && !wb->err)
-		wb->err = n;
-	wb->nr = 0;
-}
-
-static int wb_page(LANEFS_WRITEPAGE_T *page, struct writeback_control *wbc, void *data)
-{
-	struct folio *folio = lanefs_wp_folio(page);
-	struct lanefs_wb *wb = data;
-
-	bool flush = wb->nr && (wb->nr == wb->max ||
-				folio->index != wb->folios[wb->nr - 1]->index + 1);
-
-	folio_get(folio);	/* ours until its run is written */
-	folio_start_writeback(folio);
-	folio_unlock(folio);	/* before waiting for the frontend */
-	if (flush)
-		wb_send(wb);
-	wb->folios[wb->nr++] = folio;
-	return 0;
-}
-
-static int lanefs_writepages(struct address_space *mapping, struct writeback_control *wbc)
-{
-	struct lanefs_wb wb = { .inode = mapping->host };
-	int err;
-
-	wb.max = lanefs_fc(wb.inode)->max_write >> PAGE_SHIFT;
-	wb.folios = kvmalloc_array(wb.max, sizeof(*wb.folios), GFP_NOFS);
-	if (!wb.folios)
-		return -ENOMEM;
-	err = write_cache_pages(mapping, wbc, wb_page, &wb);
-	wb_send(&wb);
-	kvfree(wb.folios);
-	if (!err)
-		lanefs_invalidate_attr(wb.inode);
-	return err ? err : wb.err;
-}
-
-/* A dirty folio that must go now (invalidation): written by itself. */
-static int lanefs_launder_folio(struct folio *folio)
-{
-	struct inode *inode = folio->mapping->host;
-	struct folio *one[1] = { folio };
-	struct lanefs_wb wb = { .inode = inode, .folios = one, .max = 1 };
-
-	if (!folio_clear_dirty_for_io(folio))
-		return 0;
-	folio_get(folio);
-	folio_start_writeback(folio);
-	wb.folios[wb.nr++] = folio;
-	wb_send(&wb);
-	return wb.err;
-}
-
-const struct address_space_operations lanefs_aops = {
-	.launder_folio = lanefs_launder_folio,
-	.migrate_folio = filemap_migrate_folio,
-	.read_folio = lanefs_read_folio,
-	.readahead = lanefs_readahead,
-	.writepages = lanefs_writepages,
-	.dirty_folio = filemap_dirty_folio,
-	.write_begin = lanefs_write_begin,
-	.write_end = lanefs_write_end,
 };

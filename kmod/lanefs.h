@@ -202,6 +202,11 @@ ssize_t lanefs_listxattr(struct dentry *dentry, char *list, size_t size);
 
 /* file.c */
 extern const struct file_operations lanefs_file_fops;
+u64 lanefs_file_fh(struct file *file);
+ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, struct lanefs_args *a);
+int lanefs_send_sync(struct inode *inode, u32 opcode, const void *in, u32 in_len);
+
+/* pages.c */
 extern const struct address_space_operations lanefs_aops;
 int lanefs_do_open(struct inode *inode, struct file *file, bool dir);
 int lanefs_finish_create(struct inode *inode, struct file *file, const struct fuse_open_out *oo);
