@@ -80,6 +80,8 @@ void lanefs_conn_put(struct lanefs_conn *fc)
 void lanefs_conn_abort(struct lanefs_conn *fc)
 {
 	unsigned int i, j, nq = smp_load_acquire(&fc->set_up) ? fc->nr_queues : 0;
+	struct lanefs_req *req, *tmp;
+	LIST_HEAD(ends);
 
 	/* no mutex: abort runs while notifications or mounts may hold it */
 	for (i = 0; i < nq; i++) {
@@ -98,7 +100,10 @@ void lanefs_conn_abort(struct lanefs_conn *fc)
 			} else if (e->state == LANEFS_ENT_SENT) {
 				if (e->req) {
 					e->req->error = -ENOTCONN;
-					complete(&e->req->done);
+					if (e->req->end)
+						list_add_tail(&e->req->list, &ends);
+					else
+						complete(&e->req->done);
 					e->req = NULL;
 				}
 				e->state = LANEFS_ENT_DEAD;
@@ -109,6 +114,8 @@ void lanefs_conn_abort(struct lanefs_conn *fc)
 	}
 	WRITE_ONCE(fc->dead, true);
 	wake_up_all(&fc->waitq);
+	list_for_each_entry_safe(req, tmp, &ends, list)
+		req->end(req);
 }
 
 /* ---- the device */
@@ -371,8 +378,14 @@ static int ring_commit(struct lanefs_conn *fc, struct lanefs_queue *q, struct io
 	if (req) {
 		e->state = LANEFS_ENT_REPLIED;	/* its caller reads the reply and puts it */
 		req->error = 0;
-		complete(&req->done);
-		spin_unlock(&q->lock);
+		req->ent = e;
+		if (req->end) {
+			spin_unlock(&q->lock);
+			req->end(req);
+		} else {
+			complete(&req->done);
+			spin_unlock(&q->lock);
+		}
 		return -EIOCBQUEUED;
 	}
 	e->state = LANEFS_ENT_FILLING;	/* a FORGET's, or its caller gave up */

@@ -5,10 +5,9 @@
  *
  * Which path an IO takes follows the frontend's answers, as FUSE's does
  * (docs/mount.md is the contract): a file opened with FOPEN_DIRECT_IO
- * (forcedirect) and every O_DIRECT IO go straight to the frontend, up to
- * max_write per request, copied once between the caller's memory and the
- * frontend's pinned buffer. Otherwise reads go through the page cache
- * (read_folio, readahead in max_write pieces); writes are buffered and
+ * (forcedirect) and every O_DIRECT IO go straight to the frontend (dio.c).
+ * Otherwise reads go through the page cache (read_folio, readahead in
+ * max_write pieces); writes are buffered and
  * written back in runs of contiguous pages (writepages) when the mount
  * has the write-back cache (writecache), else written through at once
  * and the cached range dropped (readcache).
@@ -167,51 +166,13 @@ ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, s
 	return lanefs_send(lanefs_fc(inode), a);
 }
 
-static ssize_t direct_read(struct kiocb *iocb, struct iov_iter *to)
-{
-	struct inode *inode = file_inode(iocb->ki_filp);
-	struct lanefs_conn *fc = lanefs_fc(inode);
-	u64 fh = lanefs_file_fh(iocb->ki_filp);
-	loff_t pos = iocb->ki_pos;
-	ssize_t done = 0, n;
-	int err;
-
-	if (!iov_iter_count(to))
-		return 0;
-	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + iov_iter_count(to) - 1);
-	if (err)
-		return err;
-	while (iov_iter_count(to)) {
-		size_t want = min_t(size_t, iov_iter_count(to), fc->max_write);
-		struct lanefs_args a;
-		size_t got;
-
-		n = lanefs_read_range(inode, fh, pos, want, &a);
-		if (n < 0)
-			break;
-		n = min_t(ssize_t, n, want);	/* never more than asked */
-		got = copy_to_iter(a.reply, n, to);	/* the one copy */
-		lanefs_put(&a);
-		pos += got;
-		done += got;
-		if (got < n) {
-			n = -EFAULT;
-			break;
-		}
-		if (n < want)
-			break;	/* end of file */
-	}
-	iocb->ki_pos = pos;
-	return done ? done : min_t(ssize_t, n, 0);
-}
-
 static ssize_t lanefs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
 	int err;
 
 	if (file_direct(iocb))
-		return direct_read(iocb, to);
+		return lanefs_direct_read(iocb, to);
 	/* past what the kernel knows of the file: it may have grown elsewhere */
 	if (iocb->ki_pos + iov_iter_count(to) > i_size_read(inode)) {
 		err = lanefs_update_attr(inode, false);
@@ -219,79 +180,6 @@ static ssize_t lanefs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 			return err;
 	}
 	return generic_file_read_iter(iocb, to);
-}
-
-/*
- * A write that must clear set-user-ID (or set-group-ID with group execute)
- * goes through to the frontend flagged FUSE_WRITE_KILL_SUIDGID, which
- * clears them (as FUSE's HANDLE_KILLPRIV_V2 does), whatever the cache mode.
- */
-static bool write_kills_privs(struct inode *inode)
-{
-	umode_t m = READ_ONCE(inode->i_mode);
-
-	return ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) &&
-	       !capable(CAP_FSETID);
-}
-
-static ssize_t direct_write(struct kiocb *iocb, struct iov_iter *from)
-{
-	struct inode *inode = file_inode(iocb->ki_filp);
-	struct lanefs_conn *fc = lanefs_fc(inode);
-	u64 fh = lanefs_file_fh(iocb->ki_filp);
-	loff_t start = iocb->ki_pos, pos = start;
-	ssize_t done = 0, n = 0;
-	u32 flags = 0;
-	int err;
-
-	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + iov_iter_count(from) - 1);
-	if (err)
-		return err;
-	if (write_kills_privs(inode))
-		flags |= FUSE_WRITE_KILL_SUIDGID;
-	while (iov_iter_count(from)) {
-		size_t want = min_t(size_t, iov_iter_count(from), fc->max_write);
-		struct fuse_write_in in = { .fh = fh, .offset = pos, .size = want, .write_flags = flags };
-		struct fuse_write_out out;
-		struct lanefs_args a;
-
-		/* faults are taken before an entry is held (a fault may need one) */
-		if (fault_in_iov_iter_readable(from, want) == want) {
-			n = -EFAULT;
-			break;
-		}
-		lanefs_fill_header(&a, FUSE_WRITE, lanefs_nodeid(inode));
-		a.op_in = &in;
-		a.op_in_len = sizeof(in);
-		a.in_iter = from;
-		a.in_iter_len = want;
-		a.out = &out;
-		a.out_len = sizeof(out);
-		n = lanefs_send(fc, &a);	/* copies the data once, into the frontend's buffer */
-		if (n < 0)
-			break;
-		if (out.size > want) {
-			n = -EIO;
-			break;
-		}
-		if (out.size < want)
-			iov_iter_revert(from, want - out.size);
-		pos += out.size;
-		done += out.size;
-		if (out.size < want)
-			break;
-	}
-	if (done) {
-		spin_lock(&lanefs_i(inode)->lock);
-		if (pos > i_size_read(inode))
-			i_size_write(inode, pos);
-		spin_unlock(&lanefs_i(inode)->lock);
-		invalidate_inode_pages2_range(inode->i_mapping, start >> PAGE_SHIFT,
-					      (pos - 1) >> PAGE_SHIFT);
-	}
-	lanefs_invalidate_attr(inode);	/* mtime, blocks */
-	iocb->ki_pos = pos;
-	return done ? done : min_t(ssize_t, n, 0);
 }
 
 static ssize_t lanefs_write_iter(struct kiocb *iocb, struct iov_iter *from)
@@ -303,8 +191,8 @@ static ssize_t lanefs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
 		goto out;
-	if (file_direct(iocb) || !lanefs_fc(inode)->writeback || write_kills_privs(inode)) {
-		ret = direct_write(iocb, from);
+	if (file_direct(iocb) || !lanefs_fc(inode)->writeback || lanefs_write_kills_privs(inode)) {
+		ret = lanefs_direct_write(iocb, from);
 	} else {
 		ret = file_update_time(iocb->ki_filp);
 		if (!ret) {

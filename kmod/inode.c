@@ -55,6 +55,7 @@ int lanefs_setattr(LANEFS_IDMAP_T *idmap, struct dentry *dentry, struct iattr *a
 		in.valid |= FATTR_SIZE;
 		in.size = attr->ia_size;
 		if (S_ISREG(inode->i_mode)) {	/* mmap'd pages are dirty in every mode */
+			inode_dio_wait(inode);	/* asynchronous direct IO in flight (dio.c) */
 			err = filemap_write_and_wait(inode->i_mapping);
 			if (err)
 				return err;

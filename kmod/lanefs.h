@@ -2,8 +2,9 @@
 /*
  * lanefs.ko internals: the connection to lanefs-frontend (dev.c), the
  * superblock and inodes (super.c), directories and names (dir.c), files
- * and the page cache (file.c). uapi/lanefs.h is the contract with the
- * frontend; requests are FUSE protocol messages (<linux/fuse.h>).
+ * (file.c), direct IO (dio.c) and the page cache (pages.c). uapi/lanefs.h
+ * is the contract with the frontend; requests are FUSE protocol messages
+ * (<linux/fuse.h>).
  */
 #ifndef LANEFS_H
 #define LANEFS_H
@@ -114,10 +115,18 @@ struct lanefs_args {
 	struct lanefs_entry *ent;   /* keep: put it back with lanefs_put() */
 };
 
+/*
+ * A request with the frontend. Without `end` its caller sleeps on `done`;
+ * with it (asynchronous direct IO, file.c) `end` runs once the answer is
+ * in, in the frontend's context (its COMMIT), or with `error` set when the
+ * connection ends, in the aborter's; it may sleep and owns `ent`.
+ */
 struct lanefs_req {
 	struct completion done;
-	int error;
-	u32 reply_len;
+	void (*end)(struct lanefs_req *req);
+	int error;                  /* -ENOTCONN: the connection ended, no entry */
+	struct lanefs_entry *ent;   /* the answer (REPLIED): lanefs_finish() reads it */
+	struct list_head list;      /* abort: ends run after the queue lock */
 };
 
 /* dev.c */
@@ -130,6 +139,8 @@ void lanefs_conn_abort(struct lanefs_conn *fc);
 /* req.c */
 void lanefs_complete_cmd(struct io_uring_cmd *cmd, int res);
 void lanefs_put_entry(struct lanefs_entry *e);
+int lanefs_start(struct lanefs_conn *fc, struct lanefs_args *a, struct lanefs_req *req);
+ssize_t lanefs_finish(struct lanefs_entry *e, struct lanefs_args *a);
 ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a);
 void lanefs_put(struct lanefs_args *a);
 void lanefs_queue_forget(struct lanefs_conn *fc, u64 nodeid, u64 nlookup);
@@ -205,6 +216,11 @@ extern const struct file_operations lanefs_file_fops;
 u64 lanefs_file_fh(struct file *file);
 ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, struct lanefs_args *a);
 int lanefs_send_sync(struct inode *inode, u32 opcode, const void *in, u32 in_len);
+
+/* dio.c */
+bool lanefs_write_kills_privs(struct inode *inode);
+ssize_t lanefs_direct_read(struct kiocb *iocb, struct iov_iter *to);
+ssize_t lanefs_direct_write(struct kiocb *iocb, struct iov_iter *from);
 
 /* pages.c */
 extern const struct address_space_operations lanefs_aops;

@@ -242,23 +242,22 @@ static ssize_t fill_request(struct lanefs_conn *fc, struct lanefs_entry *e, stru
 	return off;
 }
 
-ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a)
+/*
+ * Fills an entry with request `a` and sends it; `req` is told when the
+ * answer is in (req->end, or its completion). 0, or -errno with nothing
+ * sent. A caller may be killed while it waits for an entry. Once its
+ * request is with the frontend it waits for the answer unkillably, as
+ * FUSE does (an abandoned CREATE or LOOKUP would leak the frontend's
+ * handle or lookup count); the frontend answers within its response
+ * timeout, and its death ends the wait (-ENOTCONN). RELEASE, FLUSH and
+ * write-back (a->nokill) do not give up at all.
+ */
+int lanefs_start(struct lanefs_conn *fc, struct lanefs_args *a, struct lanefs_req *req)
 {
-	/*
-	 * A caller may be killed while it waits for an entry. Once its request
-	 * is with the frontend it waits for the answer unkillably, as FUSE does
-	 * (an abandoned CREATE or LOOKUP would leak the frontend's handle or
-	 * lookup count); the frontend answers within its response timeout, and
-	 * its death ends the wait (-ENOTCONN). RELEASE, FLUSH and write-back
-	 * (a->nokill) do not give up at all.
-	 */
 	bool killable = !a->nokill && a->opcode != FUSE_RELEASE && a->opcode != FUSE_RELEASEDIR &&
 			a->opcode != FUSE_FLUSH;
-	const struct fuse_out_header *oh;
-	struct lanefs_req req = { .error = 0 };
 	struct lanefs_entry *e;
 	ssize_t n;
-	u32 len;
 	int err;
 
 	a->ent = NULL;
@@ -272,30 +271,34 @@ ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a)
 		lanefs_put_entry(e);
 		return n;
 	}
-	if (a->noreply)
-		return send_entry(e, NULL);
-	init_completion(&req.done);
-	err = send_entry(e, &req);
-	if (err)
-		return err;
-	wait_for_completion(&req.done);
-	if (req.error)	/* the connection ended: the entry is not ours */
-		return req.error;
-	oh = (const struct fuse_out_header *)e->hdr->in_out;
-	len = min_t(u32, READ_ONCE(e->hdr->ent.payload_sz), e->payload_len);
-	err = READ_ONCE(oh->error);
+	if (req) {
+		req->error = 0;
+		init_completion(&req->done);
+	}
+	return send_entry(e, req);
+}
+
+/*
+ * The answer to `a` in entry `e` (its request's `end`, or after the wait):
+ * the payload's length or -errno. The entry goes back unless a->keep and
+ * the answer is a success (then lanefs_put() returns it).
+ */
+ssize_t lanefs_finish(struct lanefs_entry *e, struct lanefs_args *a)
+{
+	const struct fuse_out_header *oh = (const struct fuse_out_header *)e->hdr->in_out;
+	u32 len = min_t(u32, READ_ONCE(e->hdr->ent.payload_sz), e->payload_len);
+	int err = READ_ONCE(oh->error);
+
 	/* kernel-internal codes (-ERESTARTSYS, -EIOCBQUEUED: -512 and below) never come from the frontend */
 	if (err > 0 || err <= -512)
+		err = -EIO;
+	if (!err && a->out && len < a->out_len && !a->out_var)
 		err = -EIO;
 	if (err) {
 		lanefs_put_entry(e);
 		return err;
 	}
 	if (a->out) {
-		if (len < a->out_len && !a->out_var) {
-			lanefs_put_entry(e);
-			return -EIO;
-		}
 		memcpy(a->out, e->payload, min(len, a->out_len));
 		if (a->out_var)
 			a->out_len = min(len, a->out_len);
@@ -308,4 +311,20 @@ ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a)
 		lanefs_put_entry(e);
 	}
 	return len;
+}
+
+ssize_t lanefs_send(struct lanefs_conn *fc, struct lanefs_args *a)
+{
+	struct lanefs_req req = { .end = NULL };
+	int err;
+
+	if (a->noreply)
+		return lanefs_start(fc, a, NULL);
+	err = lanefs_start(fc, a, &req);
+	if (err)
+		return err;
+	wait_for_completion(&req.done);
+	if (req.error)	/* the connection ended: the entry is not ours */
+		return req.error;
+	return lanefs_finish(req.ent, a);
 }

@@ -111,6 +111,19 @@ rm -rf $MNT/d $MNT/big || fail "rm -rf"
 [ -z "$(ls $MNT)" ] || fail "not empty after rm: $(ls $MNT)"
 step "basic operations PASS"
 
+# ---- asynchronous direct IO (libaio, 16 in flight; dio.c): random writes of
+# 4 KiB to 2 MiB (up to max_write asynchronous, larger ones synchronous),
+# then every block read back the same way and verified
+fio --name=aio --filename=$MNT/aio --size=16M --bsrange=4k-2m --rw=randwrite --ioengine=libaio \
+    --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 --output=/tmp/fio-aio.log ||
+  { cat /tmp/fio-aio.log; fail "fio libaio randwrite + verify"; }
+fio --name=aio4k --filename=$MNT/aio --size=16M --bs=4k --rw=randrw --ioengine=libaio --iodepth=16 \
+    --direct=1 --number_ios=2000 --verify=crc32c --verify_fatal=1 --output=/tmp/fio-aio4k.log ||
+  { cat /tmp/fio-aio4k.log; fail "fio libaio 4 KiB randrw + verify"; }
+[ "$(stat -c %s $MNT/aio)" = $((16 << 20)) ] || fail "size after async writes: $(stat -c %s $MNT/aio)"
+rm -f $MNT/aio
+step "asynchronous direct IO (libaio, iodepth 16, verified): PASS"
+
 # ---- rmmod refuses while mounted, never hangs
 if timeout 20 rmmod lanefs 2>/dev/null; then fail "rmmod succeeded with a mount on it"; fi
 umount $MNT || fail "umount"
@@ -118,7 +131,12 @@ step "umount, rmmod refused while mounted: PASS"
 
 # ---- kill -9 of the frontend mid-IO: EIO/ENOTCONN, no hang; remount works
 out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT -o client=kernel,forcedirect) || fail "mount: $out"
-( dd if=/dev/zero of=$MNT/stream bs=64k count=100000 2>/tmp/dd.err; echo $? >/tmp/dd.rc ) &
+dd if=/dev/zero of=$MNT/aiofile bs=1M count=4 2>/dev/null || fail "dd aiofile"
+# asynchronous reads in flight too: the abort ends them (dio.c's end with ENOTCONN)
+( set +e; fio --name=k --filename=$MNT/aiofile --rw=randread --bs=4k --ioengine=libaio --iodepth=16 --direct=1 \
+      --time_based --runtime=300 --output=/tmp/fio-kill.log >/dev/null 2>/tmp/fio-kill.err; echo $? >/tmp/fio-kill.rc ) &
+fiop=$!
+( set +e; dd if=/dev/zero of=$MNT/stream bs=64k count=100000 2>/tmp/dd.err; echo $? >/tmp/dd.rc ) &
 ddp=$!
 sleep 3
 fe=$(pgrep -f lanefs-frontend | head -n 1)
@@ -130,6 +148,12 @@ kill -0 $ddp 2>/dev/null && fail "dd still hangs 30 s after kill -9 of the front
 grep -qE "Transport endpoint is not connected|Input/output error" /tmp/dd.err ||
   fail "dd ended without ENOTCONN/EIO: rc $(cat /tmp/dd.rc), $(cat /tmp/dd.err)"
 step "kill -9 mid-IO: dd got '$(grep -oE 'Transport endpoint is not connected|Input/output error' /tmp/dd.err | head -n1)'"
+i=0
+while kill -0 $fiop 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+kill -0 $fiop 2>/dev/null && fail "fio (libaio, 16 in flight) still hangs 30 s after kill -9 of the frontend"
+rc=$(cat /tmp/fio-kill.rc 2>/dev/null || true)
+[ -n "$rc" ] && [ "$rc" != 0 ] || fail "fio with its frontend killed ended with rc '$rc': $(cat /tmp/fio-kill.err /tmp/fio-kill.log)"
+step "kill -9 mid-IO: fio with 16 asynchronous reads in flight ended (rc $rc: $(head -n 1 /tmp/fio-kill.err))"
 timeout 20 stat $MNT >/dev/null 2>&1 || true
 umount -l $MNT || fail "umount -l of the dead mount"
 out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT -o client=kernel) || fail "remount after kill -9: $out"
