@@ -32,8 +32,8 @@ def section(rows, about, base="classic", cand="uring"):
     if about:
         out += [about, ""]
     out.append(f"| job | {base} | {cand} | {cand} / {base} | target | syscalls/req {base} | syscalls/req {cand} "
-               f"| ctx switches/req {base} | ctx switches/req {cand} |")
-    out.append("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+               f"| ctx switches/req {base} | ctx switches/req {cand} | CPU µs/req {base} | CPU µs/req {cand} |")
+    out.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     missed = []
     per_round = []
     for j in jobs:
@@ -41,6 +41,7 @@ def section(rows, about, base="classic", cand="uring"):
         v = {m: med([r["value"] for r in by[m]]) for m in by}
         sc = {m: med([r["syscalls_per_req"] for r in by[m]]) for m in by}
         cs = {m: med([r["ctxsw_per_req"] for r in by[m]]) for m in by}
+        cpu = {m: med([r.get("cpu_us_per_req") for r in by[m]]) for m in by}
         ratio = v[cand] / v[base] if v[base] and v[cand] else None
         want = target.get(j, 0.95)
         verdict = "-" if ratio is None else ("met" if ratio >= want else "MISSED")
@@ -48,7 +49,7 @@ def section(rows, about, base="classic", cand="uring"):
             missed.append(f"{j} ({ratio:.2f}x, target {want}x)")
         out.append(f"| {j} ({UNITS[j]}) | {fmt(v[base])} | {fmt(v[cand])} | {fmt(ratio, 2)}x "
                    f"| >= {want}x: {verdict} | {fmt(sc[base], 2)} | {fmt(sc[cand], 2)} "
-                   f"| {fmt(cs[base], 2)} | {fmt(cs[cand], 2)} |")
+                   f"| {fmt(cs[base], 2)} | {fmt(cs[cand], 2)} | {fmt(cpu[base], 1)} | {fmt(cpu[cand], 1)} |")
         # Rounds pair up in order (each round runs the job on both mounts).
         pairs = zip(by[base], by[cand])
         per_round.append(f"{j} " + ", ".join(f"{u['value'] / c['value']:.2f}" for c, u in pairs if c["value"]))

@@ -9,8 +9,9 @@
 # bench/fio/metabench creates. Per job and mount it also counts the
 # frontend's system calls (perf, raw_syscalls:sys_enter) and context
 # switches (/proc/PID/status) per FUSE request (lanefs stats: the
-# channel's request counter). Prints one JSON line per run, then a summary
-# of medians and ratios (uring / classic) by bench/fuse_channels.py; with
+# channel's request counter), and the CPU time per request (run_job).
+# Prints one JSON line per run, then a summary of medians and ratios
+# (uring / classic) by bench/fuse_channels.py; with
 # DOCS=FILE (make bench-fio: docs/benchmarks.md) the summary replaces the
 # fuse-channels section there. Root; RUNTIME (s, default 5) per fio job.
 # CHANNELS="BASE CANDIDATE" compares two others of classic, uring and
@@ -71,6 +72,7 @@ for m in json.load(sys.stdin):
     if m["target"] == t: print(m["kernel_requests" if ch == "kernel" else "fuse_requests_" + ch])' "$W/m-$1" "$1"
 }
 ctxt() { cat /proc/$fe/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }  # every thread
+fe_cpu() { awk '{print $14 + $15}' /proc/$fe/stat; }  # the frontend's user + system clock ticks
 
 # The frontend's system calls during a command (perf; without it, none counted).
 if command -v perf >/dev/null; then
@@ -80,33 +82,45 @@ else
   sc_run() { : >"$W/perf.txt"; "$@"; }
 fi
 
+# CPU per request: the frontend's (user + system, its kernel work on the
+# caller's behalf included) plus the job process's own (fio or metabench,
+# whose system time holds the kernel client's and FUSE's work in the
+# caller's context), over the channel's requests. perf's counting
+# (sc_run) is in both; the backend's CPU is not (the same for both mounts).
+TIMEFORMAT='%U %S'
 run_job() {  # mount job
-  local m=$1 job=$2 out r0 c0 r1 c1 sc val
-  r0=$(reqs $m) c0=$(ctxt)
+  local m=$1 job=$2 out r0 c0 r1 c1 sc val u0 u1
+  r0=$(reqs $m) c0=$(ctxt) u0=$(fe_cpu)
+  {
   case $job in
     randread_qd1|randread_qd16)
       local qd=${job#randread_qd}
-      out=$(sc_run fio --name=j --filename="$W/m-$m/$m/f" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
+      time out=$(sc_run fio --name=j --filename="$W/m-$m/$m/f" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
           --iodepth=$qd --runtime=$RUNTIME --time_based --output-format=json)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["read"]["iops"])') ;;
     seqread_1m)
-      out=$(sc_run fio --name=j --filename="$W/m-$m/$m/f" --rw=read --bs=1M --direct=1 --ioengine=psync \
+      time out=$(sc_run fio --name=j --filename="$W/m-$m/$m/f" --rw=read --bs=1M --direct=1 --ioengine=psync \
           --runtime=$RUNTIME --time_based --output-format=json)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1048576)') ;;
     creates)
       mkdir -p "$W/m-$m/$m/meta"
-      out=$(sc_run "$W/metabench" "$W/m-$m/$m/meta" 2000)
+      time out=$(sc_run "$W/metabench" "$W/m-$m/$m/meta" 2000)
       val=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["create"]["ops_per_s"])')
       rm -rf "$W/m-$m/$m/meta" ;;
   esac
-  r1=$(reqs $m) c1=$(ctxt)
+  } 2>"$W/time.txt"
+  r1=$(reqs $m) c1=$(ctxt) u1=$(fe_cpu)
   sc=$(awk -F, '/raw_syscalls/ {print $1}' "$W/perf.txt")
-  python3 -c 'import json, sys
-m, job, val, r, c, sc = sys.argv[1:]
+  python3 -c 'import json, os, sys
+m, job, val, r, c, sc, fe_ticks, times = sys.argv[1:]
 r, c = int(r), int(c)
+job_s = sum(float(x) for x in times.split()[-2:]) if len(times.split()) >= 2 else None
+cpu_s = int(fe_ticks) / os.sysconf("SC_CLK_TCK") + job_s if job_s is not None else None
 print(json.dumps({"mount": m, "job": job, "value": float(val), "requests": r,
                   "syscalls_per_req": (int(sc) / r) if sc.isdigit() and r else None,
-                  "ctxsw_per_req": c / r if r else None}))' "$m" "$job" "$val" $((r1 - r0)) $((c1 - c0)) "${sc:-}"
+                  "ctxsw_per_req": c / r if r else None,
+                  "cpu_us_per_req": cpu_s * 1e6 / r if cpu_s is not None and r else None}))' \
+    "$m" "$job" "$val" $((r1 - r0)) $((c1 - c0)) "${sc:-}" $((u1 - u0)) "$(tail -n 1 "$W/time.txt")"
 }
 
 {

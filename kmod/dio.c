@@ -12,13 +12,15 @@
  * completed (ki_complete) in the frontend's COMMIT, so one submitter keeps
  * as many IOs in flight as the ring has entries. An asynchronous write
  * copies its data into the entry before it returns, so it holds no pages.
- * Larger or O_DSYNC asynchronous IOs take the synchronous path.
+ * Larger, O_DSYNC and file-extending asynchronous IOs take the
+ * synchronous path.
  */
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 #include <linux/uio.h>
 
 #include "lanefs.h"
@@ -170,6 +172,7 @@ static ssize_t aio_read(struct kiocb *iocb, struct iov_iter *to, size_t want)
 	io->a.op_in = &io->in.rd;
 	io->a.op_in_len = sizeof(io->in.rd);
 	io->a.keep = true;
+	io->a.nowait = iocb->ki_flags & IOCB_NOWAIT;
 	io->req.end = aio_read_end;
 	inode_dio_begin(inode);
 	err = lanefs_start(lanefs_fc(inode), &io->a, &io->req);
@@ -208,6 +211,7 @@ static ssize_t aio_write(struct kiocb *iocb, struct iov_iter *from, size_t want,
 	io->a.in_iter_len = want;
 	io->a.out = &io->wout;
 	io->a.out_len = sizeof(io->wout);
+	io->a.nowait = iocb->ki_flags & IOCB_NOWAIT;
 	io->req.end = aio_write_end;
 	inode_dio_begin(inode);
 	err = lanefs_start(lanefs_fc(inode), &io->a, &io->req);	/* copies the data */
@@ -230,6 +234,14 @@ ssize_t lanefs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 
 	if (!iov_iter_count(to))
 		return 0;
+	if (iocb->ki_flags & IOCB_NOWAIT) {
+		/* inline from io_uring: only what needs no waiting, else its worker retries */
+		if (is_sync_kiocb(iocb) || iov_iter_count(to) > fc->max_write ||
+		    filemap_range_needs_writeback(inode->i_mapping, pos, pos + iov_iter_count(to) - 1))
+			return -EAGAIN;
+		n = aio_read(iocb, to, iov_iter_count(to));
+		return n == 1 ? -EAGAIN : n;
+	}
 	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + iov_iter_count(to) - 1);
 	if (err)
 		return err;
@@ -247,13 +259,20 @@ ssize_t lanefs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 		if (n < 0)
 			break;
 		n = min_t(ssize_t, n, want);	/* never more than asked */
-		got = copy_to_iter(a.reply, n, to);	/* the one copy */
+		/* the one copy; no page fault while the entry is held (see req.c) */
+		pagefault_disable();
+		got = copy_to_iter(a.reply, n, to);
+		pagefault_enable();
 		lanefs_put(&a);
 		pos += got;
 		done += got;
 		if (got < n) {
-			n = -EFAULT;
-			break;
+			/* the rest is asked again once the buffer is in memory */
+			if (fault_in_iov_iter_writeable(to, n - got) == n - got) {
+				n = -EFAULT;
+				break;
+			}
+			continue;
 		}
 		if (n < want)
 			break;	/* end of file */
@@ -270,17 +289,25 @@ ssize_t lanefs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 	u64 fh = lanefs_file_fh(iocb->ki_filp);
 	loff_t start = iocb->ki_pos, pos = start;
 	ssize_t done = 0, n = 0;
+	bool nowait = iocb->ki_flags & IOCB_NOWAIT;
 	u32 flags = 0;
 	int err;
 
+	/* inline from io_uring: cached pages of the file would be waited on */
+	if (nowait && (iocb->ki_filp->f_mapping->nrpages || is_sync_kiocb(iocb)))
+		return -EAGAIN;
 	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + iov_iter_count(from) - 1);
 	if (err)
 		return err;
 	if (lanefs_write_kills_privs(inode))
 		flags |= FUSE_WRITE_KILL_SUIDGID;
-	/* faults are taken before an entry is held (a fault may need one) */
+	/*
+	 * A write that extends the file goes the synchronous way (as FUSE's):
+	 * the size moves only with its answer, and an O_APPEND write behind it
+	 * must see the new end.
+	 */
 	if (!is_sync_kiocb(iocb) && iov_iter_count(from) <= fc->max_write &&
-	    !fault_in_iov_iter_readable(from, iov_iter_count(from))) {
+	    start + iov_iter_count(from) <= i_size_read(inode)) {
 		size_t want = iov_iter_count(from);
 
 		/* cached pages go now; the answer drops any read in meanwhile */
@@ -290,17 +317,14 @@ ssize_t lanefs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 		if (n <= 0)
 			return n;
 	}
+	if (nowait)
+		return -EAGAIN;	/* the synchronous way waits */
 	while (iov_iter_count(from)) {
 		size_t want = min_t(size_t, iov_iter_count(from), fc->max_write);
 		struct fuse_write_in in = { .fh = fh, .offset = pos, .size = want, .write_flags = flags };
 		struct fuse_write_out out;
 		struct lanefs_args a;
 
-		/* faults are taken before an entry is held (a fault may need one) */
-		if (fault_in_iov_iter_readable(from, want) == want) {
-			n = -EFAULT;
-			break;
-		}
 		lanefs_fill_header(&a, FUSE_WRITE, lanefs_nodeid(inode));
 		a.op_in = &in;
 		a.op_in_len = sizeof(in);

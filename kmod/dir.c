@@ -6,6 +6,7 @@
  * the node, returned by FORGET when the inode goes. Attributes, symlinks
  * and xattrs: inode.c.
  */
+#include <linux/mm.h>
 #include <linux/namei.h>
 #include <linux/slab.h>
 
@@ -371,43 +372,60 @@ static int lanefs_dir_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * The reply is copied out of the entry before any name reaches the
+ * caller's buffer: dir_emit may fault, and the fault may be on a lanefs
+ * mapping that needs an entry itself. That copy (and the buffer, one per
+ * call) is the price; readdir is not on the data path.
+ */
 static int lanefs_readdir(struct file *file, struct dir_context *ctx)
 {
 	struct inode *inode = file_inode(file);
 	struct lanefs_file *lf = file->private_data;
 	struct lanefs_conn *fc = lanefs_fc(inode);
+	u32 size = min_t(u32, fc->max_write, 64 * 1024);
 	struct fuse_read_in in = {};
 	struct lanefs_args a;
 	bool more = true;
+	char *buf;
+	int err = 0;
 
+	buf = kvmalloc(size, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
 	while (more) {
 		const char *p, *end;
 		ssize_t n;
 
 		in.fh = lf->fh;
 		in.offset = ctx->pos;
-		in.size = min_t(u32, fc->max_write, 128 * 1024);
+		in.size = size;
 		lanefs_fill_header(&a, FUSE_READDIR, lanefs_nodeid(inode));
 		a.op_in = &in;
 		a.op_in_len = sizeof(in);
 		a.keep = true;
 		n = lanefs_send(fc, &a);
-		if (n < 0)
-			return n;
+		if (n < 0) {
+			err = n;
+			break;
+		}
+		n = min_t(ssize_t, n, size);
+		memcpy(buf, a.reply, n);
+		lanefs_put(&a);
 		if (!n)
 			more = false;
-		p = a.reply;
+		p = buf;
 		end = p + n;
 		while (p + FUSE_NAME_OFFSET <= end) {
-			/* the frontend's buffer: read the header once, then trust only the copy */
 			struct fuse_dirent d;
 			size_t rec;
 
 			memcpy(&d, p, FUSE_NAME_OFFSET);
 			rec = FUSE_DIRENT_SIZE(&d);
 			if (!d.namelen || d.namelen > NAME_MAX || rec > end - p) {
-				lanefs_put(&a);
-				return -EIO;
+				err = -EIO;
+				more = false;
+				break;
 			}
 			if (!dir_emit(ctx, p + FUSE_NAME_OFFSET, d.namelen, d.ino, d.type)) {
 				more = false;
@@ -416,10 +434,11 @@ static int lanefs_readdir(struct file *file, struct dir_context *ctx)
 			ctx->pos = d.off;
 			p += rec;
 		}
-		lanefs_put(&a);
 	}
-	lanefs_update_attr(inode, false);	/* atime */
-	return 0;
+	kvfree(buf);
+	if (!err)
+		lanefs_update_attr(inode, false);	/* atime */
+	return err;
 }
 
 static int lanefs_dir_fsync(struct file *file, loff_t start, loff_t end, int datasync)

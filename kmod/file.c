@@ -40,6 +40,9 @@ static void set_open(struct inode *inode, struct file *file, struct lanefs_file 
 {
 	file->private_data = lf;
 	file->f_mode |= FMODE_CAN_ODIRECT;
+	/* io_uring may issue inline (IOCB_NOWAIT): what would wait says -EAGAIN */
+	if (S_ISREG(inode->i_mode))
+		file->f_mode |= FMODE_NOWAIT;
 	if (S_ISREG(inode->i_mode) && !(lf->open_flags & FOPEN_KEEP_CACHE))
 		invalidate_inode_pages2(inode->i_mapping);
 }
@@ -169,17 +172,26 @@ ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, s
 static ssize_t lanefs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
-	int err;
+	bool noio = (iocb->ki_flags & (IOCB_NOWAIT | IOCB_NOIO)) == IOCB_NOWAIT;
+	ssize_t ret;
 
 	if (file_direct(iocb))
 		return lanefs_direct_read(iocb, to);
 	/* past what the kernel knows of the file: it may have grown elsewhere */
 	if (iocb->ki_pos + iov_iter_count(to) > i_size_read(inode)) {
-		err = lanefs_update_attr(inode, false);
-		if (err)
-			return err;
+		if (iocb->ki_flags & IOCB_NOWAIT)
+			return -EAGAIN;
+		ret = lanefs_update_attr(inode, false);
+		if (ret)
+			return ret;
 	}
-	return generic_file_read_iter(iocb, to);
+	/* IOCB_NOWAIT: cached pages only (readahead waits for the frontend) */
+	if (noio)
+		iocb->ki_flags |= IOCB_NOIO;
+	ret = generic_file_read_iter(iocb, to);
+	if (noio)
+		iocb->ki_flags &= ~IOCB_NOIO;
+	return ret;
 }
 
 static ssize_t lanefs_write_iter(struct kiocb *iocb, struct iov_iter *from)
@@ -187,12 +199,19 @@ static ssize_t lanefs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	struct inode *inode = file_inode(iocb->ki_filp);
 	ssize_t ret;
 
-	inode_lock(inode);
+	if (iocb->ki_flags & IOCB_NOWAIT) {
+		if (!inode_trylock(inode))
+			return -EAGAIN;
+	} else {
+		inode_lock(inode);
+	}
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
 		goto out;
 	if (file_direct(iocb) || !lanefs_fc(inode)->writeback || lanefs_write_kills_privs(inode)) {
 		ret = lanefs_direct_write(iocb, from);
+	} else if (iocb->ki_flags & IOCB_NOWAIT) {
+		ret = -EAGAIN;	/* write_begin may read a page from the frontend */
 	} else {
 		ret = file_update_time(iocb->ki_filp);
 		if (!ret) {

@@ -15,6 +15,7 @@
 #include <linux/highmem.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 
 #include "lanefs.h"
 
@@ -205,10 +206,22 @@ static ssize_t fill_request(struct lanefs_conn *fc, struct lanefs_entry *e, stru
 		off += a->in[i].size;
 	}
 	if (a->in_iter) {
+		size_t got;
+
 		if (a->in_iter_len > e->payload_len - off)
 			return -E2BIG;
-		if (copy_from_iter(e->payload + off, a->in_iter_len, a->in_iter) != a->in_iter_len)
-			return -EFAULT;
+		/*
+		 * No page fault while an entry is held: the fault may be on a
+		 * lanefs mapping and need an entry itself. A short copy gives the
+		 * entry back (-EAGAIN) and lanefs_start() faults in and retries.
+		 */
+		pagefault_disable();
+		got = copy_from_iter(e->payload + off, a->in_iter_len, a->in_iter);
+		pagefault_enable();
+		if (got != a->in_iter_len) {
+			iov_iter_revert(a->in_iter, got);
+			return -EAGAIN;
+		}
 		off += a->in_iter_len;
 	}
 	if (a->in_folios) {
@@ -250,7 +263,8 @@ static ssize_t fill_request(struct lanefs_conn *fc, struct lanefs_entry *e, stru
  * FUSE does (an abandoned CREATE or LOOKUP would leak the frontend's
  * handle or lookup count); the frontend answers within its response
  * timeout, and its death ends the wait (-ENOTCONN). RELEASE, FLUSH and
- * write-back (a->nokill) do not give up at all.
+ * write-back (a->nokill) do not give up at all. a->nowait (IOCB_NOWAIT):
+ * -EAGAIN when no entry is free or the data is not in memory.
  */
 int lanefs_start(struct lanefs_conn *fc, struct lanefs_args *a, struct lanefs_req *req)
 {
@@ -263,13 +277,25 @@ int lanefs_start(struct lanefs_conn *fc, struct lanefs_args *a, struct lanefs_re
 	a->ent = NULL;
 	a->reply = NULL;
 	a->reply_len = 0;
-	err = get_entry(fc, killable, &e);
-	if (err)
-		return err;
-	n = fill_request(fc, e, a);
-	if (n < 0) {
+	for (;;) {
+		if (a->nowait) {
+			e = READ_ONCE(fc->dead) ? NULL : try_get_entry(fc);
+			if (!e)
+				return READ_ONCE(fc->dead) ? -ENOTCONN : -EAGAIN;
+		} else {
+			err = get_entry(fc, killable, &e);
+			if (err)
+				return err;
+		}
+		n = fill_request(fc, e, a);
+		if (n >= 0)
+			break;
 		lanefs_put_entry(e);
-		return n;
+		if (n != -EAGAIN || a->nowait)
+			return n;
+		/* the write data was not in memory: fault it in, holding nothing */
+		if (fault_in_iov_iter_readable(a->in_iter, a->in_iter_len))
+			return -EFAULT;
 	}
 	if (req) {
 		req->error = 0;
