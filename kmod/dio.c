@@ -38,18 +38,25 @@ bool lanefs_write_kills_privs(struct inode *inode)
 	       !capable(CAP_FSETID);
 }
 
-static void grow_size(struct inode *inode, loff_t end)
+/* WRITE of `in` with in->size bytes of `from`; the answer into `out`. */
+static void write_args(struct lanefs_args *a, struct inode *inode, const struct fuse_write_in *in,
+		       struct fuse_write_out *out, struct iov_iter *from)
 {
-	spin_lock(&lanefs_i(inode)->lock);
-	if (end > i_size_read(inode))
-		i_size_write(inode, end);
-	spin_unlock(&lanefs_i(inode)->lock);
+	lanefs_fill_header(a, FUSE_WRITE, lanefs_nodeid(inode));
+	a->op_in = in;
+	a->op_in_len = sizeof(*in);
+	a->in_iter = from;
+	a->in_iter_len = in->size;
+	a->out = out;
+	a->out_len = sizeof(*out);
 }
 
 /*
  * One asynchronous request. Allocated per IO (kept: it outlives the
- * submitter's stack); the read's page array is the other allocation.
+ * submitter's stack); a read of more than LANEFS_AIO_PAGES pages also
+ * allocates its page array.
  */
+#define LANEFS_AIO_PAGES 4
 struct lanefs_aio {
 	struct lanefs_req req;
 	struct lanefs_args a;
@@ -63,7 +70,23 @@ struct lanefs_aio {
 	struct page **pages;       /* read: the caller's buffer, held */
 	unsigned int nr_pages;
 	size_t first_off;          /* where the buffer starts in pages[0] */
+	struct page *inline_pages[LANEFS_AIO_PAGES];
 };
+
+/* The read's held pages go back (dirtied when data landed in them). */
+static void aio_put_pages(struct lanefs_aio *io, bool dirty)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->nr_pages; i++) {
+		if (dirty)
+			set_page_dirty_lock(io->pages[i]);
+		put_page(io->pages[i]);
+	}
+	if (io->pages != io->inline_pages)
+		kvfree(io->pages);
+	io->nr_pages = 0;
+}
 
 static void aio_done(struct lanefs_aio *io, long res)
 {
@@ -100,12 +123,7 @@ static void aio_read_end(struct lanefs_req *req)
 		}
 		res = n;
 	}
-	for (i = 0; i < io->nr_pages; i++) {
-		if (res > 0)
-			set_page_dirty_lock(io->pages[i]);
-		put_page(io->pages[i]);
-	}
-	kvfree(io->pages);
+	aio_put_pages(io, res > 0);
 	aio_done(io, res);
 }
 
@@ -128,7 +146,7 @@ static void aio_write_end(struct lanefs_req *req)
 			res = io->wout.size > io->want ? -EIO : io->wout.size;
 	}
 	if (res > 0) {
-		grow_size(inode, pos + res);
+		lanefs_grow_size(inode, pos + res);
 		if (inode->i_mapping->nrpages)
 			invalidate_mapping_pages(inode->i_mapping, pos >> PAGE_SHIFT,
 						 (pos + res - 1) >> PAGE_SHIFT);
@@ -151,16 +169,18 @@ static ssize_t aio_read(struct kiocb *iocb, struct iov_iter *to, size_t want)
 	if (!io)
 		return -ENOMEM;
 	/* the whole buffer in one piece of the iterator, or the synchronous way */
-	n = iov_iter_get_pages_alloc2(to, &io->pages, want, &io->first_off);
+	if (DIV_ROUND_UP(want, PAGE_SIZE) + 1 <= LANEFS_AIO_PAGES) {
+		io->pages = io->inline_pages;
+		n = iov_iter_get_pages2(to, io->pages, want, LANEFS_AIO_PAGES, &io->first_off);
+	} else {
+		n = iov_iter_get_pages_alloc2(to, &io->pages, want, &io->first_off);
+	}
 	if (n > 0)
 		io->nr_pages = DIV_ROUND_UP(io->first_off + n, PAGE_SIZE);
 	if (n != want) {
-		if (n > 0) {
+		if (n > 0)
 			iov_iter_revert(to, n);
-			while (io->nr_pages)
-				put_page(io->pages[--io->nr_pages]);
-		}
-		kvfree(io->pages);
+		aio_put_pages(io, false);
 		kfree(io);
 		return n < 0 ? n : 1;
 	}
@@ -168,10 +188,7 @@ static ssize_t aio_read(struct kiocb *iocb, struct iov_iter *to, size_t want)
 	io->want = want;
 	io->in.rd = (struct fuse_read_in){ .fh = lanefs_file_fh(iocb->ki_filp), .offset = iocb->ki_pos,
 					   .size = want };
-	lanefs_fill_header(&io->a, FUSE_READ, lanefs_nodeid(inode));
-	io->a.op_in = &io->in.rd;
-	io->a.op_in_len = sizeof(io->in.rd);
-	io->a.keep = true;
+	lanefs_read_args(&io->a, inode, &io->in.rd);
 	io->a.nowait = iocb->ki_flags & IOCB_NOWAIT;
 	io->req.end = aio_read_end;
 	inode_dio_begin(inode);
@@ -179,9 +196,7 @@ static ssize_t aio_read(struct kiocb *iocb, struct iov_iter *to, size_t want)
 	if (err) {
 		inode_dio_end(inode);
 		iov_iter_revert(to, n);
-		while (io->nr_pages)
-			put_page(io->pages[--io->nr_pages]);
-		kvfree(io->pages);
+		aio_put_pages(io, false);
 		kfree(io);
 		return err;
 	}
@@ -204,13 +219,7 @@ static ssize_t aio_write(struct kiocb *iocb, struct iov_iter *from, size_t want,
 	io->want = want;
 	io->in.wr = (struct fuse_write_in){ .fh = lanefs_file_fh(iocb->ki_filp), .offset = iocb->ki_pos,
 					    .size = want, .write_flags = flags };
-	lanefs_fill_header(&io->a, FUSE_WRITE, lanefs_nodeid(inode));
-	io->a.op_in = &io->in.wr;
-	io->a.op_in_len = sizeof(io->in.wr);
-	io->a.in_iter = from;
-	io->a.in_iter_len = want;
-	io->a.out = &io->wout;
-	io->a.out_len = sizeof(io->wout);
+	write_args(&io->a, inode, &io->in.wr, &io->wout, from);
 	io->a.nowait = iocb->ki_flags & IOCB_NOWAIT;
 	io->req.end = aio_write_end;
 	inode_dio_begin(inode);
@@ -294,7 +303,7 @@ ssize_t lanefs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 	int err;
 
 	/* inline from io_uring: cached pages of the file would be waited on */
-	if (nowait && (iocb->ki_filp->f_mapping->nrpages || is_sync_kiocb(iocb)))
+	if (nowait && (inode->i_mapping->nrpages || is_sync_kiocb(iocb)))
 		return -EAGAIN;
 	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + iov_iter_count(from) - 1);
 	if (err)
@@ -325,13 +334,7 @@ ssize_t lanefs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 		struct fuse_write_out out;
 		struct lanefs_args a;
 
-		lanefs_fill_header(&a, FUSE_WRITE, lanefs_nodeid(inode));
-		a.op_in = &in;
-		a.op_in_len = sizeof(in);
-		a.in_iter = from;
-		a.in_iter_len = want;
-		a.out = &out;
-		a.out_len = sizeof(out);
+		write_args(&a, inode, &in, &out, from);
 		n = lanefs_send(fc, &a);	/* copies the data once, into the frontend's buffer */
 		if (n < 0)
 			break;
@@ -347,7 +350,7 @@ ssize_t lanefs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 			break;
 	}
 	if (done) {
-		grow_size(inode, pos);
+		lanefs_grow_size(inode, pos);
 		invalidate_inode_pages2_range(inode->i_mapping, start >> PAGE_SHIFT,
 					      (pos - 1) >> PAGE_SHIFT);
 	}

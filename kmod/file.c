@@ -158,14 +158,20 @@ static int lanefs_fsync(struct file *file, loff_t start, loff_t end, int datasyn
 }
 
 /* One READ of [pos, pos+len): the reply stays in the entry (lanefs_put). */
+/* READ of `in`, its reply kept in the entry; `in` lives as long as the request. */
+void lanefs_read_args(struct lanefs_args *a, struct inode *inode, const struct fuse_read_in *in)
+{
+	lanefs_fill_header(a, FUSE_READ, lanefs_nodeid(inode));
+	a->op_in = in;
+	a->op_in_len = sizeof(*in);
+	a->keep = true;
+}
+
 ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, struct lanefs_args *a)
 {
 	struct fuse_read_in in = { .fh = fh, .offset = pos, .size = len };
 
-	lanefs_fill_header(a, FUSE_READ, lanefs_nodeid(inode));
-	a->op_in = &in;
-	a->op_in_len = sizeof(in);
-	a->keep = true;
+	lanefs_read_args(a, inode, &in);
 	return lanefs_send(lanefs_fc(inode), a);
 }
 
@@ -269,11 +275,8 @@ static long lanefs_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	/* a punched range reads zeros; allocating changes no byte (cached pages stay) */
 	if (mode & FALLOC_FL_PUNCH_HOLE)
 		truncate_pagecache_range(inode, offset, offset + length - 1);
-	if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + length > i_size_read(inode)) {
-		spin_lock(&lanefs_i(inode)->lock);
-		i_size_write(inode, offset + length);
-		spin_unlock(&lanefs_i(inode)->lock);
-	}
+	if (!(mode & FALLOC_FL_KEEP_SIZE))
+		lanefs_grow_size(inode, offset + length);
 	lanefs_invalidate_attr(inode);
 out:
 	inode_unlock(inode);

@@ -194,6 +194,7 @@ void lanefs_apply_attr(struct inode *inode, const struct fuse_attr *attr, u64 at
 		       u32 attr_valid_nsec);
 void lanefs_invalidate_attr(struct inode *inode);
 int lanefs_update_attr(struct inode *inode, bool force);
+void lanefs_grow_size(struct inode *inode, loff_t end);
 void lanefs_fill_header(struct lanefs_args *a, u32 opcode, u64 nodeid);
 int lanefs_notify(struct lanefs_conn *fc, const struct lanefs_notify *n);
 int lanefs_fs_init(void);
@@ -215,6 +216,7 @@ ssize_t lanefs_listxattr(struct dentry *dentry, char *list, size_t size);
 /* file.c */
 extern const struct file_operations lanefs_file_fops;
 u64 lanefs_file_fh(struct file *file);
+void lanefs_read_args(struct lanefs_args *a, struct inode *inode, const struct fuse_read_in *in);
 ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, struct lanefs_args *a);
 int lanefs_send_sync(struct inode *inode, u32 opcode, const void *in, u32 in_len);
 

@@ -124,11 +124,7 @@ static int lanefs_write_end(struct file *file, struct address_space *mapping, lo
 		}
 		folio_mark_uptodate(folio);
 	}
-	if (pos + copied > i_size_read(inode)) {
-		spin_lock(&lanefs_i(inode)->lock);
-		i_size_write(inode, pos + copied);
-		spin_unlock(&lanefs_i(inode)->lock);
-	}
+	lanefs_grow_size(inode, pos + copied);
 	folio_mark_dirty(folio);
 unlock:
 	folio_unlock(folio);

@@ -63,7 +63,8 @@ static struct lanefs_entry *try_get_entry(struct lanefs_conn *fc)
 	return NULL;
 }
 
-static int get_entry(struct lanefs_conn *fc, bool killable, struct lanefs_entry **out)
+/* `nowait`: -EAGAIN rather than wait when none is free. */
+static int get_entry(struct lanefs_conn *fc, bool killable, bool nowait, struct lanefs_entry **out)
 {
 	int err;
 
@@ -73,6 +74,8 @@ static int get_entry(struct lanefs_conn *fc, bool killable, struct lanefs_entry 
 		*out = try_get_entry(fc);
 		if (*out)
 			return 0;
+		if (nowait)
+			return -EAGAIN;
 		if (killable) {
 			err = wait_event_killable(fc->waitq, READ_ONCE(fc->dead) ||
 						  (*out = try_get_entry(fc)) != NULL);
@@ -278,15 +281,9 @@ int lanefs_start(struct lanefs_conn *fc, struct lanefs_args *a, struct lanefs_re
 	a->reply = NULL;
 	a->reply_len = 0;
 	for (;;) {
-		if (a->nowait) {
-			e = READ_ONCE(fc->dead) ? NULL : try_get_entry(fc);
-			if (!e)
-				return READ_ONCE(fc->dead) ? -ENOTCONN : -EAGAIN;
-		} else {
-			err = get_entry(fc, killable, &e);
-			if (err)
-				return err;
-		}
+		err = get_entry(fc, killable, a->nowait, &e);
+		if (err)
+			return err;
 		n = fill_request(fc, e, a);
 		if (n >= 0)
 			break;

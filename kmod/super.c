@@ -149,6 +149,17 @@ void lanefs_invalidate_attr(struct inode *inode)
 	WRITE_ONCE(lanefs_i(inode)->attr_expire, 0);
 }
 
+/* The size after data written here (never shrinks it: truncate does that). */
+void lanefs_grow_size(struct inode *inode, loff_t end)
+{
+	if (end <= i_size_read(inode))
+		return;	/* the common case takes no lock */
+	spin_lock(&lanefs_i(inode)->lock);
+	if (end > i_size_read(inode))
+		i_size_write(inode, end);
+	spin_unlock(&lanefs_i(inode)->lock);
+}
+
 int lanefs_update_attr(struct inode *inode, bool force)
 {
 	struct lanefs_inode *li = lanefs_i(inode);
