@@ -74,15 +74,12 @@ bool Session::kernel_client_available(std::string* why) {
   return false;
 }
 
-Result<std::unique_ptr<Session>> Session::mount_kernel(const Options& o) {
-  std::unique_ptr<Session> s(new Session(o));
-  s->kernel_ = true;
-  s->fd_ = ::open(LANEFS_DEVICE, O_RDWR | O_CLOEXEC);
-  if (s->fd_ < 0) return sys("open " LANEFS_DEVICE, errno);
-  struct stat st {};
-  if (::stat(o.target.c_str(), &st) != 0) return sys("mount point " + o.target, errno);
-  if (!S_ISDIR(st.st_mode)) return make_error(Errc::kNotDir, "mount point " + o.target + " is not a directory");
-  const client::MountOptions& mo = o.fs->options();
+// /dev/lanefs opened and set up for this mount's options.
+Status Session::open_kernel() {
+  kernel_ = true;
+  fd_ = ::open(LANEFS_DEVICE, O_RDWR | O_CLOEXEC);
+  if (fd_ < 0) return sys("open " LANEFS_DEVICE, errno);
+  const client::MountOptions& mo = opts_.fs->options();
   lanefs_setup su{};
   su.abi_version = LANEFS_ABI_VERSION;
   su.queues = possible_cpus();
@@ -91,13 +88,22 @@ Result<std::unique_ptr<Session>> Session::mount_kernel(const Options& o) {
   su.max_write = kMaxWrite;
   su.max_readahead = mo.readahead_kb * 1024u;
   su.flags = mo.cache == client::CacheMode::kWriteCache ? LANEFS_SETUP_WRITEBACK_CACHE : 0;
-  if (::ioctl(s->fd_, LANEFS_IOC_SETUP, &su) != 0) {
+  if (::ioctl(fd_, LANEFS_IOC_SETUP, &su) != 0) {
     if (errno == EPROTO)
       return make_error(Errc::kNotSupported, "the loaded lanefs.ko speaks another ABI than this frontend (" +
                                                  std::to_string(LANEFS_ABI_VERSION) +
                                                  "): install the lanefs-dkms of the same version");
     return sys("setting up " LANEFS_DEVICE, errno);
   }
+  return ok_status();
+}
+
+Result<std::unique_ptr<Session>> Session::mount_kernel(const Options& o) {
+  std::unique_ptr<Session> s(new Session(o));
+  struct stat st {};
+  if (::stat(o.target.c_str(), &st) != 0) return sys("mount point " + o.target, errno);
+  if (!S_ISDIR(st.st_mode)) return make_error(Errc::kNotDir, "mount point " + o.target + " is not a directory");
+  LANEFS_TRY(s->open_kernel());
   // The kernel checks permissions itself, for every user (as the FUSE mount's
   // default_permissions,allow_other).
   const std::string data = "fd=" + std::to_string(s->fd_) + ",rootmode=40000,user_id=0,group_id=0";
@@ -108,6 +114,35 @@ Result<std::unique_ptr<Session>> Session::mount_kernel(const Options& o) {
   return s;
 }
 
+Result<std::unique_ptr<Session>> Session::attach_kernel(const Options& o) {
+  std::unique_ptr<Session> s(new Session(o));
+  LANEFS_TRY(s->open_kernel());
+  // O_PATH: reaching the root asks nothing of the dead connection (stat would).
+  const int root = ::open(o.target.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return sys("mount point " + o.target, errno);
+  lanefs_attach at{};
+  at.mount_fd = root;
+  const int rc = ::ioctl(s->fd_, LANEFS_IOC_ATTACH, &at);
+  const int err = errno;
+  ::close(root);
+  if (rc != 0) {
+    switch (err) {
+      case ENOTTY:
+        return make_error(Errc::kNotSupported, "the loaded lanefs.ko cannot attach a new frontend to a mount");
+      case EBUSY:
+        return make_error(Errc::kBusy, "the lanefs mount on " + o.target + " is served by a live frontend");
+      case EINVAL:
+        return make_error(Errc::kInvalid, o.target + " is not the root of a lanefs kernel mount, or it was mounted " +
+                                              "with another cache mode (writecache or not)");
+      default:
+        return sys("attaching to the lanefs mount on " + o.target, err);
+    }
+  }
+  s->mounted_ = true;
+  s->attached_ = true;
+  return s;
+}
+
 Status Session::start_kernel() {
   const client::MountOptions& mo = opts_.fs->options();
   Status st;
@@ -115,7 +150,8 @@ Status Session::start_kernel() {
   if (!st.ok()) return st;
   reason_ = "lanefs.ko: " + std::to_string(uring_->queues()) + " CPU queues x " +
             std::to_string(mo.fuse_queue_depth) +
-            (mo.client == client::ClientKind::kKernel ? " (client=kernel)" : " (client=auto, lanefs.ko is loaded)");
+            (mo.client == client::ClientKind::kKernel ? " (client=kernel)" : " (client=auto, lanefs.ko is loaded)") +
+            (attached_ ? "; re-attached to the mount its dead frontend left" : "");
   LOG_INFO("kernel client on {}: {}", opts_.target, reason_);
   return ok_status();
 }

@@ -62,10 +62,11 @@ Result<std::unique_ptr<SessionMount>> try_mount(const MountArgs& a, client::Fuse
   return std::make_unique<SessionMount>(a.fs, std::move(se));
 }
 
-// lanefs.ko: /dev/lanefs set up, mount(2), its rings registered.
+// lanefs.ko: /dev/lanefs set up, mount(2) or attached, its rings registered.
 Result<std::unique_ptr<SessionMount>> mount_kernel(const MountArgs& a) {
   const client::MountOptions& o = a.fs->options();
-  LANEFS_ASSIGN_OR_RETURN(auto se, Session::mount_kernel({a.target, a.source, o.read_only, a.fs, client::FuseChannel::kAuto, {}}));
+  const Session::Options so{a.target, a.source, o.read_only, a.fs, client::FuseChannel::kAuto, {}};
+  LANEFS_ASSIGN_OR_RETURN(auto se, a.attach ? Session::attach_kernel(so) : Session::mount_kernel(so));
   auto m = std::make_unique<SessionMount>(a.fs, std::move(se));
   LANEFS_TRY(m->start());
   return m;
@@ -93,6 +94,10 @@ Result<std::unique_ptr<SessionMount>> mount_fuse(const MountArgs& a) {
 Result<std::unique_ptr<client::MountChannel>> mount_client(const MountArgs& a) {
   const client::ClientKind client = a.fs->options().client;
   std::string why;
+  if (a.attach) {
+    LANEFS_ASSIGN_OR_RETURN(auto k, mount_kernel(a));
+    return std::unique_ptr<client::MountChannel>(std::move(k));
+  }
   if (client != client::ClientKind::kFuse) {
     if (Session::kernel_client_available(&why)) {
       auto k = mount_kernel(a);

@@ -17,6 +17,9 @@ struct MountArgs {
   std::string target;  // mount point (absolute, resolved)
   std::string source;  // shown in /proc/mounts (backend/fs)
   client::MountFs* fs = nullptr;  // outlives the channel
+  // The target is a lanefs.ko mount whose frontend died: take it over
+  // (Session::attach_kernel) instead of mounting; fails rather than mounts.
+  bool attach = false;
 };
 
 // Mounts `fs` at `target` and starts serving it, with the client

@@ -75,6 +75,10 @@ class Session {
   // mount(2) of type lanefs on a fresh, set-up /dev/lanefs connection
   // (kernel_client.cc); start() then registers its rings.
   static Result<std::unique_ptr<Session>> mount_kernel(const Options& o);
+  // A fresh /dev/lanefs connection takes over the lanefs.ko mount at
+  // o.target whose frontend died (LANEFS_IOC_ATTACH): the mount, and what
+  // is open in it, stay; start() then registers the rings.
+  static Result<std::unique_ptr<Session>> attach_kernel(const Options& o);
   // Whether lanefs.ko can serve a mount here: /dev/lanefs exists, or
   // `modprobe lanefs` made it. `why` says what is missing when not.
   static bool kernel_client_available(std::string* why);
@@ -105,6 +109,7 @@ class Session {
   client::MountFs& fs() { return *opts_.fs; }
   bool uring() const { return uring_ != nullptr; }
   bool kernel_client() const { return kernel_; }
+  bool attached() const { return attached_; }
   bool uring_negotiated() const { return (granted_ & abi::kOverIoUring) != 0; }
   const std::string& channel_reason() const { return reason_; }
   uint64_t requests_classic() const { return requests_classic_.load(std::memory_order_relaxed); }
@@ -125,7 +130,8 @@ class Session {
  private:
   explicit Session(Options o) : opts_(std::move(o)) {}
   Status init();  // reads INIT from fd_ and answers it
-  Status start_kernel();  // kernel_client.cc
+  Status open_kernel();   // kernel_client.cc
+  Status start_kernel();
   int notify_kernel(abi::NotifyCode code, const iovec* parts, int n) noexcept;
   void reader(int fd);
   void maybe_grow();
@@ -136,6 +142,7 @@ class Session {
   int fd_ = -1;
   bool mounted_ = false;
   bool kernel_ = false;  // a lanefs.ko connection (/dev/lanefs), not FUSE
+  bool attached_ = false;  // it took over a mount (attach_kernel), not made one
   uint64_t kernel_flags_ = 0, granted_ = 0;
   size_t buf_size_ = 0;
   uint32_t minor_ = 0;

@@ -9,8 +9,10 @@
  * abort the connection: parked commands complete with -ENOTCONN, callers
  * waiting for a reply or an entry get -ENOTCONN, new callers too. A
  * thread's death is seen by a check every half second (commands keep the
- * device file open, so its release alone would never come).
+ * device file open, so its release alone would never come). A dead
+ * connection's mount can be taken over by a new one (attach.c).
  */
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -162,10 +164,27 @@ static int dev_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/* The connection starts serving a mount (fill_super, attach): once only. */
+int lanefs_conn_claim(struct lanefs_conn *fc)
+{
+	int err = 0;
+
+	mutex_lock(&fc->setup_mutex);
+	if (!fc->set_up || fc->mounted || fc->dead)
+		err = -EINVAL;
+	else
+		fc->mounted = true;
+	mutex_unlock(&fc->setup_mutex);
+	if (!err)
+		refcount_inc(&fc->ref);
+	return err;
+}
+
 struct lanefs_conn *lanefs_conn_from_fd(int fd)
 {
 	struct file *f = fget(fd);
 	struct lanefs_conn *fc;
+	int err;
 
 	if (!f)
 		return ERR_PTR(-EBADF);
@@ -174,17 +193,45 @@ struct lanefs_conn *lanefs_conn_from_fd(int fd)
 		return ERR_PTR(-EINVAL);
 	}
 	fc = f->private_data;
-	mutex_lock(&fc->setup_mutex);
-	if (!fc->set_up || fc->mounted || fc->dead) {
-		mutex_unlock(&fc->setup_mutex);
-		fput(f);
-		return ERR_PTR(-EINVAL);
-	}
-	fc->mounted = true;
-	refcount_inc(&fc->ref);
-	mutex_unlock(&fc->setup_mutex);
+	err = lanefs_conn_claim(fc);
 	fput(f);
-	return fc;
+	return err ? ERR_PTR(err) : fc;
+}
+
+/*
+ * A dead connection that a new one replaced (attach.c) gives back the
+ * pinned buffers of its dead frontend once no caller holds an entry (they
+ * only finish what they copy: nothing waits for a dead frontend). The
+ * connection itself stays until the superblock ends: callers that read the
+ * mount's connection just before the swap may still look at it.
+ */
+void lanefs_conn_unpin(struct lanefs_conn *fc)
+{
+	unsigned int i, j, tries;
+
+	for (i = 0; i < fc->nr_queues; i++) {
+		struct lanefs_queue *q = &fc->queues[i];
+
+		for (j = 0; q->entries && j < fc->cfg.depth; j++) {
+			struct lanefs_entry *e = &q->entries[j];
+			bool held;
+
+			for (tries = 0;; tries++) {
+				spin_lock(&q->lock);
+				held = e->state == LANEFS_ENT_FILLING || e->state == LANEFS_ENT_REPLIED;
+				if (!held)
+					e->state = LANEFS_ENT_DEAD;
+				spin_unlock(&q->lock);
+				if (!held || tries == 500)
+					break;
+				msleep(10);
+			}
+			if (held)	/* unpinned when the superblock ends */
+				pr_warn("lanefs: an entry of the old connection is still held after 5 s\n");
+			else
+				entry_unmap(e);
+		}
+	}
 }
 
 static long dev_setup(struct lanefs_conn *fc, void __user *arg)
@@ -259,6 +306,8 @@ static long dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (copy_from_user(&n, (void __user *)arg, sizeof(n)))
 			return -EFAULT;
 		return lanefs_notify(fc, &n);
+	case LANEFS_IOC_ATTACH:
+		return lanefs_attach(fc, (const void __user *)arg);
 	default:
 		return -ENOTTY;
 	}

@@ -366,7 +366,7 @@ static int lanefs_dir_release(struct inode *inode, struct file *file)
 {
 	struct lanefs_file *lf = file->private_data;
 
-	if (lf)
+	if (lanefs_file_counted(inode, lf))
 		lanefs_release_fh(inode, lf->fh, file->f_flags, true);
 	kfree(lf);
 	return 0;
@@ -382,14 +382,18 @@ static int lanefs_readdir(struct file *file, struct dir_context *ctx)
 {
 	struct inode *inode = file_inode(file);
 	struct lanefs_file *lf = file->private_data;
-	struct lanefs_conn *fc = lanefs_fc(inode);
-	u32 size = min_t(u32, fc->max_write, 64 * 1024);
 	struct fuse_read_in in = {};
+	struct lanefs_conn *fc;
 	struct lanefs_args a;
 	bool more = true;
+	int err = lanefs_file_current(file, false);
 	char *buf;
-	int err = 0;
+	u32 size;
 
+	if (err)
+		return err;
+	fc = lanefs_fc(inode);
+	size = min_t(u32, fc->max_write, 64 * 1024);
 	buf = kvmalloc(size, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
@@ -445,8 +449,12 @@ static int lanefs_dir_fsync(struct file *file, loff_t start, loff_t end, int dat
 {
 	struct inode *inode = file_inode(file);
 	struct lanefs_file *lf = file->private_data;
-	struct fuse_fsync_in in = { .fh = lf->fh, .fsync_flags = datasync ? 1 : 0 };
+	struct fuse_fsync_in in;
+	int err = lanefs_file_current(file, false);
 
+	if (err)
+		return err;
+	in = (struct fuse_fsync_in){ .fh = lf->fh, .fsync_flags = datasync ? 1 : 0 };
 	return lanefs_send_sync(inode, FUSE_FSYNCDIR, &in, sizeof(in));
 }
 

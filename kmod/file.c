@@ -47,45 +47,97 @@ static void set_open(struct inode *inode, struct file *file, struct lanefs_file 
 		invalidate_inode_pages2(inode->i_mapping);
 }
 
-int lanefs_do_open(struct inode *inode, struct file *file, bool dir)
+/* OPEN or OPENDIR of `file` on `fc` (its flags: no create, no truncate). */
+static ssize_t send_open(struct lanefs_conn *fc, struct inode *inode, struct file *file, bool dir,
+			 struct fuse_open_out *out)
 {
 	struct fuse_open_in in = { .flags = file->f_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) };
-	struct fuse_open_out out;
-	struct lanefs_file *lf;
 	struct lanefs_args a;
-	ssize_t n;
 
-	lf = kzalloc(sizeof(*lf), GFP_KERNEL);
-	if (!lf)
-		return -ENOMEM;
 	lanefs_fill_header(&a, dir ? FUSE_OPENDIR : FUSE_OPEN, lanefs_nodeid(inode));
 	a.op_in = &in;
 	a.op_in_len = sizeof(in);
-	a.out = &out;
-	a.out_len = sizeof(out);
-	n = lanefs_send(lanefs_fc(inode), &a);
-	if (n < 0) {
-		kfree(lf);
+	a.out = out;
+	a.out_len = sizeof(*out);
+	return lanefs_send(fc, &a);
+}
+
+static struct lanefs_file *file_alloc(struct lanefs_conn *fc, const struct fuse_open_out *oo)
+{
+	struct lanefs_file *lf = kzalloc(sizeof(*lf), GFP_KERNEL);
+
+	if (!lf)
+		return NULL;
+	lf->fh = oo->fh;
+	lf->open_flags = oo->open_flags;
+	lf->fc = fc;
+	mutex_init(&lf->reopen);
+	return lf;
+}
+
+int lanefs_do_open(struct inode *inode, struct file *file, bool dir)
+{
+	struct lanefs_conn *fc = lanefs_fc(inode);
+	struct fuse_open_out out;
+	struct lanefs_file *lf;
+	ssize_t n;
+
+	n = send_open(fc, inode, file, dir, &out);
+	if (n < 0)
 		return n;
+	lf = file_alloc(fc, &out);
+	if (!lf) {
+		lanefs_release_fh(inode, out.fh, file->f_flags, dir);
+		return -ENOMEM;
 	}
-	lf->fh = out.fh;
-	lf->open_flags = out.open_flags;
 	set_open(inode, file, lf);
 	return 0;
 }
 
 int lanefs_finish_create(struct inode *inode, struct file *file, const struct fuse_open_out *oo)
 {
-	struct lanefs_file *lf = kzalloc(sizeof(*lf), GFP_KERNEL);
+	struct lanefs_file *lf = file_alloc(lanefs_fc(inode), oo);
 
 	if (!lf) {
 		lanefs_release_fh(inode, oo->fh, file->f_flags, false);
 		return -ENOMEM;
 	}
-	lf->fh = oo->fh;
-	lf->open_flags = oo->open_flags;
 	set_open(inode, file, lf);
 	return 0;
+}
+
+/*
+ * The file was opened under a frontend that a new one replaced: open it
+ * again there (its FOPEN_* flags stay those the page cache was built on).
+ * IOCB_NOWAIT callers are told to come back.
+ */
+int lanefs_file_reopen(struct file *file, bool nowait)
+{
+	struct inode *inode = file_inode(file);
+	struct lanefs_file *lf = file->private_data;
+	struct lanefs_conn *fc;
+	struct fuse_open_out out;
+	ssize_t n = 0;
+
+	if (nowait)
+		return -EAGAIN;
+	mutex_lock(&lf->reopen);
+	fc = lanefs_fc(inode);
+	if (lf->fc != fc) {
+		n = send_open(fc, inode, file, S_ISDIR(inode->i_mode), &out);
+		if (n >= 0) {
+			lf->fh = out.fh;
+			WRITE_ONCE(lf->fc, fc);
+		}
+	}
+	mutex_unlock(&lf->reopen);
+	return n < 0 ? n : 0;
+}
+
+/* Whether the serving frontend counts this open (it was opened or reopened there). */
+bool lanefs_file_counted(struct inode *inode, struct lanefs_file *lf)
+{
+	return lf && READ_ONCE(lf->fc) == lanefs_fc(inode);
 }
 
 /* RELEASE is sent without waiting for its answer: close(2) does not wait on it. */
@@ -112,7 +164,7 @@ static int lanefs_release(struct inode *inode, struct file *file)
 {
 	struct lanefs_file *lf = file->private_data;
 
-	if (lf)
+	if (lanefs_file_counted(inode, lf))
 		lanefs_release_fh(inode, lf->fh, file->f_flags, false);
 	kfree(lf);
 	return 0;
@@ -139,11 +191,15 @@ int lanefs_send_sync(struct inode *inode, u32 opcode, const void *in, u32 in_len
 static int lanefs_flush(struct file *file, fl_owner_t id)
 {
 	struct inode *inode = file_inode(file);
-	struct fuse_flush_in in = { .fh = lanefs_file_fh(file) };
+	struct fuse_flush_in in;
 	int err;
 
 	if (!(file->f_mode & FMODE_WRITE))
 		return 0;
+	err = lanefs_file_current(file, false);
+	if (err)
+		return err;
+	in = (struct fuse_flush_in){ .fh = lanefs_file_fh(file) };
 	err = filemap_write_and_wait(inode->i_mapping);
 	return err ? err : lanefs_send_sync(inode, FUSE_FLUSH, &in, sizeof(in));
 }
@@ -151,9 +207,13 @@ static int lanefs_flush(struct file *file, fl_owner_t id)
 static int lanefs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
 	struct inode *inode = file_inode(file);
-	struct fuse_fsync_in in = { .fh = lanefs_file_fh(file), .fsync_flags = datasync ? 1 : 0 };
-	int err = file_write_and_wait_range(file, start, end);
+	struct fuse_fsync_in in;
+	int err = lanefs_file_current(file, false);
 
+	if (err)
+		return err;
+	in = (struct fuse_fsync_in){ .fh = lanefs_file_fh(file), .fsync_flags = datasync ? 1 : 0 };
+	err = file_write_and_wait_range(file, start, end);
 	return err ? err : lanefs_send_sync(inode, FUSE_FSYNC, &in, sizeof(in));
 }
 
@@ -179,8 +239,10 @@ static ssize_t lanefs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
 	bool noio = (iocb->ki_flags & (IOCB_NOWAIT | IOCB_NOIO)) == IOCB_NOWAIT;
-	ssize_t ret;
+	ssize_t ret = lanefs_file_current(iocb->ki_filp, iocb->ki_flags & IOCB_NOWAIT);
 
+	if (ret)
+		return ret;
 	if (file_direct(iocb))
 		return lanefs_direct_read(iocb, to);
 	/* past what the kernel knows of the file: it may have grown elsewhere */
@@ -203,8 +265,10 @@ static ssize_t lanefs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 static ssize_t lanefs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
-	ssize_t ret;
+	ssize_t ret = lanefs_file_current(iocb->ki_filp, iocb->ki_flags & IOCB_NOWAIT);
 
+	if (ret)
+		return ret;
 	if (iocb->ki_flags & IOCB_NOWAIT) {
 		if (!inode_trylock(inode))
 			return -EAGAIN;
@@ -252,15 +316,19 @@ static loff_t lanefs_llseek(struct file *file, loff_t offset, int whence)
 static long lanefs_fallocate(struct file *file, int mode, loff_t offset, loff_t length)
 {
 	struct inode *inode = file_inode(file);
-	struct fuse_fallocate_in in = {
-		.fh = lanefs_file_fh(file), .offset = offset, .length = length, .mode = mode,
-	};
+	struct fuse_fallocate_in in;
 	struct lanefs_args a;
 	ssize_t n;
 	int err;
 
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
 		return -EOPNOTSUPP;
+	err = lanefs_file_current(file, false);
+	if (err)
+		return err;
+	in = (struct fuse_fallocate_in){
+		.fh = lanefs_file_fh(file), .offset = offset, .length = length, .mode = mode,
+	};
 	inode_lock(inode);
 	err = filemap_write_and_wait_range(inode->i_mapping, offset, offset + length - 1);
 	if (err)
@@ -299,6 +367,10 @@ static const struct vm_operations_struct lanefs_vm_ops = {
 
 static int lanefs_mmap(struct file *file, struct vm_area_struct *vma)
 {
+	int err = lanefs_file_current(file, false);
+
+	if (err)
+		return err;
 	file_accessed(file);
 	vma->vm_ops = &lanefs_vm_ops;
 	return 0;

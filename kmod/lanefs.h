@@ -83,6 +83,7 @@ struct lanefs_conn {
 	bool writeback;
 	struct rw_semaphore sb_rwsem;
 	struct super_block *sb;     /* the mount: notifications hold sb_rwsem for read */
+	struct list_head retired;   /* in lanefs_sb.retired once a new connection took over */
 };
 
 /* One request: what goes out and where the reply goes. */
@@ -134,8 +135,13 @@ struct lanefs_req {
 int lanefs_dev_init(void);
 void lanefs_dev_exit(void);
 struct lanefs_conn *lanefs_conn_from_fd(int fd);
+int lanefs_conn_claim(struct lanefs_conn *fc);
 void lanefs_conn_put(struct lanefs_conn *fc);
 void lanefs_conn_abort(struct lanefs_conn *fc);
+void lanefs_conn_unpin(struct lanefs_conn *fc);
+
+/* attach.c */
+int lanefs_attach(struct lanefs_conn *fc, const void __user *arg);
 
 /* req.c */
 void lanefs_complete_cmd(struct io_uring_cmd *cmd, int res);
@@ -147,8 +153,11 @@ void lanefs_put(struct lanefs_args *a);
 void lanefs_queue_forget(struct lanefs_conn *fc, u64 nodeid, u64 nlookup);
 
 /* super.c */
+extern struct file_system_type lanefs_fs_type;
+
 struct lanefs_sb {
-	struct lanefs_conn *fc;
+	struct lanefs_conn *fc;     /* the serving connection: swapped by attach (READ_ONCE) */
+	struct list_head retired;   /* connections it replaced: freed with the superblock */
 	kuid_t uid;
 	kgid_t gid;
 	struct super_block *sb;
@@ -165,6 +174,8 @@ struct lanefs_inode {
 struct lanefs_file {
 	u64 fh;
 	u32 open_flags;            /* FOPEN_* of the reply */
+	struct lanefs_conn *fc;    /* the connection that opened it (compared, never used) */
+	struct mutex reopen;       /* lanefs_file_current(): one reopen at a time */
 };
 
 static inline struct lanefs_inode *lanefs_i(struct inode *inode)
@@ -179,7 +190,7 @@ static inline struct lanefs_sb *lanefs_s(struct super_block *sb)
 
 static inline struct lanefs_conn *lanefs_fc(struct inode *inode)
 {
-	return lanefs_s(inode->i_sb)->fc;
+	return READ_ONCE(lanefs_s(inode->i_sb)->fc);
 }
 
 static inline u64 lanefs_nodeid(struct inode *inode)
@@ -216,6 +227,22 @@ ssize_t lanefs_listxattr(struct dentry *dentry, char *list, size_t size);
 /* file.c */
 extern const struct file_operations lanefs_file_fops;
 u64 lanefs_file_fh(struct file *file);
+int lanefs_file_reopen(struct file *file, bool nowait);
+bool lanefs_file_counted(struct inode *inode, struct lanefs_file *lf);
+
+/*
+ * A file opened under a frontend that a new one replaced (attach.c) is
+ * opened again on first use; 0, or why it cannot be. The common case is
+ * one comparison.
+ */
+static inline int lanefs_file_current(struct file *file, bool nowait)
+{
+	struct lanefs_file *lf = file->private_data;
+
+	if (likely(!lf || READ_ONCE(lf->fc) == lanefs_fc(file_inode(file))))
+		return 0;
+	return lanefs_file_reopen(file, nowait);
+}
 void lanefs_read_args(struct lanefs_args *a, struct inode *inode, const struct fuse_read_in *in);
 ssize_t lanefs_read_range(struct inode *inode, u64 fh, loff_t pos, size_t len, struct lanefs_args *a);
 int lanefs_send_sync(struct inode *inode, u32 opcode, const void *in, u32 in_len);

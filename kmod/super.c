@@ -93,7 +93,7 @@ static int lanefs_show_options(struct seq_file *m, struct dentry *root)
 
 	seq_printf(m, ",user_id=%u,group_id=%u", from_kuid_munged(&init_user_ns, s->uid),
 		   from_kgid_munged(&init_user_ns, s->gid));
-	if (s->fc->writeback)
+	if (READ_ONCE(s->fc)->writeback)
 		seq_puts(m, ",writeback_cache");
 	return 0;
 }
@@ -101,7 +101,7 @@ static int lanefs_show_options(struct seq_file *m, struct dentry *root)
 /* umount -f: every waiter and the frontend's rings end with -ENOTCONN. */
 static void lanefs_umount_begin(struct super_block *sb)
 {
-	lanefs_conn_abort(lanefs_s(sb)->fc);
+	lanefs_conn_abort(READ_ONCE(lanefs_s(sb)->fc));
 }
 
 static const struct super_operations lanefs_sops = {
@@ -371,6 +371,7 @@ static int lanefs_fill_super(struct super_block *sb, struct fs_context *fsc)
 		return -ENOMEM;
 	}
 	s->fc = fc;
+	INIT_LIST_HEAD(&s->retired);
 	s->uid = ctx->uid;
 	s->gid = ctx->gid;
 	s->sb = sb;
@@ -432,6 +433,7 @@ static int lanefs_init_fs_context(struct fs_context *fsc)
 static void lanefs_kill_sb(struct super_block *sb)
 {
 	struct lanefs_sb *s = lanefs_s(sb);
+	struct lanefs_conn *old, *tmp;
 
 	if (s) {
 		down_write(&s->fc->sb_rwsem);
@@ -444,10 +446,12 @@ static void lanefs_kill_sb(struct super_block *sb)
 	/* the frontend's queues end with -ENOTCONN: it exits */
 	lanefs_conn_abort(s->fc);
 	lanefs_conn_put(s->fc);
+	list_for_each_entry_safe(old, tmp, &s->retired, retired)	/* attach.c */
+		lanefs_conn_put(old);
 	kfree(s);
 }
 
-static struct file_system_type lanefs_fs_type = {
+struct file_system_type lanefs_fs_type = {
 	.owner = THIS_MODULE,
 	.name = "lanefs",
 	.init_fs_context = lanefs_init_fs_context,

@@ -19,6 +19,20 @@
  *      IORING_OP_URING_CMD on fd per entry (cmd_op LANEFS_RING_REGISTER,
  *      struct lanefs_ring_cmd in the SQE's cmd area) for each queue.
  *
+ * Attaching (a new frontend takes over a mount whose frontend died):
+ * instead of step 3, ioctl(fd, LANEFS_IOC_ATTACH, &struct lanefs_attach)
+ * with an fd of the mount's root (open(MNT, O_PATH | O_DIRECTORY): the
+ * dead mount answers stat with ENOTCONN, not that). The mount stays where
+ * it is, with every process's working directory and open file in it. The
+ * kernel forgets the old frontend's lookup counts (no FORGET of them
+ * reaches the new one) and the attributes it cached; a file opened under
+ * the old frontend is opened again (OPEN/OPENDIR with its flags) by its
+ * next read, write, fsync or readdir, and its release goes to the new
+ * frontend only then. Errors: EPERM without CAP_SYS_ADMIN; EINVAL when
+ * mount_fd is not the root of a lanefs mount, the connection is not set
+ * up or already serves a mount, or its LANEFS_SETUP_WRITEBACK_CACHE
+ * differs from the mount's; EBUSY while the mount's connection is alive.
+ *
  * Ring: every queue (0 .. queues-1; the kernel uses the queue of the CPU a
  * caller runs on, and another queue's free entry when its own has none)
  * holds `depth` entries. An entry is two user buffers: a header buffer of
@@ -85,9 +99,17 @@ struct lanefs_notify {
 	__u64 size;
 };
 
+/* LANEFS_IOC_ATTACH: serve an existing mount whose connection ended. */
+struct lanefs_attach {
+	__s32 mount_fd;     /* the mount's root directory */
+	__u32 flags;        /* 0 */
+	__u64 reserved[3];  /* 0 */
+};
+
 #define LANEFS_IOC_MAGIC 0xE6
 #define LANEFS_IOC_SETUP _IOW(LANEFS_IOC_MAGIC, 1, struct lanefs_setup)
 #define LANEFS_IOC_NOTIFY _IOW(LANEFS_IOC_MAGIC, 2, struct lanefs_notify)
+#define LANEFS_IOC_ATTACH _IOW(LANEFS_IOC_MAGIC, 3, struct lanefs_attach)
 
 /* IORING_OP_URING_CMD cmd_op values (the same numbers as FUSE over io_uring). */
 #define LANEFS_RING_REGISTER 1

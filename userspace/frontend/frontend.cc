@@ -119,12 +119,16 @@ std::string Frontend::handle_line(const std::string& line) {
       return json{{"ok", false}, {"error", r.error().to_string()}, {"code", std::string(errc_name(r.code()))}}.dump();
     }
     std::string client;
+    bool attached = false;
     {
       std::lock_guard lk(mu_);
       for (const auto& m : mounts_)
-        if (m->target == *r && !m->finished.load()) client = m->channel->info().client;
+        if (m->target == *r && !m->finished.load()) {
+          client = m->channel->info().client;
+          attached = m->attached;
+        }
     }
-    return json{{"ok", true}, {"target", *r}, {"client", client}}.dump();
+    return json{{"ok", true}, {"target", *r}, {"client", client}, {"attached", attached}}.dump();
   }
   return json{{"ok", false}, {"error", "unknown control op '" + op + "'"}}.dump();
 }

@@ -13,7 +13,8 @@
 // frontend_stats.cc (ps/stats JSON).
 //
 // Control protocol: one JSON object per line, one reply line per request:
-//   {"op":"mount","source":S,"target":T,"options":O} -> {"ok":true} | {"ok":false,"error":E}
+//   {"op":"mount","source":S,"target":T,"options":O}
+//       -> {"ok":true,"target":..,"client":..,"attached":bool} | {"ok":false,"error":E}
 //   {"op":"ps"} -> {"ok":true,"pid":..,"uptime_s":..,"mounts":[...]}
 // Threading: the control thread, one heartbeat thread, and per mount a
 // thread waiting for its channel to end (the channel runs its own
@@ -73,6 +74,7 @@ class Frontend {
     std::thread loop;
     std::atomic<bool> finished{false};
     uint64_t mounted_ns = 0;
+    bool attached = false;  // took over the mount a dead frontend left
   };
   struct Cluster {
     std::shared_ptr<client::ClusterClient> client;
@@ -82,9 +84,22 @@ class Frontend {
 
   std::string handle_line(const std::string& line);
   Result<std::string> do_mount(const std::string& source, const std::string& target, const std::string& options);
-  // `target` answers ENOTCONN: detaches it if it is a dead lanefs mount,
-  // else says what is there and what to run.
-  Status detach_dead_mount(const std::string& target);
+  // What answers ENOTCONN at a mount point: the mount on top there, from
+  // /proc/self/mountinfo (frontend_checks.cc).
+  struct DeadMount {
+    std::string path;    // absolute
+    std::string fstype;  // "lanefs" (lanefs.ko), "fuse.lanefs", or another's
+    std::string source;
+    bool read_only = false;
+  };
+  // `target` answers ENOTCONN: what is mounted there; an error that says
+  // what to run when it is not a lanefs mount.
+  static Result<DeadMount> dead_mount(const std::string& target);
+  // Whether a new frontend can take over `d` for this mount request
+  // (lanefs.ko, same source, same ro/rw, client= not fuse); `why` when not.
+  static bool attachable(const DeadMount& d, const std::string& source, const client::MountOptions& o,
+                         std::string* why);
+  static Status detach_dead_mount(const DeadMount& d);
   std::string do_ps();
   Result<std::shared_ptr<client::ClusterClient>> cluster_for(const client::MountSource& src,
                                                              const client::MountOptions& o);

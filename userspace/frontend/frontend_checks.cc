@@ -1,6 +1,6 @@
 // Frontend: checks at mount time (frontend.h) — a dead lanefs mount left at
-// the target by a killed frontend, and how the options asked for differ
-// from those of a mount already there.
+// the target by a killed frontend (taken over or detached), and how the
+// options asked for differ from those of a mount already there.
 #include <limits.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -34,36 +34,54 @@ std::string unescape_mountinfo(const std::string& s) {
 }
 }  // namespace
 
-Status Frontend::detach_dead_mount(const std::string& target) {
-  std::string abs = target;
-  if (abs.empty() || abs[0] != '/') {
+Result<Frontend::DeadMount> Frontend::dead_mount(const std::string& target) {
+  DeadMount d;
+  d.path = target;
+  if (d.path.empty() || d.path[0] != '/') {
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd) == nullptr) return sys_error("getcwd", errno);
-    abs = std::string(cwd) + "/" + target;
+    d.path = std::string(cwd) + "/" + target;
   }
-  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+  while (d.path.size() > 1 && d.path.back() == '/') d.path.pop_back();
   std::ifstream in("/proc/self/mountinfo");
-  std::string line, fstype;
+  std::string line;
   while (std::getline(in, line)) {
-    // id parent major:minor root MOUNTPOINT options... - FSTYPE source ...
+    // id parent major:minor root MOUNTPOINT OPTIONS ... - FSTYPE SOURCE SUPEROPTIONS
     std::istringstream f(line);
-    std::string id, parent, dev, root, point;
-    f >> id >> parent >> dev >> root >> point;
-    if (unescape_mountinfo(point) != abs) continue;
+    std::string id, parent, dev, root, point, opts;
+    f >> id >> parent >> dev >> root >> point >> opts;
+    if (unescape_mountinfo(point) != d.path) continue;
     auto dash = line.find(" - ");
     if (dash == std::string::npos) continue;
     std::istringstream t(line.substr(dash + 3));
-    t >> fstype;  // the last mount at that point wins (it is the one on top)
+    std::string source;
+    t >> d.fstype >> source;  // the last mount at that point wins (it is the one on top)
+    d.source = unescape_mountinfo(source);
+    d.read_only = opts == "ro" || opts.rfind("ro,", 0) == 0;
   }
-  if (fstype.empty())
+  if (d.fstype.empty())
     return make_error(Errc::kSystem, "mount point " + target + ": transport endpoint is not connected");
-  if (fstype != "fuse.lanefs" && fstype != "lanefs")
-    return make_error(Errc::kBusy, "a dead FUSE mount (" + fstype + ") is attached at " + target + "; run umount " +
+  if (d.fstype != "fuse.lanefs" && d.fstype != "lanefs")
+    return make_error(Errc::kBusy, "a dead FUSE mount (" + d.fstype + ") is attached at " + target + "; run umount " +
                                        target);
-  if (umount2(abs.c_str(), MNT_DETACH) != 0)
-    return make_error(Errc::kBusy, "a dead lanefs mount is still attached at " + target + " (umount: " +
-                                       std::strerror(errno) + "); run umount " + target);
-  LOG_WARN("detached a dead lanefs mount at {} (its frontend had died)", abs);
+  return d;
+}
+
+bool Frontend::attachable(const DeadMount& d, const std::string& source, const client::MountOptions& o,
+                          std::string* why) {
+  if (d.fstype != "lanefs") *why = "it is a FUSE mount (FUSE connections cannot be taken over)";
+  else if (o.client == client::ClientKind::kFuse) *why = "client=fuse asks for a FUSE mount";
+  else if (d.source != source) *why = "it was mounted from " + d.source;
+  else if (d.read_only != o.read_only) *why = std::string("it was mounted ") + (d.read_only ? "ro" : "rw");
+  else return true;
+  return false;
+}
+
+Status Frontend::detach_dead_mount(const DeadMount& d) {
+  if (umount2(d.path.c_str(), MNT_DETACH) != 0)
+    return make_error(Errc::kBusy, "a dead lanefs mount is still attached at " + d.path + " (umount: " +
+                                       std::strerror(errno) + "); run umount " + d.path);
+  LOG_WARN("detached a dead lanefs mount at {} (its frontend had died)", d.path);
   return ok_status();
 }
 

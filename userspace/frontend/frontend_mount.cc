@@ -4,7 +4,9 @@
 #include <limits.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -108,11 +110,24 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
     return stat(real, &st) == 0 ? 0 : errno;
   };
   int err = resolve();
+  // A mount whose frontend died (kill -9) is still attached there: a
+  // lanefs.ko mount of the same filesystem is taken over by this frontend
+  // (its processes and open files carry on); another dead lanefs mount is
+  // detached; anything else is named.
+  std::optional<DeadMount> dead;
   if (err == ENOTCONN) {
-    // A FUSE mount whose server died (kill -9 of a frontend) is still
-    // attached there: a dead lanefs mount is detached, anything else named.
-    LANEFS_TRY(detach_dead_mount(target));
-    err = resolve();
+    LANEFS_ASSIGN_OR_RETURN(dead, dead_mount(target));
+    std::string why;
+    if (attachable(*dead, src.to_string(), o, &why)) {
+      std::snprintf(real, sizeof real, "%s", dead->path.c_str());
+      st.st_mode = S_IFDIR;
+      err = 0;
+    } else {
+      LOG_INFO("not taking over the dead lanefs mount at {}: {}", dead->path, why);
+      LANEFS_TRY(detach_dead_mount(*dead));
+      dead.reset();
+      err = resolve();
+    }
   }
   if (err != 0) return sys_error("mount point " + target, err);
   if (!S_ISDIR(st.st_mode)) return make_error(Errc::kNotDir, "mount point " + target + " is not a directory");
@@ -138,9 +153,29 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   m->target = real;
   m->opts = o;
   LANEFS_ASSIGN_OR_RETURN(m->fs, client::MountFs::open(cluster, fs, o));  // checks an encrypted fs's key
+  if (dead) {
+    auto ch = fuse::mount_client({m->target, m->source, m->fs.get(), /*attach=*/true});
+    if (ch.ok()) {
+      m->channel = std::move(*ch);
+      m->attached = true;
+      LOG_WARN("took over the lanefs mount at {} that a dead frontend left", m->target);
+    } else {
+      // An older lanefs.ko, another cache mode: the dead mount goes, a new one comes.
+      LOG_WARN("taking over the dead lanefs mount at {} failed ({}); detaching it and mounting anew", m->target,
+               ch.error().to_string());
+      err = resolve();
+      if (err == ENOTCONN) {
+        LANEFS_TRY(detach_dead_mount(*dead));
+        err = resolve();
+      }
+      if (err != 0) return sys_error("mount point " + target, err);
+    }
+  }
   // The kernel's requests reach it through lanefs.ko or FUSE (client=,
   // fuse_channel=); the channel is served by its own threads from here on.
-  LANEFS_ASSIGN_OR_RETURN(m->channel, fuse::mount_client({m->target, m->source, m->fs.get()}));
+  if (!m->channel) {
+    LANEFS_ASSIGN_OR_RETURN(m->channel, fuse::mount_client({m->target, m->source, m->fs.get()}));
+  }
   m->mounted_ns = mono_ns();
   Mount* raw = m.get();
   m->loop = std::thread([raw] {

@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   uint64_t retry_until = lanefs::mono_ns() + 20'000'000'000ull;
   bool retrying = false;
   std::string client;  // what served the mount, from the frontend's answer
+  bool attached = false;  // it took over the mount a dead frontend left
   for (int attempt = 0;; ++attempt) {
     if (retrying) {
       if (attempt > 100 || lanefs::mono_ns() > retry_until)
@@ -163,10 +164,13 @@ int main(int argc, char** argv) {
     }
     if (!j.value("ok", false)) return fail(j.value("error", std::string("mount failed")));
     client = j.value("client", std::string());
+    attached = j.value("attached", false);
     break;
   }
   // Which client serves the mount (client=auto picks one): kernel, fuse-uring, fuse.
-  if (!client.empty()) std::printf("mount.lanefs: %s on %s: %s client\n", source.c_str(), target.c_str(), client.c_str());
+  if (!client.empty())
+    std::printf("mount.lanefs: %s on %s: %s client%s\n", source.c_str(), target.c_str(), client.c_str(),
+                attached ? " (re-attached: its frontend had died; open files and working directories carry on)" : "");
   if (verbose) std::fprintf(stderr, "mount.lanefs: %s mounted on %s\n", source.c_str(), target.c_str());
   return 0;
 }

@@ -5,8 +5,9 @@
 # with mount.lanefs (client=auto must pick the kernel), checks the mount,
 # `lanefs local ps`, then runs the FUSE suites' POSIX, large-file,
 # concurrency and random-ops tests on kernel mounts
-# (LANEFS_TEST_FUSE_CHANNEL=kernel), kill -9 of the frontend mid-IO, umount
-# and rmmod under load, and dmesg for WARN/BUG/Oops/lockdep.
+# (LANEFS_TEST_FUSE_CHANNEL=kernel), kill -9 of the frontend mid-IO, a new
+# frontend taking over the dead mount, umount and rmmod under load, and
+# dmesg for WARN/BUG/Oops/lockdep.
 # LANEFS_KMOD_SUITES: which gtest binaries (default: all four);
 # LANEFS_RANDOM_OPS: operations per cache mode of random_ops (default 600).
 set -eu
@@ -196,6 +197,74 @@ timeout 20 stat $MNT >/dev/null 2>&1 || true
 umount -l $MNT || fail "umount -l of the dead mount"
 out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT -o client=kernel) || fail "remount after kill -9: $out"
 ls $MNT >/dev/null || fail "ls after remount"
+
+# ---- a new frontend takes over the mount a dead one left: the mount, the
+# working directory and the open files in it carry on (LANEFS_IOC_ATTACH)
+mkdir -p $MNT/keep
+echo before >$MNT/keep/f
+dd if=/dev/urandom of=$MNT/keep/big bs=64k count=16 2>/dev/null || fail "dd keep/big"
+want=$(sha256sum <$MNT/keep/big | cut -d' ' -f1)
+rm -f /tmp/holder.ready /tmp/holder.go /tmp/holder.out
+MNT=$MNT python3 - >/tmp/holder.out 2>&1 <<'PY' &
+import hashlib, os, time
+os.chdir(os.environ["MNT"] + "/keep")
+r = os.open("big", os.O_RDONLY)
+w = os.open("log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+os.write(w, b"one\n")
+os.fsync(w)
+open("/tmp/holder.ready", "w").close()
+for _ in range(1200):
+    if os.path.exists("/tmp/holder.go"):
+        break
+    time.sleep(0.1)
+data = os.pread(r, 1 << 20, 0)                  # a file opened under the dead frontend
+os.write(w, b"two\n")
+os.fsync(w)
+print("sha", hashlib.sha256(data).hexdigest())
+print("ls", " ".join(sorted(os.listdir("."))))  # the working directory
+print("cwd", open("f").read().strip())
+PY
+hp=$!
+i=0
+while [ ! -e /tmp/holder.ready ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+[ -e /tmp/holder.ready ] || fail "the holder did not start: $(cat /tmp/holder.out)"
+# a live mount cannot be taken over (EBUSY), and only by root
+MNT=$MNT python3 - <<'PY' || fail "attach to a live mount was not refused with EBUSY"
+import errno, fcntl, os, struct
+dev = os.open("/dev/lanefs", os.O_RDWR)
+setup = struct.pack("8I4Q", 1, 1, 1, 1 << 20, 1 << 20, 128 << 10, 1, 0, 0, 0, 0, 0)
+fcntl.ioctl(dev, (1 << 30) | (len(setup) << 16) | (0xE6 << 8) | 1, setup)
+root = os.open(os.environ["MNT"], os.O_PATH | os.O_DIRECTORY)
+at = struct.pack("iI3Q", root, 0, 0, 0, 0)
+try:
+    fcntl.ioctl(dev, (1 << 30) | (len(at) << 16) | (0xE6 << 8) | 3, at)
+    raise SystemExit("attach to a live mount succeeded")
+except OSError as e:
+    assert e.errno == errno.EBUSY, e
+PY
+fe=$(pgrep -f lanefs-frontend | head -n 1)
+kill -9 "$fe"
+i=0
+while timeout 10 stat $MNT >/dev/null 2>&1 && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+timeout 10 stat $MNT 2>&1 | grep -q "not connected" || fail "the mount is not dead after kill -9 of its frontend"
+n0=$(grep -c " $MNT lanefs " /proc/mounts)
+out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT -o client=kernel) || fail "mount over the dead mount: $out"
+echo "$out"
+echo "$out" | grep -q "kernel client (re-attached" || fail "the mount was not taken over: $out"
+[ "$(grep -c " $MNT lanefs " /proc/mounts)" = "$n0" ] || fail "taking over added a mount: $(grep " $MNT " /proc/mounts)"
+touch /tmp/holder.go
+i=0
+while kill -0 $hp 2>/dev/null && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
+kill -0 $hp 2>/dev/null && fail "the holder hangs after the take-over"
+wait $hp || fail "the holder failed after the take-over: $(cat /tmp/holder.out)"
+grep -qx "sha $want" /tmp/holder.out || fail "a file open across the take-over read other data: $(cat /tmp/holder.out)"
+grep -qx "ls big f log" /tmp/holder.out || fail "the working directory across the take-over: $(cat /tmp/holder.out)"
+grep -qx "cwd before" /tmp/holder.out || fail "a relative open across the take-over: $(cat /tmp/holder.out)"
+[ "$(cat $MNT/keep/log)" = "$(printf 'one\ntwo')" ] || fail "writes across the take-over: '$(cat $MNT/keep/log)'"
+"$LANEFS" --json local ps | grep -q "re-attached" || fail "lanefs local ps after the take-over: $("$LANEFS" --json local ps)"
+dmesg | grep -q "lanefs: a new frontend" || fail "the take-over is not in the kernel log"
+rm -rf $MNT/keep
+step "a new frontend took over the mount after kill -9: open files, working directory, writes carry on: PASS"
 
 # ---- unmount under load, then rmmod
 # The writer stops at the first dd after the lazy unmount: past it, $MNT is
