@@ -5,7 +5,9 @@
 // unmounts what it mounted.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -295,6 +297,55 @@ TEST(Faults, KilledFrontendThenMountAgainWithoutUmount) {
   ASSERT_TRUE(is_lanefs_mount(*m));
   bool ok = false;
   EXPECT_TRUE(slurp(*m + "/kept2", &ok) == data) << errno_str(errno);
+  EXPECT_OK(env.unmount(*m));
+}
+
+// The control socket answers every malformed request with an error line;
+// none of them takes the frontend (and its mounts) down.
+TEST(Faults, MalformedControlRequestsAreAnsweredNotFatal) {
+  LANEFS_MOUNT_ENV(env);
+  auto m = env.mount("writecache");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  ASSERT_TRUE(spit(*m + "/alive", {7}));
+  pid_t fe = env.frontend_pid();
+  ASSERT_GT(fe, 0);
+  const std::string sock = env.run_dir() + "/frontend.sock";
+  auto ask = [&](const std::string& line) -> std::string {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return "socket: " + errno_str(errno);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", sock.c_str());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(fd);
+      return "connect: " + errno_str(errno);
+    }
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+      close(fd);
+      return "write: " + errno_str(errno);
+    }
+    std::string reply;
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) reply.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return reply;
+  };
+  for (const std::string bad : {"not json\n", "[1,2]\n", "{\"op\":7}\n", "{\"op\":\"nope\"}\n",
+                                "{\"op\":\"mount\",\"source\":5,\"target\":\"/x\"}\n",
+                                "{\"op\":\"mount\",\"source\":\"a/b\",\"target\":[],\"options\":\"\"}\n",
+                                "{\"op\":\"mount\",\"source\":\"a/b\",\"target\":\"/x\",\"options\":{}}\n",
+                                "{\"op\":\"mount\"}\n", "\n"}) {
+    std::string reply = ask(bad);
+    json j = json::parse(reply, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "request " << bad << " got '" << reply << "'";
+    EXPECT_FALSE(j.value("ok", true)) << bad << " -> " << reply;
+    EXPECT_FALSE(j.value("error", std::string()).empty()) << bad << " -> " << reply;
+    ASSERT_TRUE(process_alive(fe)) << "the frontend died of " << bad;
+  }
+  bool ok = false;
+  EXPECT_EQ(slurp(*m + "/alive", &ok), (std::vector<uint8_t>{7})) << "the mount after the bad requests";
   EXPECT_OK(env.unmount(*m));
 }
 

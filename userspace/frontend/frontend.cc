@@ -100,6 +100,11 @@ std::string Frontend::handle_line(const std::string& line) {
   std::string op = req["op"];
   if (op == "ps") return do_ps();
   if (op == "mount") {
+    // json's value() throws on a wrong type: a bad request is answered, never an abort.
+    for (const char* key : {"source", "target", "options"})
+      if (req.contains(key) && !req[key].is_string())
+        return json{{"ok", false}, {"error", std::string("malformed control request: '") + key + "' must be a string"}}
+            .dump();
     {
       std::lock_guard lk(mu_);
       if (exiting_) return json{{"ok", false}, {"error", "lanefs-frontend is exiting"}, {"retry", true}}.dump();
