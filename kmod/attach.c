@@ -8,10 +8,12 @@
  * READ_ONCE and may still hold the old one for a moment, so the old
  * connection is kept (dead: every call on it ends with -ENOTCONN) until
  * the superblock ends, with its dead frontend's pinned buffers given back
- * at once. The new frontend starts with no lookup counts: the kernel's
- * are zeroed (no FORGET of the old frontend's counts reaches it) and
- * cached attributes expire. Files opened before are opened again on their
- * next use (file.c, lanefs_file_current).
+ * at once. The new frontend starts with no lookup counts: an inode's count
+ * belongs to the connection that counted it (lanefs_count_lookup), so no
+ * FORGET of the old frontend's counts reaches the new one, and a reply of
+ * the old one that lands after the swap counts for nothing. Files opened
+ * before are opened again on their next use (file.c, lanefs_file_current)
+ * and released to the frontend that counted their open.
  */
 #include <linux/capability.h>
 #include <linux/file.h>
@@ -23,23 +25,6 @@
 
 /* One attach at a time (they are rare: after a frontend died). */
 static DEFINE_MUTEX(attach_mutex);
-
-/* The old frontend's lookups and attributes mean nothing to the new one. */
-static void forget_old_frontend(struct super_block *sb)
-{
-	struct inode *inode;
-
-	spin_lock(&sb->s_inode_list_lock);
-	list_for_each_entry(inode, &sb->s_inodes, i_sb_list) {
-		struct lanefs_inode *li = lanefs_i(inode);
-
-		spin_lock(&li->lock);
-		li->nlookup = 0;
-		li->attr_expire = 0;
-		spin_unlock(&li->lock);
-	}
-	spin_unlock(&sb->s_inode_list_lock);
-}
 
 /* `fc` (set up, serving nothing) takes over the mount whose root `root` is. */
 static int attach_to(struct lanefs_conn *fc, struct file *root)
@@ -64,7 +49,6 @@ static int attach_to(struct lanefs_conn *fc, struct file *root)
 	up_write(&old->sb_rwsem);
 	lanefs_conn_unpin(old);
 	list_add(&old->retired, &s->retired);
-	forget_old_frontend(sb);
 	down_write(&fc->sb_rwsem);
 	fc->sb = sb;
 	up_write(&fc->sb_rwsem);

@@ -207,31 +207,40 @@ struct lanefs_conn *lanefs_conn_from_fd(int fd)
  */
 void lanefs_conn_unpin(struct lanefs_conn *fc)
 {
-	unsigned int i, j, tries;
+	unsigned long deadline = jiffies + 5 * HZ;
+	unsigned int i, j, held = 0;
 
+	/*
+	 * The abort that made it dead may still be walking its queues (it sets
+	 * `dead` first): done again here, every parked command has completed
+	 * and every waiter has been told before an entry is looked at.
+	 */
+	lanefs_conn_abort(fc);
 	for (i = 0; i < fc->nr_queues; i++) {
 		struct lanefs_queue *q = &fc->queues[i];
 
 		for (j = 0; q->entries && j < fc->cfg.depth; j++) {
 			struct lanefs_entry *e = &q->entries[j];
-			bool held;
+			bool busy;
 
-			for (tries = 0;; tries++) {
+			for (;;) {
 				spin_lock(&q->lock);
-				held = e->state == LANEFS_ENT_FILLING || e->state == LANEFS_ENT_REPLIED;
-				if (!held)
+				busy = e->state == LANEFS_ENT_FILLING || e->state == LANEFS_ENT_REPLIED;
+				if (!busy)
 					e->state = LANEFS_ENT_DEAD;
 				spin_unlock(&q->lock);
-				if (!held || tries == 500)
+				if (!busy || time_after(jiffies, deadline))
 					break;
 				msleep(10);
 			}
-			if (held)	/* unpinned when the superblock ends */
-				pr_warn("lanefs: an entry of the old connection is still held after 5 s\n");
+			if (busy)
+				held++;	/* unpinned when the superblock ends */
 			else
 				entry_unmap(e);
 		}
 	}
+	if (held)
+		pr_warn("lanefs: %u entries of the replaced connection still held after 5 s\n", held);
 }
 
 static long dev_setup(struct lanefs_conn *fc, void __user *arg)

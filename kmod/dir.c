@@ -29,9 +29,15 @@ static void dir_changed(struct inode *dir)
 	lanefs_invalidate_attr(dir);
 }
 
-/* LOOKUP of `name` in `dir`: 0 and the entry, or -errno (-ENOENT: none; out.entry_valid says how long). */
-static int do_lookup(struct inode *dir, const struct qstr *name, struct fuse_entry_out *out)
+/*
+ * LOOKUP of `name` in `dir`: 0 and the entry, or -errno (-ENOENT: none;
+ * out.entry_valid says how long); *fcp: the connection whose frontend
+ * counted the lookup.
+ */
+static int do_lookup(struct inode *dir, const struct qstr *name, struct fuse_entry_out *out,
+		     struct lanefs_conn **fcp)
 {
+	struct lanefs_conn *fc = lanefs_fc(dir);
 	struct lanefs_args a;
 	ssize_t n;
 
@@ -44,7 +50,8 @@ static int do_lookup(struct inode *dir, const struct qstr *name, struct fuse_ent
 	a.in[0].size = name->len + 1;
 	a.out = out;
 	a.out_len = sizeof(*out);
-	n = lanefs_send(lanefs_fc(dir), &a);
+	*fcp = fc;
+	n = lanefs_send(fc, &a);
 	if (n < 0)
 		return n;
 	if (!out->nodeid)
@@ -58,13 +65,14 @@ static struct dentry *lanefs_lookup(struct inode *dir, struct dentry *dentry, un
 {
 	struct fuse_entry_out out;
 	struct inode *inode = NULL;
+	struct lanefs_conn *fc;
 	struct dentry *alias;
-	int err = do_lookup(dir, &dentry->d_name, &out);
+	int err = do_lookup(dir, &dentry->d_name, &out, &fc);
 
 	if (err && err != -ENOENT)
 		return ERR_PTR(err);
 	if (!err) {
-		inode = lanefs_iget(dir->i_sb, out.nodeid, &out.attr, out.attr_valid, out.attr_valid_nsec);
+		inode = lanefs_iget(dir->i_sb, fc, out.nodeid, &out.attr, out.attr_valid, out.attr_valid_nsec);
 		if (IS_ERR(inode))
 			return ERR_CAST(inode);
 	}
@@ -80,6 +88,7 @@ static int lanefs_d_revalidate(struct dentry *dentry, unsigned int flags)
 	struct inode *inode = d_inode_rcu(dentry);
 	struct name_snapshot name;
 	struct fuse_entry_out out;
+	struct lanefs_conn *fc;
 	struct dentry *parent;
 	int err, ret;
 
@@ -89,7 +98,7 @@ static int lanefs_d_revalidate(struct dentry *dentry, unsigned int flags)
 		return -ECHILD;
 	parent = dget_parent(dentry);
 	take_dentry_name_snapshot(&name, dentry);
-	err = do_lookup(d_inode(parent), &name.name, &out);
+	err = do_lookup(d_inode(parent), &name.name, &out, &fc);
 	release_dentry_name_snapshot(&name);
 	dput(parent);
 	if (err == -ENOENT) {
@@ -101,17 +110,15 @@ static int lanefs_d_revalidate(struct dentry *dentry, unsigned int flags)
 	if (err == -EINTR || err == -ENOTCONN)
 		return err;
 	if (!err && !inode)	/* now positive: give back the lookup counted for it */
-		lanefs_queue_forget(lanefs_fc(d_inode(dentry->d_parent)), out.nodeid, 1);
+		lanefs_queue_forget(fc, out.nodeid, 1);
 	if (err || !inode)
 		return 0;
 	if (out.nodeid != lanefs_nodeid(inode) || ((inode->i_mode ^ out.attr.mode) & S_IFMT)) {
 		/* the frontend counted this lookup of another node: give it back */
-		lanefs_queue_forget(lanefs_fc(inode), out.nodeid, 1);
+		lanefs_queue_forget(fc, out.nodeid, 1);
 		return 0;
 	}
-	spin_lock(&lanefs_i(inode)->lock);
-	lanefs_i(inode)->nlookup++;
-	spin_unlock(&lanefs_i(inode)->lock);
+	lanefs_count_lookup(inode, fc);
 	lanefs_apply_attr(inode, &out.attr, out.attr_valid, out.attr_valid_nsec);
 	set_entry_time(dentry, out.entry_valid, out.entry_valid_nsec);
 	return 1;
@@ -124,6 +131,7 @@ const struct dentry_operations lanefs_dentry_ops = {
 /* The entry a MKNOD/MKDIR/SYMLINK/LINK reply made, put on `dentry`. */
 static int make_entry(struct inode *dir, struct dentry *dentry, struct lanefs_args *a)
 {
+	struct lanefs_conn *fc = lanefs_fc(dir);
 	struct fuse_entry_out out;
 	struct dentry *alias;
 	struct inode *inode;
@@ -131,12 +139,12 @@ static int make_entry(struct inode *dir, struct dentry *dentry, struct lanefs_ar
 
 	a->out = &out;
 	a->out_len = sizeof(out);
-	n = lanefs_send(lanefs_fc(dir), a);
+	n = lanefs_send(fc, a);
 	if (n < 0)
 		return n;
 	if (!out.nodeid || out.nodeid == FUSE_ROOT_ID)
 		return -EIO;
-	inode = lanefs_iget(dir->i_sb, out.nodeid, &out.attr, out.attr_valid, out.attr_valid_nsec);
+	inode = lanefs_iget(dir->i_sb, fc, out.nodeid, &out.attr, out.attr_valid, out.attr_valid_nsec);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	dir_changed(dir);
@@ -306,6 +314,7 @@ static int lanefs_atomic_open(struct inode *dir, struct dentry *dentry, struct f
 		struct fuse_open_out open;
 	} out;
 	struct dentry *res = NULL;
+	struct lanefs_conn *fc;
 	struct lanefs_args a;
 	struct inode *inode;
 	ssize_t n;
@@ -328,7 +337,8 @@ static int lanefs_atomic_open(struct inode *dir, struct dentry *dentry, struct f
 	name_arg(&a, dentry);
 	a.out = &out;
 	a.out_len = sizeof(out);
-	n = lanefs_send(lanefs_fc(dir), &a);
+	fc = lanefs_fc(dir);
+	n = lanefs_send(fc, &a);
 	if (n < 0) {
 		err = n;
 		goto out;
@@ -336,7 +346,7 @@ static int lanefs_atomic_open(struct inode *dir, struct dentry *dentry, struct f
 	err = -EIO;
 	if (!out.entry.nodeid || out.entry.nodeid == FUSE_ROOT_ID || !S_ISREG(out.entry.attr.mode))
 		goto out;
-	inode = lanefs_iget(dir->i_sb, out.entry.nodeid, &out.entry.attr, out.entry.attr_valid,
+	inode = lanefs_iget(dir->i_sb, fc, out.entry.nodeid, &out.entry.attr, out.entry.attr_valid,
 			    out.entry.attr_valid_nsec);
 	if (IS_ERR(inode)) {
 		err = PTR_ERR(inode);
@@ -347,9 +357,9 @@ static int lanefs_atomic_open(struct inode *dir, struct dentry *dentry, struct f
 	dir_changed(dir);
 	err = finish_open(file, dentry, lanefs_created_open);
 	if (err)
-		lanefs_release_fh(inode, out.open.fh, flags, false);
+		lanefs_release_fh(fc, inode, out.open.fh, flags, false);
 	else
-		err = lanefs_finish_create(inode, file, &out.open);
+		err = lanefs_finish_create(fc, inode, file, &out.open);
 out:
 	dput(res);
 	return err;
@@ -364,11 +374,7 @@ static int lanefs_dir_open(struct inode *inode, struct file *file)
 
 static int lanefs_dir_release(struct inode *inode, struct file *file)
 {
-	struct lanefs_file *lf = file->private_data;
-
-	if (lanefs_file_counted(inode, lf))
-		lanefs_release_fh(inode, lf->fh, file->f_flags, true);
-	kfree(lf);
+	lanefs_release_file(inode, file, true);
 	return 0;
 }
 

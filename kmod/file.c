@@ -22,11 +22,14 @@
 
 #include "lanefs.h"
 
+/* The file's handle with the serving frontend (0: none there yet, attach.c). */
 u64 lanefs_file_fh(struct file *file)
 {
 	struct lanefs_file *lf = file ? file->private_data : NULL;
 
-	return lf ? lf->fh : 0;
+	if (!lf || smp_load_acquire(&lf->fc) != lanefs_fc(file_inode(file)))
+		return 0;
+	return lf->fh;
 }
 
 static bool file_direct(struct kiocb *iocb)
@@ -87,19 +90,21 @@ int lanefs_do_open(struct inode *inode, struct file *file, bool dir)
 		return n;
 	lf = file_alloc(fc, &out);
 	if (!lf) {
-		lanefs_release_fh(inode, out.fh, file->f_flags, dir);
+		lanefs_release_fh(fc, inode, out.fh, file->f_flags, dir);
 		return -ENOMEM;
 	}
 	set_open(inode, file, lf);
 	return 0;
 }
 
-int lanefs_finish_create(struct inode *inode, struct file *file, const struct fuse_open_out *oo)
+/* `fc`: the connection whose frontend made the file and counted its open. */
+int lanefs_finish_create(struct lanefs_conn *fc, struct inode *inode, struct file *file,
+			 const struct fuse_open_out *oo)
 {
-	struct lanefs_file *lf = file_alloc(lanefs_fc(inode), oo);
+	struct lanefs_file *lf = file_alloc(fc, oo);
 
 	if (!lf) {
-		lanefs_release_fh(inode, oo->fh, file->f_flags, false);
+		lanefs_release_fh(fc, inode, oo->fh, file->f_flags, false);
 		return -ENOMEM;
 	}
 	set_open(inode, file, lf);
@@ -121,27 +126,25 @@ int lanefs_file_reopen(struct file *file, bool nowait)
 
 	if (nowait)
 		return -EAGAIN;
-	mutex_lock(&lf->reopen);
+	if (mutex_lock_killable(&lf->reopen))
+		return -EINTR;
 	fc = lanefs_fc(inode);
 	if (lf->fc != fc) {
 		n = send_open(fc, inode, file, S_ISDIR(inode->i_mode), &out);
 		if (n >= 0) {
 			lf->fh = out.fh;
-			WRITE_ONCE(lf->fc, fc);
+			smp_store_release(&lf->fc, fc);	/* fh before the connection it belongs to */
 		}
 	}
 	mutex_unlock(&lf->reopen);
 	return n < 0 ? n : 0;
 }
 
-/* Whether the serving frontend counts this open (it was opened or reopened there). */
-bool lanefs_file_counted(struct inode *inode, struct lanefs_file *lf)
-{
-	return lf && READ_ONCE(lf->fc) == lanefs_fc(inode);
-}
-
-/* RELEASE is sent without waiting for its answer: close(2) does not wait on it. */
-void lanefs_release_fh(struct inode *inode, u64 fh, u32 flags, bool dir)
+/*
+ * RELEASE, to the frontend that counted the open (fc; a replaced one drops
+ * it), sent without waiting for its answer: close(2) does not wait on it.
+ */
+void lanefs_release_fh(struct lanefs_conn *fc, struct inode *inode, u64 fh, u32 flags, bool dir)
 {
 	struct fuse_release_in in = { .fh = fh, .flags = flags };
 	struct lanefs_args a;
@@ -150,7 +153,16 @@ void lanefs_release_fh(struct inode *inode, u64 fh, u32 flags, bool dir)
 	a.op_in = &in;
 	a.op_in_len = sizeof(in);
 	a.noreply = true;
-	lanefs_send(lanefs_fc(inode), &a);
+	lanefs_send(fc, &a);
+}
+
+void lanefs_release_file(struct inode *inode, struct file *file, bool dir)
+{
+	struct lanefs_file *lf = file->private_data;
+
+	if (lf)
+		lanefs_release_fh(smp_load_acquire(&lf->fc), inode, lf->fh, file->f_flags, dir);
+	kfree(lf);
 }
 
 static int lanefs_open(struct inode *inode, struct file *file)
@@ -162,11 +174,7 @@ static int lanefs_open(struct inode *inode, struct file *file)
 
 static int lanefs_release(struct inode *inode, struct file *file)
 {
-	struct lanefs_file *lf = file->private_data;
-
-	if (lanefs_file_counted(inode, lf))
-		lanefs_release_fh(inode, lf->fh, file->f_flags, false);
-	kfree(lf);
+	lanefs_release_file(inode, file, false);
 	return 0;
 }
 
@@ -196,25 +204,26 @@ static int lanefs_flush(struct file *file, fl_owner_t id)
 
 	if (!(file->f_mode & FMODE_WRITE))
 		return 0;
-	err = lanefs_file_current(file, false);
-	if (err)
+	err = filemap_write_and_wait(inode->i_mapping);	/* needs no handle */
+	/* opened under a replaced frontend and not since: the serving one holds nothing to flush */
+	if (err || !lanefs_file_fh_current(file))
 		return err;
 	in = (struct fuse_flush_in){ .fh = lanefs_file_fh(file) };
-	err = filemap_write_and_wait(inode->i_mapping);
-	return err ? err : lanefs_send_sync(inode, FUSE_FLUSH, &in, sizeof(in));
+	return lanefs_send_sync(inode, FUSE_FLUSH, &in, sizeof(in));
 }
 
 static int lanefs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
 	struct inode *inode = file_inode(file);
 	struct fuse_fsync_in in;
-	int err = lanefs_file_current(file, false);
+	int err = file_write_and_wait_range(file, start, end);	/* needs no handle */
 
+	if (!err)
+		err = lanefs_file_current(file, false);
 	if (err)
 		return err;
 	in = (struct fuse_fsync_in){ .fh = lanefs_file_fh(file), .fsync_flags = datasync ? 1 : 0 };
-	err = file_write_and_wait_range(file, start, end);
-	return err ? err : lanefs_send_sync(inode, FUSE_FSYNC, &in, sizeof(in));
+	return lanefs_send_sync(inode, FUSE_FSYNC, &in, sizeof(in));
 }
 
 /* One READ of [pos, pos+len): the reply stays in the entry (lanefs_put). */
@@ -269,6 +278,9 @@ static ssize_t lanefs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 
 	if (ret)
 		return ret;
+	/* nothing would ever write it back: no page is dirtied for a dead frontend */
+	if (READ_ONCE(lanefs_fc(inode)->dead))
+		return -ENOTCONN;
 	if (iocb->ki_flags & IOCB_NOWAIT) {
 		if (!inode_trylock(inode))
 			return -EAGAIN;
@@ -365,12 +377,9 @@ static const struct vm_operations_struct lanefs_vm_ops = {
 	.page_mkwrite = filemap_page_mkwrite,
 };
 
+/* No reopen here (mmap_lock is held): faults need no handle. */
 static int lanefs_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	int err = lanefs_file_current(file, false);
-
-	if (err)
-		return err;
 	file_accessed(file);
 	vma->vm_ops = &lanefs_vm_ops;
 	return 0;

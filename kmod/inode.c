@@ -80,8 +80,12 @@ int lanefs_setattr(LANEFS_IDMAP_T *idmap, struct dentry *dentry, struct iattr *a
 		}
 	}
 	if ((attr->ia_valid & ATTR_FILE) && attr->ia_file->private_data && S_ISREG(inode->i_mode)) {
+		int err = lanefs_file_current(attr->ia_file, false);	/* attach.c */
+
+		if (err)
+			return err;
 		in.valid |= FATTR_FH;
-		in.fh = ((struct lanefs_file *)attr->ia_file->private_data)->fh;
+		in.fh = lanefs_file_fh(attr->ia_file);
 	}
 	if (!in.valid)
 		return 0;

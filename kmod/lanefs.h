@@ -166,7 +166,8 @@ struct lanefs_sb {
 struct lanefs_inode {
 	struct inode vfs;
 	u64 nodeid;
-	u64 nlookup;               /* lookups the frontend counted (FORGET returns them) */
+	u64 nlookup;               /* lookups counted_by's frontend counted (FORGET returns them) */
+	struct lanefs_conn *counted_by; /* attach.c: another connection's frontend never counted them */
 	u64 attr_expire;           /* jiffies64 */
 	spinlock_t lock;
 };
@@ -199,8 +200,9 @@ static inline u64 lanefs_nodeid(struct inode *inode)
 }
 
 u64 lanefs_expire(u64 sec, u32 nsec);
-struct inode *lanefs_iget(struct super_block *sb, u64 nodeid, const struct fuse_attr *attr,
-			  u64 attr_valid, u32 attr_valid_nsec);
+struct inode *lanefs_iget(struct super_block *sb, struct lanefs_conn *fc, u64 nodeid,
+			  const struct fuse_attr *attr, u64 attr_valid, u32 attr_valid_nsec);
+void lanefs_count_lookup(struct inode *inode, struct lanefs_conn *fc);
 void lanefs_apply_attr(struct inode *inode, const struct fuse_attr *attr, u64 attr_valid,
 		       u32 attr_valid_nsec);
 void lanefs_invalidate_attr(struct inode *inode);
@@ -228,18 +230,22 @@ ssize_t lanefs_listxattr(struct dentry *dentry, char *list, size_t size);
 extern const struct file_operations lanefs_file_fops;
 u64 lanefs_file_fh(struct file *file);
 int lanefs_file_reopen(struct file *file, bool nowait);
-bool lanefs_file_counted(struct inode *inode, struct lanefs_file *lf);
 
 /*
  * A file opened under a frontend that a new one replaced (attach.c) is
  * opened again on first use; 0, or why it cannot be. The common case is
  * one comparison.
  */
-static inline int lanefs_file_current(struct file *file, bool nowait)
+static inline bool lanefs_file_fh_current(struct file *file)
 {
 	struct lanefs_file *lf = file->private_data;
 
-	if (likely(!lf || READ_ONCE(lf->fc) == lanefs_fc(file_inode(file))))
+	return !lf || smp_load_acquire(&lf->fc) == lanefs_fc(file_inode(file));
+}
+
+static inline int lanefs_file_current(struct file *file, bool nowait)
+{
+	if (likely(lanefs_file_fh_current(file)))
 		return 0;
 	return lanefs_file_reopen(file, nowait);
 }
@@ -255,7 +261,9 @@ ssize_t lanefs_direct_write(struct kiocb *iocb, struct iov_iter *from);
 /* pages.c */
 extern const struct address_space_operations lanefs_aops;
 int lanefs_do_open(struct inode *inode, struct file *file, bool dir);
-int lanefs_finish_create(struct inode *inode, struct file *file, const struct fuse_open_out *oo);
-void lanefs_release_fh(struct inode *inode, u64 fh, u32 flags, bool dir);
+int lanefs_finish_create(struct lanefs_conn *fc, struct inode *inode, struct file *file,
+			 const struct fuse_open_out *oo);
+void lanefs_release_fh(struct lanefs_conn *fc, struct inode *inode, u64 fh, u32 flags, bool dir);
+void lanefs_release_file(struct inode *inode, struct file *file, bool dir);
 
 #endif /* LANEFS_H */

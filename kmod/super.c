@@ -42,6 +42,7 @@ static struct inode *lanefs_alloc_inode(struct super_block *sb)
 		return NULL;
 	li->nodeid = 0;
 	li->nlookup = 0;
+	li->counted_by = NULL;
 	li->attr_expire = 0;
 	spin_lock_init(&li->lock);
 	return &li->vfs;
@@ -58,8 +59,9 @@ static void lanefs_evict_inode(struct inode *inode)
 
 	truncate_inode_pages_final(&inode->i_data);
 	clear_inode(inode);
+	/* to the frontend that counted them: a replaced (dead) one drops them */
 	if (li->nodeid != FUSE_ROOT_ID && li->nlookup)
-		lanefs_queue_forget(lanefs_fc(inode), li->nodeid, li->nlookup);
+		lanefs_queue_forget(li->counted_by, li->nodeid, li->nlookup);
 }
 
 static int lanefs_statfs(struct dentry *dentry, struct kstatfs *buf)
@@ -221,29 +223,41 @@ static void init_inode(struct inode *inode, const struct fuse_attr *attr)
 	}
 }
 
-/* The inode of node `nodeid`, counting the lookup the frontend just made. */
-struct inode *lanefs_iget(struct super_block *sb, u64 nodeid, const struct fuse_attr *attr,
-			  u64 attr_valid, u32 attr_valid_nsec)
+/*
+ * One more lookup that fc's frontend counted. Counts of another frontend
+ * (one that a new connection replaced, attach.c) mean nothing to this one
+ * and are dropped; a reply of the replaced one counts for nothing.
+ */
+void lanefs_count_lookup(struct inode *inode, struct lanefs_conn *fc)
+{
+	struct lanefs_inode *li = lanefs_i(inode);
+
+	spin_lock(&li->lock);
+	if (li->counted_by != fc) {
+		li->counted_by = fc;
+		li->nlookup = 0;
+	}
+	li->nlookup++;
+	spin_unlock(&li->lock);
+}
+
+/* The inode of node `nodeid`, counting the lookup fc's frontend just made. */
+struct inode *lanefs_iget(struct super_block *sb, struct lanefs_conn *fc, u64 nodeid,
+			  const struct fuse_attr *attr, u64 attr_valid, u32 attr_valid_nsec)
 {
 	struct inode *inode;
-	struct lanefs_inode *li;
 
 	inode = iget5_locked(sb, (unsigned long)nodeid, inode_test, inode_set, &nodeid);
 	if (!inode)
 		return ERR_PTR(-ENOMEM);
-	li = lanefs_i(inode);
 	if (inode->i_state & I_NEW) {
 		init_inode(inode, attr);
 		lanefs_apply_attr(inode, attr, attr_valid, attr_valid_nsec);
-		spin_lock(&li->lock);
-		li->nlookup++;
-		spin_unlock(&li->lock);
+		lanefs_count_lookup(inode, fc);
 		unlock_new_inode(inode);
 		return inode;
 	}
-	spin_lock(&li->lock);
-	li->nlookup++;
-	spin_unlock(&li->lock);
+	lanefs_count_lookup(inode, fc);
 	if ((inode->i_mode ^ attr->mode) & S_IFMT) {
 		/* the node changed type: the frontend reuses no ids, so this is its error */
 		iput(inode);
@@ -388,7 +402,7 @@ static int lanefs_fill_super(struct super_block *sb, struct fs_context *fsc)
 	if (err)
 		return err;
 	sb->s_bdi->ra_pages = fc->cfg.max_readahead / PAGE_SIZE;
-	inode = lanefs_iget(sb, FUSE_ROOT_ID, &root, 0, 0);
+	inode = lanefs_iget(sb, fc, FUSE_ROOT_ID, &root, 0, 0);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	sb->s_root = d_make_root(inode);

@@ -25,10 +25,10 @@
  * dead mount answers stat with ENOTCONN, not that). The mount stays where
  * it is, with every process's working directory and open file in it. The
  * kernel forgets the old frontend's lookup counts (no FORGET of them
- * reaches the new one) and the attributes it cached; a file opened under
- * the old frontend is opened again (OPEN/OPENDIR with its flags) by its
- * next read, write, fsync or readdir, and its release goes to the new
- * frontend only then. Errors: EPERM without CAP_SYS_ADMIN; EINVAL when
+ * reaches the new one); a file opened under the old frontend is opened
+ * again (OPEN/OPENDIR with its flags) by its next read, write, fsync,
+ * fallocate, ftruncate or readdir, and its RELEASE goes to the new
+ * frontend only then (until then requests about it carry fh 0). Errors: EPERM without CAP_SYS_ADMIN; EINVAL when
  * mount_fd is not the root of a lanefs mount, the connection is not set
  * up or already serves a mount, or its LANEFS_SETUP_WRITEBACK_CACHE
  * differs from the mount's; EBUSY while the mount's connection is alive.

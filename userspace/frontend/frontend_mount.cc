@@ -159,6 +159,8 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
       m->channel = std::move(*ch);
       m->attached = true;
       LOG_WARN("took over the lanefs mount at {} that a dead frontend left", m->target);
+    } else if (ch.code() == Errc::kBusy) {
+      return ch.error();  // the kernel sees a live frontend on it: not ours to detach
     } else {
       // An older lanefs.ko, another cache mode: the dead mount goes, a new one comes.
       LOG_WARN("taking over the dead lanefs mount at {} failed ({}); detaching it and mounting anew", m->target,
