@@ -198,6 +198,8 @@ RpcStatsSnapshot snapshot_counters(const RpcCounters& c) {
   s.unknown_session = ld(c.unknown_session);
   s.connects = ld(c.connects);
   s.version_rejects = ld(c.version_rejects);
+  s.connects_refused = ld(c.connects_refused);
+  s.sessions_reclaimed = ld(c.sessions_reclaimed);
   s.unexpected_packets = ld(c.unexpected_packets);
   s.tx_packets = ld(c.tx_packets);
   s.rx_packets = ld(c.rx_packets);
@@ -224,6 +226,8 @@ void RpcStatsSnapshot::add(const RpcStatsSnapshot& o) {
   unknown_session += o.unknown_session;
   connects += o.connects;
   version_rejects += o.version_rejects;
+  connects_refused += o.connects_refused;
+  sessions_reclaimed += o.sessions_reclaimed;
   unexpected_packets += o.unexpected_packets;
   tx_packets += o.tx_packets;
   rx_packets += o.rx_packets;

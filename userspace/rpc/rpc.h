@@ -52,6 +52,9 @@ struct RpcCounters {
   std::atomic<uint64_t> requests_executed{0}, replies_from_cache{0}, stale_dropped{0};
   std::atomic<uint64_t> duplicate_fragments{0}, unknown_session{0}, connects{0};
   std::atomic<uint64_t> version_rejects{0}, unexpected_packets{0};
+  // Server: connects refused for want of room (ServerOptions::max_sessions,
+  // max_sessions_per_addr), and sessions dropped to make room.
+  std::atomic<uint64_t> connects_refused{0}, sessions_reclaimed{0};
   std::atomic<uint64_t> tx_packets{0}, rx_packets{0};
   // Server: requests answered by the loop that received them (inline) and
   // requests whose work ran on a worker thread (deferred).
@@ -72,6 +75,7 @@ struct RpcStatsSnapshot {
   uint64_t session_resets = 0, requests_executed = 0, replies_from_cache = 0, stale_dropped = 0;
   uint64_t duplicate_fragments = 0, unknown_session = 0, connects = 0, version_rejects = 0;
   uint64_t unexpected_packets = 0, tx_packets = 0, rx_packets = 0, rx_invalid_total = 0;
+  uint64_t connects_refused = 0, sessions_reclaimed = 0;
   uint64_t inline_requests = 0, deferred_requests = 0, pushed_packets = 0;
   uint64_t rx_invalid[static_cast<int>(proto::DecodeError::kCount)] = {};
   uint64_t calls_by_op[RpcCounters::kOpSlots] = {};
@@ -352,6 +356,14 @@ struct ServerOptions {
   uint32_t loops = 0;
   uint32_t workers = 4;                            // blocking handlers (deferred work)
   uint32_t max_sessions = 4096;
+  // Sessions one source IP may hold, so that a connect flood from one
+  // address cannot lock every other client out. At this cap (or at
+  // max_sessions) the longest-idle session of that address (or of any)
+  // idle for at least reclaim_idle_ns is dropped to admit the new one (its
+  // client reconnects at its next call: kSessionReset); with none that
+  // idle the connect is refused (kBusy).
+  uint32_t max_sessions_per_addr = 512;
+  uint64_t reclaim_idle_ns = 5'000'000'000ull;
   uint32_t max_slots = 64;                         // per session
   uint64_t session_idle_ns = 600'000'000'000ull;   // idle sessions are dropped
   // Deferred work for which this returns true runs on a separate pool of

@@ -102,7 +102,36 @@ void RpcServer::Impl::worker_main(int pool) {
   }
 }
 
-uint32_t RpcServer::Impl::new_session_id(uint32_t target) {
+bool RpcServer::Impl::admit(uint32_t ip, uint64_t now) {
+  std::lock_guard lk(ids_mu_);
+  auto at = per_ip_.find(ip);
+  const bool ip_full = at != per_ip_.end() && at->second >= opts_.max_sessions_per_addr;
+  if (!ip_full && counted_ < opts_.max_sessions) return true;
+  // A scan looks at every session: a flood of connects gets one per ms,
+  // the rest are refused without one.
+  if (now - last_scan_ns_ < 1'000'000) return false;
+  last_scan_ns_ = now;
+  uint32_t victim = 0;
+  uint64_t longest = 0;
+  for (const auto& [sid, l] : live_) {
+    if (l.reclaiming || l.last_active == nullptr || (ip_full && l.ip != ip)) continue;
+    const uint64_t seen = l.last_active->load(std::memory_order_relaxed);
+    const uint64_t idle = now > seen ? now - seen : 0;
+    if (idle >= opts_.reclaim_idle_ns && idle > longest) {
+      longest = idle;
+      victim = sid;
+    }
+  }
+  if (victim == 0) return false;
+  Live& v = live_[victim];
+  v.reclaiming = true;
+  --counted_;
+  if (auto it = per_ip_.find(v.ip); it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+  loops_[v.loop]->post_reclaim(victim);
+  return true;
+}
+
+uint32_t RpcServer::Impl::new_session_id(uint32_t target, uint32_t ip, const std::atomic<uint64_t>* last_active) {
   std::lock_guard lk(ids_mu_);
   for (;;) {
     uint32_t r = 0;
@@ -112,8 +141,10 @@ uint32_t RpcServer::Impl::new_session_id(uint32_t target) {
     uint32_t low = (r & 0xffu) - (r & 0xffu) % n + target;
     if (low > 0xffu) low -= n;
     uint32_t sid = (r & ~0xffu) | low;
-    if (sid == 0 || live_ids_.count(sid)) continue;
-    live_ids_.insert(sid);
+    if (sid == 0 || live_.count(sid)) continue;
+    live_[sid] = Live{ip, target, last_active, false};
+    ++per_ip_[ip];
+    ++counted_;
     total_sessions_.fetch_add(1, std::memory_order_relaxed);
     return sid;
   }
@@ -121,12 +152,20 @@ uint32_t RpcServer::Impl::new_session_id(uint32_t target) {
 
 bool RpcServer::Impl::session_live(uint32_t sid) {
   std::lock_guard lk(ids_mu_);
-  return live_ids_.count(sid) != 0;
+  auto it = live_.find(sid);
+  return it != live_.end() && !it->second.reclaiming;
 }
 
 void RpcServer::Impl::session_gone(uint32_t sid) {
   std::lock_guard lk(ids_mu_);
-  if (live_ids_.erase(sid)) total_sessions_.fetch_sub(1, std::memory_order_relaxed);
+  auto it = live_.find(sid);
+  if (it == live_.end()) return;
+  if (!it->second.reclaiming) {
+    --counted_;
+    if (auto p = per_ip_.find(it->second.ip); p != per_ip_.end() && --p->second == 0) per_ip_.erase(p);
+  }
+  live_.erase(it);
+  total_sessions_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 RpcStatsSnapshot RpcServer::Impl::stats() const {

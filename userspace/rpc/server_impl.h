@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -28,9 +29,14 @@ class RpcServer::Impl {
   uint32_t nloops() const { return static_cast<uint32_t>(loops_.size()); }
   ServerLoop& loop(uint32_t i) { return *loops_[i]; }
 
+  // Whether a connect from `ip` may open a session now (loop 0's thread):
+  // there is room under max_sessions and max_sessions_per_addr, or an idle
+  // session was picked to make room (its loop is told to drop it).
+  bool admit(uint32_t ip, uint64_t now);
   // A fresh session id that the reuseport group steers to `target` (random
-  // high bits: a stray or hostile packet cannot guess a live session).
-  uint32_t new_session_id(uint32_t target);
+  // high bits: a stray or hostile packet cannot guess a live session),
+  // registered with its source IP and its activity clock.
+  uint32_t new_session_id(uint32_t target, uint32_t ip, const std::atomic<uint64_t>* last_active);
   bool session_live(uint32_t sid);
   void session_gone(uint32_t sid);
   uint32_t total_sessions() const { return total_sessions_.load(std::memory_order_relaxed); }
@@ -68,8 +74,17 @@ class RpcServer::Impl {
   std::condition_variable wq_cv_[2];  // one per pool: wake only the pool that has work
   std::deque<ServerCall*> jobs_[2];    // [0] ordinary, [1] priority pool
   bool wq_stop_ = false;
+  struct Live {
+    uint32_t ip = 0;
+    uint32_t loop = 0;
+    const std::atomic<uint64_t>* last_active = nullptr;  // freed only after session_gone()
+    bool reclaiming = false;  // admit() gave its place away; its loop drops it
+  };
   std::mutex ids_mu_;
-  std::unordered_set<uint32_t> live_ids_;
+  std::unordered_map<uint32_t, Live> live_;       // by session id
+  std::unordered_map<uint32_t, uint32_t> per_ip_;  // sessions per source IP, reclaiming ones not counted
+  uint32_t counted_ = 0;                           // sessions in live_ not reclaiming
+  uint64_t last_scan_ns_ = 0;                      // admit()'s scans: at most one per ms
   std::atomic<uint32_t> total_sessions_{0};
 };
 

@@ -63,6 +63,15 @@ void ServerLoop::post_session(std::unique_ptr<Session> s) {
   core_->wake();
 }
 
+void ServerLoop::post_reclaim(uint32_t sid) {
+  {
+    std::lock_guard lk(inbox_mu_);
+    reclaims_.push_back(sid);
+    inbox_flag_.store(true, std::memory_order_release);
+  }
+  core_->wake();
+}
+
 void ServerLoop::post_completion(ServerCall* c) {
   {
     std::lock_guard lk(cq_mu_);
@@ -92,15 +101,32 @@ bool ServerLoop::drain_inbox() {
   {
     std::lock_guard lk(inbox_mu_);
     in.swap(inbox_);
+    drop_.insert(drop_.end(), reclaims_.begin(), reclaims_.end());
+    reclaims_.clear();
     inbox_flag_.store(false, std::memory_order_relaxed);
   }
-  std::lock_guard lk(sess_mu_);
-  for (auto& s : in) {
-    uint32_t id = s->id;
-    sessions_.emplace(id, std::move(s));
+  {
+    std::lock_guard lk(sess_mu_);
+    for (auto& s : in) {
+      uint32_t id = s->id;
+      sessions_.emplace(id, std::move(s));
+    }
+    n_sessions_.store(static_cast<uint32_t>(sessions_.size()), std::memory_order_relaxed);
   }
-  n_sessions_.store(static_cast<uint32_t>(sessions_.size()), std::memory_order_relaxed);
   return !in.empty();
+}
+
+// Sessions reclaimed to admit new ones (admit()): their clients get
+// kSessionReset at their next packet and reconnect. Run between packets
+// only (never while a session's packet is being handled).
+void ServerLoop::drop_reclaimed() {
+  for (uint32_t sid : drop_) {
+    auto it = sessions_.find(sid);
+    if (it == sessions_.end()) continue;
+    counters_.sessions_reclaimed.fetch_add(1, std::memory_order_relaxed);
+    erase_session(it);
+  }
+  drop_.clear();
 }
 
 size_t ServerLoop::drain_completions() {
@@ -130,6 +156,7 @@ void ServerLoop::run() {
       faults_changed_.store(false);
     }
     bool busy = drain_inbox();
+    if (!drop_.empty()) drop_reclaimed();
     size_t n = core_->receive([this](NetAddr src, NetAddr dst, const PacketHeader& h, std::span<const uint8_t> p,
                                      bool bad_version) {
       reply_from_ = dst;
@@ -298,7 +325,7 @@ void ServerLoop::on_packet(NetAddr src, const PacketHeader& h, std::span<const u
     s.peer = src;
     s.local = reply_from_;
   }
-  s.last_active_ns = mono_ns();
+  s.last_active_ns.store(mono_ns(), std::memory_order_relaxed);
   if (h.type == PktType::kRequest) on_request(s, h, payload);
   else if (h.type == PktType::kRfr) on_rfr(s, h);
   else erase_session(sessions_.find(h.session_id));
@@ -328,7 +355,8 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     sid = known->second.sid;  // a retransmitted connect: same answer
     slots = known->second.slots;
   } else {
-    if (server_.total_sessions() >= o.max_sessions) {
+    if (!server_.admit(src.ip, mono_ns())) {
+      counters_.connects_refused.fetch_add(1, std::memory_order_relaxed);
       Buffer body;
       Encoder e(&body);
       e.i32(static_cast<int32_t>(Errc::kBusy));
@@ -338,8 +366,8 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
       return;
     }
     uint32_t target = server_.next_loop++ % server_.nloops();
-    sid = server_.new_session_id(target);
     auto s = std::make_unique<Session>();
+    sid = server_.new_session_id(target, src.ip, &s->last_active_ns);
     s->id = sid;
     s->peer = src;
     s->local = reply_from_;
@@ -351,7 +379,7 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     s->per_packet = std::min<uint32_t>(per_packet_, client_max - proto::kHeaderSize);
     s->push = push;
     s->single = (flags & proto::kConnectRawFrames) != 0;
-    s->last_active_ns = mono_ns();
+    s->last_active_ns.store(mono_ns(), std::memory_order_relaxed);
     server_.by_nonce[key] = {sid, slots, mono_ns()};
     counters_.connects.fetch_add(1, std::memory_order_relaxed);
     if (target == index_) {
@@ -480,7 +508,8 @@ void ServerLoop::gc_sessions(uint64_t now) {
   last_gc_ns_ = now;
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     auto next = std::next(it);
-    if (now - it->second->last_active_ns > server_.opts().session_idle_ns) erase_session(it);
+    if (now - it->second->last_active_ns.load(std::memory_order_relaxed) > server_.opts().session_idle_ns)
+      erase_session(it);
     it = next;
   }
   if (index_ == 0) {

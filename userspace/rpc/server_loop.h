@@ -50,7 +50,9 @@ struct Session {
   uint64_t client_id = 0;  // from the connect (RequestInfo::client_id)
   std::string name;
   std::vector<Slot> slots;
-  uint64_t last_active_ns = 0;
+  // The loop thread stores it per packet; the connect path reads it to
+  // pick a session to reclaim (RpcServer::Impl::admit).
+  std::atomic<uint64_t> last_active_ns{0};
   uint32_t per_packet = 0;  // response payload bytes per packet (agreed at connect)
   uint32_t push = 0;        // response packets sent at completion unasked
   bool single = false;      // the client reads raw frames: no coalesced datagrams to it
@@ -66,6 +68,7 @@ class ServerLoop {
 
   // ---- any thread
   void post_session(std::unique_ptr<Session> s);  // loop 0 opened it for this loop
+  void post_reclaim(uint32_t sid);                // drop this idle session (admit())
   void post_completion(ServerCall* c);            // deferred work finished
   void set_faults(const transport::FaultConfig& f);
   std::vector<std::pair<std::string, NetAddr>> sessions() const;
@@ -99,6 +102,7 @@ class ServerLoop {
   void erase_session(std::unordered_map<uint32_t, std::unique_ptr<Session>>::iterator it);
   Session* find_session(uint32_t sid);
   bool drain_inbox();
+  void drop_reclaimed();
   size_t drain_completions();
   void gc_sessions(uint64_t now);
   ServerCall* take_call();
@@ -123,6 +127,8 @@ class ServerLoop {
 
   std::mutex inbox_mu_;
   std::vector<std::unique_ptr<Session>> inbox_;
+  std::vector<uint32_t> reclaims_;  // sessions to drop (post_reclaim)
+  std::vector<uint32_t> drop_;      // taken from reclaims_, dropped by the loop (loop thread)
   std::atomic<bool> inbox_flag_{false};
 
   std::mutex cq_mu_;
