@@ -200,6 +200,7 @@ RpcStatsSnapshot snapshot_counters(const RpcCounters& c) {
   s.version_rejects = ld(c.version_rejects);
   s.connects_refused = ld(c.connects_refused);
   s.sessions_reclaimed = ld(c.sessions_reclaimed);
+  s.reassembly_refused = ld(c.reassembly_refused);
   s.unexpected_packets = ld(c.unexpected_packets);
   s.tx_packets = ld(c.tx_packets);
   s.rx_packets = ld(c.rx_packets);
@@ -228,6 +229,8 @@ void RpcStatsSnapshot::add(const RpcStatsSnapshot& o) {
   version_rejects += o.version_rejects;
   connects_refused += o.connects_refused;
   sessions_reclaimed += o.sessions_reclaimed;
+  reassembly_refused += o.reassembly_refused;
+  reassembly_bytes += o.reassembly_bytes;
   unexpected_packets += o.unexpected_packets;
   tx_packets += o.tx_packets;
   rx_packets += o.rx_packets;

@@ -55,6 +55,9 @@ struct RpcCounters {
   // Server: connects refused for want of room (ServerOptions::max_sessions,
   // max_sessions_per_addr), and sessions dropped to make room.
   std::atomic<uint64_t> connects_refused{0}, sessions_reclaimed{0};
+  // Server: request fragments dropped because their message would not fit
+  // the reassembly memory (ServerOptions::max_*reassembly_bytes).
+  std::atomic<uint64_t> reassembly_refused{0};
   std::atomic<uint64_t> tx_packets{0}, rx_packets{0};
   // Server: requests answered by the loop that received them (inline) and
   // requests whose work ran on a worker thread (deferred).
@@ -75,7 +78,8 @@ struct RpcStatsSnapshot {
   uint64_t session_resets = 0, requests_executed = 0, replies_from_cache = 0, stale_dropped = 0;
   uint64_t duplicate_fragments = 0, unknown_session = 0, connects = 0, version_rejects = 0;
   uint64_t unexpected_packets = 0, tx_packets = 0, rx_packets = 0, rx_invalid_total = 0;
-  uint64_t connects_refused = 0, sessions_reclaimed = 0;
+  uint64_t connects_refused = 0, sessions_reclaimed = 0, reassembly_refused = 0;
+  uint64_t reassembly_bytes = 0;  // server: memory reserved for requests being reassembled now (a gauge)
   uint64_t inline_requests = 0, deferred_requests = 0, pushed_packets = 0;
   uint64_t rx_invalid[static_cast<int>(proto::DecodeError::kCount)] = {};
   uint64_t calls_by_op[RpcCounters::kOpSlots] = {};
@@ -365,6 +369,13 @@ struct ServerOptions {
   uint32_t max_sessions_per_addr = 512;
   uint64_t reclaim_idle_ns = 5'000'000'000ull;
   uint32_t max_slots = 64;                         // per session
+  // Memory for requests being reassembled from fragments (their full size
+  // is reserved at the first fragment): per session, and for the whole
+  // server (split evenly between the loops, each at least one largest
+  // message). A fragment that would go past either starts nothing: it is
+  // dropped and counted (reassembly_refused), and its client resends.
+  uint64_t max_session_reassembly_bytes = 64ull << 20;
+  uint64_t max_reassembly_bytes = 512ull << 20;
   uint64_t session_idle_ns = 600'000'000'000ull;   // idle sessions are dropped
   // Deferred work for which this returns true runs on a separate pool of
   // `priority_workers` threads. Backends put peer primitives and data ops

@@ -173,6 +173,7 @@ RpcStatsSnapshot RpcServer::Impl::stats() const {
   for (const auto& l : loops_) {
     RpcStatsSnapshot s = snapshot_counters(l->counters());
     s.sessions = l->session_count();
+    s.reassembly_bytes = l->reassembly_bytes();
     s.endpoints = 1;
     total.add(s);
   }

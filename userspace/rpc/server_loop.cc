@@ -410,10 +410,54 @@ void ServerLoop::reset_slot(Slot& sl, const PacketHeader& h) {
   sl.got_count = 0;
   sl.last_gen = 0;
   sl.resent = false;
+  sl.frag_len = 0;
+  sl.last_off = ~0u;
   sl.req.resize_uninit(h.msg_len);
   sl.got.assign(h.pkt_count, false);
   sl.resp.clear();
   sl.resp_pkts = 0;
+}
+
+namespace {
+// Whether a fragment sits where the client's fixed-size fragmentation puts
+// it (every fragment but the last `frag_len` bytes long, at pkt_num *
+// frag_len; the last one ending at msg_len), given what the slot saw of its
+// request so far (frag_len 0, last_off ~0: nothing). Fragments that pass
+// cover the message exactly once: no byte of a request reaches a handler
+// unwritten.
+bool fragment_fits(const PacketHeader& h, size_t len, uint32_t frag_len, uint32_t last_off) {
+  const uint64_t off = h.frag_offset, n = h.pkt_count, i = h.pkt_num;
+  if (n == 1) return off == 0 && len == h.msg_len;
+  if (i + 1 < n) {  // a full-size fragment
+    if (len == 0 || off != i * len || (n - 1) * len >= h.msg_len || n * len < h.msg_len) return false;
+    if (frag_len != 0 && len != frag_len) return false;
+    return last_off == ~0u || last_off == (n - 1) * len;
+  }
+  if (off + len != h.msg_len) return false;  // the last one
+  return frag_len == 0 || off == (n - 1) * frag_len;
+}
+}  // namespace
+
+bool ServerLoop::reserve(Session& s, Slot& sl, const PacketHeader& h) {
+  if (h.pkt_count == 1) return true;  // all of it is in this datagram
+  const ServerOptions& o = server_.opts();
+  const uint64_t loop_cap =
+      std::max<uint64_t>(o.max_reassembly_bytes / server_.nloops(), proto::kMaxMessage);
+  const uint64_t held = reassembly_bytes_.load(std::memory_order_relaxed);
+  if (s.reassembly + h.msg_len > o.max_session_reassembly_bytes || held + h.msg_len > loop_cap) {
+    counters_.reassembly_refused.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  sl.reserved = h.msg_len;
+  s.reassembly += h.msg_len;
+  reassembly_bytes_.store(held + h.msg_len, std::memory_order_relaxed);
+  return true;
+}
+
+void ServerLoop::unreserve(Session& s, Slot& sl) {
+  s.reassembly -= sl.reserved;
+  reassembly_bytes_.store(reassembly_bytes_.load(std::memory_order_relaxed) - sl.reserved, std::memory_order_relaxed);
+  sl.reserved = 0;
 }
 
 void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const uint8_t> payload) {
@@ -424,8 +468,22 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
     return;
   }
   if (h.request_id > sl.req_id) {
+    if (!fragment_fits(h, payload.size(), 0, ~0u)) {
+      counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    // A request still being received here was given up by its client
+    // (it moved on to a newer id): its memory goes back first.
+    if (sl.reserved) {
+      unreserve(s, sl);
+      sl.state = SlotState::kEmpty;  // its late fragments are dropped
+    }
+    if (!reserve(s, sl, h)) return;  // its client resends
     reset_slot(sl, h);
   } else if (h.pkt_count != sl.req_pkts || (sl.state == SlotState::kReceiving && h.msg_len != sl.req.size())) {
+    counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
+    return;
+  } else if (sl.state == SlotState::kReceiving && !fragment_fits(h, payload.size(), sl.frag_len, sl.last_off)) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -438,11 +496,14 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
         if (!payload.empty()) std::memcpy(sl.req.data() + h.frag_offset, payload.data(), payload.size());
         sl.got[h.pkt_num] = true;
         ++sl.got_count;
+        if (h.pkt_num == last) sl.last_off = h.frag_offset;
+        else sl.frag_len = static_cast<uint32_t>(payload.size());
       } else {
         counters_.duplicate_fragments.fetch_add(1, std::memory_order_relaxed);
       }
       if (sl.got_count == sl.req_pkts) {
         sl.state = SlotState::kExecuting;
+        if (sl.reserved) unreserve(s, sl);  // the buffer goes to the call
         if (h.pkt_num != last)
           send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
         execute(s, slot_index);  // may finish (and send) at once
@@ -498,6 +559,8 @@ void ServerLoop::send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16_t ge
 
 void ServerLoop::erase_session(std::unordered_map<uint32_t, std::unique_ptr<Session>>::iterator it) {
   core_->flush();  // queued packets may point into its reply caches
+  reassembly_bytes_.store(reassembly_bytes_.load(std::memory_order_relaxed) - it->second->reassembly,
+                          std::memory_order_relaxed);
   server_.session_gone(it->first);
   std::lock_guard lk(sess_mu_);
   sessions_.erase(it);

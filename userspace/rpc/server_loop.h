@@ -35,6 +35,9 @@ struct Slot {
   uint32_t got_count = 0;
   uint16_t last_gen = 0;
   bool resent = false;     // a packet of it carried kFlagResent
+  uint32_t reserved = 0;   // reassembly memory held (ServerLoop::reserve), while receiving
+  uint32_t frag_len = 0;   // the length of every fragment but the last (0: none seen yet)
+  uint32_t last_off = ~0u; // where the last fragment started (~0: not seen yet)
   MsgBuffer req;           // reassembly (capacity circulates with the calls)
   std::vector<bool> got;
   MsgBuffer resp;          // the reply cache entry
@@ -53,6 +56,7 @@ struct Session {
   // The loop thread stores it per packet; the connect path reads it to
   // pick a session to reclaim (RpcServer::Impl::admit).
   std::atomic<uint64_t> last_active_ns{0};
+  uint64_t reassembly = 0;  // bytes its receiving slots reserved
   uint32_t per_packet = 0;  // response payload bytes per packet (agreed at connect)
   uint32_t push = 0;        // response packets sent at completion unasked
   bool single = false;      // the client reads raw frames: no coalesced datagrams to it
@@ -69,6 +73,7 @@ class ServerLoop {
   // ---- any thread
   void post_session(std::unique_ptr<Session> s);  // loop 0 opened it for this loop
   void post_reclaim(uint32_t sid);                // drop this idle session (admit())
+  uint64_t reassembly_bytes() const { return reassembly_bytes_.load(std::memory_order_relaxed); }
   void post_completion(ServerCall* c);            // deferred work finished
   void set_faults(const transport::FaultConfig& f);
   std::vector<std::pair<std::string, NetAddr>> sessions() const;
@@ -103,6 +108,10 @@ class ServerLoop {
   Session* find_session(uint32_t sid);
   bool drain_inbox();
   void drop_reclaimed();
+  // Reassembly memory for a request of `h.msg_len` bytes in `sl`, under
+  // the session's and this loop's limits; false: over one, nothing taken.
+  bool reserve(Session& s, Slot& sl, const proto::PacketHeader& h);
+  void unreserve(Session& s, Slot& sl);
   size_t drain_completions();
   void gc_sessions(uint64_t now);
   ServerCall* take_call();
@@ -124,6 +133,7 @@ class ServerLoop {
   mutable std::mutex sess_mu_;
   std::atomic<uint32_t> n_sessions_{0};
   uint64_t last_gc_ns_ = 0;
+  std::atomic<uint64_t> reassembly_bytes_{0};  // reserved by this loop's sessions (written by the loop thread)
 
   std::mutex inbox_mu_;
   std::vector<std::unique_ptr<Session>> inbox_;

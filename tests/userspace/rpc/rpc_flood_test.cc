@@ -1,10 +1,13 @@
-// Connect floods against an RpcServer on kernel UDP (127.0.0.0/8 only): a
+// Floods against an RpcServer on kernel UDP (127.0.0.0/8 only). Connects: a
 // flood from one address cannot hold more than max_sessions_per_addr
 // sessions, so another address still connects at once; a flood from many
 // addresses that fills max_sessions gives way to a new client once its
 // sessions have been idle for reclaim_idle_ns; a client whose idle session
 // was reclaimed reconnects at its next call without an error (once some
-// session is idle enough to make room for it).
+// session is idle enough to make room for it). Fragments: first fragments
+// announcing 16 MiB messages hold no more reassembly memory than the
+// budget while a client still gets answers, and fragments that do not
+// cover their message exactly never make a request.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -13,6 +16,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,10 +88,86 @@ class Flooder {
     }
   }
 
+  // A session of its own (kConnect, wait for kConnectOk): its id, or 0.
+  uint32_t open_session(NetAddr server) {
+    server_ = server;
+    Buffer body;
+    Encoder e(&body);
+    e.u32(64);
+    e.str("raw");
+    proto::PacketHeader h;
+    h.type = proto::PktType::kConnect;
+    h.request_id = ++nonce_;
+    h.pkt_count = 1;
+    h.msg_len = static_cast<uint32_t>(body.size());
+    for (int tries = 0; tries < 20; ++tries) {
+      send(h, body);
+      const uint64_t deadline = mono_ns() + 200'000'000;
+      while (mono_ns() < deadline) {
+        uint8_t buf[4096];
+        ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
+        proto::PacketHeader rh;
+        std::span<const uint8_t> payload;
+        if (proto::decode_packet({buf, size_t(n)}, &rh, &payload) == proto::DecodeError::kOk &&
+            rh.type == proto::PktType::kConnectOk && rh.request_id == h.request_id)
+          return rh.session_id;
+      }
+    }
+    return 0;
+  }
+  // One request fragment on session `sid`.
+  void fragment(uint32_t sid, uint64_t req, uint16_t num, uint16_t count, uint32_t msg_len, uint32_t off,
+                const Buffer& data) {
+    proto::PacketHeader h;
+    h.type = proto::PktType::kRequest;
+    h.session_id = sid;
+    h.request_id = req;
+    h.opcode = kEcho;
+    h.pkt_num = num;
+    h.pkt_count = count;
+    h.msg_len = msg_len;
+    h.frag_offset = off;
+    send(h, data);
+  }
+  // The first response datagram to request `req`, if one comes within `ms`.
+  std::optional<Buffer> response(uint64_t req, int ms) {
+    const uint64_t deadline = mono_ns() + uint64_t(ms) * 1'000'000;
+    while (mono_ns() < deadline) {
+      uint8_t buf[70000];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      proto::PacketHeader rh;
+      std::span<const uint8_t> payload;
+      if (proto::decode_packet({buf, size_t(n)}, &rh, &payload) == proto::DecodeError::kOk &&
+          rh.type == proto::PktType::kResponse && rh.request_id == req)
+        return Buffer(payload.begin(), payload.end());
+    }
+    return std::nullopt;
+  }
+
  private:
+  void send(proto::PacketHeader h, const Buffer& body) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(server_.ip);
+    a.sin_port = htons(server_.port);
+    h.payload_len = static_cast<uint32_t>(body.size());
+    Buffer pkt(proto::kHeaderSize + body.size());
+    std::copy(body.begin(), body.end(), pkt.begin() + proto::kHeaderSize);
+    proto::encode_header(h, body, pkt.data());
+    (void)sendto(fd_, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
   int fd_ = -1;
   bool ok_ = false;
   uint64_t nonce_ = 0x5eed0000;
+  NetAddr server_;
 };
 
 class RpcFlood : public testing::Test {
@@ -180,6 +260,75 @@ TEST_F(RpcFlood, AReclaimedClientReconnectsAtItsNextCall) {
   auto r = a->call(addr_, kEcho, Buffer{7, 7}, 10 * kSec);
   ASSERT_TRUE(r.ok()) << "a reclaimed session must not fail its client's next call: " << r.error().to_string();
   EXPECT_EQ(*r, (Buffer{7, 7}));
+}
+
+TEST_F(RpcFlood, FirstFragmentsOfHugeMessagesStayWithinTheBudget) {
+  start(/*max_sessions=*/256, /*per_addr=*/64, /*reclaim_idle_ns=*/60 * kSec);
+  // The budget the test sets: 32 MiB per session, 64 MiB in all (2 loops).
+  // (start() uses the defaults; a server with smaller ones:)
+  server_.reset();
+  {
+    ServerOptions o;
+    o.transport.kind = transport::TransportKind::kUdp;
+    o.transport.bind = NetAddr{loopback(1), 0};
+    o.loops = 2;
+    o.max_session_reassembly_bytes = 32ull << 20;
+    o.max_reassembly_bytes = 64ull << 20;
+    auto sv = RpcServer::create(std::move(o), [](const RequestInfo&, std::span<const uint8_t> req, Buffer* resp) {
+      resp->assign(req.begin(), req.end());
+    });
+    ASSERT_TRUE(sv.ok()) << sv.error().to_string();
+    server_ = std::move(sv).value();
+    addr_ = server_->local_addr();
+  }
+  const uint32_t huge = 16u << 20, frag = 1000;
+  const uint16_t count = static_cast<uint16_t>((huge + frag - 1) / frag);
+  std::vector<std::unique_ptr<Flooder>> peers;
+  for (uint8_t a = 20; a < 28; ++a) {  // 8 sessions x 64 slots x 16 MiB announced: 8 GiB
+    auto f = std::make_unique<Flooder>(loopback(a));
+    ASSERT_TRUE(f->ok());
+    const uint32_t sid = f->open_session(addr_);
+    ASSERT_NE(sid, 0u);
+    for (uint64_t r = 1; r <= 64; ++r) f->fragment(sid, r, 0, count, huge, 0, Buffer(frag, 0xee));
+    peers.push_back(std::move(f));
+  }
+  ASSERT_TRUE(eventually([&] { return server_->stats().reassembly_refused >= 8 * 64 - 8; }, 10 * kSec))
+      << server_->stats().reassembly_refused;
+  auto st = server_->stats();
+  EXPECT_LE(st.reassembly_bytes, 2 * (32ull << 20)) << "reserved more than the budget of the two loops";
+  const double t = echo_from(3);  // a small call needs no reassembly memory
+  EXPECT_GE(t, 0);
+  EXPECT_LT(t, 1.0);
+}
+
+TEST_F(RpcFlood, FragmentsThatDoNotCoverTheMessageMakeNoRequest) {
+  start(/*max_sessions=*/16, /*per_addr=*/16, /*reclaim_idle_ns=*/60 * kSec);
+  Flooder f(loopback(30));
+  ASSERT_TRUE(f.ok());
+  const uint32_t sid = f.open_session(addr_);
+  ASSERT_NE(sid, 0u);
+  const auto before = server_->stats().requests_executed;
+  // One datagram announcing more than it carries: the rest would be whatever the buffer held.
+  f.fragment(sid, 1, 0, 1, 4096, 0, Buffer(10, 1));
+  // Two fragments, both at offset 0, their lengths adding up to the message.
+  f.fragment(sid, 2, 0, 2, 2000, 0, Buffer(1000, 2));
+  f.fragment(sid, 2, 1, 2, 2000, 0, Buffer(1000, 2));
+  // A last fragment that ends short of the message.
+  f.fragment(sid, 3, 0, 2, 2000, 0, Buffer(1000, 3));
+  f.fragment(sid, 3, 1, 2, 2000, 900, Buffer(1000, 3));
+  EXPECT_FALSE(f.response(1, 300).has_value());
+  EXPECT_FALSE(f.response(2, 100).has_value());
+  EXPECT_FALSE(f.response(3, 100).has_value());
+  EXPECT_EQ(server_->stats().requests_executed, before) << "a request ran with bytes nobody sent";
+  // A well-formed one on the same session is answered, byte for byte.
+  Buffer a(600, 4), b(300, 5);  // the echo fits one response datagram
+  f.fragment(sid, 4, 1, 2, 900, 600, b);
+  f.fragment(sid, 4, 0, 2, 900, 0, a);
+  auto r = f.response(4, 2000);
+  ASSERT_TRUE(r.has_value());
+  Buffer want = a;
+  want.insert(want.end(), b.begin(), b.end());
+  EXPECT_EQ(*r, want);
 }
 
 }  // namespace
