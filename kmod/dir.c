@@ -72,7 +72,8 @@ static struct dentry *lanefs_lookup(struct inode *dir, struct dentry *dentry, un
 	if (err && err != -ENOENT)
 		return ERR_PTR(err);
 	if (!err) {
-		inode = lanefs_iget(dir->i_sb, fc, out.nodeid, &out.attr, out.attr_valid, out.attr_valid_nsec);
+		inode = lanefs_iget(dir->i_sb, fc, out.nodeid, out.generation, &out.attr, out.attr_valid,
+				    out.attr_valid_nsec);
 		if (IS_ERR(inode))
 			return ERR_CAST(inode);
 	}
@@ -92,7 +93,12 @@ static int lanefs_d_revalidate(struct dentry *dentry, unsigned int flags)
 	struct dentry *parent;
 	int err, ret;
 
-	if (entry_fresh(dentry))
+	/*
+	 * LOOKUP_REVAL: the walk is being redone because the frontend answered
+	 * ESTALE (an open of a file changed elsewhere): ask it, as FUSE does,
+	 * or the same stale answer comes back and reaches the caller.
+	 */
+	if (entry_fresh(dentry) && !(flags & LOOKUP_REVAL))
 		return 1;
 	if (flags & LOOKUP_RCU)
 		return -ECHILD;
@@ -113,8 +119,9 @@ static int lanefs_d_revalidate(struct dentry *dentry, unsigned int flags)
 		lanefs_queue_forget(fc, out.nodeid, 1);
 	if (err || !inode)
 		return 0;
-	if (out.nodeid != lanefs_nodeid(inode) || ((inode->i_mode ^ out.attr.mode) & S_IFMT)) {
-		/* the frontend counted this lookup of another node: give it back */
+	if (out.nodeid != lanefs_nodeid(inode) || ((inode->i_mode ^ out.attr.mode) & S_IFMT) ||
+	    inode->i_generation != (u32)out.generation) {
+		/* another node, or the frontend wants a fresh inode: a new lookup builds it */
 		lanefs_queue_forget(fc, out.nodeid, 1);
 		return 0;
 	}
@@ -144,7 +151,8 @@ static int make_entry(struct inode *dir, struct dentry *dentry, struct lanefs_ar
 		return n;
 	if (!out.nodeid || out.nodeid == FUSE_ROOT_ID)
 		return -EIO;
-	inode = lanefs_iget(dir->i_sb, fc, out.nodeid, &out.attr, out.attr_valid, out.attr_valid_nsec);
+	inode = lanefs_iget(dir->i_sb, fc, out.nodeid, out.generation, &out.attr, out.attr_valid,
+			    out.attr_valid_nsec);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	dir_changed(dir);
@@ -346,8 +354,8 @@ static int lanefs_atomic_open(struct inode *dir, struct dentry *dentry, struct f
 	err = -EIO;
 	if (!out.entry.nodeid || out.entry.nodeid == FUSE_ROOT_ID || !S_ISREG(out.entry.attr.mode))
 		goto out;
-	inode = lanefs_iget(dir->i_sb, fc, out.entry.nodeid, &out.entry.attr, out.entry.attr_valid,
-			    out.entry.attr_valid_nsec);
+	inode = lanefs_iget(dir->i_sb, fc, out.entry.nodeid, out.entry.generation, &out.entry.attr,
+			    out.entry.attr_valid, out.entry.attr_valid_nsec);
 	if (IS_ERR(inode)) {
 		err = PTR_ERR(inode);
 		goto out;

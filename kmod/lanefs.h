@@ -200,7 +200,7 @@ static inline u64 lanefs_nodeid(struct inode *inode)
 }
 
 u64 lanefs_expire(u64 sec, u32 nsec);
-struct inode *lanefs_iget(struct super_block *sb, struct lanefs_conn *fc, u64 nodeid,
+struct inode *lanefs_iget(struct super_block *sb, struct lanefs_conn *fc, u64 nodeid, u64 generation,
 			  const struct fuse_attr *attr, u64 attr_valid, u32 attr_valid_nsec);
 void lanefs_count_lookup(struct inode *inode, struct lanefs_conn *fc);
 void lanefs_apply_attr(struct inode *inode, const struct fuse_attr *attr, u64 attr_valid,

@@ -241,16 +241,30 @@ void lanefs_count_lookup(struct inode *inode, struct lanefs_conn *fc)
 	spin_unlock(&li->lock);
 }
 
-/* The inode of node `nodeid`, counting the lookup fc's frontend just made. */
-struct inode *lanefs_iget(struct super_block *sb, struct lanefs_conn *fc, u64 nodeid,
+/*
+ * The inode of node `nodeid`, counting the lookup fc's frontend just made.
+ * Another generation than the cached inode's means the frontend wants a
+ * fresh one (the file changed elsewhere in a way the cached inode cannot
+ * follow, e.g. it shrank under the write-back cache), as FUSE does: the
+ * old inode leaves the hash (files open on it keep it) and a new one is
+ * built from this entry.
+ */
+struct inode *lanefs_iget(struct super_block *sb, struct lanefs_conn *fc, u64 nodeid, u64 generation,
 			  const struct fuse_attr *attr, u64 attr_valid, u32 attr_valid_nsec)
 {
 	struct inode *inode;
 
+retry:
 	inode = iget5_locked(sb, (unsigned long)nodeid, inode_test, inode_set, &nodeid);
 	if (!inode)
 		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW) && inode->i_generation != (u32)generation) {
+		remove_inode_hash(inode);
+		iput(inode);
+		goto retry;
+	}
 	if (inode->i_state & I_NEW) {
+		inode->i_generation = (u32)generation;
 		init_inode(inode, attr);
 		lanefs_apply_attr(inode, attr, attr_valid, attr_valid_nsec);
 		lanefs_count_lookup(inode, fc);
@@ -402,7 +416,7 @@ static int lanefs_fill_super(struct super_block *sb, struct fs_context *fsc)
 	if (err)
 		return err;
 	sb->s_bdi->ra_pages = fc->cfg.max_readahead / PAGE_SIZE;
-	inode = lanefs_iget(sb, fc, FUSE_ROOT_ID, &root, 0, 0);
+	inode = lanefs_iget(sb, fc, FUSE_ROOT_ID, 0, &root, 0, 0);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	sb->s_root = d_make_root(inode);

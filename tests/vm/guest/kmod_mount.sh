@@ -112,6 +112,28 @@ rm -rf $MNT/d $MNT/big || fail "rm -rf"
 [ -z "$(ls $MNT)" ] || fail "not empty after rm: $(ls $MNT)"
 step "basic operations PASS"
 
+# ---- a file shrunk through another mount (another client, writecache): the
+# frontend answers the open here ESTALE (its view is stale), the kernel
+# redoes the walk (LOOKUP_REVAL asks the frontend) and gets a fresh inode
+# (a new generation); the open succeeds with the new contents
+MNT2=/tmp/kmnt2
+mkdir -p $MNT2
+out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT2 -o client=kernel) || fail "second mount: $out"
+printf 'a long first version of the file\n' >$MNT/shrink
+[ "$(cat $MNT/shrink)" = "a long first version of the file" ] || fail "shrink: first read"
+printf 'short\n' >$MNT2/shrink  # O_TRUNC through the other mount
+i=0
+while [ $i -lt 3 ]; do
+  got=$(cat $MNT/shrink 2>&1) || fail "open after a shrink elsewhere: $got"
+  [ "$got" = short ] && break
+  sleep 1  # attribute and entry timeouts of the first mount
+  i=$((i + 1))
+done
+[ "$got" = short ] || fail "the first mount still reads '$got' after a shrink through the second"
+rm -f $MNT/shrink
+umount $MNT2 || fail "umount $MNT2"
+step "a file shrunk through another mount opens fresh here (ESTALE, LOOKUP_REVAL, new generation): PASS"
+
 # ---- asynchronous direct IO (libaio, 16 in flight; dio.c): random writes of
 # 4 KiB to 2 MiB (up to max_write asynchronous, larger ones synchronous),
 # then every block read back the same way and verified
