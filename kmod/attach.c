@@ -43,15 +43,10 @@ static int attach_to(struct lanefs_conn *fc, struct file *root)
 		return -EINVAL;
 	if (lanefs_conn_claim(fc))
 		return -EINVAL;
-	/* the old connection: no notification reaches the superblock through it */
-	down_write(&old->sb_rwsem);
-	old->sb = NULL;
-	up_write(&old->sb_rwsem);
+	lanefs_conn_set_sb(old, NULL);	/* no notification reaches the superblock through it */
 	lanefs_conn_unpin(old);
 	list_add(&old->retired, &s->retired);
-	down_write(&fc->sb_rwsem);
-	fc->sb = sb;
-	up_write(&fc->sb_rwsem);
+	lanefs_conn_set_sb(fc, sb);
 	smp_store_release(&s->fc, fc);	/* set up and claimed before it is seen */
 	pr_info("lanefs: a new frontend (pid %d) attached to a mount whose frontend had died\n",
 		task_tgid_nr(current));

@@ -164,6 +164,14 @@ static int dev_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/* The superblock notifications reach through fc (NULL: none any more). */
+void lanefs_conn_set_sb(struct lanefs_conn *fc, struct super_block *sb)
+{
+	down_write(&fc->sb_rwsem);
+	fc->sb = sb;
+	up_write(&fc->sb_rwsem);
+}
+
 /* The connection starts serving a mount (fill_super, attach): once only. */
 int lanefs_conn_claim(struct lanefs_conn *fc)
 {

@@ -136,6 +136,7 @@ int lanefs_dev_init(void);
 void lanefs_dev_exit(void);
 struct lanefs_conn *lanefs_conn_from_fd(int fd);
 int lanefs_conn_claim(struct lanefs_conn *fc);
+void lanefs_conn_set_sb(struct lanefs_conn *fc, struct super_block *sb);
 void lanefs_conn_put(struct lanefs_conn *fc);
 void lanefs_conn_abort(struct lanefs_conn *fc);
 void lanefs_conn_unpin(struct lanefs_conn *fc);

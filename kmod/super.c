@@ -422,9 +422,7 @@ static int lanefs_fill_super(struct super_block *sb, struct fs_context *fsc)
 	sb->s_root = d_make_root(inode);
 	if (!sb->s_root)
 		return -ENOMEM;
-	down_write(&fc->sb_rwsem);
-	fc->sb = sb;
-	up_write(&fc->sb_rwsem);
+	lanefs_conn_set_sb(fc, sb);
 	return 0;
 }
 
@@ -464,9 +462,7 @@ static void lanefs_kill_sb(struct super_block *sb)
 	struct lanefs_conn *old, *tmp;
 
 	if (s) {
-		down_write(&s->fc->sb_rwsem);
-		s->fc->sb = NULL;	/* no notification reaches a dying superblock */
-		up_write(&s->fc->sb_rwsem);
+		lanefs_conn_set_sb(s->fc, NULL);	/* no notification reaches a dying superblock */
 	}
 	kill_anon_super(sb);
 	if (!s)

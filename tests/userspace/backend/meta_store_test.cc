@@ -46,6 +46,17 @@ std::unique_ptr<MetaStore> open_store(const std::string& path) {
   return s.ok() ? std::move(s).value() : nullptr;
 }
 
+// The largest WAL file of the store at `path` and its size (empty, 0: none).
+std::pair<std::string, off_t> largest_wal(const std::string& path) {
+  std::pair<std::string, off_t> best{"", 0};
+  for (const auto& e : std::filesystem::directory_iterator(path)) {
+    struct stat st {};
+    if (e.path().extension() == ".log" && ::stat(e.path().c_str(), &st) == 0 && st.st_size > best.second)
+      best = {e.path().string(), st.st_size};
+  }
+  return best;
+}
+
 class MetaStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -536,17 +547,7 @@ TEST_F(MetaStoreTest, DamagedWalRefusesToOpenNamingTheFile) {
     ASSERT_OK(store_->commit(b));
   }
   store_.reset();
-  std::string wal;
-  off_t wal_size = 0;
-  for (const auto& e : std::filesystem::directory_iterator(path_)) {
-    if (e.path().extension() != ".log") continue;
-    struct stat st {};
-    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
-    if (st.st_size > wal_size) {
-      wal = e.path().string();
-      wal_size = st.st_size;
-    }
-  }
+  const auto [wal, wal_size] = largest_wal(path_);
   ASSERT_GT(wal_size, 4096) << "the records should still be in a WAL file of " << path_;
   {
     FILE* f = std::fopen(wal.c_str(), "r+b");
@@ -577,15 +578,7 @@ TEST_F(MetaStoreTest, TornWalTailOpensWithEveryEarlierBatch) {
     ASSERT_OK(store_->commit(b));
   }
   store_.reset();
-  std::string wal;
-  off_t wal_size = 0;
-  for (const auto& e : std::filesystem::directory_iterator(path_)) {
-    struct stat st {};
-    if (e.path().extension() == ".log" && ::stat(e.path().c_str(), &st) == 0 && st.st_size > wal_size) {
-      wal = e.path().string();
-      wal_size = st.st_size;
-    }
-  }
+  const auto [wal, wal_size] = largest_wal(path_);
   ASSERT_GT(wal_size, 100);
   ASSERT_EQ(::truncate(wal.c_str(), wal_size - 10), 0);  // the last record cut short
   auto r = MetaStore::open(path_);

@@ -62,25 +62,10 @@ class Flooder {
   // `n` connects with fresh nonces; the answers are read and dropped so
   // the socket buffer never fills.
   void connect_flood(NetAddr server, int n) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(server.ip);
-    a.sin_port = htons(server.port);
+    server_ = server;
     for (int i = 0; i < n; ++i) {
-      Buffer body;
-      Encoder e(&body);
-      e.u32(4);
-      e.str("flood");
-      proto::PacketHeader h;
-      h.type = proto::PktType::kConnect;
-      h.request_id = ++nonce_;
-      h.pkt_count = 1;
-      h.msg_len = static_cast<uint32_t>(body.size());
-      h.payload_len = static_cast<uint32_t>(body.size());
-      Buffer pkt(proto::kHeaderSize + body.size());
-      std::copy(body.begin(), body.end(), pkt.begin() + proto::kHeaderSize);
-      proto::encode_header(h, body, pkt.data());
-      (void)sendto(fd_, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      const Buffer body = connect_body("flood");
+      send(connect_header(body), body);
       uint8_t junk[2048];
       while (::recv(fd_, junk, sizeof junk, MSG_DONTWAIT) > 0) {
       }
@@ -91,31 +76,12 @@ class Flooder {
   // A session of its own (kConnect, wait for kConnectOk): its id, or 0.
   uint32_t open_session(NetAddr server) {
     server_ = server;
-    Buffer body;
-    Encoder e(&body);
-    e.u32(64);
-    e.str("raw");
-    proto::PacketHeader h;
-    h.type = proto::PktType::kConnect;
-    h.request_id = ++nonce_;
-    h.pkt_count = 1;
-    h.msg_len = static_cast<uint32_t>(body.size());
+    const Buffer body = connect_body("raw");
+    const proto::PacketHeader h = connect_header(body);
     for (int tries = 0; tries < 20; ++tries) {
       send(h, body);
-      const uint64_t deadline = mono_ns() + 200'000'000;
-      while (mono_ns() < deadline) {
-        uint8_t buf[4096];
-        ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-        if (n <= 0) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));
-          continue;
-        }
-        proto::PacketHeader rh;
-        std::span<const uint8_t> payload;
-        if (proto::decode_packet({buf, size_t(n)}, &rh, &payload) == proto::DecodeError::kOk &&
-            rh.type == proto::PktType::kConnectOk && rh.request_id == h.request_id)
-          return rh.session_id;
-      }
+      proto::PacketHeader rh;
+      if (await(proto::PktType::kConnectOk, h.request_id, 200, &rh)) return rh.session_id;
     }
     return 0;
   }
@@ -135,6 +101,28 @@ class Flooder {
   }
   // The first response datagram to request `req`, if one comes within `ms`.
   std::optional<Buffer> response(uint64_t req, int ms) {
+    proto::PacketHeader rh;
+    return await(proto::PktType::kResponse, req, ms, &rh);
+  }
+
+ private:
+  proto::PacketHeader connect_header(const Buffer& body) {
+    proto::PacketHeader h;
+    h.type = proto::PktType::kConnect;
+    h.request_id = ++nonce_;
+    h.pkt_count = 1;
+    h.msg_len = static_cast<uint32_t>(body.size());
+    return h;
+  }
+  static Buffer connect_body(const std::string& name) {
+    Buffer body;
+    Encoder e(&body);
+    e.u32(64);
+    e.str(name);
+    return body;
+  }
+  // The payload of the first datagram of `type` for request `req` within `ms` (its header in *rh).
+  std::optional<Buffer> await(proto::PktType type, uint64_t req, int ms, proto::PacketHeader* rh) {
     const uint64_t deadline = mono_ns() + uint64_t(ms) * 1'000'000;
     while (mono_ns() < deadline) {
       uint8_t buf[70000];
@@ -143,16 +131,13 @@ class Flooder {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }
-      proto::PacketHeader rh;
       std::span<const uint8_t> payload;
-      if (proto::decode_packet({buf, size_t(n)}, &rh, &payload) == proto::DecodeError::kOk &&
-          rh.type == proto::PktType::kResponse && rh.request_id == req)
+      if (proto::decode_packet({buf, size_t(n)}, rh, &payload) == proto::DecodeError::kOk && rh->type == type &&
+          rh->request_id == req)
         return Buffer(payload.begin(), payload.end());
     }
     return std::nullopt;
   }
-
- private:
   void send(proto::PacketHeader h, const Buffer& body) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
