@@ -35,6 +35,8 @@ opts_of() {  # channel -> mount options
   esac
 }
 W=$(mktemp -d /tmp/lanefs-channels.XXXXXX)
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$W/data/admin.token"
 mount -t tmpfs -o size=3g lanefs-channels "$W"
 port=15600
 export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend

@@ -1,7 +1,10 @@
 #!/bin/sh
 # make run: install lanefs, start a single-node lanefsd (if not already
 # running), make sure filesystem "default" exists and mount it with
-# `mount -t lanefs` on $MNT.
+# `mount -t lanefs` on $MNT with a client token it made. lanefsd writes the
+# built-in admin's token to /etc/lanefs/admin.token, where the CLI (root)
+# finds it; the mount presents /etc/lanefs/client.token (user lanefs-run,
+# role client, filesystem "default"), the mount's default token.
 set -eu
 BUILD=$1 DATA=$2 LISTEN=$3 MNT=$4
 cmake --install "$BUILD" >/dev/null
@@ -29,6 +32,11 @@ fi
 if ! lanefs --backend "$LISTEN" fs list --json | grep -q '"name": "default"'; then
   lanefs --backend "$LISTEN" fs create default
 fi
+if ! lanefs --backend "$LISTEN" user list --json | grep -q '"name": "lanefs-run"'; then
+  lanefs --backend "$LISTEN" user add lanefs-run --role client --fs default
+fi
+# Written each time: a token of an earlier cluster would not work here.
+lanefs --backend "$LISTEN" user login lanefs-run --token-file /etc/lanefs/client.token
 mkdir -p "$MNT"
 if ! mountpoint -q "$MNT"; then
   mount -t lanefs "$LISTEN/default" "$MNT"

@@ -18,6 +18,8 @@ if [ "${LANEFS_IN_NETNS:-}" != 1 ]; then
   LANEFS_IN_NETNS=1 exec unshare -n "$0" "$B" "$ROUNDS"
 fi
 W=$(mktemp -d /tmp/lanefs-dpdkbench.XXXXXX)
+# lanefsd writes its admin token there; the CLI and the mounts present it (both backends share the host secret).
+export LANEFS_TOKEN_FILE="$W/data-udp/admin.token"
 export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 MNT=$W/mnt
 mkdir -p "$W/run" "$MNT"

@@ -122,6 +122,7 @@ started_pid() {
 up_lanefs() {
   local d=$W/lanefs tries=0
   mkdir -p "$(data_of lanefs)" "$d/run" "$(mnt_of lanefs)"
+  export LANEFS_TOKEN_FILE="$(data_of lanefs)/admin.token"  # lanefsd writes it; the CLI and mount present it
   while ! udp_port_free "$LANEFS_PORT" && ((tries++ < 100)); do LANEFS_PORT=$((LANEFS_PORT + 1)); done
   # setsid: a Ctrl-C on the bench must not kill the daemons before teardown
   # unmounts in order (a FUSE client whose server died makes umount wait).

@@ -19,6 +19,8 @@ if [ "${LANEFS_IN_NETNS:-}" != 1 ]; then
   LANEFS_IN_NETNS=1 exec unshare -n "$0" "$B" "$ROUNDS"
 fi
 W=$(mktemp -d /tmp/lanefs-habench.XXXXXX)
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$W/data/admin.token"
 NS=lanefs-habench-$$
 export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend LANEFS_RESOURCES=$W/resources.json
 MNT=$W/mnt

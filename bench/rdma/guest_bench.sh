@@ -24,6 +24,8 @@ for t in ib_read_bw ib_write_bw; do command -v $t >/dev/null || fail "$t not ins
 "$SRC_DIR/tests/vm/guest/rdma_setup.sh" >/dev/null
 modprobe fuse
 DATA=/tmp/lanefsd
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$DATA/admin.token"
 MNT=/tmp/mnt/bench
 mkdir -p "$DATA" "$LANEFS_RUN_DIR" "$MNT"
 pid=""

@@ -31,6 +31,8 @@ fail() {
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 grep -q "LANEFS_HAVE_DPDK 1" "$B/generated/lanefs/config.h" || skip "lanefs built without the DPDK lane"
 W=$(mktemp -d /tmp/lanefs-dpdkb.XXXXXX)
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$W/data/admin.token"
 RUN=$W/run
 export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
 MNT=$W/mnt

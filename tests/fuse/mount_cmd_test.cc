@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -171,6 +172,60 @@ TEST_F(MountCmd, TemporaryFstabWithNetdev) {
     EXPECT_FALSE(is_lanefs_mount(d));
   }
   EXPECT_TRUE(env.wait_frontend_gone(10)) << "frontend still running after the last unmount";
+}
+
+}  // namespace
+}  // namespace lanefs::test
+
+namespace lanefs::test {
+namespace {
+
+// docs/security.md: the token a mount presents decides whether it mounts.
+// Refusals exit 13 through mount(8) too, with one line saying why.
+TEST_F(MountCmd, TheTokenDecidesWhatMounts) {
+  MountEnv& env = shared_mount_env();
+  const std::string fs = env.fs_name(), tokens = env.new_dir("tokens");
+  auto token = [&](const std::string& u) { return tokens + "/" + u + ".token"; };
+  ASSERT_EQ(env.cli({"fs", "create", "elsewhere"}).rc, 0);
+  for (const auto& [user, role, fs_list] : std::vector<std::array<std::string, 3>>{
+           {"m-other", "client", "elsewhere"}, {"m-ro", "readonly", fs}, {"m-ok", "client", fs}}) {
+    CmdResult a = env.cli({"user", "add", user, "--role", role, "--fs", fs_list});
+    ASSERT_EQ(a.rc, 0) << a.describe();
+    CmdResult l = env.cli({"user", "login", user, "--token-file", token(user)});
+    ASSERT_EQ(l.rc, 0) << l.describe();
+  }
+  // The right key's form with a wrong key.
+  ASSERT_TRUE(spit(token("wrong"), std::vector<uint8_t>(), 0600));
+  {
+    std::ofstream w(token("wrong"));
+    w << "lanefs-token 1 m-ok 1 " << std::string(64, 'a') << "\n";
+  }
+  struct Case {
+    std::string token, opts, why;
+  };
+  for (const Case& c : std::vector<Case>{{tokens + "/missing.token", "", "does not exist"},
+                                         {token("wrong"), "", "wrong token"},
+                                         {token("m-other"), "", "does not name filesystem"},
+                                         {token("m-ro"), "", "-o ro"}}) {
+    std::string dir = env.new_dir("auth");
+    CmdResult r = run_bounded({"mount", "-t", "lanefs", "-o", "auth_token_path=" + c.token + c.opts, env.source(), dir}, 60);
+    env.track_mount(dir);
+    EXPECT_EQ(r.rc, 13) << c.token << ": " << r.describe();
+    EXPECT_NE((r.out + r.err).find(c.why), std::string::npos) << r.describe();
+    EXPECT_NE((r.out + r.err).find("permission denied"), std::string::npos) << r.describe();
+    EXPECT_FALSE(is_lanefs_mount(dir));
+  }
+  // A readonly token mounts read-only; the right client token mounts.
+  auto ro = env.mount("ro,auth_token_path=" + token("m-ro"), "auth-ro");
+  ASSERT_TRUE(ro.ok()) << ro.error().to_string();
+  EXPECT_FALSE(spit(*ro + "/nope", pattern(1, 0, 10)));
+  EXPECT_EQ(errno, EROFS);
+  ASSERT_OK(env.unmount(*ro));
+  auto ok = env.mount("auth_token_path=" + token("m-ok"), "auth-ok");
+  ASSERT_TRUE(ok.ok()) << ok.error().to_string();
+  ASSERT_TRUE(spit(*ok + "/by-token", pattern(2, 0, 4096)));
+  EXPECT_TRUE(slurp(*ok + "/by-token") == pattern(2, 0, 4096));
+  ASSERT_OK(env.unmount(*ok));
 }
 
 }  // namespace

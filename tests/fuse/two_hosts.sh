@@ -22,6 +22,8 @@ skip() { echo "two_hosts: SKIPPED: $*"; exit 77; }
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 command -v nsenter >/dev/null || skip "no nsenter (util-linux)"
 W=$(mktemp -d /tmp/lanefs-2h.XXXXXX)
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$W/data/admin.token"
 NSB=lanefs-2h-b-$$ NSS=lanefs-2h-s-$$
 PORT=14321
 SRC=192.0.2.3:$PORT/two

@@ -25,6 +25,8 @@ skip() { echo "ha_mount: SKIPPED: $*"; exit 77; }
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 command -v nft >/dev/null || skip "no nft (package nftables)"
 W=$(mktemp -d /tmp/lanefs-ha.XXXXXX)
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$W/data/admin.token"
 NS=lanefs-ha-$$
 RUN=$W/run
 export LANEFS_RUN_DIR=$RUN LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend LANEFS_RESOURCES=$W/resources.json

@@ -33,6 +33,10 @@ Status BackendProcess::start(uint64_t ready_timeout_ns) {
                                    "--name", name_, "--log-file", log_file_, "--log-level", "info"};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   child_ = Child(argv, out_file_);
+  // Every client of the test (this process's, the CLI's, mount.lanefs's)
+  // presents the admin token lanefsd writes into its data directory (all
+  // of a host's backends share the secret: --secret-file's default).
+  setenv("LANEFS_TOKEN_FILE", (data_dir_ + "/admin.token").c_str(), 1);
   uint64_t deadline = mono_ns() + ready_timeout_ns;
   std::string last;
   for (int attempt = 0; attempt < 200 && mono_ns() < deadline; ++attempt) {

@@ -65,6 +65,8 @@ Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
     LANEFS_TRY(b->meta_->commit(batch));
   }
 
+  LANEFS_TRY(b->load_secret());
+
   // The chunk size is fixed by the cluster map once the cluster exists.
   proto::ClusterMap m;
   if (auto raw = b->meta_->get_kv(kMapKey); raw.ok()) {
@@ -131,6 +133,7 @@ Status BackendCore::start() {
   // Data ops block in fdatasync; enough threads keep a queue depth of 16
   // busy on the disk.
   so.priority_workers = std::max(4u, opts_.workers) * 2;
+  so.authenticate = [this](const rpc::ConnectAuth& a) { return authenticate(a); };
   rpc::CallHandler handler = [this](rpc::ServerCall& c) { serve(c); };
   auto server = rpc::RpcServer::create(so, handler);
   if (!server.ok() && opts_.dpdk && opts_.dpdk->interrupt_mode && server.code() == Errc::kNotSupported) {
@@ -154,6 +157,11 @@ Status BackendCore::start() {
   co.name = "peer:" + opts_.name;
   co.connect_timeout_ns = std::min<uint64_t>(opts_.peer_timeout_ns, 3'000'000'000ull);
   co.dedicated_cores = false;  // the server loops poll the port (DPDK) and hand peer replies over
+  // Peers know each other by the cluster secret (read at each connect: it
+  // changes when this backend joins a cluster).
+  co.credentials = [this]() -> std::optional<proto::Credentials> {
+    return proto::Credentials{std::string(proto::kBackendUser), 0, proto::backend_key(secret())};
+  };
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
   // Again now that the server is bound: the legs' real ports.
   if (!opts_.extra_legs.empty() || !opts_.label.empty()) advertise_identity();
@@ -240,7 +248,16 @@ Result<bool> BackendCore::install_map(const proto::ClusterMap& m, bool force) {
   MetaStore::Batch batch;
   batch.put_kv(kMapKey, std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
   LANEFS_TRY(meta_->commit(batch));
+  // A user deleted (or added again, a new generation): its sessions must
+  // not outlive it. Every session connects again (rare: admin actions).
+  bool users_gone = false;
+  for (const auto& old : map_->users) {
+    auto now = m.find_user(old.name);
+    users_gone |= !now || now->generation != old.generation || now->role != old.role ||
+                  now->filesystems != old.filesystems || now->root_squash != old.root_squash;
+  }
   map_ = std::make_shared<const proto::ClusterMap>(m);
+  if (users_gone && server_) server_->reset_sessions();
   return true;
 }
 
@@ -304,7 +321,9 @@ Result<std::pair<proto::InodeAttr, MetaStore::Ticket>> BackendCore::apply_write_
 
 rpc::Buffer BackendCore::handle(proto::Op op, std::span<const uint8_t> req, const rpc::RequestInfo* info) noexcept {
   auto raw = static_cast<uint16_t>(op);
-  if (raw < 20) return handle_management(*this, op, req);
+  const proto::UserRecord* who = info ? info->principal : nullptr;
+  if (op == proto::Op::kWhoAmI || raw >= 80) return handle_users(*this, op, req, who);
+  if (raw < 20) return handle_management(*this, op, req, who);
   if (raw < 40 || (raw >= 60 && raw < 64)) return handle_metadata(*this, op, req, info);
   return handle_data(*this, op, req);
 }

@@ -68,6 +68,12 @@ struct BackendOptions {
   // and fail over between them (UDP lane).
   std::string label;
   std::vector<proto::NetLeg> extra_legs;
+  // Authentication (docs/security.md). A new data directory takes the
+  // cluster secret from `secret_file` (made, 0600, when missing; "" = a
+  // random secret of its own); the built-in admin's token is written to
+  // <data_dir>/admin.token and to `admin_token_file` ("" = only there).
+  std::string secret_file;
+  std::string admin_token_file;
 };
 
 class BackendCore {
@@ -147,6 +153,19 @@ class BackendCore {
 
   std::mutex mgmt_mu;  // serializes management mutations on the leader
 
+  // ---- authentication and authorization (auth_ops.cc)
+  proto::AuthKey secret() const;
+  // Adopts the cluster's secret (cluster create): persisted, admin tokens
+  // rewritten, every session set up again.
+  Status set_secret(const proto::AuthKey& s);
+  // ServerOptions::authenticate: who a connecting session runs as.
+  Result<std::shared_ptr<const proto::UserRecord>> authenticate(const rpc::ConnectAuth& a);
+  // No filesystems, users or other members: a backend forming a cluster
+  // may make this one join (trust on first use, docs/security.md).
+  bool joinable() const;
+  // A refusal, logged with the peer's address (at most ~20 lines a second).
+  void log_refusal(NetAddr peer, std::string_view what);
+
   // File data bytes served by kRead / stored by kWrite (BackendStatus);
   // relaxed: statistics only, never used to order anything.
   std::atomic<uint64_t> data_read_bytes{0};
@@ -194,6 +213,11 @@ class BackendCore {
   bool meta_memory_backed_ = false;
   std::string hostname_;
   uint64_t start_ns_ = 0;
+  Status load_secret();         // open(): from the DB, or seeded (secret_file)
+  void write_admin_tokens();    // <data_dir>/admin.token, admin_token_file
+  mutable std::mutex secret_mu_;
+  proto::AuthKey secret_{};
+  std::atomic<uint64_t> refusal_window_{0}, refusals_logged_{0};
   mutable std::mutex map_mu_;
   std::shared_ptr<const proto::ClusterMap> map_ = std::make_shared<const proto::ClusterMap>();
   std::thread refresher_;
@@ -212,7 +236,13 @@ class BackendCore {
 bool is_priority_op(uint16_t opcode);
 
 // Op families (each returns a complete response: status + body).
-rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+// `who`: what the request's session runs as (null: this backend itself, or
+// a server that authenticates nobody).
+rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> req,
+                              const proto::UserRecord* who);
+rpc::Buffer handle_users(BackendCore& b, proto::Op op, std::span<const uint8_t> req, const proto::UserRecord* who);
+// kPermission naming the user, role and op when `who` may not call `op`.
+Status authorize(const proto::UserRecord& who, proto::Op op);
 rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_t> req,
                             const rpc::RequestInfo* info);
 // Namespace changes resent after a restart (meta_replay.cc). A request

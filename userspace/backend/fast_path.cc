@@ -189,6 +189,12 @@ bool BackendCore::serve_lookup(rpc::ServerCall& c) {
 
 void BackendCore::serve(rpc::ServerCall& c) noexcept {
   const auto op = static_cast<Op>(c.info().opcode);
+  if (const proto::UserRecord* who = c.info().principal) {
+    if (auto st = authorize(*who, op); !st.ok()) {
+      log_refusal(c.info().peer, st.error().message);
+      return respond_error(c, st.error());
+    }
+  }
   switch (op) {
     case Op::kRead:
       if (serve_read(c)) return;

@@ -62,6 +62,14 @@ int main(int argc, char** argv) {
                  "HA: the switch label of the --listen address's NIC; repeated, the labels of the further "
                  "--net NICs in order");
   app.add_option("--core", core_cpu, "pin the datagram loop to this CPU (shown in cluster processes)");
+  std::string secret_file = "/etc/lanefs/cluster.secret", admin_token_file = "/etc/lanefs/admin.token";
+  app.add_option("--secret-file", secret_file,
+                 "a new data directory takes the cluster secret from this file (made, mode 0600, when missing; "
+                 "'' = a secret of its own), so backends on one host share it")
+      ->capture_default_str();
+  app.add_option("--admin-token-file", admin_token_file,
+                 "also write the built-in admin's token here (always to <data-dir>/admin.token; '' = only there)")
+      ->capture_default_str();
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.set_version_flag("--version", LANEFS_VERSION);
@@ -73,6 +81,8 @@ int main(int argc, char** argv) {
   }
   backend::BackendOptions o;
   o.data_dir = data_dir;
+  o.secret_file = secret_file;
+  o.admin_token_file = admin_token_file;
   o.name = name;
   o.chunk_size = chunk_kib * 1024;
   o.workers = workers;

@@ -26,7 +26,7 @@ Result<T> decode(std::span<const uint8_t> req) {
 
 // Pushes `m` to every member; unreachable members catch up by refreshing.
 void push_map(BackendCore& b, const ClusterMap& m, bool force) {
-  proto::SetMapReq req{m, force};
+  proto::SetMapReq req{m, force, {}};
   for (const auto& mem : m.members) {
     auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, req);
     if (!r.ok())
@@ -90,8 +90,12 @@ rpc::Buffer cluster_create(BackendCore& b, const proto::ClusterCreateReq& req) {
   for (size_t i = 0; i < ids.size(); ++i)
     m.members.push_back({static_cast<uint32_t>(i), ids[i].uuid, ids[i].name, ids[i].hostname,
                          ids[i].addr, ids[i].rdma_link, ids[i].rdma_port, ids[i].legs});
+  // The members adopt this backend's secret (they are empty: whoever
+  // forms the cluster is trusted by them, docs/security.md).
+  const proto::AuthKey secret = b.secret();
   for (const auto& mem : m.members) {
-    auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, proto::SetMapReq{m, true});
+    auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap,
+                                       proto::SetMapReq{m, true, std::vector<uint8_t>(secret.begin(), secret.end())});
     if (!r.ok())
       return reply_error(make_error(r.code(), "installing the map on " + mem.addr.to_string() + ": " +
                                                   r.error().to_string()));
@@ -368,15 +372,30 @@ rpc::Buffer fs_purge(BackendCore& b, const proto::FsIdReq& req) {
 
 }  // namespace
 
-rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> raw) {
+rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint8_t> raw,
+                              const proto::UserRecord* who) {
+  // Users and filesystems a session may see: all for admins and backends.
+  const bool scoped = who != nullptr && !proto::role_is_admin(who->role);
   switch (op) {
     case Op::kIdentify:
       return reply(b.identity());
-    case Op::kGetMap:
-      return reply(b.map());
+    case Op::kGetMap: {
+      if (!scoped) return reply(b.map());
+      ClusterMap m = b.map();
+      m.users.clear();  // no secrets in it, but none of a client's business
+      return reply(m);
+    }
     case Op::kSetMap: {
       auto req = decode<proto::SetMapReq>(raw);
       if (!req.ok()) return reply_error(req.error());
+      if (who != nullptr && who->role == proto::Role::kJoining && (!req->force || req->secret.empty()))
+        return reply_error(make_error(Errc::kPermission, "permission denied: only a cluster create may set this "
+                                                         "backend's map before it has this cluster's secret"));
+      if (!req->secret.empty()) {
+        proto::AuthKey s{};
+        std::copy(req->secret.begin(), req->secret.end(), s.begin());
+        if (auto st = b.set_secret(s); !st.ok()) return reply_error(st.error());
+      }
       auto r = b.install_map(req->map, req->force);
       if (!r.ok()) return reply_error(r.error());
       return reply_empty();
@@ -389,8 +408,12 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
     }
     case Op::kFsCreate:
       return fs_create(b, raw);
-    case Op::kFsList:
-      return reply(proto::FsList{b.map().filesystems});
+    case Op::kFsList: {
+      proto::FsList l;
+      for (const auto& f : b.map_ptr()->filesystems)
+        if (!scoped || who->may_use_fs(f.name)) l.filesystems.push_back(f);
+      return reply(l);
+    }
     case Op::kFsDelete:
       return fs_delete(b, raw);
     case Op::kProcesses:
@@ -421,6 +444,12 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
     case Op::kStatfs: {
       auto req = decode<proto::FsIdReq>(raw);
       if (!req.ok()) return reply_error(req.error());
+      if (scoped) {
+        const proto::FsInfo* fs = b.map_ptr()->find_fs(req->fs_id);
+        if (fs != nullptr && !who->may_use_fs(fs->name))
+          return reply_error(make_error(Errc::kPermission, "permission denied: user '" + who->name +
+                                                               "' may not use filesystem '" + fs->name + "'"));
+      }
       return statfs(b, *req);
     }
     case Op::kLocalSpace:

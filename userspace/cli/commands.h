@@ -17,6 +17,7 @@ struct Globals {
   bool json = false;
   double connect_timeout_s = 5;
   double timeout_s = 30;
+  std::string token_file;  // --token-file (user login: where it writes)
 };
 
 // The CLI's one exit-code mapping.
@@ -31,6 +32,15 @@ int cmd_stats(const Globals& g, bool paths);
 int cmd_resources_net(const Globals& g, const std::string& what, const std::string& dev, const std::string& label);
 // lanefs local ps: this host's containers.
 int cmd_local_ps(const Globals& g);
+// lanefs user add|list|delete|login (user_cmds.cc).
+int cmd_user_add(const Globals& g, const std::string& name, const std::string& role, const std::string& fs_list,
+                 bool root_squash);
+int cmd_user_list(const Globals& g);
+int cmd_user_delete(const Globals& g, const std::string& name);
+int cmd_user_login(const Globals& g, const std::string& name);
+// The built-in admin's token, written after `cluster create` to
+// --token-file, /etc/lanefs/admin.token (root) or ~/.config/lanefs/token.
+Result<std::string> save_admin_token(const Globals& g, client::ClusterClient& c);
 // lanefs local setup fuse-uring on|off: the kernel's fuse.enable_uring.
 int cmd_setup_fuse_uring(const Globals& g, const std::string& state);
 

@@ -76,6 +76,9 @@ int cmd_cluster_create(const Globals& g, const std::string& list) {
   } else {
     std::printf("cluster %016llx created with %zu backend(s)\n", (unsigned long long)m->cluster_id, m->members.size());
   }
+  auto path = save_admin_token(g, **c);
+  if (!path.ok()) return fail(path.error());
+  if (!g.json) std::printf("admin token: %s (mode 0600)\n", path->c_str());
   return 0;
 }
 
@@ -84,6 +87,8 @@ int cmd_cluster_status(const Globals& g) {
   if (!c.ok()) return fail(c.error());
   auto m = (*c)->map();
   auto st = (*c)->status_all();
+  for (auto& [mem, s] : st)
+    if (s.code() == Errc::kPermission) return fail(s.error());  // the token's role, not the backend
   if (g.json) {
     json j = {{"cluster_id", fmt::format("{:016x}", m.cluster_id)}, {"epoch", m.epoch},
               {"chunk_size", m.chunk_size}, {"filesystems", m.filesystems.size()},
@@ -301,6 +306,9 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "JSON output");
   app.add_option("--connect-timeout", g.connect_timeout_s, "seconds to wait for a backend to answer")->capture_default_str();
   app.add_option("--timeout", g.timeout_s, "seconds per request")->capture_default_str();
+  app.add_option("--token-file", g.token_file,
+                 "the token to present (env LANEFS_TOKEN_FILE; default ~/.config/lanefs/token, then "
+                 "/etc/lanefs/admin.token); for user login, where the token is written");
   app.set_version_flag("--version", LANEFS_VERSION);
 
   // Global options are accepted after the subcommand too (subcommands
@@ -324,6 +332,24 @@ int main(int argc, char** argv) {
     sc->add_option("--client", rdma_client, "only for this client (its host name)");
     sc->callback([&, enable] { rc = cmd_cluster_rdma(g, enable, rdma_client); });
   }
+
+  auto* user = app.add_subcommand("user", "users and their tokens");
+  user->require_subcommand(1);
+  std::string user_name, user_role = "client", user_fs;
+  bool root_squash = false;
+  auto* ua = user->add_subcommand("add", "add a user (admin roles)");
+  ua->add_option("name", user_name, "user name")->required();
+  ua->add_option("--role", user_role, "readonly|client|admin|clusteradmin")->capture_default_str();
+  ua->add_option("--fs", user_fs, "FS[,FS...]: the only filesystems a client/readonly user may use (default: all)");
+  ua->add_flag("--root-squash", root_squash, "requests as uid 0 run as nobody");
+  ua->callback([&] { rc = cmd_user_add(g, user_name, user_role, user_fs, root_squash); });
+  user->add_subcommand("list", "every user")->callback([&] { rc = cmd_user_list(g); });
+  auto* ud = user->add_subcommand("delete", "delete a user: its tokens stop working");
+  ud->add_option("name", user_name, "user name")->required();
+  ud->callback([&] { rc = cmd_user_delete(g, user_name); });
+  auto* ul = user->add_subcommand("login", "write a user's token to --token-file, LANEFS_TOKEN_FILE or ~/.config/lanefs/token");
+  ul->add_option("name", user_name, "user name")->required();
+  ul->callback([&] { rc = cmd_user_login(g, user_name); });
 
   auto* ctr = cluster->add_subcommand("container", "backend containers");
   ctr->require_subcommand(1);

@@ -34,6 +34,7 @@ int exit_code(Errc c) {
     case Errc::kNotFound: return 4;
     case Errc::kExists: return 5;
     case Errc::kBusy: return 6;
+    case Errc::kPermission: return 13;  // as EACCES
     default: return 1;
   }
 }
@@ -57,6 +58,7 @@ Result<std::unique_ptr<client::ClusterClient>> connect(const Globals& g) {
   o.connect_timeout_ns = static_cast<uint64_t>(g.connect_timeout_s * 1e9);
   o.op_timeout_ns = static_cast<uint64_t>(g.timeout_s * 1e9);
   o.name = "lanefs-cli";
+  o.token_file = g.token_file;
   return client::ClusterClient::connect(o);
 }
 

@@ -17,6 +17,9 @@ using proto::Op;
 
 Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptions o) {
   if (o.backends.empty()) return make_error(Errc::kInvalid, "no backend address given");
+  if (!o.credentials) {
+    LANEFS_ASSIGN_OR_RETURN(o.credentials, proto::find_token(o.token_file));
+  }
   std::unique_ptr<ClusterClient> c(new ClusterClient(std::move(o)));
   rpc::ClientOptions ro;
   ro.transport.kind = transport::TransportKind::kUdp;
@@ -33,6 +36,7 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(ClusterClientOptio
   }
   ro.name = c->opts_.name;
   ro.connect_timeout_ns = c->opts_.connect_timeout_ns;
+  ro.credentials = [creds = *c->opts_.credentials]() -> std::optional<proto::Credentials> { return creds; };
   if (!c->opts_.dpdk.empty()) {
     // One endpoint per frontend core at least (its own IP or UDP port);
     // more open on the same ports as more threads call at once.
@@ -155,6 +159,7 @@ Result<proto::ClusterMap> ClusterClient::refresh_map() {
       uint64_t left = deadline - std::min(deadline, now);
       uint64_t t = pass == 0 ? std::min(left, kQuickTryNs) : std::max(left / (tries.size() - i), kMinTryNs);
       auto m = rpc::call_typed<proto::ClusterMap>(rpc(), a, Op::kGetMap, rpc::Empty{}, std::max(t, kMinTryNs));
+      if (m.code() == Errc::kPermission) return m.error();  // not a question of reaching it
       if (!m.ok()) {
         errors[a] = m.error().to_string();
         continue;
@@ -248,6 +253,28 @@ Result<proto::FsInfo> ClusterClient::fs_create(const proto::FsCreateReq& req) {
   return r;
 }
 
+Result<proto::UserRecord> ClusterClient::whoami() { return mgmt_call<proto::UserRecord>(Op::kWhoAmI, rpc::Empty{}); }
+
+Result<proto::Credentials> ClusterClient::user_add(const proto::UserRecord& u) {
+  LANEFS_ASSIGN_OR_RETURN(auto t, mgmt_call<proto::TokenResp>(Op::kUserAdd, u));
+  return std::move(t.creds);
+}
+
+Result<std::vector<proto::UserRecord>> ClusterClient::user_list() {
+  LANEFS_ASSIGN_OR_RETURN(auto l, mgmt_call<proto::UserList>(Op::kUserList, rpc::Empty{}));
+  return std::move(l.users);
+}
+
+Status ClusterClient::user_delete(const std::string& name) {
+  LANEFS_TRY(mgmt_call<rpc::Empty>(Op::kUserDelete, proto::NameReq{name}));
+  return ok_status();
+}
+
+Result<proto::Credentials> ClusterClient::user_token(const std::string& name) {
+  LANEFS_ASSIGN_OR_RETURN(auto t, mgmt_call<proto::TokenResp>(Op::kUserToken, proto::NameReq{name}));
+  return std::move(t.creds);
+}
+
 Result<std::vector<proto::FsInfo>> ClusterClient::fs_list() {
   LANEFS_ASSIGN_OR_RETURN(auto l, mgmt_call<proto::FsList>(Op::kFsList, rpc::Empty{}));
   return std::move(l.filesystems);
@@ -279,6 +306,7 @@ Result<std::vector<proto::ProcessInfo>> ClusterClient::processes() {
       for (auto& p : r->processes) out.push_back(std::move(p));
       continue;
     }
+    if (r.code() == Errc::kPermission) return r.error();  // the token's role, not a down backend
     const char* roles[] = {"MANAGEMENT", "COMPUTE", "DRIVES"};
     for (uint32_t k = 0; k < 3; ++k) {
       proto::ProcessInfo p;

@@ -68,6 +68,11 @@ struct ClusterClientOptions {
   // when no subnet is shared: a routed network); same-label pairs are
   // preferred. Backends advertise their legs in the cluster map.
   std::vector<HaLeg> ha_legs;
+  // The token sessions are set up with (proto/auth.h); unset: the first
+  // found on proto::token_search_path(token_file). No token: connect()
+  // fails with kPermission saying where it looked.
+  std::optional<proto::Credentials> credentials;
+  std::string token_file;
 };
 
 // How the pieces of one data call travelled (RDMA lane).
@@ -198,6 +203,13 @@ class ClusterClient {
   Lane datagram_lane() const { return datagram_lane_; }
   const std::string& dpdk_fallback_reason() const { return dpdk_fallback_; }
   Result<proto::ClusterMap> rdma_config(bool enable, const std::string& client);
+  // Users (admin roles; user_token also for one's own name).
+  Result<proto::UserRecord> whoami();
+  Result<proto::Credentials> user_add(const proto::UserRecord& u);
+  Result<std::vector<proto::UserRecord>> user_list();
+  Status user_delete(const std::string& name);
+  Result<proto::Credentials> user_token(const std::string& name);
+  const proto::Credentials& credentials() const { return *opts_.credentials; }
   // A backend container's staged data NICs (sent to the member named
   // `container`; kNotFound when the map has none by that name).
   Result<proto::ContainerNetResp> container_net(const std::string& container, const proto::ContainerNetReq& req);

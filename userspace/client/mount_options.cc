@@ -88,6 +88,7 @@ std::string MountOptions::to_string() const {
     s += ",dpdk_base_memory_mb=" + std::to_string(dpdk_base_memory_mb);
   }
   if (!key_file.empty()) s += ",key_file=" + key_file;
+  if (!auth_token_path.empty()) s += ",auth_token_path=" + auth_token_path;
   s += ",rdma_read_min=" + std::to_string(rdma_read_min);
   s += ",rdma_write_min=" + std::to_string(rdma_write_min);
   if (local_ip != 0) s += ",local_ip=" + NetAddr{local_ip, 0}.ip_string();
@@ -238,6 +239,12 @@ Result<MountOptions> parse_mount_options(std::string_view text) {
       if (!val.starts_with('/'))
         return make_error(Errc::kInvalid, "mount option 'key_file=" + std::string(val) + "': needs an absolute path");
       o.key_file = std::string(val);
+    } else if (key == "auth_token_path") {
+      LANEFS_TRY(need_val());
+      if (!val.starts_with('/'))
+        return make_error(Errc::kInvalid, "mount option 'auth_token_path=" + std::string(val) +
+                                              "': needs an absolute path");
+      o.auth_token_path = std::string(val);
     } else if (key == "rdma_read_min" || key == "rdma_write_min") {
       LANEFS_TRY(need_val());
       LANEFS_ASSIGN_OR_RETURN(uint32_t v, parse_uint(key, val, 0, 64u << 20));

@@ -77,6 +77,9 @@ struct MountOptions {
   // `lanefs local resources net add DEV --label L`.
   std::vector<std::string> ha_devs;
   std::string key_file;                 // encrypted filesystems: absolute path of the key file
+  // The token this mount presents (absolute path). mount.lanefs fills it
+  // in when not given: $LANEFS_TOKEN_FILE, else /etc/lanefs/client.token.
+  std::string auth_token_path;
   // Smallest IO that takes the RDMA lane (lane_policy.h, docs/lanes.md).
   uint32_t rdma_read_min = 32 * 1024;
   uint32_t rdma_write_min = 256 * 1024;

@@ -19,7 +19,17 @@ namespace lanefs::frontend {
 
 Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const client::MountSource& src,
                                                                      const client::MountOptions& o) {
-  std::string key;
+  // Mounts presenting different tokens get sessions of their own.
+  if (o.auth_token_path.empty())
+    return make_error(Errc::kPermission, "no token: give -o auth_token_path=FILE (docs/security.md)");
+  auto loaded = proto::load_token_file(o.auth_token_path);
+  if (!loaded.ok()) {
+    if (loaded.code() != Errc::kNotFound && loaded.code() != Errc::kPermission) return loaded.error();
+    return make_error(Errc::kPermission, "permission denied: no usable token: " + loaded.error().message +
+                                             " (mount option auth_token_path=FILE, default /etc/lanefs/client.token)");
+  }
+  const proto::Credentials creds = std::move(*loaded);
+  std::string key = creds.user + "#" + std::to_string(creds.generation) + "|";
   for (const auto& b : src.backends) key += b.to_string() + ",";
   key += "|" + std::to_string(o.response_timeout_secs) + "|" + std::to_string(o.local_ip) + "|" +
          o.net.to_string() + (o.dedicated_full ? "|full" : "|none") + "|" + std::to_string(o.num_cores);
@@ -38,6 +48,7 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
   co.name = "frontend:" + host_name();
   co.bind = NetAddr{o.local_ip, 0};
   co.rdma = true;  // the lane policy decides per IO whether RDMA is used
+  co.credentials = creds;
   if (!o.ha_devs.empty()) {
     LANEFS_ASSIGN_OR_RETURN(auto labels, client::load_net_resources(client::resources_path()));
     for (const auto& dev : o.ha_devs) {
@@ -146,6 +157,15 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
     }
   }
   LANEFS_ASSIGN_OR_RETURN(auto cluster, cluster_for(src, o));
+  // What the token allows (the backends enforce it too): its filesystems,
+  // and read-only mounts for a readonly user.
+  LANEFS_ASSIGN_OR_RETURN(auto who, cluster->whoami());
+  if (!who.may_use_fs(src.fs_name))
+    return make_error(Errc::kPermission, "permission denied: the token of user '" + who.name + "' (" +
+                                             o.auth_token_path + ") does not name filesystem '" + src.fs_name + "'");
+  if (who.role == proto::Role::kReadonly && !o.read_only)
+    return make_error(Errc::kPermission, "permission denied: user '" + who.name +
+                                             "' has a readonly token: mount with -o ro");
   LANEFS_ASSIGN_OR_RETURN(auto fs, cluster->fs_get(src.fs_name));
 
   auto m = std::make_unique<Mount>();

@@ -92,6 +92,17 @@ int main(int argc, char** argv) {
   auto opts = lanefs::client::parse_mount_options(options);
   if (!opts.ok()) return fail(opts.error().to_string());
   if (geteuid() != 0) return fail("must be run as root");
+  if (opts->auth_token_path.empty()) {
+    // The token this mount presents: the environment's, else the host's
+    // client token (docs/security.md). The frontend reads it.
+    const char* env = std::getenv("LANEFS_TOKEN_FILE");
+    std::string path = env && *env ? env : "/etc/lanefs/client.token";
+    if (path[0] != '/') {
+      char cwd[PATH_MAX];
+      if (getcwd(cwd, sizeof cwd) != nullptr) path = std::string(cwd) + "/" + path;
+    }
+    options += std::string(options.empty() ? "" : ",") + "auth_token_path=" + path;
+  }
 
   const char* rd = std::getenv("LANEFS_RUN_DIR");
   std::string run_dir = rd && *rd ? rd : "/run/lanefs";
@@ -162,7 +173,9 @@ int main(int argc, char** argv) {
       retrying = true;
       continue;
     }
-    if (!j.value("ok", false)) return fail(j.value("error", std::string("mount failed")));
+    if (!j.value("ok", false))
+      return fail(j.value("error", std::string("mount failed")),
+                  j.value("code", std::string()) == lanefs::errc_name(lanefs::Errc::kPermission) ? 13 : kMountFailure);
     client = j.value("client", std::string());
     attached = j.value("attached", false);
     break;

@@ -120,6 +120,11 @@ const char* op_name(Op op) noexcept {
     case Op::kDirEmpty: return "dir_empty";
     case Op::kInodeSetParent: return "inode_set_parent";
     case Op::kChunkRemoveAll: return "chunk_remove_all";
+    case Op::kWhoAmI: return "whoami";
+    case Op::kUserAdd: return "user_add";
+    case Op::kUserList: return "user_list";
+    case Op::kUserDelete: return "user_delete";
+    case Op::kUserToken: return "user_token";
   }
   return "unknown";
 }
@@ -180,10 +185,20 @@ LANEFS_MSG(FsInfo,
 
 LANEFS_MSG(ClusterMap,
   e.u64(cluster_id); e.u64(epoch); e.u32(chunk_size); e.u32(next_fs_id);
-  put_list(e, members); put_list(e, filesystems); e.u8(rdma_enabled); put_strs(e, rdma_disabled_clients);,
+  put_list(e, members); put_list(e, filesystems); e.u8(rdma_enabled); put_strs(e, rdma_disabled_clients);
+  put_list(e, users); e.u32(next_user_generation);,
   cluster_id = d.u64(); epoch = d.u64(); chunk_size = d.u32(); next_fs_id = d.u32();
   if (!get_list(d, &members) || !get_list(d, &filesystems)) return false;
-  rdma_enabled = d.u8() != 0; if (!get_strs(d, &rdma_disabled_clients)) return false;)
+  rdma_enabled = d.u8() != 0; if (!get_strs(d, &rdma_disabled_clients)) return false;
+  // Users came later: a map stored before them has none.
+  if (d.remaining() > 0) { if (!get_list(d, &users)) return false; next_user_generation = d.u32(); })
+
+std::optional<UserRecord> ClusterMap::find_user(std::string_view n) const {
+  if (n == kAdminUser) return builtin_admin();
+  for (const auto& u : users)
+    if (u.name == n) return u;
+  return std::nullopt;
+}
 
 bool ClusterMap::rdma_enabled_for(std::string_view client) const {
   if (!rdma_enabled) return false;
@@ -237,7 +252,14 @@ LANEFS_MSG(ContainerNetResp, put_list(e, staged); put_list(e, active);,
 
 LANEFS_MSG(RdmaConfigReq, e.u8(enable); e.str(client);, enable = d.u8() != 0; client = d.str(256);)
 
-LANEFS_MSG(SetMapReq, map.encode(e); e.u8(force);, if (!map.decode(d)) return false; force = d.u8() != 0;)
+LANEFS_MSG(SetMapReq, map.encode(e); e.u8(force); e.bytes(secret);,
+  if (!map.decode(d)) return false; force = d.u8() != 0;
+  auto sec = d.bytes(kAuthKeyBytes); secret.assign(sec.begin(), sec.end());
+  if (!secret.empty() && secret.size() != kAuthKeyBytes) return false;)
+LANEFS_MSG(UserList, put_list(e, users);, if (!get_list(d, &users)) return false;)
+LANEFS_MSG(TokenResp, e.str(creds.user); e.u32(creds.generation); e.bytes(creds.key);,
+  creds.user = d.str(64); creds.generation = d.u32(); auto k = d.bytes(kAuthKeyBytes);
+  if (k.size() != kAuthKeyBytes) return false; std::copy(k.begin(), k.end(), creds.key.begin());)
 
 LANEFS_MSG(ClusterCreateReq,
   e.u32(static_cast<uint32_t>(addrs.size())); for (auto& a : addrs) put_addr(e, a);,

@@ -18,6 +18,7 @@
 #include "common/codec.h"
 #include "common/net_addr.h"
 #include "common/result.h"
+#include "proto/auth.h"
 #include "proto/types.h"
 
 namespace lanefs::proto {
@@ -41,6 +42,7 @@ enum class Op : uint16_t {
   kClientLeave = 15,    // ClientInfo -> empty (leader: a frontend left)
   kRdmaConfig = 16,     // RdmaConfigReq -> ClusterMap (leader: enable/disable RDMA)
   kContainerNet = 17,   // ContainerNetReq -> ContainerNetResp (this backend's staged data NICs)
+  kWhoAmI = 18,         // empty -> UserRecord (what this session runs as)
   // metadata (name ops: to owner(parent); inode ops: to owner(ino))
   kLookup = 20,         // NameAtReq -> InodeAttr
   kGetattr = 21,        // InoReq -> InodeAttr
@@ -71,6 +73,11 @@ enum class Op : uint16_t {
   kDirEmpty = 62,       // InoReq -> u8
   kInodeSetParent = 63, // InodeSetParentReq -> empty
   kChunkRemoveAll = 64, // InoList -> empty
+  // users (leader; proto/auth.h)
+  kUserAdd = 80,        // UserRecord -> TokenResp (the new user's token)
+  kUserList = 81,       // empty -> UserList
+  kUserDelete = 82,     // NameReq -> empty
+  kUserToken = 83,      // NameReq -> TokenResp (an existing user's token: login)
 };
 const char* op_name(Op op) noexcept;
 
@@ -151,8 +158,15 @@ struct ClusterMap {
   // cluster, and the clients (frontend host names) it is disabled for.
   bool rdma_enabled = true;
   std::vector<std::string> rdma_disabled_clients;
+  // Users besides the built-in admin (no secrets: keys are derived from
+  // the cluster secret each backend keeps, proto/auth.h). Only admin
+  // sessions get them in kGetMap's answer.
+  std::vector<UserRecord> users;
+  uint32_t next_user_generation = 1;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
+  // The user named (the built-in admin included), or null.
+  std::optional<UserRecord> find_user(std::string_view name) const;
   bool rdma_enabled_for(std::string_view client) const;
   const FsInfo* find_fs(std::string_view name) const;
   const FsInfo* find_fs(uint32_t id) const;
@@ -183,6 +197,8 @@ struct BackendIdentity {
 struct SetMapReq {
   ClusterMap map;
   bool force = false;  // cluster create: replace even a newer/other cluster's map
+  // Cluster create: the cluster secret the members adopt (empty otherwise).
+  std::vector<uint8_t> secret;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
@@ -234,6 +250,19 @@ struct ContainerNetReq {
 struct ContainerNetResp {
   std::vector<ContainerNic> staged;  // what the next start applies
   std::vector<NetLeg> active;        // the legs it serves on now
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+struct UserList {
+  std::vector<UserRecord> users;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// A token (kUserAdd, kUserToken): the user's name, generation and key.
+struct TokenResp {
+  Credentials creds;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

@@ -31,7 +31,7 @@ void write_fields(const PacketHeader& h, uint8_t* out, uint32_t crc) {
 
 }  // namespace
 
-bool pkt_type_valid(uint8_t raw) noexcept { return raw >= 1 && raw <= 11; }
+bool pkt_type_valid(uint8_t raw) noexcept { return raw >= 1 && raw <= 12; }
 
 const char* decode_error_name(DecodeError e) noexcept {
   switch (e) {

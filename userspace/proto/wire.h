@@ -21,20 +21,22 @@
 namespace lanefs::proto {
 
 inline constexpr uint32_t kMagic = 0x53464e4c;  // "LNFS" in memory order
-// Version 2: WriteReq carries its data last with the size/mtime commit,
-// WriteResp the commit's outcome, kConnect the push count and raw-frames
-// flag (docs/protocol.md, "Versions"). Version 1 peers are refused.
-inline constexpr uint8_t kVersion = 2;
-inline constexpr uint8_t kMinVersion = 2;
+// Version 3: a session is set up by challenge-response on the user's token
+// (kConnectChallenge; docs/protocol.md, "Sessions"). Version 2: WriteReq
+// carries its data last with the size/mtime commit, WriteResp the commit's
+// outcome, kConnect the push count and raw-frames flag ("Versions").
+// Older peers are refused.
+inline constexpr uint8_t kVersion = 3;
+inline constexpr uint8_t kMinVersion = 3;
 inline constexpr uint32_t kHeaderSize = 44;
 // Largest message the protocol carries (fragmented): 16 MiB.
 inline constexpr uint32_t kMaxMessage = 16u << 20;
 inline constexpr uint32_t kMaxPackets = 65535;
 
 enum class PktType : uint8_t {
-  kConnect = 1,       // client -> server: open a session (request_id = client nonce)
+  kConnect = 1,       // client -> server: open a session (request_id = client nonce; user, cookie, proof)
   kConnectOk = 2,     // server -> client: session_id assigned; payload = server info
-  kConnectReject = 3, // server -> client: payload i32 Errc (kVersion, kBusy)
+  kConnectReject = 3, // server -> client: payload i32 Errc (kVersion, kBusy, kPermission), u8 version, message
   kRequest = 4,       // client -> server: request fragment pkt_num of pkt_count
   kCreditReturn = 5,  // server -> client: request packet pkt_num received
   kRfr = 6,           // client -> server: send response packet pkt_num
@@ -43,6 +45,9 @@ enum class PktType : uint8_t {
   kDisconnect = 9,    // client -> server: session closed (no reply)
   kPing = 10,         // either way: liveness probe, answered by kPong
   kPong = 11,
+  // server -> client: answer to a kConnect without a valid cookie; payload
+  // = the cookie to echo with the proof (the server keeps no state for it)
+  kConnectChallenge = 12,
 };
 bool pkt_type_valid(uint8_t raw) noexcept;
 

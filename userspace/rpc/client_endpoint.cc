@@ -438,7 +438,12 @@ void ClientEndpoint::complete(ClientSession& s, ActiveReq& r, const Error* err) 
   --s.active;
 }
 
-void ClientEndpoint::send_connect(ClientSession& s, uint64_t now) {
+void ClientEndpoint::new_nonce(ClientSession& s) {
+  s.nonce = random_nonce();
+  s.cookie.clear();
+}
+
+void ClientEndpoint::send_connect(ClientSession& s, uint64_t now, bool same_path) {
   // The connect timeout counts from the first attempt of this round, not
   // from when the session object was created or last failed.
   if (s.connect_tries == 0) s.connect_start_ns = now;
@@ -456,6 +461,14 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now) {
   e.u32(static_cast<uint32_t>(opts_.window.max));
   e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
   e.u64(s.client_id);
+  // Who we are: the token's user, and once challenged the cookie and the
+  // proof that we hold the user's key (the key itself never leaves).
+  std::optional<proto::Credentials> creds;
+  if (opts_.credentials) creds = opts_.credentials();
+  e.str(creds ? creds->user : std::string());
+  e.bytes(s.cookie);
+  if (creds && !s.cookie.empty()) e.bytes(proto::connect_proof(creds->key, creds->user, s.nonce, s.cookie));
+  else e.bytes({});
   PacketHeader h;
   h.type = PktType::kConnect;
   h.request_id = s.nonce;
@@ -466,7 +479,8 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now) {
   // paths are dead before it ever heard the server (a new endpoint of the
   // pool during an outage, a reconnect after a server restart) would
   // otherwise send every attempt into them until the connect timeout.
-  s.connect_path = s.connect_tries == 0 ? pick_path(s, -1) : (s.connect_path + 1) % s.paths.size();
+  if (!same_path)
+    s.connect_path = s.connect_tries == 0 ? pick_path(s, -1) : (s.connect_path + 1) % s.paths.size();
   send_on(s, s.connect_path, h, body, {}, now);
   core_->flush();  // body is local
   ++s.connect_tries;
@@ -484,7 +498,7 @@ void ClientEndpoint::fail_session(ClientSession& s, const Error& e) {
   publish_dirty_ = true;
   s.state = SessState::kConnecting;
   s.sid = 0;
-  s.nonce = random_nonce();
+  new_nonce(s);
   s.connect_start_ns = mono_ns();
   s.next_connect_ns = 0;
   s.connect_tries = 0;

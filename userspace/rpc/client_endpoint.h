@@ -91,6 +91,9 @@ struct ClientSession {
   SessState state = SessState::kConnecting;
   uint32_t sid = 0;
   uint64_t nonce = 0;
+  // The server's cookie for this nonce (kConnectChallenge), echoed with the
+  // proof; empty until challenged. Cleared with every new nonce.
+  std::vector<uint8_t> cookie;
   uint64_t client_id = 0;  // random, sent with every connect (RequestInfo::client_id)
   uint64_t connect_start_ns = 0;
   uint64_t next_connect_ns = 0;
@@ -177,7 +180,10 @@ class ClientEndpoint {
                    uint64_t now);
   void init_response(ClientSession& s, ActiveReq& r, const proto::PacketHeader& h, uint64_t now);
   void store_fragment(ActiveReq& r, uint32_t off, std::span<const uint8_t> payload);
-  void send_connect(ClientSession& s, uint64_t now);
+  // `same_path`: the answer to a challenge goes where the challenge came
+  // from (the cookie is bound to that source address).
+  void send_connect(ClientSession& s, uint64_t now, bool same_path = false);
+  void new_nonce(ClientSession& s);
   void fail_session(ClientSession& s, const Error& e);
   void reset_requests(ClientSession& s);
   void start_waiting(ClientSession& s, uint64_t now);

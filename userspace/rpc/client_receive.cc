@@ -43,17 +43,30 @@ void ClientEndpoint::on_packet(NetAddr src, const PacketHeader& h, std::span<con
     case PktType::kConnectOk:
       if (s.state == SessState::kConnecting && h.request_id == s.nonce) on_connect_ok(s, h, payload);
       return;
+    case PktType::kConnectChallenge:
+      // Answer at once, on the path it came by (its cookie is bound to our
+      // address there); a second challenge for the same nonce means the
+      // cookie expired: the fresh one replaces it.
+      if (s.state != SessState::kConnecting || h.request_id != s.nonce || payload.empty() || payload.size() > 64) {
+        counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      s.cookie.assign(payload.begin(), payload.end());
+      send_connect(s, now, true);
+      return;
     case PktType::kConnectReject: {
       if (h.request_id != s.nonce) return;
       Decoder d(payload);
       int32_t raw = d.i32();
       uint8_t server_version = d.u8();
+      std::string why = d.remaining() > 0 ? d.str(512) : std::string();
       Errc code = errc_valid(raw) ? static_cast<Errc>(raw) : Errc::kProtocol;
+      if (why.empty() || !d.ok()) why = errc_text(code);
       std::string msg = code == Errc::kVersion
                             ? s.server.to_string() + " speaks protocol version " +
                                   std::to_string(server_version) + ", this client version " +
                                   std::to_string(proto::kVersion)
-                            : s.server.to_string() + " refused the session: " + std::string(errc_text(code));
+                            : s.server.to_string() + " refused the session: " + why;
       fail_session(s, make_error(code, msg));
       return;
     }
@@ -63,7 +76,7 @@ void ClientEndpoint::on_packet(NetAddr src, const PacketHeader& h, std::span<con
         LOG_INFO("session to {} was reset by the server; reconnecting", s.server.to_string());
         s.state = SessState::kConnecting;
         s.sid = 0;
-        s.nonce = random_nonce();
+        new_nonce(s);
         s.connect_start_ns = now;
         s.next_connect_ns = 0;
         reset_requests(s);

@@ -199,6 +199,8 @@ RpcStatsSnapshot snapshot_counters(const RpcCounters& c) {
   s.connects = ld(c.connects);
   s.version_rejects = ld(c.version_rejects);
   s.connects_refused = ld(c.connects_refused);
+  s.connect_challenges = ld(c.connect_challenges);
+  s.auth_refused = ld(c.auth_refused);
   s.sessions_reclaimed = ld(c.sessions_reclaimed);
   s.reassembly_refused = ld(c.reassembly_refused);
   s.unexpected_packets = ld(c.unexpected_packets);
@@ -228,6 +230,8 @@ void RpcStatsSnapshot::add(const RpcStatsSnapshot& o) {
   connects += o.connects;
   version_rejects += o.version_rejects;
   connects_refused += o.connects_refused;
+  connect_challenges += o.connect_challenges;
+  auth_refused += o.auth_refused;
   sessions_reclaimed += o.sessions_reclaimed;
   reassembly_refused += o.reassembly_refused;
   reassembly_bytes += o.reassembly_bytes;

@@ -34,6 +34,7 @@
 #include "common/msg_buffer.h"
 #include "common/net_addr.h"
 #include "common/result.h"
+#include "proto/auth.h"
 #include "proto/wire.h"
 #include "rpc/congestion.h"
 #include "transport/transport.h"
@@ -55,6 +56,9 @@ struct RpcCounters {
   // Server: connects refused for want of room (ServerOptions::max_sessions,
   // max_sessions_per_addr), and sessions dropped to make room.
   std::atomic<uint64_t> connects_refused{0}, sessions_reclaimed{0};
+  // Server: connects answered with a cookie challenge (no state kept), and
+  // connects refused by authentication (bad token, unknown user).
+  std::atomic<uint64_t> connect_challenges{0}, auth_refused{0};
   // Server: request fragments dropped because their message would not fit
   // the reassembly memory (ServerOptions::max_*reassembly_bytes).
   std::atomic<uint64_t> reassembly_refused{0};
@@ -79,6 +83,7 @@ struct RpcStatsSnapshot {
   uint64_t duplicate_fragments = 0, unknown_session = 0, connects = 0, version_rejects = 0;
   uint64_t unexpected_packets = 0, tx_packets = 0, rx_packets = 0, rx_invalid_total = 0;
   uint64_t connects_refused = 0, sessions_reclaimed = 0, reassembly_refused = 0;
+  uint64_t connect_challenges = 0, auth_refused = 0;
   uint64_t reassembly_bytes = 0;  // server: memory reserved for requests being reassembled now (a gauge)
   uint64_t inline_requests = 0, deferred_requests = 0, pushed_packets = 0;
   uint64_t rx_invalid[static_cast<int>(proto::DecodeError::kCount)] = {};
@@ -125,6 +130,11 @@ struct ClientOptions {
   // cpus[i], else the housekeeping thread to cpus[0]; missing or -1 = not
   // pinned. create() fails with kInvalid naming a CPU that cannot be used.
   std::vector<int> cpus;
+  // The token this client's sessions are set up with (challenge-response,
+  // proto/auth.h), asked at every connect (a backend's changes when it
+  // joins a cluster). Unset or nullopt: connect without one (servers that
+  // authenticate refuse such sessions).
+  std::function<std::optional<proto::Credentials>()> credentials;
 };
 
 // Where a call's response message lands: its first head.size() bytes in
@@ -291,6 +301,9 @@ struct RequestInfo {
   // effect is persistent and not idempotent (a create, a rename) answers it
   // from what it recorded (backend/meta_replay.cc).
   bool resent = false;
+  // What the session runs as (ServerOptions::authenticate; null when the
+  // server authenticates nobody). Valid until the call finishes.
+  const proto::UserRecord* principal = nullptr;
 };
 
 class ServerLoop;  // server_loop.h (internal)
@@ -323,6 +336,9 @@ class ServerCall {
   uint32_t slot_ = 0;
   RequestInfo info_;
   std::string name_;
+  // The session's principal, held while the call runs (the session may go
+  // first): one reference count increment per request.
+  std::shared_ptr<const proto::UserRecord> principal_;
   MsgBuffer req_, resp_;
   Work work_;
   bool priority_ = false;
@@ -350,6 +366,18 @@ class LoopAttachment {
   // the kernel): the loop must not sleep then.
   virtual bool has_pending() const noexcept { return false; }
 };
+
+// A connect that echoed a valid cookie (ServerOptions::authenticate).
+struct ConnectAuth {
+  NetAddr peer;
+  std::string_view user;              // empty: the client has no token
+  uint64_t nonce = 0;
+  std::span<const uint8_t> cookie;
+  std::span<const uint8_t> proof;     // proto::connect_proof of the user's key
+};
+// What the session will run as, or the error the client is told (its
+// message goes into kConnectReject). Runs on a loop thread: must not block.
+using Authenticate = std::function<Result<std::shared_ptr<const proto::UserRecord>>(const ConnectAuth&)>;
 
 struct ServerOptions {
   transport::TransportConfig transport;
@@ -394,6 +422,10 @@ struct ServerOptions {
   std::function<std::unique_ptr<LoopAttachment>(uint32_t loop)> attach;
   // Pin loop 0 to this CPU (-1 = not pinned), as ClientOptions::cpu.
   int cpu = -1;
+  // Every connect first gets a stateless cookie (kConnectChallenge) and must
+  // echo it: a spoofed source address gets no session and costs no state.
+  // Then this decides who the session runs as (unset: everyone, no principal).
+  Authenticate authenticate;
 };
 
 class RpcServer {
@@ -408,6 +440,9 @@ class RpcServer {
   uint32_t loops() const;
   RpcStatsSnapshot stats() const;
   void set_faults(const transport::FaultConfig& faults);
+  // Every session is dropped at its next packet (kSessionReset: its client
+  // connects, and authenticates, again): who may do what changed.
+  void reset_sessions();
   // Peers with an open session: (client name, address).
   std::vector<std::pair<std::string, NetAddr>> sessions() const;
 

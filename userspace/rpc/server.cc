@@ -225,6 +225,7 @@ std::vector<NetAddr> RpcServer::local_addrs() const { return impl_->local_addrs(
 uint32_t RpcServer::loops() const { return impl_->nloops(); }
 RpcStatsSnapshot RpcServer::stats() const { return impl_->stats(); }
 void RpcServer::set_faults(const transport::FaultConfig& f) { impl_->set_faults(f); }
+void RpcServer::reset_sessions() { impl_->auth_epoch.fetch_add(1, std::memory_order_relaxed); }
 std::vector<std::pair<std::string, NetAddr>> RpcServer::sessions() const { return impl_->sessions(); }
 
 }  // namespace lanefs::rpc

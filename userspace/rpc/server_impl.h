@@ -52,6 +52,11 @@ class RpcServer::Impl {
     uint64_t at_ns = 0;
   };
   std::map<std::pair<NetAddr, uint64_t>, Known> by_nonce;
+  // Keys the connect cookies (random per process: a restart voids them).
+  const proto::AuthKey cookie_key = proto::random_key();
+  // Bumped by reset_sessions(): a session made under an older value is
+  // dropped at its next packet.
+  std::atomic<uint32_t> auth_epoch{0};
   uint32_t next_loop = 0;  // round-robin for new sessions (loop 0's thread)
 
   NetAddr local_addr() const { return loops_[0]->local_addr(); }

@@ -210,6 +210,7 @@ void ServerLoop::recycle(ServerCall* c) {
   if (c->req_.capacity() > (4u << 20)) c->req_.release();
   if (c->resp_.capacity() > (4u << 20)) c->resp_.release();
   c->work_.reset();
+  c->principal_.reset();
   free_calls_.push_back(c);
 }
 
@@ -220,7 +221,8 @@ void ServerLoop::execute(Session& s, uint32_t slot_index) {
   c->resp_.clear();
   c->slot_ = slot_index;
   c->name_ = s.name;
-  c->info_ = RequestInfo{s.peer, s.id, sl.req_id, sl.opcode, &c->name_, s.client_id, sl.resent};
+  c->principal_ = s.principal;
+  c->info_ = RequestInfo{s.peer, s.id, sl.req_id, sl.opcode, &c->name_, s.client_id, sl.resent, c->principal_.get()};
   c->priority_ = false;
   server_.handler()(*c);
 }
@@ -318,6 +320,13 @@ void ServerLoop::on_packet(NetAddr src, const PacketHeader& h, std::span<const u
     return;
   }
   Session& s = *sp;
+  if (s.auth_epoch != server_.auth_epoch.load(std::memory_order_relaxed)) {
+    // Who may do what changed (RpcServer::reset_sessions): connect again.
+    erase_session(sessions_.find(h.session_id));
+    if (h.type != PktType::kDisconnect)
+      send_simple(src, PktType::kSessionReset, h.session_id, h.request_id, 0, 1, h.generation);
+    return;
+  }
   if (s.peer != src || s.local != reply_from_) {
     // The client moved the session to another path (HA failover, load
     // balancing): answer on the path its packets now take. The session id
@@ -329,76 +338,6 @@ void ServerLoop::on_packet(NetAddr src, const PacketHeader& h, std::span<const u
   if (h.type == PktType::kRequest) on_request(s, h, payload);
   else if (h.type == PktType::kRfr) on_rfr(s, h);
   else erase_session(sessions_.find(h.session_id));
-}
-
-void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const uint8_t> payload) {
-  Decoder d(payload);
-  uint32_t want_slots = d.u32();
-  std::string name = d.str(256);
-  // The client's datagram limit (absent: an Ethernet-sized one) and how
-  // many response packets it takes unasked (absent: none).
-  uint32_t client_max = d.remaining() >= 4 ? d.u32() : proto::kHeaderSize + 1428;
-  uint32_t push_want = d.remaining() >= 4 ? d.u32() : 0;
-  uint32_t flags = d.remaining() >= 4 ? d.u32() : 0;
-  uint64_t client_id = d.remaining() >= 8 ? d.u64() : 0;
-  if (!d.ok() || want_slots == 0 || client_max <= proto::kHeaderSize) {
-    counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  const ServerOptions& o = server_.opts();
-  uint32_t slots = std::min(want_slots, o.max_slots);
-  uint32_t push = std::min(push_want, o.max_push);
-  auto key = std::make_pair(src, h.request_id);
-  auto known = server_.by_nonce.find(key);
-  uint32_t sid = 0;
-  if (known != server_.by_nonce.end() && server_.session_live(known->second.sid)) {
-    sid = known->second.sid;  // a retransmitted connect: same answer
-    slots = known->second.slots;
-  } else {
-    if (!server_.admit(src.ip, mono_ns())) {
-      counters_.connects_refused.fetch_add(1, std::memory_order_relaxed);
-      Buffer body;
-      Encoder e(&body);
-      e.i32(static_cast<int32_t>(Errc::kBusy));
-      e.u8(proto::kVersion);
-      send_simple(src, PktType::kConnectReject, 0, h.request_id, 0, 1, 0, body);
-      core_->flush();
-      return;
-    }
-    uint32_t target = server_.next_loop++ % server_.nloops();
-    auto s = std::make_unique<Session>();
-    sid = server_.new_session_id(target, src.ip, &s->last_active_ns);
-    s->id = sid;
-    s->peer = src;
-    s->local = reply_from_;
-    s->connect_from = src;
-    s->nonce = h.request_id;
-    s->client_id = client_id;
-    s->name = std::move(name);
-    s->slots.resize(slots);
-    s->per_packet = std::min<uint32_t>(per_packet_, client_max - proto::kHeaderSize);
-    s->push = push;
-    s->single = (flags & proto::kConnectRawFrames) != 0;
-    s->last_active_ns.store(mono_ns(), std::memory_order_relaxed);
-    server_.by_nonce[key] = {sid, slots, mono_ns()};
-    counters_.connects.fetch_add(1, std::memory_order_relaxed);
-    if (target == index_) {
-      std::lock_guard lk(sess_mu_);
-      sessions_.emplace(sid, std::move(s));
-      n_sessions_.store(static_cast<uint32_t>(sessions_.size()), std::memory_order_relaxed);
-    } else {
-      server_.loop(target).post_session(std::move(s));
-    }
-  }
-  Buffer body;
-  Encoder e(&body);
-  e.u32(slots);
-  e.str(o.name);
-  e.u32(max_datagram_);
-  e.u32(push);
-  e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
-  send_simple(src, PktType::kConnectOk, sid, h.request_id, 0, 1, h.generation, body);
-  core_->flush();  // body is local
 }
 
 void ServerLoop::reset_slot(Slot& sl, const PacketHeader& h) {

@@ -60,6 +60,8 @@ struct Session {
   uint32_t per_packet = 0;  // response payload bytes per packet (agreed at connect)
   uint32_t push = 0;        // response packets sent at completion unasked
   bool single = false;      // the client reads raw frames: no coalesced datagrams to it
+  uint32_t auth_epoch = 0;  // RpcServer::Impl::auth_epoch when it was set up
+  std::shared_ptr<const proto::UserRecord> principal;  // what it runs as (null: no authentication)
 };
 
 class ServerLoop {
@@ -96,7 +98,11 @@ class ServerLoop {
  private:
   void run();
   void on_packet(NetAddr src, const proto::PacketHeader& h, std::span<const uint8_t> payload, bool bad_version);
+  // server_connect.cc: the cookie challenge, authentication, a new session.
   void on_connect(NetAddr src, const proto::PacketHeader& h, std::span<const uint8_t> payload);
+  void challenge(NetAddr src, const proto::PacketHeader& h);
+  bool cookie_valid(NetAddr src, uint64_t nonce, std::span<const uint8_t> cookie) const;
+  void reject(NetAddr src, const proto::PacketHeader& h, Errc code, std::string_view why);
   void on_request(Session& s, const proto::PacketHeader& h, std::span<const uint8_t> payload);
   void on_rfr(Session& s, const proto::PacketHeader& h);
   void execute(Session& s, uint32_t slot_index);

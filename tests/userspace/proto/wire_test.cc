@@ -22,7 +22,7 @@ namespace {
 constexpr PktType kAllTypes[] = {
     PktType::kConnect,      PktType::kConnectOk, PktType::kConnectReject, PktType::kRequest,
     PktType::kCreditReturn, PktType::kRfr,       PktType::kResponse,      PktType::kSessionReset,
-    PktType::kDisconnect,   PktType::kPing,      PktType::kPong};
+    PktType::kDisconnect,   PktType::kPing,      PktType::kPong,  PktType::kConnectChallenge};
 
 std::vector<uint8_t> build(PacketHeader h, const std::vector<uint8_t>& payload) {
   h.payload_len = static_cast<uint32_t>(payload.size());
@@ -212,7 +212,7 @@ TEST(Wire, OtherVersionWithValidCrcIsBadVersion) {
 }
 
 TEST(Wire, UnknownTypeIsBadType) {
-  for (int raw : {0, 12, 13, 128, 255}) {
+  for (int raw : {0, 13, 14, 128, 255}) {
     PacketHeader h = sample_header(PktType::kPing, 0);
     h.type = static_cast<PktType>(raw);
     EXPECT_EQ(decode_exact(build(h, {})), DecodeError::kBadType) << raw;

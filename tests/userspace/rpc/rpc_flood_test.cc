@@ -59,29 +59,35 @@ class Flooder {
     if (fd_ >= 0) close(fd_);
   }
   bool ok() const { return ok_; }
-  // `n` connects with fresh nonces; the answers are read and dropped so
-  // the socket buffer never fills.
-  void connect_flood(NetAddr server, int n) {
+  // `n` connects with fresh nonces, each completed like a real client at
+  // this address would (the cookie challenge answered); other answers are
+  // read and dropped so the socket buffer never fills. `answer` false: a
+  // forged source, which never sees its challenges.
+  void connect_flood(NetAddr server, int n, bool answer = true) {
     server_ = server;
     for (int i = 0; i < n; ++i) {
       const Buffer body = connect_body("flood");
-      send(connect_header(body), body);
-      uint8_t junk[2048];
-      while (::recv(fd_, junk, sizeof junk, MSG_DONTWAIT) > 0) {
-      }
+      send(connect_header(body, ++nonce_), body);
+      drain(answer);
       if (i % 64 == 63) std::this_thread::sleep_for(std::chrono::microseconds(200));  // the server's socket buffer
     }
+    const uint64_t until = mono_ns() + kSec / 5;
+    while (mono_ns() < until) drain(answer);
   }
 
-  // A session of its own (kConnect, wait for kConnectOk): its id, or 0.
+  // A session of its own (kConnect, the challenge answered, kConnectOk): its id, or 0.
   uint32_t open_session(NetAddr server) {
     server_ = server;
-    const Buffer body = connect_body("raw");
-    const proto::PacketHeader h = connect_header(body);
+    const uint64_t nonce = ++nonce_;
+    Buffer body = connect_body("raw");
     for (int tries = 0; tries < 20; ++tries) {
-      send(h, body);
+      send(connect_header(body, nonce), body);
       proto::PacketHeader rh;
-      if (await(proto::PktType::kConnectOk, h.request_id, 200, &rh)) return rh.session_id;
+      auto cookie = await(proto::PktType::kConnectChallenge, nonce, 200, &rh);
+      if (!cookie) continue;
+      body = connect_body("raw", *cookie);
+      send(connect_header(body, nonce), body);
+      if (await(proto::PktType::kConnectOk, nonce, 200, &rh)) return rh.session_id;
     }
     return 0;
   }
@@ -106,19 +112,40 @@ class Flooder {
   }
 
  private:
-  proto::PacketHeader connect_header(const Buffer& body) {
+  // Answers every challenge that arrived (or only reads them).
+  void drain(bool answer) {
+    uint8_t buf[2048];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+      proto::PacketHeader rh;
+      std::span<const uint8_t> payload;
+      if (!answer || proto::decode_packet({buf, size_t(n)}, &rh, &payload) != proto::DecodeError::kOk ||
+          rh.type != proto::PktType::kConnectChallenge)
+        continue;
+      const Buffer body = connect_body("flood", Buffer(payload.begin(), payload.end()));
+      send(connect_header(body, rh.request_id), body);
+    }
+  }
+  static proto::PacketHeader connect_header(const Buffer& body, uint64_t nonce) {
     proto::PacketHeader h;
     h.type = proto::PktType::kConnect;
-    h.request_id = ++nonce_;
+    h.request_id = nonce;
     h.pkt_count = 1;
     h.msg_len = static_cast<uint32_t>(body.size());
     return h;
   }
-  static Buffer connect_body(const std::string& name) {
+  static Buffer connect_body(const std::string& name, const Buffer& cookie = {}) {
     Buffer body;
     Encoder e(&body);
-    e.u32(64);
+    e.u32(64);        // slots
     e.str(name);
+    e.u32(1500);      // datagram limit
+    e.u32(0);         // pushed packets
+    e.u32(0);         // flags
+    e.u64(0);         // client id
+    e.str("");        // user: none (this server authenticates nobody)
+    e.bytes(cookie);
+    e.bytes({});      // proof
     return body;
   }
   // The payload of the first datagram of `type` for request `req` within `ms` (its header in *rh).
@@ -207,10 +234,29 @@ TEST_F(RpcFlood, OneAddressCannotTakeEverySession) {
   ASSERT_TRUE(eventually([&] { return server_->stats().connects_refused > 0; }, 10 * kSec));
   auto st = server_->stats();
   EXPECT_LE(st.sessions, 64u) << "one address holds more than its share";
-  EXPECT_GE(st.connects_refused, 4000u);
+  // Every completed handshake past the cap was refused (how many complete
+  // depends on the machine's load: each needs its challenge answered).
+  EXPECT_LE(st.connects, 64u + st.sessions_reclaimed);
   const double t = echo_from(3);
   EXPECT_GE(t, 0);
   EXPECT_LT(t, 1.0) << "another address waited while the flood held its sessions";
+}
+
+TEST_F(RpcFlood, ForgedConnectsCostNoState) {
+  // Connects whose source never answers (a forged address) get a cookie
+  // challenge each and no session: nothing to refuse, nothing to reclaim.
+  start(/*max_sessions=*/256, /*per_addr=*/64, /*reclaim_idle_ns=*/60 * kSec);
+  Flooder f(loopback(2));
+  ASSERT_TRUE(f.ok());
+  f.connect_flood(addr_, 4200, /*answer=*/false);
+  ASSERT_TRUE(eventually([&] { return server_->stats().connect_challenges >= 4000; }, 10 * kSec))
+      << server_->stats().connect_challenges;
+  auto st = server_->stats();
+  EXPECT_EQ(st.sessions, 0u);
+  EXPECT_EQ(st.connects_refused, 0u);
+  const double t = echo_from(3);
+  EXPECT_GE(t, 0);
+  EXPECT_LT(t, 1.0);
 }
 
 TEST_F(RpcFlood, ManyAddressesGiveWayToANewClientOnceIdle) {

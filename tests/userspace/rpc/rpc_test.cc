@@ -555,7 +555,7 @@ TEST_P(RpcTest, GarbageIsCountedAndServerKeepsAnswering) {
     send(b, DecodeError::kBadLength);
   }
   // Valid CRC, invalid type.
-  for (uint8_t t : {uint8_t{0}, uint8_t{12}, uint8_t{255}}) {
+  for (uint8_t t : {uint8_t{0}, uint8_t{13}, uint8_t{255}}) {
     proto::PacketHeader bt = h;
     bt.type = static_cast<proto::PktType>(t);
     send(packet(bt, payload), DecodeError::kBadType);

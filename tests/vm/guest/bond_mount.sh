@@ -57,6 +57,8 @@ done
 say "bond0 up, active slave $(active)"
 
 mkdir -p /tmp/lanefsd "$LANEFS_RUN_DIR" /tmp/mnt/b
+# lanefsd writes its admin token there; the CLI and the mount present it.
+export LANEFS_TOKEN_FILE=/tmp/lanefsd/admin.token
 pid=""
 cleanup() {
   touch /tmp/stop-io

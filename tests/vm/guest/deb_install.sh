@@ -63,7 +63,12 @@ until timeout 20 lanefs fs list >/dev/null 2>&1; do
   sleep 1
 done
 step "lanefsd ($LANEFSD_ARGS) answers"
+# As an admin on the backend's host: lanefsd wrote the admin token to
+# /etc/lanefs/admin.token, where the CLI looks; mounts present
+# /etc/lanefs/client.token.
 lanefs fs create pkgfs >/dev/null || fail "lanefs fs create"
+lanefs user add pkg --role client --fs pkgfs >/dev/null || fail "lanefs user add"
+lanefs user login pkg --token-file /etc/lanefs/client.token || fail "lanefs user login"
 mkdir -p /mnt/pkg
 out=$(mount -t lanefs 127.0.0.1:14000/pkgfs /mnt/pkg 2>&1) || fail "mount -t lanefs: $out"
 echo "$out"

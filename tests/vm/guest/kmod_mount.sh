@@ -63,6 +63,8 @@ step "lanefs.ko loaded: $(dmesg | grep 'lanefs:' | tail -n 1)"
 
 ip link set lo up
 DATA=/tmp/lanefsd
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$DATA/admin.token"
 mkdir -p "$DATA"
 pid=""
 cleanup() {

@@ -42,6 +42,8 @@ modprobe fuse || fail "modprobe fuse"
 [ -c /dev/fuse ] || fail "/dev/fuse missing after modprobe fuse"
 
 DATA=/tmp/lanefsd
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$DATA/admin.token"
 mkdir -p "$DATA" "$LANEFS_RUN_DIR" /tmp/mnt/plain /tmp/mnt/enc
 pid=""
 cleanup() {

@@ -18,6 +18,8 @@ command -v python3 >/dev/null || fail "python3 not found (checks the JSON)"
 
 "$HERE/rdma_setup.sh" --peer-netns peer
 DATA=/tmp/lanefsd
+# lanefsd writes its admin token there; the CLI and the mounts present it.
+export LANEFS_TOKEN_FILE="$DATA/admin.token"
 mkdir -p "$DATA"
 pid=""
 cleanup() {

@@ -1,0 +1,331 @@
+// Who may do what on this backend (docs/security.md): the cluster secret,
+// the admin token files, session authentication (proto/auth.h), the role
+// table per opcode, and the user operations (kUserAdd/List/Delete/Token,
+// kWhoAmI; mutations on the leader).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "backend/backend_core.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace lanefs::backend {
+namespace {
+
+using proto::Op;
+using proto::Role;
+
+constexpr std::string_view kSecretKey = "cluster_secret";
+
+std::string hex(std::span<const uint8_t> b) {
+  std::string s;
+  for (uint8_t c : b) s += fmt::format("{:02x}", c);
+  return s;
+}
+
+// The host's secret file: 64 hex characters. Made (0600) when missing; a
+// racing lanefsd on the same host wins or reads the winner's.
+Result<proto::AuthKey> seed_secret(const std::string& path) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      struct stat st {};
+      char buf[130] = {};
+      ssize_t n = ::fstat(fd, &st) == 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
+      ::close(fd);
+      if ((st.st_mode & 077) != 0)
+        return make_error(Errc::kPermission, "secret file " + path + " must not be accessible by group or others (chmod 600)");
+      if (n >= 64) {
+        auto c = proto::parse_token("lanefs-token 1 x 0 " + std::string(buf, 64), path);
+        if (!c.ok()) return make_error(Errc::kInvalid, "secret file " + path + ": not 64 hexadecimal characters");
+        return c->key;
+      }
+      usleep(20'000);  // another lanefsd is writing it
+      continue;
+    }
+    if (errno != ENOENT) return sys_error("open secret file " + path, errno);
+    proto::AuthKey k = proto::random_key();
+    size_t slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0755);
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return sys_error("create secret file " + path, errno);
+    std::string text = hex(k) + "\n";
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    // link() fails if another lanefsd made it first: then read theirs.
+    int rc = ok ? ::link(tmp.c_str(), path.c_str()) : -1;
+    int err = errno;
+    ::unlink(tmp.c_str());
+    if (rc == 0) return k;
+    if (!ok || err != EEXIST) return sys_error("write secret file " + path, ok ? err : EIO);
+  }
+  return make_error(Errc::kTimeout, "secret file " + path + " stays incomplete");
+}
+
+// The table: which roles may call which opcodes (handlers check more:
+// an admin may not touch clusteradmins; readers only their filesystems).
+bool role_allows(Role r, Op op) {
+  auto raw = static_cast<uint16_t>(op);
+  if (r == Role::kBackend) return true;
+  if (r == Role::kJoining) return op == Op::kIdentify || op == Op::kGetMap || op == Op::kSetMap;
+  // Between backends only.
+  if (op == Op::kSetMap || op == Op::kFsPurge || (raw >= 60 && raw < 80)) return false;
+  switch (op) {
+    case Op::kClusterCreate:
+    case Op::kRdmaConfig:
+    case Op::kContainerNet:
+      return r == Role::kClusterAdmin;
+    case Op::kFsCreate:
+    case Op::kFsDelete:
+    case Op::kProcesses:
+    case Op::kStatus:
+    case Op::kUserAdd:
+    case Op::kUserList:
+    case Op::kUserDelete:
+      return proto::role_is_admin(r);
+    case Op::kSetattr:
+    case Op::kCreate:
+    case Op::kLink:
+    case Op::kUnlink:
+    case Op::kRmdir:
+    case Op::kRename:
+    case Op::kSetxattr:
+    case Op::kRemovexattr:
+    case Op::kCommitWrite:
+    case Op::kWrite:
+    case Op::kChunkTruncate:
+    case Op::kPunch:
+      return r != Role::kReadonly;
+    default:
+      return true;  // reads, lookups, the map, heartbeats, whoami, own token
+  }
+}
+
+Result<proto::UserRecord> decode_user(std::span<const uint8_t> raw) { return proto::decode_msg<proto::UserRecord>(raw); }
+
+// Forwards a user mutation to the leader (after this backend authorized it).
+std::optional<rpc::Buffer> to_leader(BackendCore& b, Op op, std::span<const uint8_t> req) {
+  auto m = b.map_ptr();
+  const proto::Member* leader = m->member_by_shard(0);
+  if (leader == nullptr || b.is_self(*leader)) return std::nullopt;
+  auto r = b.call_member_raw(*leader, op, rpc::Buffer(req.begin(), req.end()));
+  if (!r.ok()) return reply_error(r.error());
+  return std::move(*r);
+}
+
+Error denied(const proto::UserRecord& who, const std::string& what) {
+  return make_error(Errc::kPermission, "permission denied: user '" + who.name + "' (role " +
+                                           proto::role_name(who.role) + ") may not " + what);
+}
+
+rpc::Buffer publish(BackendCore& b, proto::ClusterMap m) {
+  ++m.epoch;
+  auto inst = b.install_map(m, true);
+  if (!inst.ok()) return reply_error(inst.error());
+  for (const auto& mem : m.members) {
+    if (b.is_self(mem)) continue;
+    auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, proto::SetMapReq{m, false, {}});
+    if (!r.ok()) LOG_WARN("users not pushed to {}: {}", mem.addr.to_string(), r.error().to_string());
+  }
+  return reply_empty();
+}
+
+proto::TokenResp token_for(BackendCore& b, const proto::UserRecord& u) {
+  proto::TokenResp t;
+  t.creds.user = u.name;
+  t.creds.generation = u.generation;
+  t.creds.key = proto::user_key(b.secret(), u.name, u.generation);
+  return t;
+}
+
+rpc::Buffer user_add(BackendCore& b, std::span<const uint8_t> raw) {
+  auto req = decode_user(raw);
+  if (!req.ok()) return reply_error(req.error());
+  if (!proto::valid_user_name(req->name))
+    return reply_error(make_error(Errc::kInvalid, "user name '" + req->name +
+                                                      "': 1-64 of letters, digits, '.', '_', '-', not starting with '.' or '-'"));
+  if (req->role > Role::kClusterAdmin) return reply_error(make_error(Errc::kInvalid, "no such role"));
+  std::lock_guard lk(b.mgmt_mu);
+  proto::ClusterMap m = b.map();
+  if (m.find_user(req->name)) return reply_error(make_error(Errc::kExists, "user '" + req->name + "' already exists"));
+  for (const auto& f : req->filesystems)
+    if (!m.find_fs(f)) return reply_error(make_error(Errc::kNotFound, "filesystem '" + f + "' does not exist"));
+  proto::UserRecord u = *req;
+  u.generation = m.next_user_generation++;
+  u.created_s = static_cast<int64_t>(wall_secs());
+  m.users.push_back(u);
+  auto r = publish(b, std::move(m));
+  if (proto::parse_response(r).ok()) {
+    LOG_INFO("user '{}' added (role {})", u.name, proto::role_name(u.role));
+    return reply(token_for(b, u));
+  }
+  return r;
+}
+
+rpc::Buffer user_delete(BackendCore& b, const std::string& name) {
+  std::lock_guard lk(b.mgmt_mu);
+  proto::ClusterMap m = b.map();
+  auto it = std::find_if(m.users.begin(), m.users.end(), [&](const auto& u) { return u.name == name; });
+  if (it == m.users.end()) return reply_error(make_error(Errc::kNotFound, "user '" + name + "' does not exist"));
+  m.users.erase(it);
+  LOG_INFO("user '{}' deleted", name);
+  return publish(b, std::move(m));
+}
+
+}  // namespace
+
+Status authorize(const proto::UserRecord& who, Op op) {
+  if (role_allows(who.role, op)) return ok_status();
+  return denied(who, proto::op_name(op));
+}
+
+proto::AuthKey BackendCore::secret() const {
+  std::lock_guard lk(secret_mu_);
+  return secret_;
+}
+
+Status BackendCore::load_secret() {
+  if (auto s = meta_->get_kv(kSecretKey); s.ok() && s->size() == proto::kAuthKeyBytes) {
+    std::memcpy(secret_.data(), s->data(), proto::kAuthKeyBytes);
+  } else {
+    if (opts_.secret_file.empty()) {
+      secret_ = proto::random_key();
+    } else {
+      auto seeded = seed_secret(opts_.secret_file);
+      if (seeded.ok()) {
+        secret_ = *seeded;
+      } else if (seeded.code() == Errc::kPermission || seeded.code() == Errc::kInvalid) {
+        return seeded.error();
+      } else {
+        LOG_WARN("{}: this backend keeps a secret of its own", seeded.error().to_string());
+        secret_ = proto::random_key();
+      }
+    }
+    MetaStore::Batch batch;
+    batch.put_kv(kSecretKey, std::string_view(reinterpret_cast<const char*>(secret_.data()), secret_.size()));
+    LANEFS_TRY(meta_->commit(batch));
+  }
+  write_admin_tokens();
+  return ok_status();
+}
+
+void BackendCore::write_admin_tokens() {
+  proto::Credentials c{std::string(proto::kAdminUser), 0, proto::user_key(secret(), proto::kAdminUser, 0)};
+  for (const std::string& path : {opts_.data_dir + "/admin.token", opts_.admin_token_file}) {
+    if (path.empty()) continue;
+    if (auto st = proto::save_token_file(path, c); !st.ok())
+      LOG_WARN("admin token not written: {}", st.error().to_string());
+    else
+      LOG_INFO("admin token in {}", path);
+  }
+}
+
+Status BackendCore::set_secret(const proto::AuthKey& s) {
+  {
+    std::lock_guard lk(secret_mu_);
+    if (proto::equal_secret(s, secret_)) return ok_status();
+  }
+  MetaStore::Batch batch;
+  batch.put_kv(kSecretKey, std::string_view(reinterpret_cast<const char*>(s.data()), s.size()));
+  LANEFS_TRY(meta_->commit(batch));
+  {
+    std::lock_guard lk(secret_mu_);
+    secret_ = s;
+  }
+  LOG_INFO("joined a cluster: its secret replaces this backend's");
+  write_admin_tokens();
+  if (server_) server_->reset_sessions();
+  return ok_status();
+}
+
+bool BackendCore::joinable() const {
+  auto m = map_ptr();
+  return m->members.size() <= 1 && m->filesystems.empty() && m->users.empty();
+}
+
+void BackendCore::log_refusal(NetAddr peer, std::string_view what) {
+  uint64_t sec = mono_ns() / 1'000'000'000ull;
+  if (refusal_window_.exchange(sec, std::memory_order_relaxed) != sec) refusals_logged_.store(0, std::memory_order_relaxed);
+  if (refusals_logged_.fetch_add(1, std::memory_order_relaxed) < 20)
+    LOG_WARN("refused {}: {}", peer.to_string(), what);
+}
+
+Result<std::shared_ptr<const proto::UserRecord>> BackendCore::authenticate(const rpc::ConnectAuth& a) {
+  auto refuse = [&](const std::string& why) -> Error {
+    log_refusal(a.peer, "a session (user '" + std::string(a.user) + "'): " + why);
+    return make_error(Errc::kPermission, "permission denied: " + why);
+  };
+  if (a.user.empty()) return refuse("no token presented");
+  const proto::AuthKey s = secret();
+  if (a.user == proto::kBackendUser) {
+    auto want = proto::connect_proof(proto::backend_key(s), a.user, a.nonce, a.cookie);
+    if (proto::equal_secret(a.proof, want)) {
+      static const auto backend = std::make_shared<const proto::UserRecord>(
+          proto::UserRecord{std::string(proto::kBackendUser), Role::kBackend, {}, false, 0, 0});
+      return backend;
+    }
+    if (joinable()) {
+      static const auto joining = std::make_shared<const proto::UserRecord>(
+          proto::UserRecord{std::string(proto::kBackendUser), Role::kJoining, {}, false, 0, 0});
+      return joining;
+    }
+    return refuse("a backend of another cluster");
+  }
+  auto m = map_ptr();
+  auto u = m->find_user(a.user);
+  if (!u) return refuse("unknown user '" + std::string(a.user) + "'");
+  auto want = proto::connect_proof(proto::user_key(s, u->name, u->generation), a.user, a.nonce, a.cookie);
+  if (!proto::equal_secret(a.proof, want))
+    return refuse("wrong token for user '" + u->name + "' (deleted and added again since, or of another cluster)");
+  return std::make_shared<const proto::UserRecord>(std::move(*u));
+}
+
+rpc::Buffer handle_users(BackendCore& b, Op op, std::span<const uint8_t> raw, const proto::UserRecord* who) {
+  const proto::UserRecord admin = proto::builtin_admin();
+  const proto::UserRecord& caller = who ? *who : admin;
+  switch (op) {
+    case Op::kWhoAmI:
+      return reply(caller);
+    case Op::kUserList: {
+      proto::UserList l;
+      l.users.push_back(admin);
+      auto m = b.map_ptr();
+      l.users.insert(l.users.end(), m->users.begin(), m->users.end());
+      return reply(l);
+    }
+    case Op::kUserAdd: {
+      auto req = decode_user(raw);
+      if (!req.ok()) return reply_error(req.error());
+      if (req->role == Role::kClusterAdmin && caller.role == Role::kAdmin)
+        return reply_error(denied(caller, "add a clusteradmin"));
+      if (auto fwd = to_leader(b, op, raw)) return std::move(*fwd);
+      return user_add(b, raw);
+    }
+    case Op::kUserDelete:
+    case Op::kUserToken: {
+      auto req = proto::decode_msg<proto::NameReq>(raw);
+      if (!req.ok()) return reply_error(req.error());
+      auto target = b.map_ptr()->find_user(req->name);
+      if (!target) return reply_error(make_error(Errc::kNotFound, "user '" + req->name + "' does not exist"));
+      bool self = caller.name == target->name;
+      if (op == Op::kUserDelete && target->name == proto::kAdminUser)
+        return reply_error(make_error(Errc::kInvalid, "the built-in user 'admin' cannot be deleted"));
+      if (!self && !proto::role_is_admin(caller.role))
+        return reply_error(denied(caller, "get another user's token"));
+      if (target->role == Role::kClusterAdmin && caller.role == Role::kAdmin && !self)
+        return reply_error(denied(caller, std::string(op == Op::kUserDelete ? "delete" : "get the token of") +
+                                              " a clusteradmin"));
+      if (op == Op::kUserToken) return reply(token_for(b, *target));
+      if (auto fwd = to_leader(b, op, raw)) return std::move(*fwd);
+      return user_delete(b, req->name);
+    }
+    default:
+      return reply_error(make_error(Errc::kNotSupported, "not a user operation"));
+  }
+}
+
+}  // namespace lanefs::backend

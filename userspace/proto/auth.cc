@@ -1,0 +1,276 @@
+#include "proto/auth.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace lanefs::proto {
+namespace {
+
+constexpr std::string_view kTokenMagic = "lanefs-token";
+constexpr std::string_view kEtcAdminToken = "/etc/lanefs/admin.token";
+
+AuthKey hmac(std::span<const uint8_t> key, std::span<const uint8_t> msg) {
+  AuthKey out{};
+  unsigned len = 0;
+  // HMAC-SHA256 of a short message cannot fail with valid arguments.
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), msg.data(), msg.size(), out.data(), &len);
+  return out;
+}
+
+void put(std::vector<uint8_t>* m, std::string_view s) {
+  m->push_back(static_cast<uint8_t>(s.size()));  // length first: no ambiguous joins
+  m->insert(m->end(), s.begin(), s.end());
+}
+void put(std::vector<uint8_t>* m, uint64_t v) {
+  for (int i = 0; i < 8; ++i) m->push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string mode_string(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+
+}  // namespace
+
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::kReadonly: return "readonly";
+    case Role::kClient: return "client";
+    case Role::kAdmin: return "admin";
+    case Role::kClusterAdmin: return "clusteradmin";
+    case Role::kBackend: return "backend";
+    case Role::kJoining: return "joining";
+  }
+  return "?";
+}
+
+std::optional<Role> parse_user_role(std::string_view s) {
+  for (Role r : {Role::kReadonly, Role::kClient, Role::kAdmin, Role::kClusterAdmin})
+    if (s == role_name(r)) return r;
+  return std::nullopt;
+}
+
+bool role_is_admin(Role r) { return r == Role::kAdmin || r == Role::kClusterAdmin || r == Role::kBackend; }
+
+bool valid_user_name(std::string_view n) {
+  if (n.empty() || n.size() > 64 || n[0] == '.' || n[0] == '-') return false;
+  return std::all_of(n.begin(), n.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+bool UserRecord::may_use_fs(std::string_view fs) const {
+  if (role_is_admin(role) || filesystems.empty()) return true;
+  return std::find(filesystems.begin(), filesystems.end(), fs) != filesystems.end();
+}
+
+void UserRecord::encode(Encoder& e) const {
+  e.str(name);
+  e.u8(static_cast<uint8_t>(role));
+  e.u32(static_cast<uint32_t>(filesystems.size()));
+  for (const auto& f : filesystems) e.str(f);
+  e.u8(root_squash ? 1 : 0);
+  e.u32(generation);
+  e.i64(created_s);
+}
+
+bool UserRecord::decode(Decoder& d) {
+  name = d.str(64);
+  uint8_t r = d.u8();
+  if (r < static_cast<uint8_t>(Role::kReadonly) || r > static_cast<uint8_t>(Role::kJoining)) return false;
+  role = static_cast<Role>(r);
+  uint32_t n = d.u32();
+  if (n > 4096) return false;
+  filesystems.clear();
+  for (uint32_t i = 0; i < n && d.ok(); ++i) filesystems.push_back(d.str(64));
+  root_squash = d.u8() != 0;
+  generation = d.u32();
+  created_s = d.i64();
+  return d.ok();
+}
+
+UserRecord builtin_admin() {
+  UserRecord u;
+  u.name = std::string(kAdminUser);
+  u.role = Role::kClusterAdmin;
+  return u;
+}
+
+std::string format_token(const Credentials& c) {
+  std::string hex;
+  static const char* kDigits = "0123456789abcdef";
+  for (uint8_t b : c.key) {
+    hex.push_back(kDigits[b >> 4]);
+    hex.push_back(kDigits[b & 15]);
+  }
+  return std::string(kTokenMagic) + " 1 " + c.user + " " + std::to_string(c.generation) + " " + hex + "\n";
+}
+
+Result<Credentials> parse_token(std::string_view text, const std::string& path) {
+  auto bad = [&](const std::string& why) {
+    return make_error(Errc::kInvalid, "token file " + path + ": " + why);
+  };
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+  std::vector<std::string_view> f;
+  size_t pos = 0;
+  while (pos <= text.size() && f.size() < 6) {
+    size_t sp = text.find(' ', pos);
+    if (sp == std::string_view::npos) sp = text.size();
+    f.push_back(text.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  if (f.size() != 5 || f[0] != kTokenMagic) return bad("not a lanefs token (expected 'lanefs-token 1 USER GEN KEY')");
+  if (f[1] != "1") return bad("token format " + std::string(f[1]) + " is not known to this lanefs");
+  Credentials c;
+  c.user = std::string(f[2]);
+  if (!valid_user_name(c.user) && c.user != kBackendUser) return bad("bad user name '" + c.user + "'");
+  std::string gen(f[3]);
+  char* end = nullptr;
+  unsigned long g = std::strtoul(gen.c_str(), &end, 10);
+  if (gen.empty() || *end != '\0' || g > UINT32_MAX) return bad("bad generation '" + gen + "'");
+  c.generation = static_cast<uint32_t>(g);
+  if (f[4].size() != 2 * kAuthKeyBytes) return bad("the key is not 64 hexadecimal characters");
+  for (size_t i = 0; i < kAuthKeyBytes; ++i) {
+    int hi = hex_digit(f[4][2 * i]), lo = hex_digit(f[4][2 * i + 1]);
+    if (hi < 0 || lo < 0) return bad("the key is not 64 hexadecimal characters");
+    c.key[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return c;
+}
+
+Result<Credentials> load_token_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return make_error(Errc::kNotFound, "token file " + path + " does not exist");
+    if (err == EACCES) return make_error(Errc::kPermission, "token file " + path + " is not readable by this user");
+    return sys_error("open token file " + path, err);
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return sys_error("fstat token file " + path, errno);
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::kInvalid, "token file " + path + " is not a regular file");
+  if ((st.st_mode & 077) != 0)
+    return make_error(Errc::kPermission, "token file " + path + " has mode " + mode_string(st.st_mode) +
+                                             ": it must not be accessible by group or others (chmod 600)");
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  if (n < 0) return sys_error("read token file " + path, errno);
+  auto c = parse_token(std::string_view(buf, static_cast<size_t>(n)), path);
+  OPENSSL_cleanse(buf, sizeof buf);
+  return c;
+}
+
+Status save_token_file(const std::string& path, const Credentials& c) {
+  if (path.empty()) return make_error(Errc::kInvalid, "no token file path");
+  // Parent directories (0700, as ssh keeps ~/.ssh).
+  for (size_t p = path.find('/', 1); p != std::string::npos; p = path.find('/', p + 1)) {
+    std::string dir = path.substr(0, p);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("mkdir " + dir, errno);
+  }
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return sys_error("create token file " + tmp, errno);
+  std::string text = format_token(c);
+  bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  int err = errno;
+  OPENSSL_cleanse(text.data(), text.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    ::unlink(tmp.c_str());
+    return sys_error("write token file " + path, err);
+  }
+  return {};
+}
+
+std::string default_user_token_path() {
+  const char* home = std::getenv("HOME");
+  std::string h = home && *home ? home : "";
+  if (h.empty()) {
+    if (const passwd* pw = ::getpwuid(::geteuid())) h = pw->pw_dir;
+  }
+  return (h.empty() ? std::string("/root") : h) + "/.config/lanefs/token";
+}
+
+std::vector<std::string> token_search_path(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return {explicit_path};
+  if (const char* env = std::getenv("LANEFS_TOKEN_FILE"); env && *env) return {env};
+  return {default_user_token_path(), std::string(kEtcAdminToken)};
+}
+
+Result<Credentials> find_token(const std::string& explicit_path) {
+  auto paths = token_search_path(explicit_path);
+  std::string looked;
+  for (const auto& p : paths) {
+    auto c = load_token_file(p);
+    if (c.ok() || c.code() != Errc::kNotFound) return c;
+    looked += (looked.empty() ? "" : ", ") + p;
+  }
+  return make_error(Errc::kPermission, "permission denied: no token (looked in " + looked +
+                                           "; give --token-file FILE or set LANEFS_TOKEN_FILE)");
+}
+
+AuthKey user_key(const AuthKey& secret, std::string_view user, uint32_t generation) {
+  std::vector<uint8_t> m;
+  put(&m, "lanefs-user");
+  put(&m, user);
+  put(&m, uint64_t{generation});
+  return hmac(secret, m);
+}
+
+AuthKey backend_key(const AuthKey& secret) {
+  std::vector<uint8_t> m;
+  put(&m, "lanefs-backend");
+  return hmac(secret, m);
+}
+
+AuthKey connect_proof(const AuthKey& key, std::string_view user, uint64_t nonce, std::span<const uint8_t> cookie) {
+  std::vector<uint8_t> m;
+  put(&m, "lanefs-connect");
+  put(&m, user);
+  put(&m, nonce);
+  m.insert(m.end(), cookie.begin(), cookie.end());
+  return hmac(key, m);
+}
+
+void cookie_mac(const AuthKey& key, std::span<const uint8_t> data, std::span<uint8_t> out) {
+  AuthKey full = hmac(key, data);
+  std::memcpy(out.data(), full.data(), std::min(out.size(), full.size()));
+}
+
+bool equal_secret(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+AuthKey random_key() {
+  AuthKey k{};
+  if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) std::abort();  // no entropy: nothing is safe
+  return k;
+}
+
+}  // namespace lanefs::proto
