@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/log.h"
+#include "proto/session.h"
 
 namespace lanefs::rpc {
 namespace {
@@ -452,23 +453,27 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now, bool same_path
                                                        std::to_string(opts_.connect_timeout_ns / 1'000'000) + " ms"));
     return;
   }
-  Buffer body;
-  Encoder e(&body);
-  e.u32(opts_.slots);
-  e.str(opts_.name);
-  e.u32(core_->transport().max_datagram());
+  proto::ConnectBody c;
+  c.slots = opts_.slots;
+  c.name = opts_.name;
+  c.max_datagram = core_->transport().max_datagram();
   // Response packets the server may push unasked: our credits' worth.
-  e.u32(static_cast<uint32_t>(opts_.window.max));
-  e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
-  e.u64(s.client_id);
+  c.push = static_cast<uint32_t>(opts_.window.max);
+  c.flags = core_->reads_raw_frames() ? proto::kConnectRawFrames : 0;
+  c.client_id = s.client_id;
   // Who we are: the token's user, and once challenged the cookie and the
   // proof that we hold the user's key (the key itself never leaves).
   std::optional<proto::Credentials> creds;
   if (opts_.credentials) creds = opts_.credentials();
-  e.str(creds ? creds->user : std::string());
-  e.bytes(s.cookie);
-  if (creds && !s.cookie.empty()) e.bytes(proto::connect_proof(creds->key, creds->user, s.nonce, s.cookie));
-  else e.bytes({});
+  if (creds) c.user = creds->user;
+  c.cookie = s.cookie;
+  if (creds && !s.cookie.empty()) {
+    auto proof = proto::connect_proof(creds->key, creds->user, s.nonce, s.cookie);
+    c.proof.assign(proof.begin(), proof.end());
+  }
+  Buffer body;
+  Encoder e(&body);
+  c.encode(e);
   PacketHeader h;
   h.type = PktType::kConnect;
   h.request_id = s.nonce;

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/codec.h"
+#include "proto/session.h"
 #include "rpc/server_impl.h"
 
 namespace lanefs::rpc {
@@ -17,43 +18,16 @@ namespace {
 using proto::PacketHeader;
 using proto::PktType;
 
-// Cookie: u32 issue time (seconds, monotonic) | 16-byte MAC over the
-// client's address, nonce and that time. Valid for kCookieLifeS.
-constexpr size_t kCookieMacBytes = 16;
-constexpr size_t kCookieBytes = 4 + kCookieMacBytes;
-constexpr uint32_t kCookieLifeS = 30;
-
 uint32_t now_s() { return static_cast<uint32_t>(mono_ns() / 1'000'000'000ull); }
-
-void cookie_for(const proto::AuthKey& key, NetAddr src, uint64_t nonce, uint32_t t, uint8_t* out) {
-  uint8_t msg[4 + 2 + 8 + 4];
-  std::memcpy(msg, &src.ip, 4);
-  std::memcpy(msg + 4, &src.port, 2);
-  std::memcpy(msg + 6, &nonce, 8);
-  std::memcpy(msg + 14, &t, 4);
-  std::memcpy(out, &t, 4);
-  proto::cookie_mac(key, msg, std::span<uint8_t>(out + 4, kCookieMacBytes));
-}
 
 }  // namespace
 
 void ServerLoop::challenge(NetAddr src, const PacketHeader& h) {
   counters_.connect_challenges.fetch_add(1, std::memory_order_relaxed);
-  uint8_t cookie[kCookieBytes];
-  cookie_for(server_.cookie_key, src, h.request_id, now_s(), cookie);
+  uint8_t cookie[proto::kCookieBytes];
+  proto::make_cookie(server_.cookie_key, src, h.request_id, now_s(), cookie);
   send_simple(src, PktType::kConnectChallenge, 0, h.request_id, 0, 1, h.generation, cookie);
   core_->flush();  // cookie is local
-}
-
-bool ServerLoop::cookie_valid(NetAddr src, uint64_t nonce, std::span<const uint8_t> cookie) const {
-  if (cookie.size() != kCookieBytes) return false;
-  uint32_t t = 0;
-  std::memcpy(&t, cookie.data(), 4);
-  uint32_t now = now_s();
-  if (t > now || now - t > kCookieLifeS) return false;
-  uint8_t want[kCookieBytes];
-  cookie_for(server_.cookie_key, src, nonce, t, want);
-  return proto::equal_secret(cookie, want);
 }
 
 void ServerLoop::reject(NetAddr src, const PacketHeader& h, Errc code, std::string_view why) {
@@ -67,34 +41,26 @@ void ServerLoop::reject(NetAddr src, const PacketHeader& h, Errc code, std::stri
 }
 
 void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const uint8_t> payload) {
+  proto::ConnectBody c;
   Decoder d(payload);
-  uint32_t want_slots = d.u32();
-  std::string name = d.str(256);
-  uint32_t client_max = d.u32();  // the client's datagram limit
-  uint32_t push_want = d.u32();   // response packets it takes unasked
-  uint32_t flags = d.u32();
-  uint64_t client_id = d.u64();
-  std::string user = d.str(64);
-  std::span<const uint8_t> cookie = d.bytes(64);
-  std::span<const uint8_t> proof = d.bytes(64);
-  if (!d.ok() || want_slots == 0 || client_max <= proto::kHeaderSize) {
+  if (!c.decode(d)) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   auto key = std::make_pair(src, h.request_id);
   auto known = server_.by_nonce.find(key);
   const ServerOptions& o = server_.opts();
-  uint32_t slots = std::min(want_slots, o.max_slots);
-  uint32_t push = std::min(push_want, o.max_push);
+  uint32_t slots = std::min(c.slots, o.max_slots);
+  uint32_t push = std::min(c.push, o.max_push);
   uint32_t sid = 0;
   if (known != server_.by_nonce.end() && server_.session_live(known->second.sid)) {
     sid = known->second.sid;  // a retransmitted connect: same answer
     slots = known->second.slots;
   } else {
-    if (!cookie_valid(src, h.request_id, cookie)) return challenge(src, h);
+    if (!proto::cookie_valid(server_.cookie_key, src, h.request_id, c.cookie, now_s())) return challenge(src, h);
     std::shared_ptr<const proto::UserRecord> principal;
     if (o.authenticate) {
-      auto who = o.authenticate(ConnectAuth{src, user, h.request_id, cookie, proof});
+      auto who = o.authenticate(ConnectAuth{src, c.user, h.request_id, c.cookie, c.proof});
       if (!who.ok()) {
         counters_.auth_refused.fetch_add(1, std::memory_order_relaxed);
         return reject(src, h, who.code(), who.error().message);
@@ -113,12 +79,12 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     s->local = reply_from_;
     s->connect_from = src;
     s->nonce = h.request_id;
-    s->client_id = client_id;
-    s->name = std::move(name);
+    s->client_id = c.client_id;
+    s->name = std::move(c.name);
     s->slots.resize(slots);
-    s->per_packet = std::min<uint32_t>(per_packet_, client_max - proto::kHeaderSize);
+    s->per_packet = std::min<uint32_t>(per_packet_, c.max_datagram - proto::kHeaderSize);
     s->push = push;
-    s->single = (flags & proto::kConnectRawFrames) != 0;
+    s->single = (c.flags & proto::kConnectRawFrames) != 0;
     s->auth_epoch = server_.auth_epoch.load(std::memory_order_relaxed);
     s->principal = std::move(principal);
     s->last_active_ns.store(mono_ns(), std::memory_order_relaxed);

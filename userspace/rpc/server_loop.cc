@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/log.h"
+#include "proto/session.h"
 #include "rpc/server_impl.h"
 
 namespace lanefs::rpc {
@@ -357,25 +358,6 @@ void ServerLoop::reset_slot(Slot& sl, const PacketHeader& h) {
   sl.resp_pkts = 0;
 }
 
-namespace {
-// Whether a fragment sits where the client's fixed-size fragmentation puts
-// it (every fragment but the last `frag_len` bytes long, at pkt_num *
-// frag_len; the last one ending at msg_len), given what the slot saw of its
-// request so far (frag_len 0, last_off ~0: nothing). Fragments that pass
-// cover the message exactly once: no byte of a request reaches a handler
-// unwritten.
-bool fragment_fits(const PacketHeader& h, size_t len, uint32_t frag_len, uint32_t last_off) {
-  const uint64_t off = h.frag_offset, n = h.pkt_count, i = h.pkt_num;
-  if (n == 1) return off == 0 && len == h.msg_len;
-  if (i + 1 < n) {  // a full-size fragment
-    if (len == 0 || off != i * len || (n - 1) * len >= h.msg_len || n * len < h.msg_len) return false;
-    if (frag_len != 0 && len != frag_len) return false;
-    return last_off == ~0u || last_off == (n - 1) * len;
-  }
-  if (off + len != h.msg_len) return false;  // the last one
-  return frag_len == 0 || off == (n - 1) * frag_len;
-}
-}  // namespace
 
 bool ServerLoop::reserve(Session& s, Slot& sl, const PacketHeader& h) {
   if (h.pkt_count == 1) return true;  // all of it is in this datagram
@@ -407,7 +389,7 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
     return;
   }
   if (h.request_id > sl.req_id) {
-    if (!fragment_fits(h, payload.size(), 0, ~0u)) {
+    if (!proto::fragment_fits(h, payload.size(), 0, ~0u)) {
       counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -422,7 +404,7 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
   } else if (h.pkt_count != sl.req_pkts || (sl.state == SlotState::kReceiving && h.msg_len != sl.req.size())) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
-  } else if (sl.state == SlotState::kReceiving && !fragment_fits(h, payload.size(), sl.frag_len, sl.last_off)) {
+  } else if (sl.state == SlotState::kReceiving && !proto::fragment_fits(h, payload.size(), sl.frag_len, sl.last_off)) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
     return;
   }

@@ -101,7 +101,6 @@ class ServerLoop {
   // server_connect.cc: the cookie challenge, authentication, a new session.
   void on_connect(NetAddr src, const proto::PacketHeader& h, std::span<const uint8_t> payload);
   void challenge(NetAddr src, const proto::PacketHeader& h);
-  bool cookie_valid(NetAddr src, uint64_t nonce, std::span<const uint8_t> cookie) const;
   void reject(NetAddr src, const proto::PacketHeader& h, Errc code, std::string_view why);
   void on_request(Session& s, const proto::PacketHeader& h, std::span<const uint8_t> payload);
   void on_rfr(Session& s, const proto::PacketHeader& h);
