@@ -382,7 +382,10 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
     case Op::kGetMap: {
       if (!scoped) return reply(b.map());
       ClusterMap m = b.map();
-      m.users.clear();  // no secrets in it, but none of a client's business
+      // No secrets in either, but none of a client's business: the users,
+      // and the filesystems (root inodes included) its token does not name.
+      m.users.clear();
+      std::erase_if(m.filesystems, [&](const proto::FsInfo& f) { return !who->may_use_fs(f.name); });
       return reply(m);
     }
     case Op::kSetMap: {
