@@ -215,6 +215,37 @@ TEST_F(AuthTest, ARoleBoundsWhatASessionMayCall) {
     EXPECT_EQ(errc_name(call_code(*c1, op, {})), errc_name(Errc::kPermission)) << proto::op_name(op);
 }
 
+TEST_F(AuthTest, AClientSessionTouchesOnlyItsFilesystemsInodes) {
+  // c1's token names fs1: fs2's inodes are refused by number, in every
+  // family that names one (on a one-node cluster every record is local).
+  const uint64_t root1 = root_of("fs1"), root2 = root_of("fs2");
+  ASSERT_NE(root1, 0u);
+  ASSERT_NE(root2, 0u);
+  auto c1 = raw_client(*creds("c1"));
+  ASSERT_TRUE(c1);
+  proto::CreateReq cr;
+  cr.name = "scoped";
+  cr.mode = 0100644;
+  for (uint64_t root : {root1, root2}) {
+    cr.parent = root;
+    const Errc want = root == root1 ? Errc::kOk : Errc::kPermission;
+    EXPECT_EQ(errc_name(call_code(*c1, Op::kGetattr, proto::encode_msg(proto::InoReq{root}))), errc_name(want));
+    EXPECT_EQ(errc_name(call_code(*c1, Op::kReaddir, proto::encode_msg(proto::ReaddirReq{root, 0, 16, false}))),
+              errc_name(want));
+    EXPECT_EQ(errc_name(call_code(*c1, Op::kCreate, proto::encode_msg(cr))), errc_name(want));
+    EXPECT_EQ(errc_name(call_code(*c1, Op::kSetxattr, proto::encode_msg(proto::XattrSetReq{root, "user.x", "1", 0}))),
+              errc_name(want));
+  }
+  proto::ReadReq rd;
+  rd.ino = root2;
+  rd.len = 4096;
+  EXPECT_EQ(errc_name(call_code(*c1, Op::kRead, proto::encode_msg(rd))), errc_name(Errc::kPermission));
+  // Nothing was made in fs2.
+  auto admin = connect_client({backend_->addr()});
+  ASSERT_TRUE(admin.ok());
+  EXPECT_ERRC((*admin)->lookup(root2, "scoped"), Errc::kNotFound);
+}
+
 TEST_F(AuthTest, ADeletedUsersSessionEnds) {
   auto admin = cli_as(admin_token_, {"user", "add", "temp", "--role", "client"});
   ASSERT_EQ(admin.rc, 0) << admin.out;

@@ -254,6 +254,42 @@ void BackendCore::log_refusal(NetAddr peer, std::string_view what) {
     LOG_WARN("refused {}: {}", peer.to_string(), what);
 }
 
+Status BackendCore::check_scope(const proto::UserRecord& who, Op op, std::span<const uint8_t> req) {
+  if (proto::role_is_admin(who.role) || who.filesystems.empty()) return ok_status();
+  const auto raw = static_cast<uint16_t>(op);
+  // The inodes a request names: its first field for every metadata and data
+  // op (InoReq, NameAtReq, SetattrReq, CreateReq, LinkReq, RenameReq,
+  // ReaddirReq, the xattr ops, CommitWriteReq, ReadReq, WriteReq, ...),
+  // the second for HandleReq; LinkReq and RenameReq also name a new parent.
+  uint64_t inos[2] = {0, 0};
+  Decoder d(req);
+  if (op == Op::kOpenHandle) {
+    (void)d.u64();
+    inos[0] = d.u64();
+  } else if (op == Op::kRename) {
+    auto r = proto::decode_msg<proto::RenameReq>(req);
+    if (r.ok()) inos[0] = r->parent, inos[1] = r->new_parent;
+  } else if ((raw >= 20 && raw <= 36 && op != Op::kHandleRenew) || (raw >= 40 && raw <= 44)) {
+    inos[0] = d.u64();
+    if (op == Op::kLink) inos[1] = d.u64();
+  }
+  if (!d.ok()) return ok_status();  // malformed: the op itself says so
+  auto m = map_ptr();
+  for (uint64_t ino : inos) {
+    if (ino == 0) continue;
+    const proto::Member* owner = proto::meta_owner(*m, ino);
+    if (owner == nullptr || !is_self(*owner)) continue;
+    auto a = meta_->get_inode(ino);
+    if (!a.ok()) continue;  // the op answers ENOENT itself
+    const proto::FsInfo* fs = m->find_fs(a->fs_id);
+    if (fs != nullptr && who.may_use_fs(fs->name)) continue;
+    return make_error(Errc::kPermission, "permission denied: user '" + who.name + "' may not use filesystem '" +
+                                             (fs ? fs->name : std::to_string(a->fs_id)) + "' (inode " +
+                                             std::to_string(ino) + ")");
+  }
+  return ok_status();
+}
+
 Result<std::shared_ptr<const proto::UserRecord>> BackendCore::authenticate(const rpc::ConnectAuth& a) {
   auto refuse = [&](const std::string& why) -> Error {
     log_refusal(a.peer, "a session (user '" + std::string(a.user) + "'): " + why);

@@ -163,6 +163,13 @@ class BackendCore {
   // No filesystems, users or other members: a backend forming a cluster
   // may make this one join (trust on first use, docs/security.md).
   bool joinable() const;
+  // A session whose token names filesystems touches only their inodes: the
+  // inodes a request names are checked against the inode records held
+  // here (one metadata read per request of such a session; admins and
+  // tokens for every filesystem skip it). An inode whose record lives on
+  // another backend is not checked here (a data op's chunk owner may hold
+  // none; docs/security.md).
+  Status check_scope(const proto::UserRecord& who, proto::Op op, std::span<const uint8_t> req);
   // A refusal, logged with the peer's address (at most ~20 lines a second).
   void log_refusal(NetAddr peer, std::string_view what);
 

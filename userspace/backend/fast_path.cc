@@ -190,7 +190,9 @@ bool BackendCore::serve_lookup(rpc::ServerCall& c) {
 void BackendCore::serve(rpc::ServerCall& c) noexcept {
   const auto op = static_cast<Op>(c.info().opcode);
   if (const proto::UserRecord* who = c.info().principal) {
-    if (auto st = authorize(*who, op); !st.ok()) {
+    Status st = authorize(*who, op);
+    if (st.ok()) st = check_scope(*who, op, c.request());
+    if (!st.ok()) {
       log_refusal(c.info().peer, st.error().message);
       return respond_error(c, st.error());
     }
