@@ -189,9 +189,18 @@ proto::AuthKey BackendCore::secret() const {
 }
 
 Status BackendCore::load_secret() {
-  if (auto s = meta_->get_kv(kSecretKey); s.ok() && s->size() == proto::kAuthKeyBytes) {
-    std::memcpy(secret_.data(), s->data(), proto::kAuthKeyBytes);
+  auto stored = meta_->get_kv(kSecretKey);
+  if (stored.ok() && stored->size() != proto::kAuthKeyBytes)
+    return make_error(Errc::kCorrupt, "the cluster secret stored in " + opts_.data_dir + "/meta is " +
+                                          std::to_string(stored->size()) + " bytes, not " +
+                                          std::to_string(proto::kAuthKeyBytes));
+  if (stored.ok()) {
+    std::memcpy(secret_.data(), stored->data(), proto::kAuthKeyBytes);
   } else {
+    if (auto m = meta_->get_kv("cluster_map"); m.ok())
+      LOG_WARN("{} predates authentication: its secret comes from {}; every member of its cluster needs the "
+               "same one (copy that file to their hosts before they start)",
+               opts_.data_dir, opts_.secret_file.empty() ? std::string("nowhere (random)") : opts_.secret_file);
     if (opts_.secret_file.empty()) {
       secret_ = proto::random_key();
     } else {

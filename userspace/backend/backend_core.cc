@@ -250,7 +250,12 @@ Result<bool> BackendCore::install_map(const proto::ClusterMap& m, bool force) {
   LANEFS_TRY(meta_->commit(batch));
   // A user deleted (or added again, a new generation): its sessions must
   // not outlive it. Every session connects again (rare: admin actions).
-  bool users_gone = false;
+  // An empty backend that gets filesystems, users or members is no longer
+  // joinable: sessions admitted as joining must go too.
+  auto joinable = [](const proto::ClusterMap& x) {
+    return x.members.size() <= 1 && x.filesystems.empty() && x.users.empty();
+  };
+  bool users_gone = joinable(*map_) && !joinable(m);
   for (const auto& old : map_->users) {
     auto now = m.find_user(old.name);
     users_gone |= !now || now->generation != old.generation || now->role != old.role ||

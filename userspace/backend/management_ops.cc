@@ -391,9 +391,16 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
     case Op::kSetMap: {
       auto req = decode<proto::SetMapReq>(raw);
       if (!req.ok()) return reply_error(req.error());
-      if (who != nullptr && who->role == proto::Role::kJoining && (!req->force || req->secret.empty()))
-        return reply_error(make_error(Errc::kPermission, "permission denied: only a cluster create may set this "
-                                                         "backend's map before it has this cluster's secret"));
+      std::unique_lock<std::mutex> joining;
+      if (who != nullptr && who->role == proto::Role::kJoining) {
+        // Joined once: checked again under the management lock, so a
+        // session set up while this backend was empty cannot take it over
+        // once it holds filesystems or users.
+        joining = std::unique_lock(b.mgmt_mu);
+        if (!req->force || req->secret.empty() || !b.joinable())
+          return reply_error(make_error(Errc::kPermission, "permission denied: only a cluster create may set the "
+                                                           "map of an empty backend that lacks the cluster's secret"));
+      }
       if (!req->secret.empty()) {
         proto::AuthKey s{};
         std::copy(req->secret.begin(), req->secret.end(), s.begin());

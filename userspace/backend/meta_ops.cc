@@ -246,6 +246,12 @@ class MetaOps {
     LANEFS_TRY(check_name(r.new_name));
     LANEFS_ASSIGN_OR_RETURN(auto target, attr_any(r.ino));
     if (is_dir(target.mode)) return make_error(Errc::kNotPermitted, "hard links to directories are not allowed");
+    {
+      // Never into another filesystem (the target's record may be on
+      // another backend, where no scope check saw it).
+      LANEFS_ASSIGN_OR_RETURN(auto np, store_.get_inode(r.new_parent));
+      if (np.fs_id != target.fs_id) return make_error(Errc::kCrossDevice, "hard link across filesystems");
+    }
     auto now = proto::now_timespec();
     if (owns(r.ino)) {
       auto lk = store_.lock();
@@ -348,6 +354,11 @@ class MetaOps {
       return make_error(Errc::kInvalid, "RENAME_NOREPLACE and RENAME_EXCHANGE together");
     if (!owns(r.new_parent))
       return make_error(Errc::kCrossDevice, "rename across metadata shards is not supported");
+    if (r.parent != r.new_parent) {
+      LANEFS_ASSIGN_OR_RETURN(auto from, store_.get_inode(r.parent));
+      LANEFS_ASSIGN_OR_RETURN(auto to, store_.get_inode(r.new_parent));
+      if (from.fs_id != to.fs_id) return make_error(Errc::kCrossDevice, "rename across filesystems");
+    }
     bool exchange = r.flags & proto::kRenameExchange;
     LANEFS_ASSIGN_OR_RETURN(auto src0, store_.get_dirent(r.parent, r.name));
     auto dst0 = store_.get_dirent(r.new_parent, r.new_name);

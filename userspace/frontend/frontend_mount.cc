@@ -29,7 +29,10 @@ Result<std::shared_ptr<client::ClusterClient>> Frontend::cluster_for(const clien
                                              " (mount option auth_token_path=FILE, default /etc/lanefs/client.token)");
   }
   const proto::Credentials creds = std::move(*loaded);
-  std::string key = creds.user + "#" + std::to_string(creds.generation) + "|";
+  // (The key's hash too: a recreated cluster's token has the same user.)
+  std::string key = creds.user + "#" + std::to_string(creds.generation) + "#" +
+                    std::to_string(std::hash<std::string_view>{}(std::string_view(
+                        reinterpret_cast<const char*>(creds.key.data()), creds.key.size()))) + "|";
   for (const auto& b : src.backends) key += b.to_string() + ",";
   key += "|" + std::to_string(o.response_timeout_secs) + "|" + std::to_string(o.local_ip) + "|" +
          o.net.to_string() + (o.dedicated_full ? "|full" : "|none") + "|" + std::to_string(o.num_cores);

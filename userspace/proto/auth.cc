@@ -191,9 +191,10 @@ Status save_token_file(const std::string& path, const Credentials& c) {
     std::string dir = path.substr(0, p);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("mkdir " + dir, errno);
   }
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return sys_error("create token file " + tmp, errno);
+  // A fresh name nobody else can have opened (mkstemp: O_EXCL, 0600).
+  std::string tmp = path + ".XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return sys_error("create token file " + path, errno);
   std::string text = format_token(c);
   bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
             ::fsync(fd) == 0;
@@ -228,6 +229,7 @@ Result<Credentials> find_token(const std::string& explicit_path) {
   std::string looked;
   for (const auto& p : paths) {
     auto c = load_token_file(p);
+    if (c.code() == Errc::kPermission) return make_error(Errc::kPermission, "permission denied: " + c.error().message);
     if (c.ok() || c.code() != Errc::kNotFound) return c;
     looked += (looked.empty() ? "" : ", ") + p;
   }

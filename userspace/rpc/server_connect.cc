@@ -58,6 +58,9 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     slots = known->second.slots;
   } else {
     if (!proto::cookie_valid(server_.cookie_key, src, h.request_id, c.cookie, now_s())) return challenge(src, h);
+    // Read before deciding: a change of who may do what while we decide
+    // bumps it, and the new session is dropped at its first packet.
+    const uint32_t epoch = server_.auth_epoch.load(std::memory_order_relaxed);
     std::shared_ptr<const proto::UserRecord> principal;
     if (o.authenticate) {
       auto who = o.authenticate(ConnectAuth{src, c.user, h.request_id, c.cookie, c.proof});
@@ -85,7 +88,7 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     s->per_packet = std::min<uint32_t>(per_packet_, c.max_datagram - proto::kHeaderSize);
     s->push = push;
     s->single = (c.flags & proto::kConnectRawFrames) != 0;
-    s->auth_epoch = server_.auth_epoch.load(std::memory_order_relaxed);
+    s->auth_epoch = epoch;
     s->principal = std::move(principal);
     s->last_active_ns.store(mono_ns(), std::memory_order_relaxed);
     server_.by_nonce[key] = {sid, slots, mono_ns()};
