@@ -96,23 +96,23 @@ int cmd_user_delete(const Globals& g, const std::string& name) {
 }
 
 int cmd_user_login(const Globals& g, const std::string& name) {
-  // Written to --token-file, $LANEFS_TOKEN_FILE or ~/.config/lanefs/token;
-  // the token presented is that file when it exists (a refresh), else the
-  // next one found (an admin's).
-  std::vector<std::string> chain = proto::token_search_path(g.token_file);
-  const std::string dest = chain.front();
+  // Written to --token-file, $LANEFS_TOKEN_FILE or ~/.config/lanefs/token.
+  // Presented: that file when it is NAME's own token (a refresh), else the
+  // first token found on the usual path besides it (an admin's).
+  const std::string dest = proto::token_search_path(g.token_file).front();
   Globals g2 = g;
   g2.token_file.clear();
+  if (auto own = proto::load_token_file(dest); own.ok() && own->user == name) g2.token_file = dest;
   const char* env = std::getenv("LANEFS_TOKEN_FILE");
-  for (const auto& p : {dest, std::string(env ? env : ""), proto::default_user_token_path(),
+  for (const auto& p : {std::string(env ? env : ""), proto::default_user_token_path(),
                         std::string("/etc/lanefs/admin.token")}) {
-    if (p.empty()) continue;
-    if (access(p.c_str(), F_OK) == 0) {
-      g2.token_file = p;
-      break;
-    }
+    if (!g2.token_file.empty()) break;
+    if (!p.empty() && p != dest && access(p.c_str(), F_OK) == 0) g2.token_file = p;
   }
-  if (g2.token_file.empty()) g2.token_file = dest;  // fails with "does not exist"
+  if (g2.token_file.empty())
+    return fail(make_error(Errc::kPermission, "permission denied: no token to present besides " + dest +
+                                                  " (an admin's: --token-file is where NAME's goes; set "
+                                                  "LANEFS_TOKEN_FILE to the admin's token)"));
   auto c = connect(g2);
   if (!c.ok()) return fail(c.error());
   auto t = (*c)->user_token(name);
