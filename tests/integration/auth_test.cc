@@ -272,3 +272,55 @@ TEST_F(AuthTest, TokenFilesMustBePrivate) {
 
 }  // namespace
 }  // namespace lanefs::test
+
+namespace lanefs::test {
+namespace {
+
+std::string slurp_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Backends with secrets of their own: `cluster create` gives the members
+// the leader's secret (they are empty: trust on first use), after which one
+// admin token works on all of them; a backend that holds a filesystem and
+// another secret is never taken over.
+TEST(AuthJoin, ClusterCreateGivesEmptyMembersTheLeadersSecret) {
+  const char* old_env = std::getenv("LANEFS_TOKEN_FILE");
+  const std::string restore = old_env ? old_env : "";
+  std::vector<std::unique_ptr<BackendProcess>> b;
+  for (const char* n : {"j1", "j2", "j3"}) {
+    b.push_back(std::make_unique<BackendProcess>(n));
+    b.back()->set_extra_args({"--secret-file", "", "--admin-token-file", ""});
+    ASSERT_OK(b.back()->start());
+  }
+  auto token = [&](int i) { return b[i]->data_dir() + "/admin.token"; };
+  auto cli = [&](int i, const std::string& tok, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--backend", b[i]->addr_string(), "--token-file", tok});
+    return run_cli(args);
+  };
+  // Different secrets: j1's admin token is refused by j2.
+  EXPECT_EQ(cli(1, token(0), {"fs", "list"}).rc, 13);
+  // j3 holds a filesystem: it is nobody's to take.
+  ASSERT_EQ(cli(2, token(2), {"fs", "create", "mine"}).rc, 0);
+  auto refused = cli(0, token(0), {"cluster", "create", b[0]->addr_string() + "," + b[2]->addr_string()});
+  EXPECT_NE(refused.rc, 0) << refused.out;
+  EXPECT_EQ(cli(2, token(2), {"fs", "list"}).rc, 0) << "j3 kept its own secret";
+  // j1 + j2 (empty) form a cluster; j2 takes j1's secret.
+  auto made = cli(0, token(0), {"cluster", "create", b[0]->addr_string() + "," + b[1]->addr_string()});
+  ASSERT_EQ(made.rc, 0) << made.out;
+  EXPECT_NE(made.out.find("admin token: " + token(0)), std::string::npos) << made.out;
+  auto st = cli(1, token(0), {"cluster", "status"});
+  EXPECT_EQ(st.rc, 0) << st.out;
+  EXPECT_EQ(slurp_file(token(1)), slurp_file(token(0))) << "j2 rewrote its admin token";
+  ASSERT_EQ(cli(1, token(0), {"fs", "create", "shared"}).rc, 0);
+  EXPECT_EQ(cli(0, token(0), {"fs", "delete", "shared"}).rc, 0);
+  // A restart keeps the adopted secret.
+  ASSERT_OK(b[1]->restart());
+  EXPECT_EQ(cli(1, token(0), {"fs", "list"}).rc, 0);
+  b.clear();
+  setenv("LANEFS_TOKEN_FILE", restore.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace lanefs::test
