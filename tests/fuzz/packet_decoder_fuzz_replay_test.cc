@@ -12,9 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/replay.h"
 #include "proto/wire.h"
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
@@ -52,15 +51,7 @@ TEST(PacketDecoderFuzz, HarnessAcceptsSeedsAndMutants) {
   std::vector<std::string> names;
   const auto seeds = read_corpus(&names);
   ASSERT_FALSE(seeds.empty());
-  for (const auto& seed : seeds) {
-    EXPECT_EQ(LLVMFuzzerTestOneInput(seed.data(), seed.size()), 0);
-    for (size_t len = 0; len < seed.size(); ++len) LLVMFuzzerTestOneInput(seed.data(), len);
-    for (size_t bit = 0; bit < seed.size() * 8; ++bit) {
-      auto m = seed;
-      m[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
-      LLVMFuzzerTestOneInput(m.data(), m.size());
-    }
-  }
+  for (const auto& seed : seeds) EXPECT_EQ(lanefs::test::feed_with_mutants(seed), 0);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "backend/backend_core.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/private_file.h"
 
 namespace lanefs::backend {
 namespace {
@@ -26,44 +27,35 @@ std::string hex(std::span<const uint8_t> b) {
   return s;
 }
 
-// The host's secret file: 64 hex characters. Made (0600) when missing; a
-// racing lanefsd on the same host wins or reads the winner's.
+// The host's secret file: 64 hex characters. Made (0600) when missing,
+// complete before it appears (written aside, then linked): a lanefsd
+// racing on the same host reads the winner's.
+Result<proto::AuthKey> read_secret(const std::string& path) {
+  LANEFS_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "secret file", 256));
+  auto c = proto::parse_token("lanefs-token 1 x 0 " + text.substr(0, 64), path);
+  if (text.size() < 64 || !c.ok())
+    return make_error(Errc::kInvalid, "secret file " + path + ": not 64 hexadecimal characters");
+  return c->key;
+}
+
 Result<proto::AuthKey> seed_secret(const std::string& path) {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      struct stat st {};
-      char buf[130] = {};
-      ssize_t n = ::fstat(fd, &st) == 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
-      ::close(fd);
-      if ((st.st_mode & 077) != 0)
-        return make_error(Errc::kPermission, "secret file " + path + " must not be accessible by group or others (chmod 600)");
-      if (n >= 64) {
-        auto c = proto::parse_token("lanefs-token 1 x 0 " + std::string(buf, 64), path);
-        if (!c.ok()) return make_error(Errc::kInvalid, "secret file " + path + ": not 64 hexadecimal characters");
-        return c->key;
-      }
-      usleep(20'000);  // another lanefsd is writing it
-      continue;
-    }
-    if (errno != ENOENT) return sys_error("open secret file " + path, errno);
-    proto::AuthKey k = proto::random_key();
-    size_t slash = path.rfind('/');
-    if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0755);
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return sys_error("create secret file " + path, errno);
-    std::string text = hex(k) + "\n";
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    ::close(fd);
-    // link() fails if another lanefsd made it first: then read theirs.
-    int rc = ok ? ::link(tmp.c_str(), path.c_str()) : -1;
-    int err = errno;
-    ::unlink(tmp.c_str());
-    if (rc == 0) return k;
-    if (!ok || err != EEXIST) return sys_error("write secret file " + path, ok ? err : EIO);
-  }
-  return make_error(Errc::kTimeout, "secret file " + path + " stays incomplete");
+  auto have = read_secret(path);
+  if (have.ok() || have.code() != Errc::kNotFound) return have;
+  proto::AuthKey k = proto::random_key();
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0755);
+  std::string tmp = path + ".XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return sys_error("create secret file " + path, errno);
+  std::string text = hex(k) + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  int rc = ok ? ::link(tmp.c_str(), path.c_str()) : -1;
+  int err = errno;
+  ::unlink(tmp.c_str());
+  if (rc == 0) return k;
+  if (ok && err == EEXIST) return read_secret(path);  // another lanefsd made it first
+  return sys_error("write secret file " + path, ok ? err : EIO);
 }
 
 // The table: which roles may call which opcodes (handlers check more:

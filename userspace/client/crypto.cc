@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <memory>
 
+#include "common/private_file.h"
+
 namespace lanefs::client::crypto {
 namespace {
 
@@ -87,39 +89,9 @@ Result<FsKey> parse_key(std::span<const uint8_t> c, const std::string& path) {
 }
 
 Result<FsKey> load_key_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) return make_error(Errc::kNotFound, "key file " + path + " does not exist");
-    return sys_error("open key file " + path, err);
-  }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return sys_error("fstat key file " + path, errno);
-  if (!S_ISREG(st.st_mode)) return make_error(Errc::kInvalid, "key file " + path + " is not a regular file");
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(Errc::kPermission, "key file " + path + " has mode " + mode +
-                                             ": it must not be accessible by group or others (chmod 600)");
-  }
-  if (st.st_size > 1024) return make_error(Errc::kInvalid, "key file " + path + ": too large for a key");
-  std::array<uint8_t, 1025> buf{};
-  size_t n = 0;
-  while (n < buf.size()) {
-    ssize_t r = ::read(fd, buf.data() + n, buf.size() - n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return sys_error("read key file " + path, errno);
-    }
-    if (r == 0) break;
-    n += static_cast<size_t>(r);
-  }
-  auto key = parse_key(std::span<const uint8_t>(buf.data(), n), path);
-  OPENSSL_cleanse(buf.data(), buf.size());
+  LANEFS_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "key file", 1024));
+  auto key = parse_key(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()), path);
+  OPENSSL_cleanse(text.data(), text.size());
   return key;
 }
 

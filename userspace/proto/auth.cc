@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/private_file.h"
+
 namespace lanefs::proto {
 namespace {
 
@@ -44,11 +46,6 @@ int hex_digit(char c) {
   return -1;
 }
 
-std::string mode_string(mode_t m) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
-  return buf;
-}
 
 }  // namespace
 
@@ -159,28 +156,9 @@ Result<Credentials> parse_token(std::string_view text, const std::string& path) 
 }
 
 Result<Credentials> load_token_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) return make_error(Errc::kNotFound, "token file " + path + " does not exist");
-    if (err == EACCES) return make_error(Errc::kPermission, "token file " + path + " is not readable by this user");
-    return sys_error("open token file " + path, err);
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return sys_error("fstat token file " + path, errno);
-  if (!S_ISREG(st.st_mode)) return make_error(Errc::kInvalid, "token file " + path + " is not a regular file");
-  if ((st.st_mode & 077) != 0)
-    return make_error(Errc::kPermission, "token file " + path + " has mode " + mode_string(st.st_mode) +
-                                             ": it must not be accessible by group or others (chmod 600)");
-  char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  if (n < 0) return sys_error("read token file " + path, errno);
-  auto c = parse_token(std::string_view(buf, static_cast<size_t>(n)), path);
-  OPENSSL_cleanse(buf, sizeof buf);
+  LANEFS_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "token file", 512));
+  auto c = parse_token(text, path);
+  OPENSSL_cleanse(text.data(), text.size());
   return c;
 }
 
