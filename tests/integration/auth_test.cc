@@ -315,6 +315,17 @@ TEST(AuthJoin, ClusterCreateGivesEmptyMembersTheLeadersSecret) {
   EXPECT_EQ(slurp_file(token(1)), slurp_file(token(0))) << "j2 rewrote its admin token";
   ASSERT_EQ(cli(1, token(0), {"fs", "create", "shared"}).rc, 0);
   EXPECT_EQ(cli(0, token(0), {"fs", "delete", "shared"}).rc, 0);
+  // User changes through the follower run on the leader, which checks the
+  // caller again: an admin still may not make a clusteradmin.
+  ASSERT_EQ(cli(1, token(0), {"user", "add", "boss2", "--role", "admin"}).rc, 0);
+  const std::string boss2 = b[0]->data_dir() + "/../boss2.token";
+  auto login = run_cli({"--backend", b[1]->addr_string(), "user", "login", "boss2", "--token-file", boss2},
+                       {"LANEFS_TOKEN_FILE=" + token(0)});
+  ASSERT_EQ(login.rc, 0) << login.out;
+  auto made2 = cli(1, boss2, {"user", "add", "viaj2", "--role", "client"});
+  EXPECT_EQ(made2.rc, 0) << made2.out;
+  EXPECT_NE(cli(0, token(0), {"user", "list"}).out.find("viaj2"), std::string::npos);
+  EXPECT_EQ(cli(1, boss2, {"user", "add", "top", "--role", "clusteradmin"}).rc, 13);
   // A restart keeps the adopted secret.
   ASSERT_OK(b[1]->restart());
   EXPECT_EQ(cli(1, token(0), {"fs", "list"}).rc, 0);

@@ -65,7 +65,7 @@ bool role_allows(Role r, Op op) {
   if (r == Role::kBackend) return true;
   if (r == Role::kJoining) return op == Op::kIdentify || op == Op::kGetMap || op == Op::kSetMap;
   // Between backends only.
-  if (op == Op::kSetMap || op == Op::kFsPurge || (raw >= 60 && raw < 80)) return false;
+  if (op == Op::kSetMap || op == Op::kFsPurge || op == Op::kUserForward || (raw >= 60 && raw < 80)) return false;
   switch (op) {
     case Op::kClusterCreate:
     case Op::kRdmaConfig:
@@ -99,12 +99,19 @@ bool role_allows(Role r, Op op) {
 
 Result<proto::UserRecord> decode_user(std::span<const uint8_t> raw) { return proto::decode_msg<proto::UserRecord>(raw); }
 
-// Forwards a user mutation to the leader (after this backend authorized it).
-std::optional<rpc::Buffer> to_leader(BackendCore& b, Op op, std::span<const uint8_t> req) {
+// Forwards a user mutation to the leader, naming the caller: the leader
+// checks it again against its own map (this backend's may be behind).
+std::optional<rpc::Buffer> to_leader(BackendCore& b, Op op, std::span<const uint8_t> req,
+                                     const proto::UserRecord& caller) {
   auto m = b.map_ptr();
   const proto::Member* leader = m->member_by_shard(0);
   if (leader == nullptr || b.is_self(*leader)) return std::nullopt;
-  auto r = b.call_member_raw(*leader, op, rpc::Buffer(req.begin(), req.end()));
+  rpc::Buffer fwd;
+  Encoder e(&fwd);
+  e.str(caller.name);
+  e.u16(static_cast<uint16_t>(op));
+  e.bytes(req);
+  auto r = b.call_member_raw(*leader, Op::kUserForward, std::move(fwd));
   if (!r.ok()) return reply_error(r.error());
   return std::move(*r);
 }
@@ -339,7 +346,7 @@ rpc::Buffer handle_users(BackendCore& b, Op op, std::span<const uint8_t> raw, co
       if (!req.ok()) return reply_error(req.error());
       if (req->role == Role::kClusterAdmin && caller.role == Role::kAdmin)
         return reply_error(denied(caller, "add a clusteradmin"));
-      if (auto fwd = to_leader(b, op, raw)) return std::move(*fwd);
+      if (auto fwd = to_leader(b, op, raw, caller)) return std::move(*fwd);
       return user_add(b, raw);
     }
     case Op::kUserDelete:
@@ -357,8 +364,21 @@ rpc::Buffer handle_users(BackendCore& b, Op op, std::span<const uint8_t> raw, co
         return reply_error(denied(caller, std::string(op == Op::kUserDelete ? "delete" : "get the token of") +
                                               " a clusteradmin"));
       if (op == Op::kUserToken) return reply(token_for(b, *target));
-      if (auto fwd = to_leader(b, op, raw)) return std::move(*fwd);
+      if (auto fwd = to_leader(b, op, raw, caller)) return std::move(*fwd);
       return user_delete(b, req->name);
+    }
+    case Op::kUserForward: {
+      // From a member (role_allows: backends only): the caller it names
+      // is looked up here, as it is now.
+      Decoder d(raw);
+      std::string name = d.str(64);
+      auto inner = static_cast<Op>(d.u16());
+      auto body = d.bytes();
+      if (!d.ok() || (inner != Op::kUserAdd && inner != Op::kUserDelete))
+        return reply_error(make_error(Errc::kProtocol, "malformed forwarded user operation"));
+      auto who_now = b.map_ptr()->find_user(name);
+      if (!who_now) return reply_error(make_error(Errc::kPermission, "permission denied: user '" + name + "' no longer exists"));
+      return handle_users(b, inner, body, &*who_now);
     }
     default:
       return reply_error(make_error(Errc::kNotSupported, "not a user operation"));

@@ -39,7 +39,10 @@ class RingAttachment final : public rpc::LoopAttachment {
 
 }  // namespace
 
-bool is_priority_op(uint16_t raw) { return raw >= static_cast<uint16_t>(proto::Op::kWrite); }
+bool is_priority_op(uint16_t raw) {
+  // Data ops and peer primitives; not the user ops (80+), which call peers.
+  return raw >= static_cast<uint16_t>(proto::Op::kWrite) && raw < static_cast<uint16_t>(proto::Op::kUserAdd);
+}
 
 Result<std::unique_ptr<BackendCore>> BackendCore::open(BackendOptions o) {
   if (o.data_dir.empty()) return make_error(Errc::kInvalid, "--data-dir is required");

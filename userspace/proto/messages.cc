@@ -125,6 +125,7 @@ const char* op_name(Op op) noexcept {
     case Op::kUserList: return "user_list";
     case Op::kUserDelete: return "user_delete";
     case Op::kUserToken: return "user_token";
+    case Op::kUserForward: return "user_forward";
   }
   return "unknown";
 }

@@ -78,6 +78,7 @@ enum class Op : uint16_t {
   kUserList = 81,       // empty -> UserList
   kUserDelete = 82,     // NameReq -> empty
   kUserToken = 83,      // NameReq -> TokenResp (an existing user's token: login)
+  kUserForward = 84,    // backends only: str caller, u16 op, bytes body -> that op's answer (to the leader)
 };
 const char* op_name(Op op) noexcept;
 
