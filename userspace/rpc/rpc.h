@@ -440,8 +440,9 @@ class RpcServer {
   uint32_t loops() const;
   RpcStatsSnapshot stats() const;
   void set_faults(const transport::FaultConfig& faults);
-  // Every session is dropped at its next packet (kSessionReset: its client
-  // connects, and authenticates, again): who may do what changed.
+  // Every session is dropped when its client begins its next request
+  // (kSessionReset: it connects, and authenticates, again); requests begun
+  // before finish. Who may do what changed.
   void reset_sessions();
   // Peers with an open session: (client name, address).
   std::vector<std::pair<std::string, NetAddr>> sessions() const;

@@ -321,13 +321,6 @@ void ServerLoop::on_packet(NetAddr src, const PacketHeader& h, std::span<const u
     return;
   }
   Session& s = *sp;
-  if (s.auth_epoch != server_.auth_epoch.load(std::memory_order_relaxed)) {
-    // Who may do what changed (RpcServer::reset_sessions): connect again.
-    erase_session(sessions_.find(h.session_id));
-    if (h.type != PktType::kDisconnect)
-      send_simple(src, PktType::kSessionReset, h.session_id, h.request_id, 0, 1, h.generation);
-    return;
-  }
   if (s.peer != src || s.local != reply_from_) {
     // The client moved the session to another path (HA failover, load
     // balancing): answer on the path its packets now take. The session id
@@ -389,6 +382,17 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
     return;
   }
   if (h.request_id > sl.req_id) {
+    if (s.auth_epoch != server_.auth_epoch.load(std::memory_order_relaxed)) {
+      // Who may do what changed (RpcServer::reset_sessions): a new request
+      // makes its client connect (and authenticate) again. Requests begun
+      // before finish and their replies can still be fetched: the one that
+      // made the change (an fs create) must not run twice as a resend.
+      const NetAddr peer = s.peer;
+      const uint32_t sid = s.id;
+      erase_session(sessions_.find(sid));
+      send_simple(peer, PktType::kSessionReset, sid, h.request_id, 0, 1, h.generation);
+      return;
+    }
     if (!proto::fragment_fits(h, payload.size(), 0, ~0u)) {
       counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
       return;

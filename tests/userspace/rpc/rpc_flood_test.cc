@@ -364,3 +364,45 @@ TEST_F(RpcFlood, FragmentsThatDoNotCoverTheMessageMakeNoRequest) {
 
 }  // namespace
 }  // namespace lanefs::rpc
+
+namespace lanefs::rpc {
+namespace {
+
+// RpcServer::reset_sessions() called by the request it serves (an fs create
+// that ends a backend's joinable state, a user deleted): with replies lost
+// on the way, the client's retransmissions of that request must still be
+// answered from the reply cache, never run it a second time as a resend on
+// a new session; the client's next request reconnects.
+TEST(RpcReset, TheRequestThatResetsRunsOnce) {
+  std::atomic<int> runs{0};
+  std::atomic<RpcServer*> self{nullptr};
+  ServerOptions o;
+  o.transport.kind = transport::TransportKind::kUdp;
+  o.transport.bind = NetAddr{loopback(1), 0};
+  o.loops = 1;
+  o.transport.faults.drop_pct = 40;  // replies lost: the client retransmits
+  o.transport.faults.seed = 11;
+  auto s = RpcServer::create(std::move(o), [&](const RequestInfo&, std::span<const uint8_t> req, Buffer* resp) {
+    runs.fetch_add(1);
+    if (RpcServer* srv = self.load()) srv->reset_sessions();
+    resp->assign(req.begin(), req.end());
+  });
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  self.store(s->get());
+  ClientOptions co;
+  co.transport.kind = transport::TransportKind::kUdp;
+  co.transport.bind = NetAddr{loopback(6), 0};
+  auto c = RpcClient::create(std::move(co));
+  ASSERT_TRUE(c.ok()) << c.error().to_string();
+  constexpr int kCalls = 20;
+  for (int i = 0; i < kCalls; ++i) {
+    auto r = (*c)->call((*s)->local_addr(), kEcho, Buffer{uint8_t(i)}, 20 * kSec);
+    ASSERT_TRUE(r.ok()) << "call " << i << ": " << r.error().to_string();
+    EXPECT_EQ(*r, Buffer{uint8_t(i)});
+  }
+  EXPECT_EQ(runs.load(), kCalls) << "a request ran again after the reset it caused";
+  EXPECT_GE((*c)->stats().session_resets, 1u);
+}
+
+}  // namespace
+}  // namespace lanefs::rpc
