@@ -42,20 +42,10 @@ Result<proto::AuthKey> seed_secret(const std::string& path) {
   auto have = read_secret(path);
   if (have.ok() || have.code() != Errc::kNotFound) return have;
   proto::AuthKey k = proto::random_key();
-  size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0755);
-  std::string tmp = path + ".XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return sys_error("create secret file " + path, errno);
-  std::string text = hex(k) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  int rc = ok ? ::link(tmp.c_str(), path.c_str()) : -1;
-  int err = errno;
-  ::unlink(tmp.c_str());
-  if (rc == 0) return k;
-  if (ok && err == EEXIST) return read_secret(path);  // another lanefsd made it first
-  return sys_error("write secret file " + path, ok ? err : EIO);
+  Status st = write_private_file(path, "secret file", hex(k) + "\n", /*only_if_absent=*/true, 0755);
+  if (st.ok()) return k;
+  if (st.code() == Errc::kExists) return read_secret(path);  // another lanefsd made it first
+  return st.error();
 }
 
 // The table: which roles may call which opcodes (handlers check more:

@@ -49,4 +49,29 @@ Result<std::string> read_private_file(const std::string& path, std::string_view 
   return out;
 }
 
+Status write_private_file(const std::string& path, std::string_view what, std::string_view text,
+                          bool only_if_absent, mode_t dir_mode) {
+  const std::string name = std::string(what) + " " + path;
+  if (path.empty()) return make_error(Errc::kInvalid, "no path for the " + std::string(what));
+  for (size_t p = path.find('/', 1); p != std::string::npos; p = path.find('/', p + 1)) {
+    std::string dir = path.substr(0, p);
+    if (::mkdir(dir.c_str(), dir_mode) != 0 && errno != EEXIST) return sys_error("mkdir " + dir, errno);
+  }
+  std::string tmp = path + ".XXXXXX";  // mkstemp's template: O_EXCL, mode 0600
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return sys_error("create " + name, errno);
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (ok) {
+    // link() fails if the path exists; rename() replaces it.
+    ok = (only_if_absent ? ::link(tmp.c_str(), path.c_str()) : ::rename(tmp.c_str(), path.c_str())) == 0;
+    err = errno;
+  }
+  ::unlink(tmp.c_str());  // after link(): the second name; after rename(): gone already
+  if (ok) return ok_status();
+  if (only_if_absent && err == EEXIST) return make_error(Errc::kExists, name + " exists");
+  return sys_error("write " + name, err);
+}
+
 }  // namespace lanefs

@@ -163,28 +163,11 @@ Result<Credentials> load_token_file(const std::string& path) {
 }
 
 Status save_token_file(const std::string& path, const Credentials& c) {
-  if (path.empty()) return make_error(Errc::kInvalid, "no token file path");
-  // Parent directories (0700, as ssh keeps ~/.ssh).
-  for (size_t p = path.find('/', 1); p != std::string::npos; p = path.find('/', p + 1)) {
-    std::string dir = path.substr(0, p);
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("mkdir " + dir, errno);
-  }
-  // A fresh name nobody else can have opened (mkstemp: O_EXCL, 0600).
-  std::string tmp = path + ".XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return sys_error("create token file " + path, errno);
+  // Parent directories 0700, as ssh keeps ~/.ssh.
   std::string text = format_token(c);
-  bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
+  Status st = write_private_file(path, "token file", text, /*only_if_absent=*/false, 0700);
   OPENSSL_cleanse(text.data(), text.size());
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    return sys_error("write token file " + path, err);
-  }
-  return {};
+  return st;
 }
 
 std::string default_user_token_path() {
