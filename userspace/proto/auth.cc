@@ -106,6 +106,35 @@ bool UserRecord::decode(Decoder& d) {
   return d.ok();
 }
 
+void UserList::encode(Encoder& e) const {
+  e.u32(static_cast<uint32_t>(users.size()));
+  for (const auto& u : users) u.encode(e);
+}
+
+bool UserList::decode(Decoder& d) {
+  uint32_t n = d.u32();
+  if (!d.ok() || n > d.remaining()) return false;
+  users.resize(n);
+  for (auto& u : users)
+    if (!u.decode(d)) return false;
+  return d.ok();
+}
+
+void TokenResp::encode(Encoder& e) const {
+  e.str(creds.user);
+  e.u32(creds.generation);
+  e.bytes(creds.key);
+}
+
+bool TokenResp::decode(Decoder& d) {
+  creds.user = d.str(64);
+  creds.generation = d.u32();
+  auto k = d.bytes(kAuthKeyBytes);
+  if (k.size() != kAuthKeyBytes) return false;
+  std::copy(k.begin(), k.end(), creds.key.begin());
+  return d.ok();
+}
+
 UserRecord builtin_admin() {
   UserRecord u;
   u.name = std::string(kAdminUser);

@@ -77,6 +77,22 @@ struct Credentials {
   uint32_t generation = 0;
   AuthKey key{};
 };
+
+// Message bodies of the user operations (proto/messages.h, kUserList,
+// kUserAdd, kUserToken).
+struct UserList {
+  std::vector<UserRecord> users;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// A token (kUserAdd, kUserToken): the user's name, generation and key.
+struct TokenResp {
+  Credentials creds;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
 // "lanefs-token 1 USER GENERATION HEX64\n"
 std::string format_token(const Credentials& c);
 Result<Credentials> parse_token(std::string_view text, const std::string& path);

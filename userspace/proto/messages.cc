@@ -257,10 +257,6 @@ LANEFS_MSG(SetMapReq, map.encode(e); e.u8(force); e.bytes(secret);,
   if (!map.decode(d)) return false; force = d.u8() != 0;
   auto sec = d.bytes(kAuthKeyBytes); secret.assign(sec.begin(), sec.end());
   if (!secret.empty() && secret.size() != kAuthKeyBytes) return false;)
-LANEFS_MSG(UserList, put_list(e, users);, if (!get_list(d, &users)) return false;)
-LANEFS_MSG(TokenResp, e.str(creds.user); e.u32(creds.generation); e.bytes(creds.key);,
-  creds.user = d.str(64); creds.generation = d.u32(); auto k = d.bytes(kAuthKeyBytes);
-  if (k.size() != kAuthKeyBytes) return false; std::copy(k.begin(), k.end(), creds.key.begin());)
 
 LANEFS_MSG(ClusterCreateReq,
   e.u32(static_cast<uint32_t>(addrs.size())); for (auto& a : addrs) put_addr(e, a);,

@@ -255,19 +255,6 @@ struct ContainerNetResp {
   bool decode(Decoder& d);
 };
 
-struct UserList {
-  std::vector<UserRecord> users;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-// A token (kUserAdd, kUserToken): the user's name, generation and key.
-struct TokenResp {
-  Credentials creds;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
 struct NameReq {
   std::string name;
   void encode(Encoder& e) const;
