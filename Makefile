@@ -38,6 +38,7 @@ bench: deps build
 	BACKING="$(FIO_BACKING)" ./bench/fio/run_peers.sh $(BUILD)
 	DOCS=docs/benchmarks.md ./bench/fuse_channels.sh $(BUILD) 3
 	DOCS=docs/benchmarks.md ./bench/kmod_bench.sh $(BUILD) 3
+	DOCS=docs/benchmarks.md ./bench/auth_ab.sh $(BUILD) 3
 
 # lanefs against GlusterFS, libfuse passthrough_ll and tmpfs with fio, every
 # peer's data on tmpfs, then on ext4 (bench/fio/README.md); then lanefs's two

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/packet_mac.h"
 #include "proto/wire.h"
 
 namespace {
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   bool ok = true;
-  for (int t = 1; t <= 11; ++t) {
+  for (int t = 1; t <= 12; ++t) {
     PacketHeader h;
     h.type = static_cast<PktType>(t);
     h.session_id = 0x01020304u + t;
@@ -73,6 +74,19 @@ int main(int argc, char** argv) {
   frag.msg_len = 300;
   frag.frag_offset = 100;
   ok &= write(dir, "valid_request_fragment", packet(frag, 100));
+  // A response packet of a keyed session (MAC instead of CRC).
+  {
+    PacketHeader k = frag;
+    k.type = PktType::kResponse;
+    k.seq = 12345;
+    k.payload_len = 100;
+    std::vector<uint8_t> pkt(lanefs::proto::kHeaderSize + 100, 0x5a);
+    lanefs::proto::PacketMac mac;
+    lanefs::proto::SessionKey key;
+    key.bytes.fill(0x42);
+    mac.seal_header(key, k, {pkt.data() + lanefs::proto::kHeaderSize, 100}, {}, pkt.data());
+    ok &= write(dir, "valid_keyed_response", pkt);
+  }
 
   // Versions just outside [kMinVersion, kVersion].
   PacketHeader next;

@@ -27,7 +27,7 @@ bool same_header(const PacketHeader& a, const PacketHeader& b) {
          a.session_id == b.session_id && a.request_id == b.request_id && a.pkt_num == b.pkt_num &&
          a.pkt_count == b.pkt_count && a.generation == b.generation && a.opcode == b.opcode &&
          a.msg_len == b.msg_len && a.frag_offset == b.frag_offset &&
-         a.payload_len == b.payload_len && a.crc == b.crc;
+         a.payload_len == b.payload_len && a.seq == b.seq && a.crc == b.crc && a.tag == b.tag;
 }
 
 }  // namespace
@@ -45,8 +45,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> again(size);
   if (!payload.empty())
     std::memcpy(again.data() + lanefs::proto::kHeaderSize, payload.data(), payload.size());
-  lanefs::proto::encode_header(h, payload, again.data());
-  if (std::memcmp(again.data(), data, size) != 0) std::abort();  // CRC or a field differs
+  if (h.flags & lanefs::proto::kFlagMac) {
+    // Keyed: its tag passes through untouched for the session to check.
+    lanefs::proto::write_header_fields(h, again.data());
+    std::memcpy(again.data() + lanefs::proto::kCheckOffset, h.tag.data(), h.tag.size());
+  } else {
+    lanefs::proto::encode_header(h, payload, again.data());
+  }
+  if (std::memcmp(again.data(), data, size) != 0) std::abort();  // the check or a field differs
 
   PacketHeader h2;
   std::span<const uint8_t> payload2;

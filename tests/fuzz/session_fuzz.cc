@@ -11,6 +11,12 @@
 //      placement rule as the server applies it: whatever is accepted, when
 //      every fragment has arrived each byte was written exactly once.
 //   2  a response body: parse_response, then the body as each reply type.
+//   3  sequence numbers into a ReplayWindow, checked against a model that
+//      remembers every number: each one is taken at most once, and within
+//      the window exactly once.
+// In 0, a header with kFlagMac is sealed under a fixed session key instead
+// (the MAC the harness owes): it must verify, and fail with any bit of the
+// tag or the packet flipped.
 // Anything else aborts (ASan/UBSan watch memory when built with clang).
 //
 // Built like packet_decoder_fuzz (tests/fuzz/CMakeLists.txt): with clang as
@@ -19,10 +25,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <span>
 #include <vector>
 
 #include "proto/messages.h"
+#include "proto/packet_mac.h"
 #include "proto/session.h"
 #include "proto/wire.h"
 
@@ -115,17 +123,39 @@ void one_packet(Input& in) {
   h.opcode = in.take<uint16_t>();
   h.frag_offset = in.take<uint32_t>();
   const uint32_t frag_len = in.take<uint32_t>() & 0xffff, last_off = in.take<uint32_t>();
+  h.seq = in.take<uint64_t>();
+  const uint16_t flip_at = in.take<uint16_t>();
+  const uint8_t flip_bit = in.take<uint8_t>();
   std::span<const uint8_t> payload = in.rest();
   h.payload_len = static_cast<uint32_t>(payload.size());
   h.msg_len = h.pkt_count <= 1 ? h.payload_len : h.frag_offset + h.payload_len + (h.flags & 0xff);
   std::vector<uint8_t> pkt(kHeaderSize + payload.size());
   if (!payload.empty()) std::memcpy(pkt.data() + kHeaderSize, payload.data(), payload.size());
-  encode_header(h, payload, pkt.data());  // the CRC the harness owes
+  static PacketMac mac;
+  static const SessionKey key = [] {
+    SessionKey k;
+    k.bytes.fill(0x5c);
+    return k;
+  }();
+  const bool keyed = (h.flags & kFlagMac) != 0;
+  if (keyed) mac.seal_header(key, h, payload, {}, pkt.data());  // the MAC the harness owes
+  else encode_header(h, payload, pkt.data());                   // or the CRC
   PacketHeader d;
   std::span<const uint8_t> body;
   DecodeError r = decode_packet(pkt, &d, &body);
   if (r == DecodeError::kBadCrc || r == DecodeError::kTruncated || r == DecodeError::kBadMagic) std::abort();
   if (r != DecodeError::kOk) return;
+  if (keyed) {
+    if (!mac.verify(key, d, body)) std::abort();
+    // One flipped bit anywhere (header, tag, payload) fails it.
+    const size_t at = flip_at % pkt.size();
+    pkt[at] ^= static_cast<uint8_t>(1u << (flip_bit % 8));
+    PacketHeader f;
+    std::span<const uint8_t> fbody;
+    if (decode_packet(pkt, &f, &fbody) == DecodeError::kOk && (f.flags & kFlagMac) && mac.verify(key, f, fbody))
+      std::abort();
+    pkt[at] = 0;  // (the packet is not used again)
+  }
   switch (d.type) {
     case PktType::kConnect: {
       ConnectBody c;
@@ -192,6 +222,31 @@ void reassembly(Input& in) {
       if (w != 1) std::abort();  // a byte never written, or written twice
 }
 
+void replay_window(Input& in) {
+  ReplayWindow w;
+  std::set<uint64_t> seen;
+  uint64_t top = 0;
+  for (int step = 0; step < 256 && in.pos < in.in.size(); ++step) {
+    // Mostly near the top, sometimes far ahead or far behind.
+    const uint16_t raw = in.take<uint16_t>();
+    uint64_t seq;
+    switch (raw >> 14) {
+      case 0: seq = top + (raw & 0xff); break;
+      case 1: seq = top > (raw & 0x3fff) ? top - (raw & 0x3fff) : 0; break;
+      case 2: seq = top + (raw & 0x3fff); break;
+      default: seq = top > ReplayWindow::kWindow ? top - ReplayWindow::kWindow + (raw & 0x3) : raw & 0x3; break;
+    }
+    const bool took = w.accept(seq);
+    const bool fresh = seq != 0 && !seen.count(seq);
+    const bool in_window = seq > top || top - seq < ReplayWindow::kWindow;
+    if (took != (fresh && in_window)) std::abort();
+    if (took) {
+      seen.insert(seq);
+      top = std::max(top, seq);
+    }
+  }
+}
+
 void response(Input& in) {
   const uint8_t kind = in.take<uint8_t>();
   std::span<const uint8_t> raw = in.rest();
@@ -216,10 +271,11 @@ void response(Input& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   Input in{{data + 1, size - 1}};
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: one_packet(in); break;
     case 1: reassembly(in); break;
-    default: response(in); break;
+    case 2: response(in); break;
+    default: replay_window(in); break;
   }
   return 0;
 }

@@ -18,10 +18,11 @@ void put(std::vector<uint8_t>* v, T x) {
 }
 
 // Mode 0: one packet.
-std::vector<uint8_t> packet(PktType type, uint16_t opcode, const std::vector<uint8_t>& payload) {
+std::vector<uint8_t> packet(PktType type, uint16_t opcode, const std::vector<uint8_t>& payload,
+                            uint16_t flags = 0) {
   std::vector<uint8_t> v{0};
   put<uint8_t>(&v, static_cast<uint8_t>(type));
-  put<uint16_t>(&v, 0);             // flags
+  put<uint16_t>(&v, flags);
   put<uint32_t>(&v, 0x1234);        // session
   put<uint64_t>(&v, 77);            // request / nonce
   put<uint16_t>(&v, 0);             // pkt_num
@@ -31,6 +32,9 @@ std::vector<uint8_t> packet(PktType type, uint16_t opcode, const std::vector<uin
   put<uint32_t>(&v, 0);             // frag_offset
   put<uint32_t>(&v, 0);             // frag_len seen
   put<uint32_t>(&v, ~0u);           // last_off seen
+  put<uint64_t>(&v, 5);             // seq
+  put<uint16_t>(&v, 50);            // a bit to flip in a keyed packet: its byte
+  put<uint8_t>(&v, 3);              // and the bit
   v.insert(v.end(), payload.begin(), payload.end());
   return v;
 }
@@ -69,6 +73,8 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> session_fuzz_seeds() {
   cr.mode = 0100644;
   out.push_back({"req_create", request(Op::kCreate, cr)});
   out.push_back({"req_lookup", request(Op::kLookup, NameAtReq{5, "name"})});
+  out.push_back({"req_lookup_keyed", packet(PktType::kRequest, static_cast<uint16_t>(Op::kLookup),
+                                            encode_msg(NameAtReq{5, "name"}), kFlagMac)});
   out.push_back({"req_getattr", request(Op::kGetattr, InoReq{5})});
   out.push_back({"req_read", request(Op::kRead, ReadReq{5, 4096, 4096})});
   out.push_back({"req_readdir", request(Op::kReaddir, ReaddirReq{5, 0, 64, true})});
@@ -107,6 +113,13 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> session_fuzz_seeds() {
     auto re = error_response(make_error(Errc::kPermission, "permission denied"));
     e.insert(e.end(), re.begin(), re.end());
     out.push_back({"resp_error", e});
+  }
+  // Mode 3: sequence numbers (near the top, far behind, the window's edge).
+  {
+    std::vector<uint8_t> v{3};
+    for (uint16_t raw : {1, 2, 2, 1, 0x4001, 0x8000 | 9000, 3, 0xc000, 0xc001, 0x4000 | 8191, 5})
+      put<uint16_t>(&v, raw);
+    out.push_back({"replay_window", v});
   }
   return out;
 }

@@ -288,7 +288,7 @@ Status BackendCore::check_scope(const proto::UserRecord& who, Op op, std::span<c
   return ok_status();
 }
 
-Result<std::shared_ptr<const proto::UserRecord>> BackendCore::authenticate(const rpc::ConnectAuth& a) {
+Result<rpc::Admission> BackendCore::authenticate(const rpc::ConnectAuth& a) {
   auto refuse = [&](const std::string& why) -> Error {
     log_refusal(a.peer, "a session (user '" + std::string(a.user) + "'): " + why);
     return make_error(Errc::kPermission, "permission denied: " + why);
@@ -296,26 +296,30 @@ Result<std::shared_ptr<const proto::UserRecord>> BackendCore::authenticate(const
   if (a.user.empty()) return refuse("no token presented");
   const proto::AuthKey s = secret();
   if (a.user == proto::kBackendUser) {
-    auto want = proto::connect_proof(proto::backend_key(s), a.user, a.nonce, a.cookie);
+    const proto::AuthKey bk = proto::backend_key(s);
+    auto want = proto::connect_proof(bk, a.user, a.nonce, a.cookie);
     if (proto::equal_secret(a.proof, want)) {
       static const auto backend = std::make_shared<const proto::UserRecord>(
           proto::UserRecord{std::string(proto::kBackendUser), Role::kBackend, {}, false, 0, 0});
-      return backend;
+      return rpc::Admission{backend, bk};
     }
     if (joinable()) {
+      // No secret in common yet: this session cannot be keyed (the joiner
+      // may only hand us its cluster; docs/security.md).
       static const auto joining = std::make_shared<const proto::UserRecord>(
           proto::UserRecord{std::string(proto::kBackendUser), Role::kJoining, {}, false, 0, 0});
-      return joining;
+      return rpc::Admission{joining, std::nullopt};
     }
     return refuse("a backend of another cluster");
   }
   auto m = map_ptr();
   auto u = m->find_user(a.user);
   if (!u) return refuse("unknown user '" + std::string(a.user) + "'");
-  auto want = proto::connect_proof(proto::user_key(s, u->name, u->generation), a.user, a.nonce, a.cookie);
+  const proto::AuthKey uk = proto::user_key(s, u->name, u->generation);
+  auto want = proto::connect_proof(uk, a.user, a.nonce, a.cookie);
   if (!proto::equal_secret(a.proof, want))
     return refuse("wrong token for user '" + u->name + "' (deleted and added again since, or of another cluster)");
-  return std::make_shared<const proto::UserRecord>(std::move(*u));
+  return rpc::Admission{std::make_shared<const proto::UserRecord>(std::move(*u)), uk};
 }
 
 rpc::Buffer handle_users(BackendCore& b, Op op, std::span<const uint8_t> raw, const proto::UserRecord* who) {

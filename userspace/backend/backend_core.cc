@@ -165,6 +165,9 @@ Status BackendCore::start() {
   co.credentials = [this]() -> std::optional<proto::Credentials> {
     return proto::Credentials{std::string(proto::kBackendUser), 0, proto::backend_key(secret())};
   };
+  // An empty backend this one forms a cluster with shares no secret yet:
+  // it admits us as joining, unkeyed (docs/security.md, "Joining").
+  co.allow_unkeyed = true;
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
   // Again now that the server is bound: the legs' real ports.
   if (!opts_.extra_legs.empty() || !opts_.label.empty()) advertise_identity();

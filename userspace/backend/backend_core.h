@@ -159,7 +159,7 @@ class BackendCore {
   // rewritten, every session set up again.
   Status set_secret(const proto::AuthKey& s);
   // ServerOptions::authenticate: who a connecting session runs as.
-  Result<std::shared_ptr<const proto::UserRecord>> authenticate(const rpc::ConnectAuth& a);
+  Result<rpc::Admission> authenticate(const rpc::ConnectAuth& a);
   // No filesystems, users or other members: a backend forming a cluster
   // may make this one join (trust on first use, docs/security.md).
   bool joinable() const;

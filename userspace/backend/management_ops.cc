@@ -303,6 +303,8 @@ rpc::Buffer status(BackendCore& b) {
     s.sessions = st.sessions;
     s.requests = st.requests_executed;
     s.rx_invalid = st.rx_invalid_total;
+    s.rx_bad_mac = st.rx_invalid[static_cast<int>(proto::DecodeError::kBadMac)];
+    s.rx_replayed = st.rx_invalid[static_cast<int>(proto::DecodeError::kReplayed)];
     s.replies_from_cache = st.replies_from_cache;
   }
   return reply(s);

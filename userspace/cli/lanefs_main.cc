@@ -101,7 +101,8 @@ int cmd_cluster_status(const Globals& g) {
         b.update({{"pid", s->pid}, {"uptime_s", s->uptime_s}, {"memory_bytes", s->memory_bytes},
                   {"inodes", s->inodes}, {"chunk_bytes", s->chunk_bytes}, {"disk_total", s->disk_total},
                   {"disk_free", s->disk_free}, {"sessions", s->sessions}, {"requests", s->requests},
-                  {"rx_invalid", s->rx_invalid}, {"data_read_bytes", s->data_read_bytes},
+                  {"rx_invalid", s->rx_invalid}, {"rx_bad_mac", s->rx_bad_mac}, {"rx_replayed", s->rx_replayed},
+                  {"data_read_bytes", s->data_read_bytes},
                   {"data_written_bytes", s->data_written_bytes}});
       } else {
         b["error"] = s.error().to_string();

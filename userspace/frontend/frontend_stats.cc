@@ -81,7 +81,10 @@ json rpc_health_json(client::ClusterClient& c) {
   auto st = c.rpc().stats();
   return {{"retransmits", st.retransmits}, {"rto_events", st.rto_events}, {"timeouts", st.calls_timed_out},
           {"session_resets", st.session_resets}, {"unexpected_packets", st.unexpected_packets},
-          {"invalid_packets", st.rx_invalid_total}, {"rx_packets", st.rx_packets}, {"tx_packets", st.tx_packets}};
+          {"invalid_packets", st.rx_invalid_total},
+          {"bad_mac_packets", st.rx_invalid[static_cast<int>(proto::DecodeError::kBadMac)]},
+          {"replayed_packets", st.rx_invalid[static_cast<int>(proto::DecodeError::kReplayed)]},
+          {"rx_packets", st.rx_packets}, {"tx_packets", st.tx_packets}};
 }
 }  // namespace
 

@@ -292,12 +292,14 @@ LANEFS_MSG(ClientInfo,
 LANEFS_MSG(BackendStatus,
   identity.encode(e); e.u64(pid); e.u64(uptime_s); e.u64(memory_bytes); e.u64(inodes);
   e.u64(chunk_bytes); e.u64(disk_total); e.u64(disk_free); e.u32(sessions); e.u64(requests);
-  e.u64(rx_invalid); e.u64(replies_from_cache); e.u64(data_read_bytes); e.u64(data_written_bytes);,
+  e.u64(rx_invalid); e.u64(replies_from_cache); e.u64(data_read_bytes); e.u64(data_written_bytes);
+  e.u64(rx_bad_mac); e.u64(rx_replayed);,
   if (!identity.decode(d)) return false;
   pid = d.u64(); uptime_s = d.u64(); memory_bytes = d.u64(); inodes = d.u64(); chunk_bytes = d.u64();
   disk_total = d.u64(); disk_free = d.u64(); sessions = d.u32(); requests = d.u64();
   rx_invalid = d.u64(); replies_from_cache = d.u64();
-  if (d.remaining() >= 16) { data_read_bytes = d.u64(); data_written_bytes = d.u64(); })
+  if (d.remaining() >= 16) { data_read_bytes = d.u64(); data_written_bytes = d.u64(); }
+  if (d.remaining() >= 16) { rx_bad_mac = d.u64(); rx_replayed = d.u64(); })
 
 LANEFS_MSG(LocateReq, e.u64(ino); e.u64(offset);, ino = d.u64(); offset = d.u64();)
 LANEFS_MSG(LocateResp, meta_owner.encode(e); chunk_owner.encode(e); e.u64(chunk_index);,

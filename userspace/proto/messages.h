@@ -319,6 +319,9 @@ struct BackendStatus {
   // since it started (every lane: UDP/DPDK inline, RDMA, sealed). Encoded
   // last: an older peer's status decodes with both 0.
   uint64_t data_read_bytes = 0, data_written_bytes = 0;
+  // Of rx_invalid: packets of keyed sessions whose MAC failed, and replays
+  // (docs/security.md, "Packet MACs"). Encoded last, like the two above.
+  uint64_t rx_bad_mac = 0, rx_replayed = 0;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

@@ -12,7 +12,9 @@ void put(uint8_t* out, size_t off, T v) { std::memcpy(out + off, &v, sizeof v); 
 template <class T>
 T get(const uint8_t* in, size_t off) { T v; std::memcpy(&v, in + off, sizeof v); return v; }
 
-void write_fields(const PacketHeader& h, uint8_t* out, uint32_t crc) {
+}  // namespace
+
+void write_header_fields(const PacketHeader& h, uint8_t* out) noexcept {
   put(out, 0, h.magic);
   put(out, 4, h.version);
   put(out, 5, static_cast<uint8_t>(h.type));
@@ -26,10 +28,9 @@ void write_fields(const PacketHeader& h, uint8_t* out, uint32_t crc) {
   put(out, 28, h.msg_len);
   put(out, 32, h.frag_offset);
   put(out, 36, h.payload_len);
-  put(out, 40, crc);
+  put(out, 40, h.seq);
+  std::memset(out + kCheckOffset, 0, kCheckSize);
 }
-
-}  // namespace
 
 bool pkt_type_valid(uint8_t raw) noexcept { return raw >= 1 && raw <= 12; }
 
@@ -42,25 +43,27 @@ const char* decode_error_name(DecodeError e) noexcept {
     case DecodeError::kBadType: return "bad_type";
     case DecodeError::kBadLength: return "bad_length";
     case DecodeError::kBadCrc: return "bad_crc";
+    case DecodeError::kBadMac: return "bad_mac";
+    case DecodeError::kReplayed: return "replayed";
     case DecodeError::kCount: break;
   }
   return "unknown";
 }
 
 void encode_header(const PacketHeader& h, std::span<const uint8_t> payload, uint8_t* out) noexcept {
-  write_fields(h, out, 0);
+  write_header_fields(h, out);
   uint32_t crc = crc32c_extend(0, out, kHeaderSize);
   crc = crc32c_extend(crc, payload.data(), payload.size());
-  put(out, 40, crc);
+  put(out, kCheckOffset, crc);
 }
 
 void encode_header(const PacketHeader& h, std::span<const uint8_t> p1, std::span<const uint8_t> p2,
                    uint8_t* out) noexcept {
-  write_fields(h, out, 0);
+  write_header_fields(h, out);
   uint32_t crc = crc32c_extend(0, out, kHeaderSize);
   crc = crc32c_extend(crc, p1.data(), p1.size());
   crc = crc32c_extend(crc, p2.data(), p2.size());
-  put(out, 40, crc);
+  put(out, kCheckOffset, crc);
 }
 
 DecodeError decode_packet(std::span<const uint8_t> pkt, PacketHeader* h,
@@ -82,17 +85,28 @@ DecodeError decode_packet(std::span<const uint8_t> pkt, PacketHeader* h,
   h->msg_len = get<uint32_t>(p, 28);
   h->frag_offset = get<uint32_t>(p, 32);
   h->payload_len = get<uint32_t>(p, 36);
-  h->crc = get<uint32_t>(p, 40);
+  h->seq = get<uint64_t>(p, 40);
   if (pkt.size() - kHeaderSize < h->payload_len) return DecodeError::kTruncated;
   if (pkt.size() - kHeaderSize > h->payload_len) return DecodeError::kBadLength;
-  // CRC before interpreting version/type: a corrupted version byte must read
-  // as corruption, not as a peer speaking another version.
-  uint8_t hdr[kHeaderSize];
-  std::memcpy(hdr, p, kHeaderSize);
-  std::memset(hdr + 40, 0, 4);
-  uint32_t crc = crc32c_extend(0, hdr, kHeaderSize);
-  crc = crc32c_extend(crc, p + kHeaderSize, h->payload_len);
-  if (crc != h->crc) return DecodeError::kBadCrc;
+  if (h->flags & kFlagMac) {
+    // Keyed: the session's owner checks the tag (and nothing of it acts
+    // before that); a corrupted one fails there.
+    h->crc = 0;
+    std::memcpy(h->tag.data(), p + kCheckOffset, kCheckSize);
+  } else {
+    // CRC before interpreting version/type: a corrupted version byte must
+    // read as corruption, not as a peer speaking another version.
+    h->crc = get<uint32_t>(p, kCheckOffset);
+    h->tag = {};
+    uint8_t hdr[kHeaderSize];
+    std::memcpy(hdr, p, kHeaderSize);
+    std::memset(hdr + kCheckOffset, 0, kCheckSize);
+    uint32_t crc = crc32c_extend(0, hdr, kHeaderSize);
+    crc = crc32c_extend(crc, p + kHeaderSize, h->payload_len);
+    if (crc != h->crc) return DecodeError::kBadCrc;
+    for (uint32_t i = kCheckOffset + 4; i < kHeaderSize; ++i)  // the unused rest of check: zero
+      if (p[i] != 0) return DecodeError::kBadCrc;
+  }
   if (h->version < kMinVersion || h->version > kVersion) return DecodeError::kBadVersion;
   if (!pkt_type_valid(type)) return DecodeError::kBadType;
   if (h->type == PktType::kRequest || h->type == PktType::kResponse) {

@@ -442,6 +442,7 @@ void ClientEndpoint::complete(ClientSession& s, ActiveReq& r, const Error* err) 
 void ClientEndpoint::new_nonce(ClientSession& s) {
   s.nonce = random_nonce();
   s.cookie.clear();
+  s.key.reset();  // the next session gets its own
 }
 
 void ClientEndpoint::send_connect(ClientSession& s, uint64_t now, bool same_path) {
@@ -466,6 +467,8 @@ void ClientEndpoint::send_connect(ClientSession& s, uint64_t now, bool same_path
   std::optional<proto::Credentials> creds;
   if (opts_.credentials) creds = opts_.credentials();
   if (creds) c.user = creds->user;
+  s.connect_key.reset();
+  if (creds) s.connect_key = creds->key;
   c.cookie = s.cookie;
   if (creds && !s.cookie.empty()) {
     auto proof = proto::connect_proof(creds->key, creds->user, s.nonce, s.cookie);

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,14 @@ struct ClientSession {
   // The server's cookie for this nonce (kConnectChallenge), echoed with the
   // proof; empty until challenged. Cleared with every new nonce.
   std::vector<uint8_t> cookie;
+  // The key of the token the last connect proved (what a keyed session's
+  // key is derived from).
+  std::optional<proto::AuthKey> connect_key;
+  // Keyed session (kConnectKeyed): every packet either way carries a MAC;
+  // ours are numbered by tx_seq, the server's checked against rx_window.
+  std::optional<proto::SessionKey> key;
+  uint64_t tx_seq = 0;
+  proto::ReplayWindow rx_window;
   uint64_t client_id = 0;  // random, sent with every connect (RequestInfo::client_id)
   uint64_t connect_start_ns = 0;
   uint64_t next_connect_ns = 0;

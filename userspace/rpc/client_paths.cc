@@ -76,7 +76,10 @@ void ClientEndpoint::send_on(ClientSession& s, size_t path, const proto::PacketH
   ++p.tx_packets;
   p.tx_bytes += proto::kHeaderSize + a.size() + b.size();
   p.last_tx_ns = now;
-  core_->send(p.spec.remote, h, a, b, p.spec.local, s.single);
+  if (!s.key || h.type == proto::PktType::kConnect) return core_->send(p.spec.remote, h, a, b, p.spec.local, s.single);
+  proto::PacketHeader hh = h;
+  hh.seq = ++s.tx_seq;
+  core_->send(p.spec.remote, hh, a, b, p.spec.local, s.single, &*s.key);
 }
 
 void ClientEndpoint::path_event(ClientSession& s, size_t path, double delta, uint64_t now) {

@@ -31,6 +31,17 @@ void ClientEndpoint::on_packet(NetAddr src, const PacketHeader& h, std::span<con
     p.last_rx_ns = now;
     break;
   }
+  // A keyed session acts on nothing of its own whose MAC does not verify or
+  // that it has seen; the packets before a session (challenge, reject,
+  // reset) cannot carry one (docs/security.md says what a forged one costs).
+  const bool own = h.type == PktType::kPong || h.type == PktType::kCreditReturn || h.type == PktType::kResponse;
+  if (own && (s.key || (h.flags & proto::kFlagMac))) {
+    if (!s.key || h.session_id != s.sid) {  // of an earlier session of ours
+      counters_.stale_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (!core_->authentic(*s.key, s.rx_window, h, payload)) return;
+  }
   switch (h.type) {
     case PktType::kPong: {
       size_t i = h.request_id & 0xff;
@@ -117,6 +128,26 @@ void ClientEndpoint::on_connect_ok(ClientSession& s, const PacketHeader& h, std:
   uint32_t flags = d.remaining() >= 4 ? d.u32() : 0;
   if (!d.ok() || slots == 0 || server_max <= proto::kHeaderSize) {
     counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (flags & proto::kConnectKeyed) {
+    // The key from the cookie the server used, and its MAC on this answer:
+    // only a holder of our token's key could have made it.
+    auto cookie = d.bytes(64);
+    if (!d.ok() || !s.connect_key) {
+      counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    proto::SessionKey key = proto::session_key(*s.connect_key, s.nonce, cookie);
+    proto::ReplayWindow once;  // a kConnectOk is taken once, in kConnecting (its own nonce space)
+    if (!core_->authentic(key, once, h, payload)) return;
+    s.key = key;
+    s.tx_seq = 0;
+    s.rx_window = {};
+  } else if (s.connect_key && !opts_.allow_unkeyed) {
+    fail_session(s, make_error(Errc::kPermission, "permission denied: " + s.server.to_string() +
+                                                      " set up the session without packet MACs (is it a lanefsd "
+                                                      "of this cluster?)"));
     return;
   }
   // Request packets must fit the server's datagrams as well as ours.

@@ -50,17 +50,31 @@ LoopCore::~LoopCore() {
 }
 
 void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a,
-                    std::span<const uint8_t> b, NetAddr src, bool single) {
+                    std::span<const uint8_t> b, NetAddr src, bool single, const proto::SessionKey* key) {
   if (tx_.size() == kBatch) flush();
   auto& hb = tx_hdrs_[tx_.size()];
   proto::PacketHeader hh = h;
   hh.payload_len = static_cast<uint32_t>(a.size() + b.size());
-  proto::encode_header(hh, a, b, hb.data());
+  if (key) mac_.seal_header(*key, hh, a, b, hb.data());
+  else proto::encode_header(hh, a, b, hb.data());
   transport::TxDatagram d{dst, hb.data(), proto::kHeaderSize, a.data(), static_cast<uint32_t>(a.size()), src};
   d.body2 = b.data();
   d.body2_len = static_cast<uint32_t>(b.size());
   d.single = single;
   tx_.push_back(d);
+}
+
+bool LoopCore::authentic(const proto::SessionKey& key, proto::ReplayWindow& window, const proto::PacketHeader& h,
+                         std::span<const uint8_t> payload) {
+  if (!mac_.verify(key, h, payload)) {
+    count_bad_mac();
+    return false;
+  }
+  if (!window.accept(h.seq)) {
+    counters_->rx_invalid[int(proto::DecodeError::kReplayed)].fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
 }
 
 void LoopCore::flush() {

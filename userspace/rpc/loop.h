@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "proto/packet_mac.h"
 #include "proto/wire.h"
 #include "rpc/rpc.h"
 #include "transport/fault_transport.h"
@@ -35,10 +36,22 @@ class LoopCore {
   // Flushes when the batch is full. `single`: the peer reads raw frames
   // (transport::TxDatagram::single).
   // `src`: the local address (leg) to send from; 0 = primary.
+  // `key`: the session's key: the packet carries a MAC under it (h.seq set
+  // by the caller) instead of a CRC.
   void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a = {},
-            std::span<const uint8_t> b = {}, NetAddr src = {}, bool single = false);
+            std::span<const uint8_t> b = {}, NetAddr src = {}, bool single = false,
+            const proto::SessionKey* key = nullptr);
   void flush();
   bool pending_tx() const { return !tx_.empty(); }
+
+  // Whether a received packet of a keyed session carries a MAC under `key`
+  // and a sequence number `window` has not seen (then recorded); a packet
+  // that fails is counted (rx_invalid bad_mac / replayed) and must be
+  // dropped unread.
+  bool authentic(const proto::SessionKey& key, proto::ReplayWindow& window, const proto::PacketHeader& h,
+                 std::span<const uint8_t> payload);
+  // A keyed packet reaching a session without a key, or the reverse.
+  void count_bad_mac() { counters_->rx_invalid[int(proto::DecodeError::kBadMac)].fetch_add(1, std::memory_order_relaxed); }
 
   // Receives a burst and calls on_packet(src, dst, header, payload,
   // bad_version) for each valid packet (dst: the local address it arrived
@@ -78,6 +91,7 @@ class LoopCore {
   std::vector<transport::TxDatagram> tx_;
   std::vector<std::array<uint8_t, proto::kHeaderSize>> tx_hdrs_;
   std::vector<transport::RxDatagram> rx_;
+  proto::PacketMac mac_;  // this core's AES-GCM contexts (its owner thread's)
 };
 
 template <class F>

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@
 #include "common/net_addr.h"
 #include "common/result.h"
 #include "proto/auth.h"
+#include "proto/packet_mac.h"
 #include "proto/wire.h"
 #include "rpc/congestion.h"
 #include "transport/transport.h"
@@ -135,6 +137,12 @@ struct ClientOptions {
   // joins a cluster). Unset or nullopt: connect without one (servers that
   // authenticate refuse such sessions).
   std::function<std::optional<proto::Credentials>()> credentials;
+  // Whether a session set up with credentials may go on without packet
+  // MACs when the server does not key it (a backend with no secret yet,
+  // being joined; a bench run with LANEFS_PACKET_MAC=off). Otherwise such
+  // a connect fails with kPermission: a server that cannot prove it holds
+  // the key is not talked to.
+  bool allow_unkeyed = !proto::packet_macs_enabled();
 };
 
 // Where a call's response message lands: its first head.size() bytes in
@@ -375,9 +383,17 @@ struct ConnectAuth {
   std::span<const uint8_t> cookie;
   std::span<const uint8_t> proof;     // proto::connect_proof of the user's key
 };
+// What an authenticated session runs as, and the key its proof was
+// checked against: the session's packets carry MACs under a key derived
+// from it (none: a backend joining this empty one, with which no secret is
+// shared yet).
+struct Admission {
+  std::shared_ptr<const proto::UserRecord> principal;
+  std::optional<proto::AuthKey> key;
+};
 // What the session will run as, or the error the client is told (its
 // message goes into kConnectReject). Runs on a loop thread: must not block.
-using Authenticate = std::function<Result<std::shared_ptr<const proto::UserRecord>>(const ConnectAuth&)>;
+using Authenticate = std::function<Result<Admission>(const ConnectAuth&)>;
 
 struct ServerOptions {
   transport::TransportConfig transport;
@@ -397,6 +413,9 @@ struct ServerOptions {
   uint32_t max_sessions_per_addr = 512;
   uint64_t reclaim_idle_ns = 5'000'000'000ull;
   uint32_t max_slots = 64;                         // per session
+  // Key authenticated sessions (packet MACs, proto/packet_mac.h). Off only
+  // to measure what they cost (LANEFS_PACKET_MAC=off, bench/).
+  bool packet_macs = proto::packet_macs_enabled();
   // Memory for requests being reassembled from fragments (their full size
   // is reserved at the first fragment): per session, and for the whole
   // server (split evenly between the loops, each at least one largest

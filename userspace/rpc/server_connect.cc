@@ -17,6 +17,7 @@ namespace {
 
 using proto::PacketHeader;
 using proto::PktType;
+using Known = RpcServer::Impl::Known;
 
 uint32_t now_s() { return static_cast<uint32_t>(mono_ns() / 1'000'000'000ull); }
 
@@ -53,22 +54,24 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
   uint32_t slots = std::min(c.slots, o.max_slots);
   uint32_t push = std::min(c.push, o.max_push);
   uint32_t sid = 0;
+  const Known* answer = nullptr;
   if (known != server_.by_nonce.end() && server_.session_live(known->second.sid)) {
     sid = known->second.sid;  // a retransmitted connect: same answer
     slots = known->second.slots;
+    answer = &known->second;
   } else {
     if (!proto::cookie_valid(server_.cookie_key, src, h.request_id, c.cookie, now_s())) return challenge(src, h);
     // Read before deciding: a change of who may do what while we decide
     // bumps it, and the new session is dropped at its first packet.
     const uint32_t epoch = server_.auth_epoch.load(std::memory_order_relaxed);
-    std::shared_ptr<const proto::UserRecord> principal;
+    Admission admitted;
     if (o.authenticate) {
       auto who = o.authenticate(ConnectAuth{src, c.user, h.request_id, c.cookie, c.proof});
       if (!who.ok()) {
         counters_.auth_refused.fetch_add(1, std::memory_order_relaxed);
         return reject(src, h, who.code(), who.error().message);
       }
-      principal = std::move(*who);
+      admitted = std::move(*who);
     }
     if (!server_.admit(src.ip, mono_ns())) {
       counters_.connects_refused.fetch_add(1, std::memory_order_relaxed);
@@ -89,9 +92,12 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     s->push = push;
     s->single = (c.flags & proto::kConnectRawFrames) != 0;
     s->auth_epoch = epoch;
-    s->principal = std::move(principal);
+    s->principal = std::move(admitted.principal);
+    if (admitted.key && o.packet_macs) s->key = proto::session_key(*admitted.key, h.request_id, c.cookie);
     s->last_active_ns.store(mono_ns(), std::memory_order_relaxed);
-    server_.by_nonce[key] = {sid, slots, mono_ns()};
+    Known& k = server_.by_nonce[key];
+    k = {sid, slots, mono_ns(), s->key, s->key ? c.cookie : std::vector<uint8_t>{}};
+    answer = &k;
     counters_.connects.fetch_add(1, std::memory_order_relaxed);
     if (target == index_) {
       std::lock_guard lk(sess_mu_);
@@ -107,8 +113,24 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
   e.str(o.name);
   e.u32(max_datagram_);
   e.u32(push);
-  e.u32(core_->reads_raw_frames() ? proto::kConnectRawFrames : 0);
-  send_simple(src, PktType::kConnectOk, sid, h.request_id, 0, 1, h.generation, body);
+  e.u32((core_->reads_raw_frames() ? proto::kConnectRawFrames : 0) | (answer->key ? proto::kConnectKeyed : 0));
+  if (!answer->key) {
+    send_simple(src, PktType::kConnectOk, sid, h.request_id, 0, 1, h.generation, body);
+  } else {
+    // Keyed: the cookie the key came from (the client may hold a newer
+    // one), and a MAC that proves the answer comes from a holder of the
+    // user's key.
+    e.bytes(answer->cookie);
+    PacketHeader ok;
+    ok.type = PktType::kConnectOk;
+    ok.session_id = sid;
+    ok.request_id = h.request_id;
+    ok.pkt_count = 1;
+    ok.generation = h.generation;
+    ok.msg_len = static_cast<uint32_t>(body.size());
+    ok.seq = ++server_.connect_ok_seq;
+    core_->send(src, ok, body, {}, reply_from_, false, &*answer->key);
+  }
   core_->flush();  // body is local
 }
 

@@ -50,6 +50,8 @@ class RpcServer::Impl {
     uint32_t sid = 0;
     uint32_t slots = 0;
     uint64_t at_ns = 0;
+    std::optional<proto::SessionKey> key;  // the session's, for answering again
+    std::vector<uint8_t> cookie;           // the cookie it was derived from
   };
   std::map<std::pair<NetAddr, uint64_t>, Known> by_nonce;
   // Keys the connect cookies (random per process: a restart voids them).
@@ -58,6 +60,7 @@ class RpcServer::Impl {
   // dropped at its next packet.
   std::atomic<uint32_t> auth_epoch{0};
   uint32_t next_loop = 0;  // round-robin for new sessions (loop 0's thread)
+  uint64_t connect_ok_seq = 0;  // the MAC nonces of keyed kConnectOks (loop 0's thread)
 
   NetAddr local_addr() const { return loops_[0]->local_addr(); }
   std::vector<NetAddr> local_addrs() const { return loops_[0]->local_addrs(); }

@@ -266,7 +266,8 @@ void ServerLoop::finish(ServerCall& c) {
 // -------------------------------------------------------------- packets
 
 void ServerLoop::send_simple(NetAddr dst, PktType type, uint32_t sid, uint64_t rid, uint16_t pkt_num,
-                             uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body, bool single) {
+                             uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body, bool single,
+                             Session* keyed) {
   PacketHeader h;
   h.type = type;
   h.session_id = sid;
@@ -275,7 +276,9 @@ void ServerLoop::send_simple(NetAddr dst, PktType type, uint32_t sid, uint64_t r
   h.pkt_count = pkt_count;
   h.generation = gen;
   h.msg_len = static_cast<uint32_t>(body.size());
-  core_->send(dst, h, body, {}, reply_from_, single);  // every simple packet answers the one just received
+  const proto::SessionKey* key = keyed ? keyed->mac_key() : nullptr;
+  if (key) h.seq = ++keyed->tx_seq;
+  core_->send(dst, h, body, {}, reply_from_, single, key);  // every simple packet answers the one just received
 }
 
 Session* ServerLoop::find_session(uint32_t sid) {
@@ -303,6 +306,7 @@ void ServerLoop::on_packet(NetAddr src, const PacketHeader& h, std::span<const u
       on_connect(src, h, payload);
       return;
     case PktType::kPing:
+      if (h.flags & proto::kFlagMac) break;  // a keyed session's probe: answered with a MAC below
       send_simple(src, PktType::kPong, h.session_id, h.request_id, 0, 1, h.generation);
       return;
     case PktType::kRequest:
@@ -321,6 +325,16 @@ void ServerLoop::on_packet(NetAddr src, const PacketHeader& h, std::span<const u
     return;
   }
   Session& s = *sp;
+  // A keyed session acts on nothing whose MAC does not verify or that it
+  // has seen (a forgery, a replay); an unkeyed one on nothing keyed.
+  if (s.key ? !core_->authentic(*s.key, s.rx_window, h, payload) : (h.flags & proto::kFlagMac) != 0) {
+    if (!s.key) core_->count_bad_mac();
+    return;
+  }
+  if (h.type == PktType::kPing) {
+    send_simple(src, PktType::kPong, h.session_id, h.request_id, 0, 1, h.generation, {}, false, &s);
+    return;
+  }
   if (s.peer != src || s.local != reply_from_) {
     // The client moved the session to another path (HA failover, load
     // balancing): answer on the path its packets now take. The session id
@@ -430,17 +444,17 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
         sl.state = SlotState::kExecuting;
         if (sl.reserved) unreserve(s, sl);  // the buffer goes to the call
         if (h.pkt_num != last)
-          send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
+          send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single, &s);
         execute(s, slot_index);  // may finish (and send) at once
       } else {
-        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
+        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single, &s);
       }
       return;
     }
     case SlotState::kExecuting:
       // Still running: acknowledge so the client keeps waiting, never re-run.
       counters_.duplicate_fragments.fetch_add(1, std::memory_order_relaxed);
-      send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
+      send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single, &s);
       return;
     case SlotState::kDone:
       counters_.duplicate_fragments.fetch_add(1, std::memory_order_relaxed);
@@ -448,7 +462,7 @@ void ServerLoop::on_request(Session& s, const PacketHeader& h, std::span<const u
         counters_.replies_from_cache.fetch_add(1, std::memory_order_relaxed);
         send_response_pkt(s, sl, 0, h.generation);
       } else {
-        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single);
+        send_simple(s.peer, PktType::kCreditReturn, s.id, h.request_id, h.pkt_num, sl.req_pkts, h.generation, {}, s.single, &s);
       }
       return;
     case SlotState::kEmpty:
@@ -479,7 +493,9 @@ void ServerLoop::send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16_t ge
   h.opcode = sl.opcode;
   h.msg_len = static_cast<uint32_t>(sl.resp.size());
   h.frag_offset = static_cast<uint32_t>(off);
-  core_->send(s.peer, h, sl.resp.span().subspan(std::min(off, sl.resp.size()), len), {}, s.local, s.single);
+  if (s.key) h.seq = ++s.tx_seq;
+  core_->send(s.peer, h, sl.resp.span().subspan(std::min(off, sl.resp.size()), len), {}, s.local, s.single,
+              s.mac_key());
 }
 
 void ServerLoop::erase_session(std::unordered_map<uint32_t, std::unique_ptr<Session>>::iterator it) {

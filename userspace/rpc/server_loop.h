@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -62,6 +63,13 @@ struct Session {
   bool single = false;      // the client reads raw frames: no coalesced datagrams to it
   uint32_t auth_epoch = 0;  // RpcServer::Impl::auth_epoch when it was set up
   std::shared_ptr<const proto::UserRecord> principal;  // what it runs as (null: no authentication)
+  // Keyed (authenticated with a shared key): every packet either way
+  // carries a MAC under it; ours are numbered by tx_seq, the client's
+  // checked against rx_window.
+  std::optional<proto::SessionKey> key;
+  uint64_t tx_seq = 0;
+  proto::ReplayWindow rx_window;
+  const proto::SessionKey* mac_key() const { return key ? &*key : nullptr; }
 };
 
 class ServerLoop {
@@ -105,8 +113,10 @@ class ServerLoop {
   void on_request(Session& s, const proto::PacketHeader& h, std::span<const uint8_t> payload);
   void on_rfr(Session& s, const proto::PacketHeader& h);
   void execute(Session& s, uint32_t slot_index);
+  // `keyed`: a packet of that session (a MAC under its key when it has one).
   void send_simple(NetAddr dst, proto::PktType type, uint32_t sid, uint64_t rid, uint16_t pkt_num,
-                   uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body = {}, bool single = false);
+                   uint16_t pkt_count, uint16_t gen, std::span<const uint8_t> body = {}, bool single = false,
+                   Session* keyed = nullptr);
   void send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16_t gen);
   void reset_slot(Slot& sl, const proto::PacketHeader& h);
   void erase_session(std::unordered_map<uint32_t, std::unique_ptr<Session>>::iterator it);

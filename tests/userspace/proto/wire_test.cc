@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/crc32c.h"
+#include "proto/packet_mac.h"
 
 namespace lanefs::proto {
 namespace {
@@ -60,6 +61,7 @@ PacketHeader sample_header(PktType type, uint32_t payload_len) {
   h.frag_offset = 1000;
   h.msg_len = 1000 + payload_len + 77;
   h.payload_len = payload_len;
+  h.seq = 0x0102030405060708ull;
   return h;
 }
 
@@ -72,7 +74,7 @@ std::vector<uint8_t> sample_payload(size_t n) {
 TEST(Wire, HeaderLayoutMatchesSpec) {
   PacketHeader h = sample_header(PktType::kRequest, 3);
   const auto pkt = build(h, {7, 8, 9});
-  ASSERT_EQ(pkt.size(), 47u);
+  ASSERT_EQ(pkt.size(), 67u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(pkt.data()), 4), "LNFS");
   EXPECT_EQ(pkt[4], kVersion);
   EXPECT_EQ(pkt[5], static_cast<uint8_t>(PktType::kRequest));
@@ -91,10 +93,14 @@ TEST(Wire, HeaderLayoutMatchesSpec) {
   EXPECT_EQ(le(28, 4), h.msg_len);
   EXPECT_EQ(le(32, 4), 1000u);
   EXPECT_EQ(le(36, 4), 3u);
-  // CRC32C over the header with the CRC field zeroed, then the payload.
+  EXPECT_EQ(le(40, 8), 0x0102030405060708ull);
+  // CRC32C over the header with the check field zeroed, then the payload;
+  // the rest of the check field zero.
   std::vector<uint8_t> zeroed = pkt;
-  std::memset(zeroed.data() + 40, 0, 4);
-  EXPECT_EQ(le(40, 4), crc32c(zeroed.data(), zeroed.size()));
+  std::memset(zeroed.data() + 48, 0, 16);
+  EXPECT_EQ(le(48, 4), crc32c(zeroed.data(), zeroed.size()));
+  EXPECT_EQ(le(52, 8), 0u);
+  EXPECT_EQ(le(60, 4), 0u);
 }
 
 TEST(Wire, RoundTripsEveryFieldForEveryType) {
@@ -122,8 +128,9 @@ TEST(Wire, RoundTripsEveryFieldForEveryType) {
       EXPECT_EQ(out.msg_len, in.msg_len);
       EXPECT_EQ(out.frag_offset, in.frag_offset);
       EXPECT_EQ(out.payload_len, plen);
+      EXPECT_EQ(out.seq, in.seq);
       std::vector<uint8_t> zeroed(pkt);
-      std::memset(zeroed.data() + 40, 0, 4);
+      std::memset(zeroed.data() + 48, 0, 16);
       EXPECT_EQ(out.crc, crc32c(zeroed.data(), zeroed.size()));
       ASSERT_EQ(view.size(), plen);
       if (plen) {
@@ -155,6 +162,17 @@ TEST(Wire, EverySingleBitFlipIsRejected) {
     const size_t byte = bit / 8;
     pkt[byte] ^= static_cast<uint8_t>(1u << (bit % 8));
     DecodeError want = DecodeError::kBadCrc;
+    if (byte == 6 && bit % 8 == 2) {
+      // kFlagMac: the packet now claims a MAC, which only its session can
+      // check, and which no key verifies.
+      PacketHeader out;
+      std::span<const uint8_t> payload;
+      ASSERT_EQ(decode_packet(pkt, &out, &payload), DecodeError::kOk);
+      PacketMac mac;
+      SessionKey key;
+      EXPECT_FALSE(mac.verify(key, out, payload));
+      continue;
+    }
     if (byte < 4) {
       want = DecodeError::kBadMagic;  // magic is checked first
     } else if (byte >= 36 && byte < 40) {
@@ -287,7 +305,20 @@ TEST(Wire, RandomBytesNeverDecode) {
       std::memcpy(pkt.data() + 36, &plen, 4);
     }
     const DecodeError r = decode_exact(pkt);
-    ASSERT_NE(r, DecodeError::kOk) << "random input " << i << " decoded";
+    if (r == DecodeError::kOk) {
+      // Only a packet claiming a MAC passes decoding unchecked; its session
+      // then refuses it.
+      PacketHeader out;
+      std::span<const uint8_t> payload;
+      ASSERT_EQ(decode_packet(pkt, &out, &payload), DecodeError::kOk);
+      ASSERT_TRUE(out.flags & kFlagMac) << "random input " << i << " decoded";
+      static PacketMac mac;
+      SessionKey key;
+      key.bytes[0] = static_cast<uint8_t>(i);
+      ASSERT_FALSE(mac.verify(key, out, payload)) << "random input " << i << " verified";
+      ++seen[static_cast<size_t>(DecodeError::kBadMac)];
+      continue;
+    }
     ASSERT_LT(static_cast<int>(r), static_cast<int>(DecodeError::kCount));
     ++seen[static_cast<size_t>(r)];
   }

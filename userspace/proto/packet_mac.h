@@ -1,0 +1,86 @@
+// Per-datagram authentication (docs/protocol.md, "Packet MACs"): once a
+// session is set up by challenge-response, every datagram of it carries an
+// AES-128-GMAC tag under the session's key instead of the CRC, so a forged
+// packet fails the tag and a recorded one fails the replay window.
+//
+// - session key: the first 16 bytes of HMAC-SHA256(user key,
+//   "lanefs-session" | client nonce | server cookie); both ends derive it,
+//   it never crosses the wire, and every session has its own (the cookie is
+//   fresh per connect).
+// - nonce (GCM IV, 12 bytes): the header's seq (u64, per session and
+//   direction, never reused) | direction (0 client->server, 1 server->client,
+//   2 kConnectOk) | 0 0 0.
+// - tag: GMAC over the header (check field zero) and the payload.
+//
+// Threading: SessionKey and ReplayWindow are values owned by their session
+// (one thread at a time); PacketMac holds OpenSSL contexts and belongs to
+// one LoopCore (one thread at a time).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "proto/auth.h"
+#include "proto/wire.h"
+
+namespace lanefs::proto {
+
+struct SessionKey {
+  std::array<uint8_t, 16> bytes{};
+  bool operator==(const SessionKey&) const = default;
+};
+SessionKey session_key(const AuthKey& user_key, uint64_t nonce, std::span<const uint8_t> cookie);
+
+// False when the environment says LANEFS_PACKET_MAC=off: servers key no
+// session and clients accept unkeyed ones (for measuring their cost only;
+// docs/security.md).
+bool packet_macs_enabled();
+
+// Direction of a packet type, the nonce's byte 8.
+uint8_t mac_direction(PktType t) noexcept;
+
+// The AES-GCM contexts of one sending/receiving thread, each keyed once:
+// a small direct-mapped cache by key, so a loop serving many sessions sets
+// a key schedule up only when sessions collide in it.
+class PacketMac {
+ public:
+  PacketMac();
+  ~PacketMac();
+  PacketMac(const PacketMac&) = delete;
+  PacketMac& operator=(const PacketMac&) = delete;
+
+  // encode_header() for a keyed packet: sets kFlagMac and writes the tag
+  // over the header and p1 ++ p2 (h.seq must be set; h.payload_len their
+  // total size).
+  void seal_header(const SessionKey& key, const PacketHeader& h, std::span<const uint8_t> p1,
+                   std::span<const uint8_t> p2, uint8_t* out);
+  // Whether a decoded packet carries kFlagMac and a tag that `key` made.
+  bool verify(const SessionKey& key, const PacketHeader& h, std::span<const uint8_t> payload);
+
+ private:
+  struct Slot;
+  Slot& slot_for(const SessionKey& key);
+  void tag(Slot& s, const uint8_t* hdr, uint64_t seq, uint8_t dir, std::span<const uint8_t> p1,
+           std::span<const uint8_t> p2, uint8_t* out);
+  static constexpr size_t kSlots = 8;
+  std::array<Slot*, kSlots> slots_{};
+};
+
+// Which sequence numbers of a session's direction were seen: the newest
+// and a window of kWindow behind it (enough for every packet of a full
+// session in flight, reordered across HA paths). Older or already seen:
+// a replay (or a duplicate the network made), dropped.
+class ReplayWindow {
+ public:
+  static constexpr uint64_t kWindow = 8192;
+  // True (and recorded) the first time `seq` is seen within the window.
+  // Call only for packets whose tag verified.
+  bool accept(uint64_t seq) noexcept;
+
+ private:
+  uint64_t top_ = 0;  // highest seq accepted (0: none; seqs start at 1)
+  std::array<uint64_t, kWindow / 64> bits_{};
+};
+
+}  // namespace lanefs::proto
