@@ -10,7 +10,7 @@
 //   26 opcode u16        28 msg_len u32 (whole message length)
 //   32 frag_offset u32   36 payload_len u32
 //   40 seq u64 (per session and direction; the MAC's nonce; 0 before a session)
-//   48 check[16]: with kFlagMac an AES-GMAC tag under the session key
+//   48 check[16]: with kFlagMac a UMAC-64 tag (8 bytes, then 8 zero) under the session key
 //      (proto/packet_mac.h), else a CRC32C (u32) and 12 zero bytes.
 // Either covers the header (with check zero) and the payload. decode_packet
 // checks the CRC; the tag is checked by whoever holds the session's key.
@@ -27,7 +27,7 @@ namespace lanefs::proto {
 
 inline constexpr uint32_t kMagic = 0x53464e4c;  // "LNFS" in memory order
 // Version 4: the header carries a sequence number and a 16-byte check, an
-// AES-GMAC tag on every packet of an authenticated session. Version 3: a session is set up by challenge-response on the user's token
+// UMAC-64 tag on every packet of an authenticated session. Version 3: a session is set up by challenge-response on the user's token
 // (kConnectChallenge; docs/protocol.md, "Sessions"). Version 2: WriteReq
 // carries its data last with the size/mtime commit, WriteResp the commit's
 // outcome, kConnect the push count and raw-frames flag ("Versions").

@@ -91,7 +91,7 @@ class LoopCore {
   std::vector<transport::TxDatagram> tx_;
   std::vector<std::array<uint8_t, proto::kHeaderSize>> tx_hdrs_;
   std::vector<transport::RxDatagram> rx_;
-  proto::PacketMac mac_;  // this core's AES-GCM contexts (its owner thread's)
+  proto::PacketMac mac_;  // this core's UMAC contexts (its owner thread's)
 };
 
 template <class F>
