@@ -3,16 +3,22 @@
 // of another filesystem and with a readonly token is refused with exit 13;
 // with an admin token it works. A client without the key gets no session,
 // whatever it asks; a session's role bounds what it may call; a deleted
-// user's session ends.
+// user's session ends. A session with a token is keyed: a packet sealed
+// under its key is answered, the same datagram again and forged ones
+// (CRC instead of a MAC, another key, a changed byte) are dropped and show
+// in the backend's status (rx_bad_mac, rx_replayed).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "integration/backend_fixture.h"
 #include "proto/auth.h"
 #include "proto/messages.h"
 #include "rpc/rpc.h"
+#include "support/raw_session.h"
 
 namespace lanefs::test {
 namespace {
@@ -189,6 +195,56 @@ TEST_F(AuthTest, WithoutTheKeyNothingIsAnswered) {
   auto users = (*a)->user_list();
   ASSERT_TRUE(users.ok());
   for (const auto& u : *users) EXPECT_NE(u.name, "evil");
+}
+
+TEST_F(AuthTest, ForgedAndReplayedPacketsAreDroppedAndCounted) {
+  auto c1 = creds("c1");
+  ASSERT_TRUE(c1.ok());
+  RawSession raw(backend_->addr(), *c1);
+  ASSERT_NE(raw.open_keyed(), 0u) << "the backend did not key a token's session";
+  auto status = [&]() -> proto::BackendStatus {
+    auto a = raw_client(*proto::load_token_file(admin_token_));
+    auto r = a->call(backend_->addr(), static_cast<uint16_t>(Op::kStatus), {}, 5 * kSecond);
+    if (!r.ok()) return {};
+    auto body = proto::parse_response(*r);
+    if (!body.ok()) return {};
+    auto st = proto::decode_msg<proto::BackendStatus>(*body);
+    return st.ok() ? *st : proto::BackendStatus{};
+  };
+  const proto::BackendStatus before = status();
+  const uint16_t who = static_cast<uint16_t>(Op::kWhoAmI);
+  const auto good = raw.request(who, 1, 1, {}, &raw.key());
+  raw.send_raw(good);
+  auto r = raw.response(1, 3000);
+  ASSERT_TRUE(r) << "a sealed kWhoAmI was not answered";
+  auto me = proto::parse_response(*r);
+  ASSERT_TRUE(me.ok());
+  auto rec = proto::decode_msg<proto::UserRecord>(*me);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->name, "c1");
+
+  raw.send_raw(good);                                      // a replay
+  raw.send_raw(raw.request(who, 2, 2, {}, nullptr));       // a CRC, not a MAC
+  proto::SessionKey other = raw.key();
+  other.bytes[0] ^= 1;
+  raw.send_raw(raw.request(who, 3, 3, {}, &other));        // another key
+  auto changed = raw.request(who, 4, 4, {}, &raw.key());
+  changed[26] ^= 1;                                        // another opcode than was sealed
+  raw.send_raw(changed);
+  for (uint64_t req : {1, 2, 3, 4})
+    EXPECT_FALSE(raw.response(req, 100)) << "request " << req << " was answered";
+  proto::BackendStatus after;
+  for (int i = 0; i < 50; ++i) {
+    after = status();
+    if (after.rx_bad_mac >= before.rx_bad_mac + 3 && after.rx_replayed >= before.rx_replayed + 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(after.rx_bad_mac - before.rx_bad_mac, 3u);
+  EXPECT_EQ(after.rx_replayed - before.rx_replayed, 1u);
+  // The CLI shows them.
+  auto st = cli_as(admin_token_, {"--json", "cluster", "status"});
+  EXPECT_EQ(st.rc, 0) << st.out;
+  EXPECT_NE(st.out.find("\"rx_bad_mac\""), std::string::npos) << st.out;
 }
 
 TEST_F(AuthTest, ARoleBoundsWhatASessionMayCall) {

@@ -7,11 +7,7 @@
 // one sealed under another key are each dropped unanswered and counted
 // (rx_invalid replayed / bad_mac). A client with a token refuses a server
 // that does not key its session, unless told to allow it.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <optional>
@@ -24,6 +20,7 @@
 #include "proto/packet_mac.h"
 #include "proto/wire.h"
 #include "rpc/rpc.h"
+#include "support/raw_session.h"
 
 namespace lanefs::rpc {
 namespace {
@@ -71,133 +68,6 @@ std::unique_ptr<RpcClient> alice_client(bool allow_unkeyed = false) {
 
 uint64_t invalid(const RpcServer& s, proto::DecodeError e) { return s.stats().rx_invalid[static_cast<int>(e)]; }
 
-// A client speaking the protocol by hand over one UDP socket.
-class RawClient {
- public:
-  explicit RawClient(NetAddr server) : server_(server) {
-    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(0x7f000001u);
-    ok_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~RawClient() {
-    if (fd_ >= 0) close(fd_);
-  }
-  // kConnect, the challenge answered with alice's proof, a keyed kConnectOk
-  // whose MAC verifies under the key both ends derive: the session id.
-  uint32_t open_keyed() {
-    if (!ok_) return 0;
-    const uint64_t nonce = 0x1234567;
-    for (int tries = 0; tries < 20; ++tries) {
-      send_raw(connect_packet(nonce, {}));
-      proto::PacketHeader rh;
-      std::span<const uint8_t> body;
-      if (!await(proto::PktType::kConnectChallenge, nonce, 200, &rh, &body)) continue;
-      const Buffer cookie(body.begin(), body.end());
-      send_raw(connect_packet(nonce, cookie));
-      if (!await(proto::PktType::kConnectOk, nonce, 200, &rh, &body)) continue;
-      Decoder d(body);
-      d.u32();
-      d.str(256);
-      d.u32();
-      d.u32();
-      const uint32_t flags = d.u32();
-      auto used = d.bytes(64);
-      if (!d.ok() || !(flags & proto::kConnectKeyed)) return 0;
-      key_ = proto::session_key(alice_key(), nonce, used);
-      if (!mac_.verify(key_, rh, body)) return 0;
-      sid_ = rh.session_id;
-      return sid_;
-    }
-    return 0;
-  }
-  // One single-packet echo request, sealed under `key` (nullptr: a CRC).
-  Buffer request(uint64_t req, uint64_t seq, const Buffer& data, const proto::SessionKey* key) {
-    proto::PacketHeader h;
-    h.type = proto::PktType::kRequest;
-    h.session_id = sid_;
-    h.request_id = req;
-    h.opcode = kEcho;
-    h.pkt_count = 1;
-    h.msg_len = static_cast<uint32_t>(data.size());
-    h.payload_len = h.msg_len;
-    h.seq = seq;
-    Buffer pkt(proto::kHeaderSize + data.size());
-    std::copy(data.begin(), data.end(), pkt.begin() + proto::kHeaderSize);
-    if (key) mac_.seal_header(*key, h, data, {}, pkt.data());
-    else proto::encode_header(h, data, pkt.data());
-    return pkt;
-  }
-  // The payload of a response to `req` within `ms` whose MAC verifies.
-  std::optional<Buffer> response(uint64_t req, int ms) {
-    proto::PacketHeader rh;
-    std::span<const uint8_t> body;
-    if (!await(proto::PktType::kResponse, req, ms, &rh, &body)) return std::nullopt;
-    if (!mac_.verify(key_, rh, body)) return std::nullopt;
-    return Buffer(body.begin(), body.end());
-  }
-  void send_raw(const Buffer& pkt) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(server_.ip);
-    a.sin_port = htons(server_.port);
-    (void)sendto(fd_, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  }
-  const proto::SessionKey& key() const { return key_; }
-
- private:
-  Buffer connect_packet(uint64_t nonce, const Buffer& cookie) {
-    Buffer body;
-    Encoder e(&body);
-    e.u32(8);
-    e.str("raw");
-    e.u32(1500);
-    e.u32(0);
-    e.u32(0);
-    e.u64(7);
-    e.str("alice");
-    e.bytes(cookie);
-    if (cookie.empty()) {
-      e.bytes({});
-    } else {
-      auto proof = proto::connect_proof(alice_key(), "alice", nonce, cookie);
-      e.bytes(proof);
-    }
-    proto::PacketHeader h;
-    h.type = proto::PktType::kConnect;
-    h.request_id = nonce;
-    h.pkt_count = 1;
-    h.msg_len = static_cast<uint32_t>(body.size());
-    h.payload_len = h.msg_len;
-    Buffer pkt(proto::kHeaderSize + body.size());
-    std::copy(body.begin(), body.end(), pkt.begin() + proto::kHeaderSize);
-    proto::encode_header(h, body, pkt.data());
-    return pkt;
-  }
-  bool await(proto::PktType type, uint64_t req, int ms, proto::PacketHeader* rh, std::span<const uint8_t>* body) {
-    const uint64_t deadline = mono_ns() + uint64_t(ms) * 1'000'000;
-    while (mono_ns() < deadline) {
-      ssize_t n = ::recv(fd_, buf_, sizeof buf_, MSG_DONTWAIT);
-      if (n <= 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        continue;
-      }
-      if (proto::decode_packet({buf_, size_t(n)}, rh, body) == proto::DecodeError::kOk && rh->type == type &&
-          rh->request_id == req)
-        return true;
-    }
-    return false;
-  }
-  NetAddr server_;
-  int fd_ = -1;
-  bool ok_ = false;
-  uint32_t sid_ = 0;
-  proto::SessionKey key_;
-  proto::PacketMac mac_;
-  uint8_t buf_[70000];
-};
-
 TEST(RpcMac, ATokenSessionIsKeyedAndWorks) {
   auto server = keyed_server();
   ASSERT_TRUE(server);
@@ -217,11 +87,11 @@ TEST(RpcMac, ATokenSessionIsKeyedAndWorks) {
 TEST(RpcMac, ForgedAndReplayedPacketsAreDroppedAndCounted) {
   auto server = keyed_server();
   ASSERT_TRUE(server);
-  RawClient raw(server->local_addr());
+  test::RawSession raw(server->local_addr(), proto::Credentials{"alice", 1, alice_key()});
   ASSERT_NE(raw.open_keyed(), 0u);
 
   const Buffer data{1, 2, 3, 4, 5};
-  const Buffer good = raw.request(1, 1, data, &raw.key());
+  const Buffer good = raw.request(kEcho, 1, 1, data, &raw.key());
   raw.send_raw(good);
   auto r = raw.response(1, 2000);
   ASSERT_TRUE(r) << "a sealed request was not answered with a sealed response";
@@ -237,13 +107,13 @@ TEST(RpcMac, ForgedAndReplayedPacketsAreDroppedAndCounted) {
   EXPECT_FALSE(raw.response(1, 100)) << "a replayed packet was answered";
 
   // A changed byte, a CRC instead of a MAC, another key: forgeries.
-  Buffer changed = raw.request(2, 2, data, &raw.key());
+  Buffer changed = raw.request(kEcho, 2, 2, data, &raw.key());
   changed.back() ^= 1;
   raw.send_raw(changed);
-  raw.send_raw(raw.request(3, 3, data, nullptr));
+  raw.send_raw(raw.request(kEcho, 3, 3, data, nullptr));
   proto::SessionKey other = raw.key();
   other.bytes[7] ^= 0x80;
-  raw.send_raw(raw.request(4, 4, data, &other));
+  raw.send_raw(raw.request(kEcho, 4, 4, data, &other));
   for (int i = 0; i < 200 && invalid(*server, proto::DecodeError::kBadMac) < 3; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(invalid(*server, proto::DecodeError::kBadMac), 3u);
@@ -251,7 +121,7 @@ TEST(RpcMac, ForgedAndReplayedPacketsAreDroppedAndCounted) {
   EXPECT_EQ(server->stats().requests_executed, 1u);
 
   // The session still works for its holder.
-  raw.send_raw(raw.request(5, 5, data, &raw.key()));
+  raw.send_raw(raw.request(kEcho, 5, 5, data, &raw.key()));
   EXPECT_TRUE(raw.response(5, 2000));
 }
 
