@@ -53,7 +53,8 @@ Result<proto::AuthKey> seed_secret(const std::string& path) {
 bool role_allows(Role r, Op op) {
   auto raw = static_cast<uint16_t>(op);
   if (r == Role::kBackend) return true;
-  if (r == Role::kJoining) return op == Op::kIdentify || op == Op::kGetMap || op == Op::kSetMap;
+  if (r == Role::kJoining)
+    return op == Op::kIdentify || op == Op::kWhoAmI || op == Op::kGetMap || op == Op::kSetMap;
   // Between backends only.
   if (op == Op::kSetMap || op == Op::kFsPurge || op == Op::kUserForward || (raw >= 60 && raw < 80)) return false;
   switch (op) {

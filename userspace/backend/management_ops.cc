@@ -91,11 +91,20 @@ rpc::Buffer cluster_create(BackendCore& b, const proto::ClusterCreateReq& req) {
     m.members.push_back({static_cast<uint32_t>(i), ids[i].uuid, ids[i].name, ids[i].hostname,
                          ids[i].addr, ids[i].rdma_link, ids[i].rdma_port, ids[i].legs});
   // The members adopt this backend's secret (they are empty: whoever
-  // forms the cluster is trusted by them, docs/security.md).
+  // forms the cluster is trusted by them, docs/security.md). It crosses
+  // the wire (unencrypted) only to a member that does not hold it yet: one
+  // that already admits us as a backend (same --secret-file) gets none.
   const proto::AuthKey secret = b.secret();
   for (const auto& mem : m.members) {
-    auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap,
-                                       proto::SetMapReq{m, true, std::vector<uint8_t>(secret.begin(), secret.end())});
+    std::vector<uint8_t> give;
+    if (mem.uuid != b.uuid()) {
+      auto as = b.call_member<proto::UserRecord>(mem, Op::kWhoAmI, rpc::Empty{});
+      if (!as.ok())
+        return reply_error(make_error(as.code(), "asking " + mem.addr.to_string() + " who we are to it: " +
+                                                     as.error().to_string()));
+      if (as->role != proto::Role::kBackend) give.assign(secret.begin(), secret.end());
+    }
+    auto r = b.call_member<rpc::Empty>(mem, Op::kSetMap, proto::SetMapReq{m, true, std::move(give)});
     if (!r.ok())
       return reply_error(make_error(r.code(), "installing the map on " + mem.addr.to_string() + ": " +
                                                   r.error().to_string()));
