@@ -81,10 +81,10 @@ int main(int argc, char** argv) {
     k.seq = 12345;
     k.payload_len = 100;
     std::vector<uint8_t> pkt(lanefs::proto::kHeaderSize + 100, 0x5a);
-    lanefs::proto::PacketMac mac;
     lanefs::proto::SessionKey key;
     key.bytes.fill(0x42);
-    mac.seal_header(key, k, {pkt.data() + lanefs::proto::kHeaderSize, 100}, {}, pkt.data());
+    lanefs::proto::SessionMac mac(key);
+    mac.seal_header(k, {pkt.data() + lanefs::proto::kHeaderSize, 100}, {}, pkt.data());
     ok &= write(dir, "valid_keyed_response", pkt);
   }
 

@@ -131,14 +131,13 @@ void one_packet(Input& in) {
   h.msg_len = h.pkt_count <= 1 ? h.payload_len : h.frag_offset + h.payload_len + (h.flags & 0xff);
   std::vector<uint8_t> pkt(kHeaderSize + payload.size());
   if (!payload.empty()) std::memcpy(pkt.data() + kHeaderSize, payload.data(), payload.size());
-  static PacketMac mac;
-  static const SessionKey key = [] {
+  static SessionMac mac([] {
     SessionKey k;
     k.bytes.fill(0x5c);
     return k;
-  }();
+  }());
   const bool keyed = (h.flags & kFlagMac) != 0;
-  if (keyed) mac.seal_header(key, h, payload, {}, pkt.data());  // the MAC the harness owes
+  if (keyed) mac.seal_header(h, payload, {}, pkt.data());  // the MAC the harness owes
   else encode_header(h, payload, pkt.data());                   // or the CRC
   PacketHeader d;
   std::span<const uint8_t> body;
@@ -146,13 +145,13 @@ void one_packet(Input& in) {
   if (r == DecodeError::kBadCrc || r == DecodeError::kTruncated || r == DecodeError::kBadMagic) std::abort();
   if (r != DecodeError::kOk) return;
   if (keyed) {
-    if (!mac.verify(key, d, body)) std::abort();
+    if (!mac.verify(d, body)) std::abort();
     // One flipped bit anywhere (header, tag, payload) fails it.
     const size_t at = flip_at % pkt.size();
     pkt[at] ^= static_cast<uint8_t>(1u << (flip_bit % 8));
     PacketHeader f;
     std::span<const uint8_t> fbody;
-    if (decode_packet(pkt, &f, &fbody) == DecodeError::kOk && (f.flags & kFlagMac) && mac.verify(key, f, fbody))
+    if (decode_packet(pkt, &f, &fbody) == DecodeError::kOk && (f.flags & kFlagMac) && mac.verify(f, fbody))
       std::abort();
     pkt[at] = 0;  // (the packet is not used again)
   }

@@ -63,7 +63,8 @@ class RawSession {
       auto used = d.bytes(64);
       if (!d.ok() || !(flags & proto::kConnectKeyed)) return 0;
       key_ = proto::session_key(creds_.key, nonce, used);
-      if (!mac_.verify(key_, rh, body)) return 0;
+      mac_.emplace(key_);
+      if (!mac_->verify(rh, body)) return 0;
       sid_ = rh.session_id;
       return sid_;
     }
@@ -72,6 +73,10 @@ class RawSession {
   // A single-packet request on the session, sealed under `key` (nullptr: a
   // CRC), numbered `seq`.
   Bytes request(uint16_t opcode, uint64_t req, uint64_t seq, const Bytes& body, const proto::SessionKey* key) {
+    std::optional<proto::SessionMac> other;
+    proto::SessionMac* mac = nullptr;
+    if (key && mac_ && *key == mac_->key()) mac = &*mac_;
+    else if (key) mac = &other.emplace(*key);
     proto::PacketHeader h;
     h.type = proto::PktType::kRequest;
     h.session_id = sid_;
@@ -83,7 +88,7 @@ class RawSession {
     h.seq = seq;
     Bytes pkt(proto::kHeaderSize + body.size());
     std::copy(body.begin(), body.end(), pkt.begin() + proto::kHeaderSize);
-    if (key) mac_.seal_header(*key, h, body, {}, pkt.data());
+    if (mac) mac->seal_header(h, body, {}, pkt.data());
     else proto::encode_header(h, body, pkt.data());
     return pkt;
   }
@@ -93,7 +98,7 @@ class RawSession {
     proto::PacketHeader rh;
     std::span<const uint8_t> body;
     if (!await(proto::PktType::kResponse, req, ms, &rh, &body)) return std::nullopt;
-    if (!mac_.verify(key_, rh, body)) return std::nullopt;
+    if (!mac_ || !mac_->verify(rh, body)) return std::nullopt;
     return Bytes(body.begin(), body.end());
   }
   void send_raw(const Bytes& pkt) {
@@ -154,7 +159,7 @@ class RawSession {
   bool ok_ = false;
   uint32_t sid_ = 0;
   proto::SessionKey key_;
-  proto::PacketMac mac_;
+  std::optional<proto::SessionMac> mac_;
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(70000);
 };
 

@@ -47,60 +47,44 @@ uint8_t mac_direction(PktType t) noexcept {
   }
 }
 
-struct PacketMac::Slot {
-  umac64_ctx ctx;
-  SessionKey key;
-  bool keyed = false;
+struct SessionMac::Ctx {
+  umac64_ctx umac;
 };
 
-PacketMac::PacketMac() {
-  for (auto& s : slots_) s = new Slot;
+SessionMac::SessionMac(const SessionKey& key) : key_(key), ctx_(std::make_unique<Ctx>()) {
+  umac64_set_key(&ctx_->umac, key.bytes.data());
 }
 
-PacketMac::~PacketMac() {
-  for (auto* s : slots_) {
-    OPENSSL_cleanse(s, sizeof *s);  // subkeys
-    delete s;
-  }
-}
+SessionMac::~SessionMac() { OPENSSL_cleanse(ctx_.get(), sizeof *ctx_); }
 
-PacketMac::Slot& PacketMac::slot_for(const SessionKey& key) {
-  Slot& s = *slots_[key.bytes[0] % kSlots];
-  if (!s.keyed || s.key != key) {
-    umac64_set_key(&s.ctx, key.bytes.data());
-    s.key = key;
-    s.keyed = true;
-  }
-  return s;
-}
-
-void PacketMac::tag(Slot& s, const uint8_t* hdr, uint64_t seq, uint8_t dir, std::span<const uint8_t> p1,
-                    std::span<const uint8_t> p2, uint8_t* out) {
+void SessionMac::tag(const uint8_t* hdr, uint64_t seq, uint8_t dir, std::span<const uint8_t> p1,
+                     std::span<const uint8_t> p2, uint8_t* out) {
   uint8_t nonce[12] = {};
   std::memcpy(nonce, &seq, 8);
   nonce[8] = dir;
-  umac64_set_nonce(&s.ctx, sizeof nonce, nonce);
-  umac64_update(&s.ctx, kHeaderSize, hdr);
-  if (!p1.empty()) umac64_update(&s.ctx, p1.size(), p1.data());
-  if (!p2.empty()) umac64_update(&s.ctx, p2.size(), p2.data());
+  umac64_ctx* u = &ctx_->umac;
+  umac64_set_nonce(u, sizeof nonce, nonce);
+  umac64_update(u, kHeaderSize, hdr);
+  if (!p1.empty()) umac64_update(u, p1.size(), p1.data());
+  if (!p2.empty()) umac64_update(u, p2.size(), p2.data());
   std::memset(out, 0, kCheckSize);
-  umac64_digest(&s.ctx, UMAC64_DIGEST_SIZE, out);
+  umac64_digest(u, UMAC64_DIGEST_SIZE, out);
 }
 
-void PacketMac::seal_header(const SessionKey& key, const PacketHeader& h, std::span<const uint8_t> p1,
-                            std::span<const uint8_t> p2, uint8_t* out) {
+void SessionMac::seal_header(const PacketHeader& h, std::span<const uint8_t> p1, std::span<const uint8_t> p2,
+                             uint8_t* out) {
   PacketHeader hh = h;
   hh.flags |= kFlagMac;
   write_header_fields(hh, out);
-  tag(slot_for(key), out, hh.seq, mac_direction(hh.type), p1, p2, out + kCheckOffset);
+  tag(out, hh.seq, mac_direction(hh.type), p1, p2, out + kCheckOffset);
 }
 
-bool PacketMac::verify(const SessionKey& key, const PacketHeader& h, std::span<const uint8_t> payload) {
+bool SessionMac::verify(const PacketHeader& h, std::span<const uint8_t> payload) {
   if (!(h.flags & kFlagMac)) return false;
   uint8_t hdr[kHeaderSize];
   write_header_fields(h, hdr);
   uint8_t want[kCheckSize];
-  tag(slot_for(key), hdr, h.seq, mac_direction(h.type), payload, {}, want);
+  tag(hdr, h.seq, mac_direction(h.type), payload, {}, want);
   return CRYPTO_memcmp(want, h.tag.data(), kCheckSize) == 0;
 }
 

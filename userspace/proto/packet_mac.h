@@ -16,13 +16,13 @@
 // - tag: UMAC-64 over the header (check field zero) and the payload, in the
 //   check field's first 8 bytes; the other 8 are zero.
 //
-// Threading: SessionKey and ReplayWindow are values owned by their session
-// (one thread at a time); PacketMac holds OpenSSL contexts and belongs to
-// one LoopCore (one thread at a time).
+// Threading: SessionKey, SessionMac and ReplayWindow belong to their session
+// (one thread at a time).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "proto/auth.h"
@@ -44,33 +44,31 @@ bool packet_macs_enabled();
 // Direction of a packet type, the nonce's byte 8.
 uint8_t mac_direction(PktType t) noexcept;
 
-// The UMAC contexts of one sending/receiving thread, each keyed once (a
-// UMAC key setup derives ~1.5 KiB of subkeys): a small direct-mapped cache
-// by key, so a loop serving many sessions sets one up only when sessions
-// collide in it.
-class PacketMac {
+// A keyed session's MAC: its key and the UMAC context set up with it once
+// (a UMAC key setup derives ~2.5 KiB of subkeys and takes ~2 µs here, so
+// it is done when the session is, never per packet).
+class SessionMac {
  public:
-  PacketMac();
-  ~PacketMac();
-  PacketMac(const PacketMac&) = delete;
-  PacketMac& operator=(const PacketMac&) = delete;
+  explicit SessionMac(const SessionKey& key);
+  ~SessionMac();  // wipes the subkeys
+  SessionMac(const SessionMac&) = delete;
+  SessionMac& operator=(const SessionMac&) = delete;
 
+  const SessionKey& key() const { return key_; }
   // encode_header() for a keyed packet: sets kFlagMac and writes the tag
   // over the header and p1 ++ p2 (h.seq must be set; h.payload_len their
   // total size).
-  void seal_header(const SessionKey& key, const PacketHeader& h, std::span<const uint8_t> p1,
-                   std::span<const uint8_t> p2, uint8_t* out);
-  // Whether a decoded packet carries kFlagMac and a tag that `key` made.
-  bool verify(const SessionKey& key, const PacketHeader& h, std::span<const uint8_t> payload);
+  void seal_header(const PacketHeader& h, std::span<const uint8_t> p1, std::span<const uint8_t> p2, uint8_t* out);
+  // Whether a decoded packet carries kFlagMac and a tag made with this key.
+  bool verify(const PacketHeader& h, std::span<const uint8_t> payload);
 
  private:
-  struct Slot;
-  Slot& slot_for(const SessionKey& key);
+  struct Ctx;
   // The check field (tag and zeros) into out[0..kCheckSize).
-  void tag(Slot& s, const uint8_t* hdr, uint64_t seq, uint8_t dir, std::span<const uint8_t> p1,
-           std::span<const uint8_t> p2, uint8_t* out);
-  static constexpr size_t kSlots = 8;
-  std::array<Slot*, kSlots> slots_{};
+  void tag(const uint8_t* hdr, uint64_t seq, uint8_t dir, std::span<const uint8_t> p1, std::span<const uint8_t> p2,
+           uint8_t* out);
+  SessionKey key_;
+  std::unique_ptr<Ctx> ctx_;
 };
 
 // Which sequence numbers of a session's direction were seen: the newest

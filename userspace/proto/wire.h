@@ -112,7 +112,7 @@ enum class DecodeError : uint8_t {
 const char* decode_error_name(DecodeError e) noexcept;
 
 // Writes the header for `payload` into out[0..kHeaderSize), computing the CRC
-// over header and payload (a keyed packet: PacketMac::seal_header). h.payload_len must equal payload.size().
+// over header and payload (a keyed packet: SessionMac::seal_header). h.payload_len must equal payload.size().
 void encode_header(const PacketHeader& h, std::span<const uint8_t> payload, uint8_t* out) noexcept;
 // Same for a payload sent in two parts (p1 then p2; h.payload_len must be
 // their total): the CRC covers both without joining them.

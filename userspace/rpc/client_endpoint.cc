@@ -442,7 +442,7 @@ void ClientEndpoint::complete(ClientSession& s, ActiveReq& r, const Error* err) 
 void ClientEndpoint::new_nonce(ClientSession& s) {
   s.nonce = random_nonce();
   s.cookie.clear();
-  s.key.reset();  // the next session gets its own
+  s.mac.reset();  // the next session gets its own
 }
 
 void ClientEndpoint::send_connect(ClientSession& s, uint64_t now, bool same_path) {

@@ -100,7 +100,7 @@ struct ClientSession {
   std::optional<proto::AuthKey> connect_key;
   // Keyed session (kConnectKeyed): every packet either way carries a MAC;
   // ours are numbered by tx_seq, the server's checked against rx_window.
-  std::optional<proto::SessionKey> key;
+  std::unique_ptr<proto::SessionMac> mac;
   uint64_t tx_seq = 0;
   proto::ReplayWindow rx_window;
   uint64_t client_id = 0;  // random, sent with every connect (RequestInfo::client_id)

@@ -76,10 +76,10 @@ void ClientEndpoint::send_on(ClientSession& s, size_t path, const proto::PacketH
   ++p.tx_packets;
   p.tx_bytes += proto::kHeaderSize + a.size() + b.size();
   p.last_tx_ns = now;
-  if (!s.key || h.type == proto::PktType::kConnect) return core_->send(p.spec.remote, h, a, b, p.spec.local, s.single);
+  if (!s.mac || h.type == proto::PktType::kConnect) return core_->send(p.spec.remote, h, a, b, p.spec.local, s.single);
   proto::PacketHeader hh = h;
   hh.seq = ++s.tx_seq;
-  core_->send(p.spec.remote, hh, a, b, p.spec.local, s.single, &*s.key);
+  core_->send(p.spec.remote, hh, a, b, p.spec.local, s.single, s.mac.get());
 }
 
 void ClientEndpoint::path_event(ClientSession& s, size_t path, double delta, uint64_t now) {

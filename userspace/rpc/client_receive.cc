@@ -35,12 +35,12 @@ void ClientEndpoint::on_packet(NetAddr src, const PacketHeader& h, std::span<con
   // that it has seen; the packets before a session (challenge, reject,
   // reset) cannot carry one (docs/security.md says what a forged one costs).
   const bool own = h.type == PktType::kPong || h.type == PktType::kCreditReturn || h.type == PktType::kResponse;
-  if (own && (s.key || (h.flags & proto::kFlagMac))) {
-    if (!s.key || h.session_id != s.sid) {  // of an earlier session of ours
+  if (own && (s.mac || (h.flags & proto::kFlagMac))) {
+    if (!s.mac || h.session_id != s.sid) {  // of an earlier session of ours
       counters_.stale_dropped.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    if (!core_->authentic(*s.key, s.rx_window, h, payload)) return;
+    if (!core_->authentic(*s.mac, s.rx_window, h, payload)) return;
   }
   switch (h.type) {
     case PktType::kPong: {
@@ -138,10 +138,10 @@ void ClientEndpoint::on_connect_ok(ClientSession& s, const PacketHeader& h, std:
       counters_.unexpected_packets.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    proto::SessionKey key = proto::session_key(*s.connect_key, s.nonce, cookie);
+    auto mac = std::make_unique<proto::SessionMac>(proto::session_key(*s.connect_key, s.nonce, cookie));
     proto::ReplayWindow once;  // a kConnectOk is taken once, in kConnecting (its own nonce space)
-    if (!core_->authentic(key, once, h, payload)) return;
-    s.key = key;
+    if (!core_->authentic(*mac, once, h, payload)) return;
+    s.mac = std::move(mac);
     s.tx_seq = 0;
     s.rx_window = {};
   } else if (s.connect_key && !opts_.allow_unkeyed) {

@@ -50,12 +50,12 @@ LoopCore::~LoopCore() {
 }
 
 void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a,
-                    std::span<const uint8_t> b, NetAddr src, bool single, const proto::SessionKey* key) {
+                    std::span<const uint8_t> b, NetAddr src, bool single, proto::SessionMac* mac) {
   if (tx_.size() == kBatch) flush();
   auto& hb = tx_hdrs_[tx_.size()];
   proto::PacketHeader hh = h;
   hh.payload_len = static_cast<uint32_t>(a.size() + b.size());
-  if (key) mac_.seal_header(*key, hh, a, b, hb.data());
+  if (mac) mac->seal_header(hh, a, b, hb.data());
   else proto::encode_header(hh, a, b, hb.data());
   transport::TxDatagram d{dst, hb.data(), proto::kHeaderSize, a.data(), static_cast<uint32_t>(a.size()), src};
   d.body2 = b.data();
@@ -64,9 +64,9 @@ void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const u
   tx_.push_back(d);
 }
 
-bool LoopCore::authentic(const proto::SessionKey& key, proto::ReplayWindow& window, const proto::PacketHeader& h,
+bool LoopCore::authentic(proto::SessionMac& mac, proto::ReplayWindow& window, const proto::PacketHeader& h,
                          std::span<const uint8_t> payload) {
-  if (!mac_.verify(key, h, payload)) {
+  if (!mac.verify(h, payload)) {
     count_bad_mac();
     return false;
   }

@@ -36,19 +36,19 @@ class LoopCore {
   // Flushes when the batch is full. `single`: the peer reads raw frames
   // (transport::TxDatagram::single).
   // `src`: the local address (leg) to send from; 0 = primary.
-  // `key`: the session's key: the packet carries a MAC under it (h.seq set
-  // by the caller) instead of a CRC.
+  // `mac`: the session's: the packet carries a MAC under its key (h.seq
+  // set by the caller) instead of a CRC.
   void send(NetAddr dst, const proto::PacketHeader& h, std::span<const uint8_t> a = {},
             std::span<const uint8_t> b = {}, NetAddr src = {}, bool single = false,
-            const proto::SessionKey* key = nullptr);
+            proto::SessionMac* mac = nullptr);
   void flush();
   bool pending_tx() const { return !tx_.empty(); }
 
-  // Whether a received packet of a keyed session carries a MAC under `key`
-  // and a sequence number `window` has not seen (then recorded); a packet
+  // Whether a received packet of a keyed session carries a MAC under its
+  // key and a sequence number `window` has not seen (then recorded); a packet
   // that fails is counted (rx_invalid bad_mac / replayed) and must be
   // dropped unread.
-  bool authentic(const proto::SessionKey& key, proto::ReplayWindow& window, const proto::PacketHeader& h,
+  bool authentic(proto::SessionMac& mac, proto::ReplayWindow& window, const proto::PacketHeader& h,
                  std::span<const uint8_t> payload);
   // A keyed packet reaching a session without a key, or the reverse.
   void count_bad_mac() { counters_->rx_invalid[int(proto::DecodeError::kBadMac)].fetch_add(1, std::memory_order_relaxed); }
@@ -91,7 +91,6 @@ class LoopCore {
   std::vector<transport::TxDatagram> tx_;
   std::vector<std::array<uint8_t, proto::kHeaderSize>> tx_hdrs_;
   std::vector<transport::RxDatagram> rx_;
-  proto::PacketMac mac_;  // this core's UMAC contexts (its owner thread's)
 };
 
 template <class F>

@@ -93,10 +93,14 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     s->single = (c.flags & proto::kConnectRawFrames) != 0;
     s->auth_epoch = epoch;
     s->principal = std::move(admitted.principal);
-    if (admitted.key && o.packet_macs) s->key = proto::session_key(*admitted.key, h.request_id, c.cookie);
+    std::optional<proto::SessionKey> skey;
+    if (admitted.key && o.packet_macs) {
+      skey = proto::session_key(*admitted.key, h.request_id, c.cookie);
+      s->mac = std::make_unique<proto::SessionMac>(*skey);
+    }
     s->last_active_ns.store(mono_ns(), std::memory_order_relaxed);
     Known& k = server_.by_nonce[key];
-    k = {sid, slots, mono_ns(), s->key, s->key ? c.cookie : std::vector<uint8_t>{}};
+    k = {sid, slots, mono_ns(), skey, skey ? c.cookie : std::vector<uint8_t>{}};
     answer = &k;
     counters_.connects.fetch_add(1, std::memory_order_relaxed);
     if (target == index_) {
@@ -129,7 +133,8 @@ void ServerLoop::on_connect(NetAddr src, const PacketHeader& h, std::span<const 
     ok.generation = h.generation;
     ok.msg_len = static_cast<uint32_t>(body.size());
     ok.seq = ++server_.connect_ok_seq;
-    core_->send(src, ok, body, {}, reply_from_, false, &*answer->key);
+    proto::SessionMac mac(*answer->key);  // once per connect answered
+    core_->send(src, ok, body, {}, reply_from_, false, &mac);
   }
   core_->flush();  // body is local
 }

@@ -265,7 +265,7 @@ void ServerLoop::finish(ServerCall& c) {
     // checks its MAC while we seal the next (one send call per packet
     // instead of per batch; bench/auth_ab.sh measured 0.76x -> 0.85x of
     // the unkeyed 1 MiB read with it).
-    if (s->key && push > 1) core_->flush();
+    if (s->mac && push > 1) core_->flush();
   }
   recycle(&c);
 }
@@ -283,9 +283,9 @@ void ServerLoop::send_simple(NetAddr dst, PktType type, uint32_t sid, uint64_t r
   h.pkt_count = pkt_count;
   h.generation = gen;
   h.msg_len = static_cast<uint32_t>(body.size());
-  const proto::SessionKey* key = keyed ? keyed->mac_key() : nullptr;
-  if (key) h.seq = ++keyed->tx_seq;
-  core_->send(dst, h, body, {}, reply_from_, single, key);  // every simple packet answers the one just received
+  proto::SessionMac* mac = keyed ? keyed->mac.get() : nullptr;
+  if (mac) h.seq = ++keyed->tx_seq;
+  core_->send(dst, h, body, {}, reply_from_, single, mac);  // every simple packet answers the one just received
 }
 
 Session* ServerLoop::find_session(uint32_t sid) {
@@ -334,8 +334,8 @@ void ServerLoop::on_packet(NetAddr src, const PacketHeader& h, std::span<const u
   Session& s = *sp;
   // A keyed session acts on nothing whose MAC does not verify or that it
   // has seen (a forgery, a replay); an unkeyed one on nothing keyed.
-  if (s.key ? !core_->authentic(*s.key, s.rx_window, h, payload) : (h.flags & proto::kFlagMac) != 0) {
-    if (!s.key) core_->count_bad_mac();
+  if (s.mac ? !core_->authentic(*s.mac, s.rx_window, h, payload) : (h.flags & proto::kFlagMac) != 0) {
+    if (!s.mac) core_->count_bad_mac();
     return;
   }
   if (h.type == PktType::kPing) {
@@ -500,9 +500,9 @@ void ServerLoop::send_response_pkt(Session& s, Slot& sl, uint16_t j, uint16_t ge
   h.opcode = sl.opcode;
   h.msg_len = static_cast<uint32_t>(sl.resp.size());
   h.frag_offset = static_cast<uint32_t>(off);
-  if (s.key) h.seq = ++s.tx_seq;
+  if (s.mac) h.seq = ++s.tx_seq;
   core_->send(s.peer, h, sl.resp.span().subspan(std::min(off, sl.resp.size()), len), {}, s.local, s.single,
-              s.mac_key());
+              s.mac.get());
 }
 
 void ServerLoop::erase_session(std::unordered_map<uint32_t, std::unique_ptr<Session>>::iterator it) {

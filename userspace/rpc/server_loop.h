@@ -66,10 +66,9 @@ struct Session {
   // Keyed (authenticated with a shared key): every packet either way
   // carries a MAC under it; ours are numbered by tx_seq, the client's
   // checked against rx_window.
-  std::optional<proto::SessionKey> key;
+  std::unique_ptr<proto::SessionMac> mac;
   uint64_t tx_seq = 0;
   proto::ReplayWindow rx_window;
-  const proto::SessionKey* mac_key() const { return key ? &*key : nullptr; }
 };
 
 class ServerLoop {

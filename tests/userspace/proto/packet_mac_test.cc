@@ -24,23 +24,25 @@ struct Sealed {
   std::vector<uint8_t> pkt;
 };
 
-Sealed seal(PacketMac& mac, const SessionKey& key, PacketHeader h, const std::vector<uint8_t>& payload) {
+Sealed seal(const SessionKey& key, PacketHeader h, const std::vector<uint8_t>& payload) {
+  SessionMac mac(key);
   Sealed s;
   s.pkt.assign(kHeaderSize + payload.size(), 0);
   std::copy(payload.begin(), payload.end(), s.pkt.begin() + kHeaderSize);
   h.payload_len = static_cast<uint32_t>(payload.size());
   // Two parts, as the transmit path gathers them.
   const size_t cut = payload.size() / 3;
-  mac.seal_header(key, h, {s.pkt.data() + kHeaderSize, cut}, {s.pkt.data() + kHeaderSize + cut, payload.size() - cut},
+  mac.seal_header(h, {s.pkt.data() + kHeaderSize, cut}, {s.pkt.data() + kHeaderSize + cut, payload.size() - cut},
                   s.pkt.data());
   return s;
 }
 
-bool verifies(PacketMac& mac, const SessionKey& key, const std::vector<uint8_t>& pkt) {
+bool verifies(const SessionKey& key, const std::vector<uint8_t>& pkt) {
   PacketHeader h;
   std::span<const uint8_t> payload;
   if (decode_packet(pkt, &h, &payload) != DecodeError::kOk) return false;
-  return mac.verify(key, h, payload);
+  SessionMac mac(key);
+  return mac.verify(h, payload);
 }
 
 PacketHeader response(uint64_t seq, uint32_t len) {
@@ -55,59 +57,56 @@ PacketHeader response(uint64_t seq, uint32_t len) {
 }
 
 TEST(PacketMac, SealedPacketVerifiesUnderItsKeyOnly) {
-  PacketMac mac;
   std::vector<uint8_t> payload(1000);
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 13);
-  auto s = seal(mac, key_of(1), response(7, 1000), payload);
+  auto s = seal(key_of(1), response(7, 1000), payload);
   PacketHeader h;
   std::span<const uint8_t> body;
   ASSERT_EQ(decode_packet(s.pkt, &h, &body), DecodeError::kOk);
   EXPECT_TRUE(h.flags & kFlagMac);
   EXPECT_EQ(h.seq, 7u);
-  EXPECT_TRUE(mac.verify(key_of(1), h, body));
-  EXPECT_FALSE(mac.verify(key_of(2), h, body));
-  // Keys that share the context slot (same first byte) are told apart too.
+  SessionMac right(key_of(1)), wrong(key_of(2));
+  EXPECT_TRUE(right.verify(h, body));
+  EXPECT_FALSE(wrong.verify(h, body));
   SessionKey near = key_of(1);
   near.bytes[15] ^= 1;
-  EXPECT_FALSE(mac.verify(near, h, body));
-  EXPECT_TRUE(mac.verify(key_of(1), h, body));
+  SessionMac one_bit_off(near);
+  EXPECT_FALSE(one_bit_off.verify(h, body));
+  EXPECT_TRUE(right.verify(h, body));  // checking leaves nothing behind
 }
 
 TEST(PacketMac, AnyFlippedBitFails) {
-  PacketMac mac;
   std::vector<uint8_t> payload(200, 0x33);
-  auto s = seal(mac, key_of(9), response(1, 200), payload);
+  auto s = seal(key_of(9), response(1, 200), payload);
   for (size_t byte = 0; byte < s.pkt.size(); ++byte) {
     for (int bit : {0, 7}) {
       auto bad = s.pkt;
       bad[byte] ^= static_cast<uint8_t>(1u << bit);
-      EXPECT_FALSE(verifies(mac, key_of(9), bad)) << "byte " << byte << " bit " << bit;
+      EXPECT_FALSE(verifies(key_of(9), bad)) << "byte " << byte << " bit " << bit;
     }
   }
-  EXPECT_TRUE(verifies(mac, key_of(9), s.pkt));
+  EXPECT_TRUE(verifies(key_of(9), s.pkt));
 }
 
 TEST(PacketMac, TheSameBytesFromTheOtherDirectionFail) {
   // A server's packet replayed to it as a client's (same seq, same key)
   // uses another nonce: it does not verify.
-  PacketMac mac;
   PacketHeader h = response(3, 0);
-  auto s = seal(mac, key_of(4), h, {});
+  auto s = seal(key_of(4), h, {});
   auto as_request = s.pkt;
   as_request[5] = static_cast<uint8_t>(PktType::kRequest);
-  EXPECT_FALSE(verifies(mac, key_of(4), as_request));
-  EXPECT_TRUE(verifies(mac, key_of(4), s.pkt));
+  EXPECT_FALSE(verifies(key_of(4), as_request));
+  EXPECT_TRUE(verifies(key_of(4), s.pkt));
   EXPECT_NE(mac_direction(PktType::kRequest), mac_direction(PktType::kResponse));
   EXPECT_NE(mac_direction(PktType::kConnectOk), mac_direction(PktType::kResponse));
 }
 
 TEST(PacketMac, UnkeyedPacketDoesNotVerify) {
-  PacketMac mac;
   PacketHeader h = response(1, 4);
   std::vector<uint8_t> pkt(kHeaderSize + 4, 1);
   h.payload_len = 4;
   encode_header(h, {pkt.data() + kHeaderSize, 4}, pkt.data());
-  EXPECT_FALSE(verifies(mac, key_of(1), pkt));
+  EXPECT_FALSE(verifies(key_of(1), pkt));
 }
 
 TEST(PacketMac, SessionKeyDependsOnEveryInput) {
