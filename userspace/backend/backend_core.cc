@@ -166,8 +166,12 @@ Status BackendCore::start() {
     return proto::Credentials{std::string(proto::kBackendUser), 0, proto::backend_key(secret())};
   };
   // An empty backend this one forms a cluster with shares no secret yet:
-  // it admits us as joining, unkeyed (docs/security.md, "Joining").
-  co.allow_unkeyed = true;
+  // it admits us as joining, unkeyed (docs/security.md, "Joining"); only
+  // while a cluster create of ours is handing it the map, so nobody on the
+  // path can pass for a peer at any other time.
+  co.allow_unkeyed = [this] {
+    return forming_cluster.load(std::memory_order_relaxed) > 0 || !proto::packet_macs_enabled();
+  };
   LANEFS_ASSIGN_OR_RETURN(peers_, rpc::RpcClient::create(co));
   // Again now that the server is bound: the legs' real ports.
   if (!opts_.extra_legs.empty() || !opts_.label.empty()) advertise_identity();

@@ -152,6 +152,9 @@ class BackendCore {
   void serve(rpc::ServerCall& call) noexcept;
 
   std::mutex mgmt_mu;  // serializes management mutations on the leader
+  // Non-zero while a cluster create hands members the map: its peer
+  // sessions may be unkeyed then (an empty member shares no secret yet).
+  std::atomic<int> forming_cluster{0};
 
   // ---- authentication and authorization (auth_ops.cc)
   proto::AuthKey secret() const;

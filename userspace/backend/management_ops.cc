@@ -49,6 +49,13 @@ std::optional<rpc::Buffer> forward_to_leader(BackendCore& b, Op op, std::span<co
 
 rpc::Buffer cluster_create(BackendCore& b, const proto::ClusterCreateReq& req) {
   if (req.addrs.empty()) return reply_error(make_error(Errc::kInvalid, "no backend addresses"));
+  // Empty members share no secret with us yet: our peer sessions to them
+  // may be unkeyed until they hold the map (and the secret) we hand them.
+  b.forming_cluster.fetch_add(1, std::memory_order_relaxed);
+  struct Formed {
+    BackendCore& b;
+    ~Formed() { b.forming_cluster.fetch_sub(1, std::memory_order_relaxed); }
+  } formed{b};
   std::set<NetAddr> seen;
   std::vector<proto::BackendIdentity> ids;
   bool self_listed = false;

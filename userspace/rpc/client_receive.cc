@@ -144,7 +144,7 @@ void ClientEndpoint::on_connect_ok(ClientSession& s, const PacketHeader& h, std:
     s.mac = std::move(mac);
     s.tx_seq = 0;
     s.rx_window = {};
-  } else if (s.connect_key && !opts_.allow_unkeyed) {
+  } else if (s.connect_key && !(opts_.allow_unkeyed && opts_.allow_unkeyed())) {
     fail_session(s, make_error(Errc::kPermission, "permission denied: " + s.server.to_string() +
                                                       " set up the session without packet MACs (is it a lanefsd "
                                                       "of this cluster?)"));

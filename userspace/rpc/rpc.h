@@ -137,12 +137,12 @@ struct ClientOptions {
   // joins a cluster). Unset or nullopt: connect without one (servers that
   // authenticate refuse such sessions).
   std::function<std::optional<proto::Credentials>()> credentials;
-  // Whether a session set up with credentials may go on without packet
-  // MACs when the server does not key it (a backend with no secret yet,
-  // being joined; a bench run with LANEFS_PACKET_MAC=off). Otherwise such
-  // a connect fails with kPermission: a server that cannot prove it holds
-  // the key is not talked to.
-  bool allow_unkeyed = !proto::packet_macs_enabled();
+  // Asked when a server does not key a session set up with credentials:
+  // whether it may go on without packet MACs (a backend with no secret
+  // yet, being joined by a cluster create in progress; a bench run with
+  // LANEFS_PACKET_MAC=off). Otherwise the connect fails with kPermission:
+  // a server that cannot prove it holds the key is not talked to.
+  std::function<bool()> allow_unkeyed = [] { return !proto::packet_macs_enabled(); };
 };
 
 // Where a call's response message lands: its first head.size() bytes in

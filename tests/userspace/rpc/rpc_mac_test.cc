@@ -60,7 +60,7 @@ std::unique_ptr<RpcClient> alice_client(bool allow_unkeyed = false) {
   o.transport.bind = NetAddr{0x7f000001u, 0};
   o.connect_timeout_ns = 2 * kSec;
   o.credentials = [] { return proto::Credentials{"alice", 1, alice_key()}; };
-  o.allow_unkeyed = allow_unkeyed;
+  o.allow_unkeyed = [allow_unkeyed] { return allow_unkeyed; };
   auto c = RpcClient::create(std::move(o));
   EXPECT_TRUE(c.ok()) << c.error().to_string();
   return c.ok() ? std::move(c).value() : nullptr;
