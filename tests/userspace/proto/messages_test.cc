@@ -14,6 +14,8 @@ BackendStatus sample_status() {
   s.replies_from_cache = 3;
   s.data_read_bytes = uint64_t{5} << 32;
   s.data_written_bytes = 4096;
+  s.rx_bad_mac = 9;
+  s.rx_replayed = 2;
   return s;
 }
 
@@ -29,19 +31,28 @@ TEST(Messages, BackendStatusRoundTripsDataByteCounters) {
   EXPECT_EQ(got.replies_from_cache, 3u);
   EXPECT_EQ(got.data_read_bytes, uint64_t{5} << 32);
   EXPECT_EQ(got.data_written_bytes, 4096u);
+  EXPECT_EQ(got.rx_bad_mac, 9u);
+  EXPECT_EQ(got.rx_replayed, 2u);
 }
 
 TEST(Messages, BackendStatusFromAnOlderPeerDecodesWithZeroCounters) {
   std::vector<uint8_t> buf;
   Encoder e(&buf);
   sample_status().encode(e);
-  buf.resize(buf.size() - 16);  // what a peer without the two counters sends
+  buf.resize(buf.size() - 16);  // a peer without the MAC counters
   BackendStatus got;
   Decoder d(buf);
   ASSERT_TRUE(got.decode(d));
-  EXPECT_EQ(got.replies_from_cache, 3u);
-  EXPECT_EQ(got.data_read_bytes, 0u);
-  EXPECT_EQ(got.data_written_bytes, 0u);
+  EXPECT_EQ(got.data_written_bytes, 4096u);
+  EXPECT_EQ(got.rx_bad_mac, 0u);
+  EXPECT_EQ(got.rx_replayed, 0u);
+  buf.resize(buf.size() - 16);  // and without the data byte counters
+  BackendStatus older;
+  Decoder d1(buf);
+  ASSERT_TRUE(older.decode(d1));
+  EXPECT_EQ(older.replies_from_cache, 3u);
+  EXPECT_EQ(older.data_read_bytes, 0u);
+  EXPECT_EQ(older.data_written_bytes, 0u);
   buf.resize(buf.size() - 1);  // but a truncated older body is still refused
   Decoder d2(buf);
   EXPECT_FALSE(got.decode(d2));
