@@ -2,8 +2,6 @@
 
 #include <nettle/umac.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -18,12 +16,8 @@ SessionKey session_key(const AuthKey& user_key, uint64_t nonce, std::span<const 
   std::memcpy(msg, kLabel, sizeof kLabel);
   std::memcpy(msg + sizeof kLabel, &nonce, 8);
   if (cn) std::memcpy(msg + sizeof kLabel + 8, cookie.data(), cn);
-  uint8_t full[32];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), user_key.data(), static_cast<int>(user_key.size()), msg, sizeof kLabel + 8 + cn, full, &len);
   SessionKey k;
-  std::memcpy(k.bytes.data(), full, k.bytes.size());
-  OPENSSL_cleanse(full, sizeof full);
+  cookie_mac(user_key, {msg, sizeof kLabel + 8 + cn}, k.bytes);  // truncated HMAC-SHA256, as auth.h does it
   return k;
 }
 
