@@ -15,6 +15,12 @@
 # the packet-MAC section there. Root; RUNTIME (s, default 5) per fio job;
 # JOBS (default all four) picks jobs; PERF_DIR=DIR records a perf profile
 # of each process per run there.
+#
+# BASE_BUILD=DIR: compare backends instead (what a backend change costs,
+# e.g. the block CRCs of data at rest): the "nomac" side runs lanefsd from
+# DIR (an older build of the same protocol) with MACs on like the other;
+# the summary calls the sides "base" and "this build" and, with DOCS,
+# replaces the backend-ab section.
 set -eu
 B=${1:?usage: auth_ab.sh BUILD [ROUNDS]} R=${2:-3} RUNTIME=${RUNTIME:-5}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,9 +37,10 @@ cleanup() {
 }
 trap cleanup EXIT
 start() {  # name port [env...]
-  local name=$1 port=$2
+  local name=$1 port=$2 sb=$B
+  [ "$name" = nomac ] && [ -n "${BASE_BUILD:-}" ] && sb=$BASE_BUILD
   shift 2
-  env "$@" "$B/userspace/backend/lanefsd" --data-dir "$W/data-$name" --listen 127.0.0.1:$port --rdma off \
+  env "$@" "$sb/userspace/backend/lanefsd" --data-dir "$W/data-$name" --listen 127.0.0.1:$port --rdma off \
     --secret-file "$W/secret" --admin-token-file "$W/admin-$name.token" --log-file "$W/lanefsd-$name.log" &
   echo $! > "$W/$name.pid"
   for i in $(seq 1 50); do
@@ -45,10 +52,14 @@ start() {  # name port [env...]
     fs create ab >/dev/null
 }
 start mac $port_mac
-start nomac $port_nomac LANEFS_PACKET_MAC=off
-# One frontend serves both mounts (the first mount starts it, with this
-# environment): it keys what the server keys and accepts the unkeyed one.
-export LANEFS_PACKET_MAC=off
+if [ -n "${BASE_BUILD:-}" ]; then
+  start nomac $port_nomac
+else
+  start nomac $port_nomac LANEFS_PACKET_MAC=off
+  # One frontend serves both mounts (the first mount starts it, with this
+  # environment): it keys what the server keys and accepts the unkeyed one.
+  export LANEFS_PACKET_MAC=off
+fi
 for m in mac nomac; do
   port=$port_mac; [ $m = nomac ] && port=$port_nomac
   mkdir -p "$W/m-$m"
@@ -102,5 +113,5 @@ except Exception:
     print("?")' || echo "?")
 about="Run $(date -u '+%Y-%m-%d %H:%M') UTC on $(hostname) (nproc $(nproc), kernel $(uname -r), git \
 $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')): $R rounds, RUNTIME=$RUNTIME s per fio job, \
-\`bench/auth_ab.sh $B $R\`; invalid packets at the keyed backend afterwards: $bad."
-python3 "$here/auth_ab.py" "$W/results.jsonl" --about "$about" ${DOCS:+--splice "$DOCS"}
+\`${BASE_BUILD:+BASE_BUILD=$BASE_BUILD }bench/auth_ab.sh $B $R\`; invalid packets at the keyed backend afterwards: $bad."
+python3 "$here/auth_ab.py" "$W/results.jsonl" --about "$about" ${BASE_BUILD:+--backends} ${DOCS:+--splice "$DOCS"}

@@ -66,6 +66,7 @@ bool role_allows(Role r, Op op) {
     case Op::kFsDelete:
     case Op::kProcesses:
     case Op::kStatus:
+    case Op::kScrub:
     case Op::kUserAdd:
     case Op::kUserList:
     case Op::kUserDelete:

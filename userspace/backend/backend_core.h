@@ -269,6 +269,8 @@ std::optional<rpc::Buffer> answer_resent(BackendCore& b, proto::Op op, std::span
 void prune_request_records(BackendCore& b);  // records older than the resend window (refresh loop)
 uint64_t wall_secs();
 rpc::Buffer handle_data(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
+// kScrub (scrub_ops.cc): blocking, reads every chunk of the filesystem here.
+rpc::Buffer handle_scrub(BackendCore& b, std::span<const uint8_t> req);
 // kWrongOwner unless this backend holds inode `ino`'s metadata (the client
 // refreshes its map and asks the owner).
 inline Status require_inode_owner(const BackendCore& b, uint64_t ino) {

@@ -278,6 +278,7 @@ Result<ChunkFiles::Ref> ChunkFiles::get(uint64_t ino, uint64_t index, bool creat
   auto* f = new ChunkFile();
   f->ino = ino;
   f->index = index;
+  f->path = path;
   f->fd = fd.release();
   f->refs.store(2, std::memory_order_relaxed);  // the cache's and the caller's
   ChunkFile* victim = nullptr;

@@ -73,6 +73,7 @@ struct ChunkFile {
 
   uint64_t ino = 0;
   uint64_t index = 0;
+  std::string path;  // for error texts, built once at open
   int fd = -1;
   std::atomic<uint32_t> refs{0};        // the cache holds one while the file is cached
   std::atomic<int> sync_errno{0};       // sticky: a failed fdatasync poisons the fd
@@ -85,6 +86,11 @@ struct ChunkFile {
   uint64_t written = 0;
   uint64_t durable = 0;
   bool syncing = false;
+
+  // Serializes changes of the file's data with its block CRCs (block_crc.h):
+  // held across the CRC read-modify-write and the data write, by writers,
+  // punch and truncate, and by a reader re-checking a mismatch.
+  std::mutex crc_mu;
 
   RingSync rings[kRingSlots];
   // The calling ring's slot (claiming a free one), or nullptr when every

@@ -19,6 +19,7 @@
 
 #include "backend/chunk_files.h"
 #include "backend/chunk_store_internal.h"
+#include "common/log.h"
 
 namespace lanefs::backend {
 namespace {
@@ -105,7 +106,81 @@ Status check_sealed(uint32_t chunk_size, uint64_t offset, uint64_t len) {
   return ok_status();
 }
 
+// Chunk files carry block CRCs since format 2; a store whose chunks have none
+// would read as damaged everywhere, so it is refused by name instead.
+Status check_format(const std::string& root) {
+  const std::string marker = root + "/.format";
+  constexpr std::string_view kFormat = "lanefs chunk store 2: crc32c per 4 KiB block\n";
+  if (::access(marker.c_str(), F_OK) == 0) return ok_status();
+  {
+    DirPtr d(::opendir(root.c_str()));
+    if (!d) return sys_error("opendir " + root, errno);
+    while (dirent* e = ::readdir(d.get()))
+      if (e->d_name[0] != '.')
+        return make_error(Errc::kCorrupt, "chunk store " + root +
+                                              " was written by a lanefsd without per-block checksums (no " +
+                                              marker + "); copy its data out with that version");
+  }
+  int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return sys_error("open " + marker, errno);
+  Status st = pwrite_all(fd, reinterpret_cast<const uint8_t*>(kFormat.data()), kFormat.size(), 0, marker);
+  if (st.ok() && ::fsync(fd) != 0) st = sys_error("fsync " + marker, errno);
+  ::close(fd);
+  return st;
+}
+
 }  // namespace
+
+Status chunk_internal::pwritev_all(int fd, const struct iovec* iov, unsigned iovcnt, uint64_t off, size_t total,
+                                   const std::string& path) {
+  struct iovec v[2] = {iov[0], iovcnt > 1 ? iov[1] : iovec{}};
+  unsigned cnt = std::min(iovcnt, 2u);
+  while (total > 0) {
+    ssize_t n = ::pwritev(fd, v, static_cast<int>(cnt), static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("pwrite " + path, errno);
+    }
+    if (n == 0) return sys_error("pwrite " + path, EIO);
+    total -= static_cast<size_t>(n);
+    off += static_cast<uint64_t>(n);
+    for (size_t k = static_cast<size_t>(n); k > 0;) {  // short write: drop what went out
+      if (k >= v[0].iov_len) {
+        k -= v[0].iov_len;
+        v[0] = v[1];
+        v[1] = {};
+        --cnt;
+      } else {
+        v[0].iov_base = static_cast<uint8_t*>(v[0].iov_base) + k;
+        v[0].iov_len -= k;
+        k = 0;
+      }
+    }
+  }
+  return ok_status();
+}
+
+Status ChunkStore::Impl::check_read(ChunkStore& cs, ChunkFile& f, uint32_t off, uint32_t len, uint8_t* dst) {
+  LANEFS_ASSIGN_OR_RETURN(int64_t bad, cs.crc_.check(f.fd, off, len, dst, f.path));
+  if (bad < 0) return ok_status();
+  {
+    // A write may have come between the data and the slots we read: look
+    // again with writers held off.
+    std::lock_guard lk(f.crc_mu);
+    std::memset(dst, 0, len);  // beyond the file's end: zeros
+    LANEFS_TRY(pread_full(f.fd, dst, len, off, f.path));
+    LANEFS_ASSIGN_OR_RETURN(bad, cs.crc_.check(f.fd, off, len, dst, f.path));
+  }
+  if (bad < 0) return ok_status();
+  uint64_t n = cs.corrupt_blocks_.fetch_add(1, std::memory_order_relaxed);
+  std::string what = "chunk " + f.path + " block " + std::to_string(bad) + " (byte " +
+                     std::to_string(uint64_t(bad) * BlockCrc::kBlock) + " of the chunk) fails its CRC32C";
+  // Every one counted; the log names the first 100 (a damaged block read in
+  // a loop must not flood it).
+  if (n < 100)
+    LOG_ERROR("{}: reads of it get EIO, never its bytes ('lanefs fs scrub' lists every damaged block)", what);
+  return make_error(Errc::kCorrupt, what);
+}
 
 Status chunk_internal::check_range(uint32_t chunk_size, uint64_t offset, uint64_t len) {
   if (offset + len > chunk_size) {
@@ -121,6 +196,7 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir, uin
   if (chunk_size == 0) return make_error(Errc::kInvalid, "chunk size 0");
   if (dir.empty()) return make_error(Errc::kInvalid, "empty chunk store directory");
   LANEFS_ASSIGN_OR_RETURN(auto files, ChunkFiles::open(dir, max_open_files));
+  LANEFS_TRY(check_format(files->root()));
   std::unique_ptr<ChunkStore> cs(new ChunkStore(dir, chunk_size, std::move(files)));
   struct statfs fs {};
   if (::statfs(dir.c_str(), &fs) != 0) return sys_error("statfs " + dir, errno);
@@ -129,7 +205,11 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir, uin
 }
 
 ChunkStore::ChunkStore(std::string dir, uint32_t chunk_size, std::unique_ptr<ChunkFiles> files)
-    : dir_(std::move(dir)), chunk_size_(chunk_size), files_(std::move(files)) {}
+    : dir_(std::move(dir)),
+      chunk_size_(chunk_size),
+      files_(std::move(files)),
+      // The slots start on the page after the seal area.
+      crc_(chunk_size, (max_chunk_bytes() + BlockCrc::kBlock - 1) / BlockCrc::kBlock * BlockCrc::kBlock) {}
 
 ChunkStore::~ChunkStore() = default;
 
@@ -143,6 +223,7 @@ ChunkStore::Stats ChunkStore::stats() const {
   s.syncs = syncs_.load(std::memory_order_relaxed);
   s.dir_syncs = dir_syncs_.load(std::memory_order_relaxed);
   s.open_files = files_->cached();
+  s.corrupt_blocks = corrupt_blocks_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -168,7 +249,8 @@ Status ChunkStore::write(uint64_t ino, uint64_t index, uint32_t offset,
                          std::span<const uint8_t> data) {
   LANEFS_TRY(chunk_internal::check_range(chunk_size_, offset, data.size()));
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/true));
-  LANEFS_TRY(pwrite_all(f.fd(), data.data(), data.size(), offset, path_of(ino, index)));
+  struct iovec iov = {const_cast<uint8_t*>(data.data()), data.size()};
+  LANEFS_TRY(Impl::write_data(*this, *f, offset, &iov, 1, data.size()));
   writes_.fetch_add(1, std::memory_order_relaxed);
   return Impl::sync_blocking(*this, *f);
 }
@@ -196,7 +278,8 @@ Status ChunkStore::read_into(uint64_t ino, uint64_t index, uint32_t offset, uint
   }
   // Never written (a hole) or beyond the chunk file's end: zeros.
   std::memset(dst + done, 0, len - done);
-  return ok_status();
+  if (!f) return ok_status();
+  return Impl::check_read(*this, *f, offset, len, dst);
 }
 
 Status ChunkStore::truncate(uint64_t ino, uint64_t index, uint32_t len) {
@@ -204,7 +287,10 @@ Status ChunkStore::truncate(uint64_t ino, uint64_t index, uint32_t len) {
   if (len == 0) return files_->unlink(ino, index);
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/false));
   if (!f) return ok_status();  // nothing stored: already reads as zeros
-  if (::ftruncate(f.fd(), len) != 0) return sys_error("ftruncate " + path_of(ino, index), errno);
+  // The bytes from len on read as zeros after: deallocated in place, since
+  // the block CRCs live past the data (the file keeps its size).
+  LANEFS_TRY(Impl::update(*this, *f, len, chunk_size_ - len, nullptr, 0,
+                          [&] { return punch_fd(f.fd(), len, chunk_size_ - len, f->path); }));
   return datasync(*f);
 }
 
@@ -213,7 +299,7 @@ Status ChunkStore::punch(uint64_t ino, uint64_t index, uint32_t offset, uint32_t
   if (len == 0) return ok_status();
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/false));
   if (!f) return ok_status();
-  LANEFS_TRY(punch_fd(f.fd(), offset, len, path_of(ino, index)));
+  LANEFS_TRY(Impl::update(*this, *f, offset, len, nullptr, 0, [&] { return punch_fd(f.fd(), offset, len, f->path); }));
   return datasync(*f);
 }
 
@@ -269,9 +355,14 @@ Status ChunkStore::write_sealed(uint64_t ino, uint64_t index, uint32_t offset, s
   std::string path = path_of(ino, index);
   // Data first, then seals, then one (shared) fdatasync for both: the write
   // is acknowledged only when ciphertext and seals are durable together.
-  LANEFS_TRY(pwrite_all(f.fd(), data.data(), data.size(), offset, path));
+  // The CRCs cover the ciphertext, so damage is found here as well as by the
+  // client's seal check.
   off_t seal_off = static_cast<off_t>(chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes);
-  LANEFS_TRY(pwrite_all(f.fd(), seals.data(), seals.size(), seal_off, path));
+  struct iovec iov = {const_cast<uint8_t*>(data.data()), data.size()};
+  LANEFS_TRY(Impl::update(*this, *f, offset, static_cast<uint32_t>(data.size()), &iov, 1, [&]() -> Status {
+    LANEFS_TRY(pwrite_all(f.fd(), data.data(), data.size(), offset, path));
+    return pwrite_all(f.fd(), seals.data(), seals.size(), seal_off, path);
+  }));
   writes_.fetch_add(1, std::memory_order_relaxed);
   return Impl::sync_blocking(*this, *f);
 }
@@ -285,6 +376,7 @@ Status ChunkStore::read_sealed(uint64_t ino, uint64_t index, uint32_t offset, ui
   if (!f) return ok_status();  // never written: holes, zero seals
   std::string path = path_of(ino, index);
   LANEFS_TRY(pread_full(f.fd(), out->data(), len, offset, path));
+  LANEFS_TRY(Impl::check_read(*this, *f, offset, len, out->data()));
   off_t seal_off = static_cast<off_t>(chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes);
   return pread_full(f.fd(), out->data() + len, seal_len, seal_off, path);
 }
@@ -297,9 +389,11 @@ Status ChunkStore::punch_sealed(uint64_t ino, uint64_t index, uint32_t offset, u
   std::string path = path_of(ino, index);
   // Seals first: once a seal is zero the block reads as a hole whatever
   // state its data is in.
-  LANEFS_TRY(punch_fd(f.fd(), chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes,
-                      uint64_t{len} / kSealBlock * kSealBytes, path));
-  LANEFS_TRY(punch_fd(f.fd(), offset, len, path));
+  LANEFS_TRY(Impl::update(*this, *f, offset, len, nullptr, 0, [&]() -> Status {
+    LANEFS_TRY(punch_fd(f.fd(), chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes,
+                        uint64_t{len} / kSealBlock * kSealBytes, path));
+    return punch_fd(f.fd(), offset, len, path);
+  }));
   return datasync(*f);
 }
 
@@ -312,11 +406,14 @@ Status ChunkStore::truncate_sealed(uint64_t ino, uint64_t index, uint32_t len) {
   if (!f) return ok_status();
   std::string path = path_of(ino, index);
   uint64_t seal_keep = chunk_size_ + keep / kSealBlock * kSealBytes;
-  // The seal area ends the file: cutting the file there drops the seals of
-  // the removed blocks; their data is deallocated in place.
-  if (::ftruncate(f.fd(), static_cast<off_t>(seal_keep)) != 0)
-    return sys_error("ftruncate " + path, errno);
-  LANEFS_TRY(punch_fd(f.fd(), keep, chunk_size_ - keep, path));
+  uint64_t seal_end = max_chunk_bytes();
+  // The removed blocks' data and seals are deallocated in place (the block
+  // CRCs live past the seals: the file keeps its size).
+  auto cut = static_cast<uint32_t>(chunk_size_ - keep);
+  LANEFS_TRY(Impl::update(*this, *f, static_cast<uint32_t>(keep), cut, nullptr, 0, [&]() -> Status {
+    LANEFS_TRY(punch_fd(f.fd(), seal_keep, seal_end - seal_keep, path));
+    return punch_fd(f.fd(), keep, cut, path);
+  }));
   return datasync(*f);
 }
 

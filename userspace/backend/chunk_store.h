@@ -15,8 +15,10 @@
 //  - blocking methods (write, read, truncate, punch, sealed variants, ...),
 //    for worker threads;
 //  - read_async()/write_async() on a DiskRing, for an event loop that must
-//    never block: the IO and the fdatasync are io_uring SQEs and the
-//    completion runs from the ring's poll() on the loop's thread.
+//    never wait for a device: reads, fdatasyncs and directory fsyncs are
+//    io_uring SQEs whose completions run from the ring's poll() on the
+//    loop's thread; a write's bytes go into the page cache inline (with
+//    their block CRCs, under the file's crc_mu), only its sync is queued.
 //
 // Durability: a write is acknowledged (write() returns, write_async()'s done
 // runs with a value) only after an fdatasync that was *submitted after the
@@ -46,6 +48,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/block_crc.h"
 #include "common/inline_fn.h"
 #include "common/result.h"
 
@@ -98,7 +101,7 @@ class ChunkStore {
   // ---- asynchronous IO on a DiskRing (the event loop's data path)
   // Both validate like their blocking versions and deliver every outcome,
   // errors included, to `done` from ring.poll(); done never runs inside the
-  // call itself. dst / a / b must stay valid until done has run. A cache miss
+  // call itself. dst must stay valid until done has run. A cache miss
   // opens (or creates) the chunk file synchronously, which is rare.
   using ReadDone = InlineFn<void(Status), 64>;
   // Reads len bytes at `off` of chunk (ino, index) into dst; holes and bytes
@@ -111,13 +114,13 @@ class ChunkStore {
   // counting it twice).
   using WriteDone = InlineFn<void(Result<int64_t>), 64>;
   // Writes a ++ b at `off` (off + a.size() + b.size() <= chunk_size) and
-  // makes it durable before done runs: group commit. The write is
-  // acknowledged only after an fdatasync submitted after its bytes reached
-  // the file has completed; at most one fdatasync per file per ring is in
-  // flight, writes completing meanwhile wait for the next one, which covers
-  // all of them. A sync also waits (up to 200 us after the first write of its
-  // group reached the file) for writes of the same file on the same ring that
-  // are still being written, so writes issued together share one sync.
+  // makes it durable before done runs: group commit. The bytes (and their
+  // block CRCs) reach the file inside the call; a and b are not used after
+  // it returns. The write is acknowledged only after an fdatasync submitted
+  // after that has completed; at most one fdatasync per file per ring is in
+  // flight, writes made meanwhile wait for the next one, which covers all of
+  // them. Writes issued in the same poll share one sync (it starts after
+  // that poll's completions).
   // A chunk file created by this write (or recently, by another) also has
   // its inode directory fsynced through the ring (an IORING_OP_FSYNC on the
   // directory) before done; creating a new inode directory (mkdir + fsync of
@@ -132,6 +135,7 @@ class ChunkStore {
     uint64_t syncs = 0;       // fdatasyncs issued to make data writes durable
     uint64_t dir_syncs = 0;   // inode directory fsyncs for new chunk files
     uint64_t open_files = 0;  // chunk files in the fd cache now
+    uint64_t corrupt_blocks = 0;  // reads (and scrubs) that found a block failing its CRC
   };
   Stats stats() const;
 
@@ -161,6 +165,27 @@ class ChunkStore {
   // rest of the chunk; 0 removes the chunk. Durable on return.
   Status truncate_sealed(uint64_t ino, uint64_t index, uint32_t len);
 
+  // ---- checksums at rest (block_crc.h)
+  // Every block of every chunk carries a CRC32C, kept by every write, punch
+  // and truncate (plain and sealed) and checked by every read: a block that
+  // fails is kCorrupt ("chunk /d/chunks/…/3 block 5 (byte 20480 of the
+  // chunk) fails its CRC32C"), logged and counted, and never returned.
+  // Inode numbers with chunk files here (names that are not inode
+  // directories are skipped).
+  Result<std::vector<uint64_t>> stored_inos();
+  struct Damage {
+    uint64_t ino = 0, index = 0;
+    uint32_t block = 0;  // block within the chunk (4 KiB each)
+    std::string path;
+  };
+  struct ScrubTally {
+    uint64_t chunks = 0, blocks = 0;
+    std::vector<Damage> damaged;
+  };
+  // Checks every block of ino's chunk files held here, adding to *t.
+  // Blocking; IO errors other than damage are returned.
+  Status scrub_ino(uint64_t ino, ScrubTally* t);
+
  private:
   ChunkStore(std::string dir, uint32_t chunk_size, std::unique_ptr<ChunkFiles> files);
   std::string path_of(uint64_t ino, uint64_t index) const;
@@ -174,6 +199,8 @@ class ChunkStore {
   std::atomic<uint64_t> writes_{0};
   std::atomic<uint64_t> syncs_{0};
   std::atomic<uint64_t> dir_syncs_{0};
+  std::atomic<uint64_t> corrupt_blocks_{0};
+  BlockCrc crc_;
 };
 
 }  // namespace lanefs::backend

@@ -1,7 +1,14 @@
 // The io_uring half of ChunkStore: read_async/write_async on a DiskRing, with
 // group commit per (chunk file, ring). Everything here runs on the ring's
-// thread; the only shared state it touches is the fd cache (thread-safe) and
-// a file's RingSync slot, which belongs to this ring while it is claimed.
+// thread; the only shared state it touches is the fd cache (thread-safe), a
+// file's RingSync slot, which belongs to this ring while it is claimed, and
+// the file's crc_mu.
+//
+// Writes put their bytes (and block CRCs) into the page cache inline, under
+// the file's crc_mu (block_crc.h: a partial block's CRC reads its other bytes,
+// which must not change meanwhile); only the fdatasync and the directory
+// fsync go through the ring. Reads go through the ring (or inline when
+// cached) and check the blocks' CRCs on this thread when their bytes are in.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,8 +32,6 @@ struct AsyncWrite {
   AsyncWrite* next = nullptr;  // the slot's waiter list, or the pool's freelist
   struct iovec iov[2] = {};
   unsigned iovcnt = 0;
-  uint64_t off = 0;  // file offset of the first byte still to write
-  size_t left = 0;
   uint64_t seq = 0;           // position among the slot's completed writes
   uint64_t reached_ns = 0;    // when its bytes were all in the file
   int64_t blocks_before = 0;  // slot-less writes: st_blocks before
@@ -95,6 +100,14 @@ std::string path_of(ChunkStore& cs, const ChunkFile& f) {
 
 // ------------------------------------------------------------------ reads
 void finish_read(AsyncRead* r) {
+  if (!r->failed && r->file && r->len > 0) {
+    // Synchronous preads of the CRC slots (and of a partial block's other
+    // bytes) on the loop's thread: page-cache hits once the file is warm.
+    if (Status c = Impl::check_read(*r->store, *r->file, static_cast<uint32_t>(r->off), r->len, r->dst); !c.ok()) {
+      r->failed = true;
+      r->error = std::move(c).error();
+    }
+  }
   ChunkStore::ReadDone done = std::move(r->done);
   Status st = r->failed ? Status(std::move(r->error)) : ok_status();
   r->file.reset();
@@ -295,45 +308,6 @@ void reached_file(AsyncWrite* w) {
   maybe_sync(w->store, w->ring, &f, s);
 }
 
-void issue_write(AsyncWrite* w);
-
-// The write failed before all its bytes reached the file.
-void write_failed(AsyncWrite* w, int err) {
-  Error e = sys_error("pwrite " + path_of(*w->store, *w->file), err);
-  if (RingSync* s = w->slot) {
-    --s->writing;
-    maybe_sync(w->store, w->ring, w->file.get(), s);  // the group may have waited for it
-  }
-  finish_write(w, std::move(e));
-}
-
-void on_write(AsyncWrite* w, int32_t res) {
-  if (res == -EINTR || res == -EAGAIN) return issue_write(w);
-  if (res < 0) return write_failed(w, -res);
-  if (res == 0) return write_failed(w, EIO);
-  auto n = static_cast<size_t>(res);
-  w->left -= n;
-  w->off += n;
-  while (n > 0) {  // short write: drop what was written from the iovecs
-    if (n >= w->iov[0].iov_len) {
-      n -= w->iov[0].iov_len;
-      w->iov[0] = w->iov[1];
-      w->iov[1] = {};
-      --w->iovcnt;
-    } else {
-      w->iov[0].iov_base = static_cast<uint8_t*>(w->iov[0].iov_base) + n;
-      w->iov[0].iov_len -= n;
-      n = 0;
-    }
-  }
-  if (w->left > 0) return issue_write(w);
-  reached_file(w);
-}
-
-void issue_write(AsyncWrite* w) {
-  w->ring->writev(w->file.fd(), w->iov, w->iovcnt, w->off, [w](int32_t res) { on_write(w, res); });
-}
-
 // Joins this ring's group on the file (or notes st_blocks for a slot-less
 // write) before the bytes go out.
 Status begin_write(AsyncWrite* w) {
@@ -387,37 +361,14 @@ bool read_inline(AsyncRead* r, bool memory_backed) {
 
 // A memory-backed store: the write is done inline (nothing to wait for, no
 // stable storage to sync); the allocation change is measured around it.
-Result<int64_t> write_inline(ChunkStore& cs, ChunkFile& f, const struct iovec* iov, unsigned iovcnt, uint64_t off,
+Result<int64_t> write_inline(ChunkStore& cs, ChunkFile& f, uint32_t off, const struct iovec* iov, unsigned iovcnt,
                              size_t total) {
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) return sys_error("fstat " + path_of(cs, f), errno);
+  if (::fstat(f.fd, &st) != 0) return sys_error("fstat " + f.path, errno);
   int64_t before = st.st_blocks;
-  struct iovec v[2] = {iov[0], iovcnt > 1 ? iov[1] : iovec{}};
-  unsigned cnt = iovcnt;
-  while (total > 0) {
-    ssize_t n = ::pwritev(f.fd, v, static_cast<int>(cnt), static_cast<off_t>(off));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sys_error("pwrite " + path_of(cs, f), errno);
-    }
-    if (n == 0) return sys_error("pwrite " + path_of(cs, f), EIO);
-    total -= static_cast<size_t>(n);
-    off += static_cast<uint64_t>(n);
-    for (size_t k = static_cast<size_t>(n); k > 0;) {
-      if (k >= v[0].iov_len) {
-        k -= v[0].iov_len;
-        v[0] = v[1];
-        v[1] = {};
-        --cnt;
-      } else {
-        v[0].iov_base = static_cast<uint8_t*>(v[0].iov_base) + k;
-        v[0].iov_len -= k;
-        k = 0;
-      }
-    }
-  }
+  LANEFS_TRY(Impl::write_data(cs, f, off, iov, iovcnt, total));
   Impl::writes(cs).fetch_add(1, std::memory_order_relaxed);
-  if (::fstat(f.fd, &st) != 0) return sys_error("fstat " + path_of(cs, f), errno);
+  if (::fstat(f.fd, &st) != 0) return sys_error("fstat " + f.path, errno);
   return int64_t{st.st_blocks} - before;
 }
 
@@ -472,7 +423,7 @@ void ChunkStore::write_async(DiskRing& ring, uint64_t ino, uint64_t index, uint3
     w->iovcnt = 0;
     for (auto part : {a, b})
       if (!part.empty()) w->iov[w->iovcnt++] = {const_cast<uint8_t*>(part.data()), part.size()};
-    Result<int64_t> r = total == 0 ? Result<int64_t>(int64_t{0}) : write_inline(*this, *w->file, w->iov, w->iovcnt, off, total);
+    Result<int64_t> r = total == 0 ? Result<int64_t>(int64_t{0}) : write_inline(*this, *w->file, off, w->iov, w->iovcnt, total);
     // Delivered from the ring's next poll, like every completion.
     if (r.ok()) {
       w->blocks_before = *r;
@@ -484,21 +435,21 @@ void ChunkStore::write_async(DiskRing& ring, uint64_t ino, uint64_t index, uint3
     return;
   }
   if (st.ok()) st = begin_write(w);
+  if (st.ok() && total > 0) {
+    w->iovcnt = 0;
+    for (auto part : {a, b})
+      if (!part.empty()) w->iov[w->iovcnt++] = {const_cast<uint8_t*>(part.data()), part.size()};
+    st = Impl::write_data(*this, *w->file, off, w->iov, w->iovcnt, total);
+    if (!st.ok() && w->slot != nullptr) --w->slot->writing;
+  }
   if (!st.ok()) {
     w->error = std::move(st).error();
     ring.post([w](int32_t) { finish_write(w, std::move(w->error)); });
     return;
   }
-  w->iovcnt = 0;
-  for (auto part : {a, b})
-    if (!part.empty()) w->iov[w->iovcnt++] = {const_cast<uint8_t*>(part.data()), part.size()};
-  w->off = off;
-  w->left = total;
-  if (total == 0) {  // nothing to write, but the (maybe new) file is made durable
-    ring.post([w](int32_t) { reached_file(w); });
-    return;
-  }
-  issue_write(w);
+  // In the file (even when nothing was written, the maybe new file is made
+  // durable); from the next poll on, the group commit below.
+  ring.post([w](int32_t) { reached_file(w); });
 }
 
 }  // namespace lanefs::backend

@@ -323,6 +323,7 @@ rpc::Buffer status(BackendCore& b) {
     s.rx_replayed = st.rx_invalid[static_cast<int>(proto::DecodeError::kReplayed)];
     s.replies_from_cache = st.replies_from_cache;
   }
+  s.corrupt_blocks = b.chunks().stats().corrupt_blocks;
   return reply(s);
 }
 
@@ -482,6 +483,8 @@ rpc::Buffer handle_management(BackendCore& b, proto::Op op, std::span<const uint
     }
     case Op::kLocalSpace:
       return local_space(b);
+    case Op::kScrub:
+      return handle_scrub(b, raw);
     case Op::kClientHeartbeat:
     case Op::kClientLeave: {
       if (auto fwd = forward_to_leader(b, op, raw)) return std::move(*fwd);

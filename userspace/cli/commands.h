@@ -41,6 +41,9 @@ int cmd_user_login(const Globals& g, const std::string& name);
 // The built-in admin's token, written after `cluster create` to
 // --token-file, /etc/lanefs/admin.token (root) or ~/.config/lanefs/token.
 Result<std::string> save_admin_token(const Globals& g, client::ClusterClient& c);
+// lanefs fs scrub NAME [--repair] (scrub_cmd.cc): exit 0 when every block
+// checks, exit_code(kCorrupt) when any is damaged.
+int cmd_fs_scrub(const Globals& g, const std::string& name, bool repair);
 // lanefs local setup fuse-uring on|off: the kernel's fuse.enable_uring.
 int cmd_setup_fuse_uring(const Globals& g, const std::string& state);
 

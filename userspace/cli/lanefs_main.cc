@@ -102,6 +102,7 @@ int cmd_cluster_status(const Globals& g) {
                   {"inodes", s->inodes}, {"chunk_bytes", s->chunk_bytes}, {"disk_total", s->disk_total},
                   {"disk_free", s->disk_free}, {"sessions", s->sessions}, {"requests", s->requests},
                   {"rx_invalid", s->rx_invalid}, {"rx_bad_mac", s->rx_bad_mac}, {"rx_replayed", s->rx_replayed},
+                  {"corrupt_blocks", s->corrupt_blocks},
                   {"data_read_bytes", s->data_read_bytes},
                   {"data_written_bytes", s->data_written_bytes}});
       } else {
@@ -397,6 +398,11 @@ int main(int argc, char** argv) {
   auto* fd = fs->add_subcommand("delete", "delete a filesystem and all its data");
   fd->add_option("name", fs_name)->required();
   fd->callback([&] { rc = cmd_fs_delete(g, fs_name); });
+  bool scrub_repair = false;
+  auto* fsc = fs->add_subcommand("scrub", "check every block of a filesystem's data against its CRC32C, on every backend");
+  fsc->add_option("name", fs_name)->required();
+  fsc->add_flag("--repair", scrub_repair, "rebuild damaged blocks from another copy (none exists yet: reported)");
+  fsc->callback([&] { rc = cmd_fs_scrub(g, fs_name, scrub_repair); });
   auto* fl = fs->add_subcommand("locate", "where a path's metadata and data live");
   fl->add_option("name", fs_name)->required();
   fl->add_option("path", fs_path)->required();

@@ -164,6 +164,7 @@ int cmd_stats(const Globals& g, bool paths) {
     l["source"] = m.value("source", "");
     l["target"] = m.value("target", "");
     l["errors"] = m.value("errors", 0);
+    l["corrupt_reads"] = m.value("corrupt_reads", 0);
     l["rpcs"] = m.value("rpcs", json::object());
     l["rpc_health"] = m.value("rpc_health", json::object());
     // Which client and channel serve the mount, why, and the requests each took.
@@ -211,8 +212,9 @@ int cmd_stats(const Globals& g, bool paths) {
     for (const auto& [lane, v] : m["per_lane"].items())
       rows.push_back({lane, std::to_string(v.value("ios", 0ull)), human_bytes(v.value("bytes", 0ull))});
     std::cout << render_table({"LANE", "IOS", "BYTES"}, rows);
-    std::printf("  fallbacks to UDP: %llu, IO errors: %llu\n", (unsigned long long)m.value("fallbacks", 0ull),
-                (unsigned long long)m.value("errors", 0ull));
+    std::printf("  fallbacks to UDP: %llu, IO errors: %llu (damaged data: %llu)\n",
+                (unsigned long long)m.value("fallbacks", 0ull), (unsigned long long)m.value("errors", 0ull),
+                (unsigned long long)m.value("corrupt_reads", 0ull));
     for (const auto& [why, n] : m["not_rdma"].items())
       std::printf("  not on RDMA (%s): %llu\n", why.c_str(), (unsigned long long)n.get<uint64_t>());
     std::string rpcs;

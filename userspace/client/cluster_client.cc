@@ -331,6 +331,15 @@ std::vector<std::pair<proto::Member, Result<proto::BackendStatus>>> ClusterClien
   return out;
 }
 
+std::vector<std::pair<proto::Member, Result<proto::ScrubResp>>> ClusterClient::scrub_all(uint32_t fs_id, bool repair,
+                                                                                       uint64_t timeout_ns) {
+  std::vector<std::pair<proto::Member, Result<proto::ScrubResp>>> out;
+  for (const auto& mem : map().members)
+    out.emplace_back(mem, rpc::call_typed<proto::ScrubResp>(rpc(), mem.addr, Op::kScrub, proto::ScrubReq{fs_id, repair},
+                                                            timeout_ns));
+  return out;
+}
+
 Result<proto::LocateResp> ClusterClient::locate(uint64_t ino, uint64_t offset) {
   return mgmt_call<proto::LocateResp>(Op::kLocate, proto::LocateReq{ino, offset});
 }

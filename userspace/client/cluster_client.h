@@ -120,6 +120,10 @@ class ClusterClient {
   Result<std::vector<proto::ProcessInfo>> processes();
   // Status of every member (unreachable ones: error per member).
   std::vector<std::pair<proto::Member, Result<proto::BackendStatus>>> status_all();
+  // kScrub on every member, one after the other; each answer may take as
+  // long as reading that backend's chunks of the filesystem (timeout_ns).
+  std::vector<std::pair<proto::Member, Result<proto::ScrubResp>>> scrub_all(uint32_t fs_id, bool repair,
+                                                                          uint64_t timeout_ns);
   Result<proto::LocateResp> locate(uint64_t ino, uint64_t offset);
   Result<proto::StatFs> statfs(uint32_t fs_id);
 

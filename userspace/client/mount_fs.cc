@@ -125,6 +125,7 @@ class MountFs::DirChange {
 template <class T>
 Result<T> MountFs::counted(Result<T> r) {
   if (!r.ok()) io_.errors.fetch_add(1, std::memory_order_relaxed);
+  if (r.code() == Errc::kCorrupt) io_.corrupt_reads.fetch_add(1, std::memory_order_relaxed);
   return r;
 }
 

@@ -55,6 +55,9 @@ class KernelCache {
 
 struct IoStats {
   std::atomic<uint64_t> reads{0}, read_bytes{0}, writes{0}, write_bytes{0}, errors{0};
+  // Of errors: reads a backend refused because a block failed its CRC32C
+  // (or, encrypted, its seal): kCorrupt, EIO to the application.
+  std::atomic<uint64_t> corrupt_reads{0};
 };
 
 class MountFs {

@@ -100,7 +100,8 @@ std::string Frontend::do_ps() {
                            {"mounted_s", (mono_ns() - m->mounted_ns) / 1'000'000'000ull},
                            {"reads", io.reads.load()}, {"read_bytes", io.read_bytes.load()},
                            {"writes", io.writes.load()}, {"write_bytes", io.write_bytes.load()},
-                           {"errors", io.errors.load()}, {"lanes", lanes_json(*m->fs)},
+                           {"errors", io.errors.load()}, {"corrupt_reads", io.corrupt_reads.load()},
+                           {"lanes", lanes_json(*m->fs)},
                            {"rpcs", rpcs_json(m->fs->cluster())},
                            {"rpc_health", rpc_health_json(m->fs->cluster())},
                            {"client", ch.client}, {"channel", ch.name}, {"channel_reason", ch.reason}});

@@ -121,6 +121,7 @@ const char* op_name(Op op) noexcept {
     case Op::kInodeSetParent: return "inode_set_parent";
     case Op::kChunkRemoveAll: return "chunk_remove_all";
     case Op::kWhoAmI: return "whoami";
+    case Op::kScrub: return "scrub";
     case Op::kUserAdd: return "user_add";
     case Op::kUserList: return "user_list";
     case Op::kUserDelete: return "user_delete";
@@ -293,13 +294,25 @@ LANEFS_MSG(BackendStatus,
   identity.encode(e); e.u64(pid); e.u64(uptime_s); e.u64(memory_bytes); e.u64(inodes);
   e.u64(chunk_bytes); e.u64(disk_total); e.u64(disk_free); e.u32(sessions); e.u64(requests);
   e.u64(rx_invalid); e.u64(replies_from_cache); e.u64(data_read_bytes); e.u64(data_written_bytes);
-  e.u64(rx_bad_mac); e.u64(rx_replayed);,
+  e.u64(rx_bad_mac); e.u64(rx_replayed); e.u64(corrupt_blocks);,
   if (!identity.decode(d)) return false;
   pid = d.u64(); uptime_s = d.u64(); memory_bytes = d.u64(); inodes = d.u64(); chunk_bytes = d.u64();
   disk_total = d.u64(); disk_free = d.u64(); sessions = d.u32(); requests = d.u64();
   rx_invalid = d.u64(); replies_from_cache = d.u64();
   if (d.remaining() >= 16) { data_read_bytes = d.u64(); data_written_bytes = d.u64(); }
-  if (d.remaining() >= 16) { rx_bad_mac = d.u64(); rx_replayed = d.u64(); })
+  if (d.remaining() >= 16) { rx_bad_mac = d.u64(); rx_replayed = d.u64(); }
+  if (d.remaining() >= 8) corrupt_blocks = d.u64();)
+LANEFS_MSG(ScrubReq, e.u32(fs_id); e.u8(repair ? 1 : 0);, fs_id = d.u32(); repair = d.u8() != 0;)
+LANEFS_MSG(ScrubResp,
+  e.u64(inodes); e.u64(chunks); e.u64(blocks); e.u64(damaged); e.u64(repaired); e.u64(orphans);
+  e.u32(static_cast<uint32_t>(listed.size()));
+  for (const auto& x : listed) { e.u64(x.ino); e.u64(x.chunk_index); e.u32(x.block); e.str(x.path); }
+  e.str(repair_note);,
+  inodes = d.u64(); chunks = d.u64(); blocks = d.u64(); damaged = d.u64(); repaired = d.u64(); orphans = d.u64();
+  uint32_t n = d.u32(); if (n > kMaxList || n > d.remaining() / 24) return false;
+  listed.resize(n);
+  for (auto& x : listed) { x.ino = d.u64(); x.chunk_index = d.u64(); x.block = d.u32(); x.path = d.str(4096); }
+  repair_note = d.str(4096);)
 
 LANEFS_MSG(LocateReq, e.u64(ino); e.u64(offset);, ino = d.u64(); offset = d.u64();)
 LANEFS_MSG(LocateResp, meta_owner.encode(e); chunk_owner.encode(e); e.u64(chunk_index);,

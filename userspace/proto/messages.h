@@ -43,6 +43,7 @@ enum class Op : uint16_t {
   kRdmaConfig = 16,     // RdmaConfigReq -> ClusterMap (leader: enable/disable RDMA)
   kContainerNet = 17,   // ContainerNetReq -> ContainerNetResp (this backend's staged data NICs)
   kWhoAmI = 18,         // empty -> UserRecord (what this session runs as)
+  kScrub = 19,          // ScrubReq -> ScrubResp (this backend's chunks of one filesystem checked)
   // metadata (name ops: to owner(parent); inode ops: to owner(ino))
   kLookup = 20,         // NameAtReq -> InodeAttr
   kGetattr = 21,        // InoReq -> InodeAttr
@@ -322,6 +323,33 @@ struct BackendStatus {
   // Of rx_invalid: packets of keyed sessions whose MAC failed, and replays
   // (docs/security.md, "Packet MACs"). Encoded last, like the two above.
   uint64_t rx_bad_mac = 0, rx_replayed = 0;
+  // Chunk blocks found failing their CRC32C (reads and scrubs) since start.
+  // Encoded last.
+  uint64_t corrupt_blocks = 0;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+
+// kScrub: every block of the filesystem's chunks held by the backend asked
+// is checked against its CRC32C (docs/storage.md).
+struct ScrubReq {
+  uint32_t fs_id = 0;
+  bool repair = false;
+  void encode(Encoder& e) const;
+  bool decode(Decoder& d);
+};
+struct ScrubDamage {
+  uint64_t ino = 0, chunk_index = 0;
+  uint32_t block = 0;  // 4 KiB block within the chunk
+  std::string path;    // the chunk file on that backend
+};
+struct ScrubResp {
+  uint64_t inodes = 0, chunks = 0, blocks = 0;
+  uint64_t damaged = 0;               // all of them; `listed` names the first kMaxList
+  uint64_t repaired = 0;
+  uint64_t orphans = 0;               // inodes with chunks here but no inode record (being deleted)
+  std::vector<ScrubDamage> listed;
+  std::string repair_note;            // why damaged blocks were not repaired
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

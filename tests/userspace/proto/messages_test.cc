@@ -16,6 +16,7 @@ BackendStatus sample_status() {
   s.data_written_bytes = 4096;
   s.rx_bad_mac = 9;
   s.rx_replayed = 2;
+  s.corrupt_blocks = 5;
   return s;
 }
 
@@ -33,14 +34,21 @@ TEST(Messages, BackendStatusRoundTripsDataByteCounters) {
   EXPECT_EQ(got.data_written_bytes, 4096u);
   EXPECT_EQ(got.rx_bad_mac, 9u);
   EXPECT_EQ(got.rx_replayed, 2u);
+  EXPECT_EQ(got.corrupt_blocks, 5u);
 }
 
 TEST(Messages, BackendStatusFromAnOlderPeerDecodesWithZeroCounters) {
   std::vector<uint8_t> buf;
   Encoder e(&buf);
   sample_status().encode(e);
-  buf.resize(buf.size() - 16);  // a peer without the MAC counters
+  buf.resize(buf.size() - 8);  // a peer without the corrupt-block counter
   BackendStatus got;
+  Decoder d0(buf);
+  ASSERT_TRUE(got.decode(d0));
+  EXPECT_EQ(got.corrupt_blocks, 0u);
+  EXPECT_EQ(got.rx_replayed, sample_status().rx_replayed);
+  buf.resize(buf.size() - 16);  // nor the MAC counters
+  got = BackendStatus{};
   Decoder d(buf);
   ASSERT_TRUE(got.decode(d));
   EXPECT_EQ(got.data_written_bytes, 4096u);
