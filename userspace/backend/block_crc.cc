@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "backend/chunk_store_internal.h"
 #include "common/crc32c.h"
 
 namespace lanefs::backend {
@@ -30,20 +31,9 @@ Status pread_zero(int fd, uint8_t* p, size_t n, uint64_t off, const std::string&
   return ok_status();
 }
 
-Status pwrite_all(int fd, const void* data, size_t n, uint64_t off, const std::string& path) {
-  auto p = static_cast<const uint8_t*>(data);
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return sys_error("pwrite " + path, errno);
-    }
-    if (w == 0) return sys_error("pwrite " + path, EIO);
-    p += w;
-    n -= static_cast<size_t>(w);
-    off += static_cast<uint64_t>(w);
-  }
-  return ok_status();
+Status pwrite_all(int fd, const std::vector<uint32_t>& v, uint64_t off, const std::string& path) {
+  struct iovec io = {const_cast<uint32_t*>(v.data()), v.size() * 4};
+  return chunk_internal::pwritev_all(fd, &io, 1, off, io.iov_len, path);
 }
 
 bool all_zero(const uint8_t* p, size_t n) {
@@ -131,13 +121,12 @@ Status BlockCrc::resync(int fd, uint32_t off, uint32_t len, Update* u, const std
 // builds for).
 Status BlockCrc::stage(int fd, const Update& u, const std::string& path) const {
   if (u.crcs.empty()) return ok_status();
-  return pwrite_all(fd, u.crcs.data(), u.crcs.size() * 4, base_ + uint64_t{blocks()} * 4 + uint64_t{u.first} * 4,
-                    path);
+  return pwrite_all(fd, u.crcs, base_ + uint64_t{blocks()} * 4 + uint64_t{u.first} * 4, path);
 }
 
 Status BlockCrc::settle(int fd, const Update& u, const std::string& path) const {
   if (u.crcs.empty()) return ok_status();
-  return pwrite_all(fd, u.crcs.data(), u.crcs.size() * 4, base_ + uint64_t{u.first} * 4, path);
+  return pwrite_all(fd, u.crcs, base_ + uint64_t{u.first} * 4, path);
 }
 
 Status BlockCrc::read_slots(int fd, uint32_t first, uint32_t count, std::vector<uint32_t>* a,

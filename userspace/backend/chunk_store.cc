@@ -30,18 +30,8 @@ struct DirCloser {
 using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 Status pwrite_all(int fd, const uint8_t* p, size_t n, off_t off, const std::string& path) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return sys_error("pwrite " + path, errno);
-    }
-    if (w == 0) return sys_error("pwrite " + path, EIO);
-    p += w;
-    n -= static_cast<size_t>(w);
-    off += w;
-  }
-  return ok_status();
+  struct iovec v = {const_cast<uint8_t*>(p), n};
+  return chunk_internal::pwritev_all(fd, &v, 1, static_cast<uint64_t>(off), n, path);
 }
 
 Status pread_full(int fd, uint8_t* p, size_t n, off_t off, const std::string& path) {
