@@ -107,6 +107,7 @@ void request_body(Op op, std::span<const uint8_t> b) {
     case Op::kInodeSetParent: return roundtrip<InodeSetParentReq>(b);
     case Op::kChunkRemoveAll: return roundtrip<InoList>(b);
     case Op::kUserAdd: return roundtrip<UserRecord>(b);
+    case Op::kScrub: return roundtrip<ScrubReq>(b);
     default: return;
   }
 }
@@ -251,7 +252,7 @@ void response(Input& in) {
   std::span<const uint8_t> raw = in.rest();
   auto body = parse_response(raw);
   if (!body.ok()) return;
-  switch (kind % 10) {
+  switch (kind % 11) {
     case 0: return roundtrip<ClusterMap>(*body);
     case 1: return roundtrip<InodeAttr>(*body);
     case 2: return roundtrip<ReaddirResp>(*body);
@@ -261,6 +262,7 @@ void response(Input& in) {
     case 6: return roundtrip<TokenResp>(*body);
     case 7: return roundtrip<UserList>(*body);
     case 8: return roundtrip<EntryResp>(*body);
+    case 9: return roundtrip<ScrubResp>(*body);
     default: return roundtrip<LocateResp>(*body);
   }
 }

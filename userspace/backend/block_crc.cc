@@ -129,22 +129,20 @@ Status BlockCrc::settle(int fd, const Update& u, const std::string& path) const 
   return pwrite_all(fd, u.crcs, base_ + uint64_t{u.first} * 4, path);
 }
 
-Status BlockCrc::read_slots(int fd, uint32_t first, uint32_t count, std::vector<uint32_t>* a,
-                            std::vector<uint32_t>* b, const std::string& path) const {
-  a->resize(count);
-  b->resize(count);
-  LANEFS_TRY(pread_zero(fd, reinterpret_cast<uint8_t*>(a->data()), size_t{count} * 4, base_ + uint64_t{first} * 4,
-                        path));
-  return pread_zero(fd, reinterpret_cast<uint8_t*>(b->data()), size_t{count} * 4,
-                    base_ + uint64_t{blocks()} * 4 + uint64_t{first} * 4, path);
+Status BlockCrc::read_slots(int fd, uint32_t off, uint32_t len, Slots* s, const std::string& path) const {
+  s->first = off / kBlock;
+  const uint32_t count = (off + len - 1) / kBlock - s->first + 1;
+  s->a.resize(count);
+  s->b.resize(count);
+  LANEFS_TRY(pread_zero(fd, reinterpret_cast<uint8_t*>(s->a.data()), size_t{count} * 4,
+                        base_ + uint64_t{s->first} * 4, path));
+  return pread_zero(fd, reinterpret_cast<uint8_t*>(s->b.data()), size_t{count} * 4,
+                    base_ + uint64_t{blocks()} * 4 + uint64_t{s->first} * 4, path);
 }
 
-Result<int64_t> BlockCrc::check(int fd, uint32_t off, uint32_t len, uint8_t* data, const std::string& path) const {
-  if (len == 0) return int64_t{-1};
+Result<int64_t> BlockCrc::check_blocks(int fd, uint32_t off, uint32_t len, uint8_t* data, const Slots& slots,
+                                       const std::string& path) const {
   const uint32_t first = off / kBlock, last = (off + len - 1) / kBlock;
-  // Per thread, kept between calls: no allocation once warm.
-  thread_local std::vector<uint32_t> slot_a, slot_b;
-  LANEFS_TRY(read_slots(fd, first, last - first + 1, &slot_a, &slot_b, path));
   uint8_t* whole = scratch();
   for (uint32_t b = first; b <= last; ++b) {
     const uint64_t start = uint64_t{b} * kBlock;
@@ -154,11 +152,37 @@ Result<int64_t> BlockCrc::check(int fd, uint32_t off, uint32_t len, uint8_t* dat
     const bool partial = s > 0 || e < blen;
     if (partial) LANEFS_TRY(pread_zero(fd, whole, blen, start, path));
     const uint8_t* p = partial ? whole : data + (start - off);
-    const uint32_t crc = crc32c(p, blen), a = slot_a[b - first], bb = slot_b[b - first];
+    const uint32_t crc = crc32c(p, blen), a = slots.a[b - slots.first], bb = slots.b[b - slots.first];
     // A zero slot is "no CRC yet": a block that was a hole (A still 0, maybe
     // with a new CRC staged in B) may still be one.
     if (crc != a && crc != bb && !((a == 0 || bb == 0) && all_zero(p, blen))) return int64_t{b};
     if (partial) std::memcpy(data + (start + s - off), whole + s, e - s);
+  }
+  return int64_t{-1};
+}
+
+Result<int64_t> BlockCrc::check(int fd, uint32_t off, uint32_t len, uint8_t* data, const std::string& path) const {
+  if (len == 0) return int64_t{-1};
+  thread_local Slots slots;  // per thread, kept between calls: no allocation once warm
+  LANEFS_TRY(read_slots(fd, off, len, &slots, path));
+  return check_blocks(fd, off, len, data, slots, path);
+}
+
+Result<int64_t> BlockCrc::read_checked(int fd, uint32_t off, uint32_t len, uint8_t* data,
+                                       const std::string& path) const {
+  if (len == 0) return int64_t{-1};
+  thread_local Slots slots;
+  LANEFS_TRY(read_slots(fd, off, len, &slots, path));
+  // 64 KiB slices (block aligned), each checked right after it was read,
+  // while it is still in the CPU's cache: a 1 MiB read checked after the
+  // whole pread runs its CRC pass over bytes already evicted.
+  constexpr uint32_t kSlice = 16 * kBlock;
+  for (uint32_t pos = off; pos < off + len;) {
+    const uint32_t end = std::min<uint32_t>(off + len, (pos / kSlice + 1) * kSlice);
+    LANEFS_TRY(pread_zero(fd, data + (pos - off), end - pos, pos, path));
+    LANEFS_ASSIGN_OR_RETURN(int64_t bad, check_blocks(fd, pos, end - pos, data + (pos - off), slots, path));
+    if (bad >= 0) return bad;
+    pos = end;
   }
   return int64_t{-1};
 }

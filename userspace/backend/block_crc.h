@@ -73,10 +73,19 @@ class BlockCrc {
   // fd, and its bytes in the range are copied into `data` once checked (so
   // only checked bytes are returned). Returns the first unsound block, or -1.
   Result<int64_t> check(int fd, uint32_t off, uint32_t len, uint8_t* data, const std::string& path) const;
+  // Reads [off, off + len) from fd into data (beyond the file's end: zeros)
+  // and checks it, slice by slice as it arrives; same answer as check().
+  Result<int64_t> read_checked(int fd, uint32_t off, uint32_t len, uint8_t* data, const std::string& path) const;
 
  private:
-  Status read_slots(int fd, uint32_t first, uint32_t count, std::vector<uint32_t>* a,
-                    std::vector<uint32_t>* b, const std::string& path) const;
+  struct Slots {
+    uint32_t first = 0;
+    std::vector<uint32_t> a, b;
+  };
+  // The slots of the blocks overlapping [off, off + len) (len > 0).
+  Status read_slots(int fd, uint32_t off, uint32_t len, Slots* s, const std::string& path) const;
+  Result<int64_t> check_blocks(int fd, uint32_t off, uint32_t len, uint8_t* data, const Slots& slots,
+                               const std::string& path) const;
   uint32_t chunk_size_;
   uint64_t base_;
 };

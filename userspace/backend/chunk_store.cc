@@ -152,7 +152,16 @@ Status chunk_internal::pwritev_all(int fd, const struct iovec* iov, unsigned iov
 
 Status ChunkStore::Impl::check_read(ChunkStore& cs, ChunkFile& f, uint32_t off, uint32_t len, uint8_t* dst) {
   LANEFS_ASSIGN_OR_RETURN(int64_t bad, cs.crc_.check(f.fd, off, len, dst, f.path));
-  if (bad < 0) return ok_status();
+  return bad < 0 ? ok_status() : confirm_damage(cs, f, off, len, dst);
+}
+
+Status ChunkStore::Impl::read_checked(ChunkStore& cs, ChunkFile& f, uint32_t off, uint32_t len, uint8_t* dst) {
+  LANEFS_ASSIGN_OR_RETURN(int64_t bad, cs.crc_.read_checked(f.fd, off, len, dst, f.path));
+  return bad < 0 ? ok_status() : confirm_damage(cs, f, off, len, dst);
+}
+
+Status ChunkStore::Impl::confirm_damage(ChunkStore& cs, ChunkFile& f, uint32_t off, uint32_t len, uint8_t* dst) {
+  int64_t bad = -1;
   {
     // A write may have come between the data and the slots we read: look
     // again with writers held off.
@@ -256,20 +265,9 @@ Status ChunkStore::read_into(uint64_t ino, uint64_t index, uint32_t offset, uint
                              uint8_t* dst) {
   LANEFS_TRY(chunk_internal::check_range(chunk_size_, offset, len));
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/false));
-  size_t done = 0;
-  while (f && done < len) {
-    ssize_t r = ::pread(f.fd(), dst + done, len - done, offset + done);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return sys_error("pread " + path_of(ino, index), errno);
-    }
-    if (r == 0) break;  // EOF
-    done += static_cast<size_t>(r);
-  }
-  // Never written (a hole) or beyond the chunk file's end: zeros.
-  std::memset(dst + done, 0, len - done);
-  if (!f) return ok_status();
-  return Impl::check_read(*this, *f, offset, len, dst);
+  if (f) return Impl::read_checked(*this, *f, offset, len, dst);
+  std::memset(dst, 0, len);  // never written: a hole
+  return ok_status();
 }
 
 Status ChunkStore::truncate(uint64_t ino, uint64_t index, uint32_t len) {

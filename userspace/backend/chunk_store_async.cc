@@ -59,6 +59,7 @@ struct AsyncRead {
   uint32_t got = 0;
   uint64_t off = 0;
   bool failed = false;
+  bool checked = false;  // its blocks' CRCs were checked as it was read
   Error error;
   ChunkStore::ReadDone done;
 };
@@ -100,7 +101,7 @@ std::string path_of(ChunkStore& cs, const ChunkFile& f) {
 
 // ------------------------------------------------------------------ reads
 void finish_read(AsyncRead* r) {
-  if (!r->failed && r->file && r->len > 0) {
+  if (!r->failed && !r->checked && r->file && r->len > 0) {
     // Synchronous preads of the CRC slots (and of a partial block's other
     // bytes) on the loop's thread: page-cache hits once the file is warm.
     if (Status c = Impl::check_read(*r->store, *r->file, static_cast<uint32_t>(r->off), r->len, r->dst); !c.ok()) {
@@ -111,7 +112,7 @@ void finish_read(AsyncRead* r) {
   ChunkStore::ReadDone done = std::move(r->done);
   Status st = r->failed ? Status(std::move(r->error)) : ok_status();
   r->file.reset();
-  r->failed = false;
+  r->failed = r->checked = false;
   Pool<AsyncRead>::put(r);
   done(std::move(st));
 }
@@ -333,15 +334,15 @@ Status begin_write(AsyncWrite* w) {
   return ok_status();
 }
 
-// Reads what is already in memory without a round trip through io_uring
-// (whose worker thread a page-cache hit would otherwise cost): a
-// memory-backed store entirely, another filesystem's cached pages with
+// Reads what is already in the page cache without a round trip through
+// io_uring (whose worker thread a page-cache hit would otherwise cost), with
 // RWF_NOWAIT. True when the read is complete (or failed); false: continue
-// with the ring from r->got.
-bool read_inline(AsyncRead* r, bool memory_backed) {
+// with the ring from r->got. (A memory-backed store reads with
+// Impl::read_checked instead.)
+bool read_inline(AsyncRead* r) {
   while (r->got < r->len) {
     struct iovec io = {r->dst + r->got, r->len - r->got};
-    ssize_t n = ::preadv2(r->file.fd(), &io, 1, static_cast<off_t>(r->off + r->got), memory_backed ? 0 : RWF_NOWAIT);
+    ssize_t n = ::preadv2(r->file.fd(), &io, 1, static_cast<off_t>(r->off + r->got), RWF_NOWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EOPNOTSUPP) return false;  // not cached: the ring waits for it
@@ -354,7 +355,7 @@ bool read_inline(AsyncRead* r, bool memory_backed) {
       return true;
     }
     r->got += static_cast<uint32_t>(n);
-    if (!memory_backed && r->got < r->len) return false;  // partly cached
+    if (r->got < r->len) return false;  // partly cached
   }
   return true;
 }
@@ -397,7 +398,14 @@ void ChunkStore::read_async(DiskRing& ring, uint64_t ino, uint64_t index, uint32
     r->error = std::move(st).error();
   } else if (!r->file || len == 0) {
     std::memset(dst, 0, len);  // never written: a hole
-  } else if (!read_inline(r, memory_backed_)) {
+  } else if (memory_backed_) {
+    // Nothing to wait for: read and checked here, slice by slice.
+    r->checked = true;
+    if (Status c = Impl::read_checked(*this, *r->file, off, len, dst); !c.ok()) {
+      r->failed = true;
+      r->error = std::move(c).error();
+    }
+  } else if (!read_inline(r)) {
     return issue_read(r);  // not all in memory: the rest through the ring
   }
   ring.post([r](int32_t) { finish_read(r); });

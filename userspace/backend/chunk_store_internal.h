@@ -59,6 +59,12 @@ struct ChunkStore::Impl {
   // (a mismatch is checked again, data re-read, under f.crc_mu). A damaged
   // block is logged with the chunk's path, counted, and kCorrupt.
   static Status check_read(ChunkStore& cs, ChunkFile& f, uint32_t off, uint32_t len, uint8_t* dst);
+  // Reads [off, off + len) of f into dst (beyond its end: zeros) and checks
+  // it as it arrives (BlockCrc::read_checked), with check_read's outcomes.
+  static Status read_checked(ChunkStore& cs, ChunkFile& f, uint32_t off, uint32_t len, uint8_t* dst);
+  // A mismatch seen without the lock: checked again under f.crc_mu with the
+  // data re-read; still there, it is logged, counted and kCorrupt.
+  static Status confirm_damage(ChunkStore& cs, ChunkFile& f, uint32_t off, uint32_t len, uint8_t* dst);
 };
 
 }  // namespace lanefs::backend
