@@ -105,7 +105,7 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> session_fuzz_seeds() {
     out.push_back({"resp_map", v});
     std::vector<uint8_t> t{2, 6};
     TokenResp tr;
-    tr.creds.user = "bob";
+    tr.user = "bob";
     auto rt = ok_response(encode_msg(tr));
     t.insert(t.end(), rt.begin(), rt.end());
     out.push_back({"resp_token", t});

@@ -125,15 +125,14 @@ rpc::Buffer publish(BackendCore& b, proto::ClusterMap m) {
   return reply_empty();
 }
 
-proto::TokenResp token_for(BackendCore& b, const proto::UserRecord& u) {
-  proto::TokenResp t;
-  t.creds.user = u.name;
-  t.creds.generation = u.generation;
-  t.creds.key = proto::user_key(b.secret(), u.name, u.generation);
-  return t;
+// u's token, sealed for `caller` (who holds the key of its own token).
+proto::TokenResp token_for(BackendCore& b, const proto::UserRecord& u, const proto::UserRecord& caller) {
+  const proto::AuthKey s = b.secret();
+  proto::Credentials c{u.name, u.generation, proto::user_key(s, u.name, u.generation)};
+  return proto::seal_token(proto::user_key(s, caller.name, caller.generation), c);
 }
 
-rpc::Buffer user_add(BackendCore& b, std::span<const uint8_t> raw) {
+rpc::Buffer user_add(BackendCore& b, std::span<const uint8_t> raw, const proto::UserRecord& caller) {
   auto req = decode_user(raw);
   if (!req.ok()) return reply_error(req.error());
   if (!proto::valid_user_name(req->name))
@@ -152,7 +151,7 @@ rpc::Buffer user_add(BackendCore& b, std::span<const uint8_t> raw) {
   auto r = publish(b, std::move(m));
   if (proto::parse_response(r).ok()) {
     LOG_INFO("user '{}' added (role {})", u.name, proto::role_name(u.role));
-    return reply(token_for(b, u));
+    return reply(token_for(b, u, caller));
   }
   return r;
 }
@@ -343,7 +342,7 @@ rpc::Buffer handle_users(BackendCore& b, Op op, std::span<const uint8_t> raw, co
       if (req->role == Role::kClusterAdmin && caller.role == Role::kAdmin)
         return reply_error(denied(caller, "add a clusteradmin"));
       if (auto fwd = to_leader(b, op, raw, caller)) return std::move(*fwd);
-      return user_add(b, raw);
+      return user_add(b, raw, caller);
     }
     case Op::kUserDelete:
     case Op::kUserToken: {
@@ -359,7 +358,7 @@ rpc::Buffer handle_users(BackendCore& b, Op op, std::span<const uint8_t> raw, co
       if (target->role == Role::kClusterAdmin && caller.role == Role::kAdmin && !self)
         return reply_error(denied(caller, std::string(op == Op::kUserDelete ? "delete" : "get the token of") +
                                               " a clusteradmin"));
-      if (op == Op::kUserToken) return reply(token_for(b, *target));
+      if (op == Op::kUserToken) return reply(token_for(b, *target, caller));
       if (auto fwd = to_leader(b, op, raw, caller)) return std::move(*fwd);
       return user_delete(b, req->name);
     }

@@ -257,7 +257,7 @@ Result<proto::UserRecord> ClusterClient::whoami() { return mgmt_call<proto::User
 
 Result<proto::Credentials> ClusterClient::user_add(const proto::UserRecord& u) {
   LANEFS_ASSIGN_OR_RETURN(auto t, mgmt_call<proto::TokenResp>(Op::kUserAdd, u));
-  return std::move(t.creds);
+  return open_sealed_token(t);
 }
 
 Result<std::vector<proto::UserRecord>> ClusterClient::user_list() {
@@ -272,7 +272,13 @@ Status ClusterClient::user_delete(const std::string& name) {
 
 Result<proto::Credentials> ClusterClient::user_token(const std::string& name) {
   LANEFS_ASSIGN_OR_RETURN(auto t, mgmt_call<proto::TokenResp>(Op::kUserToken, proto::NameReq{name}));
-  return std::move(t.creds);
+  return open_sealed_token(t);
+}
+
+Result<proto::Credentials> ClusterClient::open_sealed_token(const proto::TokenResp& t) const {
+  if (!opts_.credentials)
+    return make_error(Errc::kPermission, "permission denied: no token of this caller to open the reply with");
+  return proto::open_token(opts_.credentials->key, t);
 }
 
 Result<std::vector<proto::FsInfo>> ClusterClient::fs_list() {

@@ -213,6 +213,8 @@ class ClusterClient {
   Result<std::vector<proto::UserRecord>> user_list();
   Status user_delete(const std::string& name);
   Result<proto::Credentials> user_token(const std::string& name);
+  // The token in a kUserAdd/kUserToken reply, sealed for this caller's key.
+  Result<proto::Credentials> open_sealed_token(const proto::TokenResp& t) const;
   const proto::Credentials& credentials() const { return *opts_.credentials; }
   // A backend container's staged data NICs (sent to the member named
   // `container`; kNotFound when the map has none by that name).

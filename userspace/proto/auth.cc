@@ -121,18 +121,78 @@ bool UserList::decode(Decoder& d) {
 }
 
 void TokenResp::encode(Encoder& e) const {
-  e.str(creds.user);
-  e.u32(creds.generation);
-  e.bytes(creds.key);
+  e.str(user);
+  e.u32(generation);
+  e.bytes(nonce);
+  e.bytes(sealed);
 }
 
 bool TokenResp::decode(Decoder& d) {
-  creds.user = d.str(64);
-  creds.generation = d.u32();
-  auto k = d.bytes(kAuthKeyBytes);
-  if (k.size() != kAuthKeyBytes) return false;
-  std::copy(k.begin(), k.end(), creds.key.begin());
+  user = d.str(64);
+  generation = d.u32();
+  auto n = d.bytes(nonce.size());
+  auto s = d.bytes(sealed.size());
+  if (n.size() != nonce.size() || s.size() != sealed.size()) return false;
+  std::copy(n.begin(), n.end(), nonce.begin());
+  std::copy(s.begin(), s.end(), sealed.begin());
   return d.ok();
+}
+
+namespace {
+struct CipherCtx {
+  EVP_CIPHER_CTX* p = EVP_CIPHER_CTX_new();
+  ~CipherCtx() { EVP_CIPHER_CTX_free(p); }
+};
+// The wrapping key and the authenticated data of a sealed token.
+std::pair<AuthKey, std::vector<uint8_t>> token_wrap(const AuthKey& caller_key, std::string_view user,
+                                                    uint32_t generation) {
+  static constexpr std::string_view kLabel = "lanefs-token-wrap";
+  std::vector<uint8_t> aad;
+  put(&aad, "lanefs-token");
+  put(&aad, user);
+  put(&aad, uint64_t{generation});
+  return {hmac(caller_key, {reinterpret_cast<const uint8_t*>(kLabel.data()), kLabel.size()}), std::move(aad)};
+}
+}  // namespace
+
+TokenResp seal_token(const AuthKey& caller_key, const Credentials& c) {
+  TokenResp t;
+  t.user = c.user;
+  t.generation = c.generation;
+  AuthKey n = random_key();
+  std::copy_n(n.begin(), t.nonce.size(), t.nonce.begin());
+  auto [key, aad] = token_wrap(caller_key, c.user, c.generation);
+  CipherCtx ctx;
+  int len = 0;
+  // AES-256-GCM on 32 bytes with a valid key and nonce does not fail; a
+  // context that could not be made leaves `sealed` zero, which no caller
+  // opens.
+  if (ctx.p && EVP_EncryptInit_ex(ctx.p, EVP_aes_256_gcm(), nullptr, key.data(), t.nonce.data()) == 1 &&
+      EVP_EncryptUpdate(ctx.p, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1 &&
+      EVP_EncryptUpdate(ctx.p, t.sealed.data(), &len, c.key.data(), static_cast<int>(c.key.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx.p, t.sealed.data() + kAuthKeyBytes, &len) == 1)
+    EVP_CIPHER_CTX_ctrl(ctx.p, EVP_CTRL_GCM_GET_TAG, 16, t.sealed.data() + kAuthKeyBytes);
+  return t;
+}
+
+Result<Credentials> open_token(const AuthKey& caller_key, const TokenResp& t) {
+  auto [key, aad] = token_wrap(caller_key, t.user, t.generation);
+  Credentials c;
+  c.user = t.user;
+  c.generation = t.generation;
+  CipherCtx ctx;
+  int len = 0;
+  std::array<uint8_t, 16> tag;
+  std::copy_n(t.sealed.begin() + kAuthKeyBytes, tag.size(), tag.begin());
+  if (ctx.p && EVP_DecryptInit_ex(ctx.p, EVP_aes_256_gcm(), nullptr, key.data(), t.nonce.data()) == 1 &&
+      EVP_DecryptUpdate(ctx.p, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1 &&
+      EVP_DecryptUpdate(ctx.p, c.key.data(), &len, t.sealed.data(), kAuthKeyBytes) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.p, EVP_CTRL_GCM_SET_TAG, 16, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(ctx.p, c.key.data() + kAuthKeyBytes, &len) == 1)
+    return c;
+  return make_error(Errc::kPermission, "the token for user '" + t.user +
+                                           "' in the reply was not sealed for this caller's key (or was changed on "
+                                           "the way)");
 }
 
 UserRecord builtin_admin() {

@@ -87,11 +87,23 @@ struct UserList {
 };
 
 // A token (kUserAdd, kUserToken): the user's name, generation and key.
+// The answer to kUserAdd and kUserToken: a user's token whose key is sealed
+// for the caller (AES-256-GCM under a key derived from the caller's own user
+// key, with the name and generation authenticated alongside), so someone
+// who only sees the reply on the wire does not learn the token.
 struct TokenResp {
-  Credentials creds;
+  std::string user;
+  uint32_t generation = 0;
+  std::array<uint8_t, 12> nonce{};
+  std::array<uint8_t, kAuthKeyBytes + 16> sealed{};  // the key, then the GCM tag
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
+// Seals c for the holder of caller_key (a random nonce per call).
+TokenResp seal_token(const AuthKey& caller_key, const Credentials& c);
+// The token, or kPermission when it was not sealed for caller_key (or was
+// changed on the way).
+Result<Credentials> open_token(const AuthKey& caller_key, const TokenResp& t);
 
 // "lanefs-token 1 USER GENERATION HEX64\n"
 std::string format_token(const Credentials& c);

@@ -1,7 +1,11 @@
 // Message bodies that gained fields: an older peer's encoding still decodes
-// (new fields read as 0), and a newer one round-trips.
+// (new fields read as 0), and a newer one round-trips; a token travels
+// sealed for the caller.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "proto/auth.h"
 #include "proto/messages.h"
 
 namespace lanefs::proto {
@@ -64,6 +68,41 @@ TEST(Messages, BackendStatusFromAnOlderPeerDecodesWithZeroCounters) {
   buf.resize(buf.size() - 1);  // but a truncated older body is still refused
   Decoder d2(buf);
   EXPECT_FALSE(got.decode(d2));
+}
+
+}  // namespace
+}  // namespace lanefs::proto
+
+namespace lanefs::proto {
+namespace {
+
+// kUserAdd/kUserToken replies: the token's key travels sealed for the
+// caller; only the caller's key opens it, and any change on the way fails.
+TEST(TokenSeal, OnlyTheCallersKeyOpensTheToken) {
+  AuthKey caller = random_key(), other = random_key();
+  Credentials bob{"bob", 7, random_key()};
+  TokenResp t = seal_token(caller, bob);
+  std::vector<uint8_t> wire = encode_msg(t);
+  EXPECT_EQ(std::search(wire.begin(), wire.end(), bob.key.begin(), bob.key.end()), wire.end())
+      << "the key is on the wire in clear";
+  auto back = decode_msg<TokenResp>(wire);
+  ASSERT_TRUE(back.ok());
+  auto opened = open_token(caller, *back);
+  ASSERT_TRUE(opened.ok()) << opened.error().to_string();
+  EXPECT_EQ(opened->user, "bob");
+  EXPECT_EQ(opened->generation, 7u);
+  EXPECT_EQ(opened->key, bob.key);
+  EXPECT_EQ(open_token(other, *back).code(), Errc::kPermission);
+  TokenResp renamed = *back;
+  renamed.user = "mallory";
+  EXPECT_EQ(open_token(caller, renamed).code(), Errc::kPermission);
+  TokenResp older = *back;
+  older.generation = 6;
+  EXPECT_EQ(open_token(caller, older).code(), Errc::kPermission);
+  TokenResp flipped = *back;
+  flipped.sealed[3] ^= 1;
+  EXPECT_EQ(open_token(caller, flipped).code(), Errc::kPermission);
+  EXPECT_NE(seal_token(caller, bob).nonce, t.nonce) << "a fresh nonce per reply";
 }
 
 }  // namespace
