@@ -1,5 +1,5 @@
 // BlockCrc: the CRC32C of every 4 KiB block of a chunk file's data area,
-// stored in the chunk file itself (docs/storage.md, "Checksums at rest").
+// stored in the chunk file itself (docs/security.md, "Data at rest").
 //
 // Layout: a chunk file holds its data at [0, chunk_size), the seals of an
 // encrypted chunk after it (ChunkStore), and from `base` (page aligned, after

@@ -2,10 +2,8 @@
 // CRC32C, as a read would check it (block_crc.h).
 #include <dirent.h>
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <cerrno>
 #include <memory>
 #include <string_view>
@@ -50,19 +48,14 @@ Status ChunkStore::scrub_ino(uint64_t ino, ScrubTally* t) {
     if (!f) continue;  // removed meanwhile
     ++t->chunks;
     t->blocks += crc_.blocks();
-    std::memset(buf.data(), 0, buf.size());  // beyond the file's end: zeros
-    for (size_t got = 0; got < buf.size();) {
-      ssize_t r = ::pread(f.fd(), buf.data() + got, buf.size() - got, static_cast<off_t>(got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return sys_error("pread " + f->path, errno);
-      if (r == 0) break;
-      got += static_cast<size_t>(r);
-    }
-    // Block by block, so every damaged block is named (a read stops at the
-    // first).
-    for (uint32_t b = 0; b < crc_.blocks(); ++b) {
+    // The whole chunk read and checked as a read would (two slot reads);
+    // from a block that fails on, block by block, so every damaged block is
+    // named (a read stops at the first) and confirmed under the file's lock.
+    LANEFS_ASSIGN_OR_RETURN(int64_t bad, crc_.read_checked(f.fd(), 0, chunk_size_, buf.data(), f->path));
+    for (auto b = static_cast<uint32_t>(std::max<int64_t>(bad, 0)); bad >= 0 && b < crc_.blocks(); ++b) {
       const uint32_t off = b * BlockCrc::kBlock;
-      Status st = Impl::check_read(*this, *f, off, crc_.block_len(b), buf.data() + off);
+      // Read again: the whole-chunk read stopped at the failing slice.
+      Status st = Impl::read_checked(*this, *f, off, crc_.block_len(b), buf.data() + off);
       if (st.code() == Errc::kCorrupt)
         t->damaged.push_back({ino, index, b, f->path});
       else if (!st.ok())

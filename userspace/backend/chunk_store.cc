@@ -230,7 +230,7 @@ Status ChunkStore::datasync(ChunkFile& f) {
   if (::fdatasync(f.fd) == 0) return ok_status();
   int err = errno;
   f.sync_errno.store(err, std::memory_order_relaxed);
-  return sys_error("fdatasync " + path_of(f.ino, f.index), err);
+  return sys_error("fdatasync " + f.path, err);
 }
 
 // Makes the writes this thread just made through `f` durable: a shared
@@ -340,7 +340,7 @@ Status ChunkStore::write_sealed(uint64_t ino, uint64_t index, uint32_t offset, s
     return make_error(Errc::kInvalid, "sealed write: " + std::to_string(seals.size()) + " seal bytes for " +
                                           std::to_string(data.size()) + " data bytes");
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/true));
-  std::string path = path_of(ino, index);
+  const std::string& path = f->path;
   // Data first, then seals, then one (shared) fdatasync for both: the write
   // is acknowledged only when ciphertext and seals are durable together.
   // The CRCs cover the ciphertext, so damage is found here as well as by the
@@ -362,9 +362,8 @@ Status ChunkStore::read_sealed(uint64_t ino, uint64_t index, uint32_t offset, ui
   out->assign(size_t{len} + seal_len, 0);
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/false));
   if (!f) return ok_status();  // never written: holes, zero seals
-  std::string path = path_of(ino, index);
-  LANEFS_TRY(pread_full(f.fd(), out->data(), len, offset, path));
-  LANEFS_TRY(Impl::check_read(*this, *f, offset, len, out->data()));
+  const std::string& path = f->path;
+  LANEFS_TRY(Impl::read_checked(*this, *f, offset, len, out->data()));
   off_t seal_off = static_cast<off_t>(chunk_size_ + uint64_t{offset} / kSealBlock * kSealBytes);
   return pread_full(f.fd(), out->data() + len, seal_len, seal_off, path);
 }
@@ -374,7 +373,7 @@ Status ChunkStore::punch_sealed(uint64_t ino, uint64_t index, uint32_t offset, u
   if (len == 0) return ok_status();
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/false));
   if (!f) return ok_status();
-  std::string path = path_of(ino, index);
+  const std::string& path = f->path;
   // Seals first: once a seal is zero the block reads as a hole whatever
   // state its data is in.
   LANEFS_TRY(Impl::update(*this, *f, offset, len, nullptr, 0, [&]() -> Status {
@@ -392,7 +391,7 @@ Status ChunkStore::truncate_sealed(uint64_t ino, uint64_t index, uint32_t len) {
   uint64_t keep = (uint64_t{len} + kSealBlock - 1) / kSealBlock * kSealBlock;  // whole blocks kept
   LANEFS_ASSIGN_OR_RETURN(auto f, files_->get(ino, index, /*create=*/false));
   if (!f) return ok_status();
-  std::string path = path_of(ino, index);
+  const std::string& path = f->path;
   uint64_t seal_keep = chunk_size_ + keep / kSealBlock * kSealBytes;
   uint64_t seal_end = max_chunk_bytes();
   // The removed blocks' data and seals are deallocated in place (the block

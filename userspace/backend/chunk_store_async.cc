@@ -95,10 +95,6 @@ class Pool {
   T* free_ = nullptr;
 };
 
-std::string path_of(ChunkStore& cs, const ChunkFile& f) {
-  return Impl::files(cs).path_of(f.ino, f.index);
-}
-
 // ------------------------------------------------------------------ reads
 void finish_read(AsyncRead* r) {
   if (!r->failed && !r->checked && r->file && r->len > 0) {
@@ -123,7 +119,7 @@ void on_read(AsyncRead* r, int32_t res) {
   if (res == -EINTR || res == -EAGAIN) return issue_read(r);
   if (res < 0) {
     r->failed = true;
-    r->error = sys_error("pread " + path_of(*r->store, *r->file), -res);
+    r->error = sys_error("pread " + r->file->path, -res);
     return finish_read(r);
   }
   if (res == 0) {  // EOF: beyond the chunk file's end reads as zeros
@@ -164,7 +160,7 @@ void finish_write(AsyncWrite* w, Result<int64_t> r) {
 void ack(AsyncWrite* w) {
   struct stat st;
   if (::fstat(w->file.fd(), &st) != 0)
-    return finish_write(w, sys_error("fstat " + path_of(*w->store, *w->file), errno));
+    return finish_write(w, sys_error("fstat " + w->file->path, errno));
   auto now = static_cast<int64_t>(st.st_blocks);
   int64_t delta;
   if (RingSync* s = w->slot) {
@@ -201,7 +197,7 @@ void durable(AsyncWrite* w) {
 }
 
 void fail_sync(AsyncWrite* w, int err) {
-  finish_write(w, sys_error("fdatasync " + path_of(*w->store, *w->file), err));
+  finish_write(w, sys_error("fdatasync " + w->file->path, err));
 }
 
 void maybe_sync(ChunkStore* cs, DiskRing* ring, ChunkFile* f, RingSync* s);
@@ -319,7 +315,7 @@ Status begin_write(AsyncWrite* w) {
     if (::fstat(f.fd, &st) != 0) {
       int err = errno;
       if (s) release_slot(s);
-      return sys_error("fstat " + path_of(*w->store, f), err);
+      return sys_error("fstat " + f.path, err);
     }
     if (s)
       s->blocks = st.st_blocks;
@@ -347,7 +343,7 @@ bool read_inline(AsyncRead* r) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EOPNOTSUPP) return false;  // not cached: the ring waits for it
       r->failed = true;
-      r->error = sys_error("pread " + path_of(*r->store, *r->file), errno);
+      r->error = sys_error("pread " + r->file->path, errno);
       return true;
     }
     if (n == 0) {  // EOF: beyond the chunk file's end reads as zeros

@@ -19,6 +19,7 @@
 #include "common/net_addr.h"
 #include "common/result.h"
 #include "proto/auth.h"
+#include "proto/scrub_messages.h"
 #include "proto/types.h"
 
 namespace lanefs::proto {
@@ -326,30 +327,6 @@ struct BackendStatus {
   // Chunk blocks found failing their CRC32C (reads and scrubs) since start.
   // Encoded last.
   uint64_t corrupt_blocks = 0;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-// kScrub: every block of the filesystem's chunks held by the backend asked
-// is checked against its CRC32C (docs/storage.md).
-struct ScrubReq {
-  uint32_t fs_id = 0;
-  bool repair = false;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-struct ScrubDamage {
-  uint64_t ino = 0, chunk_index = 0;
-  uint32_t block = 0;  // 4 KiB block within the chunk
-  std::string path;    // the chunk file on that backend
-};
-struct ScrubResp {
-  uint64_t inodes = 0, chunks = 0, blocks = 0;
-  uint64_t damaged = 0;               // all of them; `listed` names the first kMaxList
-  uint64_t repaired = 0;
-  uint64_t orphans = 0;               // inodes with chunks here but no inode record (being deleted)
-  std::vector<ScrubDamage> listed;
-  std::string repair_note;            // why damaged blocks were not repaired
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
