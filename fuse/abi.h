@@ -45,7 +45,7 @@ inline constexpr uint64_t kOverIoUring = 1ull << 41;
 
 // fuse_setattr_in.valid
 inline constexpr uint32_t kAttrMode = 1u << 0, kAttrUid = 1u << 1, kAttrGid = 1u << 2, kAttrSize = 1u << 3,
-                          kAttrAtime = 1u << 4, kAttrMtime = 1u << 5, kAttrAtimeNow = 1u << 7,
+                          kAttrAtime = 1u << 4, kAttrMtime = 1u << 5, kAttrFh = 1u << 6, kAttrAtimeNow = 1u << 7,
                           kAttrMtimeNow = 1u << 8, kAttrCtime = 1u << 10, kAttrKillSuidgid = 1u << 11;
 // fuse_open_out.open_flags
 inline constexpr uint32_t kOpenDirectIo = 1u << 0, kOpenKeepCache = 1u << 1;

@@ -45,7 +45,9 @@ int reply_write(const Req& req, uint32_t size);
 int reply_none(const Req& req);  // forget: the kernel wants no answer
 double entry_timeout(const client::MountFs& m);
 double attr_timeout(const client::MountFs& m);
-inline proto::Cred cred_of(const Req& req) { return {req.uid, req.gid}; }
+// The caller as its kernel names it; supplementary groups are read from
+// its pid only when a backend refuses without them (ClusterClient).
+inline proto::Cred cred_of(const Req& req) { return {req.uid, req.gid, {}, req.pid}; }
 
 // ---- families
 void op_lookup(const Req& req, uint64_t parent, const char* name) noexcept;

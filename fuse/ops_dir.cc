@@ -15,7 +15,7 @@ void op_readdir(const Req& req, uint64_t ino, size_t size, uint64_t off, bool pl
   auto& m = mount_of(req);
   // Enough entries to fill the buffer with typical names.
   uint32_t want = static_cast<uint32_t>(std::clamp<size_t>(size / 40 + 2, 4, 4096));
-  auto page = m.readdir(ino, off, want, plus);
+  auto page = m.readdir(ino, off, want, plus, cred_of(req));
   if (!page.ok()) {
     reply_error(req, page.error());
     return;

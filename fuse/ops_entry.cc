@@ -5,7 +5,7 @@ namespace lanefs::fuse {
 
 void op_lookup(const Req& req, uint64_t parent, const char* name) noexcept {
   auto& m = mount_of(req);
-  auto r = m.lookup(parent, name);
+  auto r = m.lookup(parent, name, cred_of(req));
   if (r.ok()) {
     reply_entry(req, *r);
     return;
@@ -51,7 +51,8 @@ void op_setattr(const Req& req, uint64_t ino, const abi::SetattrIn& in) noexcept
     sa.mask |= proto::kSetCtime;
     sa.ctime = {static_cast<int64_t>(in.ctime), in.ctimensec};
   }
-  auto r = mount_of(req).setattr(ino, sa);
+  if (in.valid & abi::kAttrFh) sa.mask |= proto::kSetByHandle;
+  auto r = mount_of(req).setattr(ino, sa, cred_of(req));
   if (r.ok()) reply_attr(req, *r);
   else reply_node_error(req, r.error());
 }

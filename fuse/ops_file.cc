@@ -23,11 +23,11 @@ bool writable(const FileInfo& fi) { return (fi.flags & O_ACCMODE) != O_RDONLY; }
 
 // open(O_TRUNC) of a file that exists: size 0, and set-user-ID/set-group-ID
 // cleared when the kernel says the opener lacks CAP_FSETID.
-Status truncate_at_open(client::MountFs& m, uint64_t ino, const FileInfo& fi) {
+Status truncate_at_open(const Req& req, client::MountFs& m, uint64_t ino, const FileInfo& fi) {
   proto::SetAttr sa;
   sa.mask = proto::kSetSize;
   if (fi.kill_suidgid) sa.mask |= proto::kSetKillSuidgid;
-  auto t = m.setattr(ino, sa);
+  auto t = m.setattr(ino, sa, cred_of(req));
   return t.ok() ? ok_status() : Status(t.error());
 }
 
@@ -42,7 +42,7 @@ void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode,
     return;
   }
   if ((fi.flags & O_TRUNC) && r->size > 0) {  // it existed (another client made it meanwhile)
-    if (Status t = truncate_at_open(m, r->ino, fi); !t.ok()) {
+    if (Status t = truncate_at_open(req, m, r->ino, fi); !t.ok()) {
       (void)m.released(r->ino, writable(fi));
       reply_error(req, t.error());
       return;
@@ -62,14 +62,18 @@ void op_open(const Req& req, uint64_t ino, FileInfo& fi) noexcept {
   }
   const bool trunc = (fi.flags & O_TRUNC) != 0;
   if (trunc) {
-    if (Status t = truncate_at_open(m, ino, fi); !t.ok()) {
+    if (Status t = truncate_at_open(req, m, ino, fi); !t.ok()) {
       reply_node_error(req, t.error());
       return;
     }
   }
   // Registers the open handle; without O_TRUNC also close-to-open (ESTALE:
   // changed elsewhere, look the name up again).
-  if (Status s = m.open_file(ino, writable(fi), !trunc); !s.ok()) {
+  const int mode = fi.flags & O_ACCMODE;
+  const uint8_t access = mode == O_RDONLY ? proto::kMayRead
+                         : mode == O_WRONLY ? proto::kMayWrite
+                                            : proto::kMayRead | proto::kMayWrite;
+  if (Status s = m.open_file(ino, writable(fi), !trunc, access, cred_of(req)); !s.ok()) {
     reply_node_error(req, s.error());
     return;
   }

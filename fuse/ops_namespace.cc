@@ -27,11 +27,11 @@ void op_mkdir(const Req& req, uint64_t parent, const char* name, uint32_t mode) 
 }
 
 void op_unlink(const Req& req, uint64_t parent, const char* name) noexcept {
-  reply_status(req, mount_of(req).unlink(parent, name));
+  reply_status(req, mount_of(req).unlink(parent, name, cred_of(req)));
 }
 
 void op_rmdir(const Req& req, uint64_t parent, const char* name) noexcept {
-  reply_status(req, mount_of(req).rmdir(parent, name));
+  reply_status(req, mount_of(req).rmdir(parent, name, cred_of(req)));
 }
 
 void op_symlink(const Req& req, const char* link, uint64_t parent, const char* name) noexcept {
@@ -40,11 +40,11 @@ void op_symlink(const Req& req, const char* link, uint64_t parent, const char* n
 
 void op_rename(const Req& req, uint64_t parent, const char* name, uint64_t newparent, const char* newname,
                uint32_t flags) noexcept {
-  reply_status(req, mount_of(req).rename(parent, name, newparent, newname, flags));
+  reply_status(req, mount_of(req).rename(parent, name, newparent, newname, flags, cred_of(req)));
 }
 
 void op_link(const Req& req, uint64_t ino, uint64_t newparent, const char* newname) noexcept {
-  reply_entry_result(req, mount_of(req).link(ino, newparent, newname));
+  reply_entry_result(req, mount_of(req).link(ino, newparent, newname, cred_of(req)));
 }
 
 }  // namespace lanefs::fuse

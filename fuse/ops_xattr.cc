@@ -43,11 +43,11 @@ void op_setxattr(const Req& req, uint64_t ino, const char* name, const char* val
   uint32_t f = 0;
   if (flags & XATTR_CREATE) f |= proto::kXattrCreate;
   if (flags & XATTR_REPLACE) f |= proto::kXattrReplace;
-  reply_status(req, mount_of(req).setxattr(ino, name, std::string(value, size), f));
+  reply_status(req, mount_of(req).setxattr(ino, name, std::string(value, size), f, cred_of(req)));
 }
 
 void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size) noexcept {
-  auto r = mount_of(req).getxattr(ino, name);
+  auto r = mount_of(req).getxattr(ino, name, cred_of(req));
   if (!r.ok()) {
     reply_error(req, r.error());
     return;
@@ -70,7 +70,7 @@ void op_listxattr(const Req& req, uint64_t ino, size_t size) noexcept {
 }
 
 void op_removexattr(const Req& req, uint64_t ino, const char* name) noexcept {
-  reply_status(req, mount_of(req).removexattr(ino, name));
+  reply_status(req, mount_of(req).removexattr(ino, name, cred_of(req)));
 }
 
 }  // namespace lanefs::fuse

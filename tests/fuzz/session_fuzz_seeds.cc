@@ -72,12 +72,12 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> session_fuzz_seeds() {
   cr.name = "f";
   cr.mode = 0100644;
   out.push_back({"req_create", request(Op::kCreate, cr)});
-  out.push_back({"req_lookup", request(Op::kLookup, NameAtReq{5, "name"})});
+  out.push_back({"req_lookup", request(Op::kLookup, NameAtReq{5, "name", {}})});
   out.push_back({"req_lookup_keyed", packet(PktType::kRequest, static_cast<uint16_t>(Op::kLookup),
-                                            encode_msg(NameAtReq{5, "name"}), kFlagMac)});
+                                            encode_msg(NameAtReq{5, "name", {}}), kFlagMac)});
   out.push_back({"req_getattr", request(Op::kGetattr, InoReq{5})});
   out.push_back({"req_read", request(Op::kRead, ReadReq{5, 4096, 4096})});
-  out.push_back({"req_readdir", request(Op::kReaddir, ReaddirReq{5, 0, 64, true})});
+  out.push_back({"req_readdir", request(Op::kReaddir, ReaddirReq{5, 0, 64, true, {}})});
   out.push_back({"req_fs_delete", request(Op::kFsDelete, NameReq{"fs1"})});
   out.push_back({"req_user_add", request(Op::kUserAdd, UserRecord{"bob", Role::kClient, {"fs1"}, true, 3, 0})});
   ClusterMap m;

@@ -168,9 +168,9 @@ TEST_F(AuthTest, WithoutTheKeyNothingIsAnswered) {
       {Op::kFsList, {}},
       {Op::kFsDelete, proto::encode_msg(proto::NameReq{"fs1"})},
       {Op::kGetattr, proto::encode_msg(proto::InoReq{root})},
-      {Op::kReaddir, proto::encode_msg(proto::ReaddirReq{root, 0, 16, false})},
-      {Op::kLookup, proto::encode_msg(proto::NameAtReq{root, "x"})},
-      {Op::kUnlink, proto::encode_msg(proto::NameAtReq{root, "x"})},
+      {Op::kReaddir, proto::encode_msg(proto::ReaddirReq{root, 0, 16, false, {}})},
+      {Op::kLookup, proto::encode_msg(proto::NameAtReq{root, "x", {}})},
+      {Op::kUnlink, proto::encode_msg(proto::NameAtReq{root, "x", {}})},
       {Op::kRead, proto::encode_msg(proto::ReadReq{root, 0, 4096})},
       {Op::kUserAdd, proto::encode_msg(proto::UserRecord{"evil", proto::Role::kClusterAdmin, {}, false, 0, 0})},
       {Op::kInodePut, {}},
@@ -259,7 +259,7 @@ TEST_F(AuthTest, ARoleBoundsWhatASessionMayCall) {
   cr.mode = 0100644;
   for (const auto& [op, body] : std::vector<std::pair<Op, rpc::Buffer>>{
            {Op::kCreate, proto::encode_msg(cr)},
-           {Op::kUnlink, proto::encode_msg(proto::NameAtReq{root, "x"})},
+           {Op::kUnlink, proto::encode_msg(proto::NameAtReq{root, "x", {}})},
            {Op::kWrite, {}},
            {Op::kSetattr, {}},
            {Op::kFsCreate, proto::encode_msg(proto::FsCreateReq{"rofs", false})}})
@@ -286,10 +286,10 @@ TEST_F(AuthTest, AClientSessionTouchesOnlyItsFilesystemsInodes) {
     cr.parent = root;
     const Errc want = root == root1 ? Errc::kOk : Errc::kPermission;
     EXPECT_EQ(errc_name(call_code(*c1, Op::kGetattr, proto::encode_msg(proto::InoReq{root}))), errc_name(want));
-    EXPECT_EQ(errc_name(call_code(*c1, Op::kReaddir, proto::encode_msg(proto::ReaddirReq{root, 0, 16, false}))),
+    EXPECT_EQ(errc_name(call_code(*c1, Op::kReaddir, proto::encode_msg(proto::ReaddirReq{root, 0, 16, false, {}}))),
               errc_name(want));
     EXPECT_EQ(errc_name(call_code(*c1, Op::kCreate, proto::encode_msg(cr))), errc_name(want));
-    EXPECT_EQ(errc_name(call_code(*c1, Op::kSetxattr, proto::encode_msg(proto::XattrSetReq{root, "user.x", "1", 0}))),
+    EXPECT_EQ(errc_name(call_code(*c1, Op::kSetxattr, proto::encode_msg(proto::XattrSetReq{root, "user.x", "1", 0, {}}))),
               errc_name(want));
   }
   proto::ReadReq rd;

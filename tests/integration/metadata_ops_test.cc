@@ -45,7 +45,9 @@ class MetadataOpsTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(setup_error_.empty()) << setup_error_;
     std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    auto d = c().mkdir(fs_.root_ino, name, 0755);
+    // Files are made as other users (uid 1000, 1234, ...): the backend
+    // checks that they may write here, so anyone may.
+    auto d = c().mkdir(fs_.root_ino, name, 0777);
     ASSERT_OK(d);
     dir_ = d->ino;
   }
@@ -203,7 +205,7 @@ TEST_F(MetadataOpsTest, RmdirAndUnlinkTypeChecks) {
   EXPECT_ERRC(c().getattr(e->ino), Errc::kNotFound);
   EXPECT_EQ(c().getattr(dir_)->nlink, 2u);
 
-  auto n = c().mkdir(dir_, "full", 0755);
+  auto n = c().mkdir(dir_, "full", 0777);
   ASSERT_OK(n);
   ASSERT_OK(mkfile(n->ino, "child"));
   EXPECT_ERRC(c().rmdir(dir_, "full"), Errc::kNotEmpty);
@@ -305,7 +307,7 @@ TEST_F(MetadataOpsTest, RenameDirectories) {
   EXPECT_EQ(c().lookup(dir_, "p")->ino, p->ino);
 
   // Directory over a non-empty directory, over a file; file over a directory.
-  auto full = c().mkdir(dir_, "full", 0755);
+  auto full = c().mkdir(dir_, "full", 0777);
   ASSERT_OK(full);
   ASSERT_OK(mkfile(full->ino, "z"));
   EXPECT_ERRC(c().rename(dir_, "p", dir_, "full"), Errc::kNotEmpty);

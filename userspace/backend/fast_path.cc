@@ -12,6 +12,7 @@
 
 #include <array>
 
+#include "backend/access.h"
 #include "backend/backend_core.h"
 
 namespace lanefs::backend {
@@ -159,6 +160,10 @@ bool BackendCore::serve_open_handle(rpc::ServerCall& c) {
   if (!req.ok() || !req->open) return false;
   auto m = map_ptr();
   if (!owns(*this, proto::meta_owner(*m, req->ino))) return false;
+  if (Status st = admit(*this, Op::kOpenHandle, c.request(), &c.info()); !st.ok()) {
+    respond_error(c, st.error());
+    return true;
+  }
   auto a = register_open_handle(*this, *req);
   if (!a.ok()) {
     respond_error(c, a.error());
@@ -172,6 +177,10 @@ bool BackendCore::serve_lookup(rpc::ServerCall& c) {
   if (!req.ok() || req->name == "." || req->name == "..") return false;
   auto m = map_ptr();
   if (!owns(*this, proto::meta_owner(*m, req->parent))) return false;
+  if (Status st = admit(*this, Op::kLookup, c.request(), &c.info()); !st.ok()) {
+    respond_error(c, st.error());
+    return true;
+  }
   auto d = meta_->get_dirent(req->parent, req->name);
   if (!d.ok()) {
     respond_error(c, d.error());

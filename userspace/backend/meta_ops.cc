@@ -8,6 +8,7 @@
 // dangling name).
 #include <sys/stat.h>
 
+#include "backend/access.h"
 #include "backend/backend_core.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -198,6 +199,7 @@ class MetaOps {
       }
       MetaStore::Batch batch;
       a.fs_id = parent.fs_id;
+      inherit_setgid(parent, a);
       a.ino = proto::make_ino(shard, store_.next_ino_seq(batch));
       batch.put_inode(a);
       if (type == S_IFLNK) batch.put_symlink(a.ino, r.symlink_target);
@@ -219,6 +221,7 @@ class MetaOps {
     if (!is_dir(parent0.mode)) return make_error(Errc::kNotDir, "parent is not a directory");
     if (store_.get_dirent(r.parent, r.name).ok()) return make_error(Errc::kExists, "'" + r.name + "' exists");
     a.fs_id = parent0.fs_id;
+    inherit_setgid(parent0, a);
     LANEFS_ASSIGN_OR_RETURN(auto made, b_.call_member<InodeAttr>(*map_.member_by_shard(shard), Op::kInodePut,
                                                                  proto::InodePutReq{a, {}}));
     InodeAttr dir;
@@ -548,6 +551,8 @@ rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_
   const RequestTag tag = replay_tag(op, info);
   if (info != nullptr && info->resent && tag.client != 0)
     if (auto again = answer_resent(b, op, raw, tag)) return std::move(*again);
+  // The second decode of the request (access.h): metadata ops only.
+  if (Status st = admit(b, op, raw, info); !st.ok()) return reply_error(st.error());
   MetaOps m(b, tag);
   switch (op) {
     case Op::kLookup:
@@ -557,7 +562,10 @@ rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_
     case Op::kSetattr:
       return with<proto::SetattrReq>(raw, [&](auto& r) { return reply_result(m.setattr(r)); });
     case Op::kCreate:
-      return with<proto::CreateReq>(raw, [&](auto& r) { return reply_result(m.create(r)); });
+      return with<proto::CreateReq>(raw, [&](auto& r) {
+        r.cred = effective_cred(info, std::move(r.cred));  // a squashed root creates as nobody
+        return reply_result(m.create(r));
+      });
     case Op::kLink:
       return with<proto::LinkReq>(raw, [&](auto& r) { return reply_result(m.link(r)); });
     case Op::kUnlink:

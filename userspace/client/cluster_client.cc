@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "common/clock.h"
 #include "lanefs/config.h"
@@ -192,8 +194,41 @@ Result<Resp> ClusterClient::mgmt_call(Op op, const Req& req) {
   return rpc::call_typed<Resp>(rpc(), mgmt_addr(), op, req, opts_.op_timeout_ns);
 }
 
+namespace {
+// The supplementary groups of process `pid` ("Groups:" of its status; empty
+// when it is gone or has none). A read of /proc: only after a refusal.
+std::vector<uint32_t> supplementary_groups(uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  std::vector<uint32_t> out;
+  while (std::getline(in, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream words(line.substr(7));
+    uint32_t g;
+    while (out.size() < proto::kMaxGroups && words >> g) out.push_back(g);
+    break;
+  }
+  return out;
+}
+}  // namespace
+
 template <class Resp, class Req>
 Result<Resp> ClusterClient::meta_call(uint64_t route_ino, Op op, const Req& req) {
+  auto r = meta_call_once<Resp>(route_ino, op, req);
+  if constexpr (requires { req.cred; }) {
+    // Requests go without the caller's supplementary groups (looking them
+    // up costs a read of /proc); a refusal is tried once more with them.
+    if (r.code() == Errc::kPermission && req.cred.groups.empty() && req.cred.pid != 0) {
+      Req again = req;
+      again.cred.groups = supplementary_groups(req.cred.pid);
+      if (!again.cred.groups.empty()) return meta_call_once<Resp>(route_ino, op, again);
+    }
+  }
+  return r;
+}
+
+template <class Resp, class Req>
+Result<Resp> ClusterClient::meta_call_once(uint64_t route_ino, Op op, const Req& req) {
   for (int attempt = 0;; ++attempt) {
     auto m = map_ptr();
     const proto::Member* owner = proto::meta_owner(*m, route_ino);
@@ -354,15 +389,15 @@ Result<proto::StatFs> ClusterClient::statfs(uint32_t fs_id) {
   return mgmt_call<proto::StatFs>(Op::kStatfs, proto::FsIdReq{fs_id});
 }
 
-Result<proto::InodeAttr> ClusterClient::lookup(uint64_t parent, const std::string& name) {
+Result<proto::InodeAttr> ClusterClient::lookup(uint64_t parent, const std::string& name, const proto::Cred& cred) {
   LANEFS_TRY(check_name(name));
-  return meta_call<proto::InodeAttr>(parent, Op::kLookup, proto::NameAtReq{parent, name});
+  return meta_call<proto::InodeAttr>(parent, Op::kLookup, proto::NameAtReq{parent, name, cred});
 }
 Result<proto::InodeAttr> ClusterClient::getattr(uint64_t ino) {
   return meta_call<proto::InodeAttr>(ino, Op::kGetattr, proto::InoReq{ino});
 }
-Result<proto::InodeAttr> ClusterClient::setattr(uint64_t ino, const proto::SetAttr& attr) {
-  return meta_call<proto::InodeAttr>(ino, Op::kSetattr, proto::SetattrReq{ino, attr});
+Result<proto::InodeAttr> ClusterClient::setattr(uint64_t ino, const proto::SetAttr& attr, const proto::Cred& cred) {
+  return meta_call<proto::InodeAttr>(ino, Op::kSetattr, proto::SetattrReq{ino, attr, cred});
 }
 Result<proto::EntryResp> ClusterClient::create_entry(const proto::CreateReq& req) {
   LANEFS_TRY(check_name(req.name));
@@ -426,38 +461,41 @@ Result<proto::InodeAttr> ClusterClient::symlink(uint64_t parent, const std::stri
   r.symlink_target = target;
   return create(r);
 }
-Result<proto::EntryResp> ClusterClient::link_entry(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+Result<proto::EntryResp> ClusterClient::link_entry(uint64_t ino, uint64_t new_parent, const std::string& new_name,
+                                                   const proto::Cred& cred) {
   LANEFS_TRY(check_name(new_name));
-  return meta_call<proto::EntryResp>(new_parent, Op::kLink, proto::LinkReq{ino, new_parent, new_name});
+  return meta_call<proto::EntryResp>(new_parent, Op::kLink, proto::LinkReq{ino, new_parent, new_name, cred});
 }
-Result<proto::InodeAttr> ClusterClient::link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
-  LANEFS_ASSIGN_OR_RETURN(auto e, link_entry(ino, new_parent, new_name));
+Result<proto::InodeAttr> ClusterClient::link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
+                                             const proto::Cred& cred) {
+  LANEFS_ASSIGN_OR_RETURN(auto e, link_entry(ino, new_parent, new_name, cred));
   return e.attr;
 }
-Status ClusterClient::unlink(uint64_t parent, const std::string& name) {
+Status ClusterClient::unlink(uint64_t parent, const std::string& name, const proto::Cred& cred) {
   LANEFS_TRY(check_name(name));
-  LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kUnlink, proto::NameAtReq{parent, name}));
+  LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kUnlink, proto::NameAtReq{parent, name, cred}));
   return ok_status();
 }
-Status ClusterClient::rmdir(uint64_t parent, const std::string& name) {
+Status ClusterClient::rmdir(uint64_t parent, const std::string& name, const proto::Cred& cred) {
   LANEFS_TRY(check_name(name));
-  LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kRmdir, proto::NameAtReq{parent, name}));
+  LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kRmdir, proto::NameAtReq{parent, name, cred}));
   return ok_status();
 }
 Status ClusterClient::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
-                             const std::string& new_name, uint32_t flags) {
+                             const std::string& new_name, uint32_t flags, const proto::Cred& cred) {
   LANEFS_TRY(check_name(name));
   LANEFS_TRY(check_name(new_name));
   LANEFS_TRY(meta_call<rpc::Empty>(parent, Op::kRename,
-                                   proto::RenameReq{parent, name, new_parent, new_name, flags}));
+                                   proto::RenameReq{parent, name, new_parent, new_name, flags, cred}));
   return ok_status();
 }
 Result<std::string> ClusterClient::readlink(uint64_t ino) {
   LANEFS_ASSIGN_OR_RETURN(auto b, meta_call<rpc::Bytes>(ino, Op::kReadlink, proto::InoReq{ino}));
   return std::string(b.data.begin(), b.data.end());
 }
-Result<proto::ReaddirResp> ClusterClient::readdir(uint64_t ino, uint64_t cookie, uint32_t max, bool plus) {
-  return meta_call<proto::ReaddirResp>(ino, Op::kReaddir, proto::ReaddirReq{ino, cookie, max, plus});
+Result<proto::ReaddirResp> ClusterClient::readdir(uint64_t ino, uint64_t cookie, uint32_t max, bool plus,
+                                                 const proto::Cred& cred) {
+  return meta_call<proto::ReaddirResp>(ino, Op::kReaddir, proto::ReaddirReq{ino, cookie, max, plus, cred});
 }
 Result<std::vector<proto::Dirent>> ClusterClient::list_dir(uint64_t ino) {
   std::vector<proto::Dirent> all;
@@ -471,20 +509,21 @@ Result<std::vector<proto::Dirent>> ClusterClient::list_dir(uint64_t ino) {
     if (page.eof || page.entries.empty()) return all;
   }
 }
-Status ClusterClient::setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags) {
-  LANEFS_TRY(meta_call<rpc::Empty>(ino, Op::kSetxattr, proto::XattrSetReq{ino, name, value, flags}));
+Status ClusterClient::setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags,
+                               const proto::Cred& cred) {
+  LANEFS_TRY(meta_call<rpc::Empty>(ino, Op::kSetxattr, proto::XattrSetReq{ino, name, value, flags, cred}));
   return ok_status();
 }
-Result<std::string> ClusterClient::getxattr(uint64_t ino, const std::string& name) {
-  LANEFS_ASSIGN_OR_RETURN(auto b, meta_call<rpc::Bytes>(ino, Op::kGetxattr, proto::XattrReq{ino, name}));
+Result<std::string> ClusterClient::getxattr(uint64_t ino, const std::string& name, const proto::Cred& cred) {
+  LANEFS_ASSIGN_OR_RETURN(auto b, meta_call<rpc::Bytes>(ino, Op::kGetxattr, proto::XattrReq{ino, name, cred}));
   return std::string(b.data.begin(), b.data.end());
 }
 Result<std::vector<std::string>> ClusterClient::listxattr(uint64_t ino) {
   LANEFS_ASSIGN_OR_RETURN(auto l, meta_call<proto::StringList>(ino, Op::kListxattr, proto::InoReq{ino}));
   return std::move(l.items);
 }
-Status ClusterClient::removexattr(uint64_t ino, const std::string& name) {
-  LANEFS_TRY(meta_call<rpc::Empty>(ino, Op::kRemovexattr, proto::XattrReq{ino, name}));
+Status ClusterClient::removexattr(uint64_t ino, const std::string& name, const proto::Cred& cred) {
+  LANEFS_TRY(meta_call<rpc::Empty>(ino, Op::kRemovexattr, proto::XattrReq{ino, name, cred}));
   return ok_status();
 }
 

@@ -128,19 +128,24 @@ class ClusterClient {
   Result<proto::StatFs> statfs(uint32_t fs_id);
 
   // ---- metadata
-  Result<proto::InodeAttr> lookup(uint64_t parent, const std::string& name);
+  // `cred`: who asks (the backend checks modes for it; default root). A
+  // refusal of a cred with a pid and no groups is retried once with the
+  // process's supplementary groups.
+  Result<proto::InodeAttr> lookup(uint64_t parent, const std::string& name, const proto::Cred& cred = {});
   Result<proto::InodeAttr> getattr(uint64_t ino);
-  Result<proto::InodeAttr> setattr(uint64_t ino, const proto::SetAttr& attr);
+  Result<proto::InodeAttr> setattr(uint64_t ino, const proto::SetAttr& attr, const proto::Cred& cred = {});
   Result<proto::InodeAttr> create(const proto::CreateReq& req);
   // create/link with the directory's attributes as the change left them
   // (has_dir false from a backend that does not send them).
   Result<proto::EntryResp> create_entry(const proto::CreateReq& req);
-  Result<proto::EntryResp> link_entry(uint64_t ino, uint64_t new_parent, const std::string& new_name);
+  Result<proto::EntryResp> link_entry(uint64_t ino, uint64_t new_parent, const std::string& new_name,
+                                      const proto::Cred& cred = {});
   Result<proto::InodeAttr> mkdir(uint64_t parent, const std::string& name, uint32_t mode,
                                  proto::Cred cred = {});
   Result<proto::InodeAttr> symlink(uint64_t parent, const std::string& name,
                                    const std::string& target, proto::Cred cred = {});
-  Result<proto::InodeAttr> link(uint64_t ino, uint64_t new_parent, const std::string& new_name);
+  Result<proto::InodeAttr> link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
+                                const proto::Cred& cred = {});
   // Open handles (backend/open_handles.h), on the inode's owner: register
   // or release one (an open answers the inode's attributes); renew a
   // client's lease with everything it holds (`held`), one request per
@@ -150,18 +155,20 @@ class ClusterClient {
                        const std::vector<uint64_t>& released);
   // Do inodes a and b have their metadata on the same backend (current map)?
   bool same_meta_owner(uint64_t a, uint64_t b) const;
-  Status unlink(uint64_t parent, const std::string& name);
-  Status rmdir(uint64_t parent, const std::string& name);
+  Status unlink(uint64_t parent, const std::string& name, const proto::Cred& cred = {});
+  Status rmdir(uint64_t parent, const std::string& name, const proto::Cred& cred = {});
   Status rename(uint64_t parent, const std::string& name, uint64_t new_parent,
-                const std::string& new_name, uint32_t flags = 0);
+                const std::string& new_name, uint32_t flags = 0, const proto::Cred& cred = {});
   Result<std::string> readlink(uint64_t ino);
-  Result<proto::ReaddirResp> readdir(uint64_t ino, uint64_t cookie, uint32_t max, bool plus);
+  Result<proto::ReaddirResp> readdir(uint64_t ino, uint64_t cookie, uint32_t max, bool plus,
+                                     const proto::Cred& cred = {});
   // All entries of a directory (pages through readdir).
   Result<std::vector<proto::Dirent>> list_dir(uint64_t ino);
-  Status setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags = 0);
-  Result<std::string> getxattr(uint64_t ino, const std::string& name);
+  Status setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags = 0,
+                  const proto::Cred& cred = {});
+  Result<std::string> getxattr(uint64_t ino, const std::string& name, const proto::Cred& cred = {});
   Result<std::vector<std::string>> listxattr(uint64_t ino);
-  Status removexattr(uint64_t ino, const std::string& name);
+  Status removexattr(uint64_t ino, const std::string& name, const proto::Cred& cred = {});
   // Resolves "/a/b/c" from a root inode.
   Result<proto::InodeAttr> resolve(uint64_t root, const std::string& path);
 
@@ -224,6 +231,8 @@ class ClusterClient {
   explicit ClusterClient(ClusterClientOptions o) : opts_(std::move(o)) {}
   template <class Resp, class Req>
   Result<Resp> meta_call(uint64_t route_ino, proto::Op op, const Req& req);
+  template <class Resp, class Req>
+  Result<Resp> meta_call_once(uint64_t route_ino, proto::Op op, const Req& req);
   template <class Resp, class Req>
   Result<Resp> mgmt_call(proto::Op op, const Req& req);
   NetAddr mgmt_addr() const;

@@ -162,8 +162,8 @@ size_t MountFs::known_nodes() const {
   return nodes_.size();
 }
 
-Result<proto::InodeAttr> MountFs::lookup(uint64_t parent, const std::string& name) {
-  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->lookup(to_ino(parent), name));
+Result<proto::InodeAttr> MountFs::lookup(uint64_t parent, const std::string& name, const proto::Cred& cred) {
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->lookup(to_ino(parent), name, cred));
   remember(a, Learned::kEntry);
   return to_kernel(a);
 }
@@ -194,7 +194,7 @@ Result<proto::InodeAttr> MountFs::getattr(uint64_t nodeid) {
   return to_kernel(a);
 }
 
-Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr& attr) {
+Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr& attr, const proto::Cred& cred) {
   LANEFS_TRY(writable());
   if (fs_.encrypted && (attr.mask & proto::kSetSize)) {
     LANEFS_TRY(sealed_ready());
@@ -202,7 +202,7 @@ Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr&
     remember_own(a, KernelSize::kSet, attr.size);
     return to_kernel(a);
   }
-  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->setattr(to_ino(nodeid), attr));
+  LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->setattr(to_ino(nodeid), attr, cred));
   remember_own(a, (attr.mask & proto::kSetSize) ? KernelSize::kSet : KernelSize::kKept, attr.size);
   return to_kernel(a);
 }
@@ -252,43 +252,45 @@ Result<proto::InodeAttr> MountFs::symlink(uint64_t parent, const std::string& na
   return create_node(r);
 }
 
-Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, const std::string& name) {
+Result<proto::InodeAttr> MountFs::link(uint64_t nodeid, uint64_t new_parent, const std::string& name,
+                                       const proto::Cred& cred) {
   LANEFS_TRY(writable());
   DirChange change(*this, to_ino(new_parent));
-  LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->link_entry(to_ino(nodeid), to_ino(new_parent), name));
+  LANEFS_ASSIGN_OR_RETURN(auto e, cluster_->link_entry(to_ino(nodeid), to_ino(new_parent), name, cred));
   change.answered(e);
   remember(e.attr, Learned::kEntry);
   return to_kernel(e.attr);
 }
 
-Status MountFs::unlink(uint64_t parent, const std::string& name) {
+Status MountFs::unlink(uint64_t parent, const std::string& name, const proto::Cred& cred) {
   LANEFS_TRY(writable());
   // A file open anywhere lives on without its name: the backend holds it
   // for its open handles (mount_open.cc). Closes here are told first, so a
   // file closed here goes (and frees its space) with its name.
   renew_handles(true);
   DirChange change(*this, to_ino(parent));
-  return cluster_->unlink(to_ino(parent), name);
+  return cluster_->unlink(to_ino(parent), name, cred);
 }
 
-Status MountFs::rmdir(uint64_t parent, const std::string& name) {
+Status MountFs::rmdir(uint64_t parent, const std::string& name, const proto::Cred& cred) {
   LANEFS_TRY(writable());
   DirChange change(*this, to_ino(parent));
-  return cluster_->rmdir(to_ino(parent), name);
+  return cluster_->rmdir(to_ino(parent), name, cred);
 }
 
 Status MountFs::rename(uint64_t parent, const std::string& name, uint64_t new_parent,
-                       const std::string& new_name, uint32_t flags) {
+                       const std::string& new_name, uint32_t flags, const proto::Cred& cred) {
   LANEFS_TRY(writable());
   renew_handles(true);  // as unlink: a file renamed over goes with its name
   DirChange from(*this, to_ino(parent)), to(*this, to_ino(new_parent));
-  return cluster_->rename(to_ino(parent), name, to_ino(new_parent), new_name, flags);
+  return cluster_->rename(to_ino(parent), name, to_ino(new_parent), new_name, flags, cred);
 }
 
 Result<std::string> MountFs::readlink(uint64_t nodeid) { return cluster_->readlink(to_ino(nodeid)); }
 
-Result<proto::ReaddirResp> MountFs::readdir(uint64_t nodeid, uint64_t cookie, uint32_t max, bool plus) {
-  LANEFS_ASSIGN_OR_RETURN(auto page, cluster_->readdir(to_ino(nodeid), cookie, max, plus));
+Result<proto::ReaddirResp> MountFs::readdir(uint64_t nodeid, uint64_t cookie, uint32_t max, bool plus,
+                                            const proto::Cred& cred) {
+  LANEFS_ASSIGN_OR_RETURN(auto page, cluster_->readdir(to_ino(nodeid), cookie, max, plus, cred));
   for (size_t i = 0; i < page.entries.size(); ++i) {
     auto& e = page.entries[i];
     bool dots = e.name == "." || e.name == "..";
@@ -454,12 +456,13 @@ void MountFs::forget_no_caps(uint64_t ino) {
   if (auto it = nodes_.find(ino); it != nodes_.end()) it->second.no_caps_ns = it->second.exact_ns = 0;
 }
 
-Status MountFs::setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags) {
+Status MountFs::setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags,
+                         const proto::Cred& cred) {
   LANEFS_TRY(writable());
   forget_no_caps(to_ino(nodeid));
-  return cluster_->setxattr(to_ino(nodeid), name, value, flags);
+  return cluster_->setxattr(to_ino(nodeid), name, value, flags, cred);
 }
-Result<std::string> MountFs::getxattr(uint64_t nodeid, const std::string& name) {
+Result<std::string> MountFs::getxattr(uint64_t nodeid, const std::string& name, const proto::Cred& cred) {
   const uint64_t ino = to_ino(nodeid);
   const bool caps = name == kCapsXattr;
   const uint64_t max_age_ns = uint64_t{opts_.dentry_max_age_positive_ms} * 1'000'000;
@@ -469,7 +472,7 @@ Result<std::string> MountFs::getxattr(uint64_t nodeid, const std::string& name) 
     if (it != nodes_.end() && it->second.no_caps_ns != 0 && mono_ns() - it->second.no_caps_ns <= max_age_ns)
       return make_error(Errc::kNoAttr, "no attribute " + name);
   }
-  auto r = cluster_->getxattr(ino, name);
+  auto r = cluster_->getxattr(ino, name, cred);
   if (caps && !r.ok() && r.error().code == Errc::kNoAttr) {
     std::lock_guard lk(mu_);
     if (auto it = nodes_.find(ino); it != nodes_.end()) it->second.no_caps_ns = mono_ns();
@@ -479,10 +482,10 @@ Result<std::string> MountFs::getxattr(uint64_t nodeid, const std::string& name) 
 Result<std::vector<std::string>> MountFs::listxattr(uint64_t nodeid) {
   return cluster_->listxattr(to_ino(nodeid));
 }
-Status MountFs::removexattr(uint64_t nodeid, const std::string& name) {
+Status MountFs::removexattr(uint64_t nodeid, const std::string& name, const proto::Cred& cred) {
   LANEFS_TRY(writable());
   forget_no_caps(to_ino(nodeid));
-  return cluster_->removexattr(to_ino(nodeid), name);
+  return cluster_->removexattr(to_ino(nodeid), name, cred);
 }
 
 }  // namespace lanefs::client

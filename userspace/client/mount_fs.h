@@ -84,7 +84,9 @@ class MountFs {
 
   // Entry-returning calls count one kernel lookup of the returned node.
   // Returned attributes carry node ids in attr.ino.
-  Result<proto::InodeAttr> lookup(uint64_t parent, const std::string& name);
+  // `cred`: the caller, whom the backend checks modes for (default root;
+  // ClusterClient::lookup says how supplementary groups are found).
+  Result<proto::InodeAttr> lookup(uint64_t parent, const std::string& name, const proto::Cred& cred = {});
   void forget(uint64_t nodeid, uint64_t nlookup);
   // writecache: a regular file that another client changed since the
   // kernel built its view answers kStale (ESTALE: the kernel looks the name
@@ -92,20 +94,22 @@ class MountFs {
   // not open on this mount; when it is open here read-only, the kernel's
   // cache is refreshed through KernelCache (mount_coherence.cc).
   Result<proto::InodeAttr> getattr(uint64_t nodeid);
-  Result<proto::InodeAttr> setattr(uint64_t nodeid, const proto::SetAttr& attr);
+  Result<proto::InodeAttr> setattr(uint64_t nodeid, const proto::SetAttr& attr, const proto::Cred& cred = {});
   Result<proto::InodeAttr> create(uint64_t parent, const std::string& name, uint32_t mode,
                                   uint32_t rdev, proto::Cred cred, bool exclusive);
   Result<proto::InodeAttr> symlink(uint64_t parent, const std::string& name,
                                    const std::string& target, proto::Cred cred);
-  Result<proto::InodeAttr> link(uint64_t nodeid, uint64_t new_parent, const std::string& name);
-  Status unlink(uint64_t parent, const std::string& name);
-  Status rmdir(uint64_t parent, const std::string& name);
+  Result<proto::InodeAttr> link(uint64_t nodeid, uint64_t new_parent, const std::string& name,
+                                const proto::Cred& cred = {});
+  Status unlink(uint64_t parent, const std::string& name, const proto::Cred& cred = {});
+  Status rmdir(uint64_t parent, const std::string& name, const proto::Cred& cred = {});
   Status rename(uint64_t parent, const std::string& name, uint64_t new_parent,
-                const std::string& new_name, uint32_t flags);
+                const std::string& new_name, uint32_t flags, const proto::Cred& cred = {});
   Result<std::string> readlink(uint64_t nodeid);
   // Directory page after `cookie`; with plus, attrs are complete (remote
   // ones fetched) and every returned entry except "." and ".." counts a lookup.
-  Result<proto::ReaddirResp> readdir(uint64_t nodeid, uint64_t cookie, uint32_t max, bool plus);
+  Result<proto::ReaddirResp> readdir(uint64_t nodeid, uint64_t cookie, uint32_t max, bool plus,
+                                     const proto::Cred& cred = {});
 
   // Reads up to out.size() bytes at `offset` into `out` (clamped to the
   // file's size); returns the bytes read. The data lands in `out` straight
@@ -124,10 +128,11 @@ class MountFs {
   Status fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t length);
   Result<proto::StatFs> statfs();
 
-  Status setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags);
-  Result<std::string> getxattr(uint64_t nodeid, const std::string& name);
+  Status setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags,
+                  const proto::Cred& cred = {});
+  Result<std::string> getxattr(uint64_t nodeid, const std::string& name, const proto::Cred& cred = {});
   Result<std::vector<std::string>> listxattr(uint64_t nodeid);
-  Status removexattr(uint64_t nodeid, const std::string& name);
+  Status removexattr(uint64_t nodeid, const std::string& name, const proto::Cred& cred = {});
 
   // Open files (mount_open.cc). The first open of a file on this mount
   // registers an open handle with the inode's backend and the last close
@@ -139,7 +144,11 @@ class MountFs {
   // writecache (other modes: nothing to check): the file's attributes are
   // compared with the kernel's view, as getattr does (kStale: the kernel
   // looks the name up again).
-  Status open_file(uint64_t nodeid, bool writable, bool check_view);
+  // access (proto::kMayRead/kMayWrite) is checked for cred by the backend
+  // when this open registers the handle (the first open of the file on
+  // this mount; later ones are checked by the mounting kernel only).
+  Status open_file(uint64_t nodeid, bool writable, bool check_view, uint8_t access = 0,
+                   const proto::Cred& cred = {});
   // create() that opens the new (or existing) regular file: the handle
   // rides on the create request.
   Result<proto::InodeAttr> create_open(uint64_t parent, const std::string& name, uint32_t mode,

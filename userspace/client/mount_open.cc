@@ -43,7 +43,8 @@ void MountFs::end_registration(uint64_t seq) {
   if (it != registering_.end()) registering_.erase(it);
 }
 
-Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view) {
+Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view, uint8_t access,
+                          const proto::Cred& cred) {
   const uint64_t ino = to_ino(nodeid);
   uint64_t seq = 0;
   {
@@ -57,7 +58,7 @@ Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view) {
   }
   Status st = ok_status();
   if (seq != 0) {
-    auto a = cluster_->open_handle({handle_client_, ino, true, seq});
+    auto a = cluster_->open_handle({handle_client_, ino, true, seq, access, cred});
     if (a.ok()) {
       remember(*a, Learned::kFetched);
       if (check_view) st = check_kernel_view(*a, true);
@@ -121,7 +122,9 @@ Result<proto::InodeAttr> MountFs::create_open(uint64_t parent, const std::string
       std::lock_guard lk(mu_);
       seq = begin_registration();
     }
-    auto a = cluster_->open_handle({handle_client_, to_ino(made->ino), true, seq});
+    // Its creator's open: no access check (O_CREAT may make a file mode
+    // 0444 and still write it through this descriptor).
+    auto a = cluster_->open_handle({handle_client_, to_ino(made->ino), true, seq, 0, {}});
     if (!a.ok()) st = a.error();
     std::lock_guard lk(mu_);
     end_registration(seq);

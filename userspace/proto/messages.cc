@@ -323,35 +323,49 @@ LANEFS_MSG(InoList,
   uint32_t n = d.u32(); if (n > kMaxList || n > d.remaining() / 8) return false; inos.resize(n);
   for (auto& i : inos) i = d.u64();)
 
-LANEFS_MSG(Cred, e.u32(uid); e.u32(gid);, uid = d.u32(); gid = d.u32();)
+LANEFS_MSG(Cred,
+  const size_t n = std::min(groups.size(), kMaxGroups);
+  e.u32(uid); e.u32(gid); e.u8(static_cast<uint8_t>(n)); for (size_t i = 0; i < n; ++i) e.u32(groups[i]);,
+  uid = d.u32(); gid = d.u32(); const size_t n = d.u8();
+  if (n > kMaxGroups || n > d.remaining() / 4) return false; groups.resize(n);
+  for (auto& g : groups) g = d.u32();)
+// The credentials ending a request (absent: root, as before they existed).
+static bool get_cred(Decoder& d, Cred* c) { return d.remaining() == 0 || c->decode(d); }
 LANEFS_MSG(InoReq, e.u64(ino);, ino = d.u64();)
-LANEFS_MSG(NameAtReq, e.u64(parent); e.str(name);, parent = d.u64(); name = d.str(4096);)
-LANEFS_MSG(SetattrReq, e.u64(ino); attr.encode(e);, ino = d.u64(); if (!attr.decode(d)) return false;)
+LANEFS_MSG(NameAtReq, e.u64(parent); e.str(name); cred.encode(e);,
+  parent = d.u64(); name = d.str(4096); if (!get_cred(d, &cred)) return false;)
+LANEFS_MSG(SetattrReq, e.u64(ino); attr.encode(e); cred.encode(e);,
+  ino = d.u64(); if (!attr.decode(d) || !get_cred(d, &cred)) return false;)
 LANEFS_MSG(CreateReq,
   e.u64(parent); e.str(name); e.u32(mode); e.u32(rdev); cred.encode(e); e.u8(exclusive);
   e.str(symlink_target); e.u64(open_by); e.u64(open_seq);,
   parent = d.u64(); name = d.str(4096); mode = d.u32(); rdev = d.u32();
   if (!cred.decode(d)) return false; exclusive = d.u8() != 0; symlink_target = d.str(4096);
   if (d.remaining() >= 16) { open_by = d.u64(); open_seq = d.u64(); })
-LANEFS_MSG(HandleReq, e.u64(client); e.u64(ino); e.u8(open); e.u64(seq);,
-  client = d.u64(); ino = d.u64(); open = d.u8() != 0; seq = d.u64();)
+LANEFS_MSG(HandleReq, e.u64(client); e.u64(ino); e.u8(open); e.u64(seq); e.u8(access); cred.encode(e);,
+  client = d.u64(); ino = d.u64(); open = d.u8() != 0; seq = d.u64();
+  if (d.remaining() > 0) { access = d.u8(); if (!get_cred(d, &cred)) return false; })
 LANEFS_MSG(HandleRenewReq,
   e.u64(client); e.u64(seq); e.u32(static_cast<uint32_t>(inos.size())); for (auto i : inos) e.u64(i);,
   client = d.u64(); seq = d.u64();
   uint32_t n = d.u32(); if (n > kMaxList || n > d.remaining() / 8) return false; inos.resize(n);
   for (auto& i : inos) i = d.u64();)
-LANEFS_MSG(LinkReq, e.u64(ino); e.u64(new_parent); e.str(new_name);,
-  ino = d.u64(); new_parent = d.u64(); new_name = d.str(4096);)
+LANEFS_MSG(LinkReq, e.u64(ino); e.u64(new_parent); e.str(new_name); cred.encode(e);,
+  ino = d.u64(); new_parent = d.u64(); new_name = d.str(4096); if (!get_cred(d, &cred)) return false;)
 LANEFS_MSG(RenameReq,
-  e.u64(parent); e.str(name); e.u64(new_parent); e.str(new_name); e.u32(flags);,
-  parent = d.u64(); name = d.str(4096); new_parent = d.u64(); new_name = d.str(4096); flags = d.u32();)
-LANEFS_MSG(ReaddirReq, e.u64(ino); e.u64(cookie); e.u32(max_entries); e.u8(plus);,
-  ino = d.u64(); cookie = d.u64(); max_entries = d.u32(); plus = d.u8() != 0;)
+  e.u64(parent); e.str(name); e.u64(new_parent); e.str(new_name); e.u32(flags); cred.encode(e);,
+  parent = d.u64(); name = d.str(4096); new_parent = d.u64(); new_name = d.str(4096); flags = d.u32();
+  if (!get_cred(d, &cred)) return false;)
+LANEFS_MSG(ReaddirReq, e.u64(ino); e.u64(cookie); e.u32(max_entries); e.u8(plus); cred.encode(e);,
+  ino = d.u64(); cookie = d.u64(); max_entries = d.u32(); plus = d.u8() != 0;
+  if (!get_cred(d, &cred)) return false;)
 LANEFS_MSG(ReaddirResp, put_list(e, entries); put_list(e, attrs); e.u8(eof);,
   if (!get_list(d, &entries) || !get_list(d, &attrs)) return false; eof = d.u8() != 0;)
-LANEFS_MSG(XattrReq, e.u64(ino); e.str(name);, ino = d.u64(); name = d.str(4096);)
-LANEFS_MSG(XattrSetReq, e.u64(ino); e.str(name); e.str(value); e.u32(flags);,
-  ino = d.u64(); name = d.str(4096); value = d.str(kXattrValueMax + 1); flags = d.u32();)
+LANEFS_MSG(XattrReq, e.u64(ino); e.str(name); cred.encode(e);,
+  ino = d.u64(); name = d.str(4096); if (!get_cred(d, &cred)) return false;)
+LANEFS_MSG(XattrSetReq, e.u64(ino); e.str(name); e.str(value); e.u32(flags); cred.encode(e);,
+  ino = d.u64(); name = d.str(4096); value = d.str(kXattrValueMax + 1); flags = d.u32();
+  if (!get_cred(d, &cred)) return false;)
 LANEFS_MSG(StringList, put_strs(e, items);, if (!get_strs(d, &items)) return false;)
 LANEFS_MSG(CommitWriteReq, e.u64(ino); e.u64(end_offset); e.i64(blocks_delta); put_ts(e, mtime);,
   ino = d.u64(); end_offset = d.u64(); blocks_delta = d.i64(); mtime = get_ts(d);)

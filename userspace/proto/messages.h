@@ -19,6 +19,7 @@
 #include "common/net_addr.h"
 #include "common/result.h"
 #include "proto/auth.h"
+#include "proto/meta_messages.h"
 #include "proto/scrub_messages.h"
 #include "proto/types.h"
 
@@ -354,137 +355,6 @@ using FsPurgeReq = FsIdReq;
 
 struct InoList {
   std::vector<uint64_t> inos;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-// ------------------------------------------------------------ metadata
-struct Cred {
-  uint32_t uid = 0, gid = 0;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct InoReq {
-  uint64_t ino = 0;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct NameAtReq {
-  uint64_t parent = 0;
-  std::string name;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct SetattrReq {
-  uint64_t ino = 0;
-  SetAttr attr;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct CreateReq {
-  uint64_t parent = 0;
-  std::string name;
-  uint32_t mode = 0;      // includes S_IFMT: S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, ...
-  uint32_t rdev = 0;
-  Cred cred;
-  bool exclusive = true;  // false: an existing regular file is returned (O_CREAT without O_EXCL)
-  std::string symlink_target;
-  // Non-zero: the creating client holds the regular file open from now
-  // (HandleReq's client); the backend keeps it alive past an unlink.
-  uint64_t open_by = 0;
-  uint64_t open_seq = 0;  // HandleReq's seq for that handle
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-// Open handles (backend/open_handles.h). `client` names one mount of one
-// frontend (random per mount); `seq` orders a client's requests so that a
-// renewal never drops a handle opened after the renewal's list was made.
-struct HandleReq {
-  uint64_t client = 0;
-  uint64_t ino = 0;
-  bool open = true;  // false: released (the client's last handle on ino closed)
-  uint64_t seq = 0;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-// Every inode `client` holds open whose metadata this backend owns, as of
-// `seq`: renews the client's lease; handles it lacks (registered at or
-// before seq) are released, listed ones missing here (a restarted backend)
-// are taken up again.
-struct HandleRenewReq {
-  uint64_t client = 0;
-  uint64_t seq = 0;
-  std::vector<uint64_t> inos;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct LinkReq {
-  uint64_t ino = 0;
-  uint64_t new_parent = 0;
-  std::string new_name;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct RenameReq {
-  uint64_t parent = 0;
-  std::string name;
-  uint64_t new_parent = 0;
-  std::string new_name;
-  uint32_t flags = 0;  // kRenameNoReplace | kRenameExchange
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct ReaddirReq {
-  uint64_t ino = 0;
-  uint64_t cookie = 0;  // 0 = from the start
-  uint32_t max_entries = 1024;
-  bool plus = false;    // include attributes (InodeAttr per entry, ino 0 if not local)
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-struct ReaddirResp {
-  std::vector<Dirent> entries;
-  std::vector<InodeAttr> attrs;  // parallel to entries when plus
-  bool eof = false;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct XattrReq {
-  uint64_t ino = 0;
-  std::string name;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-inline constexpr uint32_t kXattrCreate = 1, kXattrReplace = 2;
-struct XattrSetReq {
-  uint64_t ino = 0;
-  std::string name;
-  std::string value;
-  uint32_t flags = 0;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct StringList {
-  std::vector<std::string> items;
-  void encode(Encoder& e) const;
-  bool decode(Decoder& d);
-};
-
-struct CommitWriteReq {
-  uint64_t ino = 0;
-  uint64_t end_offset = 0;   // size becomes max(size, end_offset)
-  int64_t blocks_delta = 0;  // allocated 512-byte blocks added by the writes
-  Timespec mtime;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };

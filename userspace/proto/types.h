@@ -82,6 +82,11 @@ enum SetAttrMask : uint32_t {
   // write, truncate or chown by a user without CAP_FSETID), on the mode the
   // owner holds, after any kSetMode of the same call.
   kSetKillSuidgid = 1u << 9,
+  // The change comes through an open file (ftruncate, futimens): the
+  // opener's access was checked at open, so a size change needs no write
+  // permission now (a file created 0444 can still be truncated through the
+  // descriptor that created it).
+  kSetByHandle = 1u << 10,
 };
 
 // The bits kSetKillSuidgid clears from `mode`: set-user-ID, and set-group-ID

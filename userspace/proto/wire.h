@@ -32,8 +32,8 @@ inline constexpr uint32_t kMagic = 0x53464e4c;  // "LNFS" in memory order
 // carries its data last with the size/mtime commit, WriteResp the commit's
 // outcome, kConnect the push count and raw-frames flag ("Versions").
 // Older peers are refused.
-inline constexpr uint8_t kVersion = 4;
-inline constexpr uint8_t kMinVersion = 4;
+inline constexpr uint8_t kVersion = 5;
+inline constexpr uint8_t kMinVersion = 5;
 inline constexpr uint32_t kHeaderSize = 64;
 inline constexpr uint32_t kCheckOffset = 48, kCheckSize = 16;
 // Largest message the protocol carries (fragmented): 16 MiB.

@@ -1,0 +1,112 @@
+// Permissions through real mounts (docs/security.md, "Permissions"): a
+// mount whose token squashes root runs root as nobody on the backend, even
+// though the mounting kernel lets root through; a user whose access comes
+// from a supplementary group gets it (the frontend sends the groups when
+// the backend asks for them by refusing).
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <functional>
+
+#include "fuse/mount_fixture.h"
+
+namespace lanefs::test {
+namespace {
+
+class FusePermissions : public ::testing::Test {
+ protected:
+  void SetUp() override { LANEFS_REQUIRE_FUSE(); }
+};
+
+// Runs `fn` in a child running as uid:gid with `groups`, bounded by an
+// alarm; the child's answer (0 or an errno), or -1 if it did not finish.
+int as_user(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const std::function<int()>& fn) {
+  pid_t child = fork();
+  if (child < 0) return -1;
+  if (child == 0) {
+    alarm(30);
+    if (setgroups(groups.size(), groups.data()) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(250);
+    _exit(fn());
+  }
+  int status = 0;
+  if (waitpid(child, &status, 0) != child || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+int read_errno(const std::string& path) {
+  bool ok = false;
+  (void)slurp(path, &ok);
+  return ok ? 0 : errno;
+}
+
+TEST_F(FusePermissions, ARootSquashingTokenRunsRootAsNobody) {
+  MountEnv& env = shared_mount_env();
+  auto plain = env.mount("", "plain");
+  ASSERT_TRUE(plain.ok()) << plain.error().to_string();
+  const std::string tokens = env.new_dir("tokens"), token = tokens + "/squashed.token";
+  ASSERT_EQ(env.cli({"user", "add", "squashed", "--role", "client", "--fs", env.fs_name(), "--root-squash"}).rc, 0);
+  ASSERT_EQ(env.cli({"user", "login", "squashed", "--token-file", token}).rc, 0);
+  auto squashed = env.mount("auth_token_path=" + token, "squashed");
+  ASSERT_TRUE(squashed.ok()) << squashed.error().to_string();
+
+  // Root's files, made through the mount that does not squash.
+  ASSERT_TRUE(spit(*plain + "/secret", pattern(1, 0, 100), 0600));
+  ASSERT_EQ(mkdir((*plain + "/vault").c_str(), 0700), 0);
+  ASSERT_TRUE(spit(*plain + "/vault/x", pattern(2, 0, 100), 0644));
+  ASSERT_EQ(mkdir((*plain + "/pub").c_str(), 0777), 0);
+  ASSERT_EQ(chmod((*plain + "/pub").c_str(), 0777), 0);  // past the umask
+  EXPECT_EQ(read_errno(*plain + "/secret"), 0);
+
+  // Through the squashing mount root is nobody: the kernel lets root
+  // through, the backend does not.
+  EXPECT_EQ(read_errno(*squashed + "/secret"), EACCES);
+  struct stat st;
+  errno = 0;
+  EXPECT_NE(stat((*squashed + "/vault/x").c_str(), &st), 0);
+  EXPECT_EQ(errno, EACCES);
+  EXPECT_EQ(unlink((*squashed + "/vault/x").c_str()), -1);
+  EXPECT_EQ(errno, EACCES);
+  EXPECT_FALSE(spit(*squashed + "/at-the-top", pattern(3, 0, 10)));  // root's 0755 root directory
+  EXPECT_EQ(errno, EACCES);
+  // What it makes belongs to nobody.
+  ASSERT_TRUE(spit(*squashed + "/pub/made", pattern(4, 0, 10)));
+  ASSERT_EQ(stat((*plain + "/pub/made").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_gid, 65534u);
+  // Root's data is unchanged, and other users are themselves.
+  EXPECT_TRUE(slurp(*plain + "/vault/x") == pattern(2, 0, 100));
+  ASSERT_EQ(chown((*plain + "/pub/made").c_str(), 1000, 1000), 0);
+  EXPECT_EQ(as_user(1000, 1000, {}, [&] { return read_errno(*squashed + "/pub/made"); }), 0);
+  ASSERT_OK(env.unmount(*squashed));
+  ASSERT_OK(env.unmount(*plain));
+}
+
+TEST_F(FusePermissions, SupplementaryGroupsGrantAccess) {
+  MountEnv& env = shared_mount_env();
+  auto m = env.mount("", "groups");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const std::string team = *m + "/team";
+  ASSERT_EQ(mkdir(team.c_str(), 0770), 0);
+  ASSERT_EQ(chown(team.c_str(), 0, 500), 0);
+  ASSERT_EQ(chmod(team.c_str(), 0770), 0);
+  ASSERT_TRUE(spit(team + "/doc", pattern(5, 0, 4096), 0640));
+  ASSERT_EQ(chown((team + "/doc").c_str(), 0, 500), 0);
+  // Member of group 500 only through its supplementary groups: the lookup
+  // and the open are refused without them, then sent again with them.
+  EXPECT_EQ(as_user(1000, 1000, {1000, 500}, [&] {
+              bool ok = false;
+              auto got = slurp(team + "/doc", &ok);
+              return ok && got == pattern(5, 0, 4096) ? 0 : (ok ? 200 : errno);
+            }),
+            0);
+  EXPECT_EQ(as_user(1000, 1000, {1000}, [&] { return read_errno(team + "/doc"); }), EACCES);
+  ASSERT_OK(env.unmount(*m));
+}
+
+}  // namespace
+}  // namespace lanefs::test
