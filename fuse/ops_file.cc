@@ -21,6 +21,15 @@ void set_cache_flags(const client::MountFs& m, FileInfo& fi) {
 
 bool writable(const FileInfo& fi) { return (fi.flags & O_ACCMODE) != O_RDONLY; }
 
+// What an open asks for, as the backend checks it (proto::kMayRead, kMayWrite).
+uint8_t access_of(const FileInfo& fi) {
+  switch (fi.flags & O_ACCMODE) {
+    case O_RDONLY: return proto::kMayRead;
+    case O_WRONLY: return proto::kMayWrite;
+    default: return proto::kMayRead | proto::kMayWrite;
+  }
+}
+
 // open(O_TRUNC) of a file that exists: size 0, and set-user-ID/set-group-ID
 // cleared when the kernel says the opener lacks CAP_FSETID.
 Status truncate_at_open(const Req& req, client::MountFs& m, uint64_t ino, const FileInfo& fi) {
@@ -36,7 +45,7 @@ Status truncate_at_open(const Req& req, client::MountFs& m, uint64_t ino, const 
 void op_create(const Req& req, uint64_t parent, const char* name, uint32_t mode, FileInfo& fi) noexcept {
   auto& m = mount_of(req);
   auto r = m.create_open(parent, name, S_IFREG | (mode & 07777), cred_of(req), (fi.flags & O_EXCL) != 0,
-                         writable(fi));
+                         writable(fi), access_of(fi));
   if (!r.ok()) {
     reply_error(req, r.error());
     return;
@@ -69,11 +78,7 @@ void op_open(const Req& req, uint64_t ino, FileInfo& fi) noexcept {
   }
   // Registers the open handle; without O_TRUNC also close-to-open (ESTALE:
   // changed elsewhere, look the name up again).
-  const int mode = fi.flags & O_ACCMODE;
-  const uint8_t access = mode == O_RDONLY ? proto::kMayRead
-                         : mode == O_WRONLY ? proto::kMayWrite
-                                            : proto::kMayRead | proto::kMayWrite;
-  if (Status s = m.open_file(ino, writable(fi), !trunc, access, cred_of(req)); !s.ok()) {
+  if (Status s = m.open_file(ino, writable(fi), !trunc, access_of(fi), cred_of(req)); !s.ok()) {
     reply_node_error(req, s.error());
     return;
   }

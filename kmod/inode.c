@@ -39,7 +39,15 @@ int lanefs_setattr(LANEFS_IDMAP_T *idmap, struct dentry *dentry, struct iattr *a
 	err = setattr_prepare(idmap, dentry, attr);
 	if (err)
 		return err;
-	if (attr->ia_valid & ATTR_MODE) {
+	if (attr->ia_valid & (ATTR_KILL_SUID | ATTR_KILL_SGID)) {
+		/*
+		 * A write, truncate or chown clearing set-user-ID/set-group-ID
+		 * (the VFS turned the kill into ATTR_MODE): sent as the kill, as
+		 * FUSE's HANDLE_KILLPRIV_V2 does, since the backend lets only the
+		 * owner change a mode (docs/security.md, "Permissions").
+		 */
+		in.valid |= FATTR_KILL_SUIDGID;
+	} else if (attr->ia_valid & ATTR_MODE) {
 		in.valid |= FATTR_MODE;
 		in.mode = attr->ia_mode;
 	}

@@ -12,6 +12,8 @@
 
 #include "common/clock.h"
 #include "integration/backend_fixture.h"
+#include "proto/auth.h"
+#include "rpc/rpc.h"
 
 namespace lanefs::test {
 namespace {
@@ -359,6 +361,78 @@ TEST_F(ClusterTest, FsLocateMatchesPlacement) {
   }
   auto bad = run_cli({"--backend", backends_[0]->addr_string(), "fs", "locate", "cfs", "/no/such"});
   EXPECT_NE(bad.rc, 0) << bad.out;
+}
+
+// A session whose token names filesystems reaches no other filesystem's
+// data by inode number, on a chunk owner that holds no record of the inode
+// either (docs/security.md): that backend asks the inode's metadata owner.
+TEST_F(ClusterTest, AScopedSessionReadsNoOtherFilesystemsChunks) {
+  auto admin = client_via(0);
+  ASSERT_TRUE(admin);
+  auto mine = ensure_fs(*admin);
+  ASSERT_OK(mine);
+  auto other = admin->fs_create("elsewhere");
+  ASSERT_OK(other);
+  TempDir dir;
+  const std::string token = dir.path() + "/scoped.token";
+  const std::string b0 = backends_[0]->addr_string();
+  auto add = run_cli({"--backend", b0, "user", "add", "scoped", "--role", "client", "--fs", "cfs"});
+  ASSERT_EQ(add.rc, 0) << add.out;
+  auto login = run_cli({"--backend", b0, "user", "login", "scoped", "--token-file", token});
+  ASSERT_EQ(login.rc, 0) << login.out;
+  auto creds = proto::load_token_file(token);
+  ASSERT_OK(creds);
+  rpc::ClientOptions o;
+  o.transport.kind = transport::TransportKind::kUdp;
+  o.transport.bind = NetAddr{0x7f000001u, 0};
+  o.credentials = [c = *creds] { return std::optional<proto::Credentials>(c); };
+  auto raw = rpc::RpcClient::create(o);
+  ASSERT_OK(raw);
+  auto code = [&](NetAddr to, proto::Op op, const rpc::Buffer& body) {
+    auto r = (*raw)->call(to, static_cast<uint16_t>(op), body, 5 * kSecond);
+    if (!r.ok()) return r.code();
+    auto p = proto::parse_response(*r);
+    return p.ok() ? Errc::kOk : p.code();
+  };
+  auto m = admin->map();
+  for (const proto::FsInfo& fs : {*mine, *other}) {
+    auto f = mkfile(*admin, fs.root_ino, "scoped-data");
+    ASSERT_OK(f);
+    // A chunk whose owner is not the inode's metadata owner.
+    const proto::Member* meta = proto::meta_owner(m, f->ino);
+    ASSERT_TRUE(meta);
+    uint64_t index = 0;
+    while (index < 64 && proto::chunk_owner(m, f->ino, index)->shard == meta->shard) ++index;
+    ASSERT_LT(index, 64u) << "every chunk placed on the metadata owner";
+    const uint64_t off = index * m.chunk_size;
+    const std::vector<uint8_t> bytes(4096, 0x5a);
+    ASSERT_OK(admin->write(f->ino, off, bytes));
+    proto::ReadReq rd;
+    rd.ino = f->ino;
+    rd.offset = off;
+    rd.len = 4096;
+    proto::WriteReq wr;
+    wr.ino = f->ino;
+    wr.offset = off;
+    wr.data = bytes;
+    const NetAddr chunk_addr = proto::chunk_owner(m, f->ino, index)->addr;
+    const Errc want = fs.name == "cfs" ? Errc::kOk : Errc::kPermission;
+    // Twice: the second answer comes from what the chunk owner remembered.
+    for (int round = 0; round < 2; ++round) {
+      EXPECT_EQ(errc_name(code(chunk_addr, proto::Op::kRead, proto::encode_msg(rd))), errc_name(want)) << fs.name;
+      EXPECT_EQ(errc_name(code(chunk_addr, proto::Op::kWrite, proto::encode_msg(wr))), errc_name(want)) << fs.name;
+    }
+  }
+  // A number no inode has: refused as such, not served as a hole.
+  proto::ReadReq guess;
+  guess.ino = proto::make_ino(m.members[0].shard, (uint64_t{1} << 40) + 12345);
+  guess.len = 4096;
+  uint64_t index = 0;
+  while (index < 64 && proto::chunk_owner(m, guess.ino, index)->shard == m.members[0].shard) ++index;
+  ASSERT_LT(index, 64u);
+  guess.offset = index * m.chunk_size;
+  EXPECT_EQ(errc_name(code(proto::chunk_owner(m, guess.ino, index)->addr, proto::Op::kRead, proto::encode_msg(guess))),
+            errc_name(Errc::kNotFound));
 }
 
 TEST_F(ClusterTest, ProcessesListsNineUpThenDownAfterKill) {

@@ -118,6 +118,24 @@ TEST_F(PermissionsTest, ModeBitsDecideReadWriteAndSearch) {
   EXPECT_ERRC(open_as(*plain_, inner->ino, kMayWrite, kBob), Errc::kPermission);
   EXPECT_ERRC(open_as(*plain_, inner->ino, kMayRead | kMayWrite, kBob), Errc::kPermission);
   EXPECT_OK(open_as(*plain_, inner->ino, kMayRead | kMayWrite, kAlice));
+  // O_CREAT without O_EXCL that finds the file opens it: its access is
+  // checked (the kernel does not check an open it sent as a create).
+  proto::CreateReq reopen;
+  reopen.parent = priv->ino;
+  reopen.name = "inner";
+  reopen.mode = S_IFREG | 0644;
+  reopen.exclusive = false;
+  reopen.open_by = 0x5eed;
+  reopen.open_seq = 1;
+  reopen.access = kMayWrite;
+  reopen.cred = kAlice;
+  EXPECT_OK(plain_->create(reopen));
+  reopen.parent = dir_ino_;
+  ASSERT_OK(plain_->link(inner->ino, dir_ino_, "inner", kAlice));
+  reopen.cred = kBob;
+  EXPECT_ERRC(plain_->create(reopen), Errc::kPermission);
+  reopen.access = kMayRead;
+  EXPECT_OK(plain_->create(reopen));
   proto::SetAttr trunc;
   trunc.mask = proto::kSetSize;
   EXPECT_ERRC(plain_->setattr(inner->ino, trunc, kBob), Errc::kPermission);

@@ -253,7 +253,8 @@ void BackendCore::log_refusal(NetAddr peer, std::string_view what) {
     LOG_WARN("refused {}: {}", peer.to_string(), what);
 }
 
-Status BackendCore::check_scope(const proto::UserRecord& who, Op op, std::span<const uint8_t> req) {
+Status BackendCore::check_scope(const proto::UserRecord& who, Op op, std::span<const uint8_t> req, bool may_wait,
+                                bool* wait_needed) {
   if (proto::role_is_admin(who.role) || who.filesystems.empty()) return ok_status();
   const auto raw = static_cast<uint16_t>(op);
   // The inodes a request names: its first field for every metadata and data
@@ -277,13 +278,29 @@ Status BackendCore::check_scope(const proto::UserRecord& who, Op op, std::span<c
   for (uint64_t ino : inos) {
     if (ino == 0) continue;
     const proto::Member* owner = proto::meta_owner(*m, ino);
-    if (owner == nullptr || !is_self(*owner)) continue;
-    auto a = meta_->get_inode(ino);
-    if (!a.ok()) continue;  // the op answers ENOENT itself
-    const proto::FsInfo* fs = m->find_fs(a->fs_id);
+    if (owner == nullptr) continue;  // the op answers
+    uint32_t fs_id = 0;
+    if (is_self(*owner)) {
+      auto a = meta_->get_inode(ino);
+      if (!a.ok()) continue;  // the op answers ENOENT itself
+      fs_id = a->fs_id;
+    } else if (auto known = ino_fs_.find(ino)) {
+      fs_id = *known;
+    } else if (!may_wait) {
+      *wait_needed = true;
+      return ok_status();
+    } else {
+      auto a = call_member<proto::InodeAttr>(*owner, Op::kGetattr, proto::InoReq{ino});
+      if (!a.ok() && a.code() == Errc::kNotFound)
+        return make_error(Errc::kNotFound, "inode " + std::to_string(ino) + " does not exist");
+      if (!a.ok()) return make_error(a.code(), "the filesystem of inode " + std::to_string(ino) + ": " + a.error().message);
+      fs_id = a->fs_id;
+      ino_fs_.put(ino, fs_id);
+    }
+    const proto::FsInfo* fs = m->find_fs(fs_id);
     if (fs != nullptr && who.may_use_fs(fs->name)) continue;
     return make_error(Errc::kPermission, "permission denied: user '" + who.name + "' may not use filesystem '" +
-                                             (fs ? fs->name : std::to_string(a->fs_id)) + "' (inode " +
+                                             (fs ? fs->name : std::to_string(fs_id)) + "' (inode " +
                                              std::to_string(ino) + ")");
   }
   return ok_status();

@@ -27,6 +27,7 @@
 
 #include "backend/chunk_store.h"
 #include "backend/disk_ring.h"
+#include "backend/ino_fs_cache.h"
 #include "backend/meta_store.h"
 #include "backend/open_handles.h"
 #include "common/net_addr.h"
@@ -170,9 +171,13 @@ class BackendCore {
   // inodes a request names are checked against the inode records held
   // here (one metadata read per request of such a session; admins and
   // tokens for every filesystem skip it). An inode whose record lives on
-  // another backend is not checked here (a data op's chunk owner may hold
-  // none; docs/security.md).
-  Status check_scope(const proto::UserRecord& who, proto::Op op, std::span<const uint8_t> req);
+  // another backend (a data op on a chunk owner) is checked against its
+  // filesystem as its metadata owner says, remembered (InoFsCache). Not
+  // remembered yet and !may_wait (a server loop): *wait_needed is set and
+  // the check is to be done again on a worker, with may_wait. kNotFound
+  // when that owner has no such inode.
+  Status check_scope(const proto::UserRecord& who, proto::Op op, std::span<const uint8_t> req, bool may_wait,
+                     bool* wait_needed);
   // A refusal, logged with the peer's address (at most ~20 lines a second).
   void log_refusal(NetAddr peer, std::string_view what);
 
@@ -211,6 +216,7 @@ class BackendCore {
   BackendOptions opts_;
   std::unique_ptr<MetaStore> meta_;
   OpenHandles handles_;
+  InoFsCache ino_fs_;  // check_scope: filesystems of inodes recorded elsewhere
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<rpc::RpcServer> server_;
   // One io_uring per server loop (made on the loop's thread; rings_[i] is

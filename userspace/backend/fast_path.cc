@@ -199,11 +199,22 @@ bool BackendCore::serve_lookup(rpc::ServerCall& c) {
 void BackendCore::serve(rpc::ServerCall& c) noexcept {
   const auto op = static_cast<Op>(c.info().opcode);
   if (const proto::UserRecord* who = c.info().principal) {
+    bool ask_owner = false;
     Status st = authorize(*who, op);
-    if (st.ok()) st = check_scope(*who, op, c.request());
+    if (st.ok()) st = check_scope(*who, op, c.request(), false, &ask_owner);
     if (!st.ok()) {
       log_refusal(c.info().peer, st.error().message);
       return respond_error(c, st.error());
+    }
+    if (ask_owner) {
+      // The filesystem of an inode recorded elsewhere is asked of its
+      // owner once (a peer call): on a worker of the ordinary pool, which
+      // may wait on peers (the priority pool must not), then the op there.
+      return c.defer(false, [this, op](rpc::ServerCall& call) {
+        Status s = check_scope(*call.info().principal, op, call.request(), true, nullptr);
+        if (!s.ok() && s.code() == Errc::kPermission) log_refusal(call.info().peer, s.error().message);
+        call.response().assign(s.ok() ? handle(op, call.request(), &call.info()) : reply_error(s.error()));
+      });
     }
   }
   switch (op) {

@@ -150,9 +150,11 @@ class MountFs {
   Status open_file(uint64_t nodeid, bool writable, bool check_view, uint8_t access = 0,
                    const proto::Cred& cred = {});
   // create() that opens the new (or existing) regular file: the handle
-  // rides on the create request.
+  // rides on the create request. An existing file it finds (not
+  // exclusive) is checked for `access` (proto::kMayRead/kMayWrite) by the
+  // backend.
   Result<proto::InodeAttr> create_open(uint64_t parent, const std::string& name, uint32_t mode,
-                                       proto::Cred cred, bool exclusive, bool writable);
+                                       proto::Cred cred, bool exclusive, bool writable, uint8_t access = 0);
   Status released(uint64_t nodeid, bool writable);
   // releases_only: only when closes wait to be told (before this mount
   // removes a name, so that the space of a file closed here is freed).

@@ -88,10 +88,11 @@ Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view, uint8
 }
 
 Result<proto::InodeAttr> MountFs::create_open(uint64_t parent, const std::string& name, uint32_t mode,
-                                              proto::Cred cred, bool exclusive, bool writable) {
+                                              proto::Cred cred, bool exclusive, bool writable, uint8_t access) {
   LANEFS_TRY(this->writable());
   proto::CreateReq r = create_req(parent, name, mode, 0, cred, exclusive);
   r.open_by = handle_client_;
+  r.access = access;
   {
     std::lock_guard lk(mu_);
     r.open_seq = begin_registration();

@@ -338,10 +338,11 @@ LANEFS_MSG(SetattrReq, e.u64(ino); attr.encode(e); cred.encode(e);,
   ino = d.u64(); if (!attr.decode(d) || !get_cred(d, &cred)) return false;)
 LANEFS_MSG(CreateReq,
   e.u64(parent); e.str(name); e.u32(mode); e.u32(rdev); cred.encode(e); e.u8(exclusive);
-  e.str(symlink_target); e.u64(open_by); e.u64(open_seq);,
+  e.str(symlink_target); e.u64(open_by); e.u64(open_seq); e.u8(access);,
   parent = d.u64(); name = d.str(4096); mode = d.u32(); rdev = d.u32();
   if (!cred.decode(d)) return false; exclusive = d.u8() != 0; symlink_target = d.str(4096);
-  if (d.remaining() >= 16) { open_by = d.u64(); open_seq = d.u64(); })
+  if (d.remaining() >= 16) { open_by = d.u64(); open_seq = d.u64(); }
+  if (d.remaining() >= 1) access = d.u8();)
 LANEFS_MSG(HandleReq, e.u64(client); e.u64(ino); e.u8(open); e.u64(seq); e.u8(access); cred.encode(e);,
   client = d.u64(); ino = d.u64(); open = d.u8() != 0; seq = d.u64();
   if (d.remaining() > 0) { access = d.u8(); if (!get_cred(d, &cred)) return false; })

@@ -72,6 +72,10 @@ struct CreateReq {
   // (HandleReq's client); the backend keeps it alive past an unlink.
   uint64_t open_by = 0;
   uint64_t open_seq = 0;  // HandleReq's seq for that handle
+  // With open_by, not exclusive: the open's access (kMayRead | kMayWrite),
+  // checked against an existing file it finds (the kernel does not check
+  // an O_CREAT open it sent as a create).
+  uint8_t access = 0;
   void encode(Encoder& e) const;
   bool decode(Decoder& d);
 };
