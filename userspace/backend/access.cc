@@ -220,17 +220,12 @@ Status admit(BackendCore& b, Op op, std::span<const uint8_t> raw, const rpc::Req
       auto a = local_inode(b, *m, r->ino);
       return a ? may_access(*a, c, r->access) : ok_status();
     }
-    case Op::kGetxattr: {
-      auto r = decoded<proto::XattrReq>(raw);
-      if (!r) return ok_status();
-      auto a = local_inode(b, *m, r->ino);
-      return a ? may_xattr(*a, r->name, effective_cred(info, r->cred), false) : ok_status();
-    }
+    case Op::kGetxattr:
     case Op::kRemovexattr: {
       auto r = decoded<proto::XattrReq>(raw);
       if (!r) return ok_status();
       auto a = local_inode(b, *m, r->ino);
-      return a ? may_xattr(*a, r->name, effective_cred(info, r->cred), true) : ok_status();
+      return a ? may_xattr(*a, r->name, effective_cred(info, r->cred), op == Op::kRemovexattr) : ok_status();
     }
     case Op::kSetxattr: {
       auto r = decoded<proto::XattrSetReq>(raw);

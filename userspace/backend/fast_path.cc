@@ -177,6 +177,8 @@ bool BackendCore::serve_lookup(rpc::ServerCall& c) {
   if (!req.ok() || req->name == "." || req->name == "..") return false;
   auto m = map_ptr();
   if (!owns(*this, proto::meta_owner(*m, req->parent))) return false;
+  // Permission (access.h): decodes the request again (the name's one
+  // allocation) and, for a caller other than root, reads the directory.
   if (Status st = admit(*this, Op::kLookup, c.request(), &c.info()); !st.ok()) {
     respond_error(c, st.error());
     return true;
