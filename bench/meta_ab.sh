@@ -5,7 +5,8 @@
 # mount.lanefs (the two may speak different protocol versions), both on one
 # tmpfs. In each round, on both mounts (order alternating per round), as
 # root and as uid 1000 (setpriv): create, stat, open+close and unlink of N
-# files (default 2000) in a fresh directory, timed by bench/meta_ab.py.
+# files (default 2000) in a fresh directory, timed by bench/meta_ab.py
+# (Debian's /usr/bin/python3 for uid 1000, which may not reach root's).
 # Prints a markdown table of medians and ratios (this / base); with
 # DOCS=FILE it replaces the meta-ab section there. Root.
 set -eu
@@ -46,7 +47,7 @@ done
         if [ $who = root ]; then
           ops=$(python3 "$here/meta_ab.py" run "$d" "$N")
         else
-          ops=$(setpriv --reuid 1000 --regid 1000 --clear-groups python3 "$here/meta_ab.py" run "$d" "$N")
+          ops=$(setpriv --reuid 1000 --regid 1000 --clear-groups /usr/bin/python3 "$here/meta_ab.py" run "$d" "$N")
         fi
         echo "{\"side\": \"$s\", \"as\": \"$([ $who = root ] && echo root || echo 'uid 1000')\", \"ops\": $ops}"
       done

@@ -21,8 +21,11 @@ void set_cache_flags(const client::MountFs& m, FileInfo& fi) {
 
 bool writable(const FileInfo& fi) { return (fi.flags & O_ACCMODE) != O_RDONLY; }
 
-// What an open asks for, as the backend checks it (proto::kMayRead, kMayWrite).
+// What an open asks for, as the backend checks it (proto::kMayRead,
+// kMayWrite; an exec's open, __FMODE_EXEC in the flags, only kMayExec).
 uint8_t access_of(const FileInfo& fi) {
+  constexpr int kFmodeExec = 0x20;
+  if (fi.flags & kFmodeExec) return proto::kMayExec;
   switch (fi.flags & O_ACCMODE) {
     case O_RDONLY: return proto::kMayRead;
     case O_WRONLY: return proto::kMayWrite;

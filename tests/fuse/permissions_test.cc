@@ -78,6 +78,30 @@ TEST_F(FusePermissions, ARootSquashingTokenRunsRootAsNobody) {
   ASSERT_EQ(stat((*plain + "/pub/made").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 65534u);
   EXPECT_EQ(st.st_gid, 65534u);
+  // A file already open on the mount (by its owner) is not opened again
+  // at the backend: the frontend checks the squashed root itself.
+  ASSERT_TRUE(spit(*plain + "/pub/alices", pattern(6, 0, 10), 0600));
+  ASSERT_EQ(chown((*plain + "/pub/alices").c_str(), 1000, 1000), 0);
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t holder = fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    alarm(30);
+    char ok = 'n';
+    if (setgid(1000) == 0 && setuid(1000) == 0 && open((*squashed + "/pub/alices").c_str(), O_RDONLY) >= 0) ok = 'y';
+    (void)!write(ready[1], &ok, 1);
+    pause();
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(ready[0], &ok, 1), 1);
+  close(ready[0]);
+  close(ready[1]);
+  EXPECT_EQ(ok, 'y');
+  EXPECT_EQ(read_errno(*squashed + "/pub/alices"), EACCES);
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
   // Root's data is unchanged, and other users are themselves.
   EXPECT_TRUE(slurp(*plain + "/vault/x") == pattern(2, 0, 100));
   ASSERT_EQ(chown((*plain + "/pub/made").c_str(), 1000, 1000), 0);
@@ -105,6 +129,23 @@ TEST_F(FusePermissions, SupplementaryGroupsGrantAccess) {
             }),
             0);
   EXPECT_EQ(as_user(1000, 1000, {1000}, [&] { return read_errno(team + "/doc"); }), EACCES);
+  // A chgrp into a supplementary group (the backend's EPERM without the
+  // groups makes the frontend send them).
+  ASSERT_TRUE(spit(*m + "/mine", pattern(7, 0, 10), 0644));
+  ASSERT_EQ(chown((*m + "/mine").c_str(), 1000, 1000), 0);
+  EXPECT_EQ(as_user(1000, 1000, {1000, 500}, [&] { return chown((*m + "/mine").c_str(), -1, 500) == 0 ? 0 : errno; }),
+            0);
+  struct stat st;
+  ASSERT_EQ(stat((*m + "/mine").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 500u);
+  // A program only its owner may read, anyone may run (0711).
+  ASSERT_TRUE(spit(*m + "/tool", slurp("/bin/true"), 0755));
+  ASSERT_EQ(chmod((*m + "/tool").c_str(), 0711), 0);
+  EXPECT_EQ(as_user(1000, 1000, {1000}, [&] {
+              execl((*m + "/tool").c_str(), "tool", static_cast<char*>(nullptr));
+              return errno;
+            }),
+            0);
   ASSERT_OK(env.unmount(*m));
 }
 

@@ -151,6 +151,11 @@ TEST_F(PermissionsTest, ModeBitsDecideReadWriteAndSearch) {
   EXPECT_OK(plain_->setxattr(inner->ino, "user.tag", "x", 0, kAlice));
   EXPECT_OK(plain_->getxattr(inner->ino, "user.tag", kBob));
   EXPECT_ERRC(plain_->setxattr(inner->ino, "trusted.tag", "x", 0, kAlice), Errc::kNotPermitted);
+  EXPECT_ERRC(plain_->setxattr(inner->ino, "security.tag", "x", 0, kAlice), Errc::kNotPermitted);
+  // A writer may drop file capabilities (the kernel does before a write):
+  // alice passes the check (there are none), bob may not write.
+  EXPECT_ERRC(plain_->removexattr(inner->ino, "security.capability", kAlice), Errc::kNoAttr);
+  EXPECT_ERRC(plain_->removexattr(inner->ino, "security.capability", kBob), Errc::kPermission);
   EXPECT_OK(plain_->setxattr(inner->ino, "trusted.tag", "x", 0, kRoot));
   // Root (not squashed) passes every mode.
   EXPECT_OK(plain_->lookup(priv->ino, "inner", kRoot));
@@ -232,6 +237,16 @@ TEST_F(PermissionsTest, SupplementaryGroupsAreFetchedAfterARefusal) {
   EXPECT_OK(plain_->lookup(shared->ino, "doc", Cred{1000, 1000, {}, static_cast<uint32_t>(child)}));
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
+}
+
+TEST_F(PermissionsTest, DataOpsNamingNoInodeAreRefused) {
+  // A number no inode has yet: its data cannot be planted ahead of the
+  // inode (another filesystem may give the number out later).
+  const uint64_t guess = proto::make_ino(proto::ino_shard(root_), (uint64_t{1} << 40) + 99);
+  EXPECT_ERRC(plain_->read_data(guess, 0, 4096), Errc::kNotFound);
+  const std::vector<uint8_t> bytes(4096, 7);
+  int64_t delta = 0;
+  EXPECT_ERRC(plain_->write_data(guess, 0, bytes, &delta), Errc::kNotFound);
 }
 
 TEST_F(PermissionsTest, ASetgidDirectoryGivesItsGroup) {

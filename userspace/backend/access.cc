@@ -12,21 +12,13 @@ namespace lanefs::backend {
 namespace {
 
 using proto::Cred;
+using proto::in_group;
+using proto::may_access;
 using proto::InodeAttr;
 using proto::kMayExec;
 using proto::kMayRead;
 using proto::kMayWrite;
 using proto::Op;
-
-bool in_group(const Cred& c, uint32_t gid) {
-  return c.gid == gid || std::find(c.groups.begin(), c.groups.end(), gid) != c.groups.end();
-}
-
-std::string octal(uint32_t mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0%o", mode & 07777);
-  return buf;
-}
 
 Error not_permitted(const Cred& c, const std::string& what) {
   return make_error(Errc::kNotPermitted, "operation not permitted: uid " + std::to_string(c.uid) + " " + what);
@@ -89,23 +81,31 @@ Status may_setattr(const InodeAttr& a, const proto::SetAttr& sa, const Cred& c) 
   if ((sa.mask & proto::kSetGid) && sa.gid != a.gid && !(owner && in_group(c, sa.gid)))
     return not_permitted(c, "may not give a file to group " + std::to_string(sa.gid));
   if ((sa.mask & proto::kSetSize) && !(sa.mask & proto::kSetByHandle)) LANEFS_TRY(may_access(a, c, kMayWrite));
-  // Times: the owner, or anyone who may write the file. (A local
-  // filesystem allows a non-owner only "now"; the kernel enforces that for
-  // utimensat, and flushes cached mtimes as whoever writes back.)
+  // Times: the owner, or anyone who may write the file, or through an open
+  // file (the kernel flushes cached mtimes as whoever writes back). (A
+  // local filesystem allows a non-owner only "now"; the kernel enforces
+  // that for utimensat.)
   const uint32_t times = proto::kSetAtime | proto::kSetMtime | proto::kSetAtimeNow | proto::kSetMtimeNow;
-  if ((sa.mask & times) && !owner) LANEFS_TRY(may_access(a, c, kMayWrite));
+  if ((sa.mask & times) && !owner && !(sa.mask & proto::kSetByHandle)) LANEFS_TRY(may_access(a, c, kMayWrite));
   return ok_status();
 }
 
 bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
 
-Status may_xattr(const InodeAttr& a, const std::string& name, const Cred& c, bool write) {
+// write: set or remove (remove: only a remove).
+Status may_xattr(const InodeAttr& a, const std::string& name, const Cred& c, bool write, bool remove) {
   if (starts_with(name, "user.")) {
     if (!S_ISREG(a.mode) && !S_ISDIR(a.mode))
       return not_permitted(c, "user.* attributes exist only on regular files and directories");
     return may_access(a, c, write ? kMayWrite : kMayRead);
   }
   if (starts_with(name, "trusted.") && c.uid != 0) return not_permitted(c, "trusted.* attributes are root's");
+  // security.*: root's to set; a writer drops file capabilities (the kernel
+  // removes security.capability before a write, as the writer).
+  if (write && starts_with(name, "security.") && c.uid != 0) {
+    if (remove && name == "security.capability") return may_access(a, c, kMayWrite);
+    return not_permitted(c, "security.* attributes are root's to change");
+  }
   if (write && starts_with(name, "system.") && c.uid != 0 && c.uid != a.uid)
     return not_permitted(c, "may not change system.* attributes of a file it does not own");
   return ok_status();
@@ -123,32 +123,10 @@ std::optional<Req> decoded(std::span<const uint8_t> raw) {
 Cred effective_cred(const rpc::RequestInfo* info, Cred c) {
   const proto::UserRecord* who = info ? info->principal : nullptr;
   if (who != nullptr && who->root_squash && c.uid == 0) {
-    c.uid = c.gid = kNobody;
+    c.uid = c.gid = proto::kNobody;
     c.groups.clear();
   }
   return c;
-}
-
-Status may_access(const InodeAttr& a, const Cred& c, uint8_t mask) {
-  uint32_t granted;
-  if (c.uid == 0) {
-    granted = kMayRead | kMayWrite | ((S_ISDIR(a.mode) || (a.mode & 0111)) ? kMayExec : 0);
-  } else if (c.uid == a.uid) {
-    granted = (a.mode >> 6) & 7;
-  } else if (in_group(c, a.gid)) {
-    granted = (a.mode >> 3) & 7;
-  } else {
-    granted = a.mode & 7;
-  }
-  if ((granted & mask) == mask) return ok_status();
-  std::string need;
-  if (mask & kMayRead) need += "read";
-  if (mask & kMayWrite) need += need.empty() ? "write" : "/write";
-  if (mask & kMayExec) need += need.empty() ? "search" : "/search";
-  return make_error(Errc::kPermission, "permission denied: uid " + std::to_string(c.uid) + " lacks " + need +
-                                           " permission on " + (S_ISDIR(a.mode) ? "directory " : "inode ") +
-                                           std::to_string(a.ino) + " (mode " + octal(a.mode) + ", owner " +
-                                           std::to_string(a.uid) + ":" + std::to_string(a.gid) + ")");
 }
 
 void inherit_setgid(const InodeAttr& dir, InodeAttr& a) {
@@ -225,13 +203,14 @@ Status admit(BackendCore& b, Op op, std::span<const uint8_t> raw, const rpc::Req
       auto r = decoded<proto::XattrReq>(raw);
       if (!r) return ok_status();
       auto a = local_inode(b, *m, r->ino);
-      return a ? may_xattr(*a, r->name, effective_cred(info, r->cred), op == Op::kRemovexattr) : ok_status();
+      const bool remove = op == Op::kRemovexattr;
+      return a ? may_xattr(*a, r->name, effective_cred(info, r->cred), remove, remove) : ok_status();
     }
     case Op::kSetxattr: {
       auto r = decoded<proto::XattrSetReq>(raw);
       if (!r) return ok_status();
       auto a = local_inode(b, *m, r->ino);
-      return a ? may_xattr(*a, r->name, effective_cred(info, r->cred), true) : ok_status();
+      return a ? may_xattr(*a, r->name, effective_cred(info, r->cred), true, false) : ok_status();
     }
     default:
       return ok_status();

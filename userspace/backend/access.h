@@ -23,23 +23,18 @@
 #include "common/result.h"
 #include "proto/auth.h"
 #include "proto/messages.h"
+#include "proto/permission.h"
 #include "rpc/rpc.h"
 
 namespace lanefs::backend {
 
 class BackendCore;
 
-inline constexpr uint32_t kNobody = 65534;
 
 // The credentials a request runs as: `c`, or nobody (uid and gid 65534, no
 // groups) when c is root and the session's token squashes root.
 proto::Cred effective_cred(const rpc::RequestInfo* info, proto::Cred c);
 
-// Whether the mode bits of `a` grant `c` every access in `mask` (kMayRead,
-// kMayWrite, kMayExec): kPermission (EACCES) naming the inode if not. Root
-// gets read and write on anything, and search/execute when the inode is a
-// directory or has any execute bit.
-Status may_access(const proto::InodeAttr& a, const proto::Cred& c, uint8_t mask);
 
 // What `op` needs of the inodes this backend owns, checked for the
 // request's effective credentials: ok, kPermission (EACCES: mode bits),

@@ -282,6 +282,10 @@ Status BackendCore::check_scope(const proto::UserRecord& who, Op op, std::span<c
     uint32_t fs_id = 0;
     if (is_self(*owner)) {
       auto a = meta_->get_inode(ino);
+      // A data op naming no inode: refused (its chunks could otherwise be
+      // planted under a number another filesystem gives out later).
+      if (!a.ok() && a.code() == Errc::kNotFound && raw >= 40 && raw <= 44)
+        return make_error(Errc::kNotFound, "inode " + std::to_string(ino) + " does not exist");
       if (!a.ok()) continue;  // the op answers ENOENT itself
       fs_id = a->fs_id;
     } else if (auto known = ino_fs_.find(ino)) {

@@ -187,7 +187,7 @@ class MetaOps {
       if (auto ex = store_.get_dirent(r.parent, r.name); ex.ok()) {
         if (!r.exclusive && type == S_IFREG && ex->type == S_IFREG) {
           LANEFS_ASSIGN_OR_RETURN(auto existing, store_.get_inode(ex->ino));
-          if (r.open_by && r.access) LANEFS_TRY(may_access(existing, r.cred, r.access));  // cred: squashed
+          if (r.open_by && r.access) LANEFS_TRY(proto::may_access(existing, r.cred, r.access));  // cred: squashed
           if (r.open_by && owns(existing.ino)) {
             b_.handles().open(r.open_by, existing.ino, r.open_seq, mono_ns());
             MetaStore::Batch batch;

@@ -218,7 +218,9 @@ Result<Resp> ClusterClient::meta_call(uint64_t route_ino, Op op, const Req& req)
   if constexpr (requires { req.cred; }) {
     // Requests go without the caller's supplementary groups (looking them
     // up costs a read of /proc); a refusal is tried once more with them.
-    if (r.code() == Errc::kPermission && req.cred.groups.empty() && req.cred.pid != 0) {
+    // (kNotPermitted too: a chgrp into a supplementary group.)
+    const bool refused = r.code() == Errc::kPermission || r.code() == Errc::kNotPermitted;
+    if (refused && req.cred.groups.empty() && req.cred.pid != 0) {
       Req again = req;
       again.cred.groups = supplementary_groups(req.cred.pid);
       if (!again.cred.groups.empty()) return meta_call_once<Resp>(route_ino, op, again);

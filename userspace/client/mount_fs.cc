@@ -198,7 +198,7 @@ Result<proto::InodeAttr> MountFs::setattr(uint64_t nodeid, const proto::SetAttr&
   LANEFS_TRY(writable());
   if (fs_.encrypted && (attr.mask & proto::kSetSize)) {
     LANEFS_TRY(sealed_ready());
-    LANEFS_ASSIGN_OR_RETURN(auto a, sealed_->setattr(to_ino(nodeid), attr));
+    LANEFS_ASSIGN_OR_RETURN(auto a, sealed_->setattr(to_ino(nodeid), attr, cred));
     remember_own(a, KernelSize::kSet, attr.size);
     return to_kernel(a);
   }
@@ -408,7 +408,7 @@ Status MountFs::fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t l
     LANEFS_ASSIGN_OR_RETURN(auto a, cluster_->getattr(ino));
     if (offset + length > a.size) {
       proto::SetAttr sa;
-      sa.mask = proto::kSetSize;
+      sa.mask = proto::kSetSize | proto::kSetByHandle;  // fallocate(2) comes through an open file
       sa.size = offset + length;
       LANEFS_ASSIGN_OR_RETURN(auto b, cluster_->setattr(ino, sa));
       remember_own(b, KernelSize::kAtLeast, sa.size);

@@ -163,6 +163,11 @@ class MountFs {
   // The FUSE generation of a node id (bumped when the kernel must build a
   // fresh inode for it).
   uint64_t generation(uint64_t nodeid) const;
+  // The mount's token squashes root (UserRecord::root_squash): the backends
+  // run its uid 0 as nobody, and an open of a file already open on this
+  // mount (which asks no backend) is checked here as nobody. Set before
+  // the mount serves requests.
+  void set_root_squash(bool on) { root_squash_ = on; }
   // The channel's hook into the kernel's cache (may be null: nothing is
   // pushed to the kernel). Set before the mount serves requests.
   void set_kernel_cache(KernelCache* kc) { kernel_cache_ = kc; }
@@ -249,6 +254,7 @@ class MountFs {
   proto::FsInfo fs_;
   MountOptions opts_;
   std::string client_name_;  // host name: the name `cluster rdma --client` uses
+  bool root_squash_ = false;
   IoStats io_;
   LaneCounters lanes_;
   std::unique_ptr<SealedIo> sealed_;  // set when the filesystem is encrypted and unlocked

@@ -22,6 +22,7 @@
 #include "client/mount_fs.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/permission.h"
 
 namespace lanefs::client {
 namespace {
@@ -65,8 +66,14 @@ Status MountFs::open_file(uint64_t nodeid, bool writable, bool check_view, uint8
     } else {
       st = a.error();
     }
-  } else if (check_view) {
-    st = open_check(nodeid);
+  } else {
+    // Open here already, so the backend is not asked: a root the token
+    // squashes is checked here, as nobody, against fresh attributes.
+    if (root_squash_ && cred.uid == 0 && access != 0) {
+      auto a = cluster_->getattr(ino);
+      st = a.ok() ? proto::may_access(*a, proto::Cred(proto::kNobody, proto::kNobody), access) : Status(a.error());
+    }
+    if (st.ok() && check_view) st = open_check(nodeid);
   }
   {
     std::lock_guard lk(mu_);

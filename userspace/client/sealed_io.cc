@@ -254,8 +254,8 @@ Result<int64_t> SealedIo::punch(uint64_t ino, uint64_t offset, uint64_t len) {
   return delta;
 }
 
-Result<proto::InodeAttr> SealedIo::setattr(uint64_t ino, const proto::SetAttr& attr) {
-  if (!(attr.mask & proto::kSetSize)) return cluster_.setattr(ino, attr);
+Result<proto::InodeAttr> SealedIo::setattr(uint64_t ino, const proto::SetAttr& attr, const proto::Cred& cred) {
+  if (!(attr.mask & proto::kSetSize)) return cluster_.setattr(ino, attr, cred);
   rpc::NoPark no_park;  // the stripe lock is held across calls (rpc/call_driver.h)
   std::unique_lock lk(stripe(ino));
   // The block that will hold the new end of file must carry zeros beyond
@@ -270,7 +270,7 @@ Result<proto::InodeAttr> SealedIo::setattr(uint64_t ino, const proto::SetAttr& a
       LANEFS_TRY(write_blocks(ino, block, plain, &ignored));
     }
   }
-  return cluster_.setattr(ino, attr);
+  return cluster_.setattr(ino, attr, cred);
 }
 
 }  // namespace lanefs::client

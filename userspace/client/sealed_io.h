@@ -47,7 +47,8 @@ class SealedIo {
   Result<std::vector<uint8_t>> read(uint64_t ino, uint64_t offset, uint32_t len);
   // setattr that may change the size (kSetSize): re-seals the new last
   // block first, then lets the backends cut the data.
-  Result<proto::InodeAttr> setattr(uint64_t ino, const proto::SetAttr& attr);
+  // `cred`: the caller, as ClusterClient::setattr.
+  Result<proto::InodeAttr> setattr(uint64_t ino, const proto::SetAttr& attr, const proto::Cred& cred = {});
   // Deallocates [offset, offset+len) (reads as zeros after); returns the
   // allocation change. The caller clamps the range to the file size.
   Result<int64_t> punch(uint64_t ino, uint64_t offset, uint64_t len);

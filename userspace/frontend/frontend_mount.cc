@@ -176,6 +176,7 @@ Result<std::string> Frontend::do_mount(const std::string& source, const std::str
   m->target = real;
   m->opts = o;
   LANEFS_ASSIGN_OR_RETURN(m->fs, client::MountFs::open(cluster, fs, o));  // checks an encrypted fs's key
+  m->fs->set_root_squash(who.root_squash);
   if (dead) {
     auto ch = fuse::mount_client({m->target, m->source, m->fs.get(), /*attach=*/true});
     if (ch.ok()) {
