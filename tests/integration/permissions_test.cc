@@ -112,6 +112,15 @@ TEST_F(PermissionsTest, ModeBitsDecideReadWriteAndSearch) {
   EXPECT_ERRC(make(*plain_, priv->ino, "bobs", S_IFREG | 0644, kBob), Errc::kPermission);
   EXPECT_ERRC(plain_->unlink(priv->ino, "inner", kBob), Errc::kPermission);
   EXPECT_ERRC(plain_->rename(priv->ino, "inner", dir_ino_, "stolen", 0, kBob), Errc::kPermission);
+  // Directories trading places across parents: write on each.
+  auto a1 = make(*plain_, dir_ino_, "a1", S_IFDIR | 0777, kBob);
+  auto b1 = make(*plain_, dir_ino_, "b1", S_IFDIR | 0777, kBob);
+  ASSERT_OK(a1);
+  ASSERT_OK(b1);
+  ASSERT_OK(make(*plain_, a1->ino, "x", S_IFDIR | 0755, kBob));
+  ASSERT_OK(make(*plain_, b1->ino, "y", S_IFDIR | 0755, kAlice));
+  EXPECT_ERRC(plain_->rename(a1->ino, "x", b1->ino, "y", proto::kRenameExchange, kBob), Errc::kPermission);
+  EXPECT_OK(plain_->rename(a1->ino, "x", b1->ino, "y", proto::kRenameExchange, kRoot));
   EXPECT_ERRC(plain_->link(inner->ino, priv->ino, "second", kBob), Errc::kPermission);
   // A 0644 file: everyone reads, only its owner writes.
   EXPECT_OK(open_as(*plain_, inner->ino, kMayRead, kBob));
@@ -260,6 +269,17 @@ TEST_F(PermissionsTest, ASetgidDirectoryGivesItsGroup) {
   ASSERT_OK(d);
   EXPECT_EQ(d->gid, 600u);
   EXPECT_NE(d->mode & S_ISGID, 0u);
+  // A set-group-ID program of group 600: kept for a member, dropped for
+  // anyone else but root.
+  auto member = make(*plain_, sg->ino, "member", S_IFREG | 02755, Cred{1000, 1000, {600}});
+  ASSERT_OK(member);
+  EXPECT_NE(member->mode & S_ISGID, 0u);
+  auto outsider = make(*plain_, sg->ino, "outsider", S_IFREG | 02755, kAlice);
+  ASSERT_OK(outsider);
+  EXPECT_EQ(outsider->mode & S_ISGID, 0u);
+  auto by_root = make(*plain_, sg->ino, "by-root", S_IFREG | 02755, kRoot);
+  ASSERT_OK(by_root);
+  EXPECT_NE(by_root->mode & S_ISGID, 0u);
 }
 
 TEST_F(PermissionsTest, RootSquashingRunsRootAsNobody) {
@@ -285,8 +305,13 @@ TEST_F(PermissionsTest, RootSquashingRunsRootAsNobody) {
   ASSERT_OK(made);
   EXPECT_EQ(made->uid, 65534u);
   EXPECT_EQ(made->gid, 65534u);
-  // Other users are not changed by it.
+  // Other users are not changed by it, but group 0 is root's too.
   EXPECT_OK(open_as(*squashed_, mine->ino, kMayRead | kMayWrite, kAlice));
+  auto wheel = make(*plain_, dir_ino_, "wheel", S_IFREG | 0640, Cred{0, 0});
+  ASSERT_OK(wheel);
+  EXPECT_OK(open_as(*plain_, wheel->ino, kMayRead, Cred{1000, 0}));
+  EXPECT_ERRC(open_as(*squashed_, wheel->ino, kMayRead, Cred{1000, 0}), Errc::kPermission);
+  EXPECT_ERRC(open_as(*squashed_, wheel->ino, kMayRead, Cred{1000, 1000, {0}}), Errc::kPermission);
 }
 
 }  // namespace

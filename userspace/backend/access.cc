@@ -122,17 +122,26 @@ std::optional<Req> decoded(std::span<const uint8_t> raw) {
 
 Cred effective_cred(const rpc::RequestInfo* info, Cred c) {
   const proto::UserRecord* who = info ? info->principal : nullptr;
-  if (who != nullptr && who->root_squash && c.uid == 0) {
+  if (who == nullptr || !who->root_squash) return c;
+  if (c.uid == 0) {
     c.uid = c.gid = proto::kNobody;
     c.groups.clear();
+  } else {
+    // Group 0 is root's too (as nfsd squashes it).
+    if (c.gid == 0) c.gid = proto::kNobody;
+    std::replace(c.groups.begin(), c.groups.end(), 0u, proto::kNobody);
   }
   return c;
 }
 
-void inherit_setgid(const InodeAttr& dir, InodeAttr& a) {
+void inherit_setgid(const InodeAttr& dir, InodeAttr& a, const Cred& creator) {
   if (!(dir.mode & S_ISGID)) return;
   a.gid = dir.gid;
-  if (S_ISDIR(a.mode)) a.mode |= S_ISGID;
+  if (S_ISDIR(a.mode)) {
+    a.mode |= S_ISGID;
+  } else if ((a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) && creator.uid != 0 && !in_group(creator, a.gid)) {
+    a.mode &= ~S_ISGID;  // a set-group-ID file of a group its creator is not in
+  }
 }
 
 Status admit(BackendCore& b, Op op, std::span<const uint8_t> raw, const rpc::RequestInfo* info) {
@@ -171,10 +180,15 @@ Status admit(BackendCore& b, Op op, std::span<const uint8_t> raw, const rpc::Req
         LANEFS_TRY(may_remove(b, *m, r->new_parent, r->new_name, c));
       else
         LANEFS_TRY(dir_grants(b, *m, r->new_parent, c, kMayWrite | kMayExec));
-      // A directory moving to another parent changes its "..": write on it.
-      if (r->parent != r->new_parent && c.uid != 0)
+      // A directory moving to another parent changes its "..": write on it
+      // (both of them when they trade places).
+      if (r->parent != r->new_parent && c.uid != 0) {
         if (auto moved = named_inode(b, *m, r->parent, r->name); moved && S_ISDIR(moved->mode))
           LANEFS_TRY(may_access(*moved, c, kMayWrite));
+        if (r->flags & proto::kRenameExchange)
+          if (auto other = named_inode(b, *m, r->new_parent, r->new_name); other && S_ISDIR(other->mode))
+            LANEFS_TRY(may_access(*other, c, kMayWrite));
+      }
       return ok_status();
     }
     case Op::kReaddir: {

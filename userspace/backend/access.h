@@ -47,9 +47,10 @@ proto::Cred effective_cred(const rpc::RequestInfo* info, proto::Cred c);
 // removed (workers only).
 Status admit(BackendCore& b, proto::Op op, std::span<const uint8_t> req, const rpc::RequestInfo* info);
 
-// A new inode `a` made in directory `dir`: in a set-group-ID directory it
-// takes the directory's group, and a new directory keeps the bit (as a
-// local filesystem does).
-void inherit_setgid(const proto::InodeAttr& dir, proto::InodeAttr& a);
+// A new inode `a` made in directory `dir` by `creator`: in a
+// set-group-ID directory it takes the directory's group, a new directory
+// keeps the bit, and a new group-executable set-group-ID file loses it
+// when its creator is neither root nor in that group (as Linux 6.0 on).
+void inherit_setgid(const proto::InodeAttr& dir, proto::InodeAttr& a, const proto::Cred& creator);
 
 }  // namespace lanefs::backend

@@ -200,7 +200,7 @@ class MetaOps {
       }
       MetaStore::Batch batch;
       a.fs_id = parent.fs_id;
-      inherit_setgid(parent, a);
+      inherit_setgid(parent, a, r.cred);
       a.ino = proto::make_ino(shard, store_.next_ino_seq(batch));
       batch.put_inode(a);
       if (type == S_IFLNK) batch.put_symlink(a.ino, r.symlink_target);
@@ -222,7 +222,7 @@ class MetaOps {
     if (!is_dir(parent0.mode)) return make_error(Errc::kNotDir, "parent is not a directory");
     if (store_.get_dirent(r.parent, r.name).ok()) return make_error(Errc::kExists, "'" + r.name + "' exists");
     a.fs_id = parent0.fs_id;
-    inherit_setgid(parent0, a);
+    inherit_setgid(parent0, a, r.cred);
     LANEFS_ASSIGN_OR_RETURN(auto made, b_.call_member<InodeAttr>(*map_.member_by_shard(shard), Op::kInodePut,
                                                                  proto::InodePutReq{a, {}}));
     InodeAttr dir;
