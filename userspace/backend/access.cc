@@ -111,6 +111,13 @@ Status may_xattr(const InodeAttr& a, const std::string& name, const Cred& c, boo
   return ok_status();
 }
 
+// Backends (peer primitives) and calls without a session are not checked.
+bool exempt(const rpc::RequestInfo* info) {
+  if (info == nullptr) return true;
+  const proto::UserRecord* who = info->principal;
+  return who != nullptr && (who->role == proto::Role::kBackend || who->role == proto::Role::kJoining);
+}
+
 template <class Req>
 std::optional<Req> decoded(std::span<const uint8_t> raw) {
   auto r = proto::decode_msg<Req>(raw);
@@ -144,16 +151,26 @@ void inherit_setgid(const InodeAttr& dir, InodeAttr& a, const Cred& creator) {
   }
 }
 
+Status admit_lookup(BackendCore& b, const proto::NameAtReq& r, const rpc::RequestInfo* info) {
+  if (exempt(info)) return ok_status();
+  return dir_grants(b, *b.map_ptr(), r.parent, effective_cred(info, r.cred), kMayExec);
+}
+
+Status admit_open(BackendCore& b, const proto::HandleReq& r, const rpc::RequestInfo* info) {
+  if (exempt(info) || !r.open || r.access == 0) return ok_status();
+  const Cred c = effective_cred(info, r.cred);
+  if (c.uid == 0 && !(r.access & kMayExec)) return ok_status();
+  auto a = local_inode(b, *b.map_ptr(), r.ino);
+  return a ? may_access(*a, c, r.access) : ok_status();
+}
+
 Status admit(BackendCore& b, Op op, std::span<const uint8_t> raw, const rpc::RequestInfo* info) {
-  if (info == nullptr) return ok_status();
-  if (const proto::UserRecord* who = info->principal)
-    if (who->role == proto::Role::kBackend || who->role == proto::Role::kJoining) return ok_status();
+  if (exempt(info)) return ok_status();
   auto m = b.map_ptr();
   switch (op) {
     case Op::kLookup: {
       auto r = decoded<proto::NameAtReq>(raw);
-      if (!r) return ok_status();
-      return dir_grants(b, *m, r->parent, effective_cred(info, r->cred), kMayExec);
+      return r ? admit_lookup(b, *r, info) : ok_status();
     }
     case Op::kCreate: {
       auto r = decoded<proto::CreateReq>(raw);
@@ -206,11 +223,7 @@ Status admit(BackendCore& b, Op op, std::span<const uint8_t> raw, const rpc::Req
     }
     case Op::kOpenHandle: {
       auto r = decoded<proto::HandleReq>(raw);
-      if (!r || !r->open || r->access == 0) return ok_status();
-      const Cred c = effective_cred(info, r->cred);
-      if (c.uid == 0 && !(r->access & kMayExec)) return ok_status();
-      auto a = local_inode(b, *m, r->ino);
-      return a ? may_access(*a, c, r->access) : ok_status();
+      return r ? admit_open(b, *r, info) : ok_status();
     }
     case Op::kGetxattr:
     case Op::kRemovexattr: {

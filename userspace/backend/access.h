@@ -35,7 +35,6 @@ class BackendCore;
 // groups) when c is root and the session's token squashes root.
 proto::Cred effective_cred(const rpc::RequestInfo* info, proto::Cred c);
 
-
 // What `op` needs of the inodes this backend owns, checked for the
 // request's effective credentials: ok, kPermission (EACCES: mode bits),
 // kNotPermitted (EPERM: owner only, root only, sticky directory), or the
@@ -46,6 +45,9 @@ proto::Cred effective_cred(const rpc::RequestInfo* info, proto::Cred c);
 // moving a directory, may ask another backend for the inode moved or
 // removed (workers only).
 Status admit(BackendCore& b, proto::Op op, std::span<const uint8_t> req, const rpc::RequestInfo* info);
+// admit() of a lookup and of an open the loop has decoded already.
+Status admit_lookup(BackendCore& b, const proto::NameAtReq& r, const rpc::RequestInfo* info);
+Status admit_open(BackendCore& b, const proto::HandleReq& r, const rpc::RequestInfo* info);
 
 // A new inode `a` made in directory `dir` by `creator`: in a
 // set-group-ID directory it takes the directory's group, a new directory

@@ -160,7 +160,7 @@ bool BackendCore::serve_open_handle(rpc::ServerCall& c) {
   if (!req.ok() || !req->open) return false;
   auto m = map_ptr();
   if (!owns(*this, proto::meta_owner(*m, req->ino))) return false;
-  if (Status st = admit(*this, Op::kOpenHandle, c.request(), &c.info()); !st.ok()) {
+  if (Status st = admit_open(*this, *req, &c.info()); !st.ok()) {
     respond_error(c, st.error());
     return true;
   }
@@ -177,9 +177,8 @@ bool BackendCore::serve_lookup(rpc::ServerCall& c) {
   if (!req.ok() || req->name == "." || req->name == "..") return false;
   auto m = map_ptr();
   if (!owns(*this, proto::meta_owner(*m, req->parent))) return false;
-  // Permission (access.h): decodes the request again (the name's one
-  // allocation) and, for a caller other than root, reads the directory.
-  if (Status st = admit(*this, Op::kLookup, c.request(), &c.info()); !st.ok()) {
+  // Permission (access.h): for a caller other than root, reads the directory.
+  if (Status st = admit_lookup(*this, *req, &c.info()); !st.ok()) {
     respond_error(c, st.error());
     return true;
   }
