@@ -314,5 +314,30 @@ TEST_F(PermissionsTest, RootSquashingRunsRootAsNobody) {
   EXPECT_ERRC(open_as(*squashed_, wheel->ino, kMayRead, Cred{1000, 1000, {0}}), Errc::kPermission);
 }
 
+TEST_F(PermissionsTest, NumbersNearAHiddenFilesNumberNameNoInode) {
+  // A squashed root cannot search a 0700 directory of root's, and cannot
+  // count its way to what is inside either: the numbers of the files made
+  // before and after, and their neighbours, lead to nothing.
+  auto vault = make(*plain_, dir_ino_, "vault2", S_IFDIR | 0700, kRoot);
+  ASSERT_OK(vault);
+  auto before = make(*squashed_, dir_ino_, "before", S_IFREG | 0644, kRoot);
+  ASSERT_OK(before);
+  auto hidden = make(*plain_, vault->ino, "x", S_IFREG | 0644, kRoot);
+  ASSERT_OK(hidden);
+  auto after = make(*squashed_, dir_ino_, "after", S_IFREG | 0644, kRoot);
+  ASSERT_OK(after);
+  EXPECT_EQ(proto::ino_shard(before->ino), proto::ino_shard(hidden->ino));
+  for (uint64_t seen : {before->ino, after->ino}) {
+    for (int64_t d = -8; d <= 8; ++d) {
+      const uint64_t guess = seen + static_cast<uint64_t>(d);
+      if (d == 0) continue;
+      ASSERT_NE(guess, hidden->ino) << "the hidden file's number is next to one its guesser was given";
+      EXPECT_ERRC(squashed_->getattr(guess), Errc::kNotFound);
+      EXPECT_ERRC(squashed_->read_data(guess, 0, 4096), Errc::kNotFound);
+    }
+  }
+  EXPECT_ERRC(squashed_->lookup(vault->ino, "x", kRoot), Errc::kPermission);
+}
+
 }  // namespace
 }  // namespace lanefs::test

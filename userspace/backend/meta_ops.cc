@@ -201,7 +201,7 @@ class MetaOps {
       MetaStore::Batch batch;
       a.fs_id = parent.fs_id;
       inherit_setgid(parent, a, r.cred);
-      a.ino = proto::make_ino(shard, store_.next_ino_seq(batch));
+      LANEFS_ASSIGN_OR_RETURN(a.ino, store_.next_ino(shard, batch));
       batch.put_inode(a);
       if (type == S_IFLNK) batch.put_symlink(a.ino, r.symlink_target);
       batch.put_dirent(r.parent, r.name, {a.ino, type, parent.next_cookie++});

@@ -34,8 +34,11 @@ Result<InodeAttr> inode_put(BackendCore& b, const proto::InodePutReq& r) {
   auto lk = store.lock();
   MetaStore::Batch batch;
   InodeAttr a = r.attr;
-  if (a.ino == 0) a.ino = proto::make_ino(b.self_member()->shard, store.next_ino_seq(batch));
-  else LANEFS_TRY(require_inode_owner(b, a.ino));
+  if (a.ino == 0) {
+    LANEFS_ASSIGN_OR_RETURN(a.ino, store.next_ino(b.self_member()->shard, batch));
+  } else {
+    LANEFS_TRY(require_inode_owner(b, a.ino));
+  }
   if (a.parent == 0 && S_ISDIR(a.mode)) a.parent = a.ino;  // a root is its own parent
   batch.put_inode(a);
   if (!r.symlink_target.empty()) batch.put_symlink(a.ino, r.symlink_target);

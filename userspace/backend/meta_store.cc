@@ -1,5 +1,7 @@
 #include "backend/meta_store.h"
 
+#include <openssl/rand.h>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -27,6 +29,7 @@ constexpr char kOrphan = 'O';
 constexpr char kHandle = 'H';
 constexpr char kDone = 'R';
 constexpr std::string_view kInoSeqKey = "ino_seq";
+constexpr std::string_view kInoKeyKey = "ino_key";  // InoCipher's key (16 random bytes)
 constexpr uint64_t kFirstInoSeq = 16;
 constexpr uint64_t kInoReserve = 1024;  // inode numbers reserved per synced counter write
 constexpr size_t kBlockCacheBytes = 16u << 20;
@@ -189,6 +192,32 @@ class DamageWitness final : public rocksdb::Logger {
   std::string first_;
 };
 
+// The shard's inode number key: made (random, synced) the first time a
+// store is opened, then read at every open. Damaged: the store cannot hand
+// out numbers that are sure not to repeat, so it does not start.
+Result<InoCipher::Key> ino_key(rocksdb::DB* db, const std::string& path) {
+  InoCipher::Key key{};
+  std::string raw;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), kv_key(kInoKeyKey), &raw);
+  if (s.ok()) {
+    if (raw.size() != key.size())
+      return make_error(Errc::kCorrupt, "metadata store " + path + ": the inode number key is damaged (" +
+                                            std::to_string(raw.size()) + " bytes); refusing to start");
+    std::memcpy(key.data(), raw.data(), key.size());
+    return key;
+  }
+  if (!s.IsNotFound())
+    return make_error(Errc::kIo, "metadata store " + path + ": reading the inode number key: " + s.ToString());
+  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1)
+    return make_error(Errc::kInternal, "no random bytes for the inode number key");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db->Put(wo, kv_key(kInoKeyKey), rocksdb::Slice(reinterpret_cast<const char*>(key.data()), key.size()));
+  if (!s.ok())
+    return make_error(Errc::kIo, "metadata store " + path + ": writing the inode number key: " + s.ToString());
+  return key;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& path) {
@@ -225,10 +254,12 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& path) {
                                           "); refusing to start rather than lose acknowledged metadata");
   }
   if (!s.ok()) return make_error(Errc::kIo, "rocksdb open " + path + ": " + s.ToString());
-  return std::unique_ptr<MetaStore>(new MetaStore(db));
+  std::unique_ptr<rocksdb::DB> owned(db);
+  LANEFS_ASSIGN_OR_RETURN(InoCipher::Key key, ino_key(db, path));
+  return std::unique_ptr<MetaStore>(new MetaStore(owned.release(), key));
 }
 
-MetaStore::MetaStore(rocksdb::DB* db) : db_(db) {}
+MetaStore::MetaStore(rocksdb::DB* db, const InoCipher::Key& ino_key) : db_(db), ino_cipher_(ino_key) {}
 
 MetaStore::~MetaStore() {
   if (db_ == nullptr) return;
@@ -457,7 +488,7 @@ MetaStore::Stats MetaStore::stats() const {
   return st;
 }
 
-uint64_t MetaStore::next_ino_seq(Batch& batch) {
+Result<uint64_t> MetaStore::next_ino(uint32_t shard, Batch& batch) {
   if (ino_seq_ == 0) {
     ino_seq_ = kFirstInoSeq - 1;
     std::string raw;
@@ -466,37 +497,39 @@ uint64_t MetaStore::next_ino_seq(Batch& batch) {
       ino_seq_ = std::max(ino_seq_, get_be64(raw.data()));
     } else if (!s.IsNotFound()) {
       // Unreadable counter: never hand out a number already used, so start
-      // above the highest inode record of this shard.
+      // above the counter of every inode record of this shard.
       PrefixScan scan(db_, std::string(1, kInode));
-      scan.it()->SeekToLast();
-      if (scan.it()->Valid() && scan.it()->key().size() == 9) {
-        uint64_t top =
-            get_be64(scan.it()->key().data() + 1) & ((uint64_t{1} << proto::kShardShift) - 1);
-        ino_seq_ = std::max(ino_seq_, top);
+      for (scan.it()->SeekToFirst(); scan.it()->Valid(); scan.it()->Next()) {
+        if (scan.it()->key().size() != 9) continue;
+        const uint64_t low = get_be64(scan.it()->key().data() + 1) & ((uint64_t{1} << proto::kShardShift) - 1);
+        LANEFS_ASSIGN_OR_RETURN(uint64_t seq, ino_cipher_.counter(low));
+        ino_seq_ = std::max(ino_seq_, seq);
       }
     }
   }
   ++ino_seq_;
-  if (ino_seq_ <= ino_reserved_) return ino_seq_;
-  // A new inode may be read (and its number used for chunk data) before its
-  // batch is durable; if the batch is then lost, its number must still never
-  // be handed out again. So numbers come from a range whose end is synced
-  // first (one synced write per kInoReserve creates).
-  std::string v;
-  put_be64(&v, ino_seq_ + kInoReserve - 1);
-  rocksdb::WriteBatch wb;
-  wb.Put(kv_key(kInoSeqKey), v);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  if (db_->Write(wo, &wb).ok()) {
-    ino_reserved_ = ino_seq_ + kInoReserve - 1;
-  } else {
-    // Could not reserve: the counter travels with the batch that uses it.
-    std::string cur;
-    put_be64(&cur, ino_seq_);
-    batch.put_kv(kInoSeqKey, cur);
+  if (ino_seq_ > ino_reserved_) {
+    // A new inode may be read (and its number used for chunk data) before
+    // its batch is durable; if the batch is then lost, its number must
+    // still never be handed out again. So numbers come from a range whose
+    // end is synced first (one synced write per kInoReserve creates).
+    std::string v;
+    put_be64(&v, ino_seq_ + kInoReserve - 1);
+    rocksdb::WriteBatch wb;
+    wb.Put(kv_key(kInoSeqKey), v);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (db_->Write(wo, &wb).ok()) {
+      ino_reserved_ = ino_seq_ + kInoReserve - 1;
+    } else {
+      // Could not reserve: the counter travels with the batch that uses it.
+      std::string cur;
+      put_be64(&cur, ino_seq_);
+      batch.put_kv(kInoSeqKey, cur);
+    }
   }
-  return ino_seq_;
+  LANEFS_ASSIGN_OR_RETURN(uint64_t low, ino_cipher_.number(ino_seq_));
+  return proto::make_ino(shard, low);
 }
 
 MetaStore::Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}

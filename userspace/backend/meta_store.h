@@ -70,6 +70,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/ino_cipher.h"
 #include "common/result.h"
 #include "proto/types.h"
 
@@ -172,17 +173,20 @@ class MetaStore {
   };
   Stats stats() const;
 
-  // Next inode sequence number of this shard (persisted counter, starts at
-  // 16). Call under lock(). Never reused, even when the batch that uses it is
-  // lost in a crash after a reader saw it: numbers come from a reserved
-  // range whose end is written with sync=true before the first is handed out
-  // (one synced write per 1024 numbers; a restart skips the rest of the
-  // range). If that write fails the counter goes into `batch` instead.
-  uint64_t next_ino_seq(Batch& batch);
+  // This shard's next inode number (proto::make_ino(shard, low)): the low
+  // 48 bits are a persisted counter (starts at 16) through the shard's
+  // keyed permutation (ino_cipher.h), so numbers are unique and cannot be
+  // guessed from one another. Call under lock(). Never reused, even when the batch that uses it is lost
+  // in a crash after a reader saw it: counter values come from a reserved
+  // range whose end is written with sync=true before the first is handed
+  // out (one synced write per 1024 numbers; a restart skips the rest of
+  // the range). If that write fails the counter goes into `batch` instead.
+  Result<uint64_t> next_ino(uint32_t shard, Batch& batch);
 
  private:
-  explicit MetaStore(rocksdb::DB* db);
+  MetaStore(rocksdb::DB* db, const InoCipher::Key& ino_key);
   rocksdb::DB* db_;
+  const InoCipher ino_cipher_;  // the shard's inode number permutation (key kept in the store)
   std::mutex mu_;
   uint64_t ino_seq_ = 0;       // last handed out (cached; guarded by mu_)
   uint64_t ino_reserved_ = 0;  // durable end of the reserved range (guarded by mu_)

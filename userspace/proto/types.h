@@ -13,7 +13,8 @@
 namespace lanefs::proto {
 
 // Inode numbers are cluster-wide: the top 16 bits name the metadata shard
-// that owns the inode record, the low 48 bits a per-shard counter.
+// that owns the inode record, the low 48 bits a per-shard counter through
+// the shard's keyed permutation (backend/ino_cipher.h: not guessable).
 inline constexpr int kShardShift = 48;
 inline uint32_t ino_shard(uint64_t ino) { return static_cast<uint32_t>(ino >> kShardShift); }
 inline uint64_t make_ino(uint32_t shard, uint64_t seq) {

@@ -322,33 +322,31 @@ TEST_F(MetaStoreTest, BatchIsInvisibleUntilCommitThenAllVisible) {
   EXPECT_OK(store_->commit(empty));
 }
 
-TEST_F(MetaStoreTest, InoSeqIsMonotonicAndNeverReusedAfterReopen) {
-  uint64_t last = 0;
-  {
+// Inode numbers are unique (never handed out twice, across reopens), in
+// the shard asked for, and in the permuted range (ino_cipher.h): not the
+// small consecutive values of the counter behind them.
+TEST_F(MetaStoreTest, InodeNumbersAreUniqueAcrossReopensAndNotConsecutive) {
+  std::set<uint64_t> seen;
+  auto take = [&](int n) {
     auto lk = store_->lock();
     MetaStore::Batch b;
-    uint64_t first = store_->next_ino_seq(b);
-    EXPECT_EQ(first, 16u);
-    last = first;
-    for (int i = 0; i < 10; ++i) {
-      uint64_t n = store_->next_ino_seq(b);
-      EXPECT_GT(n, last);
-      last = n;
+    for (int i = 0; i < n; ++i) {
+      auto ino = store_->next_ino(3, b);
+      ASSERT_OK(ino);
+      EXPECT_EQ(proto::ino_shard(*ino), 3u);
+      EXPECT_NE(*ino & InoCipher::kPermutedBit, 0u) << std::hex << *ino;
+      EXPECT_TRUE(seen.insert(*ino).second) << "inode number handed out twice: " << std::hex << *ino;
     }
     ASSERT_OK(store_->commit(b));
-  }
+  };
+  take(2000);
+  int consecutive = 0;
+  for (auto it = seen.begin(); std::next(it) != seen.end(); ++it) consecutive += *std::next(it) - *it == 1;
+  EXPECT_LE(consecutive, 1) << "numbers follow one another: a neighbour is guessable";
   reopen();
-  {
-    auto lk = store_->lock();
-    MetaStore::Batch b;
-    uint64_t n = store_->next_ino_seq(b);
-    EXPECT_GT(n, last);
-    last = n;
-    ASSERT_OK(store_->commit(b));
-  }
+  take(50);
   reopen();
-  MetaStore::Batch b;
-  EXPECT_GT(store_->next_ino_seq(b), last);
+  take(50);
 }
 
 TEST_F(MetaStoreTest, DataSurvivesReopen) {
@@ -480,19 +478,24 @@ TEST_F(MetaStoreTest, ConcurrentCommitsShareWalSyncs) {
   EXPECT_EQ(seen_values.size(), size_t{kThreads * kPerThread}) << "lost update under the lock";
 }
 
-TEST_F(MetaStoreTest, InoSeqSkipsTheReservedRangeAfterReopen) {
+TEST_F(MetaStoreTest, InodeNumberHandedOutWithoutItsBatchIsNotReusedAfterReopen) {
   uint64_t first;
   {
     auto lk = store_->lock();
     MetaStore::Batch b;
-    first = store_->next_ino_seq(b);
+    auto ino = store_->next_ino(0, b);
+    ASSERT_OK(ino);
+    first = *ino;
     // The number is reserved durably on its own, without its batch.
   }
   reopen();
   auto lk = store_->lock();
   MetaStore::Batch b;
-  EXPECT_GT(store_->next_ino_seq(b), first)
-      << "an inode number handed out (maybe seen) is never reused";
+  for (int i = 0; i < 1100; ++i) {  // past one reserved range
+    auto ino = store_->next_ino(0, b);
+    ASSERT_OK(ino);
+    ASSERT_NE(*ino, first) << "an inode number handed out (maybe seen) is never reused";
+  }
 }
 
 // The store's API cannot write a malformed record, so this test closes it and
