@@ -56,7 +56,7 @@ void op_getxattr(const Req& req, uint64_t ino, const char* name, size_t size) no
 }
 
 void op_listxattr(const Req& req, uint64_t ino, size_t size) noexcept {
-  auto r = mount_of(req).listxattr(ino);
+  auto r = mount_of(req).listxattr(ino, cred_of(req));
   if (!r.ok()) {
     reply_error(req, r.error());
     return;

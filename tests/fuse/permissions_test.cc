@@ -8,9 +8,12 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <string>
 #include <functional>
 
 #include "fuse/mount_fixture.h"
@@ -146,6 +149,29 @@ TEST_F(FusePermissions, SupplementaryGroupsGrantAccess) {
               return errno;
             }),
             0);
+  ASSERT_OK(env.unmount(*m));
+}
+
+TEST_F(FusePermissions, TrustedAttributeNamesAreListedToRootOnly) {
+  MountEnv& env = shared_mount_env();
+  auto m = env.mount("", "xattr-list");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const std::string f = *m + "/attrs";
+  ASSERT_TRUE(spit(f, pattern(3, 0, 10), 0644));
+  ASSERT_EQ(setxattr(f.c_str(), "trusted.t", "1", 1, 0), 0) << strerror(errno);
+  ASSERT_EQ(setxattr(f.c_str(), "user.u", "2", 1, 0), 0) << strerror(errno);
+  // The names listed, joined by spaces in the order given ("error N": failed).
+  auto listed = [&] {
+    char buf[256];
+    ssize_t n = listxattr(f.c_str(), buf, sizeof buf);
+    if (n < 0) return "error " + std::to_string(errno);
+    std::string out;
+    for (const char* p = buf; p < buf + n; p += strlen(p) + 1) out += (out.empty() ? "" : " ") + std::string(p);
+    return out;
+  };
+  const std::string as_root = listed();
+  EXPECT_TRUE(as_root == "trusted.t user.u" || as_root == "user.u trusted.t") << as_root;
+  EXPECT_EQ(as_user(1000, 1000, {1000}, [&] { return listed() == "user.u" ? 0 : 1; }), 0);
   ASSERT_OK(env.unmount(*m));
 }
 

@@ -9,6 +9,9 @@
 #include <grp.h>
 #include <unistd.h>
 
+#include <set>
+#include <string>
+
 #include "integration/backend_fixture.h"
 #include "proto/auth.h"
 
@@ -337,6 +340,20 @@ TEST_F(PermissionsTest, NumbersNearAHiddenFilesNumberNameNoInode) {
     }
   }
   EXPECT_ERRC(squashed_->lookup(vault->ino, "x", kRoot), Errc::kPermission);
+}
+
+TEST_F(PermissionsTest, TrustedAttributeNamesAreListedToRootOnly) {
+  auto f = make(*plain_, dir_ino_, "attrs", S_IFREG | 0644, kAlice);
+  ASSERT_OK(f);
+  ASSERT_OK(plain_->setxattr(f->ino, "trusted.t", "1", 0, kRoot));
+  ASSERT_OK(plain_->setxattr(f->ino, "user.u", "2", 0, kAlice));
+  auto names = [&](client::ClusterClient& c, const Cred& cred) {
+    auto l = c.listxattr(f->ino, cred);
+    return l.ok() ? std::set<std::string>(l->begin(), l->end()) : std::set<std::string>{"error"};
+  };
+  EXPECT_EQ(names(*plain_, kRoot), (std::set<std::string>{"trusted.t", "user.u"}));
+  EXPECT_EQ(names(*plain_, kAlice), (std::set<std::string>{"user.u"}));
+  EXPECT_EQ(names(*squashed_, kRoot), (std::set<std::string>{"user.u"}));
 }
 
 }  // namespace

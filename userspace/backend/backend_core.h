@@ -287,7 +287,9 @@ inline Status require_inode_owner(const BackendCore& b, uint64_t ino) {
 // periodic sweep (expired leases, orphans nobody holds); removing an
 // inode's data from every member.
 rpc::Buffer handle_open_files(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
-rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> req);  // meta_xattr.cc
+// meta_xattr.cc; info: the caller's session (listing hides trusted.* from
+// all but root, after root squashing).
+rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> req, const rpc::RequestInfo* info);
 // readlink, kCommitWrite and the single-inode peer primitives (meta_records.cc).
 rpc::Buffer handle_inode_records(BackendCore& b, proto::Op op, std::span<const uint8_t> req);
 void sweep_open_handles(BackendCore& b);

@@ -580,7 +580,7 @@ rpc::Buffer handle_metadata(BackendCore& b, proto::Op op, std::span<const uint8_
     case Op::kGetxattr:
     case Op::kListxattr:
     case Op::kRemovexattr:
-      return handle_xattr(b, op, raw);
+      return handle_xattr(b, op, raw, info);
     case Op::kInodeNlink:
       return with<proto::InodeNlinkReq>(raw, [&](auto& r) { return reply_result(m.inode_nlink(r)); });
     case Op::kOpenHandle:

@@ -1,5 +1,6 @@
 // COMPUTE role, metadata: extended attributes, on the inode's owner
 // (records 'X' ino name -> value; a change updates the inode's ctime).
+#include "backend/access.h"
 #include "backend/backend_core.h"
 
 namespace lanefs::backend {
@@ -29,10 +30,13 @@ Result<rpc::Bytes> getxattr(MetaStore& store, BackendCore& b, const proto::Xattr
   return rpc::Bytes{rpc::Buffer(v->begin(), v->end())};
 }
 
-Result<proto::StringList> listxattr(MetaStore& store, BackendCore& b, uint64_t ino) {
+// As a local filesystem lists them: trusted.* names only for root (the
+// kernel's CAP_SYS_ADMIN; root squashed is nobody and does not see them).
+Result<proto::StringList> listxattr(MetaStore& store, BackendCore& b, uint64_t ino, const proto::Cred& cred) {
   LANEFS_TRY(require_inode_owner(b, ino));
   LANEFS_TRY(store.get_inode(ino));
   LANEFS_ASSIGN_OR_RETURN(auto names, store.list_xattrs(ino));
+  if (cred.uid != 0) std::erase_if(names, [](const std::string& n) { return n.starts_with("trusted."); });
   return proto::StringList{std::move(names)};
 }
 
@@ -50,7 +54,7 @@ Status removexattr(MetaStore& store, BackendCore& b, const proto::XattrReq& r) {
 
 }  // namespace
 
-rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> raw) {
+rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> raw, const rpc::RequestInfo* info) {
   MetaStore& store = b.meta();
   auto status_reply = [](const Status& s) { return s.ok() ? reply_empty() : reply_error(s.error()); };
   switch (op) {
@@ -59,7 +63,15 @@ rpc::Buffer handle_xattr(BackendCore& b, proto::Op op, std::span<const uint8_t> 
     case proto::Op::kGetxattr:
       return with<proto::XattrReq>(raw, [&](auto& r) { return reply_result(getxattr(store, b, r)); });
     case proto::Op::kListxattr:
-      return with<proto::InoReq>(raw, [&](auto& r) { return reply_result(listxattr(store, b, r.ino)); });
+      // XattrReq (name unused) with the caller's cred; a bare InoReq (an
+      // older client) lists as root, squashed like any request.
+      if (raw.size() == 8)
+        return with<proto::InoReq>(raw, [&](auto& r) {
+          return reply_result(listxattr(store, b, r.ino, effective_cred(info, {})));
+        });
+      return with<proto::XattrReq>(raw, [&](auto& r) {
+        return reply_result(listxattr(store, b, r.ino, effective_cred(info, r.cred)));
+      });
     default:
       return with<proto::XattrReq>(raw, [&](auto& r) { return status_reply(removexattr(store, b, r)); });
   }

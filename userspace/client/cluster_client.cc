@@ -520,8 +520,8 @@ Result<std::string> ClusterClient::getxattr(uint64_t ino, const std::string& nam
   LANEFS_ASSIGN_OR_RETURN(auto b, meta_call<rpc::Bytes>(ino, Op::kGetxattr, proto::XattrReq{ino, name, cred}));
   return std::string(b.data.begin(), b.data.end());
 }
-Result<std::vector<std::string>> ClusterClient::listxattr(uint64_t ino) {
-  LANEFS_ASSIGN_OR_RETURN(auto l, meta_call<proto::StringList>(ino, Op::kListxattr, proto::InoReq{ino}));
+Result<std::vector<std::string>> ClusterClient::listxattr(uint64_t ino, const proto::Cred& cred) {
+  LANEFS_ASSIGN_OR_RETURN(auto l, meta_call<proto::StringList>(ino, Op::kListxattr, proto::XattrReq{ino, "", cred}));
   return std::move(l.items);
 }
 Status ClusterClient::removexattr(uint64_t ino, const std::string& name, const proto::Cred& cred) {

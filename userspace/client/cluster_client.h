@@ -167,7 +167,7 @@ class ClusterClient {
   Status setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags = 0,
                   const proto::Cred& cred = {});
   Result<std::string> getxattr(uint64_t ino, const std::string& name, const proto::Cred& cred = {});
-  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  Result<std::vector<std::string>> listxattr(uint64_t ino, const proto::Cred& cred = {});
   Status removexattr(uint64_t ino, const std::string& name, const proto::Cred& cred = {});
   // Resolves "/a/b/c" from a root inode.
   Result<proto::InodeAttr> resolve(uint64_t root, const std::string& path);

@@ -479,8 +479,8 @@ Result<std::string> MountFs::getxattr(uint64_t nodeid, const std::string& name, 
   }
   return r;
 }
-Result<std::vector<std::string>> MountFs::listxattr(uint64_t nodeid) {
-  return cluster_->listxattr(to_ino(nodeid));
+Result<std::vector<std::string>> MountFs::listxattr(uint64_t nodeid, const proto::Cred& cred) {
+  return cluster_->listxattr(to_ino(nodeid), cred);
 }
 Status MountFs::removexattr(uint64_t nodeid, const std::string& name, const proto::Cred& cred) {
   LANEFS_TRY(writable());

@@ -131,7 +131,7 @@ class MountFs {
   Status setxattr(uint64_t nodeid, const std::string& name, const std::string& value, uint32_t flags,
                   const proto::Cred& cred = {});
   Result<std::string> getxattr(uint64_t nodeid, const std::string& name, const proto::Cred& cred = {});
-  Result<std::vector<std::string>> listxattr(uint64_t nodeid);
+  Result<std::vector<std::string>> listxattr(uint64_t nodeid, const proto::Cred& cred = {});
   Status removexattr(uint64_t nodeid, const std::string& name, const proto::Cred& cred = {});
 
   // Open files (mount_open.cc). The first open of a file on this mount

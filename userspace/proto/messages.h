@@ -59,7 +59,7 @@ enum class Op : uint16_t {
   kReaddir = 29,        // ReaddirReq -> ReaddirResp
   kSetxattr = 30,       // XattrSetReq -> empty
   kGetxattr = 31,       // XattrReq -> bytes
-  kListxattr = 32,      // InoReq -> string list
+  kListxattr = 32,      // XattrReq (name unused; a bare InoReq lists as root) -> string list
   kRemovexattr = 33,    // XattrReq -> empty
   kCommitWrite = 34,    // CommitWriteReq -> InodeAttr (size/mtime/blocks after data writes)
   kOpenHandle = 35,     // HandleReq -> InodeAttr (a client opened / released an inode; owner(ino))
