@@ -84,7 +84,6 @@ void request_body(Op op, std::span<const uint8_t> b) {
     case Op::kRmdir: return roundtrip<NameAtReq>(b);
     case Op::kGetattr:
     case Op::kReadlink:
-    case Op::kListxattr:
     case Op::kFlush:
     case Op::kDirEmpty: return roundtrip<InoReq>(b);
     case Op::kSetattr: return roundtrip<SetattrReq>(b);
@@ -94,6 +93,7 @@ void request_body(Op op, std::span<const uint8_t> b) {
     case Op::kReaddir: return roundtrip<ReaddirReq>(b);
     case Op::kSetxattr: return roundtrip<XattrSetReq>(b);
     case Op::kGetxattr:
+    case Op::kListxattr:
     case Op::kRemovexattr: return roundtrip<XattrReq>(b);
     case Op::kCommitWrite: return roundtrip<CommitWriteReq>(b);
     case Op::kOpenHandle: return roundtrip<HandleReq>(b);

@@ -8,7 +8,7 @@
 // a 1 in ~2^47 guess: a session can name only inodes whose numbers it was
 // told (lookup, readdir, create), never one it counted to.
 //
-// P: a 4-round balanced Feistel network on 48 bits (two 24-bit halves;
+// P: a 10-round balanced Feistel network on 48 bits (two 24-bit halves;
 // round function AES-128 under the key, OpenSSL), restricted to 47 bits
 // by cycle walking (re-apply until the value is below 2^47; ~2 passes).
 // Numbers below 2^47 were handed out unpermuted by stores made before

@@ -208,6 +208,16 @@ Result<InoCipher::Key> ino_key(rocksdb::DB* db, const std::string& path) {
   }
   if (!s.IsNotFound())
     return make_error(Errc::kIo, "metadata store " + path + ": reading the inode number key: " + s.ToString());
+  // No key: a new store, or one made before keyed numbers (every number it
+  // gave is below InoCipher::kPermutedBit). A store holding a permuted
+  // number has lost its key: a new one could repeat numbers.
+  PrefixScan scan(db, std::string(1, kInode));
+  for (scan.it()->SeekToFirst(); scan.it()->Valid(); scan.it()->Next())
+    if (scan.it()->key().size() == 9 && (get_be64(scan.it()->key().data() + 1) & InoCipher::kPermutedBit))
+      return make_error(Errc::kCorrupt, "metadata store " + path +
+                                            ": the inode number key is missing; refusing to start");
+  if (!scan.it()->status().ok())
+    return make_error(Errc::kIo, "metadata store " + path + ": " + scan.it()->status().ToString());
   if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1)
     return make_error(Errc::kInternal, "no random bytes for the inode number key");
   rocksdb::WriteOptions wo;
@@ -490,22 +500,19 @@ MetaStore::Stats MetaStore::stats() const {
 
 Result<uint64_t> MetaStore::next_ino(uint32_t shard, Batch& batch) {
   if (ino_seq_ == 0) {
-    ino_seq_ = kFirstInoSeq - 1;
+    uint64_t start = kFirstInoSeq - 1;
     std::string raw;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kv_key(kInoSeqKey), &raw);
     if (s.ok() && raw.size() == 8) {
-      ino_seq_ = std::max(ino_seq_, get_be64(raw.data()));
+      start = std::max(start, get_be64(raw.data()));
     } else if (!s.IsNotFound()) {
       // Unreadable counter: never hand out a number already used, so start
-      // above the counter of every inode record of this shard.
-      PrefixScan scan(db_, std::string(1, kInode));
-      for (scan.it()->SeekToFirst(); scan.it()->Valid(); scan.it()->Next()) {
-        if (scan.it()->key().size() != 9) continue;
-        const uint64_t low = get_be64(scan.it()->key().data() + 1) & ((uint64_t{1} << proto::kShardShift) - 1);
-        LANEFS_ASSIGN_OR_RETURN(uint64_t seq, ino_cipher_.counter(low));
-        ino_seq_ = std::max(ino_seq_, seq);
-      }
+      // above the counter of every inode record of this shard (set only
+      // when the whole scan succeeded; else the next create tries again).
+      LANEFS_ASSIGN_OR_RETURN(uint64_t top, top_counter());
+      start = std::max(start, top);
     }
+    ino_seq_ = start;
   }
   ++ino_seq_;
   if (ino_seq_ > ino_reserved_) {
@@ -530,6 +537,20 @@ Result<uint64_t> MetaStore::next_ino(uint32_t shard, Batch& batch) {
   }
   LANEFS_ASSIGN_OR_RETURN(uint64_t low, ino_cipher_.number(ino_seq_));
   return proto::make_ino(shard, low);
+}
+
+Result<uint64_t> MetaStore::top_counter() const {
+  uint64_t top = 0;
+  PrefixScan scan(db_, std::string(1, kInode));
+  for (scan.it()->SeekToFirst(); scan.it()->Valid(); scan.it()->Next()) {
+    if (scan.it()->key().size() != 9) continue;
+    const uint64_t low = get_be64(scan.it()->key().data() + 1) & ((uint64_t{1} << proto::kShardShift) - 1);
+    LANEFS_ASSIGN_OR_RETURN(uint64_t seq, ino_cipher_.counter(low));
+    top = std::max(top, seq);
+  }
+  if (!scan.it()->status().ok())
+    return make_error(Errc::kIo, "scanning inode records for the inode counter: " + scan.it()->status().ToString());
+  return top;
 }
 
 MetaStore::Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}

@@ -185,6 +185,8 @@ class MetaStore {
 
  private:
   MetaStore(rocksdb::DB* db, const InoCipher::Key& ino_key);
+  // The highest counter behind this shard's inode records (a full scan).
+  Result<uint64_t> top_counter() const;
   rocksdb::DB* db_;
   const InoCipher ino_cipher_;  // the shard's inode number permutation (key kept in the store)
   std::mutex mu_;

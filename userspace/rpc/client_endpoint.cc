@@ -167,9 +167,10 @@ bool ClientEndpoint::step() {
       if (sp->state == SessState::kConnected) probe_paths(*sp, now);
     }
   }
+  const uint64_t sent_before = core_->sent();  // pump may flush on its own (keyed packets)
   for (auto& [addr, sp] : sessions_) pump(*sp, now);
-  bool sent = core_->pending_tx();
   core_->flush();
+  const bool sent = core_->sent() != sent_before;
   size_t done = run_finished();
   if (now - last_publish_ns_ >= kPublishNs) publish();
   return n > 0 || sent || done > 0;

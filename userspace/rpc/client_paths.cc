@@ -14,7 +14,6 @@ constexpr uint64_t kProbeIdleNs = 1'000'000'000;     // an idle one every second
                                                      // a request whose execution wait timed out
 constexpr uint64_t kHoldMinNs = 200'000'000, kHoldMaxNs = 5'000'000'000, kStableNs = 10'000'000'000;
 constexpr size_t kMaxPaths = 64;
-constexpr size_t kPipelineBytes = 16 << 10;  // a keyed packet this large is sent as soon as it is sealed
 
 }  // namespace
 
@@ -81,10 +80,7 @@ void ClientEndpoint::send_on(ClientSession& s, size_t path, const proto::PacketH
   proto::PacketHeader hh = h;
   hh.seq = ++s.tx_seq;
   core_->send(p.spec.remote, hh, a, b, p.spec.local, s.single, s.mac.get());
-  // A sealed data packet leaves at once, so the server checks its MAC
-  // while this thread seals the next one (one send call per large packet
-  // instead of per batch; small packets still leave together).
-  if (a.size() + b.size() >= kPipelineBytes) core_->flush();
+  core_->flush_at(LoopCore::kPipelineBytes);  // the server checks these while we seal the next
 }
 
 void ClientEndpoint::path_event(ClientSession& s, size_t path, double delta, uint64_t now) {

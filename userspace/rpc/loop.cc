@@ -62,6 +62,7 @@ void LoopCore::send(NetAddr dst, const proto::PacketHeader& h, std::span<const u
   d.body2_len = static_cast<uint32_t>(b.size());
   d.single = single;
   tx_.push_back(d);
+  tx_bytes_ += a.size() + b.size();
 }
 
 bool LoopCore::authentic(proto::SessionMac& mac, proto::ReplayWindow& window, const proto::PacketHeader& h,
@@ -92,7 +93,9 @@ void LoopCore::flush() {
     if (*r == 0 && ++spins > 1000) break;  // ring full for too long: drop, RTO resends
   }
   counters_->tx_packets.fetch_add(off, std::memory_order_relaxed);
+  sent_ += off;
   tx_.clear();
+  tx_bytes_ = 0;
 }
 
 size_t LoopCore::rx_raw() {

@@ -43,6 +43,20 @@ class LoopCore {
             proto::SessionMac* mac = nullptr);
   void flush();
   bool pending_tx() const { return !tx_.empty(); }
+  // Packets handed to the transport so far (flushed; a caller compares two
+  // readings to learn whether it sent anything in between).
+  uint64_t sent() const { return sent_; }
+  // Keyed packets leave once this many payload bytes are queued, so the
+  // peer checks their MACs while the next ones are sealed (pipelining the
+  // MAC at both ends; a large request or response otherwise waits to be
+  // sealed whole before its first packet leaves). bench/auth_ab.sh, 1 MiB
+  // at 1 in flight on loopback (one ~64 KiB datagram each time): writes
+  // 0.85x -> 0.98-1.03x and reads 0.84x -> 1.03x of the unkeyed run. On
+  // 1472-byte datagrams: a send call per ~22 packets instead of per 64.
+  static constexpr size_t kPipelineBytes = 32 << 10;
+  void flush_at(size_t bytes) {
+    if (tx_bytes_ >= bytes) flush();
+  }
 
   // Whether a received packet of a keyed session carries a MAC under its
   // key and a sequence number `window` has not seen (then recorded); a packet
@@ -88,6 +102,8 @@ class LoopCore {
   uint32_t payload_per_packet_ = 0;
   int wake_fd_ = -1;
   static constexpr size_t kBatch = 64;
+  size_t tx_bytes_ = 0;  // payload bytes in tx_
+  uint64_t sent_ = 0;
   std::vector<transport::TxDatagram> tx_;
   std::vector<std::array<uint8_t, proto::kHeaderSize>> tx_hdrs_;
   std::vector<transport::RxDatagram> rx_;

@@ -261,13 +261,9 @@ void ServerLoop::finish(ServerCall& c) {
   uint16_t push = static_cast<uint16_t>(std::clamp<uint32_t>(s->push, 1, sl.resp_pkts));
   for (uint16_t j = 0; j < push; ++j) {
     send_response_pkt(*s, sl, j, sl.last_gen);
-    // Keyed: each packet leaves as soon as it is sealed, so the client
-    // checks its MAC while we seal the next (one send call per packet
-    // instead of per batch; the client does the same for a request's
-    // packets, client_paths.cc). bench/auth_ab.sh, 1 MiB reads at 1 in
-    // flight, MACs / no MACs: 1.03x with it, 0.84x without (2026-12-05,
-    // 3 and 4 rounds); at 8 in flight 0.88x either way (bound by CPU).
-    if (s->mac && push > 1) core_->flush();
+    // Keyed: the client checks these while we seal the next (LoopCore::
+    // kPipelineBytes; the client does the same for a request's packets).
+    if (s->mac && push > 1) core_->flush_at(LoopCore::kPipelineBytes);
   }
   recycle(&c);
 }

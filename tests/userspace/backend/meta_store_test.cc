@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -518,6 +519,43 @@ TEST_F(MetaStoreTest, CorruptInodeRecordIsReportedAsCorrupt) {
   EXPECT_OK(store_->get_inode(7));
   EXPECT_EQ(store_->get_inode(8).code(), Errc::kCorrupt);
   EXPECT_EQ(store_->inodes_of_fs(7).code(), Errc::kCorrupt);
+}
+
+// The inode number key ('K' "ino_key"), removed or cut short with RocksDB
+// itself: a store that gave permuted numbers refuses to start rather than
+// make a new key (which could repeat them); one that never did starts.
+TEST_F(MetaStoreTest, ALostOrDamagedInodeNumberKeyStopsTheStore) {
+  auto edit_key = [&](const std::optional<std::string>& value) {
+    store_.reset();
+    rocksdb::Options opts;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(opts, path_, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    if (value) ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "Kino_key", *value).ok());
+    else ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), "Kino_key").ok());
+  };
+  edit_key(std::nullopt);  // nothing numbered yet: a new key is made
+  store_ = open_store(path_);
+  ASSERT_NE(store_, nullptr);
+  {
+    auto lk = store_->lock();
+    MetaStore::Batch b;
+    auto ino = store_->next_ino(0, b);
+    ASSERT_OK(ino);
+    InodeAttr a = sample_inode(*ino);
+    b.put_inode(a);
+    ASSERT_OK(store_->commit(b, lk));
+  }
+  edit_key(std::string("short"));
+  auto damaged = MetaStore::open(path_);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.code(), Errc::kCorrupt);
+  EXPECT_NE(damaged.error().message.find("inode number key is damaged"), std::string::npos) << damaged.error().message;
+  edit_key(std::nullopt);
+  auto missing = MetaStore::open(path_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.code(), Errc::kCorrupt);
+  EXPECT_NE(missing.error().message.find("inode number key is missing"), std::string::npos) << missing.error().message;
 }
 
 TEST_F(MetaStoreTest, CorruptDirentValueIsReportedAsCorrupt) {
