@@ -1,7 +1,5 @@
 #include "backend/meta_store.h"
 
-#include <openssl/rand.h>
-
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -16,70 +14,14 @@
 #include <cstdarg>
 #include <span>
 
+#include "backend/meta_keys.h"
+
 namespace lanefs::backend {
 namespace {
 
-constexpr char kInode = 'I';
-constexpr char kSymlink = 'S';
-constexpr char kDirent = 'D';
-constexpr char kCookie = 'C';
-constexpr char kXattr = 'X';
-constexpr char kKv = 'K';
-constexpr char kOrphan = 'O';
-constexpr char kHandle = 'H';
-constexpr char kDone = 'R';
-constexpr std::string_view kInoSeqKey = "ino_seq";
-constexpr std::string_view kInoKeyKey = "ino_key";  // InoCipher's key (16 random bytes)
-constexpr uint64_t kFirstInoSeq = 16;
-constexpr uint64_t kInoReserve = 1024;  // inode numbers reserved per synced counter write
+using namespace meta_keys;
+
 constexpr size_t kBlockCacheBytes = 16u << 20;
-
-void put_be64(std::string* s, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) s->push_back(static_cast<char>(v >> shift));
-}
-
-uint64_t get_be64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-std::string key1(char tag, uint64_t a) {
-  std::string k(1, tag);
-  put_be64(&k, a);
-  return k;
-}
-
-std::string key_name(char tag, uint64_t a, std::string_view name) {
-  std::string k = key1(tag, a);
-  k.append(name);
-  return k;
-}
-
-std::string key2(char tag, uint64_t a, uint64_t b) {
-  std::string k = key1(tag, a);
-  put_be64(&k, b);
-  return k;
-}
-
-std::string kv_key(std::string_view key) {
-  std::string k(1, kKv);
-  k.append(key);
-  return k;
-}
-
-// Smallest key greater than every key starting with `prefix` (empty: none).
-std::string prefix_end(std::string prefix) {
-  while (!prefix.empty()) {
-    auto& last = reinterpret_cast<unsigned char&>(prefix.back());
-    if (last != 0xff) {
-      ++last;
-      return prefix;
-    }
-    prefix.pop_back();
-  }
-  return prefix;
-}
 
 rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
@@ -107,44 +49,6 @@ bool decode_dirent_value(const std::string& raw, DirentValue* v) {
 Error db_error(std::string_view what, const rocksdb::Status& s) {
   return make_error(Errc::kIo, std::string("rocksdb ") + std::string(what) + ": " + s.ToString());
 }
-
-// Iterates the keys that start with `prefix`, all reads at one snapshot.
-class PrefixScan {
- public:
-  PrefixScan(rocksdb::DB* db, std::string prefix)
-      : db_(db), prefix_(std::move(prefix)), upper_(prefix_end(prefix_)) {
-    snap_ = db_->GetSnapshot();
-    opts_.snapshot = snap_;
-    // Both bounds, so SeekToFirst/SeekToLast stay inside the prefix.
-    lower_slice_ = rocksdb::Slice(prefix_);
-    opts_.iterate_lower_bound = &lower_slice_;
-    if (!upper_.empty()) {
-      upper_slice_ = rocksdb::Slice(upper_);
-      opts_.iterate_upper_bound = &upper_slice_;
-    }
-    it_.reset(db_->NewIterator(opts_));
-  }
-  ~PrefixScan() {
-    it_.reset();  // an iterator must not outlive its snapshot
-    db_->ReleaseSnapshot(snap_);
-  }
-  PrefixScan(const PrefixScan&) = delete;
-  PrefixScan& operator=(const PrefixScan&) = delete;
-
-  rocksdb::Iterator* it() { return it_.get(); }
-  const rocksdb::ReadOptions& opts() const { return opts_; }
-  size_t prefix_len() const { return prefix_.size(); }
-
- private:
-  rocksdb::DB* db_;
-  std::string prefix_;
-  std::string upper_;
-  rocksdb::Slice lower_slice_;
-  rocksdb::Slice upper_slice_;
-  const rocksdb::Snapshot* snap_ = nullptr;
-  rocksdb::ReadOptions opts_;
-  std::unique_ptr<rocksdb::Iterator> it_;
-};
 
 Result<std::string> get_raw(rocksdb::DB* db, const rocksdb::ReadOptions& ro, const std::string& key,
                             std::string_view what) {
@@ -192,42 +96,6 @@ class DamageWitness final : public rocksdb::Logger {
   std::string first_;
 };
 
-// The shard's inode number key: made (random, synced) the first time a
-// store is opened, then read at every open. Damaged: the store cannot hand
-// out numbers that are sure not to repeat, so it does not start.
-Result<InoCipher::Key> ino_key(rocksdb::DB* db, const std::string& path) {
-  InoCipher::Key key{};
-  std::string raw;
-  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), kv_key(kInoKeyKey), &raw);
-  if (s.ok()) {
-    if (raw.size() != key.size())
-      return make_error(Errc::kCorrupt, "metadata store " + path + ": the inode number key is damaged (" +
-                                            std::to_string(raw.size()) + " bytes); refusing to start");
-    std::memcpy(key.data(), raw.data(), key.size());
-    return key;
-  }
-  if (!s.IsNotFound())
-    return make_error(Errc::kIo, "metadata store " + path + ": reading the inode number key: " + s.ToString());
-  // No key: a new store, or one made before keyed numbers (every number it
-  // gave is below InoCipher::kPermutedBit). A store holding a permuted
-  // number has lost its key: a new one could repeat numbers.
-  PrefixScan scan(db, std::string(1, kInode));
-  for (scan.it()->SeekToFirst(); scan.it()->Valid(); scan.it()->Next())
-    if (scan.it()->key().size() == 9 && (get_be64(scan.it()->key().data() + 1) & InoCipher::kPermutedBit))
-      return make_error(Errc::kCorrupt, "metadata store " + path +
-                                            ": the inode number key is missing; refusing to start");
-  if (!scan.it()->status().ok())
-    return make_error(Errc::kIo, "metadata store " + path + ": " + scan.it()->status().ToString());
-  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1)
-    return make_error(Errc::kInternal, "no random bytes for the inode number key");
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  s = db->Put(wo, kv_key(kInoKeyKey), rocksdb::Slice(reinterpret_cast<const char*>(key.data()), key.size()));
-  if (!s.ok())
-    return make_error(Errc::kIo, "metadata store " + path + ": writing the inode number key: " + s.ToString());
-  return key;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& path) {
@@ -265,7 +133,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& path) {
   }
   if (!s.ok()) return make_error(Errc::kIo, "rocksdb open " + path + ": " + s.ToString());
   std::unique_ptr<rocksdb::DB> owned(db);
-  LANEFS_ASSIGN_OR_RETURN(InoCipher::Key key, ino_key(db, path));
+  LANEFS_ASSIGN_OR_RETURN(InoCipher::Key key, load_ino_key(db, path));
   return std::unique_ptr<MetaStore>(new MetaStore(owned.release(), key));
 }
 
@@ -496,61 +364,6 @@ MetaStore::Stats MetaStore::stats() const {
   st.commits = applied_.load(std::memory_order_relaxed);
   st.wal_syncs = wal_syncs_.load(std::memory_order_relaxed);
   return st;
-}
-
-Result<uint64_t> MetaStore::next_ino(uint32_t shard, Batch& batch) {
-  if (ino_seq_ == 0) {
-    uint64_t start = kFirstInoSeq - 1;
-    std::string raw;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kv_key(kInoSeqKey), &raw);
-    if (s.ok() && raw.size() == 8) {
-      start = std::max(start, get_be64(raw.data()));
-    } else if (!s.IsNotFound()) {
-      // Unreadable counter: never hand out a number already used, so start
-      // above the counter of every inode record of this shard (set only
-      // when the whole scan succeeded; else the next create tries again).
-      LANEFS_ASSIGN_OR_RETURN(uint64_t top, top_counter());
-      start = std::max(start, top);
-    }
-    ino_seq_ = start;
-  }
-  ++ino_seq_;
-  if (ino_seq_ > ino_reserved_) {
-    // A new inode may be read (and its number used for chunk data) before
-    // its batch is durable; if the batch is then lost, its number must
-    // still never be handed out again. So numbers come from a range whose
-    // end is synced first (one synced write per kInoReserve creates).
-    std::string v;
-    put_be64(&v, ino_seq_ + kInoReserve - 1);
-    rocksdb::WriteBatch wb;
-    wb.Put(kv_key(kInoSeqKey), v);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    if (db_->Write(wo, &wb).ok()) {
-      ino_reserved_ = ino_seq_ + kInoReserve - 1;
-    } else {
-      // Could not reserve: the counter travels with the batch that uses it.
-      std::string cur;
-      put_be64(&cur, ino_seq_);
-      batch.put_kv(kInoSeqKey, cur);
-    }
-  }
-  LANEFS_ASSIGN_OR_RETURN(uint64_t low, ino_cipher_.number(ino_seq_));
-  return proto::make_ino(shard, low);
-}
-
-Result<uint64_t> MetaStore::top_counter() const {
-  uint64_t top = 0;
-  PrefixScan scan(db_, std::string(1, kInode));
-  for (scan.it()->SeekToFirst(); scan.it()->Valid(); scan.it()->Next()) {
-    if (scan.it()->key().size() != 9) continue;
-    const uint64_t low = get_be64(scan.it()->key().data() + 1) & ((uint64_t{1} << proto::kShardShift) - 1);
-    LANEFS_ASSIGN_OR_RETURN(uint64_t seq, ino_cipher_.counter(low));
-    top = std::max(top, seq);
-  }
-  if (!scan.it()->status().ok())
-    return make_error(Errc::kIo, "scanning inode records for the inode counter: " + scan.it()->status().ToString());
-  return top;
 }
 
 MetaStore::Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}
