@@ -58,6 +58,7 @@ static ssize_t send_open(struct lanefs_conn *fc, struct inode *inode, struct fil
 	struct lanefs_args a;
 
 	lanefs_fill_header(&a, dir ? FUSE_OPENDIR : FUSE_OPEN, lanefs_nodeid(inode));
+	a.cred = file->f_cred;	/* the opener, also when a reopen runs in another task */
 	a.op_in = &in;
 	a.op_in_len = sizeof(in);
 	a.out = out;
@@ -113,7 +114,9 @@ int lanefs_finish_create(struct lanefs_conn *fc, struct inode *inode, struct fil
 
 /*
  * The file was opened under a frontend that a new one replaced: open it
- * again there (its FOPEN_* flags stay those the page cache was built on).
+ * again there, as its opener (file->f_cred: the task using it now may be
+ * another, or have dropped privileges since; its FOPEN_* flags stay those
+ * the page cache was built on).
  * IOCB_NOWAIT callers are told to come back.
  */
 int lanefs_file_reopen(struct file *file, bool nowait)

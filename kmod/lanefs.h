@@ -111,6 +111,7 @@ struct lanefs_args {
 	bool nokill;                /* write-back: a fatal signal does not end the wait */
 	bool keep;                  /* the caller reads the payload, then lanefs_put() */
 	bool nowait;                /* IOCB_NOWAIT: -EAGAIN rather than wait for an entry or a fault */
+	const struct cred *cred;    /* who asks (NULL: current): a reopen asks as the file's opener */
 	/* set by lanefs_send() */
 	u32 reply_len;              /* bytes in the reply's payload */
 	const void *reply;          /* keep: the payload */

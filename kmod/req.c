@@ -247,8 +247,8 @@ static ssize_t fill_request(struct lanefs_conn *fc, struct lanefs_entry *e, stru
 	ih->opcode = a->opcode;
 	ih->unique = atomic64_inc_return(&fc->unique);
 	ih->nodeid = a->nodeid;
-	ih->uid = from_kuid_munged(&init_user_ns, current_fsuid());
-	ih->gid = from_kgid_munged(&init_user_ns, current_fsgid());
+	ih->uid = from_kuid_munged(&init_user_ns, a->cred ? a->cred->fsuid : current_fsuid());
+	ih->gid = from_kgid_munged(&init_user_ns, a->cred ? a->cred->fsgid : current_fsgid());
 	ih->pid = task_tgid_nr(current);
 	if (a->op_in_len)
 		memcpy(e->hdr->op_in, a->op_in, a->op_in_len);

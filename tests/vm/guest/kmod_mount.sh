@@ -223,19 +223,25 @@ out=$(timeout 60 "$HELPER" 127.0.0.1:14000/kfs $MNT -o client=kernel) || fail "r
 ls $MNT >/dev/null || fail "ls after remount"
 
 # ---- a new frontend takes over the mount a dead one left: the mount, the
-# working directory and the open files in it carry on (LANEFS_IOC_ATTACH)
+# working directory and the open files in it carry on (LANEFS_IOC_ATTACH),
+# reopened as their opener (root's 0600 files, held by a process that has
+# become nobody since)
 mkdir -p $MNT/keep
 echo before >$MNT/keep/f
 dd if=/dev/urandom of=$MNT/keep/big bs=64k count=16 2>/dev/null || fail "dd keep/big"
+chmod 600 $MNT/keep/big
 want=$(sha256sum <$MNT/keep/big | cut -d' ' -f1)
 rm -f /tmp/holder.ready /tmp/holder.go /tmp/holder.out
 MNT=$MNT python3 - >/tmp/holder.out 2>&1 <<'PY' &
 import hashlib, os, time
 os.chdir(os.environ["MNT"] + "/keep")
 r = os.open("big", os.O_RDONLY)
-w = os.open("log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+w = os.open("log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 os.write(w, b"one\n")
 os.fsync(w)
+os.setgroups([])
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)
 open("/tmp/holder.ready", "w").close()
 for _ in range(1200):
     if os.path.exists("/tmp/holder.go"):
