@@ -26,10 +26,6 @@ inline constexpr char kKv = 'K';
 inline constexpr char kOrphan = 'O';
 inline constexpr char kHandle = 'H';
 inline constexpr char kDone = 'R';
-inline constexpr std::string_view kInoSeqKey = "ino_seq";
-inline constexpr std::string_view kInoKeyKey = "ino_key";  // InoCipher's key (16 random bytes)
-inline constexpr uint64_t kFirstInoSeq = 16;
-inline constexpr uint64_t kInoReserve = 1024;  // inode numbers reserved per synced counter write
 
 inline void put_be64(std::string* s, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) s->push_back(static_cast<char>(v >> shift));

@@ -11,6 +11,14 @@
 #include "backend/meta_store.h"
 
 namespace lanefs::backend {
+namespace {
+
+constexpr std::string_view kInoSeqKey = "ino_seq";
+constexpr std::string_view kInoKeyKey = "ino_key";  // InoCipher's key (16 random bytes)
+constexpr uint64_t kFirstInoSeq = 16;
+constexpr uint64_t kInoReserve = 1024;  // inode numbers reserved per synced counter write
+
+}  // namespace
 
 using namespace meta_keys;
 
