@@ -7,7 +7,7 @@ PKGS="build-essential g++ cmake ninja-build pkg-config git
   liburing-dev libboost-context-dev libisal-dev libssl-dev nettle-dev libfuse3-dev fuse3
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  procps iproute2 psmisc util-linux python3 ethtool
+  procps iproute2 psmisc util-linux python3 python3-cffi python3-numpy ethtool
   qemu-system-x86 busybox-static kmod rdma-core ibverbs-utils perftest rdmacm-utils
   libibverbs-dev librdmacm-dev libdpdk-dev nftables fio
   debhelper dh-dkms dkms"

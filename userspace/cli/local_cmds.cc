@@ -175,6 +175,10 @@ int cmd_stats(const Globals& g, bool paths) {
     l["fuse_requests_uring"] = m.value("fuse_requests_uring", 0ull);
     l["fuse_uring_peak_per_thread"] = m.value("fuse_uring_peak_per_thread", 0ull);
     l["kernel_requests"] = m.value("kernel_requests", 0ull);
+    // The direct API (include/lanefs/direct.h) and GPUDirect selection.
+    for (const char* k : {"direct_ios", "direct_bytes", "direct_errors", "gpudirect_ios", "gpudirect_bounced"})
+      l[k] = m.value(k, 0ull);
+    l["gpudirect_bounce_reasons"] = m.value("gpudirect_bounce_reasons", json::object());
     if (!paths) l.erase("paths");
     out.push_back(l);
   }
@@ -217,6 +221,15 @@ int cmd_stats(const Globals& g, bool paths) {
                 (unsigned long long)m.value("corrupt_reads", 0ull));
     for (const auto& [why, n] : m["not_rdma"].items())
       std::printf("  not on RDMA (%s): %llu\n", why.c_str(), (unsigned long long)n.get<uint64_t>());
+    if (m.value("direct_ios", 0ull) > 0) {
+      std::string why;
+      for (const auto& [k, n] : m["gpudirect_bounce_reasons"].items())
+        why += (why.empty() ? "" : ", ") + k + " " + std::to_string(n.get<uint64_t>());
+      std::printf("  direct API: %llu IOs (%s, %llu errors); device memory: %llu GPUDirect, %llu bounced%s\n",
+                  (unsigned long long)m.value("direct_ios", 0ull), human_bytes(m.value("direct_bytes", 0ull)).c_str(),
+                  (unsigned long long)m.value("direct_errors", 0ull), (unsigned long long)m.value("gpudirect_ios", 0ull),
+                  (unsigned long long)m.value("gpudirect_bounced", 0ull), why.empty() ? "" : (" (" + why + ")").c_str());
+    }
     std::string rpcs;
     for (const auto& [op, n] : m["rpcs"].items())
       rpcs += (rpcs.empty() ? "" : ", ") + op + " " + std::to_string(n.get<uint64_t>());
@@ -299,7 +312,7 @@ int cmd_local_ps(const Globals& g) {
   if (fe.ok()) {
     rows.push_back({{"container", (*fe)["hostname"]}, {"type", "client"}, {"state", "running"},
                     {"pid", (*fe)["pid"]}, {"uptime_s", (*fe)["uptime_s"]}, {"memory_bytes", (*fe)["memory_bytes"]},
-                    {"mounts", (*fe)["mounts"]}});
+                    {"mounts", (*fe)["mounts"]}, {"direct_clients", fe->value("direct_clients", json::array())}});
   } else {
     rows.push_back({{"container", host_name()}, {"type", "client"}, {"state", "stopped"}, {"pid", nullptr},
                     {"uptime_s", nullptr}, {"memory_bytes", nullptr}, {"mounts", json::array()}});
@@ -328,6 +341,18 @@ int cmd_local_ps(const Globals& g) {
   // classic) of each mount, in the order of MOUNTS.
   std::cout << render_table({"CONTAINER", "TYPE", "STATE", "PID", "UPTIME", "CLIENT", "CHANNEL", "MOUNTS / LISTEN"},
                             table);
+  // Applications attached to the frontend through liblanefs-direct.
+  std::vector<std::vector<std::string>> direct;
+  for (const auto& c : rows.front().value("direct_clients", json::array()))
+    direct.push_back({std::to_string(c.value("pid", 0)), c.value("command", ""), std::to_string(c.value("uid", 0)),
+                      std::to_string(c.value("rings", 0)), std::to_string(c.value("buffers", 0)) + " (" +
+                      human_bytes(c.value("buffer_bytes", 0ull)) + ")", std::to_string(c.value("files", 0)),
+                      std::to_string(c.value("ios", 0ull)),
+                      c.value("mounts", json::array()).empty() ? "-" : join(c["mounts"].get<std::vector<std::string>>(), "; ")});
+  if (!direct.empty()) {
+    std::printf("\ndirect-API clients:\n");
+    std::cout << render_table({"PID", "COMMAND", "UID", "RINGS", "BUFFERS", "FILES", "IOS", "MOUNTS"}, direct);
+  }
   return 0;
 }
 

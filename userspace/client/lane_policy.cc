@@ -54,6 +54,27 @@ LaneChoice choose_lane(const LaneRequest& io) {
   return {Lane::kRdma, NotRdmaReason::kNone};
 }
 
+std::string_view bounce_reason_key(BounceReason r) {
+  switch (r) {
+    case BounceReason::kNone: return "none";
+    case BounceReason::kNotRdma: return "not_rdma";
+    case BounceReason::kEncrypted: return "encrypted";
+    case BounceReason::kUnaligned: return "unaligned";
+    case BounceReason::kNoDmabufSupport: return "no_dmabuf_support";
+    case BounceReason::kDeviceUnregistered: return "device_unregistered";
+  }
+  return "?";
+}
+
+BounceReason choose_device_path(const DeviceIo& io) {
+  if (io.encrypted) return BounceReason::kEncrypted;
+  if (io.lane != Lane::kRdma) return BounceReason::kNotRdma;
+  if (!io.dmabuf_supported) return BounceReason::kNoDmabufSupport;
+  if (!io.registered) return BounceReason::kDeviceUnregistered;
+  if ((io.buf_off | io.file_off | io.len) % kDeviceAlign != 0) return BounceReason::kUnaligned;
+  return BounceReason::kNone;
+}
+
 void LaneCounters::account(const LaneChoice& c, uint64_t bytes) {
   auto& l = lanes[static_cast<size_t>(c.lane)];
   l.ios.fetch_add(1, std::memory_order_relaxed);

@@ -85,4 +85,37 @@ struct LaneCounters {
   void account(const LaneChoice& c, uint64_t bytes);
 };
 
+// Device memory of the direct API (include/lanefs/direct.h): an IO goes
+// GPUDirect (RDMA straight into the device memory) only when every rule
+// holds; otherwise its data bounces through host memory and the first
+// rule that failed is the reason. Values are the public header's enum
+// lanefs_bounce_reason.
+enum class BounceReason : uint8_t {
+  kNone = 0,
+  kNotRdma = 1,             // the IO's lane is not RDMA (choose_lane)
+  kEncrypted = 2,           // sealed in the frontend: never RDMA
+  kUnaligned = 3,           // buffer offset, file offset or length not kDeviceAlign-aligned
+  kNoDmabufSupport = 4,     // the RDMA device (or this build) cannot register dma-buf memory
+  kDeviceUnregistered = 5,  // the dma-buf is not registered with the RDMA device
+};
+inline constexpr size_t kBounceReasonCount = 6;
+inline constexpr uint64_t kDeviceAlign = 4096;
+std::string_view bounce_reason_key(BounceReason r);  // "not_rdma", ... (JSON keys)
+
+struct DeviceIo {
+  bool encrypted = false;
+  Lane lane = Lane::kUdp;         // what choose_lane() picked for the IO
+  bool dmabuf_supported = false;  // the RDMA lane can register dma-bufs
+  bool registered = false;        // this buffer is registered with it
+  uint64_t buf_off = 0, file_off = 0, len = 0;
+};
+BounceReason choose_device_path(const DeviceIo& io);
+
+// Per-mount direct-API counters (`lanefs stats --json`).
+struct DirectCounters {
+  std::atomic<uint64_t> ios{0}, bytes{0}, errors{0};
+  std::atomic<uint64_t> gpudirect_ios{0}, gpudirect_bounced{0};
+  std::array<std::atomic<uint64_t>, kBounceReasonCount> bounce_reasons{};
+};
+
 }  // namespace lanefs::client

@@ -109,6 +109,14 @@ Status MountFs::check_kernel_view(const proto::InodeAttr& fresh, bool at_open) {
   return ok_status();
 }
 
+void MountFs::bypassed_cache(uint64_t nodeid, const proto::InodeAttr& after, std::optional<uint8_t> last) {
+  if (opts_.cache == CacheMode::kForceDirect || !kernel_cache_) return;
+  // write() already recorded the size as the kernel's (remember_own); the
+  // kernel learns it here. Without the last byte only pages are dropped
+  // and the next read past the old end fetches the size.
+  kernel_cache_->file_changed(nodeid, after.size, last);
+}
+
 Status MountFs::open_check(uint64_t nodeid) {
   // Always asks: attributes fetched a moment ago may predate another
   // client's close that this open(2) must see (close-to-open).

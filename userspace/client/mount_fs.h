@@ -78,6 +78,11 @@ class MountFs {
   const IoStats& io_stats() const { return io_; }
   // IOs and bytes per lane, and why IOs did not take RDMA (lane_policy.h).
   const LaneCounters& lane_counters() const { return lanes_; }
+  // The direct API's IOs on this mount (counted by its server).
+  DirectCounters& direct_counters() { return direct_; }
+  const DirectCounters& direct_counters() const { return direct_; }
+  // The lane an IO of this size would take now (choose_lane).
+  Lane planned_lane(IoDir dir, uint64_t bytes) const { return choose_lane(lane_request(dir, bytes)).lane; }
 
   uint64_t to_ino(uint64_t nodeid) const { return nodeid == kRootNodeId ? fs_.root_ino : nodeid; }
   uint64_t to_nodeid(uint64_t ino) const { return ino == fs_.root_ino ? kRootNodeId : ino; }
@@ -124,6 +129,11 @@ class MountFs {
   Result<proto::InodeAttr> write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data,
                                  bool kill_privs = false);
   Status fsync(uint64_t nodeid);
+  // A write that went around the kernel's page cache (the direct API, after
+  // write() returned `after`): the kernel drops the file's cached pages and
+  // attributes, and grows its cached size when the write grew the file
+  // (`last`: the byte at after.size - 1 when the write ended there).
+  void bypassed_cache(uint64_t nodeid, const proto::InodeAttr& after, std::optional<uint8_t> last);
   // mode: 0 (allocate/extend) or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
   Status fallocate(uint64_t nodeid, int mode, uint64_t offset, uint64_t length);
   Result<proto::StatFs> statfs();
@@ -257,6 +267,7 @@ class MountFs {
   bool root_squash_ = false;
   IoStats io_;
   LaneCounters lanes_;
+  DirectCounters direct_;
   std::unique_ptr<SealedIo> sealed_;  // set when the filesystem is encrypted and unlocked
   KernelCache* kernel_cache_ = nullptr;
   Status sealed_ready() const;

@@ -58,6 +58,11 @@ Status Frontend::start() {
   chmod(path.c_str(), 0600);
   if (listen(listen_fd_, 16) != 0) return sys_error("listen", errno);
   std::ofstream(pid_file_path(opts_.run_dir), std::ios::trunc) << getpid() << "\n";
+  auto d = direct::DirectServer::start(opts_.run_dir, [this](const std::string& t, dev_t dev) {
+    return find_mount(t, dev);
+  });
+  if (!d.ok()) return d.error();
+  direct_ = std::move(*d);
   control_ = std::thread([this] { control_loop(); });
   heartbeat_ = std::thread([this] { heartbeat_loop(); });
   LOG_INFO("lanefs-frontend (pid {}) serving {}", getpid(), path);
@@ -138,6 +143,32 @@ std::string Frontend::handle_line(const std::string& line) {
   return json{{"ok", false}, {"error", "unknown control op '" + op + "'"}}.dump();
 }
 
+std::optional<direct::MountRef> Frontend::find_mount(const std::string& target, dev_t dev) {
+  struct Candidate {
+    Mount* m;
+    direct::MountRef ref;
+  };
+  std::vector<Candidate> live;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& m : mounts_)
+      if (!m->finished.load()) live.push_back({m.get(), {m->fs, m->target, m->dev}});
+  }
+  for (auto& c : live) {
+    if (c.ref.dev == 0) {
+      // Outside mu_: stat of the mount's root is a request to this frontend.
+      struct stat st {};
+      if (::stat(c.ref.target.c_str(), &st) != 0) continue;
+      c.ref.dev = st.st_dev;
+      std::lock_guard lk(mu_);
+      for (auto& m : mounts_)
+        if (m.get() == c.m) m->dev = st.st_dev;
+    }
+    if (dev != 0 ? c.ref.dev == dev : c.ref.target == target) return c.ref;
+  }
+  return std::nullopt;
+}
+
 void Frontend::reap_finished() {
   std::vector<std::unique_ptr<Mount>> done;
   {
@@ -198,6 +229,7 @@ int Frontend::run() {
   hb_cv_.notify_all();
   if (control_.joinable()) control_.join();
   if (heartbeat_.joinable()) heartbeat_.join();
+  direct_.reset();  // direct-API sessions end: their rings drain
   unlink(control_socket_path(opts_.run_dir).c_str());
   if (listen_fd_ >= 0) close(listen_fd_);
   listen_fd_ = -1;

@@ -18,7 +18,8 @@
 //   {"op":"ps"} -> {"ok":true,"pid":..,"uptime_s":..,"mounts":[...]}
 // Threading: the control thread, one heartbeat thread, and per mount a
 // thread waiting for its channel to end (the channel runs its own
-// threads). State is under mu_.
+// threads); the direct API's control thread and one thread per ring
+// (direct/direct_server.h). State is under mu_.
 #pragma once
 
 #include <atomic>
@@ -26,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +38,7 @@
 #include "client/mount_fs.h"
 #include "client/mount_options.h"
 #include "common/result.h"
+#include "direct/direct_server.h"
 
 namespace lanefs::frontend {
 
@@ -75,6 +78,7 @@ class Frontend {
     std::atomic<bool> finished{false};
     uint64_t mounted_ns = 0;
     bool attached = false;  // took over the mount a dead frontend left
+    dev_t dev = 0;          // the mount's device (0: not looked up yet), for the direct API
   };
   struct Cluster {
     std::shared_ptr<client::ClusterClient> client;
@@ -101,6 +105,8 @@ class Frontend {
                          std::string* why);
   static Status detach_dead_mount(const DeadMount& d);
   std::string do_ps();
+  // The direct API's view of the mounts (direct::FindMount).
+  std::optional<direct::MountRef> find_mount(const std::string& target, dev_t dev);
   Result<std::shared_ptr<client::ClusterClient>> cluster_for(const client::MountSource& src,
                                                              const client::MountOptions& o);
   void control_loop();
@@ -131,6 +137,9 @@ class Frontend {
   // it exits as after the last unmount.
   bool first_failed_ = false;
   std::condition_variable hb_cv_;
+  // liblanefs-direct's door (<run dir>/direct.sock); declared last: its
+  // sessions end before the mounts and clusters they use.
+  std::unique_ptr<direct::DirectServer> direct_;
   bool hb_kick_ = false;
 };
 

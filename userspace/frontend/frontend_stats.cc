@@ -66,6 +66,17 @@ json lanes_json(client::MountFs& fs) {
           {"rdma_write_min", fs.options().rdma_write_min},
           {"paths", paths_json(fs.cluster())}};
 }
+// The direct API's IOs on a mount, and why device-memory IO bounced.
+json direct_json(const client::MountFs& fs) {
+  const auto& c = fs.direct_counters();
+  json reasons = json::object();
+  for (size_t i = 1; i < client::kBounceReasonCount; ++i)
+    if (uint64_t n = c.bounce_reasons[i].load())
+      reasons[std::string(client::bounce_reason_key(static_cast<client::BounceReason>(i)))] = n;
+  return {{"direct_ios", c.ios.load()}, {"direct_bytes", c.bytes.load()}, {"direct_errors", c.errors.load()},
+          {"gpudirect_ios", c.gpudirect_ios.load()}, {"gpudirect_bounced", c.gpudirect_bounced.load()},
+          {"gpudirect_bounce_reasons", reasons}};
+}
 // RPCs this frontend sent to the mount's cluster, per operation (shared by
 // the mounts of one cluster connection).
 json rpcs_json(client::ClusterClient& c) {
@@ -106,7 +117,15 @@ std::string Frontend::do_ps() {
                            {"rpc_health", rpc_health_json(m->fs->cluster())},
                            {"client", ch.client}, {"channel", ch.name}, {"channel_reason", ch.reason}});
     for (const auto& [key, n] : ch.counters) j["mounts"].back()[key] = n;
+    j["mounts"].back().update(direct_json(*m->fs));
   }
+  json clients = json::array();
+  if (direct_)
+    for (const auto& c : direct_->clients())
+      clients.push_back({{"pid", c.pid}, {"uid", c.uid}, {"command", c.command}, {"mounts", c.mounts},
+                         {"rings", c.rings}, {"buffers", c.buffers}, {"buffer_bytes", c.buffer_bytes},
+                         {"files", c.files}, {"ios", c.ios}});
+  j["direct_clients"] = clients;
   return j.dump();
 }
 

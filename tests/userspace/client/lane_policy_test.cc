@@ -130,3 +130,44 @@ TEST(RdmaAvailabilityTest, FailedConnectionBacksOff) {
 
 }  // namespace
 }  // namespace lanefs::client
+
+namespace lanefs::client {
+namespace {
+
+// Device memory of the direct API: GPUDirect only when every rule holds;
+// otherwise the first failing rule is the bounce reason.
+TEST(DevicePathTest, GpuDirectOnlyWhenEveryRuleHolds) {
+  DeviceIo ok;
+  ok.lane = Lane::kRdma;
+  ok.dmabuf_supported = true;
+  ok.registered = true;
+  ok.buf_off = 8192;
+  ok.file_off = 1 << 20;
+  ok.len = 1 << 20;
+  EXPECT_EQ(choose_device_path(ok), BounceReason::kNone);
+
+  DeviceIo d = ok;
+  d.encrypted = true;
+  d.lane = Lane::kUdp;  // encrypted wins over every other rule
+  EXPECT_EQ(choose_device_path(d), BounceReason::kEncrypted);
+  d = ok;
+  d.lane = Lane::kDpdk;
+  EXPECT_EQ(choose_device_path(d), BounceReason::kNotRdma);
+  d = ok;
+  d.dmabuf_supported = false;
+  d.registered = false;
+  EXPECT_EQ(choose_device_path(d), BounceReason::kNoDmabufSupport);
+  d = ok;
+  d.registered = false;
+  EXPECT_EQ(choose_device_path(d), BounceReason::kDeviceUnregistered);
+  for (uint64_t DeviceIo::*field : {&DeviceIo::buf_off, &DeviceIo::file_off, &DeviceIo::len}) {
+    d = ok;
+    d.*field += 512;
+    EXPECT_EQ(choose_device_path(d), BounceReason::kUnaligned);
+  }
+  EXPECT_EQ(bounce_reason_key(BounceReason::kNoDmabufSupport), "no_dmabuf_support");
+  EXPECT_EQ(bounce_reason_key(BounceReason::kDeviceUnregistered), "device_unregistered");
+}
+
+}  // namespace
+}  // namespace lanefs::client

@@ -1,0 +1,111 @@
+// What one direct-API application registered with the frontend: its
+// buffers and files (direct_server.h), and the tables that hand them to
+// the threads serving its rings without a lock per IO.
+//
+// Threading: a Table is changed by the control thread and read by ring
+// threads. A ring thread keeps a View and refreshes it only when the
+// table's version moved (one relaxed load per IO; the lock is taken only
+// after a change). An item stays alive while any view or IO holds it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "client/mount_fs.h"
+
+namespace lanefs::direct {
+
+// A registered memory region, mapped into the frontend.
+struct Buffer {
+  uint8_t* addr = nullptr;  // the frontend's mapping (null: not mappable, RDMA only)
+  size_t size = 0;
+  size_t map_len = 0;   // what to munmap
+  size_t map_skew = 0;  // addr - mapping start (a dma-buf offset not on a page)
+  bool device = false;      // a dma-buf (device memory), not a host memfd
+  bool rdma_registered = false;
+  int fd = -1;  // dma-bufs: kept for DMA_BUF_IOCTL_SYNC
+  std::atomic<uint32_t> inflight{0};
+  ~Buffer();
+};
+
+// A file the application opened through a mount and handed over.
+struct File {
+  int fd = -1;  // the frontend's copy of the application's descriptor (same open file)
+  uint64_t nodeid = 0;
+  dev_t dev = 0;
+  bool readable = false, writable = false;
+  std::shared_ptr<client::MountFs> fs;
+  ~File();
+};
+
+template <class T>
+class Table {
+ public:
+  // Ids start at 1. kLimit items at most (the caller answers -EMFILE).
+  static constexpr size_t kLimit = 4096;
+  uint32_t add(std::shared_ptr<T> item) {
+    std::lock_guard lk(mu_);
+    size_t i = 0;
+    while (i < items_.size() && items_[i]) ++i;
+    if (i == kLimit) return 0;
+    if (i == items_.size()) items_.emplace_back();
+    items_[i] = std::move(item);
+    version_.fetch_add(1, std::memory_order_release);
+    return static_cast<uint32_t>(i + 1);
+  }
+  std::shared_ptr<T> get(uint32_t id) const {
+    std::lock_guard lk(mu_);
+    return id == 0 || id > items_.size() ? nullptr : items_[id - 1];
+  }
+  std::shared_ptr<T> remove(uint32_t id) {
+    std::lock_guard lk(mu_);
+    if (id == 0 || id > items_.size() || !items_[id - 1]) return nullptr;
+    std::shared_ptr<T> out = std::move(items_[id - 1]);
+    version_.fetch_add(1, std::memory_order_release);
+    return out;
+  }
+  size_t count() const {
+    std::lock_guard lk(mu_);
+    size_t n = 0;
+    for (const auto& p : items_) n += p != nullptr;
+    return n;
+  }
+  template <class F>
+  void for_each(F f) const {
+    std::lock_guard lk(mu_);
+    for (const auto& p : items_)
+      if (p) f(*p);
+  }
+
+  // A ring thread's copy of the table.
+  class View {
+   public:
+    // A reference for one IO (an atomic increment, no lock): the item
+    // outlives a refresh that drops it while the IO is parked.
+    std::shared_ptr<T> get(const Table& t, uint32_t id) {
+      if (t.version_.load(std::memory_order_acquire) != version_) {
+        std::lock_guard lk(t.mu_);
+        items_ = t.items_;
+        version_ = t.version_.load(std::memory_order_relaxed);
+      }
+      return id == 0 || id > items_.size() ? nullptr : items_[id - 1];
+    }
+    void clear() { items_.clear(); }
+
+   private:
+    uint64_t version_ = ~uint64_t{0};
+    std::vector<std::shared_ptr<T>> items_;
+  };
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<T>> items_;
+  std::atomic<uint64_t> version_{0};
+};
+
+}  // namespace lanefs::direct
