@@ -1,6 +1,8 @@
 // RdmaLane data path: the registered buffer pool, one-sided READ/WRITE with a
 // per-op waiter, completion handling on the lane thread, the MR cache.
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
 #include "common/log.h"
@@ -230,6 +232,29 @@ Result<std::shared_ptr<MemRegion>> RdmaLaneImpl::register_cached(void* addr, siz
     ++n_.mr_registrations;
   }
   return region;
+}
+
+Result<std::shared_ptr<MemRegion>> RdmaLaneImpl::register_region(void* addr, size_t len, int dmabuf_fd,
+                                                                uint64_t dmabuf_offset) {
+  if (addr == nullptr || len == 0) return make_error(Errc::kInvalid, "register_region: empty range");
+  ibv_mr* raw = dmabuf_fd < 0 ? ibv_reg_mr(pd_.get(), addr, len, kMrAccess)
+                              : ibv_reg_dmabuf_mr(pd_.get(), dmabuf_offset, len, reinterpret_cast<uint64_t>(addr),
+                                                  dmabuf_fd, kMrAccess);
+  if (raw == nullptr) {
+    const int err = errno;
+    if (dmabuf_fd >= 0 && (err == EOPNOTSUPP || err == ENOSYS || err == EPROTONOSUPPORT || err == EINVAL))
+      return make_error(Errc::kNotSupported, device_.device + " cannot register dma-buf memory (ibv_reg_dmabuf_mr: " +
+                                                 std::strerror(err) + ")");
+    return call_error(dmabuf_fd < 0 ? "ibv_reg_mr" : "ibv_reg_dmabuf_mr", err);
+  }
+  ++n_.mr_registrations;
+  return std::shared_ptr<MemRegion>(std::make_shared<RdmaRegion>(addr, len, std::shared_ptr<ibv_mr>(raw, MrDeleter())));
+}
+
+RemoteBuffer RdmaLaneImpl::remote_of(const MemRegion& region, const void* addr, uint32_t len) const {
+  // Every MemRegion this lane hands out is an RdmaRegion (its own type).
+  const auto& r = static_cast<const RdmaRegion&>(region);
+  return RemoteBuffer{reinterpret_cast<uint64_t>(addr), r.rkey(), len};
 }
 
 }  // namespace lanefs::transport::rdma

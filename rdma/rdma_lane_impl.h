@@ -47,6 +47,9 @@ class RdmaLaneImpl final : public RdmaLane {
   Status read_remote(uint64_t token, RdmaBuffer& local, uint32_t len,
                      const RemoteBuffer& src) override;
   Result<std::shared_ptr<MemRegion>> register_cached(void* addr, size_t len) override;
+  Result<std::shared_ptr<MemRegion>> register_region(void* addr, size_t len, int dmabuf_fd,
+                                                     uint64_t dmabuf_offset) override;
+  RemoteBuffer remote_of(const MemRegion& region, const void* addr, uint32_t len) const override;
   RdmaLaneStats stats() const override;
   bool alive() const noexcept override {
     std::lock_guard lk(mu_);

@@ -176,7 +176,8 @@ int cmd_stats(const Globals& g, bool paths) {
     l["fuse_uring_peak_per_thread"] = m.value("fuse_uring_peak_per_thread", 0ull);
     l["kernel_requests"] = m.value("kernel_requests", 0ull);
     // The direct API (include/lanefs/direct.h) and GPUDirect selection.
-    for (const char* k : {"direct_ios", "direct_bytes", "direct_errors", "gpudirect_ios", "gpudirect_bounced"})
+    for (const char* k :
+         {"direct_ios", "direct_bytes", "direct_errors", "rdma_zero_copy_ios", "gpudirect_ios", "gpudirect_bounced"})
       l[k] = m.value(k, 0ull);
     l["gpudirect_bounce_reasons"] = m.value("gpudirect_bounce_reasons", json::object());
     if (!paths) l.erase("paths");

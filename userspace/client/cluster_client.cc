@@ -552,12 +552,12 @@ Result<proto::InodeAttr> ClusterClient::resolve(uint64_t root, const std::string
 }
 
 Result<proto::InodeAttr> ClusterClient::write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
-                                              bool use_rdma, DataIoInfo* info) {
+                                              bool use_rdma, DataIoInfo* info, const RegisteredMem* mem) {
   // A zero-length write changes nothing (POSIX): it must not extend the file.
   if (data.empty()) return getattr(ino);
   int64_t delta = 0;
   proto::InodeAttr committed;
-  LANEFS_TRY(write_data(ino, offset, data, &delta, use_rdma, info, &committed));
+  LANEFS_TRY(write_data(ino, offset, data, &delta, use_rdma, info, &committed, mem));
   if (committed.ino != 0) return committed;
   proto::CommitWriteReq c{ino, offset + data.size(), delta, proto::now_timespec()};
   return meta_call<proto::InodeAttr>(ino, Op::kCommitWrite, c);

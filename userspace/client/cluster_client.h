@@ -79,6 +79,17 @@ struct ClusterClientOptions {
 struct DataIoInfo {
   uint32_t rdma_pieces = 0;      // chunk pieces moved over RDMA
   uint32_t fallback_pieces = 0;  // RDMA failed; redone over UDP
+  uint32_t in_place_pieces = 0;  // of rdma_pieces: straight into or out of RegisteredMem (zero copies)
+};
+
+// Memory the caller registered with an RDMA lane (the direct API's
+// buffers, transport::RdmaLane::register_region): an IO whose data lies in
+// it moves its RDMA pieces in place, the backend writing into it or reading
+// from it, instead of through a leased buffer and a copy. Used only while
+// `lane` is the client's current RDMA lane (otherwise as if absent).
+struct RegisteredMem {
+  std::shared_ptr<transport::RdmaLane> lane;
+  std::shared_ptr<transport::MemRegion> region;
 };
 
 class ClusterClient {
@@ -184,19 +195,20 @@ class ClusterClient {
   // caller commits.
   Status write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
                     int64_t* blocks_delta, bool use_rdma = false, DataIoInfo* info = nullptr,
-                    proto::InodeAttr* committed = nullptr);
+                    proto::InodeAttr* committed = nullptr, const RegisteredMem* mem = nullptr);
   // write_data + commit of size/mtime/blocks on the inode's owner: one
   // request when the write is one chunk piece whose backend holds the inode
   // too (the common case of a small write), two otherwise.
   Result<proto::InodeAttr> write(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
-                                 bool use_rdma = false, DataIoInfo* info = nullptr);
+                                 bool use_rdma = false, DataIoInfo* info = nullptr,
+                                 const RegisteredMem* mem = nullptr);
   // Reads [offset, offset+out.size()) into `out` (holes as zeros): chunk
   // pieces in parallel, each reply reassembled straight into its part of
   // `out` (one copy, from the packets). Does not clamp to the file size;
   // callers do. use_rdma/info as write_data (backends RDMA-WRITE into
   // registered buffers).
   Status read_into(uint64_t ino, uint64_t offset, std::span<uint8_t> out, bool use_rdma = false,
-                   DataIoInfo* info = nullptr);
+                   DataIoInfo* info = nullptr, const RegisteredMem* mem = nullptr);
   // The same into a new vector (tools and tests).
   Result<std::vector<uint8_t>> read_data(uint64_t ino, uint64_t offset, uint32_t len,
                                          bool use_rdma = false, DataIoInfo* info = nullptr);
@@ -241,7 +253,9 @@ class ClusterClient {
   struct RdmaPiece;  // one chunk piece of a data call (cluster_io.cc)
 
  private:
-  bool prepare_rdma(RdmaPiece& p);
+  // `at`: the piece's bytes in the caller's memory, used in place when they
+  // lie in `mem` (registered with the current lane).
+  bool prepare_rdma(RdmaPiece& p, const RegisteredMem* mem, const uint8_t* at);
   // HA: gives every RPC client the paths to every member of map_.
   void update_paths(const proto::ClusterMap& m);
 

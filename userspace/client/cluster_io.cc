@@ -22,7 +22,9 @@ struct ClusterClient::RdmaPiece {
   uint32_t len = 0;
   size_t pos = 0;       // offset in the caller's buffer
   std::shared_ptr<transport::RdmaLane> lane;   // keeps the lane alive while buf lives
-  std::unique_ptr<transport::RdmaBuffer> buf;  // set: this piece goes over RDMA
+  std::unique_ptr<transport::RdmaBuffer> buf;  // a leased buffer: the data is copied through it
+  bool in_place = false;                       // the caller's RegisteredMem: no copy
+  bool rdma() const { return buf != nullptr || in_place; }  // this piece goes over RDMA
   proto::RdmaDesc desc;
   Status status;
   int64_t blocks_delta = 0;
@@ -96,12 +98,22 @@ Status read_status(const Result<rpc::Response>& r, uint32_t want) {
 
 // Gives the piece a registered buffer and the owner's connection token;
 // false (piece stays on UDP) when the RDMA lane cannot take it now.
-bool ClusterClient::prepare_rdma(RdmaPiece& p) {
+bool ClusterClient::prepare_rdma(RdmaPiece& p, const RegisteredMem* mem, const uint8_t* at) {
   if (!rdma_) return false;
   auto lane = rdma_->lane();
   if (!lane) return false;
   auto token = rdma_->token_for(*p.owner);
   if (!token.ok()) return false;
+  if (mem && mem->region && mem->lane == lane) {
+    const auto* lo = static_cast<const uint8_t*>(mem->region->addr());
+    if (at >= lo && p.len <= mem->region->length() - static_cast<size_t>(at - lo)) {
+      auto rb = lane->remote_of(*mem->region, at, p.len);
+      p.desc = proto::RdmaDesc{*token, rb.addr, rb.rkey, rb.len};
+      p.lane = std::move(lane);
+      p.in_place = true;
+      return true;
+    }
+  }
   // On a ring queue's fiber the buffers may all be held by fibers of this
   // very thread, which cannot run while it waits: take one only if free.
   const bool on_ring = rpc::CallDriver::current() != nullptr;
@@ -122,7 +134,7 @@ bool ClusterClient::prepare_rdma(RdmaPiece& p) {
 
 Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const uint8_t> data,
                                  int64_t* blocks_delta, bool use_rdma, DataIoInfo* info,
-                                 proto::InodeAttr* committed) {
+                                 proto::InodeAttr* committed, const RegisteredMem* mem) {
   if (committed) committed->ino = 0;
   auto m = map_ptr();
   PieceList list;
@@ -139,9 +151,10 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
         req.commit = true;
         req.mtime = proto::now_timespec();
       }
-      if (use_rdma && prepare_rdma(p)) {
-        // The backend pulls the data from the registered buffer.
-        std::memcpy(p.buf->data(), data.data() + p.pos, p.len);
+      if (use_rdma && prepare_rdma(p, mem, data.data() + p.pos)) {
+        // The backend pulls the data from the registered buffer (the
+        // caller's own when it is registered: no copy).
+        if (p.buf) std::memcpy(p.buf->data(), data.data() + p.pos, p.len);
         req.data = {};
         req.rdma = p.desc;
       } else if (use_rdma) {
@@ -165,7 +178,7 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
   }
   int64_t delta = 0;
   for (auto& p : pieces) {
-    if (p.buf && !p.status.ok()) {
+    if (p.rdma() && !p.status.ok()) {
       // The backend could not pull the data (or did not answer): drop the
       // connection so it can no longer touch the buffer, then redo on UDP.
       rdma_->failed(*p.owner, p.status.error());
@@ -181,8 +194,9 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
       if (committed && r->committed) *committed = r->attr;
     } else if (!p.status.ok()) {
       return p.status;
-    } else if (p.buf) {
+    } else if (p.rdma()) {
       ++io.rdma_pieces;
+      io.in_place_pieces += p.in_place;
     }
     delta += p.blocks_delta;
   }
@@ -192,7 +206,7 @@ Status ClusterClient::write_data(uint64_t ino, uint64_t offset, std::span<const 
 }
 
 Status ClusterClient::read_into(uint64_t ino, uint64_t offset, std::span<uint8_t> out, bool use_rdma,
-                                DataIoInfo* info) {
+                                DataIoInfo* info, const RegisteredMem* mem) {
   auto m = map_ptr();
   PieceList list;
   auto& pieces = list.get();
@@ -207,7 +221,7 @@ Status ClusterClient::read_into(uint64_t ino, uint64_t offset, std::span<uint8_t
     rpc::RpcClient::Batch batch(*rpc_);
     for (auto& p : pieces) {
       proto::ReadReq req{ino, p.offset, p.len};
-      if (use_rdma && prepare_rdma(p)) req.rdma = p.desc;
+      if (use_rdma && prepare_rdma(p, mem, out.data() + p.pos)) req.rdma = p.desc;
       else if (use_rdma) ++io.fallback_pieces;
       Encoder e{std::span<uint8_t>(p.req)};
       req.encode(e);
@@ -217,7 +231,7 @@ Status ClusterClient::read_into(uint64_t ino, uint64_t offset, std::span<uint8_t
       a.opcode = static_cast<uint16_t>(Op::kRead);
       a.req = {p.req.data(), p.req_len};
       a.timeout_ns = opts_.op_timeout_ns;
-      uint32_t want = p.buf ? 0 : p.len;
+      uint32_t want = p.rdma() ? 0 : p.len;
       // The reply's status into the piece, its data straight into `out`.
       a.sink.head = std::span(p.head).first(4);
       if (want) a.sink.body = out.subspan(p.pos, p.len);
@@ -225,7 +239,7 @@ Status ClusterClient::read_into(uint64_t ino, uint64_t offset, std::span<uint8_t
     }
   }
   for (auto& p : pieces) {
-    if (p.buf && !p.status.ok()) {
+    if (p.rdma() && !p.status.ok()) {
       rdma_->failed(*p.owner, p.status.error());
       ++io.fallback_pieces;
       auto r = rpc::call_typed<rpc::Bytes>(*rpc_, p.owner->addr, Op::kRead, proto::ReadReq{ino, p.offset, p.len},
@@ -235,11 +249,12 @@ Status ClusterClient::read_into(uint64_t ino, uint64_t offset, std::span<uint8_t
       std::memcpy(out.data() + p.pos, r->data.data(), p.len);
     } else if (!p.status.ok()) {
       return p.status;
-    } else if (p.buf) {
+    } else if (p.rdma()) {
       // The backend wrote the data into our registered buffer before it
-      // answered.
-      std::memcpy(out.data() + p.pos, p.buf->data(), p.len);
+      // answered (the caller's own when in place: no copy).
+      if (p.buf) std::memcpy(out.data() + p.pos, p.buf->data(), p.len);
       ++io.rdma_pieces;
+      io.in_place_pieces += p.in_place;
     }
   }
   if (info) *info = io;

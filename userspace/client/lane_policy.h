@@ -115,6 +115,9 @@ BounceReason choose_device_path(const DeviceIo& io);
 struct DirectCounters {
   std::atomic<uint64_t> ios{0}, bytes{0}, errors{0};
   std::atomic<uint64_t> gpudirect_ios{0}, gpudirect_bounced{0};
+  // IOs whose RDMA pieces moved in place, straight into or out of the
+  // application's registered buffer (zero user-space copies).
+  std::atomic<uint64_t> rdma_zero_copy_ios{0};
   std::array<std::atomic<uint64_t>, kBounceReasonCount> bounce_reasons{};
 };
 

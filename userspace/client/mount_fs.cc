@@ -322,7 +322,8 @@ Result<uint64_t> MountFs::size_for_read(uint64_t ino) {
   return a.size;
 }
 
-Result<size_t> MountFs::read_into(uint64_t nodeid, uint64_t offset, std::span<uint8_t> out) {
+Result<size_t> MountFs::read_into(uint64_t nodeid, uint64_t offset, std::span<uint8_t> out,
+                                  const RegisteredMem* mem, DataIoInfo* info_out) {
   uint64_t ino = to_ino(nodeid);
   LANEFS_ASSIGN_OR_RETURN(uint64_t fsize, size_for_read(ino));
   if (offset + out.size() > fsize) {
@@ -345,10 +346,11 @@ Result<size_t> MountFs::read_into(uint64_t nodeid, uint64_t offset, std::span<ui
     n = static_cast<uint32_t>(std::min<size_t>(n, r->size()));
     std::memcpy(out.data(), r->data(), n);
   } else {
-    if (Status s = cluster_->read_into(ino, offset, out.first(n), lane.lane == Lane::kRdma, &info); !s.ok())
+    if (Status s = cluster_->read_into(ino, offset, out.first(n), lane.lane == Lane::kRdma, &info, mem); !s.ok())
       return counted(Result<size_t>(s.error()));
   }
   lanes_.account(settle(lane, info), n);
+  if (info_out) *info_out = info;
   io_.reads.fetch_add(1, std::memory_order_relaxed);
   io_.read_bytes.fetch_add(n, std::memory_order_relaxed);
   return size_t{n};
@@ -362,18 +364,20 @@ Result<std::vector<uint8_t>> MountFs::read(uint64_t nodeid, uint64_t offset, uin
 }
 
 Result<proto::InodeAttr> MountFs::write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data,
-                                        bool kill_privs) {
+                                        bool kill_privs, const RegisteredMem* mem, DataIoInfo* info_out) {
   LANEFS_TRY(writable());
   LaneChoice lane = choose_lane(lane_request(IoDir::kWrite, data.size()));
   if (fs_.encrypted && !sealed_) return counted(Result<proto::InodeAttr>(sealed_ready().error()));
   DataIoInfo info;
   auto a = counted(fs_.encrypted ? sealed_->write(to_ino(nodeid), offset, data)
-                                 : cluster_->write(to_ino(nodeid), offset, data, lane.lane == Lane::kRdma, &info));
+                                 : cluster_->write(to_ino(nodeid), offset, data, lane.lane == Lane::kRdma, &info,
+                                                   mem));
   if (!a.ok()) {
     write_failed(to_ino(nodeid));
     return a;
   }
   lanes_.account(settle(lane, info), data.size());
+  if (info_out) *info_out = info;
   io_.writes.fetch_add(1, std::memory_order_relaxed);
   io_.write_bytes.fetch_add(data.size(), std::memory_order_relaxed);
   // Only when the file has bits to clear (one more call to the owner).

@@ -119,15 +119,21 @@ class MountFs {
   // Reads up to out.size() bytes at `offset` into `out` (clamped to the
   // file's size); returns the bytes read. The data lands in `out` straight
   // from the packets (one copy).
-  Result<size_t> read_into(uint64_t nodeid, uint64_t offset, std::span<uint8_t> out);
+  // `mem`: `out` lies in memory registered with the RDMA lane (the direct
+  // API): RDMA pieces land in it in place. `info` (optional) gets what
+  // the IO took.
+  Result<size_t> read_into(uint64_t nodeid, uint64_t offset, std::span<uint8_t> out,
+                           const RegisteredMem* mem = nullptr, DataIoInfo* info = nullptr);
   // The same into a new vector (tools and tests).
   Result<std::vector<uint8_t>> read(uint64_t nodeid, uint64_t offset, uint32_t size);
   // Durable when it returns; updates size/mtime/blocks on the inode.
   // kill_privs: the writer lacks CAP_FSETID and the kernel leaves clearing
   // set-user-ID/set-group-ID to us (FUSE HANDLE_KILLPRIV_V2): cleared on the
   // owner after the write when the file has them, as a local filesystem does.
+  // mem, info: as read_into.
   Result<proto::InodeAttr> write(uint64_t nodeid, uint64_t offset, std::span<const uint8_t> data,
-                                 bool kill_privs = false);
+                                 bool kill_privs = false, const RegisteredMem* mem = nullptr,
+                                 DataIoInfo* info = nullptr);
   Status fsync(uint64_t nodeid);
   // A write that went around the kernel's page cache (the direct API, after
   // write() returned `after`): the kernel drops the file's cached pages and

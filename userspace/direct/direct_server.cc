@@ -49,6 +49,7 @@ std::string fd_link(int fd) {
 }  // namespace
 
 Buffer::~Buffer() {
+  rdma = {};  // deregistered before the memory goes
   if (addr) ::munmap(addr - map_skew, map_len);
   if (fd >= 0) ::close(fd);
 }
@@ -290,27 +291,27 @@ Reply DirectServer::buf_import(Session& s, const Request& q, std::vector<int>& f
   const std::string link = fd_link(fds[0]);
   if (link.rfind("/dmabuf:", 0) != 0) return fail(EINVAL, "the descriptor is not a dma-buf (" + link + ")");
   if (q.b == 0) return fail(EINVAL, "the import's size is 0");
-  // No RDMA registration of dma-bufs in this build (docs/direct.md): the
-  // frontend maps it for the bounce path, or cannot serve it.
+  // Mapped for the bounce path (and as the address backends write to when
+  // the RDMA lane registers it, at the first IO that plans RDMA).
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const uint64_t start = q.a / page * page, skew = q.a - start;
   void* p = ::mmap(nullptr, q.b + skew, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], static_cast<off_t>(start));
   if (p == MAP_FAILED)
     return fail(ENOTSUP, std::string("the frontend cannot map this dma-buf (mmap: ") + std::strerror(errno) +
-                             ") and registers none with RDMA in this build");
+                             "): it needs a mapping for its address and for the bounce path");
   auto b = std::make_shared<Buffer>();
   b->addr = static_cast<uint8_t*>(p) + skew;
   b->map_skew = skew;
   b->size = q.b;
   b->map_len = q.b + skew;
   b->device = true;
+  b->dmabuf_offset = q.a;
   b->fd = fds[0];
   fds[0] = -1;
   const uint32_t id = s.bufs.add(std::move(b));
   if (id == 0) return fail(EMFILE, "too many buffers for one application");
   Reply r;
   r.a = id;
-  r.b = 0;  // not RDMA-registered
   return r;
 }
 

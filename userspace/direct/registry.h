@@ -27,9 +27,16 @@ struct Buffer {
   size_t map_len = 0;   // what to munmap
   size_t map_skew = 0;  // addr - mapping start (a dma-buf offset not on a page)
   bool device = false;      // a dma-buf (device memory), not a host memfd
-  bool rdma_registered = false;
-  int fd = -1;  // dma-bufs: kept for DMA_BUF_IOCTL_SYNC
+  int fd = -1;  // dma-bufs: kept for DMA_BUF_IOCTL_SYNC and RDMA registration
+  uint64_t dmabuf_offset = 0;
   std::atomic<uint32_t> inflight{0};
+  // Registered once with the RDMA lane of the first ring that plans an RDMA
+  // IO on it (again if that lane changes); rdma_refused: the lane could
+  // not register it (a dma-buf the device cannot take). Under rdma_mu (taken only by IOs that plan
+  // RDMA: 32 KiB and more).
+  std::mutex rdma_mu;
+  client::RegisteredMem rdma;
+  const void* rdma_refused = nullptr;  // the lane that refused
   ~Buffer();
 };
 

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
+#include "client/rdma_path.h"
 
 namespace lanefs::direct {
 
@@ -202,24 +203,23 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
   if (q.buf_off > buf->size || q.len > buf->size - q.buf_off) return -ERANGE;
   client::MountFs& fs = *fs_;
   const client::Lane lane = fs.planned_lane(read ? client::IoDir::kRead : client::IoDir::kWrite, q.len);
-  *path = lane == client::Lane::kRdma ? LANEFS_PATH_RDMA : LANEFS_PATH_HOST;
+  // RDMA in place needs the buffer registered with the lane (once).
+  client::RegisteredMem reg;
+  if (lane == client::Lane::kRdma) reg = registered(*buf);
   bool bounce = false;
   if (buf->device) {
-    // GPUDirect needs the dma-buf registered on the RDMA lane; this build
-    // registers none yet (docs/direct.md), so device IO bounces and says why.
     client::DeviceIo d;
     d.encrypted = fs.fs().encrypted;
     d.lane = lane;
-    d.dmabuf_supported = false;
-    d.registered = buf->rdma_registered;
+    d.dmabuf_supported = reg.region != nullptr || buf->rdma_refused == nullptr;
+    d.registered = reg.region != nullptr;
     d.buf_off = q.buf_off;
     d.file_off = q.file_off;
     d.len = q.len;
     const client::BounceReason why = client::choose_device_path(d);
-    *path = LANEFS_PATH_BOUNCED;
     *reason = static_cast<uint32_t>(why);
-    if (buf->addr == nullptr) return -ENOTSUP;  // neither registered nor mappable
-    bounce = true;
+    bounce = why != client::BounceReason::kNone;
+    if (bounce) reg = {};
   }
   buf->inflight.fetch_add(1, std::memory_order_relaxed);
   struct Done {
@@ -242,8 +242,23 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
       dmabuf_sync(*buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
     }
   }
+  client::DataIoInfo info;
+  const client::RegisteredMem* in_place = reg.region ? &reg : nullptr;
+  // What the IO took: GPUDirect or a bounce for device memory; RDMA in
+  // place (zero copies) or the datagram lane's one copy for host memory.
+  auto took = [&] {
+    const bool zero_copy = info.in_place_pieces > 0 && info.in_place_pieces == info.rdma_pieces;
+    if (zero_copy) fs.direct_counters().rdma_zero_copy_ios.fetch_add(1, std::memory_order_relaxed);
+    if (buf->device) {
+      if (!bounce && !zero_copy) *reason = static_cast<uint32_t>(client::BounceReason::kNotRdma);  // fell back
+      *path = bounce || !zero_copy ? LANEFS_PATH_BOUNCED : LANEFS_PATH_GPUDIRECT;
+    } else {
+      *path = info.rdma_pieces > 0 ? LANEFS_PATH_RDMA : LANEFS_PATH_HOST;
+    }
+  };
   if (read) {
-    auto r = fs.read_into(file->nodeid, q.file_off, io_span);
+    auto r = fs.read_into(file->nodeid, q.file_off, io_span, in_place, &info);
+    took();
     if (!r.ok()) return -to_errno(r.code());
     if (bounce && *r > 0) {
       dmabuf_sync(*buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE);
@@ -252,12 +267,31 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
     }
     return static_cast<int64_t>(*r);
   }
-  auto a = fs.write(file->nodeid, q.file_off, io_span);
+  auto a = fs.write(file->nodeid, q.file_off, io_span, false, in_place, &info);
+  took();
   if (!a.ok()) return -to_errno(a.code());
   std::optional<uint8_t> last;
   if (q.file_off + q.len == a->size) last = io_span[q.len - 1];
   fs.bypassed_cache(file->nodeid, *a, last);
   return static_cast<int64_t>(q.len);
+}
+
+client::RegisteredMem RingServer::registered(Buffer& b) {
+  client::RdmaPath* path = fs_->cluster().rdma_path();
+  std::shared_ptr<transport::RdmaLane> lane = path ? path->lane() : nullptr;
+  if (!lane || b.addr == nullptr) return {};
+  std::lock_guard lk(b.rdma_mu);
+  if (b.rdma.lane == lane) return b.rdma;
+  if (b.rdma_refused == lane.get()) return {};
+  auto r = lane->register_region(b.addr, b.size, b.device ? b.fd : -1, b.dmabuf_offset);
+  if (!r.ok()) {
+    LOG_WARN("direct API: registering a {} buffer of {} bytes with RDMA: {}", b.device ? "device" : "host", b.size,
+             r.error().to_string());
+    b.rdma_refused = lane.get();  // not tried again on this lane
+    return {};
+  }
+  b.rdma = {std::move(lane), std::move(*r)};
+  return b.rdma;
 }
 
 void RingServer::post(uint64_t user_data, int64_t res, uint32_t path, uint32_t reason) noexcept {

@@ -70,6 +70,9 @@ class RingServer final : public rpc::Parker {
   void run_slot(Slot& s);
   void serve(Slot& s) noexcept;
   int64_t io(Slot& s, uint32_t* path, uint32_t* reason) noexcept;
+  // The buffer's registration with the mount's current RDMA lane (made at
+  // its first use there; empty when there is none or it failed).
+  client::RegisteredMem registered(Buffer& b);
   void post(uint64_t user_data, int64_t res, uint32_t path, uint32_t reason) noexcept;
   void sleep();
 

@@ -74,7 +74,8 @@ json direct_json(const client::MountFs& fs) {
     if (uint64_t n = c.bounce_reasons[i].load())
       reasons[std::string(client::bounce_reason_key(static_cast<client::BounceReason>(i)))] = n;
   return {{"direct_ios", c.ios.load()}, {"direct_bytes", c.bytes.load()}, {"direct_errors", c.errors.load()},
-          {"gpudirect_ios", c.gpudirect_ios.load()}, {"gpudirect_bounced", c.gpudirect_bounced.load()},
+          {"rdma_zero_copy_ios", c.rdma_zero_copy_ios.load()}, {"gpudirect_ios", c.gpudirect_ios.load()},
+          {"gpudirect_bounced", c.gpudirect_bounced.load()},
           {"gpudirect_bounce_reasons", reasons}};
 }
 // RPCs this frontend sent to the mount's cluster, per operation (shared by

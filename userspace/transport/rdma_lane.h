@@ -158,6 +158,19 @@ class RdmaLane {
   // the returned handle is gone.
   virtual Result<std::shared_ptr<MemRegion>> register_cached(void* addr, size_t len) = 0;
 
+  // Client: registers memory a backend then reads or writes in place (the
+  // direct API's buffers: zero copies), outside the cache: deregistered
+  // when the last handle goes, after which the caller may unmap it.
+  // dmabuf_fd >= 0: the `len` bytes at `dmabuf_offset` of that dma-buf
+  // (device memory, ibv_reg_dmabuf_mr), which the caller has mapped at
+  // `addr` (backends address it there). kNotSupported when the device or
+  // rdma-core cannot register dma-bufs; other errors name the verbs call.
+  virtual Result<std::shared_ptr<MemRegion>> register_region(void* addr, size_t len, int dmabuf_fd,
+                                                             uint64_t dmabuf_offset) = 0;
+  // The descriptor of `len` bytes at `addr`, inside `region` (one this lane
+  // registered); backends use it as they use a leased buffer's.
+  virtual RemoteBuffer remote_of(const MemRegion& region, const void* addr, uint32_t len) const = 0;
+
   virtual RdmaLaneStats stats() const = 0;
 
   // False once the lane's device was removed (RDMA_CM_EVENT_DEVICE_REMOVAL):

@@ -82,6 +82,10 @@ class DeviceOnlyLane : public transport::RdmaLane {
   Result<std::shared_ptr<transport::MemRegion>> register_cached(void*, size_t) override {
     return make_error(Errc::kNotSupported, "no device");
   }
+  Result<std::shared_ptr<transport::MemRegion>> register_region(void*, size_t, int, uint64_t) override {
+    return make_error(Errc::kNotSupported, "no device");
+  }
+  transport::RemoteBuffer remote_of(const transport::MemRegion&, const void*, uint32_t) const override { return {}; }
   transport::RdmaLaneStats stats() const override { return {}; }
   bool alive() const noexcept override { return true; }
 

@@ -75,9 +75,24 @@ class Buffer:
             raise _error(_ffi.errno, "lanefs_buf_create")
         self.size = _lib.lanefs_buf_size(self._b)
 
+    @classmethod
+    def import_dmabuf(cls, dmabuf_fd, offset, size):
+        """Device memory: `size` bytes at `offset` of a dma-buf (GPUDirect
+        where the lane allows, else bounced; see lanefs_buf_import_dmabuf)."""
+        self = cls.__new__(cls)
+        self._b = _lib.lanefs_buf_import_dmabuf(dmabuf_fd, offset, size)
+        if self._b == _ffi.NULL:
+            raise _error(_ffi.errno, "lanefs_buf_import_dmabuf")
+        self.size = _lib.lanefs_buf_size(self._b)
+        return self
+
     def view(self):
-        """A writable memoryview of the whole buffer (no copy)."""
-        return memoryview(_ffi.buffer(_lib.lanefs_buf_addr(self._b), self.size))
+        """A writable memoryview of the whole buffer (no copy); device
+        memory the process cannot map raises DirectError (ENOTSUP)."""
+        addr = _lib.lanefs_buf_addr(self._b)
+        if addr == _ffi.NULL:
+            raise DirectError(95, "this device buffer is not mapped in the process")
+        return memoryview(_ffi.buffer(addr, self.size))
 
     def numpy(self, dtype="uint8"):
         """The buffer as a numpy array (no copy); needs numpy."""
