@@ -15,9 +15,10 @@
 // index & (entries - 1)), published with release stores and read with
 // acquire loads. Doorbells: the frontend sets server_sleeping before it
 // sleeps on the doorbell eventfd and checks the SQ again; the
-// application writes the doorbell after publishing only when it sees the
-// flag (both sides fence between the store and the load). Completions
-// the same way round with app_waiting and the completion eventfd.
+// application writes the doorbell after publishing only when it takes
+// the flag (an exchange to 0, so several submits ring once; both sides
+// fence between the store and the load). Completions the same way round
+// with app_waiting and the completion eventfd.
 #pragma once
 
 #include <atomic>

@@ -429,7 +429,9 @@ LANEFS_API int lanefs_submit(lanefs_ring* ring) {
   ring->sh->sq_tail.store(ring->sq_tail, std::memory_order_release);
   ring->published = ring->sq_tail;
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (ring->sh->server_sleeping.load(std::memory_order_relaxed)) {
+  // One ring per sleep: the flag is taken (the frontend sets it again
+  // before it next sleeps).
+  if (ring->sh->server_sleeping.load(std::memory_order_relaxed) && ring->sh->server_sleeping.exchange(0)) {
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t w = ::write(ring->doorbell, &one, sizeof one);
   }

@@ -202,7 +202,12 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
   if (q.len == 0 || q.len > LANEFS_DIRECT_MAX_IO) return -EINVAL;
   if (q.buf_off > buf->size || q.len > buf->size - q.buf_off) return -ERANGE;
   client::MountFs& fs = *fs_;
-  const client::Lane lane = fs.planned_lane(read ? client::IoDir::kRead : client::IoDir::kWrite, q.len);
+  // Below the RDMA threshold the lane is the datagram one; above it the
+  // policy decides (it reads the cluster's RDMA state under a lock).
+  const client::MountOptions& mo = fs.options();
+  const client::Lane lane = q.len < (read ? mo.rdma_read_min : mo.rdma_write_min)
+                                ? client::Lane::kUdp
+                                : fs.planned_lane(read ? client::IoDir::kRead : client::IoDir::kWrite, q.len);
   // RDMA in place needs the buffer registered with the lane (once).
   client::RegisteredMem reg;
   if (lane == client::Lane::kRdma) reg = registered(*buf);
@@ -303,7 +308,9 @@ void RingServer::post(uint64_t user_data, int64_t res, uint32_t path, uint32_t r
   c.reason = reason;
   sh_->cq_tail.store(++cq_tail_, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sh_->app_waiting.load(std::memory_order_relaxed)) {
+  // One ring per wait: the flag is taken (the application sets it again
+  // if it goes back to sleep).
+  if (sh_->app_waiting.load(std::memory_order_relaxed) && sh_->app_waiting.exchange(0)) {
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t w = ::write(completion_, &one, sizeof one);
   }
