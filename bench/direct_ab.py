@@ -38,11 +38,15 @@ def main():
     ap.add_argument("results", help="results.jsonl of bench/direct_ab.sh")
     ap.add_argument("--about", default="")
     ap.add_argument("--splice", metavar="DOC")
+    ap.add_argument("--rdma", action="store_true", help="the RDMA-lane run (guest): section direct-api-rdma")
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.results) if l.strip().startswith("{")]
     text = section(rows, a.about)
     print(text)
-    if a.splice:
+    if a.splice and a.rdma:
+        splice(a.splice, text, "direct-api-rdma", "Direct API against FUSE O_DIRECT on the RDMA lane "
+               "(bench/run_direct_rdma_bench.sh, qemu guest)", by="bench/run_direct_rdma_bench.sh")
+    elif a.splice:
         splice(a.splice, text, "direct-api", "Direct API against FUSE O_DIRECT (bench/direct_ab.sh)",
                by="bench/direct_ab.sh")
 

@@ -9,14 +9,17 @@
 # plus lanefs-frontend (utime + stime from /proc), not the backend.
 # Prints one JSON line per run and a summary (bench/direct_ab.py); with
 # DOCS=FILE the summary replaces the direct-api section there. Root;
-# RUNTIME (s, default 5) per run; JOBS picks jobs.
+# RUNTIME (s, default 5) per run; JOBS picks jobs; FILE_MB (512) the file.
+# The RDMA lane (bench/direct_rdma_guest.sh, in a qemu guest): BACKEND_IP
+# (default 127.0.0.1) for lanefsd, RDMA=on, LOCAL_IP for the mount's
+# source address; the summary is then the direct-api-rdma section.
 set -eu
 B=${1:?usage: direct_ab.sh BUILD [ROUNDS]} R=${2:-3} RUNTIME=${RUNTIME:-5}
 here=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d /tmp/lanefs-directab.XXXXXX)
 mount -t tmpfs -o size=3g lanefs-directab "$W"
 export LANEFS_RUN_DIR=$W/run LANEFS_FRONTEND=$B/userspace/frontend/lanefs-frontend
-port=15650
+port=15650 IP=${BACKEND_IP:-127.0.0.1} RDMA=${RDMA:-off}
 cleanup() {
   set +e
   umount "$W/m" 2>/dev/null || umount -l "$W/m"
@@ -25,17 +28,18 @@ cleanup() {
   umount -l "$W"; rmdir "$W"
 }
 trap cleanup EXIT
-"$B/userspace/backend/lanefsd" --data-dir "$W/data" --listen 127.0.0.1:$port --rdma off \
+"$B/userspace/backend/lanefsd" --data-dir "$W/data" --listen $IP:$port --rdma $RDMA \
   --secret-file "$W/secret" --admin-token-file "$W/admin.token" --log-file "$W/lanefsd.log" &
 echo $! > "$W/be.pid"
 export LANEFS_TOKEN_FILE=$W/data/admin.token
 for i in $(seq 1 50); do
-  "$B/userspace/cli/lanefs" --backend 127.0.0.1:$port --connect-timeout 1 fs list >/dev/null 2>&1 && break
+  "$B/userspace/cli/lanefs" --backend $IP:$port --connect-timeout 1 fs list >/dev/null 2>&1 && break
   sleep 0.1
 done
-"$B/userspace/cli/lanefs" --backend 127.0.0.1:$port fs create ab >/dev/null
+"$B/userspace/cli/lanefs" --backend $IP:$port fs create ab >/dev/null
 mkdir -p "$W/m"
-"$B/userspace/frontend/mount.lanefs" 127.0.0.1:$port/ab "$W/m" -o forcedirect,auth_token_path="$W/data/admin.token"
+"$B/userspace/frontend/mount.lanefs" $IP:$port/ab "$W/m" \
+  -o forcedirect,auth_token_path="$W/data/admin.token"${LOCAL_IP:+,local_ip=$LOCAL_IP}
 MB=${FILE_MB:-512}
 fio --name=fill --filename="$W/m/f" --rw=write --bs=1M --size=${MB}M --end_fsync=1 --output-format=json >/dev/null
 fe=$(cat "$W/run/frontend.pid")
@@ -82,5 +86,7 @@ print(json.dumps({"path": p, "job": job, "value": float(iops if job.startswith("
 [ -z "${RESULTS:-}" ] || cp "$W/results.jsonl" "$RESULTS"
 about="Run $(date -u '+%Y-%m-%d %H:%M') UTC on $(hostname) (nproc $(nproc), kernel $(uname -r), git \
 $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')): $R rounds, RUNTIME=$RUNTIME s per run, \
-UDP lane on loopback, mount forcedirect, \`bench/direct_ab.sh $B $R\`."
-python3 "$here/direct_ab.py" "$W/results.jsonl" --about "$about" ${DOCS:+--splice "$DOCS"}
+mount forcedirect, $([ "$RDMA" = on ] && echo "RDMA lane (rxe) for IOs of 32 KiB and more" || echo "UDP lane on loopback"), \
+\`bench/direct_ab.sh\`."
+python3 "$here/direct_ab.py" "$W/results.jsonl" --about "$about" ${DOCS:+--splice "$DOCS"} \
+  $([ "$RDMA" = on ] && echo --rdma)
