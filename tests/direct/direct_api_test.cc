@@ -318,6 +318,75 @@ TEST(DirectApi, BadCallsGetClearErrors) {
   ::close(fd2);
 }
 
+TEST(DirectApi, AForkedChildMakesItsOwnRingsAndBuffers) {
+  LANEFS_MOUNT_ENV(env);
+  auto m = shared_mount("forcedirect");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const std::string f = *m + "/forked";
+  ASSERT_TRUE(spit(f, pattern(12, 0, 65536)));
+  const int fd = ::open(f.c_str(), O_RDONLY);
+  Buf buf(*m, 65536);
+  Ring ring(*m, 4);
+  ASSERT_TRUE(fd >= 0 && buf.b && ring.r) << lanefs_direct_error();
+  ASSERT_EQ(lanefs_prep_read(ring.r, buf.b, 0, fd, 0, 4096, 0), 0);
+  finish(ring.r, 1);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // The parent's ring and buffer are the parent's; new ones work.
+    if (lanefs_prep_read(ring.r, buf.b, 0, fd, 0, 4096, 0) != -ENOTCONN) _exit(2);
+    lanefs_buf* b = lanefs_buf_create(m->c_str(), 65536);
+    lanefs_ring* r = lanefs_ring_create(m->c_str(), 4);
+    if (!b || !r || lanefs_prep_read(r, b, 0, fd, 4096, 4096, 1) != 0 || lanefs_submit(r) != 1) _exit(3);
+    lanefs_cqe c;
+    if (lanefs_wait(r, &c, 1, 1, 30'000) != 1 || c.res != 4096) _exit(4);
+    auto p = pattern(12, 4096, 4096);
+    _exit(std::memcmp(lanefs_buf_addr(b), p.data(), 4096) == 0 ? 0 : 5);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(child, &st, 0), child);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "child status " << st;
+  // The parent's session is untouched.
+  ASSERT_EQ(lanefs_prep_read(ring.r, buf.b, 0, fd, 8192, 4096, 2), 0) << lanefs_direct_error();
+  auto c = finish(ring.r, 1);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].res, 4096);
+  ::close(fd);
+}
+
+TEST(DirectApi, UnmountWithARingAttached) {
+  LANEFS_MOUNT_ENV(env);
+  auto m = env.mount("forcedirect", "ringgone");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const std::string f = *m + "/x";
+  ASSERT_TRUE(spit(f, pattern(13, 0, 8192)));
+  Ring ring(*m, 4);
+  Buf buf(*m, 8192);
+  ASSERT_TRUE(ring.r && buf.b) << lanefs_direct_error();
+  {
+    const int fd = ::open(f.c_str(), O_RDONLY);
+    ASSERT_EQ(lanefs_prep_read(ring.r, buf.b, 0, fd, 0, 4096, 0), 0);
+    auto c = finish(ring.r, 1);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_EQ(c[0].res, 4096);
+    EXPECT_EQ(lanefs_fd_forget(fd), 0);  // the frontend's copy would keep the mount busy
+    ::close(fd);
+  }
+  auto um = env.unmount(*m);
+  ASSERT_TRUE(um.ok()) << um.error().to_string();
+  // The frontend lets the mount go (its ring stays, answering ENOTCONN) and lives on.
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = true;
+    for (const auto& mm : ps(env).value("mounts", json::array()))
+      if (mm.value("target", "") == *m) gone = false;
+    if (!gone) ::usleep(100'000);
+  }
+  EXPECT_TRUE(gone) << ps(env).dump();
+  EXPECT_TRUE(process_alive(env.frontend_pid())) << env.diagnostics();
+  EXPECT_EQ(lanefs_ring_destroy(ring.r), 0) << lanefs_direct_error();
+  ring.r = nullptr;
+}
+
 TEST(DirectApi, CoherentWithThisHostsPageCache) {
   LANEFS_MOUNT_ENV(env);
   auto m = shared_mount("writecache");

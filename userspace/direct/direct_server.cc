@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,7 +21,11 @@
 namespace lanefs::direct {
 
 namespace {
-constexpr size_t kMaxRings = 256;  // per application
+// Rings: each is a thread and holds one of the RPC client's endpoints
+// (256 per frontend, shared with the FUSE io_uring queues).
+constexpr size_t kMaxRings = 64;           // per application
+constexpr size_t kMaxRingsPerUser = 64;    // per uid other than root
+constexpr size_t kMaxRingsTotal = 128;     // per frontend
 constexpr int kMaxFds = 3;         // per request (a ring's memory and two eventfds)
 
 Reply fail(int err, const std::string& why) {
@@ -49,7 +54,8 @@ std::string fd_link(int fd) {
 }  // namespace
 
 Buffer::~Buffer() {
-  rdma = {};  // deregistered before the memory goes
+  rdma.region.reset();  // deregistered before its lane and before the memory goes
+  rdma.lane.reset();
   if (addr) ::munmap(addr - map_skew, map_len);
   if (fd >= 0) ::close(fd);
 }
@@ -75,6 +81,25 @@ struct DirectServer::Session {
 };
 
 std::string direct_socket_path(const std::string& run_dir) { return run_dir + "/" + kSocketName; }
+
+bool lanefs_fs_type(unsigned long f_type) {
+  constexpr unsigned long kFuseMagic = 0x65735546, kLanefsKoMagic = 0x4c414e45;  // "LANE" (kmod/super.c)
+  return f_type == kFuseMagic || f_type == kLanefsKoMagic;
+}
+
+void DirectServer::mount_gone(const client::MountFs* fs) {
+  // Under mu_ (the rings cannot go meanwhile); bounded by the IOs' RPC
+  // deadlines, and rare.
+  std::lock_guard lk(mu_);
+  size_t n = 0;
+  for (auto& s : sessions_)
+    for (auto& [id, r] : s->rings)
+      if (&r->fs() == fs) {
+        r->retire();
+        ++n;
+      }
+  if (n) LOG_INFO("direct API: {} ring(s) of an unmounted filesystem now answer ENOTCONN", n);
+}
 
 Result<std::unique_ptr<DirectServer>> DirectServer::start(const std::string& run_dir, FindMount find) {
   std::unique_ptr<DirectServer> d(new DirectServer());
@@ -159,18 +184,15 @@ void DirectServer::loop() {
     for (size_t i = 2; i < p.size(); ++i) {
       if (!p[i].revents) continue;
       if (serve_one(*who[i])) continue;
-      std::unique_ptr<Session> gone;
-      {
-        std::lock_guard lk(mu_);
-        for (auto it = sessions_.begin(); it != sessions_.end(); ++it)
-          if (it->get() == who[i]) {
-            gone = std::move(*it);
-            sessions_.erase(it);
-            break;
-          }
-      }
-      LOG_INFO("direct API: {} (pid {}) detached", gone->command, gone->pid);
-      gone.reset();  // its rings drain and stop; buffers and files go
+      // Under mu_ while its rings drain (bounded by the IOs' RPC deadlines):
+      // mount_gone() must not miss a ring whose IO is still in a client core.
+      std::lock_guard lk(mu_);
+      for (auto it = sessions_.begin(); it != sessions_.end(); ++it)
+        if (it->get() == who[i]) {
+          LOG_INFO("direct API: {} (pid {}) detached", (*it)->command, (*it)->pid);
+          sessions_.erase(it);  // its rings drain and stop; buffers and files go
+          break;
+        }
     }
   }
 }
@@ -241,28 +263,40 @@ Reply DirectServer::handle(Session& s, const Request& q, std::vector<int>& fds) 
       if (!b) return fail(EINVAL, "no such buffer");
       if (b->inflight.load() > 0) return fail(EBUSY, "an IO on the buffer is in flight");
       s.bufs.remove(static_cast<uint32_t>(q.a));
+      let_go(s);
       return Reply{};
     }
     case Op::kRingCreate: return ring_create(s, q, fds);
     case Op::kRingDestroy: {
-      std::unique_ptr<RingServer> r;
-      {
-        std::lock_guard lk(mu_);
-        auto it = s.rings.find(static_cast<uint32_t>(q.a));
-        if (it == s.rings.end()) return fail(EINVAL, "no such ring");
-        r = std::move(it->second);
-        s.rings.erase(it);
-        s.ring_mounts.erase(static_cast<uint32_t>(q.a));
-      }
-      r.reset();  // drains
+      // Drains under mu_, for the reason loop() gives.
+      std::lock_guard lk(mu_);
+      auto it = s.rings.find(static_cast<uint32_t>(q.a));
+      if (it == s.rings.end()) return fail(EINVAL, "no such ring");
+      s.rings.erase(it);
+      s.ring_mounts.erase(static_cast<uint32_t>(q.a));
       return Reply{};
     }
     case Op::kFileRegister: return file_register(s, fds);
     case Op::kFileForget:
       if (!s.files.remove(static_cast<uint32_t>(q.a))) return fail(EBADF, "no such registered file");
+      let_go(s);  // the file is closed here when this answers
       return Reply{};
   }
   return fail(EPROTO, "unknown direct-API request " + std::to_string(q.op));
+}
+
+void DirectServer::let_go(Session& s) {
+  const uint64_t bv = s.bufs.version(), fv = s.files.version();
+  std::lock_guard lk(mu_);
+  for (auto& [id, r] : s.rings) r->poke();
+  // Bounded: a ring thread answers a poke within one turn of its loop.
+  for (int i = 0; i < 1000; ++i) {
+    bool all = true;
+    for (auto& [id, r] : s.rings) all = all && r->caught_up(bv, fv);
+    if (all) return;
+    ::usleep(1000);
+  }
+  LOG_WARN("direct API: a ring of pid {} did not drop a removed buffer or file within 1 s", s.pid);
 }
 
 Reply DirectServer::buf_create(Session& s, const Request& q, std::vector<int>& fds) {
@@ -291,6 +325,11 @@ Reply DirectServer::buf_import(Session& s, const Request& q, std::vector<int>& f
   const std::string link = fd_link(fds[0]);
   if (link.rfind("/dmabuf:", 0) != 0) return fail(EINVAL, "the descriptor is not a dma-buf (" + link + ")");
   if (q.b == 0) return fail(EINVAL, "the import's size is 0");
+  // Within the dma-buf (its size is what seeking to its end says).
+  const off_t dsize = ::lseek(fds[0], 0, SEEK_END);
+  if (dsize < 0 || q.a > static_cast<uint64_t>(dsize) || q.b > static_cast<uint64_t>(dsize) - q.a)
+    return fail(EINVAL, "the import runs past the dma-buf's end (" + std::to_string(q.a) + " + " +
+                            std::to_string(q.b) + " > " + std::to_string(dsize < 0 ? 0 : dsize) + ")");
   // Mapped for the bounce path (and as the address backends write to when
   // the RDMA lane registers it, at the first IO that plans RDMA).
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
@@ -321,7 +360,16 @@ Reply DirectServer::ring_create(Session& s, const Request& q, std::vector<int>& 
   if (!m) return fail(ENOENT, std::string(q.path) + " is not a lanefs mount served by this host's frontend");
   {
     std::lock_guard lk(mu_);
-    if (s.rings.size() >= kMaxRings) return fail(EMFILE, "too many rings for one application");
+    size_t total = 0, user = 0;
+    for (const auto& o : sessions_) {
+      total += o->rings.size();
+      if (o->uid == s.uid) user += o->rings.size();
+    }
+    if (s.rings.size() >= kMaxRings) return fail(EMFILE, "too many rings for one application (" + std::to_string(kMaxRings) + ")");
+    if (s.uid != 0 && user >= kMaxRingsPerUser)
+      return fail(EMFILE, "too many rings for uid " + std::to_string(s.uid) + " (" + std::to_string(kMaxRingsPerUser) + ")");
+    if (total >= kMaxRingsTotal)
+      return fail(EMFILE, "too many rings on this frontend (" + std::to_string(kMaxRingsTotal) + ")");
   }
   RingServer::Setup st;
   st.fs = m->fs;
@@ -352,7 +400,10 @@ Reply DirectServer::file_register(Session& s, std::vector<int>& fds) {
   if (fl < 0 || (fl & O_PATH)) return fail(EBADF, "the descriptor is not open for IO (O_PATH)");
   if (S_ISDIR(st.st_mode)) return fail(EISDIR, "the descriptor is a directory");
   if (!S_ISREG(st.st_mode)) return fail(EINVAL, "the descriptor is not a regular file");
-  auto m = find_("", st.st_dev);
+  struct statfs sf {};
+  auto m = ::fstatfs(fds[0], &sf) == 0 && lanefs_fs_type(static_cast<unsigned long>(sf.f_type))
+               ? find_("", st.st_dev)
+               : std::nullopt;
   if (!m) return fail(EXDEV, "the file is not on a lanefs mount served by this host's frontend");
   auto f = std::make_shared<File>();
   f->fd = fds[0];

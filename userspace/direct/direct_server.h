@@ -51,6 +51,8 @@ struct ClientInfo {
 };
 
 std::string direct_socket_path(const std::string& run_dir);
+// Whether a statfs f_type is a lanefs mount's (FUSE or lanefs.ko).
+bool lanefs_fs_type(unsigned long f_type);
 
 class DirectServer {
  public:
@@ -58,6 +60,11 @@ class DirectServer {
   // Stops accepting, ends every session (rings drain), removes the socket.
   ~DirectServer();
   std::vector<ClientInfo> clients() const;
+  // The mount whose client core is `fs` is going away: its rings finish
+  // the IOs in flight now, before the channel (and its hook into the
+  // kernel's cache) is destroyed, and answer later ones -ENOTCONN. Blocks
+  // while they drain.
+  void mount_gone(const client::MountFs* fs);
 
  private:
   struct Session;
@@ -71,6 +78,9 @@ class DirectServer {
   Reply buf_import(Session& s, const Request& q, std::vector<int>& fds);
   Reply ring_create(Session& s, const Request& q, std::vector<int>& fds);
   Reply file_register(Session& s, std::vector<int>& fds);
+  // After a buffer or file was removed: every ring of the session dropped
+  // its references (bounded wait), so a forgotten file is closed now.
+  void let_go(Session& s);
 
   std::string path_;
   FindMount find_;

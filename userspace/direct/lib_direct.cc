@@ -8,14 +8,17 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <string>
 #include <unordered_map>
 
@@ -35,7 +38,7 @@ struct lanefs_buf {
   void* addr = nullptr;  // the application's mapping (null: device memory it cannot map)
   size_t size = 0;
   size_t map_len = 0, map_skew = 0;
-  pid_t owner = 0;
+  uint64_t session = 0;  // the connection it was made on (Conn::gen)
 };
 
 namespace {
@@ -62,25 +65,39 @@ struct FileReg {
 };
 
 // The process's session with its frontend: one connection, one request at
-// a time, and the descriptors it registered.
+// a time, and the descriptors it registered. gen counts connections (and
+// forks): buffers and rings of an earlier one are refused, never sent to a
+// session that does not know them.
 struct Conn {
   std::mutex mu;
   int fd = -1;
-  pid_t pid = 0;
+  std::atomic<uint64_t> gen{1};
   std::unordered_map<int, FileReg> files;
 };
 Conn g_conn;
+
+// A forked child has no session: the parent's connection stays the
+// parent's (closed here), and the lock may have been held by a thread
+// that does not exist in the child.
+void child_after_fork() {
+  new (&g_conn.mu) std::mutex();
+  if (g_conn.fd >= 0) ::close(g_conn.fd);
+  g_conn.fd = -1;
+  g_conn.files.clear();
+  g_conn.gen.fetch_add(1);
+}
+[[maybe_unused]] const int g_atfork = ::pthread_atfork(nullptr, nullptr, child_after_fork);
+
+bool current(uint64_t session) { return session == g_conn.gen.load(std::memory_order_relaxed); }
 
 std::string run_dir() {
   const char* rd = std::getenv("LANEFS_RUN_DIR");
   return rd && *rd ? rd : "/run/lanefs";
 }
 
-// Under g_conn.mu: connected (a forked child makes its own connection).
+// Under g_conn.mu: connected (a new connection is a new session).
 int connect_locked() {
-  if (g_conn.fd >= 0 && g_conn.pid == ::getpid()) return 0;
-  if (g_conn.fd >= 0) ::close(g_conn.fd);  // the parent's: its session is the parent's
-  g_conn.fd = -1;
+  if (g_conn.fd >= 0) return 0;
   g_conn.files.clear();
   const std::string path = run_dir() + "/" + kSocketName;
   sockaddr_un a{};
@@ -96,7 +113,7 @@ int connect_locked() {
                               "); is a lanefs mount up, and is LANEFS_RUN_DIR right?");
   }
   g_conn.fd = fd;
-  g_conn.pid = ::getpid();
+  g_conn.gen.fetch_add(1);
   return 0;
 }
 
@@ -129,15 +146,19 @@ int call_locked(const Request& q, const int* fds, int nfds, Reply* r) {
     ::close(g_conn.fd);
     g_conn.fd = -1;
     g_conn.files.clear();
+    g_conn.gen.fetch_add(1);  // what was made on it is gone with it
     return fail(ENOTCONN, "the lanefs-frontend went away");
   }
   if (r->err != 0) t_error = r->msg;
   return r->err;
 }
 
-int call(const Request& q, const int* fds, int nfds, Reply* r) {
+// `session` (optional): the connection the call ran on.
+int call(const Request& q, const int* fds, int nfds, Reply* r, uint64_t* session = nullptr) {
   std::lock_guard lk(g_conn.mu);
-  return call_locked(q, fds, nfds, r);
+  const int rc = call_locked(q, fds, nfds, r);
+  if (session) *session = g_conn.gen.load();
+  return rc;
 }
 
 bool resolve(const char* mountpoint, Request* q) {
@@ -179,7 +200,8 @@ LANEFS_API lanefs_buf* lanefs_buf_create(const char* mountpoint, size_t size) {
   q = Request{};
   q.op = static_cast<uint32_t>(Op::kBufCreate);
   q.a = len;
-  const int rc = call(q, &fd, 1, &r);
+  uint64_t r_session = 0;
+  const int rc = call(q, &fd, 1, &r, &r_session);
   ::close(fd);  // the mappings hold the memory
   if (rc != 0) {
     ::munmap(p, len);
@@ -189,7 +211,7 @@ LANEFS_API lanefs_buf* lanefs_buf_create(const char* mountpoint, size_t size) {
   b->id = static_cast<uint32_t>(r.a);
   b->addr = p;
   b->size = b->map_len = len;
-  b->owner = ::getpid();
+  b->session = r_session;
   return b;
 }
 
@@ -200,11 +222,12 @@ LANEFS_API lanefs_buf* lanefs_buf_import_dmabuf(int dmabuf_fd, uint64_t offset, 
   q.a = offset;
   q.b = size;
   Reply r;
-  if (int rc = call(q, &dmabuf_fd, 1, &r); rc != 0) return fail_null<lanefs_buf>(-rc, t_error);
+  uint64_t r_session = 0;
+  if (int rc = call(q, &dmabuf_fd, 1, &r, &r_session); rc != 0) return fail_null<lanefs_buf>(-rc, t_error);
   auto* b = new lanefs_buf;
   b->id = static_cast<uint32_t>(r.a);
   b->size = size;
-  b->owner = ::getpid();
+  b->session = r_session;
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const uint64_t start = offset / page * page;
   void* p = ::mmap(nullptr, size + (offset - start), PROT_READ | PROT_WRITE, MAP_SHARED, dmabuf_fd,
@@ -222,7 +245,7 @@ LANEFS_API size_t lanefs_buf_size(const lanefs_buf* buf) { return buf ? buf->siz
 
 LANEFS_API int lanefs_buf_destroy(lanefs_buf* buf) {
   if (buf == nullptr) return fail(EINVAL, "no buffer");
-  if (buf->owner == ::getpid()) {
+  if (current(buf->session)) {
     Request q;
     q.op = static_cast<uint32_t>(Op::kBufFree);
     q.a = buf->id;
@@ -242,7 +265,7 @@ namespace {
 // registered at first use, and again when the descriptor now names
 // another file (closed and reused). statx with AT_STATX_DONT_SYNC reads
 // the kernel's cached attributes: no request to the frontend.
-int file_id(int fd, uint32_t access, dev_t ring_dev, uint32_t* id) {
+int file_id(int fd, uint32_t access, dev_t ring_dev, uint64_t session, uint32_t* id) {
   struct statx sx {};
   if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &sx) != 0)
     return fail(EBADF, "descriptor " + std::to_string(fd) + ": " + std::strerror(errno));
@@ -252,8 +275,11 @@ int file_id(int fd, uint32_t access, dev_t ring_dev, uint32_t* id) {
   } st{makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino};
   if (st.st_dev != ring_dev) return fail(EXDEV, "descriptor " + std::to_string(fd) + " is not on the ring's mount");
   std::lock_guard lk(g_conn.mu);
+  if (!current(session) || g_conn.fd < 0)
+    return fail(ENOTCONN, "the ring's session with the lanefs-frontend is gone (the frontend restarted, or this "
+                          "is a forked child): make a new ring");
   auto it = g_conn.files.find(fd);
-  if (it != g_conn.files.end() && g_conn.pid == ::getpid() && (it->second.dev != st.st_dev || it->second.ino != st.st_ino)) {
+  if (it != g_conn.files.end() && (it->second.dev != st.st_dev || it->second.ino != st.st_ino)) {
     Request q;
     q.op = static_cast<uint32_t>(Op::kFileForget);
     q.a = it->second.id;
@@ -262,7 +288,7 @@ int file_id(int fd, uint32_t access, dev_t ring_dev, uint32_t* id) {
     g_conn.files.erase(it);
     it = g_conn.files.end();
   }
-  if (it == g_conn.files.end() || g_conn.pid != ::getpid()) {
+  if (it == g_conn.files.end()) {
     Request q;
     q.op = static_cast<uint32_t>(Op::kFileRegister);
     Reply r;
@@ -281,7 +307,7 @@ int file_id(int fd, uint32_t access, dev_t ring_dev, uint32_t* id) {
 LANEFS_API int lanefs_fd_forget(int fd) {
   std::lock_guard lk(g_conn.mu);
   auto it = g_conn.files.find(fd);
-  if (it == g_conn.files.end() || g_conn.pid != ::getpid()) return fail(EBADF, "descriptor not registered");
+  if (it == g_conn.files.end()) return fail(EBADF, "descriptor not registered");
   Request q;
   q.op = static_cast<uint32_t>(Op::kFileForget);
   q.a = it->second.id;
@@ -306,8 +332,9 @@ struct lanefs_ring {
   uint32_t cq_head = 0;
   uint32_t outstanding = 0;   // prepared and not reaped
   int doorbell = -1, completion = -1;
+  int session_fd = -1;  // a copy of the session's socket: its hang-up says the frontend went away
   dev_t dev = 0;
-  pid_t owner = 0;
+  uint64_t session = 0;
 };
 
 LANEFS_API lanefs_ring* lanefs_ring_create(const char* mountpoint, unsigned entries) {
@@ -345,9 +372,17 @@ LANEFS_API lanefs_ring* lanefs_ring_create(const char* mountpoint, unsigned entr
   q.a = n;
   const int fds[3] = {memfd, db, cf};
   Reply r;
-  if (int rc = call(q, fds, 3, &r); rc != 0) {
-    cleanup();
-    return fail_null<lanefs_ring>(-rc, t_error);
+  uint64_t session = 0;
+  int session_fd = -1;
+  {
+    std::lock_guard lk(g_conn.mu);
+    const int rc = call_locked(q, fds, 3, &r);
+    if (rc != 0) {
+      cleanup();
+      return fail_null<lanefs_ring>(-rc, t_error);
+    }
+    session = g_conn.gen.load();
+    session_fd = ::fcntl(g_conn.fd, F_DUPFD_CLOEXEC, 3);
   }
   ::close(memfd);
   auto* ring = new lanefs_ring;
@@ -361,14 +396,15 @@ LANEFS_API lanefs_ring* lanefs_ring_create(const char* mountpoint, unsigned entr
   ring->doorbell = db;
   ring->completion = cf;
   ring->dev = st.st_dev;
-  ring->owner = ::getpid();
+  ring->session = session;
+  ring->session_fd = session_fd;
   return ring;
 }
 
 LANEFS_API int lanefs_ring_destroy(lanefs_ring* ring) {
   if (ring == nullptr) return fail(EINVAL, "no ring");
   int rc = 0;
-  if (ring->owner == ::getpid()) {
+  if (current(ring->session)) {
     Request q;
     q.op = static_cast<uint32_t>(Op::kRingDestroy);
     q.a = ring->id;
@@ -379,6 +415,7 @@ LANEFS_API int lanefs_ring_destroy(lanefs_ring* ring) {
   ::munmap(ring->sh, ring->map_len);
   ::close(ring->doorbell);
   ::close(ring->completion);
+  if (ring->session_fd >= 0) ::close(ring->session_fd);
   delete ring;
   return rc;
 }
@@ -387,8 +424,9 @@ namespace {
 int prep(lanefs_ring* ring, uint8_t op, lanefs_buf* buf, size_t off_in_buf, int fd, uint64_t file_off, size_t len,
          uint64_t user_data) {
   if (ring == nullptr || buf == nullptr) return fail(EINVAL, "no ring or no buffer");
-  if (ring->owner != ::getpid() || buf->owner != ::getpid())
-    return fail(EINVAL, "the ring or buffer belongs to the parent process (make new ones after fork)");
+  if (!current(ring->session) || buf->session != ring->session)
+    return fail(ENOTCONN, "the ring or buffer belongs to a session with the frontend that is gone (the frontend "
+                          "restarted, or this is a forked child): make new ones");
   if (len == 0 || len > LANEFS_DIRECT_MAX_IO)
     return fail(EINVAL, "IO length must be 1.." + std::to_string(LANEFS_DIRECT_MAX_IO));
   if (off_in_buf > buf->size || len > buf->size - off_in_buf)
@@ -397,7 +435,7 @@ int prep(lanefs_ring* ring, uint8_t op, lanefs_buf* buf, size_t off_in_buf, int 
   if (ring->outstanding >= ring->entries)
     return fail(EBUSY, "the ring holds " + std::to_string(ring->entries) + " IOs not yet reaped");
   uint32_t file = 0;
-  if (int rc = file_id(fd, op == kOpRead ? 1 : 2, ring->dev, &file); rc != 0) return rc;
+  if (int rc = file_id(fd, op == kOpRead ? 1 : 2, ring->dev, ring->session, &file); rc != 0) return rc;
   Sqe& s = ring->sq[ring->sq_tail & ring->mask];
   s.op = op;
   s.buf = buf->id;
@@ -424,6 +462,7 @@ LANEFS_API int lanefs_prep_write(lanefs_ring* ring, lanefs_buf* buf, size_t off_
 
 LANEFS_API int lanefs_submit(lanefs_ring* ring) {
   if (ring == nullptr) return fail(EINVAL, "no ring");
+  if (!current(ring->session)) return fail(ENOTCONN, "the ring's session with the lanefs-frontend is gone");
   const uint32_t n = ring->sq_tail - ring->published;
   if (n == 0) return 0;
   ring->sh->sq_tail.store(ring->sq_tail, std::memory_order_release);
@@ -459,15 +498,12 @@ int64_t now_ms() {
 
 LANEFS_API int lanefs_wait(lanefs_ring* ring, lanefs_cqe* cqes, unsigned max, unsigned min, int timeout_ms) {
   if (ring == nullptr || (cqes == nullptr && max > 0)) return fail(EINVAL, "no ring or no completion array");
+  if (!current(ring->session)) return fail(ENOTCONN, "the ring's session with the lanefs-frontend is gone");
   if (min > max) min = max;
   unsigned got = reap(ring, cqes, max);
   if (got >= min || timeout_ms == 0) return static_cast<int>(got);
   const int64_t until = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
-  int conn;
-  {
-    std::lock_guard lk(g_conn.mu);
-    conn = g_conn.fd;
-  }
+  const int conn = ring->session_fd;
   for (;;) {
     ring->sh->app_waiting.store(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);

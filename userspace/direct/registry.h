@@ -35,8 +35,8 @@ struct Buffer {
   // not register it (a dma-buf the device cannot take). Under rdma_mu (taken only by IOs that plan
   // RDMA: 32 KiB and more).
   std::mutex rdma_mu;
-  client::RegisteredMem rdma;
-  const void* rdma_refused = nullptr;  // the lane that refused
+  client::RegisteredMem rdma;  // replaced region first, then lane (the region needs its lane)
+  std::atomic<const void*> rdma_refused{nullptr};  // the lane that refused
   ~Buffer();
 };
 
@@ -53,65 +53,91 @@ struct File {
 template <class T>
 class Table {
  public:
-  // Ids start at 1. kLimit items at most (the caller answers -EMFILE).
+  // An id is a slot (low 16 bits, from 1) and the slot's generation (high
+  // 16 bits): an id of an item since removed never names its successor.
+  // kLimit items at most (add returns 0: the caller answers -EMFILE).
   static constexpr size_t kLimit = 4096;
   uint32_t add(std::shared_ptr<T> item) {
     std::lock_guard lk(mu_);
     size_t i = 0;
-    while (i < items_.size() && items_[i]) ++i;
+    while (i < items_.size() && items_[i].item) ++i;
     if (i == kLimit) return 0;
     if (i == items_.size()) items_.emplace_back();
-    items_[i] = std::move(item);
+    Entry& e = items_[i];
+    e.gen = static_cast<uint16_t>(e.gen + 1);
+    e.item = std::move(item);
     version_.fetch_add(1, std::memory_order_release);
-    return static_cast<uint32_t>(i + 1);
+    return (uint32_t{e.gen} << 16) | static_cast<uint32_t>(i + 1);
   }
   std::shared_ptr<T> get(uint32_t id) const {
     std::lock_guard lk(mu_);
-    return id == 0 || id > items_.size() ? nullptr : items_[id - 1];
+    const Entry* e = find(items_, id);
+    return e ? e->item : nullptr;
   }
   std::shared_ptr<T> remove(uint32_t id) {
     std::lock_guard lk(mu_);
-    if (id == 0 || id > items_.size() || !items_[id - 1]) return nullptr;
-    std::shared_ptr<T> out = std::move(items_[id - 1]);
+    Entry* e = const_cast<Entry*>(find(items_, id));
+    if (!e) return nullptr;
+    std::shared_ptr<T> out = std::move(e->item);
     version_.fetch_add(1, std::memory_order_release);
     return out;
   }
   size_t count() const {
     std::lock_guard lk(mu_);
     size_t n = 0;
-    for (const auto& p : items_) n += p != nullptr;
+    for (const auto& e : items_) n += e.item != nullptr;
     return n;
   }
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
   template <class F>
   void for_each(F f) const {
     std::lock_guard lk(mu_);
-    for (const auto& p : items_)
-      if (p) f(*p);
+    for (const auto& e : items_)
+      if (e.item) f(*e.item);
   }
 
+ private:
+  struct Entry {
+    std::shared_ptr<T> item;
+    uint16_t gen = 0;
+  };
+  static const Entry* find(const std::vector<Entry>& v, uint32_t id) {
+    const uint32_t slot = id & 0xffff;
+    if (slot == 0 || slot > v.size()) return nullptr;
+    const Entry& e = v[slot - 1];
+    return e.item && e.gen == (id >> 16) ? &e : nullptr;
+  }
+
+ public:
   // A ring thread's copy of the table.
   class View {
    public:
     // A reference for one IO (an atomic increment, no lock): the item
     // outlives a refresh that drops it while the IO is parked.
     std::shared_ptr<T> get(const Table& t, uint32_t id) {
+      sync(t);
+      const Entry* e = find(items_, id);
+      return e ? e->item : nullptr;
+    }
+    // Refreshed if the table changed (drops what it removed); the version seen.
+    uint64_t sync(const Table& t) {
       if (t.version_.load(std::memory_order_acquire) != version_) {
         std::lock_guard lk(t.mu_);
         items_ = t.items_;
         version_ = t.version_.load(std::memory_order_relaxed);
       }
-      return id == 0 || id > items_.size() ? nullptr : items_[id - 1];
+      return version_;
     }
     void clear() { items_.clear(); }
 
    private:
     uint64_t version_ = ~uint64_t{0};
-    std::vector<std::shared_ptr<T>> items_;
+    std::vector<Entry> items_;
   };
 
  private:
   mutable std::mutex mu_;
-  std::vector<std::shared_ptr<T>> items_;
+  std::vector<Entry> items_;
   std::atomic<uint64_t> version_{0};
 };
 

@@ -189,7 +189,25 @@ void RingServer::serve(Slot& s) noexcept {
   post(s.sqe.user_data, res, path, reason);
 }
 
+void RingServer::poke() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t w = ::write(doorbell_, &one, sizeof one);
+}
+
+void RingServer::retire() {
+  retired_.store(true);
+  while (in_core_.load() != 0) ::usleep(1000);  // bounded: each IO ends by its RPC deadline
+}
+
 int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
+  // Counted before the check (both seq_cst): retire() either sees this IO
+  // or this IO sees retire().
+  in_core_.fetch_add(1);
+  struct Out {
+    std::atomic<uint32_t>& n;
+    ~Out() { n.fetch_sub(1); }
+  } out{in_core_};
+  if (retired_.load()) return -ENOTCONN;
   const Sqe& q = s.sqe;
   const bool read = q.op == kOpRead;
   if (!read && q.op != kOpWrite) return -EINVAL;
@@ -216,7 +234,7 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
     client::DeviceIo d;
     d.encrypted = fs.fs().encrypted;
     d.lane = lane;
-    d.dmabuf_supported = reg.region != nullptr || buf->rdma_refused == nullptr;
+    d.dmabuf_supported = reg.region != nullptr || buf->rdma_refused.load() == nullptr;
     d.registered = reg.region != nullptr;
     d.buf_off = q.buf_off;
     d.file_off = q.file_off;
@@ -224,7 +242,10 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
     const client::BounceReason why = client::choose_device_path(d);
     *reason = static_cast<uint32_t>(why);
     bounce = why != client::BounceReason::kNone;
-    if (bounce) reg = {};
+    if (bounce) {
+      reg.region.reset();  // before its lane
+      reg.lane.reset();
+    }
   }
   buf->inflight.fetch_add(1, std::memory_order_relaxed);
   struct Done {
@@ -287,7 +308,7 @@ client::RegisteredMem RingServer::registered(Buffer& b) {
   if (!lane || b.addr == nullptr) return {};
   std::lock_guard lk(b.rdma_mu);
   if (b.rdma.lane == lane) return b.rdma;
-  if (b.rdma_refused == lane.get()) return {};
+  if (b.rdma_refused.load() == lane.get()) return {};
   auto r = lane->register_region(b.addr, b.size, b.device ? b.fd : -1, b.dmabuf_offset);
   if (!r.ok()) {
     LOG_WARN("direct API: registering a {} buffer of {} bytes with RDMA: {}", b.device ? "device" : "host", b.size,
@@ -295,7 +316,9 @@ client::RegisteredMem RingServer::registered(Buffer& b) {
     b.rdma_refused = lane.get();  // not tried again on this lane
     return {};
   }
-  b.rdma = {std::move(lane), std::move(*r)};
+  b.rdma.region.reset();  // an old lane's registration goes before that lane
+  b.rdma.lane = std::move(lane);
+  b.rdma.region = std::move(*r);
   return b.rdma;
 }
 
@@ -342,6 +365,9 @@ void RingServer::sleep() {
   if (p[0].revents & POLLIN) {
     [[maybe_unused]] ssize_t r = ::read(doorbell_, &v, sizeof v);
   }
+  if (p[1].revents & POLLIN) {  // stop_ is set: consumed, so the drain sleeps instead of spinning
+    [[maybe_unused]] ssize_t r = ::read(stop_fd_, &v, sizeof v);
+  }
   for (int i = 0; i < 2; ++i)
     if (p[2 + i].revents & POLLIN) {
       driver_->fired(i);
@@ -367,6 +393,9 @@ void RingServer::run() {
       step_due_ns_ = UINT64_MAX;
       driver_->step();
     }
+    // Drop references to what the control thread removed (poke()).
+    bufs_seen_.store(buf_view_.sync(*bufs_));
+    files_seen_.store(file_view_.sync(*files_));
     if (!ready_.empty()) continue;
     sleep();
   }

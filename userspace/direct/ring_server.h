@@ -53,6 +53,20 @@ class RingServer final : public rpc::Parker {
   // deadline), joins the thread, unmaps.
   ~RingServer();
 
+  // The mount went away (its channel and its hook into the kernel's cache
+  // are about to be destroyed): IOs already in the client core finish,
+  // later ones complete with -ENOTCONN without touching the mount. Blocks
+  // until the ones in flight are out of the client core.
+  void retire();
+
+  // The control thread removed buffers or files: the ring thread drops its
+  // references to them (poke wakes it; caught_up says it did). Until then
+  // a forgotten file stays open in the frontend (and its mount busy).
+  void poke();
+  bool caught_up(uint64_t bufs_version, uint64_t files_version) const {
+    return bufs_seen_.load() >= bufs_version && files_seen_.load() >= files_version;
+  }
+
   uint64_t ios() const { return ios_.load(std::memory_order_relaxed); }
   uint32_t entries() const { return entries_; }
   client::MountFs& fs() { return *fs_; }
@@ -97,6 +111,9 @@ class RingServer final : public rpc::Parker {
   bool net_fired_ = true;
   uint64_t step_due_ns_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> retired_{false};
+  std::atomic<uint64_t> bufs_seen_{0}, files_seen_{0};
+  std::atomic<uint32_t> in_core_{0};  // IOs inside the client core (retire() waits for 0)
   std::atomic<uint64_t> ios_{0};
   std::thread thread_;
 };

@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -157,8 +158,12 @@ std::optional<direct::MountRef> Frontend::find_mount(const std::string& target, 
   for (auto& c : live) {
     if (c.ref.dev == 0) {
       // Outside mu_: stat of the mount's root is a request to this frontend.
+      // Only a lanefs mount there (not what a lazy unmount left visible).
       struct stat st {};
-      if (::stat(c.ref.target.c_str(), &st) != 0) continue;
+      struct statfs sf {};
+      if (::statfs(c.ref.target.c_str(), &sf) != 0 || !direct::lanefs_fs_type(static_cast<unsigned long>(sf.f_type)) ||
+          ::stat(c.ref.target.c_str(), &st) != 0)
+        continue;
       c.ref.dev = st.st_dev;
       std::lock_guard lk(mu_);
       for (auto& m : mounts_)
@@ -183,6 +188,7 @@ void Frontend::reap_finished() {
     }
   }
   for (auto& m : done) {
+    if (direct_) direct_->mount_gone(m->fs.get());  // its rings stop before the channel goes
     m->loop.join();
     m->channel->unmount();
     LOG_INFO("unmounted {} from {}", m->source, m->target);
