@@ -3,8 +3,9 @@
 # built with debhelper (dpkg-buildpackage -b) from a finished CMake build.
 #   scripts/deb.sh BUILD [OUTDIR]      (OUTDIR defaults to BUILD/deb)
 # Lays out a staging tree OUTDIR/lanefs-VERSION/ (dkms/debian/ as debian/,
-# kmod/ without build artefacts, dkms/dkms.conf, docs/man/, and the binaries
-# the debian/*.install files name under build/), builds there, and leaves the
+# kmod/ without build artefacts, dkms/dkms.conf, docs/man/, the binaries
+# the debian/*.install files name under build/ and the source files they
+# name under src/), builds there, and leaves the
 # .deb files in OUTDIR. The version is project(VERSION) of CMakeLists.txt, as
 # the build recorded it. Needs no network and writes nothing in the source tree.
 set -eu
@@ -44,6 +45,11 @@ for f in $(sed -n 's,^\(build/[^ ]*\) .*,\1,p' "$src"/dkms/debian/*.install); do
   bin=$build/${f#build/}
   [ -x "$bin" ] || die "$bin is missing (make build)"
   install -D -m 0755 "$bin" "$stage/$f"
+done
+# Source files the .install files name (headers, the Python binding): src/<path>.
+for f in $(sed -n 's,^\(src/[^ ]*\) .*,\1,p' "$src"/dkms/debian/*.install); do
+  [ -f "$src/${f#src/}" ] || die "$src/${f#src/} is missing"
+  install -D -m 0644 "$src/${f#src/}" "$stage/$f"
 done
 
 # debian/changelog: the one version, the maintainer of debian/control and the

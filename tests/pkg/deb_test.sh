@@ -68,11 +68,12 @@ ok "lanefs-dkms: dkms.conf and all $n files of kmod/, no build artefacts"
 has "$client_deb" ./usr/bin/lanefs ./usr/sbin/lanefs-frontend ./usr/sbin/mount.lanefs \
   ./usr/share/man/man1/lanefs.1.gz ./usr/share/man/man8/mount.lanefs.8.gz \
   ./usr/share/man/man8/lanefs-frontend.8.gz ./usr/share/doc/lanefs-client/copyright \
-  ./usr/share/doc/lanefs-client/changelog.gz
+  ./usr/share/doc/lanefs-client/changelog.gz ./usr/lib/liblanefs-direct.so.1 ./usr/lib/liblanefs-direct.so \
+  ./usr/include/lanefs/direct.h ./usr/lib/python3/dist-packages/lanefs_direct.py
 # /sbin is /usr/sbin on Debian 12: a /sbin/mount.lanefs entry would alias
 # (and clobber) /usr/sbin/mount.lanefs.
 if list "$client_deb" | grep -E '^\./sbin/'; then fail "lanefs-client ships files under /sbin (above)"; fi
-ok "lanefs-client: lanefs, lanefs-frontend, mount.lanefs, man pages"
+ok "lanefs-client: lanefs, lanefs-frontend, mount.lanefs, man pages, liblanefs-direct (library, header, Python)"
 
 has "$server_deb" ./usr/sbin/lanefsd ./lib/systemd/system/lanefsd.service ./etc/lanefs/lanefsd.conf \
   ./usr/share/man/man8/lanefsd.8.gz ./usr/share/doc/lanefs-server/copyright
