@@ -24,6 +24,9 @@
  * the frontend (one round trip), which keeps the file open until the
  * application exits or calls lanefs_fd_forget().
  *
+ * A direct write by a user other than root clears the file's
+ * set-user-ID and set-group-ID bits, as write(2) does.
+ *
  * Coherence with this host's page cache: a direct read first writes back
  * the dirty cached pages of its range; a direct write drops the cached
  * pages of the file afterwards (and grows the cached size when it grew the
@@ -40,7 +43,9 @@
  *   -ERANGE   off_in_buf + len runs past the buffer's end
  *   -EBUSY    the ring already holds `entries` IOs not yet reaped
  *   -EINVAL   a bad argument (NULL ring or buffer, len 0 or > LANEFS_DIRECT_MAX_IO,
- *             entries not 1..LANEFS_DIRECT_MAX_ENTRIES)
+ *             entries not 1..LANEFS_DIRECT_MAX_ENTRIES); as a completion's res:
+ *             a write on a descriptor opened O_APPEND (direct writes take
+ *             explicit offsets)
  *   -ENOTSUP  a part this build or machine lacks (CUDA, dma-buf mapping)
  *   -EMFILE   the frontend's per-application limits (rings, buffers, files)
  * A completion's res is the bytes moved or -errno (-EIO: a backend failed

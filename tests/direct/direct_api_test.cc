@@ -316,6 +316,16 @@ TEST(DirectApi, BadCallsGetClearErrors) {
   EXPECT_EQ(lanefs_fd_forget(fd2), 0);
   EXPECT_EQ(lanefs_fd_forget(fd2), -EBADF);
   ::close(fd2);
+  // O_APPEND: a direct write (an explicit offset) is refused, the file untouched.
+  const int afd = ::open(g.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(afd, 0);
+  ASSERT_EQ(lanefs_prep_write(ring.r, buf.b, 0, afd, 0, 4096, 3), 0) << lanefs_direct_error();
+  c = finish(ring.r, 1);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].res, -EINVAL);
+  EXPECT_TRUE(slurp(g) == pattern(5, 0, 4096));
+  EXPECT_EQ(lanefs_fd_forget(afd), 0);
+  ::close(afd);
 }
 
 TEST(DirectApi, AForkedChildMakesItsOwnRingsAndBuffers) {

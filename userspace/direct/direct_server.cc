@@ -412,6 +412,9 @@ Reply DirectServer::file_register(Session& s, std::vector<int>& fds) {
   f->dev = st.st_dev;
   f->readable = (fl & O_ACCMODE) != O_WRONLY;
   f->writable = (fl & O_ACCMODE) != O_RDONLY;
+  f->append = (fl & O_APPEND) != 0;
+  // As write(2) by a process without CAP_FSETID (root keeps the bits).
+  f->kill_privs = s.uid != 0;
   f->fs = m->fs;
   const bool rd = f->readable, wr = f->writable;
   const uint32_t id = s.files.add(std::move(f));

@@ -46,6 +46,8 @@ struct File {
   uint64_t nodeid = 0;
   dev_t dev = 0;
   bool readable = false, writable = false;
+  bool append = false;      // O_APPEND: direct writes (explicit offsets) are refused
+  bool kill_privs = false;  // registered by a non-root user: a write clears set-user-ID/set-group-ID
   std::shared_ptr<client::MountFs> fs;
   ~File();
 };

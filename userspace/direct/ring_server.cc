@@ -217,6 +217,7 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
   if (!file) return -EBADF;
   if (file->dev != dev_) return -EXDEV;
   if (read ? !file->readable : !file->writable) return -EBADF;
+  if (!read && file->append) return -EINVAL;  // O_APPEND has no offsets to honour
   if (q.len == 0 || q.len > LANEFS_DIRECT_MAX_IO) return -EINVAL;
   if (q.buf_off > buf->size || q.len > buf->size - q.buf_off) return -ERANGE;
   client::MountFs& fs = *fs_;
@@ -293,7 +294,7 @@ int64_t RingServer::io(Slot& s, uint32_t* path, uint32_t* reason) noexcept {
     }
     return static_cast<int64_t>(*r);
   }
-  auto a = fs.write(file->nodeid, q.file_off, io_span, false, in_place, &info);
+  auto a = fs.write(file->nodeid, q.file_off, io_span, file->kill_privs, in_place, &info);
   took();
   if (!a.ok()) return -to_errno(a.code());
   std::optional<uint8_t> last;
