@@ -37,6 +37,16 @@ Reply fail(int err, const std::string& why) {
 
 Reply fail(const Error& e) { return fail(to_errno(e.code), e.message); }
 
+Reply not_served(const char* path) {
+  return fail(ENOENT, std::string(path) + " is not a lanefs mount served by this host's frontend");
+}
+
+Reply with_id(uint32_t id) {
+  Reply r;
+  r.a = id;
+  return r;
+}
+
 std::string comm_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
   std::string s;
@@ -72,7 +82,6 @@ struct DirectServer::Session {
   Table<Buffer> bufs;
   Table<File> files;
   std::map<uint32_t, std::unique_ptr<RingServer>> rings;  // under DirectServer::mu_
-  std::map<uint32_t, std::string> ring_mounts;             // under DirectServer::mu_
   uint32_t next_ring = 1;
   ~Session() {
     rings.clear();  // drain first: their IOs use the buffers and files
@@ -154,8 +163,8 @@ std::vector<ClientInfo> DirectServer::clients() const {
     c.files = s->files.count();
     s->bufs.for_each([&](const Buffer& b) { c.buffer_bytes += b.size; });
     for (const auto& [id, r] : s->rings) c.ios += r->ios();
-    for (const auto& [id, m] : s->ring_mounts)
-      if (std::find(c.mounts.begin(), c.mounts.end(), m) == c.mounts.end()) c.mounts.push_back(m);
+    for (const auto& [id, r] : s->rings)
+      if (std::find(c.mounts.begin(), c.mounts.end(), r->target()) == c.mounts.end()) c.mounts.push_back(r->target());
     out.push_back(std::move(c));
   }
   return out;
@@ -252,8 +261,7 @@ bool DirectServer::serve_one(Session& s) {
 Reply DirectServer::handle(Session& s, const Request& q, std::vector<int>& fds) {
   switch (static_cast<Op>(q.op)) {
     case Op::kHello: {
-      auto m = find_(q.path, 0);
-      if (!m) return fail(ENOENT, std::string(q.path) + " is not a lanefs mount served by this host's frontend");
+      if (!find_(q.path, 0)) return not_served(q.path);
       return Reply{};
     }
     case Op::kBufCreate: return buf_create(s, q, fds);
@@ -273,7 +281,6 @@ Reply DirectServer::handle(Session& s, const Request& q, std::vector<int>& fds) 
       auto it = s.rings.find(static_cast<uint32_t>(q.a));
       if (it == s.rings.end()) return fail(EINVAL, "no such ring");
       s.rings.erase(it);
-      s.ring_mounts.erase(static_cast<uint32_t>(q.a));
       return Reply{};
     }
     case Op::kFileRegister: return file_register(s, fds);
@@ -313,11 +320,13 @@ Reply DirectServer::buf_create(Session& s, const Request& q, std::vector<int>& f
   auto b = std::make_shared<Buffer>();
   b->addr = static_cast<uint8_t*>(p);
   b->size = b->map_len = q.a;
+  return add_buffer(s, std::move(b));
+}
+
+Reply DirectServer::add_buffer(Session& s, std::shared_ptr<Buffer> b) {
   const uint32_t id = s.bufs.add(std::move(b));
   if (id == 0) return fail(EMFILE, "too many buffers for one application");
-  Reply r;
-  r.a = id;
-  return r;
+  return with_id(id);
 }
 
 Reply DirectServer::buf_import(Session& s, const Request& q, std::vector<int>& fds) {
@@ -347,17 +356,13 @@ Reply DirectServer::buf_import(Session& s, const Request& q, std::vector<int>& f
   b->dmabuf_offset = q.a;
   b->fd = fds[0];
   fds[0] = -1;
-  const uint32_t id = s.bufs.add(std::move(b));
-  if (id == 0) return fail(EMFILE, "too many buffers for one application");
-  Reply r;
-  r.a = id;
-  return r;
+  return add_buffer(s, std::move(b));
 }
 
 Reply DirectServer::ring_create(Session& s, const Request& q, std::vector<int>& fds) {
   if (fds.size() != 3) return fail(EPROTO, "a ring comes with its memory and two eventfds");
   auto m = find_(q.path, 0);
-  if (!m) return fail(ENOENT, std::string(q.path) + " is not a lanefs mount served by this host's frontend");
+  if (!m) return not_served(q.path);
   {
     std::lock_guard lk(mu_);
     size_t total = 0, user = 0;
@@ -373,6 +378,7 @@ Reply DirectServer::ring_create(Session& s, const Request& q, std::vector<int>& 
   }
   RingServer::Setup st;
   st.fs = m->fs;
+  st.target = m->target;
   st.dev = m->dev;
   st.memfd = fds[0];
   st.doorbell = fds[1];
@@ -386,10 +392,7 @@ Reply DirectServer::ring_create(Session& s, const Request& q, std::vector<int>& 
   std::lock_guard lk(mu_);
   const uint32_t id = s.next_ring++;
   s.rings.emplace(id, std::move(*r));
-  s.ring_mounts.emplace(id, m->target);
-  Reply out;
-  out.a = id;
-  return out;
+  return with_id(id);
 }
 
 Reply DirectServer::file_register(Session& s, std::vector<int>& fds) {
@@ -419,8 +422,7 @@ Reply DirectServer::file_register(Session& s, std::vector<int>& fds) {
   const bool rd = f->readable, wr = f->writable;
   const uint32_t id = s.files.add(std::move(f));
   if (id == 0) return fail(EMFILE, "too many registered files for one application");
-  Reply r;
-  r.a = id;
+  Reply r = with_id(id);
   r.b = (rd ? 1u : 0u) | (wr ? 2u : 0u);
   return r;
 }

@@ -78,6 +78,7 @@ class DirectServer {
   Reply buf_import(Session& s, const Request& q, std::vector<int>& fds);
   Reply ring_create(Session& s, const Request& q, std::vector<int>& fds);
   Reply file_register(Session& s, std::vector<int>& fds);
+  Reply add_buffer(Session& s, std::shared_ptr<Buffer> b);  // its id, or EMFILE
   // After a buffer or file was removed: every ring of the session dropped
   // its references (bounded wait), so a forgotten file is closed now.
   void let_go(Session& s);

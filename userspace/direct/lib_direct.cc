@@ -261,11 +261,29 @@ LANEFS_API int lanefs_buf_destroy(lanefs_buf* buf) {
 // ---- descriptors
 
 namespace {
+// Moves (under g_conn.mu) whenever the session lets go of a registration:
+// rings then drop their copies.
+std::atomic<uint64_t> g_files_epoch{0};
+
+// A ring's own copy of the registrations it used, so a prep finds its file
+// without the session's lock; dropped whole when g_files_epoch moved.
+struct FileCache {
+  uint64_t epoch = 0;
+  std::unordered_map<int, FileReg> files;
+};
+
+int check_access(const FileReg& f, int fd, uint32_t access, uint32_t* id) {
+  if (!(f.access & access))
+    return fail(EBADF, "descriptor " + std::to_string(fd) + " is not open for " + (access == 1 ? "reading" : "writing"));
+  *id = f.id;
+  return 0;
+}
+
 // The file id of `fd` for IO in direction `access` (1 read, 2 write):
 // registered at first use, and again when the descriptor now names
 // another file (closed and reused). statx with AT_STATX_DONT_SYNC reads
 // the kernel's cached attributes: no request to the frontend.
-int file_id(int fd, uint32_t access, dev_t ring_dev, uint64_t session, uint32_t* id) {
+int file_id(int fd, uint32_t access, dev_t ring_dev, uint64_t session, FileCache& cache, uint32_t* id) {
   struct statx sx {};
   if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &sx) != 0)
     return fail(EBADF, "descriptor " + std::to_string(fd) + ": " + std::strerror(errno));
@@ -274,6 +292,10 @@ int file_id(int fd, uint32_t access, dev_t ring_dev, uint64_t session, uint32_t*
     ino_t st_ino;
   } st{makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino};
   if (st.st_dev != ring_dev) return fail(EXDEV, "descriptor " + std::to_string(fd) + " is not on the ring's mount");
+  if (cache.epoch != g_files_epoch.load(std::memory_order_acquire)) cache.files.clear();
+  else if (auto c = cache.files.find(fd); c != cache.files.end() && c->second.dev == st.st_dev &&
+                                          c->second.ino == st.st_ino)
+    return check_access(c->second, fd, access, id);
   std::lock_guard lk(g_conn.mu);
   if (!current(session) || g_conn.fd < 0)
     return fail(ENOTCONN, "the ring's session with the lanefs-frontend is gone (the frontend restarted, or this "
@@ -286,6 +308,7 @@ int file_id(int fd, uint32_t access, dev_t ring_dev, uint64_t session, uint32_t*
     Reply r;
     (void)call_locked(q, nullptr, 0, &r);
     g_conn.files.erase(it);
+    g_files_epoch.fetch_add(1, std::memory_order_release);
     it = g_conn.files.end();
   }
   if (it == g_conn.files.end()) {
@@ -297,10 +320,14 @@ int file_id(int fd, uint32_t access, dev_t ring_dev, uint64_t session, uint32_t*
                                                    static_cast<uint32_t>(r.b)})
              .first;
   }
-  if (!(it->second.access & access))
-    return fail(EBADF, "descriptor " + std::to_string(fd) + " is not open for " + (access == 1 ? "reading" : "writing"));
-  *id = it->second.id;
-  return 0;
+  // The epoch as of this registration (a later forget moves it past).
+  const uint64_t epoch = g_files_epoch.load(std::memory_order_relaxed);
+  if (cache.epoch != epoch) {
+    cache.files.clear();
+    cache.epoch = epoch;
+  }
+  cache.files[fd] = it->second;
+  return check_access(it->second, fd, access, id);
 }
 }  // namespace
 
@@ -312,6 +339,7 @@ LANEFS_API int lanefs_fd_forget(int fd) {
   q.op = static_cast<uint32_t>(Op::kFileForget);
   q.a = it->second.id;
   g_conn.files.erase(it);
+  g_files_epoch.fetch_add(1, std::memory_order_release);
   Reply r;
   return call_locked(q, nullptr, 0, &r);
 }
@@ -334,6 +362,7 @@ struct lanefs_ring {
   int doorbell = -1, completion = -1;
   int session_fd = -1;  // a copy of the session's socket: its hang-up says the frontend went away
   dev_t dev = 0;
+  FileCache files;  // the registrations this ring used (no lock per prep)
   uint64_t session = 0;
 };
 
@@ -435,7 +464,7 @@ int prep(lanefs_ring* ring, uint8_t op, lanefs_buf* buf, size_t off_in_buf, int 
   if (ring->outstanding >= ring->entries)
     return fail(EBUSY, "the ring holds " + std::to_string(ring->entries) + " IOs not yet reaped");
   uint32_t file = 0;
-  if (int rc = file_id(fd, op == kOpRead ? 1 : 2, ring->dev, ring->session, &file); rc != 0) return rc;
+  if (int rc = file_id(fd, op == kOpRead ? 1 : 2, ring->dev, ring->session, ring->files, &file); rc != 0) return rc;
   Sqe& s = ring->sq[ring->sq_tail & ring->mask];
   s.op = op;
   s.buf = buf->id;

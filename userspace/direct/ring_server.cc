@@ -62,6 +62,7 @@ struct RingServer::Slot {
 Result<std::unique_ptr<RingServer>> RingServer::start(Setup s) {
   std::unique_ptr<RingServer> r(new RingServer());
   r->fs_ = std::move(s.fs);
+  r->target_ = std::move(s.target);
   r->dev_ = s.dev;
   r->bufs_ = s.bufs;
   r->files_ = s.files;

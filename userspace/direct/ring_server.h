@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -40,7 +41,8 @@ class RingServer final : public rpc::Parker {
  public:
   struct Setup {
     std::shared_ptr<client::MountFs> fs;
-    dev_t dev = 0;  // the mount's device: files must be on it
+    std::string target;  // the mount point (ps)
+    dev_t dev = 0;       // the mount's device: files must be on it
     // Owned by the server from start() on (closed on failure too).
     int memfd = -1, doorbell = -1, completion = -1;
     uint32_t entries = 0;  // as the application asked (checked here)
@@ -69,6 +71,7 @@ class RingServer final : public rpc::Parker {
 
   uint64_t ios() const { return ios_.load(std::memory_order_relaxed); }
   uint32_t entries() const { return entries_; }
+  const std::string& target() const { return target_; }
   client::MountFs& fs() { return *fs_; }
 
   void* running() noexcept override { return current_; }
@@ -91,6 +94,7 @@ class RingServer final : public rpc::Parker {
   void sleep();
 
   std::shared_ptr<client::MountFs> fs_;
+  std::string target_;
   dev_t dev_ = 0;
   const Table<Buffer>* bufs_ = nullptr;
   const Table<File>* files_ = nullptr;
